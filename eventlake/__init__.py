@@ -1,0 +1,32 @@
+"""eventlake: an event lake for AWS (DynamoDB hot tier, Parquet cold tier, DuckDB over both)."""
+
+from __future__ import annotations
+
+from eventlake.api import EventLake
+from eventlake.config import Settings
+from eventlake.errors import (
+    ConfigError,
+    ConflictError,
+    EventLakeError,
+    InvalidEventError,
+    StorageError,
+    TransientError,
+)
+from eventlake.events import Event, parse_event
+from eventlake.hot import Outcome, PutResult
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "Event",
+    "EventLake",
+    "EventLakeError",
+    "InvalidEventError",
+    "Outcome",
+    "PutResult",
+    "Settings",
+    "StorageError",
+    "TransientError",
+    "parse_event",
+]
+__version__ = "0.1.0"

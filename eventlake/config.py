@@ -1,0 +1,135 @@
+"""Settings: the one object that holds every knob, read from the environment.
+
+Each field reads one variable (named in its metadata); explicit keyword arguments to
+`Settings.from_env` win over the environment. Values are validated once, at start-up, and a bad
+one raises `ConfigError` naming the variable and what it expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from eventlake.errors import ConfigError
+
+
+def _env(name: str) -> dict[str, str]:
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table: str = field(default="eventlake-events", metadata=_env("EVENTLAKE_TABLE"))
+    """DynamoDB table of the hot tier."""
+
+    lake_uri: str = field(default="./eventlake-data", metadata=_env("EVENTLAKE_LAKE_URI"))
+    """Root of the cold tier: `s3://bucket/prefix` or a local path."""
+
+    retention_days: float = field(default=30.0, metadata=_env("EVENTLAKE_RETENTION_DAYS"))
+    """How long an event stays in DynamoDB before TTL removes it (sets `expires_at`)."""
+
+    ttl_safety_hours: float = field(default=24.0, metadata=_env("EVENTLAKE_TTL_SAFETY_HOURS"))
+    """The sweep fails loudly when an unarchived event is this close to its TTL."""
+
+    archive_settle_seconds: float = field(
+        default=60.0, metadata=_env("EVENTLAKE_ARCHIVE_SETTLE_SECONDS"))
+    """The sweep leaves events ingested in the last N seconds to the stream path."""
+
+    index_shards: int = field(default=8, metadata=_env("EVENTLAKE_INDEX_SHARDS"))
+    """Write shards per hour of the ingestion-time index; readers query all of them.
+    Raising it is safe (readers query the larger range); lowering it hides old shards."""
+
+    put_concurrency: int = field(default=16, metadata=_env("EVENTLAKE_PUT_CONCURRENCY"))
+    """Parallel conditional writes in `put_many` (and the HTTP pool size)."""
+
+    max_attempts: int = field(default=8, metadata=_env("EVENTLAKE_MAX_ATTEMPTS"))
+    """Attempts per write on throttling or transient errors, with jittered backoff."""
+
+    max_request_bytes: int = field(
+        default=6 * 1024 * 1024, metadata=_env("EVENTLAKE_MAX_REQUEST_BYTES"))
+    """Largest request body the ingest Lambda accepts (413 above it); Lambda's own cap is 6 MB."""
+
+    region: str = field(default="us-east-1", metadata=_env("AWS_REGION"))
+    """AWS region (AWS_REGION, else AWS_DEFAULT_REGION)."""
+
+    endpoint_url: str | None = field(default=None, metadata=_env("AWS_ENDPOINT_URL"))
+    """Send every AWS client here (moto, LocalStack); unset means real AWS."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, value: object, expected: str) -> ConfigError:
+            var = next(f.metadata["env"] for f in fields(self) if f.name == name)
+            return ConfigError(f"{var}={value!r} is not valid: expected {expected}")
+
+        if not self.table or len(self.table) > 255:
+            raise bad("table", self.table, "a DynamoDB table name (1-255 chars)")
+        if not self.lake_uri:
+            raise bad("lake_uri", self.lake_uri, "`s3://bucket/prefix` or a local path")
+        if self.lake_uri.startswith("s3://") and not self.lake_uri[5:].split("/")[0]:
+            raise bad("lake_uri", self.lake_uri, "`s3://bucket/prefix` with a bucket name")
+        if "://" in self.lake_uri and not self.lake_uri.startswith(("s3://", "file://")):
+            raise bad("lake_uri", self.lake_uri, "an `s3://` URI or a local path")
+        if not self.retention_days > 0:
+            raise bad("retention_days", self.retention_days, "a number of days > 0")
+        if not self.ttl_safety_hours >= 0:
+            raise bad("ttl_safety_hours", self.ttl_safety_hours, "a number of hours >= 0")
+        if self.ttl_safety_hours >= self.retention_days * 24:
+            raise bad("ttl_safety_hours", self.ttl_safety_hours,
+                      f"fewer hours than the retention ({self.retention_days * 24:g} h)")
+        if not self.archive_settle_seconds >= 0:
+            raise bad("archive_settle_seconds", self.archive_settle_seconds, "seconds >= 0")
+        if not 1 <= self.index_shards <= 100:
+            raise bad("index_shards", self.index_shards, "an integer from 1 to 100")
+        if not 1 <= self.put_concurrency <= 256:
+            raise bad("put_concurrency", self.put_concurrency, "an integer from 1 to 256")
+        if not 1 <= self.max_attempts <= 50:
+            raise bad("max_attempts", self.max_attempts, "an integer from 1 to 50")
+        if self.max_request_bytes < 1024:
+            raise bad("max_request_bytes", self.max_request_bytes, "bytes >= 1024")
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(
+                ("http://", "https://")):
+            raise bad("endpoint_url", self.endpoint_url, "an http:// or https:// URL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `env` (default: the process environment), then `overrides`."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = f.metadata["env"]
+            raw = env.get(var)
+            if f.name == "region" and not raw:
+                raw = env.get("AWS_DEFAULT_REGION")
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _coerce(var, raw.strip(), f.type)
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @property
+    def retention_seconds(self) -> int:
+        return int(self.retention_days * 86400)
+
+
+def _coerce(var: str, raw: str, type_name: object) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            value = float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(raw)
+            return value
+    except ValueError:
+        expected = "an integer" if kind == "int" else "a number"
+        raise ConfigError(f"{var}={raw!r} is not valid: expected {expected}") from None
+    return raw

@@ -1,0 +1,71 @@
+"""The error tree: one root, split by what the caller should do next.
+
+    EventLakeError
+    ├── ConfigError          a setting is missing or malformed (fix the environment)
+    ├── InvalidEventError    an event breaks a rule (fix the event; never retried)
+    ├── ConflictError        different content under a stored event_id (never overwritten)
+    ├── TransientError       throttling, timeouts, 5xx (safe to retry: writes are idempotent)
+    └── StorageError         the store refused or returned something we cannot use
+"""
+
+from __future__ import annotations
+
+
+class EventLakeError(Exception):
+    """Root of every error eventlake raises on purpose."""
+
+
+class ConfigError(EventLakeError, ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class InvalidEventError(EventLakeError, ValueError):
+    """An event breaks a rule of the event model.
+
+    `position` is the event's index in its request (0 for a single event), `event_id` its id
+    when it had one, `rule` a short stable name (e.g. ``timestamp.future``) that tests and
+    dashboards can key on.
+    """
+
+    def __init__(self, rule: str, message: str, *, position: int | None = None,
+                 event_id: str | None = None) -> None:
+        self.rule = rule
+        self.detail = message
+        self.position = position
+        self.event_id = event_id
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.position is not None:
+            where.append(f"#{self.position}")
+        if self.event_id is not None:
+            where.append(f"`{self.event_id}`")
+        who = f"event {' '.join(where)}" if where else "event"
+        return f"{who}: {self.detail} [rule {self.rule}]"
+
+    def at(self, position: int) -> InvalidEventError:
+        """The same error, naming the event's position in its request."""
+        return InvalidEventError(self.rule, self.detail, position=position, event_id=self.event_id)
+
+
+class ConflictError(EventLakeError):
+    """An event_id is already stored with different content; the stored event is kept."""
+
+    def __init__(self, event_id: str, stored_hash: str, new_hash: str) -> None:
+        self.event_id = event_id
+        self.stored_hash = stored_hash
+        self.new_hash = new_hash
+        super().__init__(
+            f"event `{event_id}` is already stored with different content "
+            f"(stored hash `{stored_hash[:12]}`, new `{new_hash[:12]}`); events are immutable: "
+            "send it under a new event_id"
+        )
+
+
+class TransientError(EventLakeError):
+    """Throttling, timeouts or a 5xx from AWS: retrying the same call is safe."""
+
+
+class StorageError(EventLakeError):
+    """The store refused a request in a way retrying will not fix."""

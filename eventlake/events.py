@@ -1,0 +1,452 @@
+"""The event model: what an event is, the shapes it may arrive in, and its canonical form.
+
+Accepted shapes (one event; lists are handled by callers):
+  seed        {"event_id", "event_type", "timestamp", "event_payload", "source", "subject"}
+  CloudEvents {"specversion", "id", "type", "time", "data", "source", "subject", ...}
+  EventBridge {"id", "detail-type", "time", "detail", "source", "resources", ...}
+
+Canonical payload JSON is what is stored and hashed: keys sorted, no spaces, UTF-8, and numbers
+written exactly (no float round-off: JSON input is parsed with `Decimal`; 1.50 and 1.5 are the
+same number and are both written `1.5`, large or tiny magnitudes use `1e+30` as ECMAScript does).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from eventlake.errors import InvalidEventError
+
+MAX_EVENT_TYPE_CHARS = 128
+MAX_EVENT_ID_CHARS = 256
+MAX_SOURCE_CHARS = 1024
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item limit; the stored item (payload plus every attribute) must fit."""
+ITEM_OVERHEAD_BYTES = 256
+"""Room kept for the attributes the store adds (ingested_at, hash, TTL, index keys)."""
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_PAYLOAD_DEPTH = 64
+
+_SEED_FIELDS = frozenset(
+    {"event_id", "event_type", "timestamp", "event_payload", "source", "subject"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# RFC 3339 date-time; a space may stand for the `T` (as in CloudTrail's LookupEvents output).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated, normalised event. `payload` is canonical JSON text of an object."""
+
+    event_id: str
+    event_type: str
+    timestamp: datetime
+    payload: str
+    source: str | None = None
+    subject: str | None = None
+    timestamp_defaulted: bool = field(default=False, compare=False)
+    """True when the producer sent no timestamp and ingestion time stood in for it."""
+
+    @property
+    def timestamp_iso(self) -> str:
+        return format_ts(self.timestamp)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.event_id, self.event_type, self.timestamp_iso, self.payload,
+                            self.source, self.subject)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The seed shape, payload as a parsed object (numbers as Decimal/int)."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "timestamp": self.timestamp_iso,
+            "event_payload": loads_exact(self.payload),
+        }
+        if self.source is not None:
+            out["source"] = self.source
+        if self.subject is not None:
+            out["subject"] = self.subject
+        return out
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> Event:
+    """Validate and normalise one event in any accepted shape, or raise InvalidEventError."""
+    now = now or datetime.now(UTC)
+    if not isinstance(raw, Mapping):
+        raise InvalidEventError("event.not_object",
+                                f"expected a JSON object, got {_kind(raw)}", position=position)
+    raw_id = raw.get("id") if ("specversion" in raw or "detail-type" in raw) else raw.get(
+        "event_id")
+    event_id_hint = raw_id if isinstance(raw_id, str) else None
+    try:
+        if "specversion" in raw:
+            fields_ = _from_cloudevent(raw)
+        elif "detail-type" in raw:
+            fields_ = _from_eventbridge(raw)
+        else:
+            unknown = sorted(set(raw) - _SEED_FIELDS)
+            if unknown:
+                raise InvalidEventError(
+                    "event.unknown_field",
+                    f"unknown field(s) {', '.join(f'`{u}`' for u in unknown)}; "
+                    f"expected {', '.join(sorted(_SEED_FIELDS))} "
+                    "(or a CloudEvents / EventBridge envelope)")
+            fields_ = dict(raw)
+        return _build(fields_, now)
+    except InvalidEventError as exc:
+        raise InvalidEventError(exc.rule, exc.detail, position=position,
+                                event_id=exc.event_id or event_id_hint) from None
+
+
+def _from_cloudevent(raw: Mapping[str, Any]) -> dict[str, Any]:
+    if raw.get("specversion") != "1.0":
+        raise InvalidEventError("cloudevents.specversion",
+                                f"specversion `{raw.get('specversion')}` is not supported; "
+                                "expected `1.0`")
+    data: Any = raw.get("data")
+    if "data_base64" in raw:
+        try:
+            data = loads_exact(base64.b64decode(raw["data_base64"], validate=True))
+        except (binascii.Error, ValueError, TypeError):
+            raise InvalidEventError("payload.not_object",
+                                    "`data_base64` must be base64 of a JSON object") from None
+    return {"event_id": raw.get("id"), "event_type": raw.get("type"),
+            "timestamp": raw.get("time"), "event_payload": data,
+            "source": raw.get("source"), "subject": raw.get("subject")}
+
+
+def _from_eventbridge(raw: Mapping[str, Any]) -> dict[str, Any]:
+    resources = raw.get("resources")
+    subject = resources[0] if isinstance(resources, list) and len(resources) == 1 else None
+    return {"event_id": raw.get("id"), "event_type": raw.get("detail-type"),
+            "timestamp": raw.get("time"), "event_payload": raw.get("detail"),
+            "source": raw.get("source"), "subject": subject}
+
+
+def _build(f: Mapping[str, Any], now: datetime) -> Event:
+    # An id is generated only for a valid event, so errors name only ids the producer sent.
+    given_id = _event_id(f.get("event_id"))
+    try:
+        event_type = _name("event_type", f.get("event_type"), MAX_EVENT_TYPE_CHARS, required=True)
+        assert event_type is not None
+        source = _name("source", f.get("source"), MAX_SOURCE_CHARS, required=False)
+        subject = _name("subject", f.get("subject"), MAX_SOURCE_CHARS, required=False)
+        raw_ts = f.get("timestamp")
+        defaulted = raw_ts is None
+        ts = now if defaulted else parse_timestamp(raw_ts)
+        if ts > now + FUTURE_TOLERANCE:
+            raise InvalidEventError(
+                "timestamp.future",
+                f"timestamp `{format_ts(ts)}` is {_human(ts - now)} in the future; "
+                f"at most {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes ahead is accepted")
+        payload = _payload(f.get("event_payload"))
+        event = Event(given_id or new_event_id(now), event_type, ts, payload, source, subject,
+                      defaulted)
+        size = estimated_item_bytes(event)
+        if size > MAX_ITEM_BYTES:
+            raise InvalidEventError(
+                "item.too_large",
+                f"stored item would be {size:,} bytes; DynamoDB's limit is {MAX_ITEM_BYTES:,} "
+                "bytes (400 KB): store large payloads elsewhere and send a reference")
+    except InvalidEventError as exc:
+        raise InvalidEventError(exc.rule, exc.detail, event_id=given_id) from None
+    return event
+
+
+def _event_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidEventError("event_id.type", f"event_id must be a string, got {_kind(value)}")
+    text = str(value)
+    if not text or len(text) > MAX_EVENT_ID_CHARS or _CONTROL.search(text) or text != text.strip():
+        raise InvalidEventError(
+            "event_id.format",
+            f"event_id {text[:80]!r} must be 1-{MAX_EVENT_ID_CHARS} characters without control "
+            "characters or surrounding spaces")
+    return text
+
+
+def _name(label: str, value: Any, limit: int, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidEventError(f"{label}.required", f"`{label}` is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEventError(f"{label}.type", f"`{label}` must be a string, got {_kind(value)}")
+    if not value.strip() or value != value.strip() or _CONTROL.search(value):
+        raise InvalidEventError(f"{label}.format",
+                                f"`{label}` {value[:80]!r} must be non-blank, without control "
+                                "characters or surrounding spaces")
+    if len(value) > limit:
+        raise InvalidEventError(f"{label}.too_long",
+                                f"`{label}` is {len(value)} characters; at most {limit}")
+    return value
+
+
+def _payload(value: Any) -> str:
+    if value is None:
+        return "{}"
+    if isinstance(value, str | bytes):
+        try:
+            value = loads_exact(value)
+        except ValueError:
+            raise InvalidEventError(
+                "payload.not_object",
+                "`event_payload` is a string that is not JSON; send a JSON object") from None
+    if not isinstance(value, Mapping):
+        raise InvalidEventError("payload.not_object",
+                                f"`event_payload` must be a JSON object, got {_kind(value)}")
+    return canonical_json(value)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """An RFC 3339 timestamp (or aware datetime) as UTC, truncated to microseconds."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidEventError("timestamp.naive",
+                                    f"timestamp `{value.isoformat()}` has no UTC offset")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise InvalidEventError("timestamp.type",
+                                f"timestamp must be an RFC 3339 string, got {_kind(value)}")
+    match = _RFC3339.match(value.strip())
+    if not match:
+        naive = re.match(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$", value.strip())
+        if naive:
+            raise InvalidEventError(
+                "timestamp.naive",
+                f"timestamp `{value}` has no UTC offset; add `Z` or `+HH:MM`")
+        raise InvalidEventError(
+            "timestamp.unparseable",
+            f"timestamp `{value[:80]}` is not RFC 3339 (e.g. `2026-01-31T12:00:00Z`)")
+    text = value.strip()
+    frac = match.group(1)
+    if frac and len(frac) > 7:  # fromisoformat truncates; keep that explicit for nanoseconds
+        text = text.replace(frac, frac[:7], 1)
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise InvalidEventError("timestamp.unparseable",
+                                f"timestamp `{value[:80]}` is not a valid date and time") from None
+    return parsed.astimezone(UTC)
+
+
+def format_ts(ts: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so strings sort as times do."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- canonical JSON and hashing ----------------------------------------------------------
+
+def loads_exact(text: str | bytes) -> Any:
+    """Parse JSON keeping every number exact (Decimal for non-integers); reject NaN/Infinity."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_encode_str = json.encoder.py_encode_basestring
+try:  # the C speedup, with ensure_ascii=False semantics
+    from _json import encode_basestring as _c_encode_str  # type: ignore[attr-defined]
+    _encode_str = _c_encode_str
+except ImportError:  # pragma: no cover - CPython always has it
+    pass
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, compact separators, raw UTF-8, exact numbers. Raises InvalidEventError."""
+    parts: list[str] = []
+    _encode(value, parts, "$", 0)
+    text = "".join(parts)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEventError("payload.invalid_unicode",
+                                "`event_payload` holds a lone UTF-16 surrogate; "
+                                "strings must be valid Unicode") from None
+    return text
+
+
+def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise InvalidEventError("payload.too_deep",
+                                f"`event_payload` nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if isinstance(value, str):
+        out.append(_encode_str(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(str(value) if -10**21 < value < 10**21 else canonical_number(Decimal(value)))
+    elif isinstance(value, float | Decimal):
+        try:
+            out.append(canonical_number(value))
+        except ValueError:
+            raise InvalidEventError("payload.not_json",
+                                    f"number `{value}` at {path} is not finite") from None
+    elif isinstance(value, Mapping):
+        out.append("{")
+        first = True
+        for key in sorted(value):
+            if not isinstance(key, str):
+                raise InvalidEventError("payload.not_json",
+                                        f"key {key!r} at {path} is not a string")
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_encode_str(key))
+            out.append(":")
+            _encode(value[key], out, f"{path}.{key}", depth + 1)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out, f"{path}[{i}]", depth + 1)
+        out.append("]")
+    else:
+        raise InvalidEventError("payload.not_json",
+                                f"value at {path} is {_kind(value)}, which is not JSON")
+
+
+def canonical_number(value: float | int | Decimal) -> str:
+    """Exact shortest text of a number, laid out as ECMAScript's Number#toString does."""
+    d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not d.is_finite():
+        raise ValueError(f"{value} is not finite")
+    if d == 0:
+        return "0"
+    try:
+        d = d.normalize(_WIDE)
+    except InvalidOperation:  # pragma: no cover - _WIDE admits any finite decimal we accept
+        raise ValueError(f"{value} is out of range") from None
+    sign, digits_t, exp = d.as_tuple()
+    assert isinstance(exp, int)
+    digits = "".join(map(str, digits_t))
+    n, k = len(digits), len(digits) + exp
+    if 0 <= exp and k <= 21:
+        body = digits + "0" * exp
+    elif 0 < k <= 21:
+        body = f"{digits[:k]}.{digits[k:]}"
+    elif -6 < k <= 0:
+        body = f"0.{'0' * -k}{digits}"
+    else:
+        mantissa = digits[0] + (f".{digits[1:]}" if n > 1 else "")
+        e = k - 1
+        body = f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
+    return ("-" if sign else "") + body
+
+
+from decimal import Context  # noqa: E402  (kept beside its one use)
+
+_WIDE = Context(prec=10_000, Emax=10**9, Emin=-(10**9))
+
+
+def content_hash(event_id: str, event_type: str, timestamp_iso: str, payload_json: str,
+                 source: str | None, subject: str | None) -> str:
+    """SHA-256 of the event's canonical JSON (keys sorted; absent source/subject omitted)."""
+    parts = [f'{{"event_id":{_encode_str(event_id)}',
+             f'"event_payload":{payload_json}',
+             f'"event_type":{_encode_str(event_type)}']
+    if source is not None:
+        parts.append(f'"source":{_encode_str(source)}')
+    if subject is not None:
+        parts.append(f'"subject":{_encode_str(subject)}')
+    parts.append(f'"timestamp":{_encode_str(timestamp_iso)}}}')
+    return hashlib.sha256(",".join(parts).encode("utf-8")).hexdigest()
+
+
+def estimated_item_bytes(event: Event) -> int:
+    """DynamoDB's size of the stored item: attribute names plus UTF-8 values, plus overhead."""
+    size = ITEM_OVERHEAD_BYTES
+    for name, value in (("event_id", event.event_id), ("event_type", event.event_type),
+                        ("event_payload", event.payload), ("source", event.source),
+                        ("subject", event.subject)):
+        if value is not None:
+            size += len(name) + len(value.encode("utf-8"))
+    return size
+
+
+# --- ids -----------------------------------------------------------------------------------
+
+_id_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_event_id(now: datetime | None = None) -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, and strictly increasing within this process.
+
+    The 12-bit `rand_a` field is a counter within one millisecond (RFC 9562 method 1), so ids
+    made in a burst still sort in creation order. Hand-written because Python 3.11's `uuid`
+    has no uuid7 and it is fifteen lines.
+    """
+    global _last_ms, _counter
+    ms = int((now.timestamp() if now else time.time()) * 1000)
+    with _id_lock:
+        if ms <= _last_ms:
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms += 1
+                _counter = 0
+            ms = _last_ms
+        else:
+            _last_ms = ms
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count up
+        counter = _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Sequence):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _human(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

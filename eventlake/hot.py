@@ -1,0 +1,366 @@
+"""The hot tier: an immutable DynamoDB table with a write-sharded ingestion-time index.
+
+    item   event_id (PK) · event_type · timestamp · event_payload (canonical JSON) · source ·
+           subject · ingested_at · content_hash · expires_at (TTL, epoch s) · ingest_shard ·
+           ingest_key
+    index  by_ingested_at: ingest_shard = "<UTC hour>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
+
+Writes are conditional (`attribute_not_exists(event_id)`): an identical retry is a `duplicate`,
+different content under a stored id is a `conflict`, and the stored item is never touched. The
+index spreads each hour over `index_shards` partitions so no partition runs hot; a window read
+queries every (hour, shard) pair in parallel and never scans.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from eventlake.aws import Clients, error_code, is_transient
+from eventlake.config import Settings
+from eventlake.errors import StorageError, TransientError
+from eventlake.events import Event, format_ts
+
+INDEX_NAME = "by_ingested_at"
+TTL_ATTRIBUTE = "expires_at"
+Item = dict[str, Any]
+"""A DynamoDB item in AttributeValue form, as the low-level client returns it."""
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    INVALID = "invalid"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What happened to one event of a request; `position` is its index in the request."""
+
+    position: int
+    event_id: str | None
+    outcome: Outcome
+    message: str | None = None
+    rule: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.CREATED, Outcome.DUPLICATE)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"position": self.position, "event_id": self.event_id,
+                               "outcome": self.outcome.value}
+        if self.rule:
+            out["rule"] = self.rule
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+def count_outcomes(results: Sequence[PutResult]) -> dict[str, int]:
+    """Counts by outcome, every outcome present (zeros included), in a stable order."""
+    counts = Counter(r.outcome for r in results)
+    return {o.value: counts.get(o, 0) for o in Outcome}
+
+
+def shard_of(event_id: str, shards: int) -> int:
+    return zlib.crc32(event_id.encode("utf-8")) % shards
+
+
+def hour_key(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+class HotStore:
+    """The DynamoDB table: provisioning, conditional writes, and window reads."""
+
+    def __init__(self, settings: Settings, clients: Clients, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings
+        self.clients = clients
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def table(self) -> str:
+        return self.settings.table
+
+    # --- provisioning ----------------------------------------------------------------------
+
+    def provision(self) -> list[str]:
+        """Create or complete the table; returns what changed (empty when nothing did)."""
+        ddb = self.clients.dynamodb
+        changes: list[str] = []
+        try:
+            desc = ddb.describe_table(TableName=self.table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            ddb.create_table(
+                TableName=self.table,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[
+                    {"AttributeName": "event_id", "AttributeType": "S"},
+                    {"AttributeName": "ingest_shard", "AttributeType": "S"},
+                    {"AttributeName": "ingest_key", "AttributeType": "S"},
+                ],
+                KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+                GlobalSecondaryIndexes=[self._index_spec()],
+                StreamSpecification={"StreamEnabled": True,
+                                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                Tags=[{"Key": "app", "Value": "eventlake"}],
+            )
+            changes.append(f"created table `{self.table}` (on-demand, stream NEW_AND_OLD_IMAGES,"
+                           f" index {INDEX_NAME})")
+            ddb.get_waiter("table_exists").wait(TableName=self.table,
+                                                WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            desc = ddb.describe_table(TableName=self.table)["Table"]
+        else:
+            if desc["KeySchema"] != [{"AttributeName": "event_id", "KeyType": "HASH"}]:
+                raise StorageError(
+                    f"table `{self.table}` exists with key {desc['KeySchema']}; eventlake needs "
+                    "a table keyed by `event_id` alone: choose another EVENTLAKE_TABLE")
+            indexes = {i["IndexName"] for i in desc.get("GlobalSecondaryIndexes", [])}
+            if INDEX_NAME not in indexes:
+                ddb.update_table(
+                    TableName=self.table,
+                    AttributeDefinitions=[
+                        {"AttributeName": "ingest_shard", "AttributeType": "S"},
+                        {"AttributeName": "ingest_key", "AttributeType": "S"},
+                    ],
+                    GlobalSecondaryIndexUpdates=[{"Create": self._index_spec()}],
+                )
+                changes.append(f"added index {INDEX_NAME}")
+            stream = desc.get("StreamSpecification") or {}
+            if not stream.get("StreamEnabled"):
+                ddb.update_table(TableName=self.table, StreamSpecification={
+                    "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+                changes.append("enabled stream NEW_AND_OLD_IMAGES")
+            elif stream.get("StreamViewType") != "NEW_AND_OLD_IMAGES":
+                raise StorageError(
+                    f"table `{self.table}` streams {stream.get('StreamViewType')}; the archiver "
+                    "needs NEW_AND_OLD_IMAGES: disable the stream and run `eventlake init` again")
+        ttl = ddb.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            ddb.update_time_to_live(TableName=self.table, TimeToLiveSpecification={
+                "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+            changes.append(f"enabled TTL on `{TTL_ATTRIBUTE}`")
+        elif ttl.get("AttributeName") != TTL_ATTRIBUTE:
+            raise StorageError(f"table `{self.table}` has TTL on `{ttl.get('AttributeName')}`; "
+                               f"eventlake sets `{TTL_ATTRIBUTE}`")
+        return changes
+
+    @staticmethod
+    def _index_spec() -> Any:
+        return {
+            "IndexName": INDEX_NAME,
+            "KeySchema": [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
+                          {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Table state for `status`: item count (approximate, AWS refreshes it ~6-hourly)."""
+        ddb = self.clients.dynamodb
+        try:
+            desc = ddb.describe_table(TableName=self.table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            return {"table": self.table, "exists": False}
+        ttl = ddb.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        stream = desc.get("StreamSpecification") or {}
+        return {
+            "table": self.table,
+            "exists": True,
+            "status": desc.get("TableStatus"),
+            "approximate_item_count": desc.get("ItemCount", 0),
+            "stream": stream.get("StreamViewType") if stream.get("StreamEnabled") else "disabled",
+            "stream_arn": desc.get("LatestStreamArn"),
+            "ttl": f"{ttl.get('TimeToLiveStatus', 'DISABLED')}"
+                   f"{' on ' + ttl['AttributeName'] if ttl.get('AttributeName') else ''}",
+            "index": next((i.get("IndexStatus", "ACTIVE")
+                           for i in desc.get("GlobalSecondaryIndexes", [])
+                           if i["IndexName"] == INDEX_NAME), "missing"),
+        }
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def to_item(self, event: Event, ingested_at: datetime) -> Item:
+        ingested = format_ts(ingested_at)
+        expires = int(ingested_at.timestamp()) + self.settings.retention_seconds
+        item: Item = {
+            "event_id": {"S": event.event_id},
+            "event_type": {"S": event.event_type},
+            "timestamp": {"S": event.timestamp_iso},
+            "event_payload": {"S": event.payload},
+            "ingested_at": {"S": ingested},
+            "content_hash": {"S": event.content_hash},
+            TTL_ATTRIBUTE: {"N": str(expires)},
+            "ingest_shard": {"S": f"{hour_key(ingested_at)}#"
+                                  f"{shard_of(event.event_id, self.settings.index_shards)}"},
+            "ingest_key": {"S": f"{ingested}#{event.event_id}"},
+        }
+        if event.source is not None:
+            item["source"] = {"S": event.source}
+        if event.subject is not None:
+            item["subject"] = {"S": event.subject}
+        return item
+
+    def put(self, event: Event, position: int = 0) -> PutResult:
+        """Store one event conditionally, retrying transient errors with jittered backoff."""
+        ddb = self.clients.dynamodb
+        last: BaseException | None = None
+        for attempt in range(self.settings.max_attempts):
+            if attempt:
+                self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
+            item = self.to_item(event, self._clock())
+            try:
+                ddb.put_item(TableName=self.table, Item=item,
+                             ConditionExpression="attribute_not_exists(event_id)",
+                             ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                return PutResult(position, event.event_id, Outcome.CREATED)
+            except Exception as exc:
+                code = error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
+                    return self._compare(event, stored, position)
+                if code == "ValidationException" and "size" in str(exc).lower():
+                    return PutResult(position, event.event_id, Outcome.INVALID,
+                                     f"DynamoDB refused the item: {exc}", "item.too_large")
+                if not is_transient(exc):
+                    return PutResult(position, event.event_id, Outcome.FAILED,
+                                     f"DynamoDB refused the write ({code or type(exc).__name__}):"
+                                     f" {exc}")
+                last = exc
+        return PutResult(position, event.event_id, Outcome.FAILED,
+                         f"gave up after {self.settings.max_attempts} attempts "
+                         f"({error_code(last) if last else ''}): {last}; safe to retry")
+
+    def _get(self, event_id: str) -> Item | None:
+        response = self.clients.dynamodb.get_item(TableName=self.table,
+                                                  Key={"event_id": {"S": event_id}},
+                                                  ConsistentRead=True)
+        return response.get("Item")
+
+    @staticmethod
+    def _compare(event: Event, stored: Item | None, position: int) -> PutResult:
+        if stored is None:  # deleted (TTL) between the failed condition and the read
+            return PutResult(position, event.event_id, Outcome.FAILED,
+                             "the stored copy vanished while checking it; safe to retry")
+        stored_hash = stored.get("content_hash", {}).get("S")
+        if stored_hash == event.content_hash:
+            return PutResult(position, event.event_id, Outcome.DUPLICATE)
+        if event.timestamp_defaulted and _same_except_timestamp(event, stored):
+            # A retry of an event sent without a timestamp: ingestion time differs, content not.
+            return PutResult(position, event.event_id, Outcome.DUPLICATE)
+        return PutResult(
+            position, event.event_id, Outcome.CONFLICT,
+            f"event `{event.event_id}` is already stored with different content (stored hash "
+            f"`{(stored_hash or 'none')[:12]}`, sent `{event.content_hash[:12]}`); events are "
+            "immutable: send changes as a new event with a new event_id")
+
+    def put_many(self, events: Sequence[Event], positions: Sequence[int] | None = None
+                 ) -> list[PutResult]:
+        """Store events concurrently (bounded pool); one result per event, in order."""
+        positions = list(range(len(events))) if positions is None else list(positions)
+        if len(events) <= 1:
+            return [self.put(e, p) for e, p in zip(events, positions, strict=True)]
+        workers = min(self.settings.put_concurrency, len(events))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-put") as pool:
+            return list(pool.map(self.put, events, positions))
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def read_ingested(self, since: datetime, until: datetime) -> Iterator[Item]:
+        """Every item ingested in [since, until), through parallel index queries (no Scan).
+
+        Items come grouped by (hour, shard), not globally sorted. The index is eventually
+        consistent: callers that need completeness leave a settle lag before `until`.
+        """
+        for page in self.read_ingested_pages(since, until):
+            yield from page
+
+    def read_ingested_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
+        if until <= since:
+            return
+        lo, hi = format_ts(since), format_ts(until)
+        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        keys = []
+        while hour < until:
+            keys.extend(f"{hour_key(hour)}#{s}" for s in range(self.settings.index_shards))
+            hour += timedelta(hours=1)
+        workers = max(1, min(self.settings.put_concurrency, len(keys)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-read") as pool:
+            # Bounded look-ahead: at most `workers` partitions are held in memory at once.
+            pending = []
+            it = iter(keys)
+            for key in it:
+                pending.append(pool.submit(self._query_partition, key, lo, hi))
+                if len(pending) >= workers:
+                    break
+            while pending:
+                page = pending.pop(0).result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._query_partition, nxt, lo, hi))
+                if page:
+                    yield page
+
+    def _query_partition(self, shard_key: str, lo: str, hi: str) -> list[Item]:
+        ddb = self.clients.dynamodb
+        items: list[Item] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "IndexName": INDEX_NAME,
+            # `<ingested_at>#<id>` sorts after `<ingested_at>`, so BETWEEN lo AND hi is [lo, hi).
+            "KeyConditionExpression": "ingest_shard = :s AND ingest_key BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":s": {"S": shard_key}, ":lo": {"S": lo},
+                                          ":hi": {"S": hi}},
+        }
+        while True:
+            response = self._with_retries(lambda: ddb.query(**kwargs))
+            items.extend(response.get("Items", []))
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return items
+            kwargs["ExclusiveStartKey"] = last_key
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        for attempt in range(self.settings.max_attempts):
+            if attempt:
+                self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
+            try:
+                return call()
+            except Exception as exc:
+                if not is_transient(exc) or attempt == self.settings.max_attempts - 1:
+                    if is_transient(exc):
+                        raise TransientError(f"DynamoDB kept failing: {exc}") from exc
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _same_except_timestamp(event: Event, stored: Item) -> bool:
+    def s(name: str) -> str | None:
+        value = stored.get(name, {}).get("S")
+        return value if isinstance(value, str) else None
+
+    return (s("event_type") == event.event_type and s("event_payload") == event.payload
+            and s("source") == event.source and s("subject") == event.subject)
+
+
+def item_record(item: Item) -> dict[str, Any]:
+    """An eventlake item as plain strings (payload left as its JSON text)."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if "S" in value:
+            out[name] = value["S"]
+        elif "N" in value:
+            out[name] = int(value["N"]) if value["N"].lstrip("-").isdigit() else value["N"]
+    return out

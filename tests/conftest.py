@@ -1,0 +1,66 @@
+"""Shared fixtures: an isolated AWS environment, moto in-process, and a moto HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventlake import EventLake, Settings
+from eventlake.local import MotoServer, start_moto_server
+
+EVENTS_DIR = Path(__file__).parent / "events"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ever reaches real AWS or reads the developer's EVENTLAKE_* settings."""
+    for key in list(os.environ):
+        if key.startswith(("EVENTLAKE_", "AWS_")):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def mocked_aws() -> Iterator[None]:
+    """moto in-process (fast; no HTTP)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def lake(mocked_aws: None, tmp_path: Path) -> EventLake:
+    """An initialised EventLake on in-process moto with a local lake directory."""
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=str(tmp_path / "lake")))
+    lake.init()
+    return lake
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto HTTP server for the session (tests use unique table/bucket names)."""
+    server = start_moto_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point AWS_ENDPOINT_URL at the moto server for this test; returns the URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    return moto_server.endpoint_url
+
+
+def load_event(name: str) -> Any:
+    """A fixture from tests/events/ (utf-8-sig: some real captures start with a BOM)."""
+    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8-sig"))
