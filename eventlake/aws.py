@@ -79,7 +79,7 @@ class Clients:
                         connect_timeout=5,
                         read_timeout=30,
                     )
-                    session = boto3.session.Session()
+                    session: Any = boto3.session.Session()
                     client = session.client(service, endpoint_url=self.settings.endpoint_url,
                                             config=config)
                     self._clients[service] = client

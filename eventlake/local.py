@@ -40,6 +40,9 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
 
         raise ConfigError("the local stack needs moto's server: "
                           "pip install 'eventlake[local]'") from exc
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

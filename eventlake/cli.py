@@ -1,0 +1,242 @@
+"""`eventlake` command line: parses arguments, calls the library, prints. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from eventlake.errors import EventLakeError
+
+Command = Callable[[argparse.Namespace], int]
+BATCH = 1000
+"""Events per put_many call when reading a file: bounded memory, regular progress."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+        return code
+    except EventLakeError as exc:
+        print(f"eventlake: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("eventlake: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        name = type(exc).__name__
+        if name in ("NoCredentialsError", "PartialCredentialsError"):
+            print("eventlake: error: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID"
+                  " (for the local stack: `eventlake demo`)", file=sys.stderr)
+        elif name in ("EndpointConnectionError", "ConnectTimeoutError"):
+            print(f"eventlake: error: cannot reach AWS ({exc}); check AWS_ENDPOINT_URL / network",
+                  file=sys.stderr)
+        else:
+            print(f"eventlake: error: {name}: {exc} (run with --debug for the traceback)",
+                  file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--table", help="DynamoDB table (default: $EVENTLAKE_TABLE)")
+    common.add_argument("--lake-uri", help="lake root, s3://bucket/prefix or a path "
+                                           "(default: $EVENTLAKE_LAKE_URI)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    parser = argparse.ArgumentParser(
+        prog="eventlake", parents=[common],
+        description="An event lake for AWS: DynamoDB hot tier, Parquet cold tier, SQL over both.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Command, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add("init", cmd_init, "create the table (and the lake's bucket); safe to run again")
+
+    p = add("put", cmd_put, "store events from JSON / JSONL files or stdin")
+    p.add_argument("files", nargs="*", default=["-"],
+                   help="JSON (an event, a list, or {\"events\": [...]}) or JSONL; - for stdin")
+    p.add_argument("--json", action="store_true", help="print every result as JSON lines")
+    p.add_argument("--max-problems", type=int, default=20,
+                   help="problems listed before summarising (default 20)")
+
+    p = add("status", cmd_status, "table, stream, TTL and lake state")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = add("demo", cmd_demo, "run the whole job on an embedded local stack (no AWS account)")
+    p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")
+    p.add_argument("--keep", metavar="DIR",
+                   help="write the demo lake to DIR and keep it (default: a temp dir)")
+    return parser
+
+
+def _lake(args: argparse.Namespace) -> Any:
+    from eventlake.api import EventLake
+
+    return EventLake.from_env(table=args.table, lake_uri=args.lake_uri)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    lake = _lake(args)
+    changes = lake.init()
+    for change in changes:
+        print(f"  {change}")
+    print(f"ready: table `{lake.settings.table}`, lake {lake.settings.lake_uri}"
+          + ("" if changes else " (nothing to change)"))
+    return 0
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    from eventlake.hot import Outcome, PutResult, count_outcomes
+
+    lake = _lake(args)
+    totals = dict.fromkeys((o.value for o in Outcome), 0)
+    problems: list[str] = []
+    offset = 0
+    for batch in _read_batches(args.files):
+        unparseable = [(i, b) for i, b in enumerate(batch) if isinstance(b, _Unparseable)]
+        raw = [b for b in batch if not isinstance(b, _Unparseable)]
+        results: list[PutResult] = lake.put_many(raw) if raw else []
+        for outcome, n in count_outcomes(results).items():
+            totals[outcome] += n
+        totals["invalid"] += len(unparseable)
+        for _, bad in unparseable:
+            problems.append(f"{bad.where}: not JSON ({bad.error}) [rule json.unparseable]")
+        index = [i for i, b in enumerate(batch) if not isinstance(b, _Unparseable)]
+        for result in results:
+            where = _where(batch, index[result.position], offset)
+            if args.json:
+                record = {k: v for k, v in result.to_dict().items() if k != "position"}
+                print(json.dumps({"input": where, **record}))
+            if not result.ok:
+                problems.append(f"{where}: {result.outcome.value}: {result.message}")
+        offset += len(batch)
+        if offset >= 10 * BATCH:
+            print(f"  ... {offset:,} events read", file=sys.stderr)
+    for line in problems[: args.max_problems]:
+        print(f"  {line}", file=sys.stderr)
+    if len(problems) > args.max_problems:
+        print(f"  ... and {len(problems) - args.max_problems} more problems "
+              "(--max-problems N or --json for all)", file=sys.stderr)
+    print("  ".join(f"{k} {v}" for k, v in totals.items()))
+    return 1 if totals["invalid"] or totals["conflict"] or totals["failed"] else 0
+
+
+class _Unparseable:
+    def __init__(self, where: str, error: str) -> None:
+        self.where, self.error = where, error
+
+
+class _Located(dict[str, Any]):
+    """A raw event that remembers where it came from (file:line), for error messages."""
+
+    where: str = ""
+
+
+def _where(batch: list[Any], i: int, offset: int) -> str:
+    item = batch[i]
+    return getattr(item, "where", "") or f"event {offset + i + 1}"
+
+
+def _read_batches(files: Sequence[str]) -> Iterator[list[Any]]:
+    """Raw events in batches of BATCH. `.jsonl`/`.ndjson` files stream line by line; other
+    inputs are read whole and taken as one JSON document, else as JSON Lines."""
+    batch: list[Any] = []
+    for name in files:
+        label = "stdin" if name == "-" else name
+        for item in _read_one(name, label):
+            batch.append(item)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def _read_one(name: str, label: str) -> Iterator[Any]:
+    from eventlake.events import loads_exact
+
+    if name != "-" and name.endswith((".jsonl", ".ndjson")):
+        with Path(name).open(encoding="utf-8-sig") as lines:
+            yield from _json_lines(lines, label)
+        return
+    text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8-sig")
+    try:
+        whole = loads_exact(text) if text.strip() else []
+    except ValueError:
+        yield from _json_lines(text.splitlines(), label)
+        return
+    if isinstance(whole, dict) and set(whole) == {"events"}:
+        whole = whole["events"]
+    for n, item in enumerate(whole if isinstance(whole, list) else [whole], 1):
+        yield _locate(item, f"{label}[{n}]")
+
+
+def _json_lines(lines: Iterable[str], label: str) -> Iterator[Any]:
+    from eventlake.events import loads_exact
+
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield _locate(loads_exact(line), f"{label}:{lineno}")
+        except ValueError as exc:
+            yield _Unparseable(f"{label}:{lineno}", str(exc))
+
+
+def _locate(item: Any, where: str) -> Any:
+    if isinstance(item, dict):
+        located = _Located(item)
+        located.where = where
+        return located
+    return item
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _lake(args).status()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    _print_status(status)
+    return 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    hot = status["hot"]
+    if not hot.get("exists"):
+        print(f"table       {hot['table']}: does not exist (run `eventlake init`)")
+    else:
+        print(f"table       {hot['table']} ({hot['status']}), "
+              f"~{hot['approximate_item_count']:,} items (approximate)")
+        print(f"stream      {hot['stream']}")
+        print(f"ttl         {hot['ttl']}")
+        print(f"index       {hot['index']}")
+    print(f"lake        {status['lake_uri']}")
+    for key, value in status.items():
+        if key not in ("hot", "lake_uri", "region", "endpoint_url"):
+            print(f"{key:<11} {value}")
+    print(f"aws         region {status['region']}"
+          + (f", endpoint {status['endpoint_url']}" if status.get("endpoint_url") else ""))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from eventlake.demo import run_demo
+
+    return run_demo(events=args.events, keep=args.keep)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""The ingestion Lambda: events in through API Gateway, direct invocation or EventBridge; one
+`EventLake.put_many` call; a response that says what happened to each event.
+
+    API Gateway REST (v1) / HTTP API (v2) ─> body (base64?) ─> JSON ─┐
+    direct invoke: event | [events] | {"events": [...]} ─────────────┼─> put_many ─> response
+    EventBridge event {"detail-type": ...} ──────────────────────────┘
+
+Status, first match wins (direct and EventBridge invocations get the same code in a plain dict):
+
+    413  body over Settings.max_request_bytes (raw length, checked before decoding)
+    400  unreadable request: empty body, bad base64, not JSON, not an event / array /
+         {"events": [...]}, no events, more than MAX_EVENTS_PER_REQUEST (nothing stored)
+    400  some event invalid (the valid ones are stored; `results` names each rule)
+    409  some event conflicts with a stored one (the stored item is untouched)
+    503  some event failed transiently (Retry-After; re-sending the whole request is safe)
+    201  all created · 200 all duplicates (an identical retry) · 207 created and duplicates
+    500  unexpected error: a generic message with the request id; the traceback is logged
+
+A direct or EventBridge invocation raises when an event failed transiently, so Lambda's async
+retry re-sends it; that is safe because writes are idempotent. Anything else is returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from eventlake.api import EventLake
+from eventlake.aws import is_transient
+from eventlake.errors import TransientError
+from eventlake.events import loads_exact
+from eventlake.hot import Outcome, PutResult, count_outcomes
+
+MAX_EVENTS_PER_REQUEST = 1000
+"""More events than this in one request is a 400: it bounds the time one invocation takes."""
+RETRY_AFTER_SECONDS = 1
+"""The Retry-After header of a 503."""
+
+Kind = Literal["apigw-v1", "apigw-v2", "direct", "eventbridge"]
+
+_log = logging.getLogger(__name__)
+if _log.level == logging.NOTSET and "AWS_LAMBDA_LOG_LEVEL" not in os.environ:
+    # Lambda's root logger sits at WARNING; the one line per invocation is INFO.
+    _log.setLevel(logging.INFO)
+
+_LAKE: EventLake | None = None
+
+
+def _lake() -> EventLake:
+    """The EventLake of this execution environment, built on first use and then reused."""
+    global _LAKE
+    if _LAKE is None:
+        _LAKE = EventLake.from_env()
+    return _LAKE
+
+
+def reset(lake: EventLake | None = None) -> None:
+    """Forget the cached EventLake (the next invocation builds one), or use `lake` instead."""
+    global _LAKE
+    _LAKE = lake
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    """Lambda entry point (`eventlake.handlers.ingest.handler`)."""
+    started = time.perf_counter()
+    kind = classify(event)
+    request_id = getattr(context, "aws_request_id", None) or _apigw_request_id(event)
+    try:
+        reply = _ingest(event, kind)
+    except Exception as exc:
+        if kind not in ("apigw-v1", "apigw-v2"):
+            _log_invocation(logging.ERROR, kind, event, request_id, started, None, error=exc)
+            raise  # Lambda records the error; an async invocation is retried
+        if isinstance(exc, TransientError) or is_transient(exc):
+            reply = _Reply(503, [], "the store is unavailable for now; re-send the request "
+                                    "after Retry-After seconds (safe: writes are idempotent)",
+                           "store.unavailable")
+            _log_invocation(logging.WARNING, kind, event, request_id, started, reply, error=exc)
+        else:
+            reply = _Reply(500, [], f"internal error; quote request id `{request_id}` when "
+                                    "reporting it", None)
+            _log_invocation(logging.ERROR, kind, event, request_id, started, reply, error=exc)
+        return _http_response(reply, request_id)
+    level = logging.WARNING if reply.status >= 500 else logging.INFO
+    _log_invocation(level, kind, event, request_id, started, reply)
+    if kind in ("apigw-v1", "apigw-v2"):
+        return _http_response(reply, request_id)
+    if reply.counts[Outcome.FAILED.value]:
+        raise TransientError(f"{reply.message} (invocation raised so that Lambda retries it)")
+    return reply.to_dict()
+
+
+def classify(event: Any) -> Kind:
+    """Which door the invocation came through."""
+    if isinstance(event, Mapping):
+        context = event.get("requestContext")
+        if isinstance(context, Mapping) and (
+                "httpMethod" in event or "routeKey" in event or "http" in context
+                or event.get("version") in ("1.0", "2.0")):
+            return "apigw-v2" if event.get("version") == "2.0" or "http" in context else "apigw-v1"
+        if "detail-type" in event:
+            return "eventbridge"
+    return "direct"
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+class _Rejected(Exception):
+    """The request as a whole cannot be read; nothing was stored."""
+
+    def __init__(self, status: int, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.rule = rule
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    results: list[PutResult]
+    message: str | None
+    rule: str | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return count_outcomes(self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"statusCode": self.status, "counts": self.counts,
+                               "results": [r.to_dict() for r in self.results]}
+        if self.message:
+            out["message"] = self.message
+        if self.rule:
+            out["rule"] = self.rule
+        return out
+
+
+def _ingest(event: Any, kind: Kind) -> _Reply:
+    try:
+        if kind == "eventbridge":
+            events: list[Any] = [event]
+        elif kind == "direct":
+            events = _events_of(event, "the invocation payload")
+        else:
+            events = _events_of(_read_body(event, _lake().settings.max_request_bytes), "body")
+    except _Rejected as rejected:
+        return _Reply(rejected.status, [], rejected.message, rejected.rule)
+    results = _lake().put_many(events)
+    status = _status(results)
+    return _Reply(status, results, _message(status, results), None)
+
+
+def _read_body(event: Mapping[str, Any], limit: int) -> Any:
+    """The parsed JSON body of an API Gateway proxy event (v1 and v2 alike)."""
+    body = event.get("body")
+    if body is None or (isinstance(body, str) and not body.strip()):
+        raise _Rejected(400, "request.empty_body",
+                        'empty body: send one event, a JSON array of events or {"events": [...]}')
+    if not isinstance(body, str):
+        raise _Rejected(400, "request.body_type",
+                        f"body must be a string (API Gateway's proxy format), got {_a(body)}")
+    size = _utf8_len(body)
+    if size > limit:
+        raise _Rejected(413, "request.too_large",
+                        f"body is {size:,} bytes; at most {limit:,} are accepted "
+                        "(EVENTLAKE_MAX_REQUEST_BYTES): split the events over several requests")
+    data: str | bytes = body
+    if event.get("isBase64Encoded") in (True, "true"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except ValueError:
+            raise _Rejected(400, "request.bad_base64",
+                            "body is marked isBase64Encoded but is not valid base64") from None
+        if not data.strip():
+            raise _Rejected(400, "request.empty_body", "empty body (after base64 decoding)")
+    try:
+        return loads_exact(data)
+    except RecursionError:
+        raise _Rejected(400, "request.not_json", "body is not usable JSON: it nests too deeply"
+                        ) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
+        raise _Rejected(400, "request.not_json",
+                        f"body is not valid JSON ({_short(exc)}); send one event, a JSON array "
+                        'of events or {"events": [...]}') from None
+
+
+def _events_of(data: Any, where: str) -> list[Any]:
+    """One event, a list of events, or {"events": [...]} as a non-empty, bounded list."""
+    if isinstance(data, list):
+        events = data
+    elif isinstance(data, Mapping):
+        if "events" in data and "specversion" not in data and "detail-type" not in data:
+            extra = sorted(str(k) for k in data if k != "events")
+            if extra:
+                raise _Rejected(400, "request.shape",
+                                f"{where} has key(s) {', '.join(f'`{k}`' for k in extra)} beside "
+                                '`events`; expected {"events": [...]} alone')
+            events = data["events"]
+            if not isinstance(events, list):
+                raise _Rejected(400, "request.shape",
+                                f"`events` must be a JSON array, got {_a(events)}")
+        else:
+            events = [data]
+    else:
+        raise _Rejected(400, "request.shape",
+                        f"{where} is {_a(data)}; expected one event (a JSON object), an array "
+                        'of events or {"events": [...]}')
+    if not events:
+        raise _Rejected(400, "request.no_events", f"{where} holds no events")
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise _Rejected(400, "request.too_many_events",
+                        f"{where} holds {len(events):,} events; at most "
+                        f"{MAX_EVENTS_PER_REQUEST:,} per request: split it")
+    return events
+
+
+# --- responses -------------------------------------------------------------------------
+
+def _status(results: Sequence[PutResult]) -> int:
+    counts = count_outcomes(results)
+    if counts[Outcome.INVALID.value]:
+        return 400
+    if counts[Outcome.CONFLICT.value]:
+        return 409
+    if counts[Outcome.FAILED.value]:
+        return 503
+    if not counts[Outcome.DUPLICATE.value]:
+        return 201
+    if not counts[Outcome.CREATED.value]:
+        return 200
+    return 207
+
+
+_ADVICE = {
+    400: "fix the invalid events and re-send them (re-sending stored events is harmless)",
+    409: "events are immutable: send changed content as a new event with a new event_id",
+    503: f"re-send the request after {RETRY_AFTER_SECONDS} s (safe: writes are idempotent)",
+}
+
+
+def _message(status: int, results: Sequence[PutResult]) -> str | None:
+    if status < 400:
+        return None
+    counts = count_outcomes(results)
+    problems = ", ".join(f"{counts[o.value]} {o.value}" for o in
+                         (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED) if counts[o.value])
+    stored = counts[Outcome.CREATED.value] + counts[Outcome.DUPLICATE.value]
+    return (f"{problems} of {len(results)} event(s), {stored} stored (see `results`): "
+            f"{_ADVICE[status]}")
+
+
+def _http_response(reply: _Reply, request_id: str | None) -> dict[str, Any]:
+    body = reply.to_dict()
+    del body["statusCode"]
+    if request_id:
+        body["request_id"] = request_id
+    headers = {"content-type": "application/json"}
+    if reply.status == 503:
+        headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return {"statusCode": reply.status, "headers": headers, "isBase64Encoded": False,
+            "body": json.dumps(body, separators=(",", ":"))}
+
+
+def _log_invocation(level: int, kind: Kind, event: Any, request_id: str | None,
+                    started: float, reply: _Reply | None,
+                    error: BaseException | None = None) -> None:
+    """One JSON line per invocation (with the traceback when something unexpected broke)."""
+    line: dict[str, Any] = {"msg": "ingest", "kind": kind, "request_id": request_id}
+    apigw_id = _apigw_request_id(event) if kind.startswith("apigw") else None
+    if apigw_id and apigw_id != request_id:
+        line["apigw_request_id"] = apigw_id
+    if reply is not None:
+        line.update(status=reply.status, counts=reply.counts)
+        if reply.rule:
+            line["rule"] = reply.rule
+    line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    if error is not None:
+        line["error"] = f"{type(error).__name__}: {_short(error, 500)}"
+        line["traceback"] = "".join(traceback.format_exception(error))
+    _log.log(level, json.dumps(line, default=str, separators=(",", ":")))
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _apigw_request_id(event: Any) -> str | None:
+    if isinstance(event, Mapping):
+        context = event.get("requestContext")
+        request_id = context.get("requestId") if isinstance(context, Mapping) else None
+        if isinstance(request_id, str):
+            return request_id
+    return None
+
+
+def _utf8_len(text: str) -> int:
+    # ASCII (most JSON, every base64 body) is one byte a character: no copy needed.
+    return len(text.encode("utf-8", "surrogatepass")) if not text.isascii() else len(text)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _a(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
