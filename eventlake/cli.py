@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", default=["-"],
                    help="JSON (an event, a list, or {\"events\": [...]}) or JSONL; - for stdin")
     p.add_argument("--json", action="store_true", help="print every result as JSON lines")
+    p.add_argument("--map", action="append", metavar="FIELD=SOURCE",
+                   help="take an event field from another record field, e.g. "
+                        "--map event_id=id,event_type=type,timestamp=created_at,"
+                        "event_payload=payload (repeatable)")
+    p.add_argument("--unmapped", choices=["reject", "payload", "drop"], default="reject",
+                   help="with --map: fields not mapped are refused (default), kept inside "
+                        "the payload, or dropped")
     p.add_argument("--max-problems", type=int, default=20,
                    help="problems listed before summarising (default 20)")
 
@@ -100,32 +107,40 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    from eventlake.hot import Outcome, PutResult, count_outcomes
+    from eventlake.errors import InvalidEventError
+    from eventlake.fieldmap import Unmapped, parse_field_map, remap
+    from eventlake.hot import Outcome
 
     lake = _lake(args)
+    mapping = parse_field_map(args.map or [])
+    unmapped = Unmapped(args.unmapped)
     totals = dict.fromkeys((o.value for o in Outcome), 0)
     problems: list[str] = []
-    offset = 0
+    read = 0
     for batch in _read_batches(args.files):
-        unparseable = [(i, b) for i, b in enumerate(batch) if isinstance(b, _Unparseable)]
-        raw = [b for b in batch if not isinstance(b, _Unparseable)]
-        results: list[PutResult] = lake.put_many(raw) if raw else []
-        for outcome, n in count_outcomes(results).items():
-            totals[outcome] += n
-        totals["invalid"] += len(unparseable)
-        for _, bad in unparseable:
-            problems.append(f"{bad.where}: not JSON ({bad.error}) [rule json.unparseable]")
-        index = [i for i, b in enumerate(batch) if not isinstance(b, _Unparseable)]
-        for result in results:
-            where = _where(batch, index[result.position], offset)
+        ready: list[tuple[str, Any]] = []  # (where, raw event in the seed shape)
+        for n, item in enumerate(batch):
+            where = getattr(item, "where", "") or f"event {read + n + 1}"
+            if isinstance(item, _Unparseable):
+                totals["invalid"] += 1
+                problems.append(f"{where}: not JSON ({item.error}) [rule json.unparseable]")
+                continue
+            try:
+                ready.append((where, remap(item, mapping, unmapped)))
+            except InvalidEventError as exc:
+                totals["invalid"] += 1
+                problems.append(f"{where}: invalid: {exc}")
+        results = lake.put_many([raw for _, raw in ready]) if ready else []
+        for (where, _), result in zip(ready, results, strict=True):
+            totals[result.outcome.value] += 1
             if args.json:
                 record = {k: v for k, v in result.to_dict().items() if k != "position"}
                 print(json.dumps({"input": where, **record}))
             if not result.ok:
                 problems.append(f"{where}: {result.outcome.value}: {result.message}")
-        offset += len(batch)
-        if offset >= 10 * BATCH:
-            print(f"  ... {offset:,} events read", file=sys.stderr)
+        read += len(batch)
+        if read >= 10 * BATCH:
+            print(f"  ... {read:,} events read", file=sys.stderr)
     for line in problems[: args.max_problems]:
         print(f"  {line}", file=sys.stderr)
     if len(problems) > args.max_problems:
@@ -144,11 +159,6 @@ class _Located(dict[str, Any]):
     """A raw event that remembers where it came from (file:line), for error messages."""
 
     where: str = ""
-
-
-def _where(batch: list[Any], i: int, offset: int) -> str:
-    item = batch[i]
-    return getattr(item, "where", "") or f"event {offset + i + 1}"
 
 
 def _read_batches(files: Sequence[str]) -> Iterator[list[Any]]:
