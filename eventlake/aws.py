@@ -20,8 +20,10 @@ TRANSIENT_CODES = frozenset({
     "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
     "RequestLimitExceeded", "InternalServerError", "InternalFailure", "ServiceUnavailable",
     "SlowDown", "RequestTimeout", "RequestTimeoutException", "LimitExceededException",
-    "TransactionInProgressException", "ItemCollectionSizeLimitExceededException",
+    "TransactionInProgressException",
 })
+"""Codes worth retrying. Not ItemCollectionSizeLimitExceededException: a full 10 GB item
+collection stays full, so retrying it only delays the failure."""
 
 
 def error_code(exc: BaseException) -> str | None:

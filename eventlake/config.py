@@ -7,12 +7,16 @@ one raises `ConfigError` naming the variable and what it expected.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from eventlake.errors import ConfigError
+
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 
 def _env(name: str) -> dict[str, str]:
@@ -62,8 +66,16 @@ class Settings:
             var = next(f.metadata["env"] for f in fields(self) if f.name == name)
             return ConfigError(f"{var}={value!r} is not valid: expected {expected}")
 
-        if not self.table or len(self.table) > 255:
-            raise bad("table", self.table, "a DynamoDB table name (1-255 chars)")
+        # Types first: explicit arguments bypass `_coerce`, and a comparison with a wrong type
+        # would raise TypeError instead of naming the variable.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = _type_problem(str(f.type), value)
+            if expected:
+                raise bad(f.name, value, expected)
+        if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
+            raise bad("table", self.table,
+                      "a DynamoDB table name: 3-255 of letters, digits, `_`, `-`, `.`")
         if not self.lake_uri:
             raise bad("lake_uri", self.lake_uri, "`s3://bucket/prefix` or a local path")
         if self.lake_uri.startswith("s3://") and not self.lake_uri[5:].split("/")[0]:
@@ -107,7 +119,14 @@ class Settings:
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        types = {f.name: str(f.type) for f in fields(cls)}
+        env_names = {f.name: f.metadata["env"] for f in fields(cls)}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if isinstance(value, str) and types[name] in ("int", "float"):
+                value = _coerce(env_names[name], value.strip(), types[name])
+            values[name] = value
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:
@@ -119,6 +138,22 @@ class Settings:
         return int(self.retention_days * 86400)
 
 
+def _type_problem(kind: str, value: object) -> str | None:
+    """What `value` should have been for a field annotated `kind`, or None when it fits."""
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "an integer"
+    if kind == "float":
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value))
+        return None if ok else "a finite number"
+    if kind == "str":
+        return None if isinstance(value, str) else "a string"
+    if kind == "str | None":
+        return None if value is None or isinstance(value, str) else "a string"
+    return None
+
+
 def _coerce(var: str, raw: str, type_name: object) -> Any:
     kind = str(type_name)
     try:
@@ -126,7 +161,7 @@ def _coerce(var: str, raw: str, type_name: object) -> Any:
             return int(raw)
         if kind == "float":
             value = float(raw)
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 raise ValueError(raw)
             return value
     except ValueError:

@@ -20,10 +20,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from eventlake.errors import InvalidEventError
@@ -34,7 +34,9 @@ MAX_SOURCE_CHARS = 1024
 MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's item limit; the stored item (payload plus every attribute) must fit."""
 ITEM_OVERHEAD_BYTES = 256
-"""Room kept for the attributes the store adds (ingested_at, hash, TTL, index keys)."""
+"""Room kept for the fixed-size attributes the store adds (timestamp, ingested_at, hash, TTL,
+index keys without the id): about 250 bytes with names. The index sort key repeats the
+event_id, so `estimated_item_bytes` counts the id twice."""
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_PAYLOAD_DEPTH = 64
 
@@ -93,7 +95,8 @@ def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> 
                                 f"expected a JSON object, got {_kind(raw)}", position=position)
     raw_id = raw.get("id") if ("specversion" in raw or "detail-type" in raw) else raw.get(
         "event_id")
-    event_id_hint = raw_id if isinstance(raw_id, str) else None
+    event_id_hint = (str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool)
+                     else None)
     try:
         if "specversion" in raw:
             fields_ = _from_cloudevent(raw)
@@ -123,6 +126,8 @@ def _from_cloudevent(raw: Mapping[str, Any]) -> dict[str, Any]:
     if "data_base64" in raw:
         try:
             data = loads_exact(base64.b64decode(raw["data_base64"], validate=True))
+        except RecursionError:
+            raise _too_deep() from None
         except (binascii.Error, ValueError, TypeError):
             raise InvalidEventError("payload.not_object",
                                     "`data_base64` must be base64 of a JSON object") from None
@@ -206,6 +211,8 @@ def _payload(value: Any) -> str:
     if isinstance(value, str | bytes):
         try:
             value = loads_exact(value)
+        except RecursionError:  # nesting deep enough to exhaust the parser's stack
+            raise _too_deep() from None
         except ValueError:
             raise InvalidEventError(
                 "payload.not_object",
@@ -222,7 +229,7 @@ def parse_timestamp(value: Any) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise InvalidEventError("timestamp.naive",
                                     f"timestamp `{value.isoformat()}` has no UTC offset")
-        return value.astimezone(UTC)
+        return _to_utc(value, value.isoformat())
     if not isinstance(value, str):
         raise InvalidEventError("timestamp.type",
                                 f"timestamp must be an RFC 3339 string, got {_kind(value)}")
@@ -245,12 +252,21 @@ def parse_timestamp(value: Any) -> datetime:
     except ValueError:
         raise InvalidEventError("timestamp.unparseable",
                                 f"timestamp `{value[:80]}` is not a valid date and time") from None
-    return parsed.astimezone(UTC)
+    return _to_utc(parsed, value)
+
+
+def _to_utc(value: datetime, text: str) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
+        raise InvalidEventError("timestamp.unparseable",
+                                f"timestamp `{text[:80]}` is out of range in UTC") from None
 
 
 def format_ts(ts: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so strings sort as times do."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = ts.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
 
 
 # --- canonical JSON and hashing ----------------------------------------------------------
@@ -264,9 +280,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_encode_str = json.encoder.py_encode_basestring
+_encode_str: Callable[[str], str] = json.encoder.py_encode_basestring
 try:  # the C speedup, with ensure_ascii=False semantics
-    from _json import encode_basestring as _c_encode_str  # type: ignore[attr-defined]
+    from _json import encode_basestring as _c_encode_str
     _encode_str = _c_encode_str
 except ImportError:  # pragma: no cover - CPython always has it
     pass
@@ -288,8 +304,7 @@ def canonical_json(value: Any) -> str:
 
 def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
     if depth > MAX_PAYLOAD_DEPTH:
-        raise InvalidEventError("payload.too_deep",
-                                f"`event_payload` nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+        raise _too_deep()
     if isinstance(value, str):
         out.append(_encode_str(value))
     elif value is None:
@@ -332,22 +347,26 @@ def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
                                 f"value at {path} is {_kind(value)}, which is not JSON")
 
 
+def _too_deep() -> InvalidEventError:
+    return InvalidEventError("payload.too_deep",
+                             f"`event_payload` nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+
+
 def canonical_number(value: float | int | Decimal) -> str:
     """Exact shortest text of a number, laid out as ECMAScript's Number#toString does."""
     d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if not d.is_finite():
         raise ValueError(f"{value} is not finite")
-    if d == 0:
-        return "0"
-    try:
-        d = d.normalize(_WIDE)
-    except InvalidOperation:  # pragma: no cover - _WIDE admits any finite decimal we accept
-        raise ValueError(f"{value} is out of range") from None
     sign, digits_t, exp = d.as_tuple()
     assert isinstance(exp, int)
-    digits = "".join(map(str, digits_t))
+    # Strip trailing zeros by hand: Decimal.normalize rounds to its context's precision.
+    full = "".join(map(str, digits_t)).lstrip("0")
+    digits = full.rstrip("0")
+    if not digits:
+        return "0"
+    exp += len(full) - len(digits)
     n, k = len(digits), len(digits) + exp
-    if 0 <= exp and k <= 21:
+    if exp >= 0 and k <= 21:
         body = digits + "0" * exp
     elif 0 < k <= 21:
         body = f"{digits[:k]}.{digits[k:]}"
@@ -358,11 +377,6 @@ def canonical_number(value: float | int | Decimal) -> str:
         e = k - 1
         body = f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
     return ("-" if sign else "") + body
-
-
-from decimal import Context  # noqa: E402  (kept beside its one use)
-
-_WIDE = Context(prec=10_000, Emax=10**9, Emin=-(10**9))
 
 
 def content_hash(event_id: str, event_type: str, timestamp_iso: str, payload_json: str,
@@ -381,7 +395,7 @@ def content_hash(event_id: str, event_type: str, timestamp_iso: str, payload_jso
 
 def estimated_item_bytes(event: Event) -> int:
     """DynamoDB's size of the stored item: attribute names plus UTF-8 values, plus overhead."""
-    size = ITEM_OVERHEAD_BYTES
+    size = ITEM_OVERHEAD_BYTES + len(event.event_id.encode("utf-8"))  # the copy in ingest_key
     for name, value in (("event_id", event.event_id), ("event_type", event.event_type),
                         ("event_payload", event.payload), ("source", event.source),
                         ("subject", event.subject)):

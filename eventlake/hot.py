@@ -52,6 +52,9 @@ class PutResult:
     outcome: Outcome
     message: str | None = None
     rule: str | None = None
+    retryable: bool = False
+    """For `failed`: True when the same write may succeed later (throttling, 5xx); False when
+    the store refused it for good (missing table, permissions) and an operator must act."""
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,8 @@ class PutResult:
             out["rule"] = self.rule
         if self.message:
             out["message"] = self.message
+        if self.outcome is Outcome.FAILED:
+            out["retryable"] = self.retryable
         return out
 
 
@@ -105,26 +110,21 @@ class HotStore:
         try:
             desc = ddb.describe_table(TableName=self.table)["Table"]
         except ddb.exceptions.ResourceNotFoundException:
-            ddb.create_table(
-                TableName=self.table,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[
-                    {"AttributeName": "event_id", "AttributeType": "S"},
-                    {"AttributeName": "ingest_shard", "AttributeType": "S"},
-                    {"AttributeName": "ingest_key", "AttributeType": "S"},
-                ],
-                KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
-                GlobalSecondaryIndexes=[self._index_spec()],
-                StreamSpecification={"StreamEnabled": True,
-                                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
-                Tags=[{"Key": "app", "Value": "eventlake"}],
-            )
+            try:
+                self._create_table()
+            except ddb.exceptions.ResourceInUseException:
+                # Another `init` created it between our describe and create: wait for it,
+                # then check and complete it like any existing table.
+                self._wait_active()
+                return self.provision()
             changes.append(f"created table `{self.table}` (on-demand, stream NEW_AND_OLD_IMAGES,"
                            f" index {INDEX_NAME})")
-            ddb.get_waiter("table_exists").wait(TableName=self.table,
-                                                WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            self._wait_active()
             desc = ddb.describe_table(TableName=self.table)["Table"]
         else:
+            if desc.get("TableStatus") != "ACTIVE":  # being created or updated by someone else
+                self._wait_active()
+                desc = ddb.describe_table(TableName=self.table)["Table"]
             if desc["KeySchema"] != [{"AttributeName": "event_id", "KeyType": "HASH"}]:
                 raise StorageError(
                     f"table `{self.table}` exists with key {desc['KeySchema']}; eventlake needs "
@@ -140,11 +140,14 @@ class HotStore:
                     GlobalSecondaryIndexUpdates=[{"Create": self._index_spec()}],
                 )
                 changes.append(f"added index {INDEX_NAME}")
-            stream = desc.get("StreamSpecification") or {}
+                # DynamoDB takes one table update at a time (ResourceInUseException otherwise)
+                self._wait_active()
+            stream: Any = desc.get("StreamSpecification") or {}
             if not stream.get("StreamEnabled"):
                 ddb.update_table(TableName=self.table, StreamSpecification={
                     "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
                 changes.append("enabled stream NEW_AND_OLD_IMAGES")
+                self._wait_active()
             elif stream.get("StreamViewType") != "NEW_AND_OLD_IMAGES":
                 raise StorageError(
                     f"table `{self.table}` streams {stream.get('StreamViewType')}; the archiver "
@@ -158,6 +161,26 @@ class HotStore:
             raise StorageError(f"table `{self.table}` has TTL on `{ttl.get('AttributeName')}`; "
                                f"eventlake sets `{TTL_ATTRIBUTE}`")
         return changes
+
+    def _wait_active(self) -> None:
+        """Block until the table is ACTIVE (created, or done applying an update)."""
+        self.clients.dynamodb.get_waiter("table_exists").wait(
+            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+
+    def _create_table(self) -> None:
+        self.clients.dynamodb.create_table(
+            TableName=self.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "event_id", "AttributeType": "S"},
+                {"AttributeName": "ingest_shard", "AttributeType": "S"},
+                {"AttributeName": "ingest_key", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[self._index_spec()],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            Tags=[{"Key": "app", "Value": "eventlake"}],
+        )
 
     @staticmethod
     def _index_spec() -> Any:
@@ -176,7 +199,7 @@ class HotStore:
         except ddb.exceptions.ResourceNotFoundException:
             return {"table": self.table, "exists": False}
         ttl = ddb.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
-        stream = desc.get("StreamSpecification") or {}
+        stream: Any = desc.get("StreamSpecification") or {}
         return {
             "table": self.table,
             "exists": True,
@@ -242,7 +265,8 @@ class HotStore:
                 last = exc
         return PutResult(position, event.event_id, Outcome.FAILED,
                          f"gave up after {self.settings.max_attempts} attempts "
-                         f"({error_code(last) if last else ''}): {last}; safe to retry")
+                         f"({error_code(last) if last else ''}): {last}; safe to retry",
+                         retryable=True)
 
     def _get(self, event_id: str) -> Item | None:
         response = self.clients.dynamodb.get_item(TableName=self.table,
@@ -254,7 +278,8 @@ class HotStore:
     def _compare(event: Event, stored: Item | None, position: int) -> PutResult:
         if stored is None:  # deleted (TTL) between the failed condition and the read
             return PutResult(position, event.event_id, Outcome.FAILED,
-                             "the stored copy vanished while checking it; safe to retry")
+                             "the stored copy vanished while checking it; safe to retry",
+                             retryable=True)
         stored_hash = stored.get("content_hash", {}).get("S")
         if stored_hash == event.content_hash:
             return PutResult(position, event.event_id, Outcome.DUPLICATE)
@@ -271,6 +296,8 @@ class HotStore:
                  ) -> list[PutResult]:
         """Store events concurrently (bounded pool); one result per event, in order."""
         positions = list(range(len(events))) if positions is None else list(positions)
+        if len(positions) != len(events):
+            raise ValueError(f"{len(events)} events but {len(positions)} positions")
         if len(events) <= 1:
             return [self.put(e, p) for e, p in zip(events, positions, strict=True)]
         workers = min(self.settings.put_concurrency, len(events))
@@ -289,11 +316,13 @@ class HotStore:
             yield from page
 
     def read_ingested_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
+        if since.tzinfo is None or until.tzinfo is None:
+            raise ValueError("read_ingested needs timezone-aware datetimes (UTC)")
         if until <= since:
             return
         lo, hi = format_ts(since), format_ts(until)
         hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        keys = []
+        keys: list[str] = []
         while hour < until:
             keys.extend(f"{hour_key(hour)}#{s}" for s in range(self.settings.index_shards))
             hour += timedelta(hours=1)

@@ -12,6 +12,7 @@ Status, first match wins (direct and EventBridge invocations get the same code i
          {"events": [...]}, no events, more than MAX_EVENTS_PER_REQUEST (nothing stored)
     400  some event invalid (the valid ones are stored; `results` names each rule)
     409  some event conflicts with a stored one (the stored item is untouched)
+    500  the store refused a write for good (missing table, no permission): an operator must act
     503  some event failed transiently (Retry-After; re-sending the whole request is safe)
     201  all created · 200 all duplicates (an identical retry) · 207 created and duplicates
     500  unexpected error: a generic message with the request id; the traceback is logged
@@ -35,7 +36,7 @@ from typing import Any, Literal
 
 from eventlake.api import EventLake
 from eventlake.aws import is_transient
-from eventlake.errors import TransientError
+from eventlake.errors import StorageError, TransientError
 from eventlake.events import loads_exact
 from eventlake.hot import Outcome, PutResult, count_outcomes
 
@@ -94,7 +95,10 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     if kind in ("apigw-v1", "apigw-v2"):
         return _http_response(reply, request_id)
     if reply.counts[Outcome.FAILED.value]:
-        raise TransientError(f"{reply.message} (invocation raised so that Lambda retries it)")
+        # Raise, so that Lambda's async retry (and then the dead-letter queue) keeps the events.
+        permanent = any(r.outcome is Outcome.FAILED and not r.retryable for r in reply.results)
+        error = StorageError if permanent else TransientError
+        raise error(f"{reply.message} (invocation raised so that Lambda retries it)")
     return reply.to_dict()
 
 
@@ -231,6 +235,8 @@ def _status(results: Sequence[PutResult]) -> int:
         return 400
     if counts[Outcome.CONFLICT.value]:
         return 409
+    if any(r.outcome is Outcome.FAILED and not r.retryable for r in results):
+        return 500
     if counts[Outcome.FAILED.value]:
         return 503
     if not counts[Outcome.DUPLICATE.value]:
@@ -243,6 +249,8 @@ def _status(results: Sequence[PutResult]) -> int:
 _ADVICE = {
     400: "fix the invalid events and re-send them (re-sending stored events is harmless)",
     409: "events are immutable: send changed content as a new event with a new event_id",
+    500: "the store refused the write for good (missing table? permissions?): an operator "
+         "must act; re-sending is safe once fixed",
     503: f"re-send the request after {RETRY_AFTER_SECONDS} s (safe: writes are idempotent)",
 }
 
@@ -254,7 +262,7 @@ def _message(status: int, results: Sequence[PutResult]) -> str | None:
     problems = ", ".join(f"{counts[o.value]} {o.value}" for o in
                          (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED) if counts[o.value])
     stored = counts[Outcome.CREATED.value] + counts[Outcome.DUPLICATE.value]
-    return (f"{problems} of {len(results)} event(s), {stored} stored (see `results`): "
+    return (f"{len(results)} event(s): {problems}, {stored} stored (see `results`); "
             f"{_ADVICE[status]}")
 
 
