@@ -80,6 +80,9 @@ class Clients:
                         max_pool_connections=self.settings.put_concurrency + 4,
                         connect_timeout=5,
                         read_timeout=30,
+                        # Account-based DynamoDB endpoints (boto3 >= 1.37) are not routed by
+                        # moto's in-process mock; the regional endpoint works everywhere.
+                        account_id_endpoint_mode="disabled",
                     )
                     session: Any = boto3.session.Session()
                     client = session.client(service, endpoint_url=self.settings.endpoint_url,

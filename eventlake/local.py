@@ -2,7 +2,8 @@
 
 Every client reaches it through AWS_ENDPOINT_URL, exactly as it would reach LocalStack or AWS,
 so the demo and the end-to-end tests run the production code path over real HTTP.
-(Later issues add the stream poller and TTL emulation here: moto has neither.)
+`StreamPoller` (eventlake/poller.py) stands in for Lambda's stream trigger (moto's needs Docker);
+TTL emulation is still to come.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from eventlake.poller import StreamPoller as StreamPoller
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

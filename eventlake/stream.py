@@ -1,0 +1,301 @@
+"""The stream path: one batch of DynamoDB change records -> Parquet files and quarantine.
+
+    INSERT (NewImage)      -> a lake row (column-wise fast path for eventlake's own items)
+    INSERT without image   -> quarantined: the stream must be NEW_AND_OLD_IMAGES
+    MODIFY                 -> quarantined: "immutable event modified"
+    REMOVE                 -> counted (TTL vs other), never deleted from the lake
+    undecodable / not ours -> quarantined with the reason
+
+Durability and retries: rows are written one `dt` partition at a time, in the order of their
+first record. When a write fails, the batch reports the first record that is not durable
+(Lambda's `batchItemFailures`) and Lambda re-delivers from there:
+
+    records   r0 r1 r2 r3 r4 r5        dt=A holds r0 r2 r5 (written)
+                                       dt=B holds r1 r3 r4 (failed) -> retry from r1
+    retry     r1 r2 r3 r4 r5           dt=A's r2 r5 are found in A's file and skipped
+
+Files are named from the sequence numbers they hold (`stream-<first>-<last>.parquet`), so an
+identical re-delivery rewrites its own files; a partial one reads the event_ids of the
+partition's files whose sequence range overlaps its own and writes only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
+from eventlake.codec_columns import lambda_insert_columns
+from eventlake.lake import Lake, QuarantineEntry, WrittenFile
+from eventlake.schema import EVENT_SCHEMA, SORT_KEYS
+
+_log = logging.getLogger("eventlake.stream")
+_SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)\.parquet$")
+VIEW_TYPE_RULE = "stream.view_type"
+MODIFY_RULE = "stream.modify"
+MAX_PARALLEL_WRITES = 8
+Record = StreamRecord | RecordError
+
+
+@dataclass
+class BatchReport:
+    """What one batch did; `failed_from` is the item identifier Lambda should retry from."""
+
+    records: int = 0
+    archived: int = 0
+    already_archived: int = 0
+    quarantined: int = 0
+    ttl_removals: int = 0
+    other_removals: int = 0
+    modified: int = 0
+    files: list[WrittenFile] = field(default_factory=list)
+    quarantine_file: str | None = None
+    failed_from: str | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+    def log_record(self) -> dict[str, Any]:
+        return {
+            "msg": "stream batch", "records": self.records, "archived": self.archived,
+            "already_archived": self.already_archived, "quarantined": self.quarantined,
+            "modified": self.modified, "ttl_removals": self.ttl_removals,
+            "other_removals": self.other_removals,
+            "partitions": sorted({f.dt for f in self.files}),
+            "files": [f.path for f in self.files], "bytes": sum(f.bytes for f in self.files),
+            "quarantine_file": self.quarantine_file, "failed_from": self.failed_from,
+            "error": self.error, "duration_ms": round(self.duration_ms, 1),
+        }
+
+
+@dataclass
+class _Batch:
+    """A batch being archived: records parsed on demand (fast-path rows need no parsing)."""
+
+    raws: list[Any]
+    parsed: dict[int, Record]
+    seqs: list[str | None]
+
+    def record(self, index: int) -> Record:
+        record = self.parsed.get(index)
+        if record is None:  # a fast-path record, needed only to quarantine or report it
+            [record] = parse_stream_records({"Records": [self.raws[index]]})
+            record = replace(record, index=index) if isinstance(record, RecordError) else record
+            self.parsed[index] = record
+        return record
+
+    def raw(self, index: int) -> Any:
+        record = self.parsed.get(index)
+        return record.raw if record is not None else self.raws[index]
+
+
+def archive_event(lake: Lake, event: Any) -> BatchReport:
+    """Archive a whole Lambda event, or records in any shape `parse_stream_records` reads.
+    Raises CodecError for input that is not a stream event at all."""
+    raws = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(raws, list):
+        records = parse_stream_records(event)
+        return archive_records(lake, records)
+    fast = lambda_insert_columns(raws)
+    seqs: list[str | None]
+    if not fast.rest:  # the common batch: every record on the fast path, in order
+        seqs = [s if s.isdigit() else None for s in fast.seqs]
+    else:
+        seqs = [None] * len(raws)
+        for index, seq in zip(fast.indexes, fast.seqs, strict=True):
+            seqs[index] = seq if seq.isdigit() else None
+    parsed: dict[int, Record] = {}
+    if fast.rest:
+        rest = parse_stream_records({**event, "Records": [raws[i] for i in fast.rest]})
+        for index, record in zip(fast.rest, rest, strict=True):
+            parsed[index] = replace(record, index=index) if isinstance(record, RecordError) \
+                else record
+            seqs[index] = _seq(parsed[index])
+    return _archive(lake, _Batch(raws, parsed, seqs), fast.table, fast.indexes)
+
+
+def archive_records(lake: Lake, records: Sequence[Record]) -> BatchReport:
+    """Archive records already parsed (stream order); never raises for bad records."""
+    batch = _Batch([r.raw for r in records], dict(enumerate(records)),
+                   [_seq(r) for r in records])
+    return _archive(lake, batch, EVENT_SCHEMA.empty_table(), [])
+
+
+def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list[int]
+             ) -> BatchReport:
+    started = time.perf_counter()
+    report = BatchReport(records=len(batch.raws))
+    builder = RowBuilder()
+    row_record: list[int] = []  # builder row i came from record row_record[i]
+    quarantine: list[tuple[int, QuarantineEntry]] = []
+
+    for index in sorted(batch.parsed):
+        record = batch.parsed[index]
+        if isinstance(record, RecordError):
+            quarantine.append((index, _entry(record.raw, record.reason, record.rule)))
+        elif record.event_name == "INSERT":
+            if record.new_image is None:
+                reason = (f"INSERT record has no NewImage (stream view type "
+                          f"{record.view_type or 'unknown'}); eventlake needs "
+                          "NEW_AND_OLD_IMAGES: run `eventlake init` or update the stream")
+                _log.error(reason)
+                quarantine.append((index, _entry(record.raw, reason, VIEW_TYPE_RULE)))
+                continue
+            try:
+                builder.add_image(record.new_image,
+                                  fallback_ingested_at=record.approximate_creation)
+            except CodecError as exc:
+                quarantine.append((index, _entry(record.raw, str(exc), exc.rule)))
+                continue
+            row_record.append(index)
+        elif record.event_name == "MODIFY":
+            report.modified += 1
+            quarantine.append((index, _entry(record.raw, "immutable event modified",
+                                             MODIFY_RULE)))
+        elif record.is_ttl_removal:
+            report.ttl_removals += 1
+        else:
+            report.other_removals += 1
+
+    # Row-wise timestamps are checked column-wise in to_table; an impossible date (Feb 30)
+    # is quarantined rather than failing, and re-failing, the whole batch.
+    rejected = builder.reject_invalid()
+    for position, error in rejected:
+        index = row_record[position]
+        quarantine.append((index, _entry(batch.raw(index), str(error), error.rule)))
+    if rejected:
+        bad = {position for position, _ in rejected}
+        row_record = [r for i, r in enumerate(row_record) if i not in bad]
+    quarantine.sort(key=lambda pair: pair[0])
+
+    failed_index: int | None = None
+    if quarantine:
+        try:
+            report.quarantine_file = lake.quarantine([e for _, e in quarantine],
+                                                     _batch_name(batch))
+            report.quarantined = len(quarantine)
+        except Exception as exc:
+            failed_index = quarantine[0][0]
+            report.error = f"quarantine write failed: {type(exc).__name__}: {exc}"
+
+    table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
+    if table.num_rows:
+        parts = _split_by_dt(table, pa.array(fast_indexes + row_record, pa.int64()))
+        # Partitions are written concurrently (Parquet encoding and uploads release the GIL).
+        # The retry point is the first record of the earliest failed partition; partitions
+        # after it that did succeed are skipped on re-delivery by the overlap check.
+        with ThreadPoolExecutor(max_workers=min(len(parts), MAX_PARALLEL_WRITES)) as pool:
+            futures = [(first, dt, part, pool.submit(_write_partition, lake, dt, part,
+                                                     part_order, batch.seqs))
+                       for first, dt, part, part_order in parts]
+        for first, dt, part, future in sorted(futures, key=lambda f: f[0]):
+            try:
+                written, skipped = future.result()
+            except Exception as exc:
+                if failed_index is None or first < failed_index:
+                    failed_index = first
+                    report.error = f"lake write to dt={dt} failed: {type(exc).__name__}: {exc}"
+                continue
+            report.already_archived += skipped
+            report.archived += part.num_rows - skipped
+            if written is not None:
+                report.files.append(written)
+
+    if failed_index is not None:
+        report.failed_from = batch.record(failed_index).item_identifier
+    report.duration_ms = (time.perf_counter() - started) * 1000
+    return report
+
+
+def _split_by_dt(table: pa.Table, order: pa.Array
+                 ) -> list[tuple[int, str, pa.Table, pa.Array]]:
+    """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date,
+    by first record: one sort of the whole batch, then slices."""
+    keyed = table.append_column("__dt", pc.cast(table["timestamp"], pa.date32())) \
+        .append_column("__order", order).sort_by([("__dt", "ascending"), *SORT_KEYS])
+    counts = pc.value_counts(keyed["__dt"])
+    parts, offset = [], 0
+    for day, count in sorted(zip(counts.field("values").to_pylist(),
+                                 counts.field("counts").to_pylist(), strict=True)):
+        part = keyed.slice(offset, count)
+        offset += count
+        part_order = part["__order"].combine_chunks()
+        parts.append((int(pc.min(part_order).as_py()), day.isoformat(),
+                      part.drop_columns(["__dt", "__order"]), part_order))
+    return parts
+
+
+def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
+                     batch_seqs: list[str | None]) -> tuple[WrittenFile | None, int]:
+    seqs = [batch_seqs[i] for i in part_order.to_pylist()]
+    if None in seqs:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
+        ids = "\n".join(part.column("event_id").to_pylist())
+        return lake.write_partition(dt, part, f"stream-x{_digest(ids)}", presorted=True), 0
+    numbers = [s for s in seqs if s is not None]
+    lo, hi = _seq_range(numbers)
+    name = f"stream-{lo}-{hi}"
+    present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name)
+    if not present:
+        return lake.write_partition(dt, part, name, presorted=True), 0
+    keep = pc.invert(pc.is_in(part.column("event_id"),
+                              value_set=pa.array(sorted(present), pa.string())))
+    kept = part.filter(keep)
+    skipped = part.num_rows - kept.num_rows
+    if kept.num_rows == 0:
+        return None, skipped
+    kept_seqs = [s for s, k in zip(numbers, keep.to_pylist(), strict=True) if k]
+    name = "stream-{}-{}".format(*_seq_range(kept_seqs))
+    return lake.write_partition(dt, kept, name, presorted=True), skipped
+
+
+def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str) -> set[str]:
+    """event_ids already in this partition's stream files whose sequence range meets [lo, hi]
+    (files of an earlier, partly failed delivery of the same records). Our own name is
+    excluded: rewriting it is the idempotent retry of an identical batch."""
+    overlapping = []
+    for f in lake.list_files(dts=[dt]):
+        base = f.path.rsplit("/", 1)[-1]
+        match = _SEQ_NAME.match(base)
+        if match and base != f"{own}.parquet" and int(match.group(1)) <= hi \
+                and lo <= int(match.group(2)):
+            overlapping.append(f.path)
+    return lake.read_ids_of(overlapping) if overlapping else set()
+
+
+def _seq(record: Record) -> str | None:
+    seq = record.sequence_number if isinstance(record, StreamRecord) else None
+    return seq if seq and seq.isdigit() else None
+
+
+def _seq_range(seqs: list[str]) -> tuple[str, str]:
+    """Smallest and largest of decimal sequence numbers (as numbers, not as text)."""
+    if len(set(map(len, seqs))) == 1:  # the usual case: equal widths compare as text
+        return min(seqs), max(seqs)
+    return min(seqs, key=int), max(seqs, key=int)
+
+
+def _batch_name(batch: _Batch) -> str:
+    seqs = batch.seqs
+    if seqs and all(s is not None for s in seqs):
+        return f"stream-{seqs[0]}-{seqs[-1]}"
+    ids = [str(i) + ":" + str(batch.raw(i).get("eventID") if isinstance(batch.raw(i), dict)
+                              else "") for i in range(len(batch.raws))]
+    return f"stream-x{_digest(chr(10).join(ids))}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _entry(raw: Any, reason: str, rule: str) -> QuarantineEntry:
+    return QuarantineEntry(reason=reason, rule=rule, record=raw, source="stream",
+                           quarantined_at=datetime.now(UTC))
