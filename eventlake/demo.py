@@ -1,14 +1,15 @@
 """`eventlake demo`: the whole job on the embedded local stack, narrated step by step.
 
 Starts moto's server on loopback, points every client at it through AWS_ENDPOINT_URL, and runs
-the same library calls a deployment runs: provision, ingest (with retries, conflicts and bad
-events mixed in), read back by ingestion window, status.
+the code a deployment runs: provision, ingest (put_many and the ingest Lambda, with retries,
+conflicts and bad events mixed in), read back by ingestion window, archive through the table's
+stream and the stream Lambda into Parquet (on moto's S3, or a local folder with --keep), status.
 """
 
 from __future__ import annotations
 
+import json
 import random
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -52,23 +53,25 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
 
 
 def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
+    """Run the demo; `keep` writes the lake to a local folder (kept), else to moto's S3."""
     from eventlake.api import EventLake
     from eventlake.config import Settings
+    from eventlake.handlers import ingest, stream
     from eventlake.hot import count_outcomes
-    from eventlake.local import local_stack
+    from eventlake.lake import Lake
+    from eventlake.local import StreamPoller, local_stack
 
     def step(title: str) -> None:
         print(f"\n== {title}")
 
-    workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="eventlake-demo-"))
     started = time.perf_counter()
     with local_stack() as stack:
         print(f"local stack: moto server at {stack.endpoint_url} (AWS_ENDPOINT_URL)")
-        settings = Settings.from_env(table="eventlake-demo",
-                                     lake_uri=str(workdir / "lake"))
+        lake_uri = str(Path(keep).resolve() / "lake") if keep else "s3://eventlake-demo/lake"
+        settings = Settings.from_env(table="eventlake-demo", lake_uri=lake_uri)
         lake = EventLake(settings)
 
-        step("init: provision the table (stream, TTL, ingestion-time index)")
+        step("init: provision the table (stream, TTL, ingestion-time index) and the lake")
         for change in lake.init() or ["nothing to change"]:
             print(f"  {change}")
         print(f"  again: {lake.init() or 'nothing to change'}")
@@ -81,8 +84,10 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         print(f"  {_counts(count_outcomes(results))} in {elapsed:.1f} s "
               f"({len(batch) / elapsed:,.0f} events/s)")
 
-        step("retry the first 100 (a producer that timed out and sent again)")
-        print(f"  {_counts(count_outcomes(lake.put_many(batch[:100])))}")
+        step("retry the first 100 through the ingest Lambda (API Gateway HTTP API event)")
+        ingest.reset(lake)
+        reply = ingest.handler(_apigw_request(batch[:100]), None)
+        print(f"  HTTP {reply['statusCode']}: {_counts(json.loads(reply['body'])['counts'])}")
 
         step("a changed payload under a stored id, and two broken events")
         tampered = {**batch[0], "event_payload": {"tampered": True}}
@@ -93,19 +98,49 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
         step("read back everything ingested in the last hour (index queries, no scan)")
         now = datetime.now(UTC)
-        t0 = time.perf_counter()
         ids = {item["event_id"]["S"]
-               for item in lake.hot.read_ingested(now - timedelta(hours=1), now
-                                                  + timedelta(seconds=1))}
-        print(f"  {len(ids):,} distinct events in {time.perf_counter() - t0:.1f} s; "
-              f"each sent event stored once: {ids == {e['event_id'] for e in batch}}")
+               for item in lake.hot.read_ingested(now - timedelta(hours=1),
+                                                  now + timedelta(seconds=1))}
+        print(f"  {len(ids):,} distinct events; each sent event stored once: "
+              f"{ids == {e['event_id'] for e in batch}}")
+
+        step("archive: the table's stream -> the stream Lambda -> Parquet "
+             "(local event source mapping)")
+        cold = Lake(settings)
+        stream.reset(cold)
+        t0 = time.perf_counter()
+        stats = StreamPoller(lake.clients, settings.table, stream.handler,
+                             batch_size=1000).poll_once()
+        print(f"  {stats.records:,} stream records in {stats.batches} batch(es), "
+              f"{time.perf_counter() - t0:.1f} s")
+
+        step(f"the lake at {lake_uri}")
+        files = cold.list_files()
+        for f in files:
+            print(f"  {f.path.removeprefix(lake_uri.rstrip('/') + '/')}  "
+                  f"{f.size / 1024:,.1f} KiB")
+        archived = cold.read(columns=["event_id"]).column("event_id").to_pylist()
+        print(f"  {len(files)} file(s), {len(archived):,} rows; every stored event archived "
+              f"once: {sorted(archived) == sorted(ids)}")
 
         step("status")
         from eventlake.cli import _print_status
 
         _print_status(lake.status())
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; lake dir {workdir}")
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s"
+          + (f"; lake kept in {Path(keep).resolve() / 'lake'}" if keep else ""))
     return 0
+
+
+def _apigw_request(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """An API Gateway HTTP API (v2) proxy event carrying `events` as its JSON body."""
+    from eventlake.events import canonical_json
+
+    return {"version": "2.0", "routeKey": "POST /events", "rawPath": "/events",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/events"},
+                               "requestId": "demo-request", "stage": "$default"},
+            "body": canonical_json(events), "isBase64Encoded": False}
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -16,16 +16,18 @@ first record. When a write fails, the batch reports the first record that is not
 
 Files are named from the sequence numbers they hold (`stream-<first>-<last>.parquet`), so an
 identical re-delivery rewrites its own files; a partial one reads the event_ids of the
-partition's files whose sequence range overlaps its own and writes only what is missing.
+partition's files whose sequence range overlaps its own and writes only what is missing. A record
+re-delivered inside one batch (the same event twice) is written once, from its first copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -40,7 +42,7 @@ from eventlake.lake import Lake, QuarantineEntry, WrittenFile
 from eventlake.schema import EVENT_SCHEMA, SORT_KEYS
 
 _log = logging.getLogger("eventlake.stream")
-_SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)\.parquet$")
+_SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)(?:-[0-9a-f]+)?\.parquet$")
 VIEW_TYPE_RULE = "stream.view_type"
 MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
@@ -103,6 +105,13 @@ def archive_event(lake: Lake, event: Any) -> BatchReport:
     Raises CodecError for input that is not a stream event at all."""
     raws = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(raws, list):
+        if isinstance(event, list | tuple) and event and not any(map(_looks_like_record, event)):
+            # A bare list carries no envelope saying it is a stream event: when none of its
+            # items is even shaped like a change record, it is the wrong input, not bad records.
+            raise CodecError("stream.no_records",
+                             f"not a stream event: a list of {len(event)} item(s), none of them "
+                             "a change record (an object with `eventName` and `dynamodb`, or a "
+                             "Kinesis record with `kinesis`/`Data`)")
         records = parse_stream_records(event)
         return archive_records(lake, records)
     fast = lambda_insert_columns(raws)
@@ -180,8 +189,8 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     failed_index: int | None = None
     if quarantine:
         try:
-            report.quarantine_file = lake.quarantine([e for _, e in quarantine],
-                                                     _batch_name(batch))
+            report.quarantine_file = lake.quarantine(
+                [e for _, e in quarantine], _quarantine_name(batch, [i for i, _ in quarantine]))
             report.quarantined = len(quarantine)
         except Exception as exc:
             failed_index = quarantine[0][0]
@@ -190,10 +199,12 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
     if table.num_rows:
         parts = _split_by_dt(table, pa.array(fast_indexes + row_record, pa.int64()))
-        # Partitions are written concurrently (Parquet encoding and uploads release the GIL).
-        # The retry point is the first record of the earliest failed partition; partitions
-        # after it that did succeed are skipped on re-delivery by the overlap check.
-        with ThreadPoolExecutor(max_workers=min(len(parts), MAX_PARALLEL_WRITES)) as pool:
+        # S3 uploads wait on the network and go in parallel; on local disk writing is
+        # CPU-bound and one at a time is as fast. The retry point is the first record of the
+        # earliest failed partition; partitions after it that did succeed are skipped on
+        # re-delivery by the overlap check.
+        workers = min(len(parts), MAX_PARALLEL_WRITES if lake.is_s3 else 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [(first, dt, part, pool.submit(_write_partition, lake, dt, part,
                                                      part_order, batch.seqs))
                        for first, dt, part, part_order in parts]
@@ -236,25 +247,51 @@ def _split_by_dt(table: pa.Table, order: pa.Array
 
 def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
                      batch_seqs: list[str | None]) -> tuple[WrittenFile | None, int]:
+    part, part_order, repeated = _first_copies(part, part_order)
     seqs = [batch_seqs[i] for i in part_order.to_pylist()]
     if None in seqs:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
         ids = "\n".join(part.column("event_id").to_pylist())
-        return lake.write_partition(dt, part, f"stream-x{_digest(ids)}", presorted=True), 0
+        return (lake.write_partition(dt, part, f"stream-x{_digest(ids)}", presorted=True),
+                repeated)
     numbers = [s for s in seqs if s is not None]
     lo, hi = _seq_range(numbers)
-    name = f"stream-{lo}-{hi}"
+    name = _file_name(lo, hi, part)
     present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name)
     if not present:
-        return lake.write_partition(dt, part, name, presorted=True), 0
+        return lake.write_partition(dt, part, name, presorted=True), repeated
     keep = pc.invert(pc.is_in(part.column("event_id"),
                               value_set=pa.array(sorted(present), pa.string())))
     kept = part.filter(keep)
     skipped = part.num_rows - kept.num_rows
     if kept.num_rows == 0:
-        return None, skipped
+        return None, skipped + repeated
     kept_seqs = [s for s, k in zip(numbers, keep.to_pylist(), strict=True) if k]
-    name = "stream-{}-{}".format(*_seq_range(kept_seqs))
-    return lake.write_partition(dt, kept, name, presorted=True), skipped
+    name = _file_name(*_seq_range(kept_seqs), kept)
+    return lake.write_partition(dt, kept, name, presorted=True), skipped + repeated
+
+
+def _file_name(lo: str, hi: str, part: pa.Table) -> str:
+    """`stream-<first seq>-<last seq>-<digest of the event_ids>`: an identical re-delivery
+    gets its own name back; another shard whose sequence range happens to be the same (the
+    numbers are ordered within a shard, not unique across shards) never overwrites it."""
+    ids = "\n".join(part.column("event_id").to_pylist())
+    return f"stream-{lo}-{hi}-{_digest(ids)[:12]}"
+
+
+def _first_copies(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
+    """The partition with one row per event_id, the one of the earliest record: Lambda
+    re-delivers a record inside a batch (retries, resharding), and the overlap check only
+    looks at files already written. Also returns how many rows were dropped."""
+    ids = part.column("event_id")
+    if pc.count_distinct(ids).as_py() == part.num_rows:  # the usual batch: nothing repeated
+        return part, part_order, 0
+    first: dict[str, tuple[int, int]] = {}  # event_id -> (record index, row position)
+    for position, (event_id, index) in enumerate(zip(ids.to_pylist(), part_order.to_pylist(),
+                                                     strict=True)):
+        if event_id not in first or index < first[event_id][0]:
+            first[event_id] = (index, position)
+    rows = pa.array(sorted(position for _, position in first.values()), pa.int64())
+    return part.take(rows), part_order.take(rows), part.num_rows - len(rows)
 
 
 def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str) -> set[str]:
@@ -271,6 +308,11 @@ def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str) -
     return lake.read_ids_of(overlapping) if overlapping else set()
 
 
+def _looks_like_record(item: Any) -> bool:
+    return isinstance(item, Mapping) and any(
+        key in item for key in ("eventName", "dynamodb", "kinesis", "Data"))
+
+
 def _seq(record: Record) -> str | None:
     seq = record.sequence_number if isinstance(record, StreamRecord) else None
     return seq if seq and seq.isdigit() else None
@@ -283,13 +325,23 @@ def _seq_range(seqs: list[str]) -> tuple[str, str]:
     return min(seqs, key=int), max(seqs, key=int)
 
 
-def _batch_name(batch: _Batch) -> str:
-    seqs = batch.seqs
-    if seqs and all(s is not None for s in seqs):
-        return f"stream-{seqs[0]}-{seqs[-1]}"
-    ids = [str(i) + ":" + str(batch.raw(i).get("eventID") if isinstance(batch.raw(i), dict)
-                              else "") for i in range(len(batch.raws))]
-    return f"stream-x{_digest(chr(10).join(ids))}"
+def _quarantine_name(batch: _Batch, indexes: list[int]) -> str:
+    """Named from the quarantined records themselves, not the batch: Lambda re-delivers a
+    partly failed batch from a later record, and the records quarantined the first time must
+    then rewrite their own file rather than land in a second one."""
+    seqs = [batch.seqs[i] for i in indexes]
+    numbers = [s for s in seqs if s is not None]
+    if len(numbers) == len(seqs):
+        return "stream-{}-{}".format(*_seq_range(numbers))
+    return f"stream-x{_digest(chr(10).join(_identity(batch.raw(i)) for i in indexes))}"
+
+
+def _identity(raw: Any) -> str:
+    """The same text for the same raw record, whatever it holds (datetimes, bytes, ...)."""
+    try:
+        return json.dumps(raw, sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # keys of mixed types, a cycle: still deterministic
+        return repr(raw)
 
 
 def _digest(text: str) -> str:

@@ -143,3 +143,5 @@ def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[s
     assert "duplicate 60" in out
     assert "each sent event stored once: True" in out
     assert "rule timestamp.unparseable" in out
+    assert "every stored event archived once: True" in out
+    assert list((tmp_path / "demo" / "lake" / "events").glob("dt=*/*.parquet"))

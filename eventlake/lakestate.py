@@ -1,0 +1,85 @@
+"""Lake state: small objects under `<root>/_eventlake/<key>` (watermarks, leases), written by
+compare-and-swap so two writers never both win.
+
+    S3      PUT with `If-None-Match: *` (create) or `If-Match: <ETag>` (replace); version = ETag
+    local   flock on `.<key>.lock` -> compare content hash -> atomic rename; version = blake2b
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+
+from eventlake.aws import error_code
+from eventlake.lakefs import LakeDataError, LakeFS, StateConflictError
+from eventlake.schema import STATE_DIR
+
+__all__ = ["LakeState", "StateConflictError"]
+
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+@-]*(?:/[A-Za-z0-9][A-Za-z0-9._=+@-]*)*")
+
+
+class LakeState(LakeFS):
+    """`read_state` / `write_state` of `lake.Lake`: compare-and-swap lake state by key."""
+
+    def read_state(self, key: str) -> tuple[bytes, str] | None:
+        """`(content, version)` of state `key`, or None when it does not exist."""
+        path = self._state_path(key)
+        if self.is_s3:
+            with self._boto_errors(f"read state `{key}`"):
+                try:
+                    got = self._s3.get_object(Bucket=self._bucket, Key=self._key(path))
+                except Exception as exc:
+                    if error_code(exc) == "NoSuchKey":
+                        return None
+                    raise
+                return got["Body"].read(), got["ETag"]
+        try:
+            with self.fs.open_input_stream(path) as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return data, _version(data)
+
+    def write_state(self, key: str, data: bytes, *, expected: str | None) -> str:
+        """Compare-and-swap state `key`; returns the new version.
+
+        `expected=None` creates it only if absent; otherwise it is replaced only while its
+        version is still `expected`. Losing either race raises `StateConflictError`. On S3 a
+        request retried after a lost response can lose to itself: after a conflict, re-read,
+        and if the content is what you wrote, your write landed.
+        """
+        path = self._state_path(key)
+        if self.is_s3:
+            condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+            return self._put_object(path, data, StateConflictError, **condition)
+        directory, _, base = path.rpartition("/")
+        self.fs.create_dir(directory, recursive=True)
+        # Every writer of the key holds this lock while it compares and renames; readers need
+        # none because the rename is atomic. flock is released by the kernel if we die.
+        fd = os.open(f"{directory}/.{base}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            current = self.read_state(key)
+            if expected is None and current is not None:
+                raise StateConflictError(f"state `{key}` already exists")
+            if expected is not None and (current is None or current[1] != expected):
+                raise StateConflictError(f"state `{key}` changed since version `{expected}`")
+            self._publish(path, lambda sink: sink.write(data), False)
+        finally:
+            os.close(fd)
+        return _version(data)
+
+    def _state_path(self, key: str) -> str:
+        if len(key) > 512 or not _KEY.fullmatch(key):
+            raise LakeDataError(f"state key `{key}` is not valid: use `/`-separated names of "
+                                "letters, digits and `._=+@-`, each starting with a letter or "
+                                "digit")
+        return f"{self._base}/{STATE_DIR}/{key}"
+
+
+def _version(data: bytes) -> str:
+    """The version of local state: its content hash (like an S3 ETag, content decides)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

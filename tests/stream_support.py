@@ -1,0 +1,96 @@
+"""Shared by the stream archiver tests: the events behind tests/events/ddb_stream_*, a local lake,
+and readers that look at the lake's files directly (every row of every file, no dedup).
+
+The fixtures' eventlake items are exactly what `HotStore.to_item` stores for `SEEDS` (a test
+pins that), so a row can be compared with the `Event` it came from.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from conftest import load_event
+
+from eventlake.config import Settings
+from eventlake.events import Event, parse_event, parse_timestamp
+from eventlake.hot import HotStore
+from eventlake.lake import Lake
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+STORE = HotStore(Settings(), clients=None)  # type: ignore[arg-type]  # to_item needs no AWS
+SERVICE = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+_SEEDS: list[dict[str, Any]] = [
+    {"event_id": "evt-seen", "event_type": "user.seen", "timestamp": "2026-11-01T08:00:00Z",
+     "event_payload": {"user": 7, "name": "Zoë 🦊", "tags": ["a", "b"]}, "subject": "user/7"},
+    {"event_id": "evt-placed-late", "event_type": "order.placed",
+     "timestamp": "2026-10-31T23:59:59.5Z", "event_payload": {"order": 1, "total": 12.5},
+     "source": "shop", "subject": "order/1"},
+    {"event_id": "evt-placed-midnight", "event_type": "order.placed",
+     "timestamp": "2026-11-01T00:00:00Z", "event_payload": {"order": 2, "total": 10**30},
+     "source": "shop", "subject": "order/2"},
+    {"event_id": "evt-paid-offset", "event_type": "order.paid",
+     "timestamp": "2026-11-01T01:00:00+02:00", "event_payload": {"order": 1}, "source": "pay"},
+    {"event_id": "evt-placed-service", "event_type": "order.placed",
+     "timestamp": "2026-10-31T06:00:00Z", "event_payload": {}, "source": "shop"},
+    {"event_id": "evt-expired", "event_type": "order.placed",
+     "timestamp": "2026-07-01T00:00:00Z", "event_payload": {"order": 0}},
+    {"event_id": "evt-good", "event_type": "order.placed", "timestamp": "2026-11-01T09:30:00Z",
+     "event_payload": {"order": 3}, "source": "shop"},
+    {"event_id": "evt-kinesis-1", "event_type": "order.placed",
+     "timestamp": "2026-11-01T10:00:00Z", "event_payload": {"order": 4}},
+    {"event_id": "evt-kinesis-2", "event_type": "order.paid",
+     "timestamp": "2026-10-30T10:00:00Z", "event_payload": {"order": 4}},
+]
+SEEDS: dict[str, dict[str, Any]] = {str(s["event_id"]): s for s in _SEEDS}
+EVENTS: dict[str, Event] = {i: parse_event(s, now=NOW) for i, s in SEEDS.items()}
+ARCHIVED_IN_BATCH = ["evt-seen", "evt-placed-late", "evt-placed-midnight", "evt-paid-offset",
+                     "evt-placed-service"]
+"""The INSERTs of ddb_stream_eventlake_batch.json, in record order."""
+
+
+def batch() -> dict[str, Any]:
+    """ddb_stream_eventlake_batch.json: 5 INSERTs over two UTC dates, a MODIFY, a TTL REMOVE,
+    a user REMOVE (read afresh on each call, so a test may change it)."""
+    return dict(load_event("ddb_stream_eventlake_batch.json"))
+
+
+def seq_of(event: dict[str, Any], position: int) -> str:
+    return str(event["Records"][position]["dynamodb"]["SequenceNumber"])
+
+
+def expected_row(image: dict[str, Any]) -> dict[str, Any]:
+    """The lake row of an eventlake item: the Event's fields, ingested_at from the item."""
+    event = EVENTS[image["event_id"]["S"]]
+    return {"event_id": event.event_id, "event_type": event.event_type,
+            "timestamp": event.timestamp,
+            "ingested_at": parse_timestamp(image["ingested_at"]["S"]),
+            "source": event.source, "subject": event.subject,
+            "event_payload": event.payload, "content_hash": event.content_hash}
+
+
+def new_lake(root: Path) -> Lake:
+    return Lake(Settings(lake_uri=str(root)))
+
+
+def lake_files(lake: Lake) -> list[Path]:
+    """Every Parquet file under `<root>/events/`, found on disk (not through the Lake)."""
+    return sorted((Path(lake.root) / "events").glob("dt=*/*.parquet"))
+
+
+def raw_rows(lake: Lake) -> list[dict[str, Any]]:
+    """Every row of every event file, read with pyarrow alone: copies are not merged."""
+    rows = []
+    for path in lake_files(lake):
+        for row in pq.read_table(path).to_pylist():
+            row.pop("dt", None)  # pyarrow may add the Hive key of the directory
+            rows.append(row)
+    return rows
+
+
+def ids_in_lake(lake: Lake) -> list[str]:
+    """event_ids of every stored row (through Lake.read, which dedupes nothing), sorted."""
+    return sorted(lake.read(columns=["event_id"])["event_id"].to_pylist())
