@@ -42,7 +42,7 @@ class Settings:
     """The sweep leaves events ingested in the last N seconds to the stream path."""
 
     index_shards: int = field(default=8, metadata=_env("EVENTLAKE_INDEX_SHARDS"))
-    """Write shards per hour of the ingestion-time index; readers query all of them.
+    """Write shards per day of the ingestion-time index; readers query all of them.
     Raising it is safe (readers query the larger range); lowering it hides old shards."""
 
     put_concurrency: int = field(default=16, metadata=_env("EVENTLAKE_PUT_CONCURRENCY"))

@@ -3,12 +3,15 @@
     item   event_id (PK) · event_type · timestamp · event_payload (canonical JSON) · source ·
            subject · ingested_at · content_hash · expires_at (TTL, epoch s) · ingest_shard ·
            ingest_key
-    index  by_ingested_at: ingest_shard = "<UTC hour>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
+    index  by_ingested_at: ingest_shard = "<UTC day>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
 
 Writes are conditional (`attribute_not_exists(event_id)`): an identical retry is a `duplicate`,
 different content under a stored id is a `conflict`, and the stored item is never touched. The
-index spreads each hour over `index_shards` partitions so no partition runs hot; a window read
-queries every (hour, shard) pair in parallel and never scans.
+index spreads each day over `index_shards` partitions so no partition runs hot (writes at any
+moment go to the current day's shards, so the shard count sets the write headroom); a window
+read queries every (day, shard) pair in parallel with a range condition on `ingest_key`, and
+never scans. Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
+at 10 x `index_shards`.
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ def shard_of(event_id: str, shards: int) -> int:
     return zlib.crc32(event_id.encode("utf-8")) % shards
 
 
-def hour_key(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H")
+def day_key(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 class HotStore:
@@ -227,7 +230,7 @@ class HotStore:
             "ingested_at": {"S": ingested},
             "content_hash": {"S": event.content_hash},
             TTL_ATTRIBUTE: {"N": str(expires)},
-            "ingest_shard": {"S": f"{hour_key(ingested_at)}#"
+            "ingest_shard": {"S": f"{day_key(ingested_at)}#"
                                   f"{shard_of(event.event_id, self.settings.index_shards)}"},
             "ingest_key": {"S": f"{ingested}#{event.event_id}"},
         }
@@ -309,7 +312,7 @@ class HotStore:
     def read_ingested(self, since: datetime, until: datetime) -> Iterator[Item]:
         """Every item ingested in [since, until), through parallel index queries (no Scan).
 
-        Items come grouped by (hour, shard), not globally sorted. The index is eventually
+        Items come grouped by (day, shard), not globally sorted. The index is eventually
         consistent: callers that need completeness leave a settle lag before `until`.
         """
         for page in self.read_ingested_pages(since, until):
@@ -321,11 +324,11 @@ class HotStore:
         if until <= since:
             return
         lo, hi = format_ts(since), format_ts(until)
-        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         keys: list[str] = []
-        while hour < until:
-            keys.extend(f"{hour_key(hour)}#{s}" for s in range(self.settings.index_shards))
-            hour += timedelta(hours=1)
+        while day < until:
+            keys.extend(f"{day_key(day)}#{s}" for s in range(self.settings.index_shards))
+            day += timedelta(days=1)
         workers = max(1, min(self.settings.put_concurrency, len(keys)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-read") as pool:
             # Bounded look-ahead: at most `workers` partitions are held in memory at once.
