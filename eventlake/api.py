@@ -8,15 +8,21 @@ stays small.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventlake.aws import Clients
 from eventlake.config import Settings
 from eventlake.errors import InvalidEventError
 from eventlake.events import Event, parse_event
 from eventlake.hot import HotStore, Outcome, PutResult
+
+if TYPE_CHECKING:
+    from eventlake.archive import BackfillReport, SweepReport, TtlMargin
+    from eventlake.compact import CompactReport
+    from eventlake.lake import Lake
+    from eventlake.reconcile import ReconcileReport
 
 
 class EventLake:
@@ -34,7 +40,15 @@ class EventLake:
 
     @cached_property
     def hot(self) -> HotStore:
+        """The DynamoDB hot tier."""
         return HotStore(self.settings, self.clients)
+
+    @cached_property
+    def cold(self) -> Lake:
+        """The Parquet cold tier (imported on first use: the ingest Lambda needs no pyarrow)."""
+        from eventlake.lake import Lake
+
+        return Lake(self.settings, clients=self.clients)
 
     def init(self) -> list[str]:
         """Provision the table (and the bucket of an s3:// lake); idempotent. Returns changes."""
@@ -75,7 +89,75 @@ class EventLake:
             results[result.position] = result
         return [r for r in results if r is not None]
 
+    # --- archiving -------------------------------------------------------------------------
+
+    def archive(self, *, settle_seconds: float | None = None) -> SweepReport:
+        """Sweep: archive everything ingested since the watermark (less the settle lag), move
+        the watermark, then check the TTL margin (TtlGuardError when events are at risk)."""
+        from eventlake.archive import sweep
+
+        return sweep(self.cold, self.hot, self.settings, settle_seconds=settle_seconds)
+
+    def backfill(self, *, segments: int = 4) -> BackfillReport:
+        """Archive every item of the table (parallel Scan), other producers' items included."""
+        from eventlake.archive import backfill
+
+        return backfill(self.cold, self.hot, self.settings, segments=segments)
+
+    def compact(self, *, start: date | None = None, end: date | None = None,
+                **options: Any) -> CompactReport:
+        """Merge each partition's small files, dropping duplicate event_ids."""
+        from eventlake.compact import compact
+
+        return compact(self.cold, start=start, end=end, **options)
+
+    def reconcile(self, *, start: date, end: date, repair: bool = False) -> ReconcileReport:
+        """Check every hot event older than the watermark is in the lake with the same hash
+        (ingestion days start..end); `repair` re-archives what is missing."""
+        from eventlake.reconcile import reconcile
+
+        return reconcile(self.cold, self.hot, self.settings, start=start, end=end,
+                         repair=repair)
+
+    def ttl_margin(self) -> TtlMargin:
+        from eventlake.archive import ttl_margin
+
+        return ttl_margin(self.cold, self.hot, self.settings)
+
     def status(self) -> dict[str, Any]:
-        """Hot table state and lake location (later: watermark, archive lag, TTL margin)."""
-        return {"hot": self.hot.describe(), "lake_uri": self.settings.lake_uri,
-                "region": self.settings.region, "endpoint_url": self.settings.endpoint_url}
+        """Hot table state, lake location, archive watermark and lag, smallest TTL margin."""
+        out: dict[str, Any] = {"hot": self.hot.describe(), "lake_uri": self.settings.lake_uri,
+                               "region": self.settings.region,
+                               "endpoint_url": self.settings.endpoint_url}
+        if not out["hot"].get("exists"):
+            return out
+        from eventlake.archive import read_watermark
+
+        try:
+            watermark = read_watermark(self.cold)
+        except Exception as exc:  # the lake may not exist yet: say so, keep the rest
+            out["watermark"] = f"unreadable ({type(exc).__name__}: {exc})"
+            return out
+        now = datetime.now(UTC)
+        if watermark is None:
+            out["watermark"] = "none yet (run `eventlake archive`)"
+        else:
+            out["watermark"] = watermark.at.isoformat()
+            out["archive_lag"] = _human_seconds((now - watermark.at).total_seconds())
+        margin = self.ttl_margin()
+        out["unarchived"] = margin.unarchived
+        safety = self.settings.ttl_safety_hours
+        out["ttl_margin"] = ("n/a (nothing unarchived)" if margin.hours_left is None
+                             else f"{margin.hours_left:.1f} h (safety {safety:g} h, "
+                                  f"{margin.at_risk} at risk)")
+        return out
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,31 @@ def _parser() -> argparse.ArgumentParser:
                         "the payload, or dropped")
     p.add_argument("--max-problems", type=int, default=20,
                    help="problems listed before summarising (default 20)")
+
+    p = add("archive", cmd_archive, "sweep: archive what the stream path missed, move the "
+                                     "watermark, check the TTL margin")
+    p.add_argument("--settle-seconds", type=float, default=None,
+                   help="leave events this recent to the stream path (default "
+                        "$EVENTLAKE_ARCHIVE_SETTLE_SECONDS; 0 archives everything)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = add("backfill", cmd_backfill, "archive every item of the table (parallel Scan)")
+    p.add_argument("--segments", type=int, default=4, help="parallel scan segments (default 4)")
+
+    p = add("compact", cmd_compact, "merge each partition's small files, dropping duplicates")
+    p.add_argument("--from", dest="start", type=_date, help="first dt (YYYY-MM-DD)")
+    p.add_argument("--to", dest="end", type=_date, help="last dt (YYYY-MM-DD)")
+    p.add_argument("--min-files", type=int, default=4,
+                   help="compact partitions with at least this many files (default 4)")
+    p.add_argument("--target-mb", type=int, default=128, help="output file size (default 128)")
+
+    p = add("reconcile", cmd_reconcile, "check every hot event older than the watermark is in "
+                                         "the lake with the same hash")
+    p.add_argument("--from", dest="start", type=_date,
+                   help="first ingestion day (default: yesterday)")
+    p.add_argument("--to", dest="end", type=_date, help="last ingestion day (default: today)")
+    p.add_argument("--repair", action="store_true", help="re-archive what is missing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = add("status", cmd_status, "table, stream, TTL and lake state")
     p.add_argument("--json", action="store_true", help="print as JSON")
@@ -240,6 +266,83 @@ def _print_status(status: dict[str, Any]) -> None:
             print(f"{key:<11} {value}")
     print(f"aws         region {status['region']}"
           + (f", endpoint {status['endpoint_url']}" if status.get("endpoint_url") else ""))
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from eventlake.archive import TtlGuardError
+
+    lake = _lake(args)
+    try:
+        report = lake.archive(settle_seconds=args.settle_seconds)
+    except TtlGuardError as exc:
+        if exc.report is not None:
+            _print_sweep(exc.report, args.json)
+        print(f"eventlake: TTL guard: {exc}", file=sys.stderr)
+        return 3
+    _print_sweep(report, args.json)
+    return 0
+
+
+def _print_sweep(report: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    c = report.counts
+    print(f"window      {report.since.isoformat()} .. {report.until.isoformat()}")
+    print(f"events      {c.read} read, {c.archived} archived, {c.already} already in the lake, "
+          f"{c.quarantined} quarantined, {len(c.files)} file(s) written")
+    print(f"watermark   {report.watermark_after.isoformat()}")
+    margin = report.ttl
+    print("ttl margin  " + ("n/a (nothing unarchived)" if margin.hours_left is None else
+                            f"{margin.hours_left:.1f} h for {margin.unarchived} unarchived, "
+                            f"{margin.at_risk} at risk"))
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    report = _lake(args).backfill(segments=args.segments)
+    c = report.counts
+    print(f"scanned {report.scanned} items in {report.segments} segments: {c.archived} archived, "
+          f"{c.already} already in the lake, {c.quarantined} quarantined "
+          f"({report.duration_s:.1f} s)")
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    report = _lake(args).compact(start=args.start, end=args.end, min_files=args.min_files,
+                                 target_bytes=args.target_mb * 1024 * 1024)
+    for part in report.partitions:
+        print(f"  dt={part.dt}: {part.inputs} files -> {len(part.outputs)}, "
+              f"{part.duplicates_dropped} duplicates dropped")
+    print(f"compacted {len(report.partitions)} partition(s), skipped {report.skipped}: "
+          f"{report.files_in} files -> {report.files_out} ({report.duration_s:.1f} s)")
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    end = args.end or datetime.now(UTC).date()
+    start = args.start or end - timedelta(days=1)
+    report = _lake(args).reconcile(start=start, end=end, repair=args.repair)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(f"{'day':<12}{'hot':>8}{'cold':>8}{'missing':>9}{'different':>11}{'repaired':>10}")
+        for d in report.days:
+            print(f"{d.day!s:<12}{d.hot:>8}{d.cold:>8}{d.missing:>9}{d.different:>11}"
+                  f"{d.repaired:>10}")
+        print(f"lost {report.lost}, different {report.different}, repaired {report.repaired}"
+              f" (watermark {report.watermark.isoformat() if report.watermark else 'none'})")
+        for event_id in report.missing_ids[:20]:
+            print(f"  missing   {event_id}", file=sys.stderr)
+        for event_id in report.different_ids[:20]:
+            print(f"  different {event_id}", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -364,6 +364,28 @@ class HotStore:
                 return items
             kwargs["ExclusiveStartKey"] = last_key
 
+    def scan_pages(self, segment: int = 0, total_segments: int = 1) -> Iterator[list[Item]]:
+        """Every item of one segment of a parallel Scan, a page (<= 1 MB) at a time.
+
+        For backfills only (items of other producers carry no index attributes): run the
+        segments in parallel threads. Regular reads go through the index, never a Scan.
+        """
+        if not 0 <= segment < total_segments:
+            raise ValueError(f"segment {segment} is not in [0, {total_segments})")
+        ddb = self.clients.dynamodb
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        if total_segments > 1:
+            kwargs.update(Segment=segment, TotalSegments=total_segments)
+        while True:
+            response = self._with_retries(lambda: ddb.scan(**kwargs))
+            items: list[Item] = response.get("Items", [])
+            if items:
+                yield items
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            kwargs["ExclusiveStartKey"] = last_key
+
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         for attempt in range(self.settings.max_attempts):
             if attempt:

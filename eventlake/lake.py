@@ -14,6 +14,7 @@ File names are the writer's: the same name rewrites the same file, so a retry re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -46,6 +47,7 @@ from eventlake.schema import EVENT_SCHEMA, EVENTS_DIR, SORT_KEYS
 
 __all__ = [
     "ROW_GROUP_ROWS",
+    "VANISH_ATTEMPTS",
     "Lake",
     "LakeDataError",
     "LakeFile",
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+VANISH_ATTEMPTS = 5
+"""Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
 ROW_GROUP_ROWS = 128 * 1024
 """Rows per Parquet row group: large enough for fast scans, small enough to prune on stats."""
 _SORTING = pq.SortingColumn.from_ordering(EVENT_SCHEMA, SORT_KEYS)
@@ -182,7 +186,9 @@ class Lake(LakeQuarantine, LakeState):
         """
         schema = _projection(columns)
         done: set[str] = set()
-        for attempt in (1, 2):
+        for attempt in range(1, VANISH_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(_vanish_backoff(attempt))
             for file in self.list_files(start, end):
                 if file.path in done:
                     continue
@@ -191,7 +197,7 @@ class Lake(LakeQuarantine, LakeState):
                 except OSError as exc:
                     if not _vanished(exc):
                         raise
-                    if attempt == 2:
+                    if attempt == VANISH_ATTEMPTS:
                         raise _vanished_twice(exc) from exc
                     break
                 done.add(file.path)
@@ -213,22 +219,23 @@ class Lake(LakeQuarantine, LakeState):
         return table if table.schema.equals(schema) else table.cast(schema)
 
     def _vanish_safe(self, read: Callable[[], T]) -> T:
-        """Run `read` (listing included); once more with a fresh listing if a file vanished.
+        """Run `read` (listing included); again with a fresh listing if a file vanished.
 
         Compaction writes its merged file before deleting the ones it replaced, so a fresh
-        listing finds every row again.
+        listing finds every row again. One compaction deletes its inputs one by one, so a
+        reader can meet several of them vanishing: it tries up to VANISH_ATTEMPTS listings.
         """
-        try:
-            return read()
-        except OSError as exc:
-            if not _vanished(exc):
-                raise
-        try:
-            return read()
-        except OSError as exc:
-            if _vanished(exc):
-                raise _vanished_twice(exc) from exc
-            raise
+        for attempt in range(1, VANISH_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(_vanish_backoff(attempt))
+            try:
+                return read()
+            except OSError as exc:
+                if not _vanished(exc):
+                    raise
+                if attempt == VANISH_ATTEMPTS:
+                    raise _vanished_twice(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- files -------------------------------------------------------------------------------
 
@@ -324,6 +331,11 @@ def _projection(columns: Sequence[str] | None) -> pa.Schema:
     return pa.schema([EVENT_SCHEMA.field(c) for c in columns])
 
 
+def _vanish_backoff(attempt: int) -> float:
+    """Seconds before listing again: a compaction's deletes take milliseconds to finish."""
+    return 0.01 * 2.0 ** (attempt - 2)
+
+
 def _vanished_twice(exc: BaseException) -> TransientError:
-    return TransientError(f"lake files vanished twice while reading (compaction running?); "
-                          f"safe to retry: {exc}")
+    return TransientError(f"lake files vanished {VANISH_ATTEMPTS} times while reading "
+                          f"(compaction running?); safe to retry: {exc}")

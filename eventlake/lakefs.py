@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -67,11 +67,13 @@ class LakeDataError(EventLakeError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LakeFile:
-    """One listed file; `dt` comes from its directory name, `size` in bytes."""
+    """One listed file; `dt` comes from its directory name, `size` in bytes, `modified` the
+    store's modification time (UTC; None when unknown). `modified` is not part of equality."""
 
     path: str
     dt: str
     size: int
+    modified: datetime | None = field(default=None, compare=False)
 
 
 class LakeFS:
@@ -194,7 +196,7 @@ class LakeFS:
             dt = partitions.get(parent)
             if (dt is not None and info.type == pafs.FileType.File and base.endswith(suffix)
                     and not base.startswith((".", "_"))):
-                files.append(LakeFile(self._full(info.path), dt, int(info.size)))
+                files.append(LakeFile(self._full(info.path), dt, int(info.size), info.mtime))
         return sorted(files, key=lambda f: (f.dt, f.path))
 
     def _map(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
@@ -326,7 +328,11 @@ def _dt_filter(start: date | None, end: date | None, dts: Iterable[str] | None
 
 
 def _vanished(exc: BaseException) -> bool:
-    return isinstance(exc, FileNotFoundError) or "NO_SUCH_KEY" in str(exc)
+    # S3 names a deleted object NoSuchKey on GET with a body, RESOURCE_NOT_FOUND on a bare 404
+    # (seen when an object vanishes between opening it and reading its ranges).
+    text = str(exc)
+    return (isinstance(exc, FileNotFoundError) or "NO_SUCH_KEY" in text
+            or "RESOURCE_NOT_FOUND" in text)
 
 
 def _fsync(path: str) -> None:

@@ -72,6 +72,20 @@ class LakeState(LakeFS):
             os.close(fd)
         return _version(data)
 
+    def swap_state(self, key: str, data: bytes, *, expected: str | None) -> str:
+        """`write_state`, settling the lost-to-itself case: after a conflict the state is read
+        again, and when it holds exactly `data` the write landed (an S3 PUT retried after a
+        lost response fails its own precondition) and its version is returned. Otherwise
+        `StateConflictError` as before. Only meaningful when `data` is unique to the writer
+        (a run id in it), which is how the watermark and the leases write."""
+        try:
+            return self.write_state(key, data, expected=expected)
+        except StateConflictError:
+            current = self.read_state(key)
+            if current is not None and current[0] == data:
+                return current[1]
+            raise
+
     def _state_path(self, key: str) -> str:
         if len(key) > 512 or not _KEY.fullmatch(key):
             raise LakeDataError(f"state key `{key}` is not valid: use `/`-separated names of "

@@ -3,7 +3,7 @@
 Every client reaches it through AWS_ENDPOINT_URL, exactly as it would reach LocalStack or AWS,
 so the demo and the end-to-end tests run the production code path over real HTTP.
 `StreamPoller` (eventlake/poller.py) stands in for Lambda's stream trigger (moto's needs Docker);
-TTL emulation is still to come.
+`expire_ttl` stands in for DynamoDB's TTL (moto accepts the setting but never deletes).
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import os
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from eventlake.poller import StreamPoller as StreamPoller
+
+if TYPE_CHECKING:
+    from eventlake.aws import Clients
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -75,3 +79,49 @@ def local_stack(env: MutableMapping[str, str] | None = None,
             else:
                 env[key] = value
         server.stop()
+
+
+def expire_ttl(clients: Clients, table: str, *, now: datetime | None = None,
+               attribute: str = "expires_at") -> list[str]:
+    """Delete the items whose TTL has passed, as DynamoDB's TTL would; their event_ids.
+
+    An item is expired when `attribute` is a number (epoch seconds) <= `now`; items with no
+    such number never expire. Each delete is conditional on the item still being expired, so
+    an item rewritten meanwhile with a later expiry survives. Differences from the real thing,
+    which matter when testing the archive against it:
+
+    - DynamoDB deletes lazily, typically within 48 hours after expiry (an expired item can
+      still be read, queried and archived until then); this deletes at once, when called.
+    - DynamoDB skips items whose expiry is more than five years in the past; this does not.
+    - A real TTL delete's stream REMOVE record carries `userIdentity` {"type": "Service",
+      "principalId": "dynamodb.amazonaws.com"}; moto's REMOVE for this delete carries none,
+      so it looks like a user delete to the stream path (counted as `other_removals`).
+    """
+    ddb = clients.dynamodb
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    cutoff = {"N": f"{now.timestamp():.6f}"}
+    keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    names = {"#ttl": attribute, **{f"#k{i}": key for i, key in enumerate(keys)}}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "attribute_type(#ttl, :n) AND #ttl <= :now",
+        "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(keys))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {":n": {"S": "N"}, ":now": cutoff},
+    }
+    deleted: list[str] = []
+    while True:
+        page = ddb.scan(**kwargs)
+        for key in page.get("Items", []):
+            try:
+                ddb.delete_item(TableName=table, Key=key,
+                                ConditionExpression="attribute_type(#ttl, :n) AND #ttl <= :now",
+                                ExpressionAttributeNames={"#ttl": attribute},
+                                ExpressionAttributeValues={":n": {"S": "N"}, ":now": cutoff})
+            except ddb.exceptions.ConditionalCheckFailedException:
+                continue  # rewritten with a later expiry (or deleted) since the scan
+            value = key.get("event_id") or key[keys[0]]
+            deleted.append(str(next(iter(value.values()))))
+        if "LastEvaluatedKey" not in page:
+            return deleted
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import eventlake.lake as lake_module
+import eventlake.lakefs as lakefs_module
 from eventlake.config import Settings
 from eventlake.errors import StorageError, TransientError
 from eventlake.lake import (
@@ -436,8 +437,20 @@ def test_files_vanishing_twice_is_a_transient_error(two_small_files: Lake,
     monkeypatch.setattr(two_small_files, "list_files",
                         lambda *a, **k: [*real_list(*a, **k), ghost])
 
-    with pytest.raises(TransientError, match="vanished twice"):
+    with pytest.raises(TransientError, match="vanished 5 times"):
         two_small_files.read()
+
+
+@pytest.mark.parametrize(("error", "vanished"), [
+    (FileNotFoundError("gone"), True),
+    (OSError("AWS Error NO_SUCH_KEY during GetObject operation"), True),
+    # an object deleted between opening it (HEAD) and reading its ranges, as moto answers
+    (OSError("Could not open Parquet input source 'b/k': AWS Error RESOURCE_NOT_FOUND during "
+             "GetObject operation: "), True),
+    (OSError("AWS Error ACCESS_DENIED during GetObject operation"), False),
+])
+def test_which_read_errors_mean_a_file_vanished(error: OSError, vanished: bool) -> None:
+    assert lakefs_module._vanished(error) is vanished
 
 
 # -- files -------------------------------------------------------------------------------------

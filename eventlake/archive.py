@@ -1,0 +1,265 @@
+"""The sweep: archive everything ingested since the watermark that the lake lacks, move the
+watermark, and fail loudly when TTL is about to delete events that are still not archived.
+
+    lease    `_eventlake/locks/sweep` (one sweep at a time; a crashed one's lease expires)
+    window   [watermark, now - settle)   on INGESTION time: late events (old timestamps,
+             ingested now) fall in it and are written under their own dt
+    read     the ingestion-time index, parallel Queries per (day, shard), page by page
+    write    archive_items: decode, quarantine non-events, anti-join on event_id, write
+    move     the watermark to the window's end, by compare-and-swap, files durable first
+    guard    ttl_margin over [new watermark, now]: TtlGuardError when any unarchived event
+             is within ttl_safety_hours of expires_at (also after a failed write)
+
+Crash safety, at any point:
+
+    crash before the watermark moves -> old watermark: the window is swept again and the
+                                        anti-join skips what the crashed run wrote
+    crash after it moved             -> new watermark: everything before it is in the lake
+
+The settle lag (EVENTLAKE_ARCHIVE_SETTLE_SECONDS) covers what the watermark cannot see: the
+index is eventually consistent, and `ingested_at` is stamped just before the PutItem lands,
+so an item can appear in the index shortly after its ingestion time. The sweep leaves the last
+`settle` seconds to the next run (and to the stream path); settle 0 archives everything
+visible now, at the price of possibly stepping over such a straggler (the stream still has it).
+
+`backfill` scans the whole table instead (parallel Scan segments): for tables written before
+the stream existed, or by other producers whose items carry no index attributes.
+
+Lower-level pieces: `antijoin` (archive_items), `watermark`, `lease`, `ttlguard`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from eventlake.antijoin import ArchiveCounts, archive_items
+from eventlake.config import Settings
+from eventlake.events import format_ts
+from eventlake.hot import HotStore, Item
+from eventlake.lake import Lake
+from eventlake.lease import LeaseLostError, SweepLockedError, acquire_lease
+from eventlake.ttlguard import TtlGuardError, TtlMargin, expires_at, ttl_margin
+from eventlake.watermark import (
+    Watermark,
+    WatermarkConflictError,
+    advance_watermark,
+    read_watermark,
+    window_start,
+)
+
+__all__ = [
+    "SWEEP_LOCK",
+    "ArchiveCounts",
+    "BackfillReport",
+    "LeaseLostError",
+    "SweepLockedError",
+    "SweepReport",
+    "TtlGuardError",
+    "TtlMargin",
+    "Watermark",
+    "WatermarkConflictError",
+    "archive_items",
+    "backfill",
+    "read_watermark",
+    "sweep",
+    "ttl_margin",
+]
+
+_log = logging.getLogger("eventlake.archive")
+SWEEP_LOCK = "sweep"
+DEFAULT_LOCK_TTL_SECONDS = 900.0
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did. `watermark_after` equals `watermark_before` (or `since`) when the
+    window was empty; `rescued` counts events this sweep archived that were already within
+    ttl_safety_hours of expiry (the stream path missed them: a sign to look at it)."""
+
+    since: datetime
+    until: datetime
+    counts: ArchiveCounts
+    watermark_before: datetime | None
+    watermark_after: datetime
+    ttl: TtlMargin
+    duration_s: float
+    run_id: str
+    rescued: int = 0
+    error: str | None = None
+    """Set when the sweep failed part way (the exception says more)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "since": format_ts(self.since),
+            "until": format_ts(self.until),
+            "watermark_before": format_ts(self.watermark_before) if self.watermark_before
+            else None,
+            "watermark_after": format_ts(self.watermark_after),
+            "counts": self.counts.to_dict(),
+            "rescued": self.rescued,
+            "ttl": self.ttl.to_dict(),
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+        }
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did: `scanned` items over `segments` parallel Scan segments."""
+
+    segments: int
+    scanned: int
+    counts: ArchiveCounts
+    duration_s: float
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "segments": self.segments, "scanned": self.scanned,
+                "counts": self.counts.to_dict(), "duration_s": round(self.duration_s, 3)}
+
+
+def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: float | None = None,
+          now: datetime | None = None, lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS
+          ) -> SweepReport:
+    """Archive what was ingested in [watermark, now - settle), move the watermark, check TTL.
+
+    Raises SweepLockedError when another sweep holds the lease, TtlGuardError (with
+    `.report`) when unarchived events are within ttl_safety_hours of expiry, and the
+    underlying error when reading or writing fails (the watermark then stays where it was).
+    """
+    started = time.perf_counter()
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
+    if not settle >= 0:
+        raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")
+    run_id = new_run_id("sweep", now)
+    with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
+        before = read_watermark(lake)
+        since = window_start(before, now, settings)
+        until = max(since, now - timedelta(seconds=settle))
+        counts = ArchiveCounts()
+        watch = _RescueWatch(now, settings)
+        try:
+            if until > since:
+                name = f"sweep-{since:%Y%m%dT%H%M%S%f}-{until:%Y%m%dT%H%M%S%f}"
+
+                def pages() -> Iterator[list[Item]]:
+                    for page in hot.read_ingested_pages(since, until):
+                        lease.renew_if_due()
+                        watch.look(page)
+                        yield page
+
+                archive_items(lake, pages(), name=name, counts=counts, on_written=watch.written)
+                lease.renew_if_due()
+                after = advance_watermark(lake, until, expected=before, run_id=run_id).at
+            else:  # nothing new to look at (a large settle, or the clock went back)
+                after = since
+        except Exception as exc:
+            report = SweepReport(since, until, counts, before.at if before else None,
+                                 before.at if before else since, TtlMargin(0, 0, None, None),
+                                 time.perf_counter() - started, run_id, watch.rescued,
+                                 f"{type(exc).__name__}: {exc}")
+            _guard_failed_sweep(lake, hot, settings, now, since, report, exc)
+            raise
+        if watch.rescued:
+            _log.warning("sweep %s archived %d event(s) already within %g h of their TTL "
+                         "expiry: the stream path missed them; check it", run_id, watch.rescued,
+                         settings.ttl_safety_hours)
+        margin = ttl_margin(lake, hot, settings, now=now, since=after)
+        report = SweepReport(since, until, counts, before.at if before else None, after, margin,
+                             time.perf_counter() - started, run_id, watch.rescued)
+        if margin.at_risk:
+            raise TtlGuardError(margin, report=report)
+        _log.info("sweep %s: %s", run_id, report.to_dict())
+        return report
+
+
+def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: datetime,
+                        since: datetime, report: SweepReport, exc: Exception) -> None:
+    """After a failed sweep, check the margin of everything since the old watermark (what the
+    sweep could not write included): raise TtlGuardError from `exc` when events are at risk.
+    Returns (the caller re-raises `exc`) when they are not, or when the check fails too."""
+    if isinstance(exc, SweepLockedError | WatermarkConflictError):
+        return  # another sweep is (or was) at work: its guard speaks for the window
+    try:
+        margin = ttl_margin(lake, hot, settings, now=now, since=since)
+    except Exception as guard_exc:
+        _log.warning("could not check the TTL margin after the failed sweep: %s", guard_exc)
+        exc.add_note(f"sweep {report.run_id}: the TTL margin could not be checked either "
+                     f"({type(guard_exc).__name__}: {guard_exc})")
+        return
+    report.ttl = margin
+    if margin.at_risk:
+        raise TtlGuardError(margin, report=report, failure=exc) from exc
+    exc.add_note(f"sweep {report.run_id}: the watermark stays at {format_ts(since)}; "
+                 f"{margin.unarchived} event(s) are not archived yet and none is within "
+                 f"{settings.ttl_safety_hours:g} h of TTL expiry")
+
+
+class _RescueWatch:
+    """Counts the events the sweep writes that were already close to (or past) expiry."""
+
+    def __init__(self, now: datetime, settings: Settings) -> None:
+        self.limit = now.timestamp() + settings.ttl_safety_hours * 3600
+        self.near: set[str] = set()
+        self.rescued = 0
+
+    def look(self, page: list[Item]) -> None:
+        for item in page:
+            expires = expires_at(item)
+            if expires is not None and expires <= self.limit:
+                event_id = item.get("event_id", {}).get("S")
+                if isinstance(event_id, str):
+                    self.near.add(event_id)
+
+    def written(self, ids: pa.Array) -> None:
+        if self.near:
+            self.rescued += sum(1 for event_id in ids.to_pylist() if event_id in self.near)
+
+
+def backfill(lake: Lake, hot: HotStore, settings: Settings, *, segments: int = 4
+             ) -> BackfillReport:
+    """Archive every item of the table through a parallel Scan (segments in threads).
+
+    Items of other producers archive too (payload as a map, no index attributes): a missing
+    `ingested_at` becomes the scan's start time, a missing hash is computed. Non-events are
+    quarantined. Idempotent, and independent of the watermark, which it does not move.
+    """
+    if not 1 <= segments <= 1_000_000:
+        raise ValueError(f"segments must be from 1 to 1,000,000 (DynamoDB's limit), "
+                         f"got {segments}")
+    started = time.perf_counter()
+    scan_time = datetime.now(UTC)
+    run_id = new_run_id("backfill", scan_time)
+
+    def segment(number: int) -> ArchiveCounts:
+        # The name holds no time: a re-run rewrites nothing (the anti-join finds it all), and
+        # a run retried after a crash names identical chunks identically.
+        return archive_items(lake, hot.scan_pages(number, segments),
+                             name=f"backfill-{number:03d}of{segments:03d}",
+                             fallback_ingested_at=scan_time, source="backfill")
+
+    counts = ArchiveCounts()
+    with ThreadPoolExecutor(max_workers=min(segments, settings.put_concurrency),
+                            thread_name_prefix="eventlake-backfill") as pool:
+        for result in pool.map(segment, range(segments)):
+            counts.add(result)
+    report = BackfillReport(segments, counts.read, counts, time.perf_counter() - started,
+                            run_id)
+    _log.info("backfill %s: %s", run_id, report.to_dict())
+    return report
+
+
+def new_run_id(kind: str, now: datetime) -> str:
+    """`<kind>-<UTC time>-<random>`: sortable by start time, unique across hosts."""
+    return f"{kind}-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"

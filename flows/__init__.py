@@ -1,0 +1,1 @@
+"""Prefect 3 flows: thin orchestration over eventlake's library functions (one task each)."""

@@ -1,0 +1,56 @@
+"""The archive flow: sweep what the stream path may have missed, then guard the TTL margin.
+
+    sweep  ── events ingested in [watermark, now - settle) -> lake (anti-join), watermark moves
+    guard  ── unarchived events within EVENTLAKE_TTL_SAFETY_HOURS of expiry -> the run fails
+
+Scheduled every 15 minutes (prefect.yaml), one run at a time (deployment concurrency 1, and a
+lease in the lake so a manual run cannot overlap either).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventlake.archive import SweepReport, TtlGuardError
+from prefect import flow, task
+
+from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
+def sweep_events(settle_seconds: float | None) -> SweepReport:
+    """One library call: eventlake.archive.sweep (raises TtlGuardError after archiving)."""
+    return lake().archive(settle_seconds=settle_seconds)
+
+
+@flow(name="eventlake-archive", log_prints=True)
+def archive(settle_seconds: float | None = None) -> dict[str, Any]:
+    """Sweep and guard. `settle_seconds`: leave events this recent to the stream path
+    (default EVENTLAKE_ARCHIVE_SETTLE_SECONDS; 0 archives everything ingested so far)."""
+    try:
+        report = sweep_events(settle_seconds)
+    except TtlGuardError as exc:
+        if exc.report is not None:
+            _publish(exc.report, f"**TTL guard failed:** {exc}")
+        raise
+    _publish(report)
+    print(f"archived {report.counts.archived} new events "
+          f"({report.counts.already} already in the lake); watermark {report.watermark_after}")
+    return report.to_dict()
+
+
+def _publish(report: SweepReport, note: str | None = None) -> None:
+    margin = report.ttl
+    publish("eventlake-archive", "eventlake archive run", {
+        "window": f"{report.since.isoformat()} .. {report.until.isoformat()}",
+        "events read": report.counts.read,
+        "archived (new)": report.counts.archived,
+        "already in lake": report.counts.already,
+        "quarantined": report.counts.quarantined,
+        "files written": len(report.counts.files),
+        "watermark": report.watermark_after.isoformat(),
+        "unarchived now": margin.unarchived,
+        "smallest TTL margin": "n/a" if margin.hours_left is None
+        else f"{margin.hours_left:.1f} h",
+        "duration": f"{report.duration_s:.1f} s",
+    }, note)

@@ -1,0 +1,40 @@
+"""What the flows share: the EventLake they work on, retry rules, and artifact helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Task
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State, TaskRun
+
+from eventlake import EventLake
+from eventlake.errors import TransientError
+
+IO_RETRIES = 3
+IO_RETRY_DELAYS: list[float] = [10.0, 30.0, 90.0]
+
+
+def lake() -> EventLake:
+    """The lake of this run, configured like every eventlake entry point (EVENTLAKE_*)."""
+    return EventLake.from_env()
+
+
+def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry I/O trouble (throttling, timeouts, 5xx); a guard, lock or data error is final:
+    retrying it would only repeat the same answer."""
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, TransientError):
+        return True
+    from eventlake.aws import is_transient
+
+    return isinstance(exc, BaseException) and (is_transient(exc) or isinstance(exc, OSError))
+
+
+def publish(key: str, title: str, rows: dict[str, Any], note: str | None = None) -> None:
+    """A markdown artifact: a two-column table of the run's numbers (and a note)."""
+    lines = [f"# {title}", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows.items()]
+    if note:
+        lines += ["", note]
+    create_markdown_artifact(key=key, markdown="\n".join(lines), description=title)

@@ -1,0 +1,83 @@
+"""Shared by the sweep, lease and TTL tests: a hot table and a local lake on in-process moto,
+items written with a chosen ingestion time, and readers that count every stored row.
+
+Items go straight into the table (`HotStore.to_item` + BatchWriteItem), so a test decides when
+each event was "ingested" and the sweep runs at a chosen `now`. Settings use 2 index shards
+and a short retention: moto answers each index Query in time proportional to the table, and a
+first sweep queries every (day, shard) pair of the retention period.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventlake import EventLake
+from eventlake.archive import SweepReport, sweep
+from eventlake.aws import Clients
+from eventlake.config import Settings
+from eventlake.events import parse_event
+from eventlake.hot import HotStore, Item
+from eventlake.lake import Lake
+
+NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
+
+
+@dataclass
+class World:
+    """The two tiers of one test, and a way to put events in at chosen ingestion times."""
+
+    lake: Lake
+    hot: HotStore
+    settings: Settings
+    clients: Clients
+
+    def item(self, event_id: str, ingested_at: datetime, *, timestamp: datetime | None = None,
+             **fields: Any) -> Item:
+        stamp = timestamp or ingested_at - timedelta(seconds=1)
+        event = parse_event({"event_id": event_id, "event_type": "order.placed",
+                             "timestamp": stamp.isoformat(), "event_payload": {"id": event_id},
+                             **fields}, now=ingested_at)
+        return self.hot.to_item(event, ingested_at)
+
+    def ingest(self, ids: Iterable[str], at: datetime, *, timestamp: datetime | None = None
+               ) -> list[str]:
+        """Store events as if ingested at `at` (their timestamps 1 s earlier by default)."""
+        ids = list(ids)
+        self.put_items([self.item(i, at, timestamp=timestamp) for i in ids])
+        return ids
+
+    def put_items(self, items: list[Item]) -> None:
+        ddb = self.clients.dynamodb
+        for start in range(0, len(items), 25):
+            response = ddb.batch_write_item(RequestItems={self.settings.table: [
+                {"PutRequest": {"Item": item}} for item in items[start:start + 25]]})
+            assert not response.get("UnprocessedItems")
+
+    def sweep(self, now: datetime, settle_seconds: float = 0, **kwargs: Any) -> SweepReport:
+        return sweep(self.lake, self.hot, self.settings, now=now,
+                     settle_seconds=settle_seconds, **kwargs)
+
+    def stored_rows(self) -> Counter[str]:
+        """event_id -> how many rows of the lake's files hold it (copies are not merged)."""
+        return Counter(self.lake.read(columns=["event_id"])["event_id"].to_pylist())
+
+    def hot_ids(self) -> set[str]:
+        items = self.clients.dynamodb.scan(TableName=self.settings.table)["Items"]
+        return {item["event_id"].get("S") or item["event_id"]["N"] for item in items}
+
+
+def make_world(lake: EventLake, **settings: Any) -> World:
+    """A World over the fixture's table and lake directory, with test-sized settings."""
+    changes: dict[str, Any] = {"index_shards": 2, "retention_days": 3.0,
+                               "ttl_safety_hours": 6.0, **settings}
+    configured = lake.settings.with_(**changes)
+    return World(Lake(configured, clients=lake.clients), HotStore(configured, lake.clients),
+                 configured, lake.clients)
