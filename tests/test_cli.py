@@ -144,4 +144,6 @@ def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[s
     assert "each sent event stored once: True" in out
     assert "rule timestamp.unparseable" in out
     assert "every stored event archived once: True" in out
+    assert "lost 0, different 0" in out  # reconcile
+    assert "lost 0, doubled 0" in out  # after TTL expiry and compaction
     assert list((tmp_path / "demo" / "lake" / "events").glob("dt=*/*.parquet"))
