@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventlake.archive import SweepReport, TtlGuardError
 from prefect import flow, task
 
+from eventlake.archive import SweepReport, TtlGuardError
 from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventlake.archive import BackfillReport
 from prefect import flow, task
 
+from eventlake.archive import BackfillReport
 from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from eventlake.compact import CompactReport
 from prefect import flow, task
 
+from eventlake.compact import CompactReport
 from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
 
 

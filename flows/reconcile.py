@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from eventlake.reconcile import ReconcileReport
 from prefect import flow, task
 
 from eventlake.errors import EventLakeError
+from eventlake.reconcile import ReconcileReport
 from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
 
 
