@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,11 @@ from eventlake import EventLake, Settings
 from eventlake.local import MotoServer, start_moto_server
 
 EVENTS_DIR = Path(__file__).parent / "events"
+
+# Prefect's ephemeral server logs "stopping" from an atexit hook, after pytest has closed the
+# captured streams; without this, each such line prints a "--- Logging error ---" traceback
+# below pytest's summary.
+logging.raiseExceptions = False
 
 
 @pytest.fixture(autouse=True)
