@@ -12,6 +12,7 @@ import time
 
 BENCHMARKS = {
     "stream_handler": "benchmarks.stream_handler",
+    "query_lake": "benchmarks.query_lake",
     "sweep_memory": "benchmarks.sweep_memory",
 }
 

@@ -19,6 +19,9 @@ from eventlake.events import Event, parse_event
 from eventlake.hot import HotStore, Outcome, PutResult
 
 if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
     from eventlake.archive import BackfillReport, SweepReport, TtlMargin
     from eventlake.compact import CompactReport
     from eventlake.lake import Lake
@@ -123,6 +126,28 @@ class EventLake:
         from eventlake.archive import ttl_margin
 
         return ttl_margin(self.cold, self.hot, self.settings)
+
+    # --- querying (DuckDB, imported here only: the ingest Lambda never loads it) ------------
+
+    def connect(self, hot: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the views `events` (both tiers, each event once),
+        `events_cold` and `events_hot`, and the macro `events_between(from_ts, to_ts)`.
+
+        The lake is listed once, now: reconnect (or `eventlake.query.refresh`) to see files
+        written later. `hot=False` reads the Parquet lake only, never DynamoDB.
+        """
+        from eventlake.query import connect
+
+        return connect(self, hot=hot)
+
+    def sql(self, query: str, params: dict[str, Any] | None = None, *, hot: bool = True
+            ) -> pa.Table:
+        """Run `query` over the views on a fresh connection; the result as an Arrow table
+        (`.to_pylist()`, `.to_pandas()`...). Named parameters: `$name` in the query, values in
+        `params`. Compaction replacing a file under the query makes it list and run again."""
+        from eventlake.query import run_sql
+
+        return run_sql(self, query, params, hot=hot)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location, archive watermark and lag, smallest TTL margin."""

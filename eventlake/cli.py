@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "table, stream, TTL and lake state")
     p.add_argument("--json", action="store_true", help="print as JSON")
 
+    p = add("sql", cmd_sql, "run SQL over events, events_cold and events_hot (DuckDB)")
+    from eventlake.sqlcli import add_arguments as add_sql_arguments
+
+    add_sql_arguments(p)
+
     p = add("demo", cmd_demo, "run the whole job on an embedded local stack (no AWS account)")
     p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")
     p.add_argument("--keep", metavar="DIR",
@@ -343,6 +348,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         for event_id in report.different_ids[:20]:
             print(f"  different {event_id}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from eventlake.sqlcli import run
+
+    return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
