@@ -48,15 +48,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common(*, suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command's name. After it they
+    default to SUPPRESS, so they never overwrite what was given before it."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--table", help="DynamoDB table (default: $EVENTLAKE_TABLE)")
+    absent: dict[str, object] = {"default": argparse.SUPPRESS} if suppress else {}
+    common.add_argument("--table", help="DynamoDB table (default: $EVENTLAKE_TABLE)",
+                        **absent)  # type: ignore[arg-type]
     common.add_argument("--lake-uri", help="lake root, s3://bucket/prefix or a path "
-                                           "(default: $EVENTLAKE_LAKE_URI)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
+                                           "(default: $EVENTLAKE_LAKE_URI)",
+                        **absent)  # type: ignore[arg-type]
+    common.add_argument("--debug", action="store_true", help="show tracebacks",
+                        **absent)  # type: ignore[arg-type]
+    return common
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common(suppress=True)
     parser = argparse.ArgumentParser(
-        prog="eventlake", parents=[common],
+        prog="eventlake", parents=[_common(suppress=False)],
         description="An event lake for AWS: DynamoDB hot tier, Parquet cold tier, SQL over both.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

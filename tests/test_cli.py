@@ -150,3 +150,15 @@ def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[s
     tiers = out.split("cold  hot  events  distinct_ids")[1].splitlines()[1].split()
     assert tiers[2] == tiers[3]  # each event once across the tiers
     assert list((tmp_path / "demo" / "lake" / "events").glob("dt=*/*.parquet"))
+
+
+def test_common_options_work_before_and_after_the_command(
+        cli_env: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--table", "before-table", "init"]) == 0
+    assert "created table `before-table`" in capsys.readouterr().out
+
+    assert main(["init", "--table", "after-table"]) == 0
+    assert "created table `after-table`" in capsys.readouterr().out
+
+    assert main(["--table", "before-table", "status"]) == 0
+    assert "before-table (ACTIVE)" in capsys.readouterr().out
