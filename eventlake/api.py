@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from eventlake.aws import Clients
 from eventlake.config import Settings
 from eventlake.errors import InvalidEventError
-from eventlake.events import Event, parse_event
+from eventlake.events import Event, human_duration, parse_event
 from eventlake.hot import HotStore, Outcome, PutResult
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class EventLake:
             out["watermark"] = "none yet (run `eventlake archive`)"
         else:
             out["watermark"] = watermark.at.isoformat()
-            out["archive_lag"] = _human_seconds((now - watermark.at).total_seconds())
+            out["archive_lag"] = human_duration((now - watermark.at).total_seconds())
         margin = self.ttl_margin()
         out["unarchived"] = margin.unarchived
         safety = self.settings.ttl_safety_hours
@@ -176,13 +176,3 @@ class EventLake:
                              else f"{margin.hours_left:.1f} h (safety {safety:g} h, "
                                   f"{margin.at_risk} at risk)")
         return out
-
-
-def _human_seconds(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"

@@ -92,7 +92,7 @@ def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> 
     now = now or datetime.now(UTC)
     if not isinstance(raw, Mapping):
         raise InvalidEventError("event.not_object",
-                                f"expected a JSON object, got {_kind(raw)}", position=position)
+                                f"expected a JSON object, got {kind_of(raw)}", position=position)
     raw_id = raw.get("id") if ("specversion" in raw or "detail-type" in raw) else raw.get(
         "event_id")
     event_id_hint = (str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool)
@@ -178,7 +178,7 @@ def _event_id(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidEventError("event_id.type", f"event_id must be a string, got {_kind(value)}")
+        raise InvalidEventError("event_id.type", f"event_id must be a string, got {kind_of(value)}")
     text = str(value)
     if not text or len(text) > MAX_EVENT_ID_CHARS or _CONTROL.search(text) or text != text.strip():
         raise InvalidEventError(
@@ -194,7 +194,8 @@ def _name(label: str, value: Any, limit: int, *, required: bool) -> str | None:
             raise InvalidEventError(f"{label}.required", f"`{label}` is required")
         return None
     if not isinstance(value, str):
-        raise InvalidEventError(f"{label}.type", f"`{label}` must be a string, got {_kind(value)}")
+        raise InvalidEventError(f"{label}.type",
+                                f"`{label}` must be a string, got {kind_of(value)}")
     if not value.strip() or value != value.strip() or _CONTROL.search(value):
         raise InvalidEventError(f"{label}.format",
                                 f"`{label}` {value[:80]!r} must be non-blank, without control "
@@ -219,7 +220,7 @@ def _payload(value: Any) -> str:
                 "`event_payload` is a string that is not JSON; send a JSON object") from None
     if not isinstance(value, Mapping):
         raise InvalidEventError("payload.not_object",
-                                f"`event_payload` must be a JSON object, got {_kind(value)}")
+                                f"`event_payload` must be a JSON object, got {kind_of(value)}")
     return canonical_json(value)
 
 
@@ -232,7 +233,7 @@ def parse_timestamp(value: Any) -> datetime:
         return _to_utc(value, value.isoformat())
     if not isinstance(value, str):
         raise InvalidEventError("timestamp.type",
-                                f"timestamp must be an RFC 3339 string, got {_kind(value)}")
+                                f"timestamp must be an RFC 3339 string, got {kind_of(value)}")
     match = _RFC3339.match(value.strip())
     if not match:
         naive = re.match(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$", value.strip())
@@ -344,7 +345,7 @@ def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
         out.append("]")
     else:
         raise InvalidEventError("payload.not_json",
-                                f"value at {path} is {_kind(value)}, which is not JSON")
+                                f"value at {path} is {kind_of(value)}, which is not JSON")
 
 
 def _too_deep() -> InvalidEventError:
@@ -439,7 +440,8 @@ def new_event_id(now: datetime | None = None) -> str:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What a JSON-ish value is, for error messages: "a string", "an object", "bytes"..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -448,15 +450,21 @@ def _kind(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, Sequence):
-        return "an array"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
     if isinstance(value, Mapping):
         return "an object"
+    if isinstance(value, Sequence):
+        return "an array"
     return f"a {type(value).__name__}"
 
 
 def _human(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
+    return human_duration(delta.total_seconds())
+
+
+def human_duration(seconds: float) -> str:
+    """`42 s`, `17 min`, `5.5 h`, `3.2 days`."""
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

@@ -23,6 +23,7 @@ from typing import Any
 
 from eventlake.errors import EventLakeError, InvalidEventError
 from eventlake.events import canonical_json, format_ts
+from eventlake.events import kind_of as _kind
 
 __all__ = [
     "MAX_EXPONENT",
@@ -303,21 +304,3 @@ def _av_kind(av: Any) -> str:
     if isinstance(av, Mapping) and len(av) == 1:
         return f"type {next(iter(av))}"
     return _kind(av)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float | Decimal):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "bytes"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return f"a {type(value).__name__}"

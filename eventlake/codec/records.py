@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from eventlake.codec.attributes import CodecError, _kind
+from eventlake.codec.attributes import CodecError
 from eventlake.codec.times import approximate_time
+from eventlake.events import kind_of as _kind
 
 __all__ = [
     "EventName",

@@ -24,13 +24,13 @@ from eventlake.codec.attributes import (
     CodecError,
     _av_kind,
     _Bad,
-    _kind,
     _number,
     payload_json_from_map,
 )
 from eventlake.codec.times import _EPOCH, approximate_time
 from eventlake.errors import InvalidEventError
 from eventlake.events import canonical_json, content_hash, format_ts, loads_exact, parse_timestamp
+from eventlake.events import kind_of as _kind
 from eventlake.schema import EVENT_SCHEMA, UTC_MICROS
 
 __all__ = ["Row", "RowBuilder", "fast_row", "lambda_insert_row"]

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from eventlake.codec.attributes import _EXACT, _NUMBER, CodecError, _kind
+from eventlake.codec.attributes import _EXACT, _NUMBER, CodecError
 from eventlake.errors import InvalidEventError
+from eventlake.events import kind_of as _kind
 from eventlake.events import parse_timestamp
 
 __all__ = ["MILLIS_THRESHOLD", "approximate_time"]

@@ -31,13 +31,12 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Literal
 
 from eventlake.api import EventLake
 from eventlake.aws import is_transient
 from eventlake.errors import StorageError, TransientError
-from eventlake.events import loads_exact
+from eventlake.events import kind_of, loads_exact
 from eventlake.hot import Outcome, PutResult, count_outcomes
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -171,7 +170,7 @@ def _read_body(event: Mapping[str, Any], limit: int) -> Any:
                         'empty body: send one event, a JSON array of events or {"events": [...]}')
     if not isinstance(body, str):
         raise _Rejected(400, "request.body_type",
-                        f"body must be a string (API Gateway's proxy format), got {_a(body)}")
+                        f"body must be a string (API Gateway's proxy format), got {kind_of(body)}")
     size = _utf8_len(body)
     if size > limit:
         raise _Rejected(413, "request.too_large",
@@ -211,12 +210,12 @@ def _events_of(data: Any, where: str) -> list[Any]:
             events = data["events"]
             if not isinstance(events, list):
                 raise _Rejected(400, "request.shape",
-                                f"`events` must be a JSON array, got {_a(events)}")
+                                f"`events` must be a JSON array, got {kind_of(events)}")
         else:
             events = [data]
     else:
         raise _Rejected(400, "request.shape",
-                        f"{where} is {_a(data)}; expected one event (a JSON object), an array "
+                        f"{where} is {kind_of(data)}; expected one event (a JSON object), an array "
                         'of events or {"events": [...]}')
     if not events:
         raise _Rejected(400, "request.no_events", f"{where} holds no events")
@@ -316,19 +315,3 @@ def _utf8_len(text: str) -> int:
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = str(exc)
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _a(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float | Decimal):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
