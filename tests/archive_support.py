@@ -81,3 +81,21 @@ def make_world(lake: EventLake, **settings: Any) -> World:
     configured = lake.settings.with_(**changes)
     return World(Lake(configured, clients=lake.clients), HotStore(configured, lake.clients),
                  configured, lake.clients)
+
+
+def s3_world() -> World:
+    """A World on the moto server (AWS_ENDPOINT_URL set by the `server_env` fixture): a fresh
+    table and an s3:// lake, provisioned as `eventlake init` does."""
+    import uuid
+
+    from eventlake.config import Settings
+    from eventlake.hot import HotStore
+    from eventlake.lake import Lake
+
+    name = uuid.uuid4().hex[:10]
+    settings = Settings.from_env(table=f"events-{name}", lake_uri=f"s3://lake-{name}/prefix",
+                                 index_shards=2, retention_days=3.0, ttl_safety_hours=6.0)
+    lake = EventLake(settings)
+    lake.init()
+    return World(Lake(settings, clients=lake.clients), HotStore(settings, lake.clients),
+                 settings, lake.clients)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from eventlake import EventLake, Settings
+from eventlake.lake import Lake
 from eventlake.local import MotoServer, start_moto_server
 
 EVENTS_DIR = Path(__file__).parent / "events"
@@ -65,6 +67,23 @@ def server_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point AWS_ENDPOINT_URL at the moto server for this test; returns the URL."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
     return moto_server.endpoint_url
+
+
+@pytest.fixture
+def bucket(server_env: str) -> str:
+    """A fresh bucket on the moto server."""
+    import boto3
+
+    name = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=server_env).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_lake(bucket: str) -> Lake:
+    """A lake in `bucket`, with Settings from the environment as production builds them
+    (AWS_ENDPOINT_URL -> moto)."""
+    return Lake.from_settings(Settings.from_env(lake_uri=f"s3://{bucket}/lake"))
 
 
 def load_event(name: str) -> Any:

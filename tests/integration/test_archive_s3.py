@@ -4,17 +4,14 @@ writes (If-None-Match / If-Match), the same guarantees as on local disk."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from archive_support import NOW, World, hours
+from archive_support import NOW, World, hours, s3_world
 
-from eventlake import EventLake, Settings
 from eventlake.archive import SweepLockedError, SweepReport, read_watermark
-from eventlake.hot import HotStore
 from eventlake.lake import Lake
 
 pytestmark = pytest.mark.integration
@@ -22,13 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def world(server_env: str) -> World:
-    name = uuid.uuid4().hex[:10]
-    settings = Settings.from_env(table=f"events-{name}", lake_uri=f"s3://lake-{name}/prefix",
-                                 index_shards=2, retention_days=3.0, ttl_safety_hours=6.0)
-    lake = EventLake(settings)
-    lake.init()
-    return World(Lake(settings, clients=lake.clients), HotStore(settings, lake.clients),
-                 settings, lake.clients)
+    return s3_world()
 
 
 def test_a_sweep_on_s3_archives_once_and_survives_a_crash_before_the_watermark(

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pytest
+from s3_support import keys
 
 from eventlake.compact import compact, read_distinct
-from eventlake.config import Settings
 from eventlake.lake import Lake
 from eventlake.schema import EVENT_SCHEMA
 
 pytestmark = pytest.mark.integration
 
 DAY = date(2024, 3, 10)
+
+
+@pytest.fixture
+def lake(s3_lake: Lake) -> Lake:
+    return s3_lake
 
 
 def event(n: int, day: date = DAY) -> dict[str, Any]:
@@ -41,21 +44,8 @@ def ids(numbers: range | list[int], day: date = DAY) -> list[str]:
     return sorted(f"{day.isoformat()}-{n:04d}" for n in numbers)
 
 
-@pytest.fixture
-def bucket(server_env: str) -> str:
-    name = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=server_env).create_bucket(Bucket=name)
-    return name
 
 
-@pytest.fixture
-def lake(bucket: str) -> Lake:
-    return Lake.from_settings(Settings.from_env(lake_uri=f"s3://{bucket}/lake"))
-
-
-def keys(bucket: str, endpoint: str) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=endpoint)
-    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
 def test_small_files_on_s3_become_one_file_with_each_event_once(

@@ -12,6 +12,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from s3_support import keys
 
 import eventlake.lake as lake_module
 from eventlake.config import Settings
@@ -29,6 +30,11 @@ from eventlake.schema import EVENT_SCHEMA
 pytestmark = pytest.mark.integration
 
 MIDNIGHT = datetime(2024, 3, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def lake(s3_lake: Lake) -> Lake:
+    return s3_lake
 
 
 def event(event_id: str, timestamp: datetime, **fields: Any) -> dict[str, Any]:
@@ -49,22 +55,8 @@ def day_rows(day: date, count: int, prefix: str = "") -> list[dict[str, Any]]:
             for i in range(count)]
 
 
-@pytest.fixture
-def bucket(server_env: str) -> str:
-    name = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=server_env).create_bucket(Bucket=name)
-    return name
 
 
-@pytest.fixture
-def lake(bucket: str) -> Lake:
-    # Settings from the environment, as production builds them: AWS_ENDPOINT_URL -> moto
-    return Lake.from_settings(Settings.from_env(lake_uri=f"s3://{bucket}/lake"))
-
-
-def keys(bucket: str, endpoint: str) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=endpoint)
-    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
 def test_written_rows_round_trip_through_s3(lake: Lake, bucket: str, server_env: str) -> None:

@@ -4,19 +4,17 @@ datasets (no httpfs offline), with the same answers and the same pruning as on l
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pytest
-from archive_support import NOW, World, hours
+from archive_support import NOW, World, hours, s3_world
 
-from eventlake import EventLake, Settings
+from eventlake import EventLake
 from eventlake.antijoin import archive_items
 from eventlake.compact import compact
-from eventlake.hot import HotStore
 from eventlake.lake import Lake
 from eventlake.query import Snapshot, connect
 from eventlake.schema import EVENT_SCHEMA
@@ -28,13 +26,7 @@ DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)]
 
 @pytest.fixture
 def world(server_env: str) -> World:
-    name = uuid.uuid4().hex[:10]
-    settings = Settings.from_env(table=f"events-{name}", lake_uri=f"s3://lake-{name}/prefix",
-                                 index_shards=2, retention_days=3.0, ttl_safety_hours=6.0)
-    lake = EventLake(settings)
-    lake.init()
-    return World(Lake(settings, clients=lake.clients), HotStore(settings, lake.clients),
-                 settings, lake.clients)
+    return s3_world()
 
 
 @pytest.fixture
