@@ -62,6 +62,10 @@ class Settings:
     """Send every AWS client here (moto, LocalStack); unset means real AWS."""
 
     def __post_init__(self) -> None:
+        # Built directly (not by from_env): what differs from the defaults was chosen.
+        object.__setattr__(self, "_explicit", frozenset(
+            f.name for f in fields(self) if getattr(self, f.name) != f.default))
+
         def bad(name: str, value: object, expected: str) -> ConfigError:
             var = next(f.metadata["env"] for f in fields(self) if f.name == name)
             return ConfigError(f"{var}={value!r} is not valid: expected {expected}")
@@ -127,11 +131,26 @@ class Settings:
             if isinstance(value, str) and types[name] in ("int", "float"):
                 value = _coerce(env_names[name], value.strip(), types[name])
             values[name] = value
-        return cls(**values)
+        settings = cls(**values)
+        object.__setattr__(settings, "_explicit", frozenset(values))
+        return settings
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        settings = replace(self, **changes)
+        object.__setattr__(settings, "_explicit", self.explicit | frozenset(changes))
+        return settings
+
+    @property
+    def explicit(self) -> frozenset[str]:
+        """Names of the fields that were set (by a variable or an argument), not defaulted:
+        a process can tell "configured to the default" from "never configured"."""
+        explicit: frozenset[str] = getattr(self, "_explicit", frozenset())
+        return explicit
+
+    def env_name(self, name: str) -> str:
+        """The environment variable of field `name` (e.g. `EVENTLAKE_TABLE`)."""
+        return str(next(f.metadata["env"] for f in fields(self) if f.name == name))
 
     @property
     def retention_seconds(self) -> int:

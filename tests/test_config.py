@@ -150,3 +150,13 @@ def test_a_changed_copy_is_validated_again() -> None:
 def test_retention_is_also_available_in_seconds() -> None:
     assert Settings.from_env(retention_days=2).retention_seconds == 172_800
     assert Settings.from_env(retention_days=1.5, ttl_safety_hours=1).retention_seconds == 129_600
+
+
+def test_explicit_names_the_settings_that_were_set_not_the_defaults() -> None:
+    settings = Settings.from_env({"EVENTLAKE_TABLE": "orders"}, index_shards=16)
+    assert settings.explicit == {"table", "index_shards"}
+    assert settings.with_(retention_days=7.0).explicit == {"table", "index_shards",
+                                                           "retention_days"}
+    assert Settings.from_env({}).explicit == frozenset()
+    assert Settings(table="orders").explicit == {"table"}
+    assert settings.env_name("index_shards") == "EVENTLAKE_INDEX_SHARDS"
