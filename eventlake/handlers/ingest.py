@@ -248,8 +248,6 @@ def _status(results: Sequence[PutResult]) -> int:
 _ADVICE = {
     400: "fix the invalid events and re-send them (re-sending stored events is harmless)",
     409: "events are immutable: send changed content as a new event with a new event_id",
-    500: "the store refused the write for good (missing table? permissions?): an operator "
-         "must act; re-sending is safe once fixed",
     503: f"re-send the request after {RETRY_AFTER_SECONDS} s (safe: writes are idempotent)",
 }
 
@@ -261,8 +259,14 @@ def _message(status: int, results: Sequence[PutResult]) -> str | None:
     problems = ", ".join(f"{counts[o.value]} {o.value}" for o in
                          (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED) if counts[o.value])
     stored = counts[Outcome.CREATED.value] + counts[Outcome.DUPLICATE.value]
-    return (f"{len(results)} event(s): {problems}, {stored} stored (see `results`); "
-            f"{_ADVICE[status]}")
+    if status == 500:  # the store's own reason (missing table? permissions?), said once
+        reasons = dict.fromkeys(r.message for r in results
+                                if r.outcome is Outcome.FAILED and not r.retryable)
+        advice = (f"the store refused the write for good: {'; '.join(filter(None, reasons))}; "
+                  "an operator must act; re-sending is safe once fixed")
+    else:
+        advice = _ADVICE[status]
+    return f"{len(results)} event(s): {problems}, {stored} stored (see `results`); {advice}"
 
 
 def _http_response(reply: _Reply, request_id: str | None) -> dict[str, Any]:
