@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from eventlake.aws import Clients
-from eventlake.config import Settings, redact_url
+from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import InvalidEventError
 from eventlake.events import Event, human_duration, parse_event
 from eventlake.hot import HotStore, Outcome, PutResult
@@ -167,7 +167,7 @@ class EventLake:
         try:
             watermark = read_watermark(self.cold)
         except Exception as exc:  # the lake may not exist yet: say so, keep the rest
-            out["watermark"] = f"unreadable ({type(exc).__name__}: {exc})"
+            out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
         now = datetime.now(UTC)
         if watermark is None:

@@ -17,8 +17,9 @@ from typing import Any
 from eventlake.errors import ConfigError
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s\"'`]*@")
-"""`scheme://user:password@`: everything between `://` and the first `@` of the authority."""
+_USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
+"""`scheme://user:password@`: everything between `://` and the authority's last `@` (as URL
+parsers split it: an unescaped `@` in a password stays hidden too)."""
 
 
 def _env(name: str) -> dict[str, str]:

@@ -166,6 +166,7 @@ def test_explicit_names_the_settings_that_were_set_not_the_defaults() -> None:
     ("http://user:secret@127.0.0.1:4566", "http://***@127.0.0.1:4566"),
     ("https://token@localstack.example:443/path?x=1", "https://***@localstack.example:443/path?x=1"),
     ("http://user:p%40ss@[::1]:4566/", "http://***@[::1]:4566/"),
+    ("http://user:p@ss@host:4566", "http://***@host:4566"),
     ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
     (None, None),
 ])

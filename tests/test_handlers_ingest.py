@@ -547,6 +547,25 @@ def test_unexpected_error_is_500_with_request_id_and_a_logged_traceback(
     assert caplog.records[-1].levelno == logging.ERROR
 
 
+def test_the_log_of_a_failed_invocation_hides_the_endpoint_password(
+        installed: EventLake, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    def put_many(*_: Any, **__: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
+
+    monkeypatch.setattr(installed, "put_many", put_many)
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+
+    status, _, _ = invoke(http_v2(order("ord-1")))
+
+    [line] = ingest_lines(caplog)
+    assert status == 503
+    assert "http://***@127.0.0.1:1/" in line["error"]
+    assert "secret" not in caplog.text
+
+
 def test_misconfigured_environment_is_a_500_whose_log_names_the_variable(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("EVENTLAKE_MAX_ATTEMPTS", "lots")

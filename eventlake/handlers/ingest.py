@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from eventlake.api import EventLake
 from eventlake.aws import is_transient
+from eventlake.config import redact
 from eventlake.errors import StorageError, TransientError
 from eventlake.events import kind_of, loads_exact
 from eventlake.hot import Outcome, PutResult, count_outcomes
@@ -295,8 +296,9 @@ def _log_invocation(level: int, kind: Kind, event: Any, request_id: str | None,
             line["rule"] = reply.rule
     line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if error is not None:
-        line["error"] = f"{type(error).__name__}: {_short(error, 500)}"
-        line["traceback"] = "".join(traceback.format_exception(error))
+        # AWS errors embed the endpoint URL: never its password (redact), even in a log.
+        line["error"] = redact(f"{type(error).__name__}: {_short(error, 500)}")
+        line["traceback"] = redact("".join(traceback.format_exception(error)))
     _log.log(level, json.dumps(line, default=str, separators=(",", ":")))
 
 
