@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from eventlake.aws import Clients
-from eventlake.config import Settings
+from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import InvalidEventError
 from eventlake.events import Event, human_duration, parse_event
 from eventlake.hot import HotStore, Outcome, PutResult
@@ -54,12 +54,16 @@ class EventLake:
         return Lake(self.settings, clients=self.clients)
 
     def init(self) -> list[str]:
-        """Provision the table (and the bucket of an s3:// lake); idempotent. Returns changes."""
+        """Provision the table, the bucket of an s3:// lake and the lake's marker
+        (`_eventlake/lake.json`: readers and writers refuse a lake without it); idempotent.
+        Returns what changed."""
         changes = self.hot.provision()
         if self.settings.lake_uri.startswith("s3://"):
             from eventlake.bucket import ensure_bucket
 
             changes += ensure_bucket(self.clients, self.settings.lake_uri)
+        if self.cold.create_marker(table=self.settings.table):
+            changes.append(f"created lake `{self.cold.root}` (_eventlake/lake.json)")
         return changes
 
     def put(self, event: Any) -> PutResult:
@@ -150,18 +154,20 @@ class EventLake:
         return run_sql(self, query, params, hot=hot)
 
     def status(self) -> dict[str, Any]:
-        """Hot table state, lake location, archive watermark and lag, smallest TTL margin."""
+        """Hot table state, lake location (and whether the lake exists), archive watermark and
+        lag, smallest TTL margin. The endpoint URL is shown without its user info."""
         out: dict[str, Any] = {"hot": self.hot.describe(), "lake_uri": self.settings.lake_uri,
+                               "lake_exists": self.cold.lake_exists(),
                                "region": self.settings.region,
-                               "endpoint_url": self.settings.endpoint_url}
-        if not out["hot"].get("exists"):
+                               "endpoint_url": redact_url(self.settings.endpoint_url)}
+        if not out["hot"].get("exists") or not out["lake_exists"]:
             return out
         from eventlake.archive import read_watermark
 
         try:
             watermark = read_watermark(self.cold)
         except Exception as exc:  # the lake may not exist yet: say so, keep the rest
-            out["watermark"] = f"unreadable ({type(exc).__name__}: {exc})"
+            out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
         now = datetime.now(UTC)
         if watermark is None:

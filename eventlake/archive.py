@@ -133,7 +133,8 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
           ) -> SweepReport:
     """Archive what was ingested in [watermark, now - settle), move the watermark, check TTL.
 
-    Raises SweepLockedError when another sweep holds the lease, TtlGuardError (with
+    Raises LakeNotFoundError / TableNotFoundError when either tier does not exist,
+    SweepLockedError when another sweep holds the lease, TtlGuardError (with
     `.report`) when unarchived events are within ttl_safety_hours of expiry, and the
     underlying error when reading or writing fails (the watermark then stays where it was).
     """
@@ -143,6 +144,9 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     if not settle >= 0:
         raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")
     run_id = new_run_id("sweep", now)
+    # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads.
+    lake.require_exists()
+    hot.require_table()
     with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
         before = read_watermark(lake)
         since = window_start(before, now, settings)
@@ -238,6 +242,7 @@ def backfill(lake: Lake, hot: HotStore, settings: Settings, *, segments: int = 4
     if not 1 <= segments <= 1_000_000:
         raise ValueError(f"segments must be from 1 to 1,000,000 (DynamoDB's limit), "
                          f"got {segments}")
+    lake.require_exists()
     started = time.perf_counter()
     scan_time = datetime.now(UTC)
     run_id = new_run_id("backfill", scan_time)

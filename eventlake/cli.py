@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except EventLakeError as exc:
-        print(f"eventlake: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("eventlake: interrupted", file=sys.stderr)
@@ -37,15 +37,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         name = type(exc).__name__
         if name in ("NoCredentialsError", "PartialCredentialsError"):
-            print("eventlake: error: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID"
-                  " (for the local stack: `eventlake demo`)", file=sys.stderr)
+            _error("no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID (for the "
+                   "local stack: `eventlake demo`)")
         elif name in ("EndpointConnectionError", "ConnectTimeoutError"):
-            print(f"eventlake: error: cannot reach AWS ({exc}); check AWS_ENDPOINT_URL / network",
-                  file=sys.stderr)
+            _error(f"cannot reach AWS ({exc}); check AWS_ENDPOINT_URL / network")
         else:
-            print(f"eventlake: error: {name}: {exc} (run with --debug for the traceback)",
-                  file=sys.stderr)
+            _error(f"{name}: {exc} (run with --debug for the traceback)")
         return 2
+
+
+def _error(message: str) -> None:
+    """One line on stderr. AWS and Arrow messages embed the endpoint URL: never its password."""
+    from eventlake.config import redact
+
+    print(f"eventlake: error: {redact(message)}", file=sys.stderr)
 
 
 def _common(*, suppress: bool) -> argparse.ArgumentParser:
@@ -148,9 +153,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    from eventlake.errors import InvalidEventError
+    from eventlake.errors import InvalidEventError, TableNotFoundError
     from eventlake.fieldmap import Unmapped, parse_field_map, remap
-    from eventlake.hot import Outcome
+    from eventlake.hot import TABLE_MISSING, Outcome
 
     lake = _lake(args)
     mapping = parse_field_map(args.map or [])
@@ -172,6 +177,9 @@ def cmd_put(args: argparse.Namespace) -> int:
                 totals["invalid"] += 1
                 problems.append(f"{where}: invalid: {exc}")
         results = lake.put_many([raw for _, raw in ready]) if ready else []
+        missing = next((r for r in results if r.rule == TABLE_MISSING), None)
+        if missing is not None:  # every event would say it: say it once, and stop reading
+            raise TableNotFoundError(missing.message)
         for (where, _), result in zip(ready, results, strict=True):
             totals[result.outcome.value] += 1
             if args.json:
@@ -257,12 +265,22 @@ def _locate(item: Any, where: str) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = _lake(args).status()
+    """Prints the status; exits 1, with a line naming what is missing, when the table or
+    the lake does not exist."""
+    lake = _lake(args)
+    status = lake.status()
     if args.json:
         print(json.dumps(status, indent=2, default=str))
-        return 0
-    _print_status(status)
-    return 0
+    else:
+        _print_status(status)
+    missing = []
+    if not status["hot"].get("exists"):
+        missing.append(str(lake.hot.table_not_found()))
+    if not status["lake_exists"]:
+        missing.append(str(lake.cold.lake_not_found()))
+    for message in missing:
+        _error(message)
+    return 1 if missing else 0
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -275,9 +293,10 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"stream      {hot['stream']}")
         print(f"ttl         {hot['ttl']}")
         print(f"index       {hot['index']}")
-    print(f"lake        {status['lake_uri']}")
+    print(f"lake        {status['lake_uri']}"
+          + ("" if status.get("lake_exists", True) else ": does not exist (run `eventlake init`)"))
     for key, value in status.items():
-        if key not in ("hot", "lake_uri", "region", "endpoint_url"):
+        if key not in ("hot", "lake_uri", "lake_exists", "region", "endpoint_url"):
             print(f"{key:<11} {value}")
     print(f"aws         region {status['region']}"
           + (f", endpoint {status['endpoint_url']}" if status.get("endpoint_url") else ""))

@@ -159,6 +159,7 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
                 target_bytes=target_bytes, min_age_seconds=min_age_seconds)
     began = time.monotonic()
     now = _utc(now or datetime.now(UTC))
+    lake.require_exists()  # a wrong lake URI is not "0 partitions compacted"
     report = CompactReport([], 0, 0.0)
     report.temp_files_removed = remove_stale_temp_files(lake, start=start, end=end, now=now)
     by_dt: dict[str, list[LakeFile]] = defaultdict(list)

@@ -17,6 +17,9 @@ from typing import Any
 from eventlake.errors import ConfigError
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
+"""`scheme://user:password@`: everything between `://` and the authority's last `@` (as URL
+parsers split it: an unescaped `@` in a password stays hidden too)."""
 
 
 def _env(name: str) -> dict[str, str]:
@@ -61,6 +64,12 @@ class Settings:
     endpoint_url: str | None = field(default=None, metadata=_env("AWS_ENDPOINT_URL"))
     """Send every AWS client here (moto, LocalStack); unset means real AWS."""
 
+    def __repr__(self) -> str:
+        # A logged Settings must not print the endpoint's password.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["endpoint_url"] = redact_url(self.endpoint_url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})"
+
     def __post_init__(self) -> None:
         # Built directly (not by from_env): what differs from the defaults was chosen.
         object.__setattr__(self, "_explicit", frozenset(
@@ -68,7 +77,8 @@ class Settings:
 
         def bad(name: str, value: object, expected: str) -> ConfigError:
             var = next(f.metadata["env"] for f in fields(self) if f.name == name)
-            return ConfigError(f"{var}={value!r} is not valid: expected {expected}")
+            shown = redact(value) if isinstance(value, str) else value
+            return ConfigError(f"{var}={shown!r} is not valid: expected {expected}")
 
         # Types first: explicit arguments bypass `_coerce`, and a comparison with a wrong type
         # would raise TypeError instead of naming the variable.
@@ -187,3 +197,15 @@ def _coerce(var: str, raw: str, type_name: object) -> Any:
         expected = "an integer" if kind == "int" else "a number"
         raise ConfigError(f"{var}={raw!r} is not valid: expected {expected}") from None
     return raw
+
+
+def redact_url(url: str | None) -> str | None:
+    """`url` with its user info (user and password) shown as `***`; the rest kept. For every
+    endpoint URL that is printed, logged or put in an error."""
+    return None if url is None else redact(url)
+
+
+def redact(text: str) -> str:
+    """`text` with the user info of every URL in it shown as `***` (botocore and pyarrow put
+    the endpoint URL in their error messages, password included)."""
+    return _USER_INFO.sub(r"\1***@", text)

@@ -57,7 +57,7 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
 def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     """Run the demo; `keep` writes the lake to a local folder (kept), else to moto's S3."""
     from eventlake.api import EventLake
-    from eventlake.config import Settings
+    from eventlake.config import Settings, redact_url
     from eventlake.handlers import ingest, stream
     from eventlake.hot import count_outcomes
     from eventlake.lake import Lake
@@ -68,7 +68,8 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
     started = time.perf_counter()
     with local_stack() as stack:
-        print(f"local stack: moto server at {stack.endpoint_url} (AWS_ENDPOINT_URL)")
+        print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
+              "(AWS_ENDPOINT_URL)")
         lake_uri = str(Path(keep).resolve() / "lake") if keep else "s3://eventlake-demo/lake"
         # The flows configure themselves from the environment, as on a Prefect worker.
         env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}

@@ -2,6 +2,8 @@
 
     EventLakeError
     ├── ConfigError          a setting is missing or malformed (fix the environment)
+    │   ├── TableNotFoundError   EVENTLAKE_TABLE names no table (run `eventlake init`)
+    │   └── LakeNotFoundError    EVENTLAKE_LAKE_URI names no lake (run `eventlake init`)
     ├── InvalidEventError    an event breaks a rule (fix the event; never retried)
     ├── ConflictError        different content under a stored event_id (never overwritten)
     ├── TransientError       throttling, timeouts, 5xx (safe to retry: writes are idempotent)
@@ -17,6 +19,10 @@ class EventLakeError(Exception):
 
 class ConfigError(EventLakeError, ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class TableNotFoundError(ConfigError):
+    """The DynamoDB table does not exist: never initialised, or EVENTLAKE_TABLE is wrong."""
 
 
 class InvalidEventError(EventLakeError, ValueError):
@@ -69,3 +75,9 @@ class TransientError(EventLakeError):
 
 class StorageError(EventLakeError):
     """The store refused a request in a way retrying will not fix."""
+
+
+class LakeNotFoundError(ConfigError, StorageError):
+    """The lake does not exist (no `_eventlake/lake.json`, no events, or no bucket): never
+    initialised, or EVENTLAKE_LAKE_URI is wrong. Still a StorageError, as a missing bucket
+    was before it had a name of its own."""

@@ -22,17 +22,20 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from eventlake.aws import Clients, error_code, is_transient
-from eventlake.config import Settings
-from eventlake.errors import StorageError, TransientError
+from eventlake.config import Settings, redact, redact_url
+from eventlake.errors import StorageError, TableNotFoundError, TransientError
 from eventlake.events import Event, format_ts
 
 INDEX_NAME = "by_ingested_at"
+TABLE_MISSING = "table.missing"
+"""The `rule` of a write refused because the table does not exist (PutResult, FAILED)."""
 TTL_ATTRIBUTE = "expires_at"
 Item = dict[str, Any]
 """A DynamoDB item in AttributeValue form, as the low-level client returns it."""
@@ -217,6 +220,22 @@ class HotStore:
                            if i["IndexName"] == INDEX_NAME), "missing"),
         }
 
+    def require_table(self) -> None:
+        """Raise TableNotFoundError unless the table exists (one DescribeTable)."""
+        ddb = self.clients.dynamodb
+        try:
+            ddb.describe_table(TableName=self.table)
+        except ddb.exceptions.ResourceNotFoundException as exc:
+            raise self.table_not_found() from exc
+
+    def table_not_found(self) -> TableNotFoundError:
+        """The error for a table that does not exist: which table, where, and what to do."""
+        endpoint = self.settings.endpoint_url
+        where = f"region `{self.settings.region}`" + (
+            f" (endpoint `{redact_url(endpoint)}`)" if endpoint else "")
+        return TableNotFoundError(f"table `{self.table}` does not exist in {where}: run "
+                                  "`eventlake init`, or set EVENTLAKE_TABLE to the table's name")
+
     # --- writes ----------------------------------------------------------------------------
 
     def to_item(self, event: Event, ingested_at: datetime) -> Item:
@@ -261,20 +280,24 @@ class HotStore:
                 if code == "ValidationException" and "size" in str(exc).lower():
                     return PutResult(position, event.event_id, Outcome.INVALID,
                                      f"DynamoDB refused the item: {exc}", "item.too_large")
+                if code == "ResourceNotFoundException":
+                    return PutResult(position, event.event_id, Outcome.FAILED,
+                                     str(self.table_not_found()), TABLE_MISSING)
                 if not is_transient(exc):
                     return PutResult(position, event.event_id, Outcome.FAILED,
                                      f"DynamoDB refused the write ({code or type(exc).__name__}):"
-                                     f" {exc}")
+                                     f" {redact(str(exc))}")
                 last = exc
         return PutResult(position, event.event_id, Outcome.FAILED,
                          f"gave up after {self.settings.max_attempts} attempts "
-                         f"({error_code(last) if last else ''}): {last}; safe to retry",
-                         retryable=True)
+                         f"({error_code(last) if last else ''}): {redact(str(last))}; "
+                         "safe to retry", retryable=True)
 
     def _get(self, event_id: str) -> Item | None:
-        response = self.clients.dynamodb.get_item(TableName=self.table,
-                                                  Key={"event_id": {"S": event_id}},
-                                                  ConsistentRead=True)
+        with self._table_errors():
+            response = self.clients.dynamodb.get_item(TableName=self.table,
+                                                      Key={"event_id": {"S": event_id}},
+                                                      ConsistentRead=True)
         return response.get("Item")
 
     @staticmethod
@@ -391,13 +414,25 @@ class HotStore:
             if attempt:
                 self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
             try:
-                return call()
+                with self._table_errors():
+                    return call()
             except Exception as exc:
                 if not is_transient(exc) or attempt == self.settings.max_attempts - 1:
                     if is_transient(exc):
-                        raise TransientError(f"DynamoDB kept failing: {exc}") from exc
+                        raise TransientError(f"DynamoDB kept failing: {redact(str(exc))}"
+                                             ) from exc
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _table_errors(self) -> Iterator[None]:
+        """DynamoDB's ResourceNotFoundException -> TableNotFoundError naming the table."""
+        try:
+            yield
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise self.table_not_found() from exc
+            raise
 
 
 def _same_except_timestamp(event: Event, stored: Item) -> bool:

@@ -36,8 +36,8 @@ import pyarrow.fs as pafs
 
 from eventlake.aws import Clients, error_code, is_transient
 from eventlake.bucket import split_s3_uri
-from eventlake.config import Settings
-from eventlake.errors import EventLakeError, StorageError, TransientError
+from eventlake.config import Settings, redact
+from eventlake.errors import EventLakeError, LakeNotFoundError, StorageError, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -110,7 +110,9 @@ class LakeFS:
         options: dict[str, Any] = {"region": self.settings.region}
         if self.settings.endpoint_url:
             endpoint = urlparse(self.settings.endpoint_url)
-            options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
+            # host[:port] only: user info in the endpoint is not a host pyarrow can reach
+            options.update(endpoint_override=endpoint.netloc.rpartition("@")[2],
+                           scheme=endpoint.scheme)
         return pafs.S3FileSystem(**options)
 
     @property
@@ -251,7 +253,8 @@ class LakeFS:
                 raise StorageError(f"access denied while trying to {action}: check the "
                                    "credentials and the bucket policy") from exc
             if is_transient(exc):
-                raise TransientError(f"S3 failed to {action} (safe to retry): {exc}") from exc
+                raise TransientError(f"S3 failed to {action} (safe to retry): "
+                                     f"{redact(str(exc))}") from exc
             raise
 
     @contextmanager
@@ -265,12 +268,13 @@ class LakeFS:
                 raise
             raise mapped from exc
 
-    def _no_bucket(self) -> StorageError:
-        return StorageError(f"bucket `{self._bucket}` of lake `{self.root}` does not exist: "
-                            "run `eventlake init`")
+    def _no_bucket(self) -> LakeNotFoundError:
+        return LakeNotFoundError(f"bucket `{self._bucket}` of lake `{self.root}` does not "
+                                 "exist: run `eventlake init`, or set EVENTLAKE_LAKE_URI to "
+                                 "the lake's root")
 
     def _arrow_error(self, exc: OSError, action: str) -> EventLakeError | None:
-        text = str(exc)
+        text = redact(str(exc))
         if _vanished(exc):
             return None
         if "NO_SUCH_BUCKET" in text:

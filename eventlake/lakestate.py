@@ -1,5 +1,5 @@
 """Lake state: small objects under `<root>/_eventlake/<key>` (watermarks, leases), written by
-compare-and-swap so two writers never both win.
+compare-and-swap so two writers never both win; and whether the lake exists at all.
 
     S3      PUT with `If-None-Match: *` (create) or `If-Match: <ETag>` (replace); version = ETag
     local   flock on `.<key>.lock` -> compare content hash -> atomic rename; version = blake2b
@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
+from datetime import UTC, datetime
+
+import pyarrow.fs as pafs
 
 from eventlake.aws import error_code
-from eventlake.lakefs import LakeDataError, LakeFS, StateConflictError
-from eventlake.schema import STATE_DIR
+from eventlake.errors import LakeNotFoundError
+from eventlake.lakefs import LakeDataError, LakeFS, StateConflictError, _dt_of_dir
+from eventlake.schema import EVENTS_DIR, STATE_DIR
 
-__all__ = ["LakeState", "StateConflictError"]
+__all__ = ["LAKE_MARKER", "LakeState", "StateConflictError"]
+
+LAKE_MARKER = "lake.json"
+"""`<root>/_eventlake/lake.json`, written by `eventlake init`: the lake exists. Readers and
+writers refuse a lake without it (or without events, for lakes made before it), so a wrong
+EVENTLAKE_LAKE_URI fails loudly instead of reading nothing or archiving where nobody reads."""
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+@-]*(?:/[A-Za-z0-9][A-Za-z0-9._=+@-]*)*")
 
@@ -85,6 +95,45 @@ class LakeState(LakeFS):
             if current is not None and current[0] == data:
                 return current[1]
             raise
+
+    # -- existence -------------------------------------------------------------------------
+
+    def create_marker(self, *, table: str) -> bool:
+        """Write the lake's marker (the table it archives, when, by which eventlake) unless
+        it is there; True when this call created it. The bucket must exist (`ensure_bucket`)."""
+        from eventlake import __version__
+
+        data = json.dumps({"table": table, "created_at": datetime.now(UTC).isoformat(),
+                           "eventlake_version": __version__}, indent=2).encode()
+        try:
+            self.write_state(LAKE_MARKER, data, expected=None)
+        except StateConflictError:
+            return False
+        return True
+
+    def lake_exists(self) -> bool:
+        """The lake was initialised (its marker is there) or, made before the marker, holds
+        event partitions. One read, plus one listing of `events/` when the marker is absent."""
+        try:
+            if self.read_state(LAKE_MARKER) is not None:
+                return True
+            with self._mapped(f"list `{self.root}/{EVENTS_DIR}`"):
+                entries = self.fs.get_file_info(pafs.FileSelector(
+                    f"{self._base}/{EVENTS_DIR}", allow_not_found=True))
+        except LakeNotFoundError:  # no bucket
+            return False
+        return any(e.type == pafs.FileType.Directory and _dt_of_dir(e.base_name)
+                   for e in entries)
+
+    def require_exists(self) -> None:
+        """Raise LakeNotFoundError unless the lake exists (`lake_exists`)."""
+        if not self.lake_exists():
+            raise self.lake_not_found()
+
+    def lake_not_found(self) -> LakeNotFoundError:
+        """The error for a lake that does not exist: which root, and what to do."""
+        return LakeNotFoundError(f"lake `{self.root}` does not exist: run `eventlake init`, or "
+                                 "set EVENTLAKE_LAKE_URI to the lake's root")
 
     def _state_path(self, key: str) -> str:
         if len(key) > 512 or not _KEY.fullmatch(key):

@@ -212,9 +212,9 @@ def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = N
     says why in this order). `hot=False` lists the lake only."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if not hot:
-        return Snapshot(now, tuple(lake.cold.list_files()), COLD_SCHEMA.empty_table())
+        return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
     watermark = read_watermark(lake.cold)
-    files = tuple(lake.cold.list_files())
+    files = _list_existing(lake.cold)
     since = window_start(watermark, now, lake.settings)
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until)
@@ -223,6 +223,15 @@ def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = N
                      "leave them out (the sweep quarantines them)", not_events, since)
     return Snapshot(now, files, rows, watermark.at if watermark else None, since, until,
                     not_events)
+
+
+def _list_existing(cold: Lake) -> tuple[LakeFile, ...]:
+    """The lake's files; LakeNotFoundError when it has none because it does not exist (a
+    wrong lake URI reads as an empty lake otherwise). A lake with files exists: no extra IO."""
+    files = tuple(cold.list_files())
+    if not files:
+        cold.require_exists()
+    return files
 
 
 def read_hot(store: HotStore, since: datetime, until: datetime) -> tuple[pa.Table, int]:

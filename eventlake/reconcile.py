@@ -152,9 +152,13 @@ def reconcile(lake: Lake, hot: HotStore, settings: Settings, *, start: date, end
     what is still missing (the same files again when nothing was written). Events stored with
     another hash are reported, never overwritten. `now` (default: the clock) caps the range.
     `settings` is the run's configuration, as for the sweep; the stores carry their own.
+    Raises TableNotFoundError / LakeNotFoundError when either tier does not exist.
     """
     if end < start:
         raise ValueError(f"reconcile range ends (`{end}`) before it starts (`{start}`)")
+    # A check that finds nothing to check (no table, no lake: misconfigured) must not pass.
+    hot.require_table()
+    lake.require_exists()
     began = time.monotonic()
     now = now or datetime.now(UTC)
     watermark = read_watermark(lake)

@@ -8,16 +8,31 @@ from prefect import Task
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State, TaskRun
 
-from eventlake import EventLake
-from eventlake.errors import TransientError
+from eventlake import EventLake, Settings
+from eventlake.errors import ConfigError, TransientError
 
 IO_RETRIES = 3
 IO_RETRY_DELAYS: list[float] = [10.0, 30.0, 90.0]
+REQUIRED = ("table", "lake_uri")
+"""Settings a scheduled run never takes from the defaults: the CLI's defaults suit a laptop
+(`eventlake demo`), but a worker left unconfigured would check and report on a lake nobody
+uses, and its runs would end COMPLETED."""
 
 
 def lake() -> EventLake:
-    """The lake of this run, configured like every eventlake entry point (EVENTLAKE_*)."""
-    return EventLake.from_env()
+    """The lake of this run, configured like every eventlake entry point (EVENTLAKE_*);
+    ConfigError when the table or the lake was never set on this worker."""
+    settings = Settings.from_env()
+    unset = [name for name in REQUIRED if name not in settings.explicit]
+    if unset:
+        names = " and ".join(settings.env_name(name) for name in unset)
+        defaults = ", ".join(f"`{getattr(settings, name)}`" for name in unset)
+        raise ConfigError(
+            f"{names} {'is' if len(unset) == 1 else 'are'} not set on this worker: a scheduled "
+            f"run would use the default{'s' if len(unset) > 1 else ''} ({defaults}), a table "
+            "and lake nobody configured; set them in the worker's environment or in the "
+            "deployment's job_variables.env in prefect.yaml (README: Prefect)")
+    return EventLake(settings)
 
 
 def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

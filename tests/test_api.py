@@ -161,3 +161,24 @@ def test_status_reports_the_table_and_the_lake(lake: EventLake) -> None:
 def test_status_of_an_uninitialised_lake_says_the_table_is_missing(mocked_aws: None) -> None:
     lake = EventLake(Settings.from_env(table="not-yet"))
     assert lake.status()["hot"] == {"table": "not-yet", "exists": False}
+
+
+def test_init_marks_the_lake_so_that_it_exists(mocked_aws: None, tmp_path: Path) -> None:
+    lake = EventLake(Settings.from_env(table="orders-events", lake_uri=str(tmp_path / "lake")))
+    assert lake.cold.lake_exists() is False
+
+    changes = lake.init()
+
+    assert f"created lake `{tmp_path / 'lake'}` (_eventlake/lake.json)" in changes
+    assert lake.cold.lake_exists() is True
+    assert lake.init() == []
+
+
+def test_status_says_when_the_lake_does_not_exist(lake: EventLake, tmp_path: Path) -> None:
+    typo = EventLake(lake.settings.with_(lake_uri=str(tmp_path / "laek")), clients=lake.clients)
+
+    status = typo.status()
+
+    assert status["lake_exists"] is False
+    assert "watermark" not in status
+    assert lake.status()["lake_exists"] is True

@@ -7,6 +7,7 @@ import json
 import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from conftest import load_event
 from eventlake import EventLake
 from eventlake.antijoin import archive_items
 from eventlake.archive import backfill, read_watermark
-from eventlake.errors import StorageError
+from eventlake.errors import LakeNotFoundError, StorageError
 from eventlake.events import parse_event
 from eventlake.hot import HotStore, Outcome
 from eventlake.watermark import WATERMARK_KEY, WatermarkConflictError, advance_watermark
@@ -361,3 +362,21 @@ def test_a_sweep_report_is_json_friendly(world: World) -> None:
 
 def _delete_watermark(world: World) -> None:
     os.remove(f"{world.lake.root}/_eventlake/{WATERMARK_KEY}")
+
+
+# --- a lake that was never made ----------------------------------------------------------------
+
+def test_a_sweep_into_a_lake_never_initialised_refuses_and_creates_nothing(
+        world: World, tmp_path: Path) -> None:
+    # given hot events, and a lake URI that points where no lake was made (a typo)
+    world.ingest([f"o-{i}" for i in range(3)], NOW - hours(2))
+    typo = tmp_path / "laek"
+    elsewhere = make_world(EventLake(world.settings.with_(lake_uri=str(typo)),
+                                     clients=world.clients))
+
+    # when the sweep runs, then it refuses: archiving there would move a watermark nobody reads
+    with pytest.raises(LakeNotFoundError, match="laek"):
+        elsewhere.sweep(NOW)
+    with pytest.raises(LakeNotFoundError, match="laek"):
+        backfill(elsewhere.lake, elsewhere.hot, elsewhere.settings)
+    assert not typo.exists()

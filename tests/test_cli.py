@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,12 +121,6 @@ def test_status_shows_table_stream_and_ttl(
     assert json.loads(capsys.readouterr().out)["hot"]["stream"] == "NEW_AND_OLD_IMAGES"
 
 
-def test_status_before_init_says_what_to_run(
-        cli_env: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status"]) == 0
-    assert "run `eventlake init`" in capsys.readouterr().out
-
-
 def test_a_bad_setting_stops_with_the_variable_named(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("EVENTLAKE_RETENTION_DAYS", "a week")
@@ -162,3 +157,164 @@ def test_common_options_work_before_and_after_the_command(
 
     assert main(["--table", "before-table", "status"]) == 0
     assert "before-table (ACTIVE)" in capsys.readouterr().out
+
+
+# -- misconfiguration never looks like success (issue 8, items 8 and 14) ----------------------
+
+def test_status_before_init_exits_nonzero_naming_the_table_and_init(
+        cli_env: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
+    # given neither the table nor the lake exists
+    # when status runs
+    code = main(["status"])
+
+    # then it prints the status, and a line naming the table and the fix, and fails
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "cli-events: does not exist (run `eventlake init`)" in out
+    assert "table `cli-events` does not exist" in err and "eventlake init" in err
+
+
+def test_status_of_a_lake_never_initialised_exits_nonzero_naming_the_lake(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given an initialised table, but a lake URI that points where no lake was made
+    main(["init"])
+    capsys.readouterr()
+    elsewhere = tmp_path / "typo"
+
+    code = main(["status", "--lake-uri", str(elsewhere)])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"{elsewhere}: does not exist (run `eventlake init`)" in out
+    assert f"lake `{elsewhere}` does not exist" in err
+
+
+@pytest.mark.parametrize("command", [["reconcile"], ["reconcile", "--json"]])
+def test_reconcile_on_a_table_and_lake_that_do_not_exist_fails_naming_init(
+        cli_env: EventLake, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(command)
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert '"ok": true' not in out
+    assert err.startswith("eventlake: error: table `cli-events` does not exist")
+    assert "run `eventlake init`" in err and "EVENTLAKE_TABLE" in err
+    assert "Traceback" not in err and "ResourceNotFoundException" not in err
+
+
+def test_reconcile_on_a_lake_never_initialised_fails_naming_the_lake(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    capsys.readouterr()
+
+    code = main(["reconcile", "--lake-uri", str(tmp_path / "typo")])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"lake `{tmp_path / 'typo'}` does not exist" in err and "eventlake init" in err
+
+
+@pytest.mark.parametrize("command", [["archive"], ["backfill"], ["sql", "SELECT 1"],
+                                     ["sql", "SELECT count(*) FROM events"]])
+def test_commands_on_a_missing_table_print_one_line_naming_it(
+        cli_env: EventLake, tmp_path: Path, command: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # given a lake that was initialised for another table
+    main(["init", "--table", "other-events"])
+    capsys.readouterr()
+
+    code = main(command)
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "eventlake: error: table `cli-events` does not exist in region `us-east-1`: run "
+        "`eventlake init`, or set EVENTLAKE_TABLE to the table's name"]
+
+
+def test_put_to_a_missing_table_says_so_once(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([event(i) for i in range(5)]))
+
+    code = main(["put", str(path)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("table `cli-events` does not exist") == 1
+    assert "ResourceNotFoundException" not in err
+
+
+@pytest.mark.parametrize("command", [["compact"], ["archive"], ["sql", "--cold-only",
+                                                                  "SELECT count(*) FROM events"]])
+def test_commands_on_a_lake_never_initialised_fail_naming_the_lake(
+        cli_env: EventLake, tmp_path: Path, command: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    capsys.readouterr()
+    typo = tmp_path / "typo"
+
+    code = main([*command, "--lake-uri", str(typo)])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [f"eventlake: error: lake `{typo}` does not exist: run "
+                                "`eventlake init`, or set EVENTLAKE_LAKE_URI to the lake's root"]
+    assert not typo.exists()  # and nothing was created there
+
+
+def test_sql_cold_only_on_an_initialised_empty_lake_answers_zero(
+        cli_env: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    capsys.readouterr()
+
+    assert main(["sql", "--cold-only", "--format", "csv", "SELECT count(*) AS n FROM events"]) \
+        == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "0"]
+
+
+def test_an_endpoint_password_is_never_printed_when_a_call_fails(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # given an endpoint with user info, where nothing listens
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://user:secret@127.0.0.1:1")
+    monkeypatch.setenv("EVENTLAKE_MAX_ATTEMPTS", "1")
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([event(1)]))
+
+    # when status (a failed read) and put (a failed write) run
+    status = main(["status"])
+    status_out, status_err = capsys.readouterr()
+    put = main(["put", "--json", str(path)])
+    put_out, put_err = capsys.readouterr()
+
+    # then the password appears nowhere, and the endpoint is still recognisable
+    assert (status, put) == (2, 1)
+    assert "secret" not in status_out + status_err + put_out + put_err
+    assert "http://***@127.0.0.1:1" in status_err
+    assert json.loads(put_out.splitlines()[0])["outcome"] == "failed"
+
+
+@pytest.mark.integration
+def test_status_hides_the_password_of_a_reachable_endpoint(
+        moto_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # given a working endpoint written with user info
+    host = moto_server.endpoint_url.removeprefix("http://")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://user:secret@{host}")
+    monkeypatch.setenv("EVENTLAKE_TABLE", f"redact-{tmp_path.name[-20:]}")
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(tmp_path / "lake"))
+    assert main(["init"]) == 0
+    capsys.readouterr()
+
+    # when status prints, as text and as JSON
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+
+    # then the endpoint shows without its user info
+    assert "secret" not in text
+    assert f"endpoint http://***@{host}" in text
+    assert as_json["endpoint_url"] == f"http://***@{host}"

@@ -24,7 +24,7 @@ from eventlake.compact import (
     remove_stale_temp_files,
 )
 from eventlake.config import Settings
-from eventlake.errors import ConfigError
+from eventlake.errors import ConfigError, LakeNotFoundError
 from eventlake.lake import Lake, LakeFile
 from eventlake.schema import EVENT_SCHEMA
 
@@ -486,3 +486,21 @@ def test_stale_temp_files_of_crashed_writers_are_removed(lake: Lake) -> None:
     assert not stale.exists()
     assert fresh.exists() and other.exists() and out_of_range.exists()
     assert remove_stale_temp_files(lake) == 1  # the whole lake: the one out of range
+
+
+def test_compacting_a_lake_that_was_never_made_fails_naming_it(tmp_path: Path) -> None:
+    # given a lake URI with a typo: nothing there, no marker
+    typo = Lake(Settings(lake_uri=str(tmp_path / "laek")))
+
+    # when compaction runs, then it fails instead of reporting 0 partitions compacted
+    with pytest.raises(LakeNotFoundError, match="laek"):
+        compact(typo)
+    assert not (tmp_path / "laek").exists()
+
+
+def test_compacting_an_initialised_empty_lake_compacts_nothing(lake: Lake) -> None:
+    lake.create_marker(table="events")
+
+    report = compact(lake)
+
+    assert (report.partitions, report.files_in) == ([], 0)

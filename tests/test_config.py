@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eventlake.config import Settings
+from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import ConfigError
 
 
@@ -160,3 +160,36 @@ def test_explicit_names_the_settings_that_were_set_not_the_defaults() -> None:
     assert Settings.from_env({}).explicit == frozenset()
     assert Settings(table="orders").explicit == {"table"}
     assert settings.env_name("index_shards") == "EVENTLAKE_INDEX_SHARDS"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://user:secret@127.0.0.1:4566", "http://***@127.0.0.1:4566"),
+    ("https://token@localstack.example:443/path?x=1", "https://***@localstack.example:443/path?x=1"),
+    ("http://user:p%40ss@[::1]:4566/", "http://***@[::1]:4566/"),
+    ("http://user:p@ss@host:4566", "http://***@host:4566"),
+    ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
+    (None, None),
+])
+def test_redact_url_hides_user_and_password_and_keeps_the_rest(
+        url: str | None, shown: str | None) -> None:
+    assert redact_url(url) == shown
+
+
+def test_redact_hides_credentials_of_every_url_in_a_message() -> None:
+    message = ('Could not connect to the endpoint URL: "http://user:secret@127.0.0.1:1/"; '
+               "also tried https://a:b@host/x and s3://bucket/key")
+    assert redact(message) == ('Could not connect to the endpoint URL: "http://***@127.0.0.1:1/"; '
+                               "also tried https://***@host/x and s3://bucket/key")
+
+
+def test_a_bad_endpoint_is_refused_without_printing_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"AWS_ENDPOINT_URL": "ftp://user:secret@host:21"})
+    assert "AWS_ENDPOINT_URL" in str(info.value)
+    assert "secret" not in str(info.value) and "ftp://***@host:21" in str(info.value)
+
+
+def test_the_settings_repr_hides_the_endpoint_password() -> None:
+    settings = Settings.from_env({"AWS_ENDPOINT_URL": "http://user:secret@127.0.0.1:4566"})
+    assert settings.endpoint_url == "http://user:secret@127.0.0.1:4566"  # the clients need it
+    assert "secret" not in repr(settings) and "http://***@127.0.0.1:4566" in repr(settings)

@@ -156,3 +156,25 @@ def test_expired_events_are_still_answered_from_the_lake_after_ttl(env_lake: Eve
     rows = env_lake.cold.read().to_pylist()
     assert sorted(r["event_id"] for r in rows) == sorted(deleted)
     assert all(json.loads(r["event_payload"])["i"] in range(6) for r in rows)
+
+
+@pytest.mark.parametrize("name", ["compact", "reconcile"])
+def test_a_scheduled_run_on_a_worker_never_configured_fails_saying_what_to_set(
+        prefect_server: None, mocked_aws: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    import importlib
+
+    # given a worker with no EVENTLAKE_* set, whose working directory even holds a default
+    # lake (`./eventlake-data`) and whose account holds the default table
+    monkeypatch.chdir(tmp_path)
+    EventLake.from_env().init()
+    flow = getattr(importlib.import_module(f"flows.{name}"), name)
+
+    # when the deployment's flow runs
+    state = flow(return_state=True)
+
+    # then the run fails, naming the variables and where a worker gets them
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "EVENTLAKE_TABLE and EVENTLAKE_LAKE_URI are not set on this worker" in message
+    assert "job_variables" in message

@@ -354,6 +354,20 @@ def test_a_store_that_refuses_for_good_is_500_naming_the_error(
         ingest.handler(order("ord-2"), None)
 
 
+def test_a_missing_table_is_500_naming_the_table_and_the_fix_once(lake: EventLake) -> None:
+    # given the function's EVENTLAKE_TABLE names a table that does not exist
+    ingest.reset(EventLake(lake.settings.with_(table="orders-evnets"), clients=lake.clients))
+
+    status, body, _ = invoke(http_v2([order("ord-1"), order("ord-2")]))
+
+    # then the answer says it for good, once at the top, and each event says why it failed
+    assert status == 500
+    assert body["message"].count("table `orders-evnets` does not exist") == 1
+    assert "run `eventlake init`" in body["message"]
+    assert [(r["outcome"], r["rule"], r["retryable"]) for r in body["results"]] == [
+        ("failed", "table.missing", False)] * 2
+
+
 def test_a_transient_error_escaping_the_store_is_503(
         installed: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     def put_many(*_: Any, **__: Any) -> Any:
@@ -531,6 +545,25 @@ def test_unexpected_error_is_500_with_request_id_and_a_logged_traceback(
     assert line["status"] == 500
     assert "RuntimeError: secret internals went boom" in line["traceback"]
     assert caplog.records[-1].levelno == logging.ERROR
+
+
+def test_the_log_of_a_failed_invocation_hides_the_endpoint_password(
+        installed: EventLake, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    def put_many(*_: Any, **__: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
+
+    monkeypatch.setattr(installed, "put_many", put_many)
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+
+    status, _, _ = invoke(http_v2(order("ord-1")))
+
+    [line] = ingest_lines(caplog)
+    assert status == 503
+    assert "http://***@127.0.0.1:1/" in line["error"]
+    assert "secret" not in caplog.text
 
 
 def test_misconfigured_environment_is_a_500_whose_log_names_the_variable(

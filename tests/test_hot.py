@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from eventlake import EventLake, Settings
 from eventlake.aws import Clients
-from eventlake.errors import StorageError, TransientError
+from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events import Event, estimated_item_bytes, parse_event
 from eventlake.hot import INDEX_NAME, HotStore, Item, Outcome, shard_of
 
@@ -470,7 +470,7 @@ def test_a_server_error_without_a_known_code_is_retried(
     assert store.put(event("after-503")).outcome is Outcome.CREATED
 
 
-@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException",
+@pytest.mark.parametrize("code", ["AccessDeniedException",
                                   "ItemCollectionSizeLimitExceededException"])
 def test_a_non_transient_error_fails_at_once_naming_the_error(
         lake: EventLake, store: HotStore, sleeps: list[float],
@@ -625,3 +625,65 @@ def test_a_window_read_throttled_for_good_raises_a_transient_error(
     store = HotStore(lake.settings.with_(max_attempts=2), lake.clients, sleep=lambda _: None)
     with pytest.raises(TransientError, match="kept failing"):
         ids_between(store, at("2024-05-01T10:00:00"), at("2024-05-01T11:00:00"))
+
+
+# --- a table that does not exist ----------------------------------------------------------
+
+@pytest.fixture
+def no_table(mocked_aws: None) -> HotStore:
+    """A store whose table was never created (a typo in EVENTLAKE_TABLE, or no `init`)."""
+    settings = Settings.from_env(table="orders-evnets", index_shards=2)
+    return HotStore(settings, Clients(settings), sleep=lambda _: None)
+
+
+MISSING = ("table `orders-evnets` does not exist in region `us-east-1`: run `eventlake init`, "
+           "or set EVENTLAKE_TABLE to the table's name")
+
+
+def test_a_write_to_a_missing_table_fails_for_good_naming_the_table_and_the_fix(
+        no_table: HotStore) -> None:
+    results = no_table.put_many([event("o-1"), event("o-2")])
+
+    assert [(r.outcome, r.retryable, r.rule, r.message) for r in results] == [
+        (Outcome.FAILED, False, "table.missing", MISSING)] * 2
+
+
+@pytest.mark.parametrize("read", [
+    lambda s: list(s.read_ingested(NOW - timedelta(hours=1), NOW)),
+    lambda s: list(s.scan_pages()),
+], ids=["index-query", "scan"])
+def test_a_read_of_a_missing_table_raises_table_not_found_naming_it(
+        no_table: HotStore, read: Callable[[HotStore], Any]) -> None:
+    with pytest.raises(TableNotFoundError) as info:
+        read(no_table)
+    assert str(info.value) == MISSING
+    assert isinstance(info.value, ConfigError)
+
+
+def test_require_table_raises_only_when_the_table_is_missing(
+        no_table: HotStore, lake: EventLake) -> None:
+    with pytest.raises(TableNotFoundError, match="orders-evnets"):
+        no_table.require_table()
+    lake.hot.require_table()  # the fixture's table exists: no error
+
+
+def test_the_missing_table_message_names_the_endpoint_without_its_password() -> None:
+    settings = Settings.from_env(table="orders", region="eu-west-1",
+                                 endpoint_url="http://user:secret@localhost:4566")
+    message = str(HotStore(settings, Clients(settings)).table_not_found())
+    assert message == ("table `orders` does not exist in region `eu-west-1` (endpoint "
+                       "`http://***@localhost:4566`): run `eventlake init`, or set "
+                       "EVENTLAKE_TABLE to the table's name")
+
+
+def test_a_connection_failure_message_hides_the_endpoint_password(
+        monkeypatch: pytest.MonkeyPatch, lake: EventLake) -> None:
+    error = EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
+    inject(monkeypatch, lake, "put_item", error, None)
+    store = HotStore(lake.settings.with_(max_attempts=2), lake.clients, sleep=lambda _: None)
+
+    result = store.put(event("o-3"))
+
+    assert result.outcome is Outcome.FAILED and result.retryable
+    assert "secret" not in (result.message or "")
+    assert "http://***@127.0.0.1:1/" in (result.message or "")

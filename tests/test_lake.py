@@ -18,7 +18,7 @@ import pytest
 import eventlake.lake as lake_module
 import eventlake.lakefs as lakefs_module
 from eventlake.config import Settings
-from eventlake.errors import StorageError, TransientError
+from eventlake.errors import LakeNotFoundError, StorageError, TransientError
 from eventlake.lake import (
     Lake,
     LakeDataError,
@@ -694,3 +694,39 @@ def test_threads_racing_to_swap_the_same_version_have_exactly_one_winner(lake: L
     state = lake.read_state("watermark")
     assert state is not None and state[1] == wins[0]
     assert not [p for p in (Path(lake.root) / "_eventlake").iterdir() if ".tmp-" in p.name]
+
+
+# -- does the lake exist? ------------------------------------------------------------------------
+
+def test_a_lake_exists_once_initialised_and_the_marker_says_by_whom(tmp_path: Path) -> None:
+    # given a lake root where nothing was ever made
+    lake = Lake(Settings(lake_uri=str(tmp_path / "lake")))
+    assert lake.lake_exists() is False
+    with pytest.raises(LakeNotFoundError) as info:
+        lake.require_exists()
+    assert str(info.value) == (f"lake `{tmp_path / 'lake'}` does not exist: run `eventlake "
+                               "init`, or set EVENTLAKE_LAKE_URI to the lake's root")
+
+    # when it is initialised, twice
+    first = lake.create_marker(table="orders-events")
+    second = lake.create_marker(table="orders-events")
+
+    # then it exists, the marker was written once and names the table and the version
+    assert (first, second, lake.lake_exists()) == (True, False, True)
+    lake.require_exists()
+    marker = json.loads((tmp_path / "lake" / "_eventlake" / "lake.json").read_text())
+    assert marker["table"] == "orders-events"
+    assert set(marker) == {"table", "created_at", "eventlake_version"}
+
+
+def test_a_lake_made_before_the_marker_exists_because_it_holds_events(lake: Lake) -> None:
+    lake.write(table(day_rows(date(2024, 3, 10))), name="old-sweep")
+
+    assert lake.lake_exists() is True
+
+
+def test_a_lake_holding_only_foreign_files_does_not_exist(lake: Lake, tmp_path: Path) -> None:
+    (tmp_path / "lake" / "events").mkdir(parents=True)
+    (tmp_path / "lake" / "README.txt").write_text("not a lake")
+
+    assert lake.lake_exists() is False

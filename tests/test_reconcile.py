@@ -15,6 +15,7 @@ import pytest
 
 from eventlake import EventLake
 from eventlake.codec import RowBuilder
+from eventlake.errors import LakeNotFoundError, TableNotFoundError
 from eventlake.events import Event, parse_event
 from eventlake.hot import Item
 from eventlake.lake import Lake
@@ -335,6 +336,7 @@ def test_repair_file_names_are_deterministic(
         lake: EventLake, cold: Lake, three_days: list[Item], tmp_path: Path) -> None:
     # given two identical lakes with the same events missing
     other = Lake(lake.settings.with_(lake_uri=str(tmp_path / "other")), clients=lake.clients)
+    other.create_marker(table=lake.settings.table)
     set_watermark(other, WATERMARK)
 
     # when repairing both, then the same files are written
@@ -361,3 +363,21 @@ def test_an_item_the_codec_cannot_read_counts_as_missing_and_is_not_repaired(
     [entry] = cold.read_quarantine()
     assert (entry.rule, entry.source) == ("record.bad_timestamp", "reconcile")
     assert entry.record["event_id"] == {"S": "bad"}
+
+
+# -- nothing to check is a failure, not "ok" ----------------------------------------------------
+
+def test_reconciling_a_table_that_does_not_exist_fails_naming_it(cold: Lake, lake: EventLake
+                                                                  ) -> None:
+    typo = EventLake(lake.settings.with_(table="events-tset"), clients=lake.clients)
+
+    with pytest.raises(TableNotFoundError, match="`events-tset` does not exist"):
+        reconcile(cold, typo.hot, typo.settings, start=MAY_1, end=MAY_3, now=NOW)
+
+
+def test_reconciling_a_lake_never_initialised_fails_naming_it(lake: EventLake, tmp_path: Path
+                                                               ) -> None:
+    typo = Lake(lake.settings.with_(lake_uri=str(tmp_path / "laek")), clients=lake.clients)
+
+    with pytest.raises(LakeNotFoundError, match="laek"):
+        run(lake, typo)

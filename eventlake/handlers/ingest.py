@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from eventlake.api import EventLake
 from eventlake.aws import is_transient
+from eventlake.config import redact
 from eventlake.errors import StorageError, TransientError
 from eventlake.events import kind_of, loads_exact
 from eventlake.hot import Outcome, PutResult, count_outcomes
@@ -248,8 +249,6 @@ def _status(results: Sequence[PutResult]) -> int:
 _ADVICE = {
     400: "fix the invalid events and re-send them (re-sending stored events is harmless)",
     409: "events are immutable: send changed content as a new event with a new event_id",
-    500: "the store refused the write for good (missing table? permissions?): an operator "
-         "must act; re-sending is safe once fixed",
     503: f"re-send the request after {RETRY_AFTER_SECONDS} s (safe: writes are idempotent)",
 }
 
@@ -261,8 +260,14 @@ def _message(status: int, results: Sequence[PutResult]) -> str | None:
     problems = ", ".join(f"{counts[o.value]} {o.value}" for o in
                          (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED) if counts[o.value])
     stored = counts[Outcome.CREATED.value] + counts[Outcome.DUPLICATE.value]
-    return (f"{len(results)} event(s): {problems}, {stored} stored (see `results`); "
-            f"{_ADVICE[status]}")
+    if status == 500:  # the store's own reason (missing table? permissions?), said once
+        reasons = dict.fromkeys(r.message for r in results
+                                if r.outcome is Outcome.FAILED and not r.retryable)
+        advice = (f"the store refused the write for good: {'; '.join(filter(None, reasons))}; "
+                  "an operator must act; re-sending is safe once fixed")
+    else:
+        advice = _ADVICE[status]
+    return f"{len(results)} event(s): {problems}, {stored} stored (see `results`); {advice}"
 
 
 def _http_response(reply: _Reply, request_id: str | None) -> dict[str, Any]:
@@ -291,8 +296,9 @@ def _log_invocation(level: int, kind: Kind, event: Any, request_id: str | None,
             line["rule"] = reply.rule
     line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if error is not None:
-        line["error"] = f"{type(error).__name__}: {_short(error, 500)}"
-        line["traceback"] = "".join(traceback.format_exception(error))
+        # AWS errors embed the endpoint URL: never its password (redact), even in a log.
+        line["error"] = redact(f"{type(error).__name__}: {_short(error, 500)}")
+        line["traceback"] = redact("".join(traceback.format_exception(error)))
     _log.log(level, json.dumps(line, default=str, separators=(",", ":")))
 
 
