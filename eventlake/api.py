@@ -16,7 +16,7 @@ from eventlake.aws import Clients
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import InvalidEventError
 from eventlake.events import Event, human_duration, parse_event
-from eventlake.hot import HotStore, Outcome, PutResult
+from eventlake.hot import Deadline, HotStore, Outcome, PutResult
 
 if TYPE_CHECKING:
     import duckdb
@@ -70,12 +70,15 @@ class EventLake:
         """Validate and store one event (any accepted shape); see `Outcome` for the results."""
         return self.put_many([event])[0]
 
-    def put_many(self, events: Iterable[Any], *, now: datetime | None = None
-                 ) -> list[PutResult]:
+    def put_many(self, events: Iterable[Any], *, now: datetime | None = None,
+                 deadline: Deadline | None = None) -> list[PutResult]:
         """Validate and store events; one result per input event, in input order.
 
         Invalid events are reported (outcome `invalid`, with the rule) and the valid ones are
-        still stored. Nothing is written partially without a result saying so.
+        still stored. Nothing is written partially without a result saying so. Events sent
+        without an event_id get one derived from their content, so re-sending the same events
+        never stores a second copy. With a `deadline`, throttling retries stop in time and the
+        events not stored by then are `failed` (retryable).
         """
         now = now or datetime.now(UTC)
         results: list[PutResult | None] = []
@@ -92,7 +95,7 @@ class EventLake:
             results.append(None)
             valid.append(event)
             positions.append(position)
-        for result in self.hot.put_many(valid, positions):
+        for result in self.hot.put_many(valid, positions, deadline=deadline):
             results[result.position] = result
         return [r for r in results if r is not None]
 

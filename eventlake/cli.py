@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -165,17 +166,16 @@ def cmd_put(args: argparse.Namespace) -> int:
     read = 0
     for batch in _read_batches(args.files):
         ready: list[tuple[str, Any]] = []  # (where, raw event in the seed shape)
-        for n, item in enumerate(batch):
-            where = getattr(item, "where", "") or f"event {read + n + 1}"
+        for where, item in batch:
             if isinstance(item, _Unparseable):
                 totals["invalid"] += 1
-                problems.append(f"{where}: not JSON ({item.error}) [rule json.unparseable]")
+                problems.append(f"{where}: {item.error} [rule {item.rule}]")
                 continue
             try:
                 ready.append((where, remap(item, mapping, unmapped)))
             except InvalidEventError as exc:
                 totals["invalid"] += 1
-                problems.append(f"{where}: invalid: {exc}")
+                problems.append(f"{where}: invalid: {_unplaced(str(exc))}")
         results = lake.put_many([raw for _, raw in ready]) if ready else []
         missing = next((r for r in results if r.rule == TABLE_MISSING), None)
         if missing is not None:  # every event would say it: say it once, and stop reading
@@ -186,7 +186,7 @@ def cmd_put(args: argparse.Namespace) -> int:
                 record = {k: v for k, v in result.to_dict().items() if k != "position"}
                 print(json.dumps({"input": where, **record}))
             if not result.ok:
-                problems.append(f"{where}: {result.outcome.value}: {result.message}")
+                problems.append(f"{where}: {result.outcome.value}: {_unplaced(result.message)}")
         read += len(batch)
         if read >= 10 * BATCH:
             print(f"  ... {read:,} events read", file=sys.stderr)
@@ -199,25 +199,32 @@ def cmd_put(args: argparse.Namespace) -> int:
     return 1 if totals["invalid"] or totals["conflict"] or totals["failed"] else 0
 
 
+def _unplaced(message: str | None) -> str | None:
+    """A result's message without `#N`, the event's place in one put_many call: the reader
+    has the file and line instead."""
+    return re.sub(r"^event #\d+(: | )", lambda m: "" if m.group(1) == ": " else "event ",
+                  message) if message else message
+
+
 class _Unparseable:
-    def __init__(self, where: str, error: str) -> None:
-        self.where, self.error = where, error
+    """A record that is not usable JSON; `error` is what to print."""
+
+    def __init__(self, error: str, rule: str = "json.unparseable") -> None:
+        self.error, self.rule = error, rule
 
 
-class _Located(dict[str, Any]):
-    """A raw event that remembers where it came from (file:line), for error messages."""
-
-    where: str = ""
+_Record = tuple[str, Any]
+"""Where a raw event came from (`file:line`, `file[n]`) and the event (or _Unparseable)."""
 
 
-def _read_batches(files: Sequence[str]) -> Iterator[list[Any]]:
+def _read_batches(files: Sequence[str]) -> Iterator[list[_Record]]:
     """Raw events in batches of BATCH. `.jsonl`/`.ndjson` files stream line by line; other
     inputs are read whole and taken as one JSON document, else as JSON Lines."""
-    batch: list[Any] = []
+    batch: list[_Record] = []
     for name in files:
         label = "stdin" if name == "-" else name
-        for item in _read_one(name, label):
-            batch.append(item)
+        for record in _read_one(name, label):
+            batch.append(record)
             if len(batch) >= BATCH:
                 yield batch
                 batch = []
@@ -225,8 +232,8 @@ def _read_batches(files: Sequence[str]) -> Iterator[list[Any]]:
         yield batch
 
 
-def _read_one(name: str, label: str) -> Iterator[Any]:
-    from eventlake.events import loads_exact
+def _read_one(name: str, label: str) -> Iterator[_Record]:
+    from eventlake.events import DuplicateKeyError, loads_exact
 
     if name != "-" and name.endswith((".jsonl", ".ndjson")):
         with Path(name).open(encoding="utf-8-sig") as lines:
@@ -235,33 +242,36 @@ def _read_one(name: str, label: str) -> Iterator[Any]:
     text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8-sig")
     try:
         whole = loads_exact(text) if text.strip() else []
+    except DuplicateKeyError as exc:  # one valid JSON document, but ambiguous
+        yield label, _Unparseable(f"invalid: {exc}, so which value is meant is unknown; nothing "
+                                  "from this input was stored: send each key once",
+                                  "json.duplicate_key")
+        return
     except ValueError:
-        yield from _json_lines(text.splitlines(), label)
+        # Lines end at "\n" only: str.splitlines also splits at U+2028 and other characters
+        # that JSON allows inside strings, which would break records and shift line numbers.
+        yield from _json_lines(text.split("\n"), label)
         return
     if isinstance(whole, dict) and set(whole) == {"events"}:
         whole = whole["events"]
     for n, item in enumerate(whole if isinstance(whole, list) else [whole], 1):
-        yield _locate(item, f"{label}[{n}]")
+        yield f"{label}[{n}]", item
 
 
-def _json_lines(lines: Iterable[str], label: str) -> Iterator[Any]:
-    from eventlake.events import loads_exact
+def _json_lines(lines: Iterable[str], label: str) -> Iterator[_Record]:
+    from eventlake.events import DuplicateKeyError, loads_exact
 
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        where = f"{label}:{lineno}"
         try:
-            yield _locate(loads_exact(line), f"{label}:{lineno}")
+            yield where, loads_exact(line)
+        except DuplicateKeyError as exc:
+            yield where, _Unparseable(f"invalid: {exc}, so which value is meant is unknown: "
+                                      "send each key once", "json.duplicate_key")
         except ValueError as exc:
-            yield _Unparseable(f"{label}:{lineno}", str(exc))
-
-
-def _locate(item: Any, where: str) -> Any:
-    if isinstance(item, dict):
-        located = _Located(item)
-        located.where = where
-        return located
-    return item
+            yield where, _Unparseable(f"not JSON ({exc})")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -7,7 +7,11 @@ Accepted shapes (one event; lists are handled by callers):
 
 Canonical payload JSON is what is stored and hashed: keys sorted, no spaces, UTF-8, and numbers
 written exactly (no float round-off: JSON input is parsed with `Decimal`; 1.50 and 1.5 are the
-same number and are both written `1.5`, large or tiny magnitudes use `1e+30` as ECMAScript does).
+same number and are both written `1.5`, large or tiny magnitudes use `1e+30` as ECMAScript does,
+except integers, which are always plain digits so that every JSON reader gets an integer back).
+
+An event sent without an event_id gets one derived from its content (`derive_event_id`), so a
+retried request finds the same ids and its stored events come back as `duplicate`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from eventlake.errors import InvalidEventError
 
 MAX_EVENT_TYPE_CHARS = 128
 MAX_EVENT_ID_CHARS = 256
+MAX_EVENT_ID_BYTES = 1024 - 28
+"""UTF-8 bytes of an event_id: DynamoDB caps a sort key at 1,024 bytes and the index sort key
+is `<ingested_at, 27 chars>#<event_id>` (a partition key, 2,048 bytes, is then never reached)."""
 MAX_SOURCE_CHARS = 1024
 MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's item limit; the stored item (payload plus every attribute) must fit."""
@@ -60,6 +67,8 @@ class Event:
     subject: str | None = None
     timestamp_defaulted: bool = field(default=False, compare=False)
     """True when the producer sent no timestamp and ingestion time stood in for it."""
+    event_id_derived: bool = field(default=False, compare=False)
+    """True when the producer sent no event_id and it was derived from the content."""
 
     @property
     def timestamp_iso(self) -> str:
@@ -85,6 +94,14 @@ class Event:
         return out
 
 
+class DuplicateKeyError(ValueError):
+    """JSON text names the same key twice in one object (which value was meant is unknown)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"duplicate key `{key}` in one JSON object")
+
+
 # --- parsing -----------------------------------------------------------------------------
 
 def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> Event:
@@ -96,7 +113,7 @@ def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> 
     raw_id = raw.get("id") if ("specversion" in raw or "detail-type" in raw) else raw.get(
         "event_id")
     event_id_hint = (str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool)
-                     else None)
+                     and _valid_unicode(str(raw_id)) else None)
     try:
         if "specversion" in raw:
             fields_ = _from_cloudevent(raw)
@@ -128,6 +145,8 @@ def _from_cloudevent(raw: Mapping[str, Any]) -> dict[str, Any]:
             data = loads_exact(base64.b64decode(raw["data_base64"], validate=True))
         except RecursionError:
             raise _too_deep() from None
+        except DuplicateKeyError as exc:
+            raise _duplicate_key("data_base64", exc) from None
         except (binascii.Error, ValueError, TypeError):
             raise InvalidEventError("payload.not_object",
                                     "`data_base64` must be base64 of a JSON object") from None
@@ -145,7 +164,7 @@ def _from_eventbridge(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _build(f: Mapping[str, Any], now: datetime) -> Event:
-    # An id is generated only for a valid event, so errors name only ids the producer sent.
+    # An id is derived only for a valid event, so errors name only ids the producer sent.
     given_id = _event_id(f.get("event_id"))
     try:
         event_type = _name("event_type", f.get("event_type"), MAX_EVENT_TYPE_CHARS, required=True)
@@ -161,8 +180,10 @@ def _build(f: Mapping[str, Any], now: datetime) -> Event:
                 f"timestamp `{format_ts(ts)}` is {_human(ts - now)} in the future; "
                 f"at most {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes ahead is accepted")
         payload = _payload(f.get("event_payload"))
-        event = Event(given_id or new_event_id(now), event_type, ts, payload, source, subject,
-                      defaulted)
+        event_id = given_id or derive_event_id(event_type, None if defaulted else ts, payload,
+                                               source, subject)
+        event = Event(event_id, event_type, ts, payload, source, subject, defaulted,
+                      event_id_derived=given_id is None)
         size = estimated_item_bytes(event)
         if size > MAX_ITEM_BYTES:
             raise InvalidEventError(
@@ -180,11 +201,20 @@ def _event_id(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidEventError("event_id.type", f"event_id must be a string, got {kind_of(value)}")
     text = str(value)
+    _check_unicode("event_id", text)
     if not text or len(text) > MAX_EVENT_ID_CHARS or _CONTROL.search(text) or text != text.strip():
         raise InvalidEventError(
             "event_id.format",
             f"event_id {text[:80]!r} must be 1-{MAX_EVENT_ID_CHARS} characters without control "
             "characters or surrounding spaces")
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    if size > MAX_EVENT_ID_BYTES:
+        raise InvalidEventError(
+            "event_id.too_long",
+            f"event_id {text[:40]!r}... is {size:,} bytes in UTF-8; at most "
+            f"{MAX_EVENT_ID_BYTES} are accepted, because DynamoDB limits a sort key to 1,024 "
+            "bytes (the index key `<ingested_at>#<event_id>` adds 28) and a partition key to "
+            "2,048: send a shorter id (or none: one is derived from the content)")
     return text
 
 
@@ -196,6 +226,7 @@ def _name(label: str, value: Any, limit: int, *, required: bool) -> str | None:
     if not isinstance(value, str):
         raise InvalidEventError(f"{label}.type",
                                 f"`{label}` must be a string, got {kind_of(value)}")
+    _check_unicode(label, value)
     if not value.strip() or value != value.strip() or _CONTROL.search(value):
         raise InvalidEventError(f"{label}.format",
                                 f"`{label}` {value[:80]!r} must be non-blank, without control "
@@ -214,6 +245,8 @@ def _payload(value: Any) -> str:
             value = loads_exact(value)
         except RecursionError:  # nesting deep enough to exhaust the parser's stack
             raise _too_deep() from None
+        except DuplicateKeyError as exc:
+            raise _duplicate_key("event_payload", exc) from None
         except ValueError:
             raise InvalidEventError(
                 "payload.not_object",
@@ -222,6 +255,32 @@ def _payload(value: Any) -> str:
         raise InvalidEventError("payload.not_object",
                                 f"`event_payload` must be a JSON object, got {kind_of(value)}")
     return canonical_json(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(text: str) -> bool:
+    """False when `text` holds a lone UTF-16 surrogate (JSON's "\\ud800" decodes to one)."""
+    return text.isascii() or not _SURROGATE.search(text)
+
+
+def _check_unicode(label: str, text: str) -> None:
+    match = None if text.isascii() else _SURROGATE.search(text)
+    if match:
+        shown = text[:80].encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InvalidEventError(
+            f"{label}.invalid_unicode",
+            f"`{label}` `{shown}` holds a lone UTF-16 surrogate (`\\u{ord(match.group()):04x}` at "
+            f"character {match.start()}); strings must be valid Unicode: fix the producer's "
+            "encoding (in JSON, a high surrogate escape needs its low half right after it)")
+
+
+def _duplicate_key(label: str, exc: DuplicateKeyError) -> InvalidEventError:
+    return InvalidEventError(
+        "payload.duplicate_key",
+        f"`{label}` names the key `{exc.key}` twice in one object, so which value is meant is "
+        "unknown; send each key once")
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -273,8 +332,36 @@ def format_ts(ts: datetime) -> str:
 # --- canonical JSON and hashing ----------------------------------------------------------
 
 def loads_exact(text: str | bytes) -> Any:
-    """Parse JSON keeping every number exact (Decimal for non-integers); reject NaN/Infinity."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    """Parse JSON keeping every number exact (Decimal for non-integers, `BigInt` for integers
+    past Python's int/str digit limit); reject NaN/Infinity and duplicate keys
+    (DuplicateKeyError, a ValueError)."""
+    return json.loads(text, parse_float=Decimal, parse_int=_parse_int,
+                      parse_constant=_reject_constant, object_pairs_hook=_object)
+
+
+class BigInt(Decimal):
+    """An integer too long for Python's int/str conversion limit (4,300 digits by default),
+    kept exact as a Decimal and written back as plain digits."""
+
+    __slots__ = ()
+
+
+def _parse_int(text: str) -> int | BigInt:
+    try:
+        return int(text)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        return BigInt(text)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return obj
 
 
 def _reject_constant(name: str) -> Any:
@@ -315,7 +402,11 @@ def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
     elif value is False:
         out.append("false")
     elif isinstance(value, int):
-        out.append(str(value) if -10**21 < value < 10**21 else canonical_number(Decimal(value)))
+        # Integers are plain digits whatever their size: in exponent form (1e+21) every JSON
+        # reader, DuckDB included, would take them for floats.
+        out.append(_int_text(value))
+    elif isinstance(value, BigInt):
+        out.append(str(value))
     elif isinstance(value, float | Decimal):
         try:
             out.append(canonical_number(value))
@@ -346,6 +437,13 @@ def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
     else:
         raise InvalidEventError("payload.not_json",
                                 f"value at {path} is {kind_of(value)}, which is not JSON")
+
+
+def _int_text(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # past the int/str digit limit: Decimal converts without one
+        return str(Decimal(value))
 
 
 def _too_deep() -> InvalidEventError:
@@ -383,15 +481,23 @@ def canonical_number(value: float | int | Decimal) -> str:
 def content_hash(event_id: str, event_type: str, timestamp_iso: str, payload_json: str,
                  source: str | None, subject: str | None) -> str:
     """SHA-256 of the event's canonical JSON (keys sorted; absent source/subject omitted)."""
-    parts = [f'{{"event_id":{_encode_str(event_id)}',
-             f'"event_payload":{payload_json}',
-             f'"event_type":{_encode_str(event_type)}']
+    text = _canonical_event(event_id, event_type, timestamp_iso, payload_json, source, subject)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical_event(event_id: str | None, event_type: str, timestamp_iso: str | None,
+                     payload_json: str, source: str | None, subject: str | None) -> str:
+    """The event as canonical JSON; fields given as None are left out."""
+    parts = [f'"event_id":{_encode_str(event_id)}'] if event_id is not None else []
+    parts.append(f'"event_payload":{payload_json}')
+    parts.append(f'"event_type":{_encode_str(event_type)}')
     if source is not None:
         parts.append(f'"source":{_encode_str(source)}')
     if subject is not None:
         parts.append(f'"subject":{_encode_str(subject)}')
-    parts.append(f'"timestamp":{_encode_str(timestamp_iso)}}}')
-    return hashlib.sha256(",".join(parts).encode("utf-8")).hexdigest()
+    if timestamp_iso is not None:
+        parts.append(f'"timestamp":{_encode_str(timestamp_iso)}')
+    return "{" + ",".join(parts) + "}"
 
 
 def estimated_item_bytes(event: Event) -> int:
@@ -406,6 +512,35 @@ def estimated_item_bytes(event: Event) -> int:
 
 
 # --- ids -----------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def derive_event_id(event_type: str, timestamp: datetime | None, payload_json: str,
+                    source: str | None, subject: str | None) -> str:
+    """The id of an event sent without one: the same content always gets the same id.
+
+    A UUID in RFC 9562 layout, version 8 (custom). With a producer's timestamp, the first 48
+    bits are that time in unix milliseconds (0 before 1970), so ids sort by event time as
+    UUIDv7s do; the other 74 free bits come from the SHA-256 of the event's canonical JSON
+    without event_id. Without one (ingestion time, which differs on each retry, stands in),
+    all 122 free bits come from the hash of the content without the timestamp.
+
+        |  48: event ms or hash  | ver 8 | 12: hash | var 10 | 62: hash |
+    """
+    text = _canonical_event(None, event_type,
+                            format_ts(timestamp) if timestamp is not None else None,
+                            payload_json, source, subject)
+    digest = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:16], "big")
+    if timestamp is None:
+        high = digest >> 80
+    else:
+        high = max(0, (timestamp - _EPOCH) // timedelta(milliseconds=1))
+    value = (high << 80 | 0x8 << 76 | (digest >> 64 & 0xFFF) << 64 | 0b10 << 62
+             | digest & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
 
 _id_lock = threading.Lock()
 _last_ms = 0

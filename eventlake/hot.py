@@ -78,6 +78,28 @@ class PutResult:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When to stop retrying so that a caller (a Lambda invocation) can still answer."""
+
+    left: Callable[[], float]
+    """Seconds still available (negative once the deadline has passed)."""
+
+    @classmethod
+    def after(cls, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        """A deadline `seconds` from now on `clock`."""
+        end = clock() + seconds
+        return cls(lambda: end - clock())
+
+
+RETRY_ADVICE = ("safe to retry: re-send the same events; they get the same ids and stored ones "
+                "come back as `duplicate`")
+DERIVED_DUPLICATE = (
+    "an identical event sent without event_id is already stored (its id is derived from its "
+    "content): to store repeats of the same content, send each with its own event_id or "
+    "timestamp")
+
+
 def count_outcomes(results: Sequence[PutResult]) -> dict[str, int]:
     """Counts by outcome, every outcome present (zeros included), in a stable order."""
     counts = Counter(r.outcome for r in results)
@@ -259,13 +281,21 @@ class HotStore:
             item["subject"] = {"S": event.subject}
         return item
 
-    def put(self, event: Event, position: int = 0) -> PutResult:
-        """Store one event conditionally, retrying transient errors with jittered backoff."""
+    def put(self, event: Event, position: int = 0, *, deadline: Deadline | None = None
+            ) -> PutResult:
+        """Store one event conditionally, retrying transient errors with jittered backoff.
+
+        With a `deadline`, no attempt starts and no backoff sleeps past it: the event is then
+        `failed` (retryable), so the caller can still answer with a result for every event.
+        """
         ddb = self.clients.dynamodb
         last: BaseException | None = None
         for attempt in range(self.settings.max_attempts):
-            if attempt:
-                self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
+            pause = min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0) if attempt else 0.0
+            if deadline is not None and deadline.left() <= pause:
+                return _out_of_time(event, position, attempt, last)
+            if pause:
+                self._sleep(pause)
             item = self.to_item(event, self._clock())
             try:
                 ddb.put_item(TableName=self.table, Item=item,
@@ -291,7 +321,8 @@ class HotStore:
         return PutResult(position, event.event_id, Outcome.FAILED,
                          f"gave up after {self.settings.max_attempts} attempts "
                          f"({error_code(last) if last else ''}): {redact(str(last))}; "
-                         "safe to retry", retryable=True)
+                         f"{RETRY_ADVICE}",
+                         retryable=True)
 
     def _get(self, event_id: str) -> Item | None:
         with self._table_errors():
@@ -307,28 +338,33 @@ class HotStore:
                              "the stored copy vanished while checking it; safe to retry",
                              retryable=True)
         stored_hash = stored.get("content_hash", {}).get("S")
-        if stored_hash == event.content_hash:
-            return PutResult(position, event.event_id, Outcome.DUPLICATE)
-        if event.timestamp_defaulted and _same_except_timestamp(event, stored):
-            # A retry of an event sent without a timestamp: ingestion time differs, content not.
-            return PutResult(position, event.event_id, Outcome.DUPLICATE)
+        # A retry of an event sent without a timestamp: ingestion time differs, content not.
+        # Sent without an event_id too, its id was derived from that content alone.
+        if stored_hash == event.content_hash or (
+                event.timestamp_defaulted and _same_except_timestamp(event, stored)):
+            return PutResult(position, event.event_id, Outcome.DUPLICATE,
+                             DERIVED_DUPLICATE if event.event_id_derived else None)
         return PutResult(
             position, event.event_id, Outcome.CONFLICT,
             f"event `{event.event_id}` is already stored with different content (stored hash "
             f"`{(stored_hash or 'none')[:12]}`, sent `{event.content_hash[:12]}`); events are "
             "immutable: send changes as a new event with a new event_id")
 
-    def put_many(self, events: Sequence[Event], positions: Sequence[int] | None = None
-                 ) -> list[PutResult]:
+    def put_many(self, events: Sequence[Event], positions: Sequence[int] | None = None, *,
+                 deadline: Deadline | None = None) -> list[PutResult]:
         """Store events concurrently (bounded pool); one result per event, in order."""
         positions = list(range(len(events))) if positions is None else list(positions)
         if len(positions) != len(events):
             raise ValueError(f"{len(events)} events but {len(positions)} positions")
+
+        def put(event: Event, position: int) -> PutResult:
+            return self.put(event, position, deadline=deadline)
+
         if len(events) <= 1:
-            return [self.put(e, p) for e, p in zip(events, positions, strict=True)]
+            return [put(e, p) for e, p in zip(events, positions, strict=True)]
         workers = min(self.settings.put_concurrency, len(events))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-put") as pool:
-            return list(pool.map(self.put, events, positions))
+            return list(pool.map(put, events, positions))
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -433,6 +469,18 @@ class HotStore:
             if error_code(exc) == "ResourceNotFoundException":
                 raise self.table_not_found() from exc
             raise
+
+
+def _out_of_time(event: Event, position: int, attempts: int, last: BaseException | None
+                 ) -> PutResult:
+    if last is not None:
+        what = (f"stopped retrying after {attempts} attempt(s) "
+                f"({error_code(last) or type(last).__name__}: {last})")
+    else:
+        what = "not attempted"
+    return PutResult(position, event.event_id, Outcome.FAILED,
+                     f"{what} to answer in time (the caller's deadline was near); "
+                     f"{RETRY_ADVICE}", retryable=True)
 
 
 def _same_except_timestamp(event: Event, stored: Item) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from eventlake import EventLake, Outcome, Settings, parse_event
 from eventlake.hot import count_outcomes
 
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 SEED = {"event_id": "order-8812-placed", "event_type": "order.placed",
         "timestamp": "2024-05-01T09:30:00Z", "event_payload": {"order_id": 8812, "total": "49.90"}}
@@ -182,3 +182,56 @@ def test_status_says_when_the_lake_does_not_exist(lake: EventLake, tmp_path: Pat
     assert status["lake_exists"] is False
     assert "watermark" not in status
     assert lake.status()["lake_exists"] is True
+
+
+# --- retries never double an event sent without an id -------------------------------------
+
+PAGE_VIEWS = [{"event_type": "page.viewed", "timestamp": f"2024-05-01T09:3{i}:00Z",
+               "source": "web", "event_payload": {"path": f"/pricing/{i}"}} for i in range(4)]
+
+
+def test_put_many_sent_twice_without_ids_stores_each_event_once(lake: EventLake) -> None:
+    # given four events without ids, stored once
+    first = lake.put_many(PAGE_VIEWS)
+    # when the producer retries the whole batch
+    again = lake.put_many(PAGE_VIEWS)
+    # then the retry finds the same ids, reports duplicates, and the table holds four items
+    assert [r.outcome for r in first] == [Outcome.CREATED] * 4
+    assert [r.outcome for r in again] == [Outcome.DUPLICATE] * 4
+    assert [r.event_id for r in again] == [r.event_id for r in first]
+    assert stored_ids(lake) == {r.event_id for r in first}
+    assert len(stored_ids(lake)) == 4
+
+
+def test_a_repeat_of_an_event_without_id_or_timestamp_is_a_duplicate_that_says_why(
+        lake: EventLake) -> None:
+    # given a heartbeat without id or timestamp, sent twice a minute apart
+    heartbeat = {"event_type": "sensor.heartbeat", "event_payload": {"battery": 0.91}}
+    [first] = lake.put_many([heartbeat])
+    [second] = lake.put_many([heartbeat])
+    # then it is stored once; the duplicate says how to store repeats
+    assert (first.outcome, second.outcome) == (Outcome.CREATED, Outcome.DUPLICATE)
+    assert second.event_id == first.event_id
+    assert second.message is not None
+    assert "event_id" in second.message and "timestamp" in second.message
+    assert len(stored_ids(lake)) == 1
+
+
+def test_a_duplicate_of_an_event_with_an_id_has_no_message(lake: EventLake) -> None:
+    lake.put(SEED)
+    assert lake.put(SEED).message is None
+
+
+@pytest.mark.parametrize("field", ["event_id", "event_type", "source", "subject"])
+def test_put_many_reports_a_lone_surrogate_as_invalid_and_stores_the_rest(
+        lake: EventLake, field: str) -> None:
+    # given a batch whose middle event holds a lone surrogate in one field
+    import json
+
+    broken = {**SEED, "event_id": "bad-1", field: json.loads('"x\\ud800"')}
+    batch = [{**SEED, "event_id": "ok-1"}, broken, {**SEED, "event_id": "ok-2"}]
+    # when it is put, then nothing is raised, the broken one is invalid and the rest stored
+    results = lake.put_many(batch)
+    assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.INVALID, Outcome.CREATED]
+    assert results[1].rule == f"{field}.invalid_unicode"
+    assert stored_ids(lake) == {"ok-1", "ok-2"}

@@ -78,6 +78,85 @@ def test_put_names_the_line_and_rule_of_an_invalid_event(
     assert "events.jsonl:2" in err and "`e-2`" in err and "timestamp.naive" in err
 
 
+@pytest.mark.parametrize("field", ["event_id", "event_type", "source", "subject"])
+def test_put_names_the_line_of_a_lone_surrogate_and_stores_the_rest(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        field: str) -> None:
+    # given a JSONL file whose third line holds "\ud800" (a lone surrogate) in one field
+    main(["init"])
+    capsys.readouterr()
+    bad = json.dumps(event(3, source="shop", subject="user/3")).replace(
+        f'"{field}": "', f'"{field}": "\\ud800', 1)
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([json.dumps(event(1)), json.dumps(event(2)), bad,
+                               json.dumps(event(4))]) + "\n")
+    # when it is put, then the line is named with its rule and the other lines are stored
+    assert main(["put", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "created 3" in out and "invalid 1" in out
+    assert "events.jsonl:3: invalid" in err and f"{field}.invalid_unicode" in err
+    stored = {i["event_id"]["S"] for i in cli_env.clients.dynamodb.scan(
+        TableName="cli-events")["Items"]}
+    assert stored == {"e-1", "e-2", "e-4"}
+
+
+def test_put_names_the_line_of_a_record_that_is_not_an_object(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    capsys.readouterr()
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([json.dumps(event(1)), "42", json.dumps(event(3))]) + "\n")
+
+    assert main(["put", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "events.jsonl:2: invalid" in err and "event.not_object" in err
+
+
+def test_put_from_stdin_counts_lines_as_json_does(
+        cli_env: EventLake, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # given JSON Lines on stdin whose first record holds U+2028 (legal inside a JSON string)
+    main(["init"])
+    capsys.readouterr()
+    lines = [json.dumps(event(1, event_payload={"note": "a\u2028b"}), ensure_ascii=False),
+             json.dumps(event(2, timestamp="yesterday"))]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    # when it is put, then the bad record is named by its real line number
+    assert main(["put"]) == 1
+    out, err = capsys.readouterr()
+    assert "created 1" in out
+    assert "stdin:2: invalid" in err
+
+
+def test_put_refuses_a_record_with_a_duplicate_key_naming_the_line_and_key(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    capsys.readouterr()
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(event(1)) + "\n"
+                    + '{"event_id": "e-2", "event_type": "a", "event_type": "b"}\n')
+
+    assert main(["put", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "created 1" in out and "invalid 1" in out
+    assert "events.jsonl:2" in err and "`event_type`" in err and "json.duplicate_key" in err
+
+
+def test_put_refuses_a_json_document_with_a_duplicate_key_and_stores_nothing_from_it(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    capsys.readouterr()
+    path = tmp_path / "events.json"
+    path.write_text('[{"event_id": "e-1", "event_type": "a", "event_payload": {}},\n'
+                    ' {"event_id": "e-2", "event_type": "a", "event_id": "e-3"}]')
+
+    assert main(["put", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "invalid 1" in out
+    assert "events.json: " in err and "`event_id`" in err and "json.duplicate_key" in err
+    assert cli_env.clients.dynamodb.scan(TableName="cli-events")["Items"] == []
+
+
 def test_put_reports_a_conflict_and_keeps_the_stored_event(
         cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["init"])

@@ -15,9 +15,11 @@ import pytest
 
 from eventlake.errors import InvalidEventError
 from eventlake.events import (
+    MAX_EVENT_ID_BYTES,
     MAX_EVENT_TYPE_CHARS,
     MAX_ITEM_BYTES,
     MAX_PAYLOAD_DEPTH,
+    DuplicateKeyError,
     Event,
     canonical_json,
     canonical_number,
@@ -224,6 +226,53 @@ def test_a_payload_too_deep_for_the_json_parser_is_rejected_not_crashed() -> Non
 def test_a_lone_surrogate_in_a_payload_key_is_rejected() -> None:
     payload = json.loads('{"\\udc00name": "x"}')
     assert rejection(order(event_payload=payload)).rule == "payload.invalid_unicode"
+
+
+@pytest.mark.parametrize("field", ["event_id", "event_type", "source", "subject"])
+def test_a_lone_surrogate_in_a_name_is_invalid_unicode_and_the_message_stays_printable(
+        field: str) -> None:
+    # given an event whose field holds a lone UTF-16 surrogate, as JSON "\\ud800" decodes
+    raw = order(**{field: json.loads('"order-\\ud800-8812"')})
+    # when it is parsed
+    error = rejection(raw, position=4)
+    # then it is invalid under its own rule, and the message can be written as UTF-8
+    assert error.rule == f"{field}.invalid_unicode"
+    assert "#4" in str(error)
+    assert "\\ud800" in str(error)
+    str(error).encode("utf-8")
+    assert error.event_id == (None if field == "event_id" else "order-8812-placed")
+
+
+def test_an_event_id_of_256_four_byte_characters_is_too_long_in_bytes() -> None:
+    # given an id within the 256-character rule but 1,024 bytes in UTF-8
+    error = rejection(order(event_id="🎉" * 256))
+    # then it is refused before DynamoDB would refuse its index key, naming both limits
+    assert error.rule == "event_id.too_long"
+    assert "1,024 bytes" in str(error) and f"{MAX_EVENT_ID_BYTES}" in str(error)
+    assert "2,048" in str(error)
+
+
+def test_the_longest_event_id_in_bytes_is_accepted() -> None:
+    # given an id of 256 characters and exactly MAX_EVENT_ID_BYTES (996) bytes
+    longest = "🎉" * 246 + "é" * 2 + "x" * 8
+    assert (len(longest), len(longest.encode("utf-8"))) == (256, MAX_EVENT_ID_BYTES)
+    assert parse_event(order(event_id=longest), now=NOW).event_id == longest
+    assert rejection(order(event_id="🎉" * 246 + "é" * 3 + "x" * 7)).rule == "event_id.too_long"
+
+
+def test_a_payload_with_a_duplicate_key_is_refused_naming_the_key() -> None:
+    # given a payload sent as JSON text that repeats a key
+    error = rejection(order(event_payload='{"total": 1, "currency": "EUR", "total": 2}'))
+    # then it is refused (neither value is silently kept), naming the key
+    assert error.rule == "payload.duplicate_key"
+    assert "`total`" in str(error)
+
+
+def test_a_duplicate_key_anywhere_in_json_text_is_an_error_naming_it() -> None:
+    with pytest.raises(DuplicateKeyError, match="`qty`") as info:
+        loads_exact('{"lines": [{"qty": 1, "sku": "A", "qty": 2}]}')
+    assert info.value.key == "qty"
+    assert isinstance(info.value, ValueError)
 
 
 def test_a_500_kb_payload_is_too_large_and_says_what_to_do() -> None:
@@ -439,6 +488,54 @@ def test_a_big_integer_stays_exact() -> None:
     assert payload_of({"n": 2**53 + 1}) == '{"n":9007199254740993}'
 
 
+def test_an_integer_of_1e21_or_more_is_stored_as_digits_and_read_back_as_an_int() -> None:
+    # given integers from 1e21 up, as JSON integer literals and as Python ints
+    from_json = payload_of('{"n": 1000000000000000000001, "m": -123456789012345678901234}')
+    from_python = payload_of({"n": 10**21 + 1, "m": -123456789012345678901234})
+    # then both are written as plain digits, so any JSON reader gets an integer back
+    assert from_json == from_python == '{"m":-123456789012345678901234,"n":1000000000000000000001}'
+    assert json.loads(from_json)["n"] == 10**21 + 1
+    assert isinstance(json.loads(from_json)["n"], int)
+
+
+def test_a_22_digit_integer_reads_as_its_digits_in_duckdb() -> None:
+    import duckdb
+
+    payload = payload_of('{"n": 1000000000000000000001}')
+    [(text, typed)] = duckdb.sql(
+        "select json_extract(?, '$.n')::varchar, json_extract(?, '$.n')::hugeint",
+        params=[payload, payload]).fetchall()
+    assert text == "1000000000000000000001"
+    assert typed == 10**21 + 1
+
+
+def test_non_integer_literals_keep_the_ecmascript_layout() -> None:
+    assert payload_of('{"a": 1e21, "b": 2.5e30, "c": 1E3}') == '{"a":1e+21,"b":2.5e+30,"c":1000}'
+
+
+def test_the_hash_of_an_event_with_integers_below_1e21_is_unchanged() -> None:
+    # pinned before integers >= 1e21 were written as digits: smaller ones must not move
+    event = parse_event({
+        "event_id": "meter-7-reading-1", "event_type": "meter.read",
+        "timestamp": "2024-05-01T09:30:00Z",
+        "event_payload": loads_exact('{"wh": 999999999999999999999,'
+                                     ' "neg": -999999999999999999999, "small": 7}'),
+    }, now=NOW)
+    assert event.payload == '{"neg":-999999999999999999999,"small":7,"wh":999999999999999999999}'
+    assert event.content_hash == \
+        "c74dc51c7b9867bcf11e6c33bc04622175c71fab37ff8c1dd2cbd98b8a528708"
+
+
+def test_an_integer_of_4301_digits_is_stored_exactly_as_an_integer() -> None:
+    # given integers longer than Python's 4,300-digit conversion limit, as JSON and as int
+    digits = "9" * 4301
+    from_json = payload_of(f'{{"n": {digits}, "m": -{digits}}}')
+    from_python = payload_of({"n": 10**4301 - 1, "m": 1 - 10**4301})
+    # then both are stored as their exact digits
+    assert from_json == from_python == f'{{"m":-{digits},"n":{digits}}}'
+    assert loads_exact(from_json)["n"] == Decimal(digits)
+
+
 def test_a_precise_decimal_stays_exact() -> None:
     payload = payload_of('{"p": 0.1000000000000000055511151231257827}')
     assert payload == '{"p":0.1000000000000000055511151231257827}'
@@ -552,8 +649,77 @@ def test_ids_from_an_earlier_time_sort_before_ids_from_a_later_time(
     assert int(earlier.replace("-", "")[:12], 16) == 1577836800000
 
 
-def test_an_event_without_an_id_gets_a_new_time_ordered_id() -> None:
+def test_an_event_without_an_id_gets_the_same_id_each_time_it_is_sent() -> None:
+    # given the same event sent twice without an id (a retry), in two different seconds
     first = parse_event(order(event_id=...), now=NOW)
-    second = parse_event(order(event_id=...), now=NOW)
+    retried = parse_event(order(event_id=...), now=NOW + timedelta(seconds=30))
+    # then both get one id, a UUID version 8 with the RFC variant, marked as derived
     assert UUID.fullmatch(first.event_id)
-    assert first.event_id < second.event_id
+    assert first.event_id[14] == "8"
+    assert int(first.event_id[19], 16) >> 2 == 0b10
+    assert retried.event_id == first.event_id
+    assert first.event_id_derived is True
+    assert parse_event(ORDER_PLACED, now=NOW).event_id_derived is False
+
+
+def test_a_derived_id_starts_with_the_event_time_in_unix_milliseconds() -> None:
+    # given an event sent without id, with a timestamp of 09:30:00.123456 UTC
+    event = parse_event(order(event_id=..., timestamp="2024-05-01T11:30:00.123456+02:00"),
+                        now=NOW)
+    # then the first 48 bits of its id are that instant in whole milliseconds
+    ms = int(datetime(2024, 5, 1, 9, 30, 0, 123000, tzinfo=UTC).timestamp() * 1000)
+    assert int(event.event_id.replace("-", "")[:12], 16) == ms
+
+
+def test_derived_ids_sort_by_event_time() -> None:
+    stamps = ["1970-01-01T00:00:00Z", "2020-01-01T00:00:00Z", "2020-01-01T00:00:00.001Z",
+              "2024-05-01T09:30:00Z", "2024-05-01T11:59:00Z"]
+    ids = [parse_event(order(event_id=..., timestamp=t), now=NOW).event_id for t in stamps]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_an_event_before_1970_gets_a_derived_id_that_sorts_first() -> None:
+    old = parse_event(order(event_id=..., timestamp="1969-07-20T20:17:40Z"), now=NOW)
+    epoch = parse_event(order(event_id=..., timestamp="1970-01-01T00:00:00Z"), now=NOW)
+    assert old.event_id.startswith("00000000-0000-8")
+    assert old.event_id != epoch.event_id
+
+
+@pytest.mark.parametrize("change", [
+    {"event_type": "order.cancelled"},
+    {"timestamp": "2024-05-01T09:30:00.000001Z"},
+    {"event_payload": {**ORDER_PLACED["event_payload"], "total": "49.91"}},
+    {"source": "shop/admin"},
+    {"source": ...},
+    {"subject": "order/8813"},
+    {"subject": ...},
+], ids=["event_type", "timestamp", "payload", "source", "no-source", "subject", "no-subject"])
+def test_a_derived_id_changes_when_any_field_changes(change: dict[str, Any]) -> None:
+    base = parse_event(order(event_id=...), now=NOW).event_id
+    assert parse_event(order(event_id=..., **change), now=NOW).event_id != base
+
+
+def test_a_derived_id_is_pinned_across_processes_and_releases() -> None:
+    # given a fixed event with a timestamp (pinned: a change here means a retry of an event
+    # sent before the change is stored a second time under a new id)
+    with_time = parse_event(order(event_id=...), now=NOW)
+    # then its id is the event time in ms, version 8, and SHA-256 bits of its canonical JSON
+    canonical = ('{"event_payload":{"currency":"EUR","lines":[{"qty":2,"sku":"MUG-01"}],'
+                 '"order_id":8812,"total":"49.90"},"event_type":"order.placed",'
+                 '"source":"shop/checkout","subject":"order/8812",'
+                 '"timestamp":"2024-05-01T09:30:00.000000Z"}')
+    digest = int.from_bytes(hashlib.sha256(canonical.encode("utf-8")).digest()[:16], "big")
+    ms = 1714555800000
+    expected = (ms << 80 | 0x8 << 76 | (digest >> 64 & 0xFFF) << 64 | 0b10 << 62
+                | digest & ((1 << 62) - 1))
+    assert with_time.event_id.replace("-", "") == f"{expected:032x}"
+    assert with_time.event_id == "018f337d-49c0-8ea1-b552-89dd2f228a13"
+    # and without a timestamp, every bit but version and variant comes from the content
+    without_time = parse_event(order(event_id=..., timestamp=...), now=NOW)
+    digest = int.from_bytes(hashlib.sha256(canonical[:canonical.index(',"timestamp"')].encode(
+        "utf-8") + b"}").digest()[:16], "big")
+    expected = (digest >> 80 << 80 | 0x8 << 76 | (digest >> 64 & 0xFFF) << 64 | 0b10 << 62
+                | digest & ((1 << 62) - 1))
+    assert without_time.event_id.replace("-", "") == f"{expected:032x}"
+    assert without_time.event_id == "fa60df9b-43b7-8b7a-bdb4-244fdc95682b"

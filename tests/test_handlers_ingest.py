@@ -290,12 +290,12 @@ def test_conflict_is_409_and_leaves_the_stored_item_unchanged(installed: EventLa
 def _fail_some(monkeypatch: pytest.MonkeyPatch, failing: set[str]) -> None:
     real_put = HotStore.put
 
-    def put(self: HotStore, event: Event, position: int = 0) -> PutResult:
+    def put(self: HotStore, event: Event, position: int = 0, **kwargs: Any) -> PutResult:
         if event.event_id in failing:
             return PutResult(position, event.event_id, Outcome.FAILED,
                              "gave up after 8 attempts (ThrottlingException); safe to retry",
                              retryable=True)
-        return real_put(self, event, position)
+        return real_put(self, event, position, **kwargs)
 
     monkeypatch.setattr(HotStore, "put", put)
 
@@ -716,3 +716,238 @@ def test_direct_invocation_reraises_unexpected_errors_after_logging(
 
     [line] = ingest_lines(caplog)
     assert line["kind"] == "direct" and "RuntimeError: boom" in line["traceback"]
+
+
+# --- retries never double events sent without an id (issue 8, item 4) ----------------------
+
+def page_view(i: int) -> dict[str, Any]:
+    """An event without an id, as browsers' beacons send them."""
+    return {"event_type": "page.viewed", "timestamp": f"2026-03-14T09:26:{i:02d}Z",
+            "source": "web", "event_payload": {"path": f"/docs/{i}", "visitor": "v-77"}}
+
+
+def table_size(lake: EventLake) -> int:
+    pages = lake.clients.dynamodb.get_paginator("scan").paginate(TableName=lake.settings.table)
+    return sum(len(page["Items"]) for page in pages)
+
+
+def throttle_paths(monkeypatch: pytest.MonkeyPatch, lake: EventLake, paths: set[str]
+                   ) -> set[str]:
+    """DynamoDB throttles every write of the events whose payload path is in `paths` (the
+    returned set: clear it to stop throttling)."""
+    ddb = lake.clients.dynamodb
+    real_put = ddb.put_item
+    error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+             "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    def put_item(**kwargs: Any) -> Any:
+        if json.loads(kwargs["Item"]["event_payload"]["S"])["path"] in paths:
+            raise ClientError(error, "PutItem")  # type: ignore[arg-type]
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(ddb, "put_item", put_item)
+    return paths
+
+
+def test_resending_a_half_throttled_request_without_ids_stores_each_event_once(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given 10 events without ids, of which DynamoDB throttles 5
+    one_try = EventLake(lake.settings.with_(max_attempts=1))
+    ingest.reset(one_try)
+    request = http_v2([page_view(i) for i in range(10)])
+    throttled = throttle_paths(monkeypatch, one_try, {f"/docs/{i}" for i in range(0, 10, 2)})
+    status, first, _ = invoke(request)
+    # when the throttling stops and the client re-sends the whole request, as the 503 advises
+    throttled.clear()
+    again_status, again, _ = invoke(request)
+    # then the table holds exactly 10 items, under the ids both answers reported
+    assert table_size(one_try) == 10
+    assert status == 503
+    assert "re-send the same request" in first["message"]
+    assert "same ids" in first["message"] and "`duplicate`" in first["message"]
+    assert again_status == 207
+    assert outcomes(again) == ["created" if i % 2 == 0 else "duplicate" for i in range(10)]
+    assert [r["event_id"] for r in again["results"]] == [r["event_id"] for r in first["results"]]
+
+
+def test_every_result_carries_the_event_id_generated_ones_too(installed: EventLake) -> None:
+    status, body, _ = invoke(http_v2([page_view(1), page_view(2)]))
+
+    assert status == 201
+    ids = [r["event_id"] for r in body["results"]]
+    assert all(isinstance(i, str) and len(i) == 36 for i in ids)
+    assert all(stored(installed, i) is not None for i in ids)
+
+
+def test_a_direct_invocation_that_raised_and_is_retried_stores_each_event_once(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a direct invocation of 4 events without ids, 2 of them throttled
+    one_try = EventLake(lake.settings.with_(max_attempts=1))
+    ingest.reset(one_try)
+    payload = [page_view(i) for i in range(4)]
+    throttled = throttle_paths(monkeypatch, one_try, {"/docs/1", "/docs/3"})
+    with pytest.raises(TransientError) as raised:
+        ingest.handler(payload, FakeContext())
+    # when Lambda retries the same payload after the throttling stopped
+    throttled.clear()
+    result = ingest.handler(payload, FakeContext())
+    # then there are 4 items, not 6, and the error told what a retry does
+    assert table_size(one_try) == 4
+    assert "same ids" in str(raised.value) and "`duplicate`" in str(raised.value)
+    assert result["statusCode"] == 207
+    assert result["counts"]["created"] == 2 and result["counts"]["duplicate"] == 2
+
+
+# --- bad input gets a rule (issue 8, items 9 and 13) ----------------------------------------
+
+@pytest.mark.parametrize("field", ["event_id", "event_type", "source", "subject"])
+def test_a_lone_surrogate_in_a_field_is_400_with_a_rule_and_the_valid_events_stored(
+        installed: EventLake, field: str) -> None:
+    # given a body whose second event holds "\ud800" (a JSON escape of a lone surrogate)
+    bad = json.dumps(order("ord-bad") | {"subject": "order/7"}).replace(
+        f'"{field}": "', f'"{field}": "\\ud800', 1)
+    body = f"[{json.dumps(order('ord-1'))}, {bad}, {json.dumps(order('ord-2'))}]"
+    assert "\\ud800" in body
+    # when it is posted
+    status, answer, _ = invoke(http_v2(body))
+    # then it is a 400 naming the rule, and the valid events are stored
+    assert status == 400
+    assert outcomes(answer) == ["created", "invalid", "created"]
+    assert answer["results"][1]["rule"] == f"{field}.invalid_unicode"
+    assert stored(installed, "ord-1") is not None and stored(installed, "ord-2") is not None
+
+
+def test_a_body_with_a_duplicate_key_is_400_naming_the_key_and_stores_nothing(
+        installed: EventLake) -> None:
+    body = ('[{"event_id": "ord-1", "event_type": "order.placed", "event_type": "order.paid",'
+            ' "event_payload": {}}]')
+
+    status, answer, _ = invoke(http_v2(body))
+
+    assert (status, answer["rule"]) == (400, "request.duplicate_key")
+    assert "`event_type`" in answer["message"] and "nothing was stored" in answer["message"]
+    assert stored(installed, "ord-1") is None
+
+
+def test_an_integer_of_4301_digits_is_stored_exactly(installed: EventLake) -> None:
+    digits = "7" * 4301
+    body = ('{"event_id": "num-long", "event_type": "meter.read", "timestamp": '
+            f'"2026-03-14T09:26:51Z", "event_payload": {{"wh": {digits}}}}}')
+
+    status, answer, _ = invoke(http_v2(body))
+
+    assert status == 201, answer
+    item = stored(installed, "num-long")
+    assert item is not None and item["event_payload"]["S"] == f'{{"wh":{digits}}}'
+
+
+def test_invalid_events_of_a_direct_invocation_are_logged_one_line_each_with_the_raw_event(
+        installed: EventLake, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+    broken = {"event_id": "ord-bad", "event_type": "order.placed", "timestamp": "yesterday",
+              "event_payload": {"note": "x" * 10_000}}
+
+    result = ingest.handler([order("ord-1"), broken, {"event_type": 7}], FakeContext())
+
+    assert result["statusCode"] == 400
+    invalid = [x for x in ingest_lines(caplog) if x["msg"] == "ingest.invalid_event"]
+    assert [(x["position"], x["event_id"], x["rule"]) for x in invalid] == [
+        (1, "ord-bad", "timestamp.unparseable"), (2, None, "event_type.type")]
+    assert all(x["request_id"] == FakeContext.aws_request_id for x in invalid)
+    assert "[rule timestamp.unparseable]" in invalid[0]["message"]
+    assert invalid[0]["raw"].startswith('{"event_id":"ord-bad"')
+    assert len(invalid[0]["raw"]) <= ingest.MAX_LOGGED_EVENT_CHARS + 1
+    assert invalid[0]["raw_truncated"] is True
+    assert json.loads(invalid[1]["raw"]) == {"event_type": 7}
+    assert any(r.levelno == logging.ERROR for r in caplog.records
+               if "ingest.invalid_event" in r.getMessage())
+
+
+def test_invalid_events_logged_per_invocation_are_capped_with_a_count_of_the_rest(
+        installed: EventLake, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+    payload = [{"event_id": f"bad-{i}", "event_type": ""} for i in range(50)]
+
+    ingest.handler(payload, FakeContext())
+
+    lines = ingest_lines(caplog)
+    invalid = [x for x in lines if x["msg"] == "ingest.invalid_event"]
+    [rest] = [x for x in lines if x["msg"] == "ingest.invalid_events_not_logged"]
+    assert len(invalid) == ingest.MAX_LOGGED_INVALID_EVENTS
+    assert rest["count"] == 50 - ingest.MAX_LOGGED_INVALID_EVENTS
+    assert rest["rules"] == {"event_type.format": rest["count"]}
+    assert rest["event_ids"][0] == f"bad-{ingest.MAX_LOGGED_INVALID_EVENTS}"
+
+
+def test_an_invalid_eventbridge_event_is_logged_and_not_raised(
+        installed: EventLake, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+    event = load_event("eventbridge_order_shipped.json") | {"time": "not a time"}
+
+    result = ingest.handler(event, FakeContext())
+
+    assert result["statusCode"] == 400
+    [line] = [x for x in ingest_lines(caplog) if x["msg"] == "ingest.invalid_event"]
+    assert line["event_id"] == "7bf73129-1428-4cd3-a780-95db273d1602"
+    assert line["rule"] == "timestamp.unparseable"
+    assert json.loads(line["raw"])["detail-type"] == "order.shipped"
+
+
+def test_api_gateway_requests_do_not_log_each_invalid_event(
+        installed: EventLake, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+    invoke(http_v2([{"event_type": ""}]))
+    assert [x["msg"] for x in ingest_lines(caplog)] == ["ingest"]
+
+
+# --- answering in time (issue 8, item 10) ----------------------------------------------------
+
+class ClockedContext(FakeContext):
+    """A Lambda context whose remaining time runs down only when the store sleeps."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+        self.slept: list[float] = []
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.remaining_ms -= int(seconds * 1000)
+
+
+def test_a_store_that_always_throttles_is_answered_in_time_with_per_event_results(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a store that throttles every write and 50 attempts allowed, 5 s of Lambda time left
+    context = ClockedContext(remaining_ms=5_000)
+    patient = EventLake(lake.settings.with_(max_attempts=50, put_concurrency=4))
+    monkeypatch.setattr(patient, "hot", HotStore(patient.settings, patient.clients,
+                                                 sleep=context.sleep))
+    ingest.reset(patient)
+    throttle_paths(monkeypatch, patient, {f"/docs/{i}" for i in range(8)})
+    request = http_v2([page_view(i) for i in range(8)])
+    # when the request comes in
+    response = ingest.handler(request, context)
+    # then the answer comes while 2 s (the margin) are still left, with a result per event
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 503
+    assert context.remaining_ms >= 2_000
+    assert [(r["outcome"], r["retryable"]) for r in body["results"]] == [("failed", True)] * 8
+    assert "in time" in body["results"][0]["message"]
+
+
+def test_the_margin_is_a_tenth_of_a_long_remaining_time(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    context = ClockedContext(remaining_ms=60_000)
+    patient = EventLake(lake.settings.with_(max_attempts=50))
+    monkeypatch.setattr(patient, "hot", HotStore(patient.settings, patient.clients,
+                                                 sleep=context.sleep))
+    ingest.reset(patient)
+    throttle_paths(monkeypatch, patient, {"/docs/1"})
+
+    with pytest.raises(TransientError):
+        ingest.handler(page_view(1), context)
+
+    assert context.remaining_ms >= 6_000
+    assert sum(context.slept) > 10  # it did keep retrying while there was time

@@ -14,7 +14,7 @@ from eventlake import EventLake, Settings
 from eventlake.aws import Clients
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events import Event, estimated_item_bytes, parse_event
-from eventlake.hot import INDEX_NAME, HotStore, Item, Outcome, shard_of
+from eventlake.hot import INDEX_NAME, Deadline, HotStore, Item, Outcome, shard_of
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -504,6 +504,80 @@ def test_a_throttled_batch_still_reports_every_event_created(
     results = store.put_many([event(f"burst-{i}") for i in range(30)])
     assert [r.outcome for r in results] == [Outcome.CREATED] * 30
     assert set(attempts.values()) == {3}
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the store sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_throttling_stops_retrying_before_the_deadline_and_fails_retryable(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given DynamoDB throttles every write, 50 attempts allowed, and 1.5 s left to answer
+    puts = inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=None)
+    fake = FakeTime()
+    store = HotStore(lake.settings.with_(max_attempts=50), lake.clients, sleep=fake.sleep)
+    deadline = Deadline.after(1.5, clock=fake.clock)
+    # when an event is put
+    result = store.put(event("throttled-late"), deadline=deadline)
+    # then the store never sleeps past the deadline, and says it stopped to answer in time
+    assert fake.now <= 1001.5
+    assert 1 < puts.calls < 50
+    assert result.outcome is Outcome.FAILED and result.retryable is True
+    assert result.message is not None
+    assert "stopped retrying" in result.message and "in time" in result.message
+    assert "ThrottlingException" in result.message
+
+
+def test_a_put_whose_deadline_has_passed_is_not_attempted(
+        lake: EventLake, store: HotStore) -> None:
+    fake = FakeTime()
+    result = store.put(event("too-late"), deadline=Deadline.after(-0.1, clock=fake.clock))
+    assert result.outcome is Outcome.FAILED and result.retryable is True
+    assert stored(store, "too-late") is None
+
+
+def test_a_deadline_far_away_changes_nothing(
+        lake: EventLake, store: HotStore, sleeps: list[float],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    puts = inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=3)
+    fake = FakeTime()
+    result = store.put(event("in-time"), deadline=Deadline.after(600, clock=fake.clock))
+    assert result.outcome is Outcome.CREATED
+    assert (puts.calls, len(sleeps)) == (4, 3)
+
+
+def test_put_many_passes_the_deadline_to_every_event(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given every write throttled and 1 s left for a batch of 40 events
+    inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=None)
+    fake = FakeTime()
+    store = HotStore(lake.settings.with_(max_attempts=50, put_concurrency=4), lake.clients,
+                     sleep=fake.sleep)
+    # when they are put, then each fails retryable instead of retrying 50 times
+    results = store.put_many([event(f"late-{i}") for i in range(40)],
+                             deadline=Deadline.after(1.0, clock=fake.clock))
+    assert {(r.outcome, r.retryable) for r in results} == {(Outcome.FAILED, True)}
+
+
+def test_the_longest_event_id_that_passes_the_rules_is_stored(store: HotStore) -> None:
+    # given an id of 256 characters and 996 bytes (the index sort key is then 1,024 bytes)
+    longest = "🎉" * 246 + "é" * 2 + "x" * 8
+    # when it is put, then DynamoDB stores it, index key included
+    assert store.put(event(longest)).outcome is Outcome.CREATED
+    item = stored(store, longest)
+    assert item is not None
+    assert len(item["ingest_key"]["S"].encode("utf-8")) == 1024
 
 
 # --- reads by ingestion window -----------------------------------------------------------

@@ -13,12 +13,21 @@ Status, first match wins (direct and EventBridge invocations get the same code i
     400  some event invalid (the valid ones are stored; `results` names each rule)
     409  some event conflicts with a stored one (the stored item is untouched)
     500  the store refused a write for good (missing table, no permission): an operator must act
-    503  some event failed transiently (Retry-After; re-sending the whole request is safe)
+    503  some event failed transiently, or retrying it would outlast the invocation
+         (Retry-After; re-sending the whole request is safe, see below)
     201  all created · 200 all duplicates (an identical retry) · 207 created and duplicates
     500  unexpected error: a generic message with the request id; the traceback is logged
 
+Retries never store an event twice: events sent without an event_id get one derived from
+their content, so a re-sent request finds the same ids and stored events come back as
+`duplicate`. Throttling retries stop when the invocation nears its end (the context's
+remaining time less max(2 s, 10 %)), so the answer always names every event.
+
 A direct or EventBridge invocation raises when an event failed transiently, so Lambda's async
-retry re-sends it; that is safe because writes are idempotent. Anything else is returned.
+retry re-sends it. Anything else is returned. Invalid events are not raised: a retry cannot
+make them valid. Nobody may read the answer of an asynchronous invocation, so each invalid
+event is logged at ERROR (position, id, rule, message and the raw event up to 4 KB), at most
+MAX_LOGGED_INVALID_EVENTS per invocation and a count of the rest.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import logging
 import os
 import time
 import traceback
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,13 +47,23 @@ from eventlake.api import EventLake
 from eventlake.aws import is_transient
 from eventlake.config import redact
 from eventlake.errors import StorageError, TransientError
-from eventlake.events import kind_of, loads_exact
-from eventlake.hot import Outcome, PutResult, count_outcomes
+from eventlake.events import DuplicateKeyError, canonical_json, kind_of, loads_exact
+from eventlake.hot import Deadline, Outcome, PutResult, count_outcomes
 
 MAX_EVENTS_PER_REQUEST = 1000
 """More events than this in one request is a 400: it bounds the time one invocation takes."""
 RETRY_AFTER_SECONDS = 1
 """The Retry-After header of a 503."""
+DEADLINE_MARGIN_SECONDS = 2.0
+DEADLINE_MARGIN_FRACTION = 0.1
+"""Throttling retries stop when the invocation has max(2 s, 10 %) of its remaining time left:
+room to answer (and for one slow DynamoDB call) before Lambda's timeout."""
+MAX_LOGGED_INVALID_EVENTS = 20
+"""Invalid events of one asynchronous invocation logged one line each; the rest are counted."""
+MAX_LOGGED_EVENT_CHARS = 4096
+"""The raw event in an invalid-event log line is cut to this many characters."""
+RESEND_ADVICE = ("re-send the same request (safe: events get the same ids, stored ones come back "
+                 "as `duplicate`)")
 
 Kind = Literal["apigw-v1", "apigw-v2", "direct", "eventbridge"]
 
@@ -75,15 +95,14 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     kind = classify(event)
     request_id = getattr(context, "aws_request_id", None) or _apigw_request_id(event)
     try:
-        reply = _ingest(event, kind)
+        reply = _ingest(event, kind, _deadline(context))
     except Exception as exc:
         if kind not in ("apigw-v1", "apigw-v2"):
             _log_invocation(logging.ERROR, kind, event, request_id, started, None, error=exc)
             raise  # Lambda records the error; an async invocation is retried
         if isinstance(exc, TransientError) or is_transient(exc):
-            reply = _Reply(503, [], "the store is unavailable for now; re-send the request "
-                                    "after Retry-After seconds (safe: writes are idempotent)",
-                           "store.unavailable")
+            reply = _Reply(503, [], "the store is unavailable for now; after Retry-After "
+                                    f"seconds, {RESEND_ADVICE}", "store.unavailable")
             _log_invocation(logging.WARNING, kind, event, request_id, started, reply, error=exc)
         else:
             reply = _Reply(500, [], f"internal error; quote request id `{request_id}` when "
@@ -94,11 +113,13 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     _log_invocation(level, kind, event, request_id, started, reply)
     if kind in ("apigw-v1", "apigw-v2"):
         return _http_response(reply, request_id)
+    _log_invalid_events(reply, request_id)
     if reply.counts[Outcome.FAILED.value]:
         # Raise, so that Lambda's async retry (and then the dead-letter queue) keeps the events.
         permanent = any(r.outcome is Outcome.FAILED and not r.retryable for r in reply.results)
         error = StorageError if permanent else TransientError
-        raise error(f"{reply.message} (invocation raised so that Lambda retries it)")
+        raise error(f"{reply.message} (invocation raised so that Lambda retries it: safe, "
+                    "events get the same ids and stored ones come back as `duplicate`)")
     return reply.to_dict()
 
 
@@ -133,6 +154,8 @@ class _Reply:
     results: list[PutResult]
     message: str | None
     rule: str | None
+    events: Sequence[Any] = ()
+    """The raw events, by position (for logging the invalid ones)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -148,7 +171,17 @@ class _Reply:
         return out
 
 
-def _ingest(event: Any, kind: Kind) -> _Reply:
+def _deadline(context: Any) -> Deadline | None:
+    """When retries must stop for this invocation to answer in time; None without a context."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining_ms):
+        return None
+    margin = max(DEADLINE_MARGIN_SECONDS, DEADLINE_MARGIN_FRACTION * remaining_ms() / 1000)
+    # Ask the context each time: it is Lambda's own clock of this invocation.
+    return Deadline(lambda: remaining_ms() / 1000 - margin)
+
+
+def _ingest(event: Any, kind: Kind, deadline: Deadline | None = None) -> _Reply:
     try:
         if kind == "eventbridge":
             events: list[Any] = [event]
@@ -158,9 +191,9 @@ def _ingest(event: Any, kind: Kind) -> _Reply:
             events = _events_of(_read_body(event, _lake().settings.max_request_bytes), "body")
     except _Rejected as rejected:
         return _Reply(rejected.status, [], rejected.message, rejected.rule)
-    results = _lake().put_many(events)
+    results = _lake().put_many(events, deadline=deadline)
     status = _status(results)
-    return _Reply(status, results, _message(status, results), None)
+    return _Reply(status, results, _message(status, results), None, events)
 
 
 def _read_body(event: Mapping[str, Any], limit: int) -> Any:
@@ -188,6 +221,10 @@ def _read_body(event: Mapping[str, Any], limit: int) -> Any:
             raise _Rejected(400, "request.empty_body", "empty body (after base64 decoding)")
     try:
         return loads_exact(data)
+    except DuplicateKeyError as exc:
+        raise _Rejected(400, "request.duplicate_key",
+                        f"body names the key `{exc.key}` twice in one object, so which value is "
+                        "meant is unknown; nothing was stored: send each key once") from None
     except RecursionError:
         raise _Rejected(400, "request.not_json", "body is not usable JSON: it nests too deeply"
                         ) from None
@@ -249,7 +286,7 @@ def _status(results: Sequence[PutResult]) -> int:
 _ADVICE = {
     400: "fix the invalid events and re-send them (re-sending stored events is harmless)",
     409: "events are immutable: send changed content as a new event with a new event_id",
-    503: f"re-send the request after {RETRY_AFTER_SECONDS} s (safe: writes are idempotent)",
+    503: f"after {RETRY_AFTER_SECONDS} s, {RESEND_ADVICE}",
 }
 
 
@@ -300,6 +337,42 @@ def _log_invocation(level: int, kind: Kind, event: Any, request_id: str | None,
         line["error"] = redact(f"{type(error).__name__}: {_short(error, 500)}")
         line["traceback"] = redact("".join(traceback.format_exception(error)))
     _log.log(level, json.dumps(line, default=str, separators=(",", ":")))
+
+
+def _log_invalid_events(reply: _Reply, request_id: str | None) -> None:
+    """One ERROR line per invalid event (raw event included, cut to MAX_LOGGED_EVENT_CHARS),
+    at most MAX_LOGGED_INVALID_EVENTS, then one line counting the rest by rule."""
+    invalid = [r for r in reply.results if r.outcome is Outcome.INVALID]
+    for result in invalid[:MAX_LOGGED_INVALID_EVENTS]:
+        raw = _raw_text(reply.events[result.position]) if result.position < len(
+            reply.events) else ""
+        _log_json(logging.ERROR, {
+            "msg": "ingest.invalid_event", "request_id": request_id,
+            "position": result.position, "event_id": result.event_id, "rule": result.rule,
+            "message": result.message, "raw": raw[:MAX_LOGGED_EVENT_CHARS],
+            "raw_truncated": len(raw) > MAX_LOGGED_EVENT_CHARS})
+    rest = invalid[MAX_LOGGED_INVALID_EVENTS:]
+    if rest:
+        rules = Counter(r.rule or "?" for r in rest)
+        _log_json(logging.ERROR, {
+            "msg": "ingest.invalid_events_not_logged", "request_id": request_id,
+            "count": len(rest), "rules": dict(rules),
+            "positions": [r.position for r in rest], "event_ids": [r.event_id for r in rest]})
+
+
+def _log_json(level: int, line: dict[str, Any]) -> None:
+    _log.log(level, json.dumps(line, default=str, separators=(",", ":")))
+
+
+def _raw_text(raw: Any) -> str:
+    """The event as sent, as JSON text (numbers exact where they can be)."""
+    try:
+        return canonical_json(raw)
+    except Exception:  # not canonical JSON as it stands (e.g. a lone surrogate)
+        try:
+            return json.dumps(raw, default=str, separators=(",", ":"))
+        except Exception as exc:  # logging must never fail the invocation
+            return f"<unprintable {kind_of(raw)}: {type(exc).__name__}>"
 
 
 # --- helpers ---------------------------------------------------------------------------
