@@ -756,3 +756,16 @@ def test_binary_in_payload_is_base64_text() -> None:
 
     payload = builder.to_table().column("event_payload")[0].as_py()
     assert json.loads(payload) == {"blob": base64.b64encode(blob).decode()}
+
+
+def test_another_producers_payload_that_repeats_a_key_is_quarantined_naming_the_key() -> None:
+    from eventlake.codec import CodecError, RowBuilder
+
+    item = {"event_id": {"S": "legacy-1"}, "event_type": {"S": "order.placed"},
+            "timestamp": {"S": "2024-05-01T10:00:00Z"},
+            "ingested_at": {"S": "2024-05-01T10:00:01Z"},
+            "event_payload": {"S": '{"amount": 5, "amount": 7}'}}
+    with pytest.raises(CodecError) as caught:
+        RowBuilder().add_image(item)
+    assert caught.value.rule == "record.bad_payload"
+    assert "`amount`" in str(caught.value)

@@ -29,7 +29,14 @@ from eventlake.codec.attributes import (
 )
 from eventlake.codec.times import _EPOCH, approximate_time
 from eventlake.errors import InvalidEventError
-from eventlake.events import canonical_json, content_hash, format_ts, loads_exact, parse_timestamp
+from eventlake.events import (
+    DuplicateKeyError,
+    canonical_json,
+    content_hash,
+    format_ts,
+    loads_exact,
+    parse_timestamp,
+)
 from eventlake.events import kind_of as _kind
 from eventlake.schema import EVENT_SCHEMA, UTC_MICROS
 
@@ -289,6 +296,13 @@ def _payload_text(av: Any) -> str:
         if isinstance(av.get("S"), str):
             try:
                 value = loads_exact(av["S"])
+            except DuplicateKeyError as exc:
+                # Another producer's text: which value was meant is unknown, so it is kept raw
+                # in the quarantine rather than archived with one of the two silently dropped.
+                raise CodecError("record.bad_payload",
+                                 f"`event_payload` is JSON that repeats the key `{exc.key}` in "
+                                 "one object; which value was meant is unknown",
+                                 path="event_payload") from exc
             except (ValueError, RecursionError) as exc:
                 raise CodecError("record.bad_payload",
                                  "`event_payload` is a string that is not JSON",
