@@ -138,6 +138,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     underlying error when reading or writing fails (the watermark then stays where it was).
     """
     started = time.perf_counter()
+    settings = hot.agree(settings)  # the table's index shards and retention, or a refusal
     now = (now or datetime.now(UTC)).astimezone(UTC)
     settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
     if not settle >= 0:

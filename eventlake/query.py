@@ -215,7 +215,7 @@ def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = N
         return Snapshot(now, tuple(lake.cold.list_files()), COLD_SCHEMA.empty_table())
     watermark = read_watermark(lake.cold)
     files = tuple(lake.cold.list_files())
-    since = window_start(watermark, now, lake.settings)
+    since = window_start(watermark, now, lake.hot.table_settings())
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until)
     if not_events:
