@@ -112,12 +112,15 @@ class HotStore:
 
     def __init__(self, settings: Settings, clients: Clients, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 recorded: dict[str, str] | None = None) -> None:
+        """`recorded`: the settings recorded on the table (field -> tag text) when already
+        known, e.g. `{}` for a store that only builds items (benchmarks): nothing is read."""
         self.settings = settings
         self.clients = clients
         self._sleep = sleep
         self._clock = clock
-        self._recorded: dict[str, str] | None = None
+        self._recorded: dict[str, str] | None = recorded
         self._agreed: Settings | None = None
         self._lock = threading.Lock()
 
