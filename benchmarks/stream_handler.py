@@ -35,7 +35,7 @@ ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/events/stream/2026-01-01T00
 def make_event(n: int = RECORDS) -> dict[str, Any]:
     """A Lambda DynamoDB Streams event of `n` eventlake INSERTs (payloads ~0.5 KB, 3 days)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    store = HotStore(Settings.from_env(), None)  # type: ignore[arg-type]  # to_item only
+    store = HotStore(Settings.from_env(), None, recorded={})  # type: ignore[arg-type]  # to_item
     records = []
     for i in range(n):
         raw = {

@@ -5,10 +5,11 @@ runs against a local lake (on /dev/shm when the machine has it) and a *stand-in*
 `GeneratedHotStore` below. It is not moto: moto answers each index Query in O(items in the
 table) and holds every item in this process, so measuring through it would measure moto. The
 stand-in duck-types the one method the sweep and its TTL guard call on `HotStore`,
-`read_ingested_pages(since, until)` (plus `read_ingested` and `settings`), and GENERATES the
-items lazily, a page of 1,000 at a time, never holding them all: realistic events (payloads of
-about 0.5 KB) run through `parse_event` and `HotStore.to_item`, ingested over one day, with
-event timestamps up to three days older, so each run writes several `dt` partitions.
+`read_ingested_pages(since, until)` (plus `read_ingested`, `agree` and `settings`), and
+GENERATES the items lazily, a page of 1,000 at a time, never holding them all: realistic
+events (payloads of about 0.5 KB) run through `parse_event` and `HotStore.to_item`, ingested
+over one day, with event timestamps up to three days older, so each run writes several `dt`
+partitions.
 
 Each (mode, size) runs in a fresh subprocess (`python -m benchmarks.sweep_memory --child N
 --mode sweep|baseline`, printing JSON), so peaks never leak from one run into the next:
@@ -81,7 +82,11 @@ class GeneratedHotStore:
         self.step_us = DAY_US // count
         self.generate_seconds = 0.0
         self.generated = 0
-        self._to_item = HotStore(settings, None).to_item  # type: ignore[arg-type]  # no I/O
+        self._to_item = HotStore(settings, None, recorded={}).to_item  # type: ignore[arg-type]
+
+    def agree(self, settings: Settings) -> Settings:
+        """As HotStore.agree: no table here, so nothing is recorded to adopt."""
+        return settings
 
     def ingested_at(self, i: int) -> datetime:
         return self.start + timedelta(microseconds=i * self.step_us)

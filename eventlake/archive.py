@@ -6,6 +6,7 @@ watermark, and fail loudly when TTL is about to delete events that are still not
              ingested now) fall in it and are written under their own dt
     read     the ingestion-time index, parallel Queries per (day, shard), page by page
     write    archive_items: decode, quarantine non-events, anti-join on event_id, write
+             (an id the lake holds with other content -> quarantine, `counts.conflicts`)
     move     the watermark to the window's end, by compare-and-swap, files durable first
     guard    ttl_margin over [new watermark, now]: TtlGuardError when any unarchived event
              is within ttl_safety_hours of expires_at (also after a failed write)
@@ -139,6 +140,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     underlying error when reading or writing fails (the watermark then stays where it was).
     """
     started = time.perf_counter()
+    settings = hot.agree(settings)  # the table's index shards and retention, or a refusal
     now = (now or datetime.now(UTC)).astimezone(UTC)
     settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
     if not settle >= 0:

@@ -331,7 +331,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         print(f"eventlake: TTL guard: {exc}", file=sys.stderr)
         return 3
     _print_sweep(report, args.json)
-    return 0
+    return _print_conflicts(report.counts)
 
 
 def _print_sweep(report: Any, as_json: bool) -> None:
@@ -341,7 +341,8 @@ def _print_sweep(report: Any, as_json: bool) -> None:
     c = report.counts
     print(f"window      {report.since.isoformat()} .. {report.until.isoformat()}")
     print(f"events      {c.read} read, {c.archived} archived, {c.already} already in the lake, "
-          f"{c.quarantined} quarantined, {len(c.files)} file(s) written")
+          f"{c.quarantined} quarantined, {c.conflicts} id(s) reused (quarantined), "
+          f"{len(c.files)} file(s) written")
     print(f"watermark   {report.watermark_after.isoformat()}")
     margin = report.ttl
     print("ttl margin  " + ("n/a (nothing unarchived)" if margin.hours_left is None else
@@ -355,7 +356,21 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"scanned {report.scanned} items in {report.segments} segments: {c.archived} archived, "
           f"{c.already} already in the lake, {c.quarantined} quarantined "
           f"({report.duration_s:.1f} s)")
-    return 0
+    return _print_conflicts(c)
+
+
+def _print_conflicts(counts: Any) -> int:
+    """Name the event_ids reused with other content (quarantined); exit 1 when there are any:
+    everything else is archived, but a producer broke immutability and must be told."""
+    if not counts.conflicts:
+        return 0
+    print(f"eventlake: {counts.conflicts} event_id(s) are already in the lake with other "
+          "content (reused, e.g. after TTL): quarantined under rule `event.id_reused`, not "
+          "archived; events are immutable, the producer must send them under new event_ids",
+          file=sys.stderr)
+    for event_id in counts.conflict_ids:
+        print(f"  reused    {event_id}", file=sys.stderr)
+    return 1
 
 
 def cmd_compact(args: argparse.Namespace) -> int:

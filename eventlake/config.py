@@ -35,7 +35,8 @@ class Settings:
     """Root of the cold tier: `s3://bucket/prefix` or a local path."""
 
     retention_days: float = field(default=30.0, metadata=_env("EVENTLAKE_RETENTION_DAYS"))
-    """How long an event stays in DynamoDB before TTL removes it (sets `expires_at`)."""
+    """How long an event stays in DynamoDB before TTL removes it (sets `expires_at`). Recorded on
+    the table by `eventlake init`; a process that does not set it uses the table's."""
 
     ttl_safety_hours: float = field(default=24.0, metadata=_env("EVENTLAKE_TTL_SAFETY_HOURS"))
     """The sweep fails loudly when an unarchived event is this close to its TTL."""
@@ -45,8 +46,9 @@ class Settings:
     """The sweep leaves events ingested in the last N seconds to the stream path."""
 
     index_shards: int = field(default=8, metadata=_env("EVENTLAKE_INDEX_SHARDS"))
-    """Write shards per day of the ingestion-time index; readers query all of them.
-    Raising it is safe (readers query the larger range); lowering it hides old shards."""
+    """Write shards per day of the ingestion-time index; readers query all of them. Recorded on
+    the table by `eventlake init`; a process that does not set it uses the table's, one set to
+    another value refuses to run (tablesettings.py)."""
 
     put_concurrency: int = field(default=16, metadata=_env("EVENTLAKE_PUT_CONCURRENCY"))
     """Parallel conditional writes in `put_many` (and the HTTP pool size)."""

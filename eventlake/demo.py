@@ -172,7 +172,8 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
         step("TTL: a month later DynamoDB has expired every event (emulated: moto never does)")
         expired = expire_ttl(lake.clients, settings.table,
-                             now=now + timedelta(days=settings.retention_days + 1))
+                             now=now + timedelta(
+                                 days=lake.hot.table_settings().retention_days + 1))
         poller_stats = StreamPoller(lake.clients, settings.table, stream.handler,
                                     batch_size=1000, positions=positions).poll_once()
         print(f"  {len(expired):,} items deleted by TTL; the stream Lambda saw "

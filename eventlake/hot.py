@@ -12,11 +12,17 @@ moment go to the current day's shards, so the shard count sets the write headroo
 read queries every (day, shard) pair in parallel with a range condition on `ingest_key`, and
 never scans. Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
 at 10 x `index_shards`.
+
+The shard count and the retention are the table's, not the process's (tablesettings.py):
+recorded as tags by `provision`, read once per store, and used by every write and read
+(`table_settings`); a process set to other values refuses with ConfigError.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 import time
 import zlib
 from collections import Counter
@@ -30,8 +36,19 @@ from typing import Any
 
 from eventlake.aws import Clients, error_code, is_transient
 from eventlake.config import Settings, redact, redact_url
-from eventlake.errors import StorageError, TableNotFoundError, TransientError
+from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events import Event, format_ts
+from eventlake.tablesettings import (
+    TABLE_TAGS,
+    adopt,
+    describe_value,
+    disagreement,
+    parse_tag,
+    read_tags,
+    recorded_of,
+    tag_value,
+    tags_for,
+)
 
 INDEX_NAME = "by_ingested_at"
 TABLE_MISSING = "table.missing"
@@ -39,6 +56,7 @@ TABLE_MISSING = "table.missing"
 TTL_ATTRIBUTE = "expires_at"
 Item = dict[str, Any]
 """A DynamoDB item in AttributeValue form, as the low-level client returns it."""
+_log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -119,15 +137,78 @@ class HotStore:
 
     def __init__(self, settings: Settings, clients: Clients, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 recorded: dict[str, str] | None = None) -> None:
+        """`recorded`: the settings recorded on the table (field -> tag text) when already
+        known, e.g. `{}` for a store that only builds items (benchmarks): nothing is read."""
         self.settings = settings
         self.clients = clients
         self._sleep = sleep
         self._clock = clock
+        self._recorded: dict[str, str] | None = recorded
+        self._agreed: Settings | None = None
+        self._lock = threading.Lock()
 
     @property
     def table(self) -> str:
         return self.settings.table
+
+    # --- settings recorded on the table (tablesettings.py) ---------------------------------
+
+    def table_settings(self) -> Settings:
+        """This store's settings with the values recorded on the table adopted (index shards,
+        retention): what every write and read uses. The tags are read once, on first use;
+        ConfigError when the process set one of them to another value."""
+        agreed = self._agreed
+        if agreed is None:
+            recorded = self.recorded_settings()
+            if recorded is None:  # no table yet: its own error comes with the first request
+                return self.settings
+            agreed = adopt(self.settings, recorded, self.table)
+            self._agreed = agreed
+        return agreed
+
+    def agree(self, settings: Settings) -> Settings:
+        """`settings` (another process's view, e.g. the sweep's) with the table's values
+        adopted, checked like `table_settings`."""
+        recorded = self.recorded_settings()
+        return settings if recorded is None else adopt(settings, recorded, self.table)
+
+    def recorded_settings(self) -> dict[str, str] | None:
+        """The settings recorded on the table (field -> tag text), read once and cached; None
+        when the table does not exist (not cached: `init` may create it)."""
+        if self._recorded is None:
+            with self._lock:  # one DescribeTable + ListTagsOfResource per store, not per thread
+                if self._recorded is None:
+                    self._recorded = self._read_recorded()
+        return self._recorded
+
+    def _read_recorded(self) -> dict[str, str] | None:
+        ddb = self.clients.dynamodb
+        try:
+            desc = self._with_retries(lambda: ddb.describe_table(TableName=self.table))
+            tags = read_tags(self._with_retries, ddb, desc["Table"]["TableArn"])
+        except TableNotFoundError:  # no table yet: its own error comes with the first request
+            return None
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "ResourceNotFoundException":
+                return None
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise StorageError(
+                    f"cannot read the settings recorded on table `{self.table}` ({code}): "
+                    "allow dynamodb:DescribeTable and dynamodb:ListTagsOfResource on it") from exc
+            raise
+        recorded = recorded_of(tags)
+        missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
+        if missing:
+            _log.warning(
+                "table `%s` records no %s: this process uses its own %s, and every writer and "
+                "reader must agree on them; run `eventlake init` to record them", self.table,
+                " or ".join(f"`{tag}`" for tag in missing),
+                ", ".join(describe_value(n, getattr(self.settings, n))
+                          for n in TABLE_TAGS if n not in recorded))
+        return recorded  # empty: read, nothing recorded (cached, unlike a missing table)
 
     # --- provisioning ----------------------------------------------------------------------
 
@@ -146,7 +227,7 @@ class HotStore:
                 self._wait_active()
                 return self.provision()
             changes.append(f"created table `{self.table}` (on-demand, stream NEW_AND_OLD_IMAGES,"
-                           f" index {INDEX_NAME})")
+                           f" index {INDEX_NAME}, {self._recorded_text()})")
             self._wait_active()
             desc = ddb.describe_table(TableName=self.table)["Table"]
         else:
@@ -157,6 +238,8 @@ class HotStore:
                 raise StorageError(
                     f"table `{self.table}` exists with key {desc['KeySchema']}; eventlake needs "
                     "a table keyed by `event_id` alone: choose another EVENTLAKE_TABLE")
+            # First: a process configured against the table must change nothing.
+            changes += self._record_settings(desc["TableArn"])
             indexes = {i["IndexName"] for i in desc.get("GlobalSecondaryIndexes", [])}
             if INDEX_NAME not in indexes:
                 ddb.update_table(
@@ -188,7 +271,33 @@ class HotStore:
         elif ttl.get("AttributeName") != TTL_ATTRIBUTE:
             raise StorageError(f"table `{self.table}` has TTL on `{ttl.get('AttributeName')}`; "
                                f"eventlake sets `{TTL_ATTRIBUTE}`")
+        with self._lock:  # read the recorded settings again on next use
+            self._recorded, self._agreed = None, None
         return changes
+
+    def _recorded_text(self) -> str:
+        return ", ".join(f"{describe_value(n, getattr(self.settings, n))} recorded as tag "
+                         f"`{tag}`" for n, tag in TABLE_TAGS.items())
+
+    def _record_settings(self, arn: str) -> list[str]:
+        """Tag an existing table with the settings it lacks (a table created before they were
+        recorded); refuse when a recorded one differs from what this process set. Never
+        changes a recorded value."""
+        ddb = self.clients.dynamodb
+        recorded = recorded_of(read_tags(self._with_retries, ddb, arn))
+        for name, text in recorded.items():
+            value = parse_tag(name, text, self.table)
+            if name in self.settings.explicit and getattr(self.settings, name) != value:
+                raise ConfigError(disagreement(self.settings, name, value, self.table))
+        missing = [name for name in TABLE_TAGS if name not in recorded]
+        if not missing:
+            return []
+        ddb.tag_resource(ResourceArn=arn, Tags=[
+            {"Key": TABLE_TAGS[n], "Value": tag_value(n, getattr(self.settings, n))}
+            for n in missing])
+        return [f"recorded {describe_value(n, getattr(self.settings, n))} on table "
+                f"`{self.table}` (tag `{TABLE_TAGS[n]}`; it had none: every process now uses it)"
+                for n in missing]
 
     def _wait_active(self) -> None:
         """Block until the table is ACTIVE (created, or done applying an update)."""
@@ -196,6 +305,7 @@ class HotStore:
             TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 
     def _create_table(self) -> None:
+        tags: list[Any] = [{"Key": "app", "Value": "eventlake"}, *tags_for(self.settings)]
         self.clients.dynamodb.create_table(
             TableName=self.table,
             BillingMode="PAY_PER_REQUEST",
@@ -207,7 +317,7 @@ class HotStore:
             KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[self._index_spec()],
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            Tags=[{"Key": "app", "Value": "eventlake"}],
+            Tags=tags,
         )
 
     @staticmethod
@@ -261,8 +371,9 @@ class HotStore:
     # --- writes ----------------------------------------------------------------------------
 
     def to_item(self, event: Event, ingested_at: datetime) -> Item:
+        agreed = self.table_settings()
         ingested = format_ts(ingested_at)
-        expires = int(ingested_at.timestamp()) + self.settings.retention_seconds
+        expires = int(ingested_at.timestamp()) + agreed.retention_seconds
         item: Item = {
             "event_id": {"S": event.event_id},
             "event_type": {"S": event.event_type},
@@ -272,7 +383,7 @@ class HotStore:
             "content_hash": {"S": event.content_hash},
             TTL_ATTRIBUTE: {"N": str(expires)},
             "ingest_shard": {"S": f"{day_key(ingested_at)}#"
-                                  f"{shard_of(event.event_id, self.settings.index_shards)}"},
+                                  f"{shard_of(event.event_id, agreed.index_shards)}"},
             "ingest_key": {"S": f"{ingested}#{event.event_id}"},
         }
         if event.source is not None:
@@ -356,6 +467,8 @@ class HotStore:
         positions = list(range(len(events))) if positions is None else list(positions)
         if len(positions) != len(events):
             raise ValueError(f"{len(events)} events but {len(positions)} positions")
+        if events:
+            self.table_settings()  # a disagreeing process refuses here, before any write
 
         def put(event: Event, position: int) -> PutResult:
             return self.put(event, position, deadline=deadline)
@@ -383,10 +496,11 @@ class HotStore:
         if until <= since:
             return
         lo, hi = format_ts(since), format_ts(until)
+        shards = self.table_settings().index_shards
         day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         keys: list[str] = []
         while day < until:
-            keys.extend(f"{day_key(day)}#{s}" for s in range(self.settings.index_shards))
+            keys.extend(f"{day_key(day)}#{s}" for s in range(shards))
             day += timedelta(days=1)
         workers = max(1, min(self.settings.put_concurrency, len(keys)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-read") as pool:

@@ -157,6 +157,15 @@ class Lake(LakeQuarantine, LakeState):
         table = self._vanish_safe(lambda: self._read_files(self.list_files(dts=wanted), schema))
         return table["event_id"].combine_chunks()
 
+    def read_hashes(self, dts: Iterable[str]) -> pa.Table:
+        """(event_id, content_hash) of the rows in partitions `dts`, reading only those two
+        columns of their files: "is this exact event stored", not just "is this id"."""
+        wanted = {_check_dt(dt) for dt in dts}
+        schema = _projection(["event_id", "content_hash"])
+        if not wanted:
+            return schema.empty_table()
+        return self._vanish_safe(lambda: self._read_files(self.list_files(dts=wanted), schema))
+
     def read_ids_of(self, paths: Iterable[str]) -> set[str]:
         """The event_ids in these files (full paths, as listed), reading only that column.
 

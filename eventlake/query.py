@@ -215,7 +215,7 @@ def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = N
         return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
     watermark = read_watermark(lake.cold)
     files = _list_existing(lake.cold)
-    since = window_start(watermark, now, lake.settings)
+    since = window_start(watermark, now, lake.hot.table_settings())
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until)
     if not_events:

@@ -119,6 +119,7 @@ def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime |
     dates it touches.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    settings = hot.agree(settings)  # the retention recorded on the table sets the window
     if since is None:
         since = window_start(read_watermark(lake), now, settings)
     check = MarginCheck(lake, settings, now, since)

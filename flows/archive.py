@@ -14,7 +14,14 @@ from typing import Any
 from prefect import flow, task
 
 from eventlake.archive import SweepReport, TtlGuardError
-from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
+from flows.common import (
+    IO_RETRIES,
+    IO_RETRY_DELAYS,
+    lake,
+    publish,
+    retry_transient,
+    reused_note,
+)
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
@@ -33,9 +40,10 @@ def archive(settle_seconds: float | None = None) -> dict[str, Any]:
         if exc.report is not None:
             _publish(exc.report, f"**TTL guard failed:** {exc}")
         raise
-    _publish(report)
+    _publish(report, reused_note(report.counts.conflicts, report.counts.conflict_ids))
     print(f"archived {report.counts.archived} new events "
-          f"({report.counts.already} already in the lake); watermark {report.watermark_after}")
+          f"({report.counts.already} already in the lake, {report.counts.conflicts} event_id(s) "
+          f"reused with other content, quarantined); watermark {report.watermark_after}")
     return report.to_dict()
 
 
@@ -47,6 +55,7 @@ def _publish(report: SweepReport, note: str | None = None) -> None:
         "archived (new)": report.counts.archived,
         "already in lake": report.counts.already,
         "quarantined": report.counts.quarantined,
+        "event_ids reused (quarantined)": report.counts.conflicts,
         "files written": len(report.counts.files),
         "watermark": report.watermark_after.isoformat(),
         "unarchived now": margin.unarchived,

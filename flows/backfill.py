@@ -8,7 +8,14 @@ from typing import Any
 from prefect import flow, task
 
 from eventlake.archive import BackfillReport
-from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
+from flows.common import (
+    IO_RETRIES,
+    IO_RETRY_DELAYS,
+    lake,
+    publish,
+    retry_transient,
+    reused_note,
+)
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
@@ -24,9 +31,13 @@ def backfill(segments: int = 4) -> dict[str, Any]:
     publish("eventlake-backfill", "eventlake backfill run", {
         "segments": report.segments, "items scanned": report.scanned,
         "archived (new)": report.counts.archived, "already in lake": report.counts.already,
-        "quarantined": report.counts.quarantined, "files written": len(report.counts.files),
-        "duration": f"{report.duration_s:.1f} s"})
-    print(f"scanned {report.scanned} items, archived {report.counts.archived} new")
+        "quarantined": report.counts.quarantined,
+        "event_ids reused (quarantined)": report.counts.conflicts,
+        "files written": len(report.counts.files),
+        "duration": f"{report.duration_s:.1f} s"}, reused_note(report.counts.conflicts,
+                                                               report.counts.conflict_ids))
+    print(f"scanned {report.scanned} items, archived {report.counts.archived} new, "
+          f"{report.counts.conflicts} event_id(s) reused with other content (quarantined)")
     return {"segments": report.segments, "scanned": report.scanned,
             "archived": report.counts.archived, "already": report.counts.already,
-            "quarantined": report.counts.quarantined}
+            "quarantined": report.counts.quarantined, "conflicts": report.counts.conflicts}

@@ -22,6 +22,7 @@ from eventlake.config import Settings
 from eventlake.events import parse_event
 from eventlake.hot import HotStore, Item
 from eventlake.lake import Lake
+from eventlake.tablesettings import tags_for
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
 
@@ -74,11 +75,22 @@ class World:
         return {item["event_id"].get("S") or item["event_id"]["N"] for item in items}
 
 
+def record_on_table(clients: Clients, settings: Settings) -> None:
+    """Record `settings` on their table as `eventlake init` would have, replacing what is
+    there: the fixture's table was initialised with the defaults, a test's table stands for
+    one initialised with the test's settings (an empty table; live tables never change)."""
+    ddb = clients.dynamodb
+    arn = ddb.describe_table(TableName=settings.table)["Table"]["TableArn"]
+    ddb.tag_resource(ResourceArn=arn, Tags=tags_for(settings))
+
+
 def make_world(lake: EventLake, **settings: Any) -> World:
-    """A World over the fixture's table and lake directory, with test-sized settings."""
+    """A World over the fixture's table (recorded as initialised with the world's settings)
+    and lake directory, with test-sized settings."""
     changes: dict[str, Any] = {"index_shards": 2, "retention_days": 3.0,
                                "ttl_safety_hours": 6.0, **settings}
     configured = lake.settings.with_(**changes)
+    record_on_table(lake.clients, configured)
     return World(Lake(configured, clients=lake.clients), HotStore(configured, lake.clients),
                  configured, lake.clients)
 

@@ -4,6 +4,7 @@ watermark, crashes at every step, catching up after an outage, late events, and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,8 @@ from eventlake.archive import backfill, read_watermark
 from eventlake.errors import LakeNotFoundError, StorageError
 from eventlake.events import parse_event
 from eventlake.hot import HotStore, Outcome
+from eventlake.local import expire_ttl
+from eventlake.reconcile import reconcile
 from eventlake.watermark import WATERMARK_KEY, WatermarkConflictError, advance_watermark
 
 
@@ -380,3 +383,115 @@ def test_a_sweep_into_a_lake_never_initialised_refuses_and_creates_nothing(
     with pytest.raises(LakeNotFoundError, match="laek"):
         backfill(elsewhere.lake, elsewhere.hot, elsewhere.settings)
     assert not typo.exists()
+
+
+# --- an event_id reused after TTL ------------------------------------------------------------
+
+PLACED = NOW - timedelta(days=4)
+ORDER_42 = {"event_id": "ord-42", "event_type": "order.placed", "timestamp": PLACED.isoformat(),
+            "source": "shop.checkout", "event_payload": {"order_id": "ORD-42", "total": 10}}
+
+
+def archived_then_expired(world: World) -> HotStore:
+    """ORDER_42 stored, swept into the lake, then deleted by TTL; a store whose clock is now
+    an hour before NOW, for the next put."""
+    clock = Clock(PLACED + timedelta(minutes=1))
+    store = HotStore(world.settings, world.clients, clock=clock)
+    assert store.put(parse_event(ORDER_42, now=clock.at)).outcome is Outcome.CREATED
+    assert world.sweep(PLACED + hours(1)).counts.archived == 1
+    assert expire_ttl(world.clients, world.settings.table, now=PLACED + timedelta(days=3.1)) \
+        == ["ord-42"]
+    clock.at = NOW - hours(1)
+    return store
+
+
+def payloads(world: World, event_id: str) -> list[dict[str, Any]]:
+    rows = world.lake.read(columns=["event_id", "event_payload"]).to_pylist()
+    return [json.loads(r["event_payload"]) for r in rows if r["event_id"] == event_id]
+
+
+def test_an_event_id_reused_after_ttl_with_new_content_is_quarantined_not_shadowed(
+        world: World) -> None:
+    # given ORDER_42 archived and then deleted from the table by TTL
+    store = archived_then_expired(world)
+    # when a producer sends the same event_id with other content
+    reused = parse_event({**ORDER_42, "event_payload": {"order_id": "ORD-42", "total": 99}},
+                         now=NOW)
+    original_hash = parse_event(ORDER_42, now=NOW).content_hash
+    # then the hot tier, which cannot see the lake, accepts it
+    assert store.put(reused).outcome is Outcome.CREATED
+    # and while it is hot, `events` shows the archived (first) copy, once
+    lake = EventLake(world.settings, clients=world.clients)
+    shown = lake.sql("select event_payload from events where event_id = 'ord-42'").to_pylist()
+    assert [json.loads(r["event_payload"]) for r in shown] == [{"order_id": "ORD-42", "total": 10}]
+    # when the sweep runs
+    report = world.sweep(NOW)
+    # then it quarantines the new item under a rule, loudly, instead of counting it archived
+    counts = report.counts
+    assert (counts.read, counts.archived, counts.already) == (1, 0, 0)
+    assert counts.conflicts == 1
+    assert counts.conflict_ids == ["ord-42"]
+    assert report.to_dict()["counts"]["conflicts"] == 1
+    [entry] = world.lake.read_quarantine()
+    assert entry.rule == "event.id_reused" and entry.source == "sweep"
+    assert entry.record["event_id"] == {"S": "ord-42"}
+    assert entry.record["content_hash"] == {"S": reused.content_hash}
+    assert f"`{original_hash[:12]}`" in entry.reason and f"`{reused.content_hash[:12]}`" \
+        in entry.reason
+    assert "events are immutable: send it under a new event_id" in entry.reason
+    # and the lake and `events` still hold exactly one row for the id, the original
+    assert payloads(world, "ord-42") == [{"order_id": "ORD-42", "total": 10}]
+    shown = lake.sql("select event_payload from events where event_id = 'ord-42'").to_pylist()
+    assert [json.loads(r["event_payload"]) for r in shown] == [{"order_id": "ORD-42", "total": 10}]
+    # and a sweep over the same window again (the watermark lost) changes nothing more
+    _delete_watermark(world)
+    again = world.sweep(NOW)
+    assert (again.counts.conflicts, again.counts.archived) == (1, 0)
+    assert len(world.lake.list_quarantine()) == 1
+    assert payloads(world, "ord-42") == [{"order_id": "ORD-42", "total": 10}]
+
+
+def test_a_reused_event_id_is_logged_at_error_naming_it(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    store = archived_then_expired(world)
+    store.put(parse_event({**ORDER_42, "event_payload": {"total": 99}}, now=NOW))
+    with caplog.at_level(logging.WARNING, logger="eventlake.antijoin"):
+        world.sweep(NOW)
+    [record] = [r for r in caplog.records if r.name == "eventlake.antijoin"]
+    assert record.levelno == logging.ERROR
+    assert "`ord-42`" in record.getMessage() and "event.id_reused" in record.getMessage()
+
+
+def test_an_identical_event_re_sent_after_ttl_is_already_archived(world: World) -> None:
+    # given ORDER_42 archived and deleted by TTL
+    store = archived_then_expired(world)
+    # when the producer sends it again, unchanged
+    assert store.put(parse_event(ORDER_42, now=NOW)).outcome is Outcome.CREATED
+    report = world.sweep(NOW)
+    # then the sweep counts it as already archived, and nothing is quarantined
+    assert (report.counts.read, report.counts.already, report.counts.conflicts) == (1, 1, 0)
+    assert world.lake.list_quarantine() == []
+    assert payloads(world, "ord-42") == [{"order_id": "ORD-42", "total": 10}]
+
+
+def test_backfill_quarantines_a_reused_event_id_too(world: World) -> None:
+    store = archived_then_expired(world)
+    store.put(parse_event({**ORDER_42, "event_payload": {"total": 99}}, now=NOW))
+    report = backfill(world.lake, world.hot, world.settings, segments=2)
+    assert (report.counts.read, report.counts.archived, report.counts.conflicts) == (1, 0, 1)
+    assert [e.rule for e in world.lake.read_quarantine()] == ["event.id_reused"]
+    assert [e.source for e in world.lake.read_quarantine()] == ["backfill"]
+    assert report.to_dict()["counts"]["conflicts"] == 1
+    assert payloads(world, "ord-42") == [{"order_id": "ORD-42", "total": 10}]
+
+
+def test_reconcile_reports_a_reused_event_id_as_different_and_repairs_nothing(
+        world: World) -> None:
+    store = archived_then_expired(world)
+    store.put(parse_event({**ORDER_42, "event_payload": {"total": 99}}, now=NOW))
+    world.sweep(NOW)
+    report = reconcile(world.lake, world.hot, world.settings, start=(NOW - hours(1)).date(),
+                       end=NOW.date(), repair=True, now=NOW)
+    assert (report.different, report.missing, report.repaired) == (1, 0, 0)
+    assert report.different_ids == ["ord-42"]
+    assert payloads(world, "ord-42") == [{"order_id": "ORD-42", "total": 10}]

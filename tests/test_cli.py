@@ -369,10 +369,11 @@ def test_an_endpoint_password_is_never_printed_when_a_call_fails(
     put_out, put_err = capsys.readouterr()
 
     # then the password appears nowhere, and the endpoint is still recognisable
-    assert (status, put) == (2, 1)
+    # (put stops before any write: the table's recorded settings could not be read)
+    assert (status, put) == (2, 2)
     assert "secret" not in status_out + status_err + put_out + put_err
     assert "http://***@127.0.0.1:1" in status_err
-    assert json.loads(put_out.splitlines()[0])["outcome"] == "failed"
+    assert "http://***@127.0.0.1:1" in put_err
 
 
 @pytest.mark.integration
@@ -397,3 +398,38 @@ def test_status_hides_the_password_of_a_reachable_endpoint(
     assert "secret" not in text
     assert f"endpoint http://***@{host}" in text
     assert as_json["endpoint_url"] == f"http://***@{host}"
+
+
+def test_init_set_to_another_shard_count_than_the_table_stops_naming_both(
+        cli_env: EventLake, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EVENTLAKE_INDEX_SHARDS", "16")
+    assert main(["init"]) == 0
+    assert "16 index shards recorded as tag `eventlake:index_shards`" in capsys.readouterr().out
+
+    monkeypatch.setenv("EVENTLAKE_INDEX_SHARDS", "8")
+    assert main(["init"]) == 2
+    assert ("EVENTLAKE_INDEX_SHARDS=8 but table `cli-events` was initialised with 16 index "
+            "shards") in capsys.readouterr().err
+
+
+def test_archive_names_an_event_id_reused_with_other_content_and_exits_nonzero(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given e-1 archived, then deleted from the table (as TTL would)
+    main(["init"])
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps(event(1)))
+    second.write_text(json.dumps(event(1, event_payload={"n": 99})))
+    assert main(["put", str(first)]) == 0
+    assert main(["archive", "--settle-seconds", "0"]) == 0
+    cli_env.clients.dynamodb.delete_item(TableName="cli-events", Key={"event_id": {"S": "e-1"}})
+    # when e-1 comes again with other content, and the sweep runs
+    assert main(["put", str(second)]) == 0
+    capsys.readouterr()
+    code = main(["archive", "--settle-seconds", "0"])
+    # then the sweep quarantines it, says so, and exits 1
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "0 archived, 0 already in the lake, 0 quarantined, 1 id(s) reused (quarantined)" in out
+    assert "1 event_id(s) are already in the lake with other content" in err
+    assert "reused    e-1" in err

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from archive_support import record_on_table
 from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
 
@@ -78,6 +79,7 @@ def test_the_archive_flow_fails_loudly_when_the_ttl_guard_trips(
     monkeypatch.setenv("EVENTLAKE_RETENTION_DAYS", "1")
     monkeypatch.setenv("EVENTLAKE_TTL_SAFETY_HOURS", "23")
     lake = EventLake.from_env()
+    record_on_table(lake.clients, lake.settings)  # the table was initialised with 1 day
     two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
     store = HotStore(lake.settings, lake.clients, clock=lambda: two_hours_ago)
     assert {r.outcome.value for r in store.put_many(

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,10 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import EVENTS_DIR, load_event
 
-from eventlake import EventLake, Outcome, PutResult, StorageError, TransientError
+from eventlake import EventLake, Outcome, PutResult, Settings, StorageError, TransientError
 from eventlake.events import Event
 from eventlake.handlers import ingest
-from eventlake.hot import HotStore
+from eventlake.hot import HotStore, shard_of
 
 REALCASES = Path("/work/shared/realcases/lambda_events/apigateway")
 
@@ -576,6 +577,46 @@ def test_misconfigured_environment_is_a_500_whose_log_names_the_variable(
     assert status == 500
     assert "EVENTLAKE_MAX_ATTEMPTS" not in body["message"]
     assert "EVENTLAKE_MAX_ATTEMPTS" in ingest_lines(caplog)[0]["error"]
+
+
+# --- settings recorded on the table ----------------------------------------------------------
+
+def test_a_lambda_with_no_shard_count_set_writes_with_the_tables_count(
+        mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a table initialised with 16 index shards and 2 days of retention
+    EventLake(Settings.from_env(table="lambda-events", lake_uri=str(tmp_path), index_shards=16,
+                                retention_days=2.0)).init()
+    # when the Lambda, configured with the table's name only, stores events on a cold start
+    monkeypatch.setenv("EVENTLAKE_TABLE", "lambda-events")
+    ids = [f"ord-{i:02d}" for i in range(24)]
+    status, body, _ = invoke(http_v2([order(i) for i in ids]))
+    # then it reads the table's settings lazily and writes with them
+    assert status == 201, body
+    lake = EventLake(Settings.from_env(table="lambda-events"))
+    items = {i: stored(lake, i) for i in ids}
+    assert all(items[i]["ingest_shard"]["S"].endswith(f"#{shard_of(i, 16)}")  # type: ignore[index]
+               for i in ids)
+    first = items["ord-00"]
+    assert first is not None
+    ingested = datetime.fromisoformat(first["ingested_at"]["S"])
+    assert int(first["expires_at"]["N"]) == int(ingested.timestamp()) + 2 * 86400
+
+
+def test_a_lambda_set_to_another_shard_count_is_a_500_that_stores_nothing(
+        mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    EventLake(Settings.from_env(table="lambda-events", lake_uri=str(tmp_path),
+                                index_shards=16)).init()
+    monkeypatch.setenv("EVENTLAKE_TABLE", "lambda-events")
+    monkeypatch.setenv("EVENTLAKE_INDEX_SHARDS", "8")
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+
+    status, _, _ = invoke(http_v2(order("ord-1")))
+
+    assert status == 500
+    assert "EVENTLAKE_INDEX_SHARDS=8 but table `lambda-events` was initialised with 16" in (
+        ingest_lines(caplog)[0]["error"])
+    assert stored(EventLake(Settings.from_env(table="lambda-events")), "ord-1") is None
 
 
 def test_each_invocation_logs_one_json_line(

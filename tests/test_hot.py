@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from archive_support import record_on_table
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from eventlake import EventLake, Settings
@@ -129,8 +130,13 @@ def test_provisioning_completes_a_bare_table_made_by_someone_else(mocked_aws: No
     # when it is provisioned
     changes = store.provision()
     # then the index, the stream and TTL are added, and a second run has nothing left to do
-    assert changes == [f"added index {INDEX_NAME}", "enabled stream NEW_AND_OLD_IMAGES",
-                       "enabled TTL on `expires_at`"]
+    assert changes == [
+        "recorded 8 index shards on table `bare-table` (tag `eventlake:index_shards`; it had "
+        "none: every process now uses it)",
+        "recorded a retention of 30 days on table `bare-table` (tag `eventlake:retention_days`;"
+        " it had none: every process now uses it)",
+        f"added index {INDEX_NAME}", "enabled stream NEW_AND_OLD_IMAGES",
+        "enabled TTL on `expires_at`"]
     assert store.describe()["index"] == "ACTIVE"
     assert store.provision() == []
 
@@ -250,6 +256,7 @@ def test_a_new_event_is_created_with_every_stored_attribute(lake: EventLake) -> 
 def test_expires_at_is_ingestion_time_plus_retention(lake: EventLake) -> None:
     ingested = datetime(2024, 5, 1, 23, 59, 59, 999_999, tzinfo=UTC)
     settings = lake.settings.with_(retention_days=2, ttl_safety_hours=6)
+    record_on_table(lake.clients, settings)
     store = HotStore(settings, lake.clients, clock=Clock(ingested))
     store.put(event("short-lived"))
     item = stored(store, "short-lived")
@@ -660,6 +667,10 @@ def test_events_spread_over_all_8_shards_are_all_found(lake: EventLake) -> None:
 
 
 def test_raising_the_shard_count_keeps_older_events_readable(lake: EventLake) -> None:
+    # (a table without recorded settings: each process uses its own count)
+    ddb = lake.clients.dynamodb
+    ddb.untag_resource(ResourceArn=ddb.describe_table(TableName="events-test")["Table"]["TableArn"],
+                       TagKeys=["eventlake:index_shards", "eventlake:retention_days"])
     clock = Clock(at("2024-05-01T10:00:00"))
     narrow = HotStore(lake.settings.with_(index_shards=2), lake.clients, clock=clock)
     for i in range(10):
@@ -672,6 +683,7 @@ def test_raising_the_shard_count_keeps_older_events_readable(lake: EventLake) ->
 def test_a_window_read_pages_through_large_partitions(lake: EventLake) -> None:
     # given one shard holding more than one 1 MB query page of events
     clock = Clock(at("2024-05-01T10:00:00"))
+    record_on_table(lake.clients, lake.settings.with_(index_shards=1))
     store = HotStore(lake.settings.with_(index_shards=1), lake.clients, clock=clock)
     payload = {"blob": "x" * 100_000}
     for i in range(15):

@@ -11,6 +11,7 @@ import yaml
 
 from eventlake.config import Settings
 from eventlake.hot import INDEX_NAME, TTL_ATTRIBUTE
+from eventlake.tablesettings import TABLE_TAGS
 
 TEMPLATE = Path(__file__).parent.parent / "infra" / "template.yaml"
 
@@ -63,6 +64,31 @@ def test_the_table_matches_what_the_hot_store_provisions() -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_the_table_records_the_settings_every_process_must_agree_on() -> None:
+    # given the settings the code reads from the table's tags, and the stack's parameters
+    parameters = {"index_shards": "IndexShards", "retention_days": "RetentionDays"}
+    assert set(parameters) == set(TABLE_TAGS)
+    tags = {t["Key"]: t["Value"]
+            for t in template()["Resources"]["EventsTable"]["Properties"]["Tags"]}
+    # then the table carries each as the tag the code reads, from the same parameter the
+    # functions' environment uses
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    for name, tag in TABLE_TAGS.items():
+        assert tags[tag] == {"Ref": parameters[name]}
+        assert variables[Settings().env_name(name)] == {"Ref": parameters[name]}
+    assert tags["app"] == "eventlake"
+
+
+def test_the_ingest_function_may_call_what_the_hot_store_calls() -> None:
+    function = template()["Resources"]["IngestFunction"]["Properties"]
+    [policy] = function["Policies"]
+    [statement] = policy["Statement"]
+    # PutItem, GetItem (a conditional write's stored copy), and the table's recorded settings
+    assert set(statement["Action"]) >= {"dynamodb:PutItem", "dynamodb:GetItem",
+                                        "dynamodb:DescribeTable", "dynamodb:ListTagsOfResource"}
+    assert statement["Resource"] == {"GetAtt": "EventsTable.Arn"}
 
 
 def test_the_stream_archiver_reports_partial_batch_failures() -> None:
