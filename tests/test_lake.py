@@ -694,3 +694,18 @@ def test_threads_racing_to_swap_the_same_version_have_exactly_one_winner(lake: L
     state = lake.read_state("watermark")
     assert state is not None and state[1] == wins[0]
     assert not [p for p in (Path(lake.root) / "_eventlake").iterdir() if ".tmp-" in p.name]
+
+
+def test_quarantined_text_with_unicode_line_separators_reads_back_whole(lake: Lake) -> None:
+    # given records whose text holds U+0085 (NEL) and U+2028 / U+2029, which the quarantine
+    # writes raw (ensure_ascii=False) and which str.splitlines() would split a line on
+    record = {"event_id": "evt-1", "note": "one\u0085two\u2028three\u2029four"}
+    lake.quarantine([QuarantineEntry("bad \u2028 reason", "rule.x", record),
+                     QuarantineEntry("second", "rule.y", {"n": 2})], "separators")
+
+    # when read back
+    back = lake.read_quarantine()
+
+    # then both entries come back, their text untouched
+    assert [e.record for e in back] == [record, {"n": 2}]
+    assert back[0].reason == "bad \u2028 reason"
