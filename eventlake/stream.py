@@ -328,12 +328,16 @@ def _seq_range(seqs: list[str]) -> tuple[str, str]:
 def _quarantine_name(batch: _Batch, indexes: list[int]) -> str:
     """Named from the quarantined records themselves, not the batch: Lambda re-delivers a
     partly failed batch from a later record, and the records quarantined the first time must
-    then rewrite their own file rather than land in a second one."""
+    then rewrite their own file rather than land in a second one. Sequence numbers are not
+    unique across shards, so a digest of the records follows them (as in the Parquet names):
+    another shard quarantining records with the same numbers never overwrites this file."""
     seqs = [batch.seqs[i] for i in indexes]
     numbers = [s for s in seqs if s is not None]
+    digest = _digest(chr(10).join(_identity(batch.raw(i)) for i in indexes))
     if len(numbers) == len(seqs):
-        return "stream-{}-{}".format(*_seq_range(numbers))
-    return f"stream-x{_digest(chr(10).join(_identity(batch.raw(i)) for i in indexes))}"
+        lo, hi = _seq_range(numbers)
+        return f"stream-{lo}-{hi}-{digest[:12]}"
+    return f"stream-x{digest}"
 
 
 def _identity(raw: Any) -> str:

@@ -636,3 +636,42 @@ def test_two_shards_with_the_same_sequence_range_never_overwrite_each_other(
     # then both shards' events are in the lake, each once
     ids = ids_in_lake(lake)
     assert len(ids) == len(set(ids)) == 2 * len(ARCHIVED_IN_BATCH)
+
+
+def test_two_shards_quarantining_the_same_sequence_numbers_keep_both_files(
+        lake: Lake) -> None:
+    # given a MODIFY from each of two shards, carrying the same sequence number (numbers are
+    # ordered within a shard, not unique across shards) but different records
+    first = batch()
+    modify = first["Records"][5]
+    other = copy.deepcopy(modify)
+    other["eventID"] = "0" * 32
+    other["eventSourceARN"] = modify["eventSourceARN"].replace("stream/", "stream/shard-2-")
+    other["dynamodb"]["NewImage"]["note"] = {"S": "edited by another hand"}
+
+    # when each shard's batch is archived
+    one = archive_event(lake, {"Records": [modify]})
+    two = archive_event(lake, {"Records": [other]})
+
+    # then both records are in the quarantine, each in its own file
+    assert one.quarantine_file != two.quarantine_file
+    assert sorted(e.record["eventID"] for e in lake.read_quarantine()) == sorted(
+        [modify["eventID"], other["eventID"]])
+
+
+def test_a_partly_failed_batch_redelivered_later_rewrites_its_quarantine_file(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a batch whose oct-31 partition failed, so Lambda re-delivers from its first record
+    event = batch()
+    real = lake.write_partition
+    fail_writes_to(lake, monkeypatch, OCT31, OSError(5, "I/O error"))
+    first = archive_event(lake, event)
+    assert first.failed_from == seq_of(event, 1)
+    monkeypatch.setattr(lake, "write_partition", real)
+
+    # when the re-delivery (from record 1 on) is archived
+    again = archive_event(lake, {"Records": event["Records"][1:]})
+
+    # then the MODIFY quarantined both times went to the same file, once
+    assert again.quarantine_file == first.quarantine_file
+    assert [e.record for e in lake.read_quarantine()] == [event["Records"][5]]
