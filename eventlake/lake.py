@@ -34,6 +34,7 @@ from eventlake.errors import StorageError, TransientError
 from eventlake.lakefs import (
     LakeDataError,
     LakeFile,
+    LakeFileError,
     LakeFileExistsError,
     StateConflictError,
     _check_dt,
@@ -51,6 +52,7 @@ __all__ = [
     "Lake",
     "LakeDataError",
     "LakeFile",
+    "LakeFileError",
     "LakeFileExistsError",
     "QuarantineEntry",
     "StateConflictError",
@@ -206,17 +208,54 @@ class Lake(LakeQuarantine, LakeState):
                 return
 
     def _read_files(self, files: Sequence[LakeFile], schema: pa.Schema) -> pa.Table:
+        """`schema`'s columns of `files`; a file that is corrupt or not of the lake's schema
+        raises LakeFileError naming it (a dataset would read its missing columns as NULLs)."""
         if not files:
             return schema.empty_table()
         with self._mapped(f"read `{self.root}`"):
             dataset = ds.dataset([self._fs_path(f.path) for f in files], schema=EVENT_SCHEMA,
                                  format="parquet", filesystem=self.fs)
-            return dataset.to_table(columns=schema.names)
+            # Each fragment keeps the footer it opens here, so the scan below reads no more.
+            fragments = {f.path: f for f in dataset.get_fragments()}
+            listed = {self._fs_path(f.path): f.path for f in files}
+            self._map(lambda p: _check_footer(listed[p], lambda: fragments[p].physical_schema,
+                                              schema), list(fragments))
+            try:
+                table = dataset.to_table(columns=schema.names)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                self._name_bad_file(files, schema, exc)
+                raise
+        if _nulls_in_required(table, schema):
+            self._name_bad_file(files, schema, None)
+        return table
+
+    def _name_bad_file(self, files: Sequence[LakeFile], schema: pa.Schema,
+                       exc: BaseException | None) -> None:
+        """Raise LakeFileError for the first of `files` that fails on its own (the error path
+        of a read over many files: one at a time, to say which)."""
+        for f in files:
+            self._read_file(f.path, schema)
+        if exc is None:
+            raise LakeDataError(f"reading {len(files)} file(s) of `{self.root}` gave nulls in "
+                                "required columns, yet each file reads correctly alone")
 
     def _read_file(self, path: str, schema: pa.Schema) -> pa.Table:
         with self._mapped(f"read `{path}`"), self.fs.open_input_file(self._fs_path(path)) as f:
-            table = pq.ParquetFile(f).read(columns=schema.names)
-        return table if table.schema.equals(schema) else table.cast(schema)
+            try:
+                parquet = pq.ParquetFile(f)
+                _check_footer(path, lambda: parquet.schema_arrow, schema)
+                table = parquet.read(columns=schema.names)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise LakeFileError(path, f"it cannot be read as Parquet ({exc})") from exc
+        if _nulls_in_required(table, schema):
+            raise LakeFileError(path, "required column(s) "
+                                f"{_nulls_in_required(table, schema)} hold nulls")
+        if table.schema.equals(schema):
+            return table
+        try:
+            return table.cast(schema)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise LakeFileError(path, f"its columns do not cast to the lake's ({exc})") from exc
 
     def _vanish_safe(self, read: Callable[[], T]) -> T:
         """Run `read` (listing included); again with a fresh listing if a file vanished.
@@ -313,6 +352,27 @@ def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
                           write_statistics=_STATISTICS_COLUMNS,
                           use_dictionary=_DICTIONARY_COLUMNS, sorting_columns=_SORTING) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def _check_footer(path: str, file_schema: Callable[[], pa.Schema], wanted: pa.Schema) -> None:
+    """Refuse, naming `path`, a file whose footer lacks a `wanted` column or types it other
+    than the lake does (castable variants aside): a reader would turn those into NULLs or
+    silently cast them. Also turns an unreadable footer into LakeFileError."""
+    try:
+        got = file_schema()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise LakeFileError(path, f"it cannot be read as Parquet ({exc})") from exc
+    missing = [f.name for f in wanted if got.get_field_index(f.name) < 0]
+    mistyped = [f"`{f.name}` is {got.field(f.name).type}, expected {f.type}" for f in wanted
+                if f.name not in missing and got.field(f.name).type != f.type
+                and not _castable(got.field(f.name).type, f.type)]
+    if missing or mistyped:
+        problems = ([f"it lacks column(s) {missing}"] if missing else []) + mistyped
+        raise LakeFileError(path, f"its schema is not the lake's: {'; '.join(problems)}")
+
+
+def _nulls_in_required(table: pa.Table, schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if not f.nullable and table[f.name].null_count]
 
 
 def _castable(got: pa.DataType, want: pa.DataType) -> bool:
