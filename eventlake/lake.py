@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import pyarrow as pa
@@ -64,6 +64,8 @@ __all__ = [
 T = TypeVar("T")
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
+_RANGES_KEPT = 10_000
+"""Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
 """Rows per Parquet row group: large enough for fast scans, small enough to prune on stats."""
 _SORTING = pq.SortingColumn.from_ordering(EVENT_SCHEMA, SORT_KEYS)
@@ -84,6 +86,10 @@ class WrittenFile:
 
 class Lake(LakeQuarantine, LakeState):
     """The Parquet cold store under `settings.lake_uri`; the filesystem is built on first use."""
+
+    def __init__(self, settings: Settings, *, clients: Clients | None = None) -> None:
+        super().__init__(settings, clients=clients)
+        self._ranges: dict[tuple[str, int], tuple[datetime, datetime] | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clients: Clients | None = None) -> Lake:
@@ -159,12 +165,13 @@ class Lake(LakeQuarantine, LakeState):
         table = self._vanish_safe(lambda: self._read_files(self.list_files(dts=wanted), schema))
         return table["event_id"].combine_chunks()
 
-    def read_ids_of(self, paths: Iterable[str]) -> set[str]:
+    def read_ids_of(self, paths: Iterable[str], *, skip_vanished: bool = True) -> set[str]:
         """The event_ids in these files (full paths, as listed), reading only that column.
 
         A file that vanished meanwhile (compaction merged it into another) is skipped: this
         feeds "skip what is already stored", where missing an id writes a duplicate that
-        compaction and queries remove, never loses an event.
+        compaction and queries remove, never loses an event. `skip_vanished=False` raises
+        instead (the OSError), for a caller that lists again (`_vanish_safe`).
         """
         schema = _projection(["event_id"])
 
@@ -172,11 +179,30 @@ class Lake(LakeQuarantine, LakeState):
             try:
                 return list(self._read_file(path, schema)["event_id"].to_pylist())
             except OSError as exc:
-                if _vanished(exc):
+                if _vanished(exc) and skip_vanished:
                     return []
                 raise
 
         return {i for ids in self._map(ids_of, list(paths)) for i in ids}
+
+    def ingested_range(self, file: LakeFile) -> tuple[datetime, datetime] | None:
+        """The least and greatest `ingested_at` of `file`, from its footer's statistics (one
+        small read, remembered per path and size: files are immutable); None when the footer
+        has none (no rows, or a writer that wrote no statistics)."""
+        key = (file.path, file.size)
+        if key in self._ranges:
+            return self._ranges[key]
+        with self._mapped(f"read `{file.path}`"), \
+                self.fs.open_input_file(self._fs_path(file.path)) as f:
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise LakeFileError(file.path, f"it cannot be read as Parquet ({exc})") from exc
+        found = _column_range(meta, "ingested_at")
+        if len(self._ranges) >= _RANGES_KEPT:
+            self._ranges.clear()
+        self._ranges[key] = found
+        return found
 
     def iter_tables(self, start: date | None = None, end: date | None = None,
                     columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
@@ -352,6 +378,27 @@ def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
                           write_statistics=_STATISTICS_COLUMNS,
                           use_dictionary=_DICTIONARY_COLUMNS, sorting_columns=_SORTING) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime] | None:
+    """(min, max) of column `name` over every row group's statistics, as UTC datetimes; None
+    when a row group lacks them or the file has no rows."""
+    index = next((j for j in range(meta.num_columns) if meta.schema.column(j).path == name),
+                 None)
+    if index is None or meta.num_row_groups == 0:
+        return None
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, datetime):
+            return None
+        lows.append(_as_utc(stats.min))
+        highs.append(_as_utc(stats.max))
+    return min(lows), max(highs)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check_footer(path: str, file_schema: Callable[[], pa.Schema], wanted: pa.Schema) -> None:
