@@ -14,6 +14,7 @@ File names are the writer's: the same name rewrites the same file, so a retry re
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,8 @@ __all__ = [
 T = TypeVar("T")
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
+_OWN_FILE = re.compile(r"(?:stream|sweep|backfill|repair|compacted)-[^/]*\.parquet")
+"""Names eventlake's writers give their files (stream.py, archive.py, reconcile.py, compact)."""
 _RANGES_KEPT = 10_000
 """Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
@@ -301,6 +304,25 @@ class Lake(LakeQuarantine, LakeState):
                 if attempt == VANISH_ATTEMPTS:
                     raise _vanished_twice(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def check_foreign(self, files: Iterable[LakeFile]) -> None:
+        """Refuse (LakeFileError, naming it) any of `files` that none of eventlake's writers
+        named and whose footer is not the lake's schema: engines reading the lake by its
+        schema would turn its missing columns into NULL rows. The writers' own files
+        (`stream-`, `sweep-`, `backfill-`, `repair-`, `compacted-`) are written with the
+        lake's schema and are not opened, so the usual lake costs nothing here."""
+        foreign = [f.path for f in files if not _OWN_FILE.fullmatch(f.path.rpartition("/")[2])]
+
+        def check(path: str) -> None:
+            try:
+                with self._mapped(f"read `{path}`"), \
+                        self.fs.open_input_file(self._fs_path(path)) as f:
+                    _check_footer(path, lambda: pq.ParquetFile(f).schema_arrow, EVENT_SCHEMA)
+            except OSError as exc:
+                if not _vanished(exc):  # compacted away: not read by anyone, not refused
+                    raise
+
+        self._map(check, foreign)
 
     # -- files -------------------------------------------------------------------------------
 
