@@ -2,9 +2,12 @@
 
     1. plan     inputs = every file of the partition when together they fit in one
                 `target_bytes` file (the partition becomes one file), else only its small files
-                (the large ones, earlier outputs, stay as they are)
-    2. choose   one copy per event_id (`distinct.first_copies`: the earliest `ingested_at`;
-                copies that differ in `content_hash` are reported as conflicts)
+                (the large ones, earlier outputs, stay as they are); a partition below
+                `min_files` is taken anyway when its files share an event_id (their event_id
+                columns are read), so a plain scan of the lake counts each event once
+    2. choose   one copy per event_id (`distinct.first_copies`: the earliest `ingested_at`);
+                a dropped copy whose `content_hash` differs (an event_id reused) goes to the
+                quarantine, rule `event.id_reused`, before anything is written or deleted
     3. record   `_eventlake/compaction/dt=<dt>`: these inputs are replaced by these outputs
     4. write    `compacted-<digest of the input names>-<k>-of-<n>.parquet`, sorted, zstd, atomic
     5. delete   the inputs, only once every output is written
@@ -21,7 +24,9 @@ Crashes leave copies, never gaps, and the next run removes them:
                 which is run again and rewrites the same outputs, then deletes
     during 5    the record's outputs all exist: the inputs it names are deleted
 Concurrent runs need no lock: an input vanishing while being read means another run is
-compacting the partition, and this one leaves it alone (`CompactReport.raced`).
+compacting the partition, and this one leaves it alone (`CompactReport.raced`). A file that
+cannot be read (corrupt, or not the lake's schema) leaves its partition alone too, reported in
+`CompactReport.failed` by file; the other partitions are compacted.
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ first record. When a write fails, the batch reports the first record that is not
                                        dt=B holds r1 r3 r4 (failed) -> retry from r1
     retry     r1 r2 r3 r4 r5           dt=A's r2 r5 are found in A's file and skipped
 
-Files are named from the sequence numbers they hold (`stream-<first>-<last>.parquet`), so an
-identical re-delivery rewrites its own files; a partial one reads the event_ids of the
-partition's files whose sequence range overlaps its own and writes only what is missing. A record
-re-delivered inside one batch (the same event twice) is written once, from its first copy.
+Files are named from the sequence numbers they hold (`stream-<first>-<last>-<digest>.parquet`),
+so an identical re-delivery rewrites its own files; a partial one reads the event_ids of the
+partition's files that may hold its rows and writes only what is missing: stream files whose
+sequence range overlaps its own, and the sweep's, compaction's and other writers' files whose
+ingestion window meets the batch's (`_ids_in_overlapping_files`). So a batch the sweep archived
+first, or one re-delivered after compaction merged it, adds no copies. A record re-delivered
+inside one batch (the same event twice) is written once, from its first copy.
 """
 
 from __future__ import annotations
