@@ -381,7 +381,12 @@ def cmd_compact(args: argparse.Namespace) -> int:
               f"{part.duplicates_dropped} duplicates dropped")
     print(f"compacted {len(report.partitions)} partition(s), skipped {report.skipped}: "
           f"{report.files_in} files -> {report.files_out} ({report.duration_s:.1f} s)")
-    return 0
+    if report.quarantined:
+        print(f"quarantined {report.quarantined} copies of reused event_ids "
+              f"({', '.join(report.conflicts[:5])})", file=sys.stderr)
+    for failed in report.failed:
+        print(f"  dt={failed['dt']} not compacted: {failed['reason']}", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -2,9 +2,12 @@
 
     1. plan     inputs = every file of the partition when together they fit in one
                 `target_bytes` file (the partition becomes one file), else only its small files
-                (the large ones, earlier outputs, stay as they are)
-    2. choose   one copy per event_id (`distinct.first_copies`: the earliest `ingested_at`;
-                copies that differ in `content_hash` are reported as conflicts)
+                (the large ones, earlier outputs, stay as they are); a partition below
+                `min_files` is taken anyway when its files share an event_id (their event_id
+                columns are read), so a plain scan of the lake counts each event once
+    2. choose   one copy per event_id (`distinct.first_copies`: the earliest `ingested_at`);
+                a dropped copy whose `content_hash` differs (an event_id reused) goes to the
+                quarantine, rule `event.id_reused`, before anything is written or deleted
     3. record   `_eventlake/compaction/dt=<dt>`: these inputs are replaced by these outputs
     4. write    `compacted-<digest of the input names>-<k>-of-<n>.parquet`, sorted, zstd, atomic
     5. delete   the inputs, only once every output is written
@@ -21,7 +24,9 @@ Crashes leave copies, never gaps, and the next run removes them:
                 which is run again and rewrites the same outputs, then deletes
     during 5    the record's outputs all exist: the inputs it names are deleted
 Concurrent runs need no lock: an input vanishing while being read means another run is
-compacting the partition, and this one leaves it alone (`CompactReport.raced`).
+compacting the partition, and this one leaves it alone (`CompactReport.raced`). A file that
+cannot be read (corrupt, or not the lake's schema) leaves its partition alone too, reported in
+`CompactReport.failed` by file; the other partitions are compacted.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import logging
 import os
 import re
 import time
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -54,7 +60,16 @@ from eventlake.compactplan import (
 )
 from eventlake.distinct import KEY_COLUMNS, first_copies, read_distinct
 from eventlake.errors import ConfigError
-from eventlake.lake import Lake, LakeFile, StateConflictError, WrittenFile, _projection
+from eventlake.lake import (
+    Lake,
+    LakeDataError,
+    LakeFile,
+    LakeFileError,
+    QuarantineEntry,
+    StateConflictError,
+    WrittenFile,
+    _projection,
+)
 from eventlake.lakefs import _dt_filter, _dt_of_dir, _vanished
 from eventlake.schema import EVENT_SCHEMA, EVENTS_DIR, SORT_KEYS
 
@@ -63,6 +78,7 @@ __all__ = [
     "DEFAULT_SMALL_FILE_BYTES",
     "DEFAULT_TARGET_BYTES",
     "CompactReport",
+    "CompactionFailedError",
     "PartitionCompaction",
     "compact",
     "needs_compaction",
@@ -89,8 +105,11 @@ class PartitionCompaction:
     rows_out: int
     duplicates_dropped: int
     conflicts: list[str] = field(default_factory=list)
-    """event_ids whose copies differ in `content_hash`: corruption (events are immutable). The
-    copy with the earliest `ingested_at` was kept; the others went with the inputs."""
+    """event_ids whose copies differ in `content_hash` (an event_id reused with new content:
+    events are immutable). The copy with the earliest `ingested_at` was kept; each other copy
+    was quarantined (rule `event.id_reused`) before the inputs were deleted."""
+    quarantined: int = 0
+    """Copies dropped that differed from the kept one, written to the quarantine."""
 
     @property
     def output_bytes(self) -> int:
@@ -114,6 +133,20 @@ class CompactReport:
     """Inputs of an interrupted compaction deleted because its outputs were all there."""
     temp_files_removed: int = 0
     """Stale hidden temp files of crashed writers removed (local disk only)."""
+    failed: list[dict[str, str]] = field(default_factory=list)
+    """Partitions left alone because a file could not be read (corrupt, or not the lake's
+    schema): `{dt, file, reason}` each. The other partitions were compacted; a run with any
+    is not a success (the CLI exits 1, the flow fails after publishing its report)."""
+
+    @property
+    def ok(self) -> bool:
+        """No partition failed."""
+        return not self.failed
+
+    def raise_if_failed(self) -> None:
+        """Raise CompactionFailedError when a partition failed (after the report is out)."""
+        if self.failed:
+            raise CompactionFailedError(self)
 
     @property
     def files_in(self) -> int:
@@ -131,6 +164,10 @@ class CompactReport:
     def conflicts(self) -> list[str]:
         return [c for p in self.partitions for c in p.conflicts]
 
+    @property
+    def quarantined(self) -> int:
+        return sum(p.quarantined for p in self.partitions)
+
     def to_dict(self) -> dict[str, Any]:
         return {"partitions": [p.to_dict() for p in self.partitions], "skipped": self.skipped,
                 "raced": self.raced, "leftovers_removed": self.leftovers_removed,
@@ -139,7 +176,19 @@ class CompactReport:
                 "bytes_in": sum(p.input_bytes for p in self.partitions),
                 "bytes_out": sum(p.output_bytes for p in self.partitions),
                 "duplicates_dropped": self.duplicates_dropped, "conflicts": self.conflicts,
+                "quarantined": self.quarantined, "failed": self.failed,
                 "duration_s": round(self.duration_s, 3)}
+
+
+class CompactionFailedError(LakeDataError):
+    """A compaction run left partitions alone because one of their files could not be read;
+    `report` says which (the other partitions were compacted)."""
+
+    def __init__(self, report: CompactReport) -> None:
+        self.report = report
+        first = report.failed[0]
+        super().__init__(f"compaction left {len(report.failed)} partition(s) alone, e.g. "
+                         f"dt={first['dt']}: {first['reason']}")
 
 
 # -- compacting --------------------------------------------------------------------------------
@@ -168,24 +217,50 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
     for dt, files in sorted(by_dt.items()):
         left = _finish_interrupted(lake, dt, files)
         report.leftovers_removed += len(left)
-        plan = plan_partition([f for f in files if f not in left], min_files=min_files,
-                              small_file_bytes=small_file_bytes, target_bytes=target_bytes,
-                              now=now, min_age_seconds=min_age_seconds)
-        if plan is None:
-            report.skipped += 1
-            continue
         try:
+            with _raced_on_vanish():
+                plan = plan_partition([f for f in files if f not in left], min_files=min_files,
+                                      small_file_bytes=small_file_bytes,
+                                      target_bytes=target_bytes, now=now,
+                                      min_age_seconds=min_age_seconds,
+                                      holds_copies=lambda group: _holds_copies(lake, group))
+            if plan is None:
+                report.skipped += 1
+                continue
             report.partitions.append(_compact_partition(lake, dt, plan, target_bytes, now))
         except _RacedError as exc:
             _log.warning("compaction of dt=%s left alone: %s", dt, exc)
             report.raced.append(dt)
+        except LakeFileError as exc:
+            # One bad file must not stop the others: leave its partition as it is, and say so.
+            _log.error("compaction of dt=%s skipped: %s", dt, exc)
+            report.failed.append({"dt": dt, "file": exc.path, "reason": str(exc)})
     report.duration_s = time.monotonic() - began
     _log.info("compacted %d partition(s): %d file(s) -> %d, %d duplicate(s) dropped, "
-              "%d skipped, %d raced, %d leftover(s) and %d stale temp file(s) removed in "
-              "%.2f s", len(report.partitions), report.files_in, report.files_out,
-              report.duplicates_dropped, report.skipped, len(report.raced),
-              report.leftovers_removed, report.temp_files_removed, report.duration_s)
+              "%d quarantined, %d skipped, %d raced, %d failed, %d leftover(s) and %d stale "
+              "temp file(s) removed in %.2f s", len(report.partitions), report.files_in,
+              report.files_out, report.duplicates_dropped, report.quarantined, report.skipped,
+              len(report.raced), len(report.failed), report.leftovers_removed,
+              report.temp_files_removed, report.duration_s)
     return report
+
+
+def _holds_copies(lake: Lake, group: tuple[list[LakeFile], list[LakeFile]]) -> bool:
+    """Whether an event_id of the `inputs` is stored twice among `inputs` and `held` (reading
+    only that column): a plain `read_parquet` over the partition would count it twice."""
+    inputs, held = group
+    if not inputs or len(inputs) + len(held) < 2:
+        return False
+    schema = _projection(["event_id"])
+    tables = lake._map(lambda p: lake._read_file(p, schema), [f.path for f in inputs])
+    ids = pa.concat_tables(tables)["event_id"]
+    if pc.count_distinct(ids).as_py() < len(ids):
+        return True
+    for f in held:
+        stored = lake._read_file(f.path, schema)["event_id"]
+        if pc.any(pc.is_in(stored, value_set=ids.combine_chunks())).as_py():
+            return True
+    return False
 
 
 class _RacedError(Exception):
@@ -222,6 +297,10 @@ def _compact_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: 
     offsets = [0]
     for table in keyed:
         offsets.append(offsets[-1] + table.num_rows)
+    quarantined = 0
+    if conflicts:  # before anything is written or deleted: a crash then loses nothing
+        quarantined = _quarantine_reused(lake, plan, keys, keep, held, conflicts, offsets,
+                                         whole, now)
 
     def kept(i: int) -> pa.BooleanArray:
         return keep.slice(offsets[i], offsets[i + 1] - offsets[i])
@@ -251,14 +330,57 @@ def _compact_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: 
     rows_out = sum(w.rows for w in outputs)
     result = PartitionCompaction(dt, len(plan.inputs), sum(f.size for f in plan.inputs),
                                  outputs, keys.num_rows, rows_out, keys.num_rows - rows_out,
-                                 conflicts)
+                                 conflicts, quarantined)
     if conflicts:
-        _log.warning("dt=%s: %d event_id(s) stored with different content (corruption; kept "
-                     "the earliest ingested copy), e.g. %s", dt, len(conflicts), conflicts[:5])
+        _log.warning("dt=%s: %d event_id(s) stored with different content (an event_id reused; "
+                     "kept the earliest ingested copy, quarantined %d other(s)), e.g. %s", dt,
+                     len(conflicts), quarantined, conflicts[:5])
     _log.info("compacted dt=%s: %d file(s), %d bytes -> %d file(s), %d bytes; %d duplicate(s) "
               "dropped", dt, result.inputs, result.input_bytes, len(outputs),
               result.output_bytes, result.duplicates_dropped)
     return result
+
+
+ID_REUSED_RULE = "event.id_reused"
+
+
+def _quarantine_reused(lake: Lake, plan: Plan, keys: pa.Table, keep: pa.BooleanArray,
+                       held: pa.Table, conflicts: list[str], offsets: list[int],
+                       whole: list[pa.Table] | None, now: datetime) -> int:
+    """Quarantine, raw, every input copy compaction drops whose content differs from the copy
+    it keeps (an event_id reused with new content): dropping it silently would lose an event.
+    Named from the plan, so a run redone after a crash rewrites the same file. The count."""
+    in_conflict = pc.indices_nonzero(pc.is_in(keys["event_id"], value_set=pa.array(conflicts)))
+    rows = keys.take(in_conflict).to_pylist()
+    kept_flags = keep.take(in_conflict).to_pylist()
+    kept_hash = dict(zip(held["event_id"].to_pylist(), held["content_hash"].to_pylist(),
+                         strict=True))
+    kept_hash.update({r["event_id"]: r["content_hash"]
+                      for r, kept in zip(rows, kept_flags, strict=True) if kept})
+    dropped = [(position, row) for position, row, kept in zip(
+        in_conflict.to_pylist(), rows, kept_flags, strict=True)
+        if not kept and row["content_hash"] != kept_hash.get(row["event_id"])]
+    if not dropped:
+        return 0
+    by_file: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for position, row in dropped:
+        i = bisect_right(offsets, position) - 1
+        by_file[i].append((position - offsets[i], kept_hash[row["event_id"]]))
+    entries = []
+    for i, wanted in sorted(by_file.items()):
+        with _raced_on_vanish():
+            table = whole[i] if whole is not None else lake._read_file(plan.inputs[i].path,
+                                                                       EVENT_SCHEMA)
+        full = table.take(pa.array([r for r, _ in wanted], pa.int64())).to_pylist()
+        for record, (_, kept) in zip(full, wanted, strict=True):
+            entries.append(QuarantineEntry(
+                f"event `{record['event_id']}` is stored twice with different content: "
+                f"compaction kept the copy ingested first (content_hash `{kept}`) and "
+                f"quarantined this one (content_hash `{record['content_hash']}`, file "
+                f"`{plan.inputs[i].path}`); events are immutable: send it under a new event_id",
+                ID_REUSED_RULE, record, source="compaction", quarantined_at=now))
+    lake.quarantine(entries, f"compaction-{plan.digest}", now=now)
+    return len(entries)
 
 
 def _read_held(lake: Lake, held: list[LakeFile]) -> pa.Table:

@@ -17,7 +17,7 @@ import hashlib
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,9 +85,15 @@ class Plan:
 
 
 def plan_partition(files: list[LakeFile], *, min_files: int, small_file_bytes: int,
-                   target_bytes: int, now: datetime, min_age_seconds: float) -> Plan | None:
+                   target_bytes: int, now: datetime, min_age_seconds: float,
+                   holds_copies: Callable[[tuple[list[LakeFile], list[LakeFile]]], bool]
+                   | None = None) -> Plan | None:
     """The plan for one partition's files, or None when it needs no compaction. Files younger
-    than `min_age_seconds` at `now` are left out; an interrupted plan is taken up again."""
+    than `min_age_seconds` at `now` are left out; an interrupted plan is taken up again.
+
+    `holds_copies((inputs, held))` is asked only of a partition the thresholds would skip:
+    when its files store an event twice it is merged anyway, whatever its file count, so that
+    a plain scan of the lake counts each event once."""
     eligible = [f for f in files if _old_enough(f, now, min_age_seconds)]
     earlier: dict[str, list[LakeFile]] = defaultdict(list)
     for f in files:
@@ -99,10 +105,11 @@ def plan_partition(files: list[LakeFile], *, min_files: int, small_file_bytes: i
                                target_bytes)
         if inputs and _digest(inputs) == digest:
             return Plan(inputs, held, digest, outputs)
-    if not needs_compaction(eligible, min_files=min_files, small_file_bytes=small_file_bytes,
-                            target_bytes=target_bytes):
-        return None
     inputs, held = _select(eligible, small_file_bytes, target_bytes)
+    if not needs_compaction(eligible, min_files=min_files, small_file_bytes=small_file_bytes,
+                            target_bytes=target_bytes) and (
+            holds_copies is None or not inputs or not holds_copies((inputs, held))):
+        return None
     return Plan(inputs, held, _digest(inputs), [])
 
 

@@ -14,12 +14,13 @@ File names are the writer's: the same name rewrites the same file, so a retry re
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from eventlake.errors import StorageError, TransientError
 from eventlake.lakefs import (
     LakeDataError,
     LakeFile,
+    LakeFileError,
     LakeFileExistsError,
     StateConflictError,
     _check_dt,
@@ -51,6 +53,7 @@ __all__ = [
     "Lake",
     "LakeDataError",
     "LakeFile",
+    "LakeFileError",
     "LakeFileExistsError",
     "QuarantineEntry",
     "StateConflictError",
@@ -62,6 +65,10 @@ __all__ = [
 T = TypeVar("T")
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
+_OWN_FILE = re.compile(r"(?:stream|sweep|backfill|repair|compacted)-[^/]*\.parquet")
+"""Names eventlake's writers give their files (stream.py, archive.py, reconcile.py, compact)."""
+_RANGES_KEPT = 10_000
+"""Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
 """Rows per Parquet row group: large enough for fast scans, small enough to prune on stats."""
 _SORTING = pq.SortingColumn.from_ordering(EVENT_SCHEMA, SORT_KEYS)
@@ -82,6 +89,10 @@ class WrittenFile:
 
 class Lake(LakeQuarantine, LakeState):
     """The Parquet cold store under `settings.lake_uri`; the filesystem is built on first use."""
+
+    def __init__(self, settings: Settings, *, clients: Clients | None = None) -> None:
+        super().__init__(settings, clients=clients)
+        self._ranges: dict[tuple[str, int], tuple[datetime, datetime] | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clients: Clients | None = None) -> Lake:
@@ -166,12 +177,13 @@ class Lake(LakeQuarantine, LakeState):
             return schema.empty_table()
         return self._vanish_safe(lambda: self._read_files(self.list_files(dts=wanted), schema))
 
-    def read_ids_of(self, paths: Iterable[str]) -> set[str]:
+    def read_ids_of(self, paths: Iterable[str], *, skip_vanished: bool = True) -> set[str]:
         """The event_ids in these files (full paths, as listed), reading only that column.
 
         A file that vanished meanwhile (compaction merged it into another) is skipped: this
         feeds "skip what is already stored", where missing an id writes a duplicate that
-        compaction and queries remove, never loses an event.
+        compaction and queries remove, never loses an event. `skip_vanished=False` raises
+        instead (the OSError), for a caller that lists again (`_vanish_safe`).
         """
         schema = _projection(["event_id"])
 
@@ -179,11 +191,30 @@ class Lake(LakeQuarantine, LakeState):
             try:
                 return list(self._read_file(path, schema)["event_id"].to_pylist())
             except OSError as exc:
-                if _vanished(exc):
+                if _vanished(exc) and skip_vanished:
                     return []
                 raise
 
         return {i for ids in self._map(ids_of, list(paths)) for i in ids}
+
+    def ingested_range(self, file: LakeFile) -> tuple[datetime, datetime] | None:
+        """The least and greatest `ingested_at` of `file`, from its footer's statistics (one
+        small read, remembered per path and size: files are immutable); None when the footer
+        has none (no rows, or a writer that wrote no statistics)."""
+        key = (file.path, file.size)
+        if key in self._ranges:
+            return self._ranges[key]
+        with self._mapped(f"read `{file.path}`"), \
+                self.fs.open_input_file(self._fs_path(file.path)) as f:
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise LakeFileError(file.path, f"it cannot be read as Parquet ({exc})") from exc
+        found = _column_range(meta, "ingested_at")
+        if len(self._ranges) >= _RANGES_KEPT:
+            self._ranges.clear()
+        self._ranges[key] = found
+        return found
 
     def iter_tables(self, start: date | None = None, end: date | None = None,
                     columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
@@ -215,17 +246,54 @@ class Lake(LakeQuarantine, LakeState):
                 return
 
     def _read_files(self, files: Sequence[LakeFile], schema: pa.Schema) -> pa.Table:
+        """`schema`'s columns of `files`; a file that is corrupt or not of the lake's schema
+        raises LakeFileError naming it (a dataset would read its missing columns as NULLs)."""
         if not files:
             return schema.empty_table()
         with self._mapped(f"read `{self.root}`"):
             dataset = ds.dataset([self._fs_path(f.path) for f in files], schema=EVENT_SCHEMA,
                                  format="parquet", filesystem=self.fs)
-            return dataset.to_table(columns=schema.names)
+            # Each fragment keeps the footer it opens here, so the scan below reads no more.
+            fragments = {f.path: f for f in dataset.get_fragments()}
+            listed = {self._fs_path(f.path): f.path for f in files}
+            self._map(lambda p: _check_footer(listed[p], lambda: fragments[p].physical_schema,
+                                              schema), list(fragments))
+            try:
+                table = dataset.to_table(columns=schema.names)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                self._name_bad_file(files, schema, exc)
+                raise
+        if _nulls_in_required(table, schema):
+            self._name_bad_file(files, schema, None)
+        return table
+
+    def _name_bad_file(self, files: Sequence[LakeFile], schema: pa.Schema,
+                       exc: BaseException | None) -> None:
+        """Raise LakeFileError for the first of `files` that fails on its own (the error path
+        of a read over many files: one at a time, to say which)."""
+        for f in files:
+            self._read_file(f.path, schema)
+        if exc is None:
+            raise LakeDataError(f"reading {len(files)} file(s) of `{self.root}` gave nulls in "
+                                "required columns, yet each file reads correctly alone")
 
     def _read_file(self, path: str, schema: pa.Schema) -> pa.Table:
         with self._mapped(f"read `{path}`"), self.fs.open_input_file(self._fs_path(path)) as f:
-            table = pq.ParquetFile(f).read(columns=schema.names)
-        return table if table.schema.equals(schema) else table.cast(schema)
+            try:
+                parquet = pq.ParquetFile(f)
+                _check_footer(path, lambda: parquet.schema_arrow, schema)
+                table = parquet.read(columns=schema.names)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise LakeFileError(path, f"it cannot be read as Parquet ({exc})") from exc
+        if _nulls_in_required(table, schema):
+            raise LakeFileError(path, "required column(s) "
+                                f"{_nulls_in_required(table, schema)} hold nulls")
+        if table.schema.equals(schema):
+            return table
+        try:
+            return table.cast(schema)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise LakeFileError(path, f"its columns do not cast to the lake's ({exc})") from exc
 
     def _vanish_safe(self, read: Callable[[], T]) -> T:
         """Run `read` (listing included); again with a fresh listing if a file vanished.
@@ -245,6 +313,25 @@ class Lake(LakeQuarantine, LakeState):
                 if attempt == VANISH_ATTEMPTS:
                     raise _vanished_twice(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def check_foreign(self, files: Iterable[LakeFile]) -> None:
+        """Refuse (LakeFileError, naming it) any of `files` that none of eventlake's writers
+        named and whose footer is not the lake's schema: engines reading the lake by its
+        schema would turn its missing columns into NULL rows. The writers' own files
+        (`stream-`, `sweep-`, `backfill-`, `repair-`, `compacted-`) are written with the
+        lake's schema and are not opened, so the usual lake costs nothing here."""
+        foreign = [f.path for f in files if not _OWN_FILE.fullmatch(f.path.rpartition("/")[2])]
+
+        def check(path: str) -> None:
+            try:
+                with self._mapped(f"read `{path}`"), \
+                        self.fs.open_input_file(self._fs_path(path)) as f:
+                    _check_footer(path, lambda: pq.ParquetFile(f).schema_arrow, EVENT_SCHEMA)
+            except OSError as exc:
+                if not _vanished(exc):  # compacted away: not read by anyone, not refused
+                    raise
+
+        self._map(check, foreign)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -322,6 +409,48 @@ def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
                           write_statistics=_STATISTICS_COLUMNS,
                           use_dictionary=_DICTIONARY_COLUMNS, sorting_columns=_SORTING) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime] | None:
+    """(min, max) of column `name` over every row group's statistics, as UTC datetimes; None
+    when a row group lacks them or the file has no rows."""
+    index = next((j for j in range(meta.num_columns) if meta.schema.column(j).path == name),
+                 None)
+    if index is None or meta.num_row_groups == 0:
+        return None
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, datetime):
+            return None
+        lows.append(_as_utc(stats.min))
+        highs.append(_as_utc(stats.max))
+    return min(lows), max(highs)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _check_footer(path: str, file_schema: Callable[[], pa.Schema], wanted: pa.Schema) -> None:
+    """Refuse, naming `path`, a file whose footer lacks a `wanted` column or types it other
+    than the lake does (castable variants aside): a reader would turn those into NULLs or
+    silently cast them. Also turns an unreadable footer into LakeFileError."""
+    try:
+        got = file_schema()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise LakeFileError(path, f"it cannot be read as Parquet ({exc})") from exc
+    missing = [f.name for f in wanted if got.get_field_index(f.name) < 0]
+    mistyped = [f"`{f.name}` is {got.field(f.name).type}, expected {f.type}" for f in wanted
+                if f.name not in missing and got.field(f.name).type != f.type
+                and not _castable(got.field(f.name).type, f.type)]
+    if missing or mistyped:
+        problems = ([f"it lacks column(s) {missing}"] if missing else []) + mistyped
+        raise LakeFileError(path, f"its schema is not the lake's: {'; '.join(problems)}")
+
+
+def _nulls_in_required(table: pa.Table, schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if not f.nullable and table[f.name].null_count]
 
 
 def _castable(got: pa.DataType, want: pa.DataType) -> bool:

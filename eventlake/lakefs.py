@@ -42,7 +42,8 @@ from eventlake.errors import EventLakeError, LakeNotFoundError, StorageError, Tr
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["LakeDataError", "LakeFS", "LakeFile", "LakeFileExistsError", "StateConflictError"]
+__all__ = ["LakeDataError", "LakeFS", "LakeFile", "LakeFileError", "LakeFileExistsError",
+           "StateConflictError"]
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+@-]{0,199}")
@@ -63,6 +64,18 @@ class LakeFileExistsError(StateConflictError):
 
 class LakeDataError(EventLakeError, ValueError):
     """A table, name or key handed to the lake does not fit it; the message says what to fix."""
+
+
+class LakeFileError(LakeDataError):
+    """A file among the lake's events is not one eventlake can read: it is corrupt, or its
+    schema is not the lake's (a missing or mistyped column would read as NULLs). `path` names
+    it. Retrying will not help: move the file out of `events/` (or delete it)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"`{path}` is not a readable lake file: {problem}; move it out of the "
+                         "lake's `events/` folder (or delete it), then run again")
 
 
 @dataclass(frozen=True, slots=True)

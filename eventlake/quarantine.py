@@ -65,7 +65,9 @@ class LakeQuarantine(LakeFS):
             with self._mapped(f"read `{file.path}`"), \
                     self.fs.open_input_stream(self._fs_path(file.path)) as f:
                 text = f.read().decode()
-            for line in text.splitlines():
+            # By "\n" only: a line is one JSON document, which never holds a raw newline but
+            # may hold U+0085 or U+2028 (written unescaped), where splitlines() would cut.
+            for line in text.split("\n"):
                 if line.strip():
                     raw = json.loads(line)
                     entries.append(QuarantineEntry(

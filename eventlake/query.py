@@ -256,6 +256,9 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
             engine: Engine = "auto") -> None:
     """(Re)create the views of `snapshot` on `con`: see the module docstring."""
     files = snapshot.files
+    # Both readers below take the lake's schema as given: a foreign file's missing columns
+    # would read as NULL rows, so such a file is refused here, by name.
+    lake.check_foreign(files)
     per_dt = Counter(f.dt for f in files)
     single = [f for f in files if per_dt[f.dt] == 1]
     several = [f for f in files if per_dt[f.dt] > 1]

@@ -14,10 +14,13 @@ first record. When a write fails, the batch reports the first record that is not
                                        dt=B holds r1 r3 r4 (failed) -> retry from r1
     retry     r1 r2 r3 r4 r5           dt=A's r2 r5 are found in A's file and skipped
 
-Files are named from the sequence numbers they hold (`stream-<first>-<last>.parquet`), so an
-identical re-delivery rewrites its own files; a partial one reads the event_ids of the
-partition's files whose sequence range overlaps its own and writes only what is missing. A record
-re-delivered inside one batch (the same event twice) is written once, from its first copy.
+Files are named from the sequence numbers they hold (`stream-<first>-<last>-<digest>.parquet`),
+so an identical re-delivery rewrites its own files; a partial one reads the event_ids of the
+partition's files that may hold its rows and writes only what is missing: stream files whose
+sequence range overlaps its own, and the sweep's, compaction's and other writers' files whose
+ingestion window meets the batch's (`_ids_in_overlapping_files`). So a batch the sweep archived
+first, or one re-delivered after compaction merged it, adds no copies. A record re-delivered
+inside one batch (the same event twice) is written once, from its first copy.
 """
 
 from __future__ import annotations
@@ -38,11 +41,14 @@ import pyarrow.compute as pc
 
 from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
 from eventlake.codec_columns import lambda_insert_columns
-from eventlake.lake import Lake, QuarantineEntry, WrittenFile
+from eventlake.lake import Lake, LakeFile, QuarantineEntry, WrittenFile
 from eventlake.schema import EVENT_SCHEMA, SORT_KEYS
 
 _log = logging.getLogger("eventlake.stream")
 _SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)(?:-[0-9a-f]+)?\.parquet$")
+_SWEEP_NAME = re.compile(r"^sweep-(\d{8}T\d{12})-(\d{8}T\d{12})-")
+"""`sweep-<since>-<until>-...`: the sweep's ingestion window, archive.py's names."""
+_SWEEP_TIME = "%Y%m%dT%H%M%S%f"
 VIEW_TYPE_RULE = "stream.view_type"
 MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
@@ -256,7 +262,7 @@ def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
     numbers = [s for s in seqs if s is not None]
     lo, hi = _seq_range(numbers)
     name = _file_name(lo, hi, part)
-    present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name)
+    present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name, part)
     if not present:
         return lake.write_partition(dt, part, name, presorted=True), repeated
     keep = pc.invert(pc.is_in(part.column("event_id"),
@@ -294,18 +300,51 @@ def _first_copies(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Ar
     return part.take(rows), part_order.take(rows), part.num_rows - len(rows)
 
 
-def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str) -> set[str]:
-    """event_ids already in this partition's stream files whose sequence range meets [lo, hi]
-    (files of an earlier, partly failed delivery of the same records). Our own name is
-    excluded: rewriting it is the idempotent retry of an identical batch."""
-    overlapping = []
-    for f in lake.list_files(dts=[dt]):
-        base = f.path.rsplit("/", 1)[-1]
-        match = _SEQ_NAME.match(base)
-        if match and base != f"{own}.parquet" and int(match.group(1)) <= hi \
-                and lo <= int(match.group(2)):
-            overlapping.append(f.path)
-    return lake.read_ids_of(overlapping) if overlapping else set()
+def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
+                              part: pa.Table) -> set[str]:
+    """event_ids already in this partition's files that may hold rows of this batch:
+
+        stream-<a>-<b>-...     sequence range [a, b] meets [lo, hi] (an earlier, partly failed
+                               delivery of the same records); our own name is excluded:
+                               rewriting it is the idempotent retry of an identical batch
+        stream-x...            named by content, no range: not read
+        sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
+                               [min, max] `ingested_at` (the sweep archived them first)
+        anything else          compacted, backfill, ...: the footer's `ingested_at` range
+                               meets the batch's; a file without that statistic is read
+
+    Only the event_id column of those files is read. The usual batch, on a partition of
+    stream files only, reads nothing. A file vanishing under the check (compaction merged it)
+    makes it list again: its rows are in the merged file, which must be looked at too.
+    """
+    def check() -> set[str]:
+        overlapping, others = [], []
+        for f in lake.list_files(dts=[dt]):
+            base = f.path.rsplit("/", 1)[-1]
+            match = _SEQ_NAME.match(base)
+            if match:
+                if base != f"{own}.parquet" and int(match.group(1)) <= hi \
+                        and lo <= int(match.group(2)):
+                    overlapping.append(f.path)
+            elif not base.startswith("stream-"):
+                others.append(f)
+        if others:
+            low, high = (v.as_py() for v in pc.min_max(part["ingested_at"]).values())
+            overlapping += [f.path for f in others if _may_hold(lake, f, low, high)]
+        return lake.read_ids_of(overlapping, skip_vanished=False) if overlapping else set()
+
+    return lake._vanish_safe(check)
+
+
+def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
+    """Whether file `f` may hold events ingested in [low, high] (see the caller)."""
+    match = _SWEEP_NAME.match(f.path.rsplit("/", 1)[-1])
+    if match:
+        since, until = (datetime.strptime(g, _SWEEP_TIME).replace(tzinfo=UTC)
+                        for g in match.groups())
+        return since <= high and low < until
+    found = lake.ingested_range(f)
+    return found is None or (found[0] <= high and low <= found[1])
 
 
 def _looks_like_record(item: Any) -> bool:
@@ -328,12 +367,16 @@ def _seq_range(seqs: list[str]) -> tuple[str, str]:
 def _quarantine_name(batch: _Batch, indexes: list[int]) -> str:
     """Named from the quarantined records themselves, not the batch: Lambda re-delivers a
     partly failed batch from a later record, and the records quarantined the first time must
-    then rewrite their own file rather than land in a second one."""
+    then rewrite their own file rather than land in a second one. Sequence numbers are not
+    unique across shards, so a digest of the records follows them (as in the Parquet names):
+    another shard quarantining records with the same numbers never overwrites this file."""
     seqs = [batch.seqs[i] for i in indexes]
     numbers = [s for s in seqs if s is not None]
+    digest = _digest(chr(10).join(_identity(batch.raw(i)) for i in indexes))
     if len(numbers) == len(seqs):
-        return "stream-{}-{}".format(*_seq_range(numbers))
-    return f"stream-x{_digest(chr(10).join(_identity(batch.raw(i)) for i in indexes))}"
+        lo, hi = _seq_range(numbers)
+        return f"stream-{lo}-{hi}-{digest[:12]}"
+    return f"stream-x{digest}"
 
 
 def _identity(raw: Any) -> str:

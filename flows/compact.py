@@ -32,8 +32,12 @@ def compact(start: date | None = None, end: date | None = None, min_files: int =
         "files in": report.files_in,
         "files out": report.files_out,
         "duplicates dropped": report.duplicates_dropped,
+        "copies quarantined (event_id reused)": report.quarantined,
+        "partitions failed": len(report.failed),
         "duration": f"{report.duration_s:.1f} s",
-    })
+    }, note="\n".join(f"- dt={f['dt']} not compacted: {f['reason']}" for f in report.failed)
+       or None)
     print(f"compacted {len(report.partitions)} partition(s): {report.files_in} -> "
           f"{report.files_out} files, {report.duplicates_dropped} duplicates dropped")
+    report.raise_if_failed()  # after publishing: the run fails, its report still readable
     return report.to_dict()

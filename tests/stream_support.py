@@ -94,3 +94,22 @@ def raw_rows(lake: Lake) -> list[dict[str, Any]]:
 def ids_in_lake(lake: Lake) -> list[str]:
     """event_ids of every stored row (through Lake.read, which dedupes nothing), sorted."""
     return sorted(lake.read(columns=["event_id"])["event_id"].to_pylist())
+
+
+def lambda_event(items: list[dict[str, Any]], *, first_seq: int = 500000000000000000000,
+                 source_arn: str = "arn:aws:dynamodb:us-east-1:123456789012:table/events/"
+                 "stream/2024-05-01T00:00:00.000") -> dict[str, Any]:
+    """A Lambda DynamoDB Streams event of one INSERT per stored item (wire-format images, as
+    `HotStore.to_item` makes them), sequence numbers counting up from `first_seq`."""
+    records = []
+    for i, item in enumerate(items):
+        created = parse_timestamp(item["ingested_at"]["S"])
+        records.append({
+            "eventID": f"{first_seq + i:032x}", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "eventSourceARN": source_arn,
+            "dynamodb": {"ApproximateCreationDateTime": int(created.timestamp()),
+                         "Keys": {"event_id": item["event_id"]}, "NewImage": item,
+                         "SequenceNumber": str(first_seq + i), "SizeBytes": 300,
+                         "StreamViewType": "NEW_AND_OLD_IMAGES"}})
+    return {"Records": records}

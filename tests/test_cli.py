@@ -433,3 +433,17 @@ def test_archive_names_an_event_id_reused_with_other_content_and_exits_nonzero(
     assert "0 archived, 0 already in the lake, 0 quarantined, 1 id(s) reused (quarantined)" in out
     assert "1 event_id(s) are already in the lake with other content" in err
     assert "reused    e-1" in err
+
+
+def test_compact_names_a_file_it_could_not_read_and_exits_nonzero(
+        cli_env: EventLake, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # given a partition holding a file of another tool next to the lake's own
+    folder = tmp_path / "lake" / "events" / "dt=2026-01-02"
+    folder.mkdir(parents=True)
+    (folder / "export.parquet").write_bytes(b"PAR1 not parquet")
+    (folder / "stream-1.parquet").write_bytes(b"PAR1 not parquet either")
+
+    # when compacted, the command says which file and fails
+    assert main(["compact", "--min-files", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "dt=2026-01-02 not compacted" in err and "export.parquet`" in err

@@ -504,3 +504,132 @@ def test_compacting_an_initialised_empty_lake_compacts_nothing(lake: Lake) -> No
     report = compact(lake)
 
     assert (report.partitions, report.files_in) == ([], 0)
+
+
+# -- each event once in the files, whatever the file count (issue 8, item 5) -------------------
+
+def test_a_partition_below_min_files_holding_copies_is_compacted(lake: Lake) -> None:
+    # given a day whose sweep file and stream file both hold events 2 and 3 (the sweep ran
+    # before the stream delivered them), and a day of two files without copies
+    write_files(lake, [[1, 2, 3], [2, 3, 4]], prefix="sweep")
+    other = date(2024, 3, 11)
+    write_files(lake, [[1, 2], [3, 4]], day=other)
+
+    # when the scheduled compaction runs (min_files=4, as the hourly flow calls it)
+    report = compact(lake, min_files=4)
+
+    # then the day with copies is one file holding each event once; the other is untouched
+    [file] = lake.list_files(dts=[DAY.isoformat()])
+    assert sorted(pq.read_table(file.path)["event_id"].to_pylist()) == ids(DAY, range(1, 5))
+    assert ([p.dt for p in report.partitions], report.duplicates_dropped) == (["2024-03-10"], 2)
+    assert len(names(lake, other)) == 2 and report.skipped == 1
+
+
+def test_a_small_file_copying_a_large_held_file_is_rewritten_without_the_copies(
+        lake: Lake) -> None:
+    # given a large (already compacted) file and a small one re-delivering two of its events
+    write_files(lake, [list(range(0, 40))], prefix="compacted-like")
+    write_files(lake, [[5, 6, 99]], prefix="stream")
+    sizes = {f.path: f.size for f in lake.list_files()}
+
+    # when compacted with a target the large file alone fills
+    report = compact(lake, min_files=4, small_file_bytes=min(sizes.values()) + 1,
+                     target_bytes=max(sizes.values()))
+
+    # then every event is stored once, the large file untouched
+    stored = [i for f in lake.list_files() for i in pq.read_table(f.path)["event_id"].to_pylist()]
+    assert sorted(stored) == ids(DAY, [*range(0, 40), 99])
+    assert report.duplicates_dropped == 2
+
+
+def test_young_files_holding_copies_still_wait(lake: Lake) -> None:
+    write_files(lake, [[1, 2], [2, 3]])
+
+    report = compact(lake, min_files=4, min_age_seconds=60)
+
+    assert (report.partitions, report.skipped, len(names(lake))) == ([], 1, 2)
+
+
+# -- an event_id reused with new content (issue 8, item 6) -------------------------------------
+
+def test_a_dropped_copy_with_other_content_is_quarantined_before_the_inputs_go(
+        lake: Lake) -> None:
+    # given event 1 stored, and later a second event under the same id with new content
+    newer = event(1, ingested_at=INGESTED + timedelta(hours=1), content_hash="hash-new",
+                  event_payload='{"n": 1, "note": "changed"}')
+    for i, rows in enumerate([[event(0), event(1)], [newer, event(2)]]):
+        lake.write_partition(DAY.isoformat(), table(rows), f"stream-{i}")
+    inputs = [f.path for f in lake.list_files()]
+
+    # when compacted
+    report = compact(lake, min_files=2)
+
+    # then the first copy is kept and the newer one is in the quarantine, raw, saying why
+    [file] = lake.list_files()
+    stored = {r["event_id"]: r for r in pq.read_table(file.path).to_pylist()}
+    assert stored[event(1)["event_id"]] == event(1)
+    [entry] = lake.read_quarantine()
+    assert (entry.rule, entry.source) == ("event.id_reused", "compaction")
+    assert entry.record["event_id"] == newer["event_id"]
+    assert entry.record["event_payload"] == newer["event_payload"]
+    assert entry.record["ingested_at"] == newer["ingested_at"].isoformat()
+    for words in (f"`{newer['event_id']}`", "`hash-1`", "`hash-new`", inputs[1],
+                  "events are immutable: send it under a new event_id"):
+        assert words in entry.reason
+    assert (report.quarantined, report.to_dict()["quarantined"]) == (1, 1)
+    assert report.conflicts == [newer["event_id"]]
+
+
+def test_a_copy_differing_from_a_held_file_is_quarantined(lake: Lake) -> None:
+    # given a large file holding event 5, and a small file with other content under its id
+    write_files(lake, [list(range(0, 40))], prefix="big")
+    reused = event(5, ingested_at=INGESTED + timedelta(days=1), content_hash="hash-reused")
+    lake.write_partition(DAY.isoformat(), table([reused, event(99)]), "stream-late")
+    sizes = [f.size for f in lake.list_files()]
+
+    report = compact(lake, min_files=1, small_file_bytes=min(sizes) + 1,
+                     target_bytes=max(sizes))
+
+    [entry] = lake.read_quarantine()
+    assert entry.record["content_hash"] == "hash-reused" and "`hash-5`" in entry.reason
+    assert report.quarantined == 1
+
+
+def test_true_copies_are_dropped_without_quarantine(lake: Lake) -> None:
+    write_files(lake, [[1, 2], [2, 3]])
+
+    report = compact(lake, min_files=2)
+
+    assert (report.duplicates_dropped, report.quarantined) == (1, 0)
+    assert lake.read_quarantine() == []
+
+
+# -- a file compaction cannot read (issue 8, item 12) ------------------------------------------
+
+@pytest.mark.parametrize("kind", ["corrupt", "foreign", "mistyped"])
+def test_an_unreadable_file_skips_its_partition_names_it_and_the_others_go_on(
+        lake: Lake, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    # given three days of small files, the middle one holding a file that is not the lake's
+    days = [date(2024, 3, d) for d in (9, 10, 11)]
+    for day in days:
+        write_files(lake, [[1], [2], [3], [4]], day=day)
+    bad = Path(lake.root) / "events" / "dt=2024-03-10" / "zz-foreign.parquet"
+    if kind == "corrupt":
+        bad.write_bytes(b"PAR1 not really parquet")
+    elif kind == "foreign":
+        pq.write_table(pa.table({"order": [1], "total": [9.5]}), bad)
+    else:
+        pq.write_table(table([event(9)]).set_column(0, "event_id", pa.array([9])), bad)
+
+    # when compacted
+    with caplog.at_level(logging.ERROR, logger="eventlake.compact"):
+        report = compact(lake)
+
+    # then the other days are compacted, the bad day is left as it was and reported by file
+    assert [p.dt for p in report.partitions] == ["2024-03-09", "2024-03-11"]
+    assert [len(names(lake, day)) for day in days] == [1, 5, 1]
+    [failed] = report.failed
+    assert (failed["dt"], failed["file"]) == ("2024-03-10", str(bad))
+    assert f"`{bad}`" in failed["reason"] and not report.ok
+    assert report.to_dict()["failed"] == [failed]
+    assert f"`{bad}`" in caplog.text

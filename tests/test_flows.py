@@ -114,6 +114,29 @@ def test_the_compact_flow_merges_small_files(env_lake: EventLake) -> None:
     assert "files out" in artifact_markdown("eventlake-compact")
 
 
+def test_the_compact_flow_fails_after_reporting_a_partition_it_could_not_read(
+        env_lake: EventLake) -> None:
+    from eventlake.compact import CompactionFailedError
+    from flows.archive import archive
+    from flows.compact import compact
+
+    # given small files in the lake, and a file of another tool in one partition
+    for batch in range(2):
+        env_lake.put_many(events(8, f"x{batch}"))
+        archive(settle_seconds=0)
+    dt = env_lake.cold.list_files()[0].dt
+    bad = Path(env_lake.cold.root) / "events" / f"dt={dt}" / "export.parquet"
+    bad.write_bytes(b"PAR1 not parquet")
+
+    # when the flow runs, it fails naming the file, and the run's artifact says so too
+    with pytest.raises(CompactionFailedError) as err:
+        compact(min_files=2)
+    assert f"`{bad}`" in str(err.value)
+    assert err.value.report.failed[0]["dt"] == dt
+    markdown = artifact_markdown("eventlake-compact")
+    assert "partitions failed | 1" in markdown and str(bad) in markdown
+
+
 def test_the_reconcile_flow_repairs_what_is_missing_then_reports_clean(
         env_lake: EventLake) -> None:
     from flows.archive import archive

@@ -23,6 +23,7 @@ from eventlake.lake import (
     Lake,
     LakeDataError,
     LakeFile,
+    LakeFileError,
     LakeFileExistsError,
     QuarantineEntry,
     StateConflictError,
@@ -275,6 +276,46 @@ def test_readers_ignore_temp_hidden_and_foreign_files(lake: Lake, tmp_path: Path
     # then only the real file is listed and read
     assert [Path(f.path).name for f in lake.list_files()] == ["batch-1.parquet"]
     assert lake.read().num_rows == 3
+
+
+def foreign_files(lake: Lake, day: date) -> dict[str, Path]:
+    """Files another tool dropped into a partition: not Parquet at all, a Parquet file of
+    another schema (no `event_id`), and one whose `event_id` is a number."""
+    folder = Path(lake.root) / "events" / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"corrupt": folder / "corrupt.parquet", "foreign": folder / "export.parquet",
+             "mistyped": folder / "numbers.parquet"}
+    files["corrupt"].write_bytes(b"PAR1 garbage, not parquet")
+    pq.write_table(pa.table({"order": [1], "total": [9.5]}), files["foreign"])
+    rows = table(day_rows(day, 1, "n-")).set_column(0, "event_id", pa.array([7], pa.int64()))
+    pq.write_table(rows, files["mistyped"])
+    return files
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "foreign", "mistyped"])
+@pytest.mark.parametrize("read", ["read", "read_ids", "iter_tables"])
+def test_a_file_that_is_not_the_lakes_is_refused_by_name_not_read_as_nulls(
+        lake: Lake, kind: str, read: str) -> None:
+    # given a partition with the lake's own file and one file of another kind
+    day = date(2024, 3, 10)
+    lake.write(table(day_rows(day)), "batch-1")
+    bad = foreign_files(lake, day)[kind]
+    for other in set(foreign_files(lake, day).values()) - {bad}:
+        other.unlink()
+
+    # when the partition is read
+    with pytest.raises(LakeFileError) as caught:
+        if read == "read":
+            lake.read()
+        elif read == "read_ids":
+            lake.read_ids([day.isoformat()])
+        else:
+            list(lake.iter_tables())
+
+    # then the error names the file and says what to do
+    assert f"`{bad}`" in str(caught.value)
+    assert "move it out" in str(caught.value)
+    assert caught.value.path == str(bad)
 
 
 # -- pruning -----------------------------------------------------------------------------------
@@ -730,3 +771,18 @@ def test_a_lake_holding_only_foreign_files_does_not_exist(lake: Lake, tmp_path: 
     (tmp_path / "lake" / "README.txt").write_text("not a lake")
 
     assert lake.lake_exists() is False
+
+
+def test_quarantined_text_with_unicode_line_separators_reads_back_whole(lake: Lake) -> None:
+    # given records whose text holds U+0085 (NEL) and U+2028 / U+2029, which the quarantine
+    # writes raw (ensure_ascii=False) and which str.splitlines() would split a line on
+    record = {"event_id": "evt-1", "note": "one\u0085two\u2028three\u2029four"}
+    lake.quarantine([QuarantineEntry("bad \u2028 reason", "rule.x", record),
+                     QuarantineEntry("second", "rule.y", {"n": 2})], "separators")
+
+    # when read back
+    back = lake.read_quarantine()
+
+    # then both entries come back, their text untouched
+    assert [e.record for e in back] == [record, {"n": 2}]
+    assert back[0].reason == "bad \u2028 reason"

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from archive_support import NOW, World, hours, make_world
 
@@ -21,7 +22,7 @@ from eventlake import EventLake, TransientError
 from eventlake.antijoin import archive_items
 from eventlake.aws import Clients
 from eventlake.compact import compact
-from eventlake.lake import Lake
+from eventlake.lake import Lake, LakeFileError
 from eventlake.query import Engine, connect, refresh
 from eventlake.schema import EVENT_SCHEMA
 
@@ -410,3 +411,32 @@ def test_a_missing_file_the_query_names_itself_is_not_retried(el: EventLake, tmp
                                                                 ) -> None:
     with pytest.raises(duckdb.IOException, match=r"missing\.parquet"):
         el.sql(f"SELECT * FROM read_parquet('{tmp_path / 'missing.parquet'}')", hot=False)
+
+
+# -- a file that is not the lake's (issue 8, item 12) ------------------------------------------
+
+@pytest.mark.parametrize("engine", ["duckdb", "arrow"])
+@pytest.mark.parametrize("several", [False, True], ids=["alone", "next-to-lake-files"])
+def test_a_foreign_file_is_refused_by_name_rather_than_counted_as_a_null_row(
+        world: World, el: EventLake, engine: Engine, several: bool) -> None:
+    # given a partition holding a Parquet file of another tool (no `event_id`, no `timestamp`)
+    day = DAYS[0]
+    if several:
+        write(world.lake, [event(n, day) for n in range(3)], "stream-1-3-0123456789ab")
+    folder = Path(world.lake.root) / "events" / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    foreign = folder / "export.parquet"
+    pq.write_table(pa.table({"order": [1, 2], "total": [9.5, 3.0]}), foreign)
+
+    # when the lake is queried, the query is refused, naming the file
+    with pytest.raises(LakeFileError) as caught:
+        connect(el, hot=False, engine=engine).sql("select count(*) from events").fetchall()
+    assert f"`{foreign}`" in str(caught.value)
+    assert "lacks column(s) ['event_id'" in str(caught.value)
+
+
+def test_a_file_of_the_lakes_schema_under_another_name_is_read(world: World,
+                                                                el: EventLake) -> None:
+    write(world.lake, [event(n, DAYS[0]) for n in range(3)], "import-by-hand")
+
+    assert rows_of(connect(el, hot=False), "select count(*) from events") == [(3,)]

@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
@@ -36,6 +38,7 @@ from stream_support import (
 )
 
 from eventlake.codec import CodecError, parse_stream_records
+from eventlake.compact import compact
 from eventlake.events import canonical_json, parse_event, parse_timestamp
 from eventlake.lake import Lake
 from eventlake.schema import EVENT_SCHEMA
@@ -636,3 +639,170 @@ def test_two_shards_with_the_same_sequence_range_never_overwrite_each_other(
     # then both shards' events are in the lake, each once
     ids = ids_in_lake(lake)
     assert len(ids) == len(set(ids)) == 2 * len(ARCHIVED_IN_BATCH)
+
+
+def test_two_shards_quarantining_the_same_sequence_numbers_keep_both_files(
+        lake: Lake) -> None:
+    # given a MODIFY from each of two shards, carrying the same sequence number (numbers are
+    # ordered within a shard, not unique across shards) but different records
+    first = batch()
+    modify = first["Records"][5]
+    other = copy.deepcopy(modify)
+    other["eventID"] = "0" * 32
+    other["eventSourceARN"] = modify["eventSourceARN"].replace("stream/", "stream/shard-2-")
+    other["dynamodb"]["NewImage"]["note"] = {"S": "edited by another hand"}
+
+    # when each shard's batch is archived
+    one = archive_event(lake, {"Records": [modify]})
+    two = archive_event(lake, {"Records": [other]})
+
+    # then both records are in the quarantine, each in its own file
+    assert one.quarantine_file != two.quarantine_file
+    assert sorted(e.record["eventID"] for e in lake.read_quarantine()) == sorted(
+        [modify["eventID"], other["eventID"]])
+
+
+def test_a_partly_failed_batch_redelivered_later_rewrites_its_quarantine_file(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a batch whose oct-31 partition failed, so Lambda re-delivers from its first record
+    event = batch()
+    real = lake.write_partition
+    fail_writes_to(lake, monkeypatch, OCT31, OSError(5, "I/O error"))
+    first = archive_event(lake, event)
+    assert first.failed_from == seq_of(event, 1)
+    monkeypatch.setattr(lake, "write_partition", real)
+
+    # when the re-delivery (from record 1 on) is archived
+    again = archive_event(lake, {"Records": event["Records"][1:]})
+
+    # then the MODIFY quarantined both times went to the same file, once
+    assert again.quarantine_file == first.quarantine_file
+    assert [e.record for e in lake.read_quarantine()] == [event["Records"][5]]
+
+
+# --- the sweep or compaction wrote them first: no copies (issue 8, item 5) -----------------------
+
+def sweep_name(since: datetime, until: datetime) -> str:
+    """What the sweep names its files (archive.py + antijoin.py): window, chunk, digest."""
+    return f"sweep-{since:%Y%m%dT%H%M%S%f}-{until:%Y%m%dT%H%M%S%f}-0000-0123456789ab"
+
+
+def archived_rows(tmp_path: Path) -> Any:
+    """The rows the fixture batch becomes, archived in a scratch lake."""
+    scratch = new_lake(tmp_path / "scratch")
+    archive_event(scratch, batch())
+    return scratch.read()
+
+
+def test_a_batch_the_sweep_archived_first_adds_no_copies(lake: Lake, tmp_path: Path) -> None:
+    # given the sweep archived the batch's events before the stream delivered them (a stream
+    # lagging past the settle time), its files named by their ingestion window
+    rows = archived_rows(tmp_path)
+    low, high = (v.as_py() for v in pc.min_max(rows["ingested_at"]).values())
+    lake.write(rows, sweep_name(low - timedelta(minutes=5), high + timedelta(seconds=1)))
+    before = file_names(lake)
+
+    # when the stream batch arrives
+    report = archive_event(lake, batch())
+
+    # then nothing is written again: each event is one row in the lake's files
+    assert file_names(lake) == before
+    assert sorted(r["event_id"] for r in raw_rows(lake)) == sorted(ARCHIVED_IN_BATCH)
+    assert (report.archived, report.already_archived, report.files) == (0, 5, [])
+
+
+def test_a_batch_redelivered_after_compaction_adds_no_copies(lake: Lake) -> None:
+    # given a batch delivered in two parts, then compacted (oct-31 had a file from each part)
+    event = batch()
+    archive_event(lake, {"Records": event["Records"][:3]})
+    archive_event(lake, {"Records": event["Records"][3:]})
+    compact(lake, min_files=2)
+    before = file_names(lake)
+    assert [n.split("/")[1].split("-")[0] for n in before] == ["compacted", "stream"]
+
+    # when Lambda re-delivers the whole batch
+    report = archive_event(lake, batch())
+
+    # then no row is written again (nov-1's stream file is rewritten as itself: same records)
+    assert file_names(lake) == before
+    assert sorted(r["event_id"] for r in raw_rows(lake)) == sorted(ARCHIVED_IN_BATCH)
+    assert report.already_archived == 3
+
+
+def test_files_whose_ingestion_window_misses_the_batch_are_not_read(
+        lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a sweep file and a compacted file of the same days, from the day before
+    rows = archived_rows(tmp_path)
+    older = rows.set_column(rows.schema.get_field_index("event_id"), "event_id",
+                            pc.binary_join_element_wise(rows["event_id"], "-old", ""))
+    older = older.set_column(older.schema.get_field_index("ingested_at"), "ingested_at",
+                             pc.subtract(rows["ingested_at"], pa.scalar(timedelta(days=1))))
+    low, high = (v.as_py() for v in pc.min_max(older["ingested_at"]).values())
+    lake.write(older.slice(0, 2), sweep_name(low, high + timedelta(microseconds=1)))
+    lake.write(older.slice(2), "compacted-0123456789abcdef-0-of-1")
+    read: list[str] = []
+    real = lake.read_ids_of
+    monkeypatch.setattr(lake, "read_ids_of", lambda paths, **kw: read.extend(paths) or real(
+        paths, **kw))
+
+    # when the stream batch arrives
+    report = archive_event(lake, batch())
+
+    # then no file's ids were read (names and footers said no), and every event is written
+    assert read == []
+    assert report.archived == 5
+
+
+def test_a_file_of_unknown_origin_is_read_to_skip_what_it_holds(
+        lake: Lake, tmp_path: Path) -> None:
+    # given a file another writer put in the partition, with no range in its name
+    rows = archived_rows(tmp_path)
+    lake.write(rows.slice(0, 2), "import-by-hand")
+
+    report = archive_event(lake, batch())
+
+    assert sorted(r["event_id"] for r in raw_rows(lake)) == sorted(ARCHIVED_IN_BATCH)
+    assert report.already_archived == 2
+
+
+def test_the_usual_batch_on_stream_files_opens_no_other_file(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a partition of stream files only
+    event = batch()
+    archive_event(lake, {"Records": event["Records"][:2]})
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the overlap check read a file it did not need")
+
+    monkeypatch.setattr(lake, "ingested_range", refuse)
+    monkeypatch.setattr(lake, "read_ids_of", refuse)
+
+    # when the next, non-overlapping batch arrives
+    report = archive_event(lake, {"Records": event["Records"][2:]})
+
+    # then it is written without reading any footer or id
+    assert report.archived == 3 and report.failed_from is None
+
+
+def test_files_compacted_away_under_the_overlap_check_are_looked_for_again(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a batch delivered in two parts: each day has stream files
+    event = batch()
+    archive_event(lake, {"Records": event["Records"][:3]})
+    archive_event(lake, {"Records": event["Records"][3:]})
+    real = lake.read_ids_of
+    compacted: list[bool] = []
+
+    def compact_first(paths: Any, **kwargs: Any) -> set[str]:
+        if not compacted:  # compaction merges and deletes the listed files right now
+            compacted.append(True)
+            compact(lake, min_files=2)
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(lake, "read_ids_of", compact_first)
+
+    # when the whole batch is re-delivered while that happens
+    archive_event(lake, batch())
+
+    # then the check listed again, found the merged file, and wrote no copy
+    assert sorted(r["event_id"] for r in raw_rows(lake)) == sorted(ARCHIVED_IN_BATCH)
