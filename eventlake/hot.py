@@ -104,6 +104,15 @@ class HotStore:
     def table(self) -> str:
         return self.settings.table
 
+    def now(self) -> datetime:
+        """The store's time, which stamps `ingested_at`: the clock, plus the offset measured
+        from AWS's responses (`Clients.clock`, applied from 2 s up) unless
+        EVENTLAKE_CLOCK_CORRECTION is false. The sweep and the TTL guard read it too."""
+        now = self._clock()
+        if self.settings.clock_correction:
+            now += timedelta(seconds=self.clients.clock.seconds)
+        return now
+
     # --- provisioning ----------------------------------------------------------------------
 
     def provision(self) -> list[str]:
@@ -247,7 +256,7 @@ class HotStore:
         for attempt in range(self.settings.max_attempts):
             if attempt:
                 self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
-            item = self.to_item(event, self._clock())
+            item = self.to_item(event, self.now())
             try:
                 ddb.put_item(TableName=self.table, Item=item,
                              ConditionExpression="attribute_not_exists(event_id)",
