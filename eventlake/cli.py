@@ -314,6 +314,11 @@ def _print_sweep(report: Any, as_json: bool) -> None:
     print(f"events      {c.read} read, {c.archived} archived, {c.already} already in the lake, "
           f"{c.quarantined} quarantined, {len(c.files)} file(s) written")
     print(f"watermark   {report.watermark_after.isoformat()}")
+    if report.beyond_skew:
+        ids = ", ".join(report.expiry.beyond_skew_ids[:5])
+        print(f"expiry      {report.beyond_skew} event(s) found only by the expiry check, "
+              f"stamped beyond the clock skew behind the watermark (e.g. {ids}): check "
+              "producer clocks (NTP)")
     margin = report.ttl
     print("ttl margin  " + ("n/a (nothing unarchived)" if margin.hours_left is None else
                             f"{margin.hours_left:.1f} h for {margin.unarchived} unarchived, "
