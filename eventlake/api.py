@@ -172,13 +172,26 @@ class EventLake:
         except Exception as exc:  # the lake may not exist yet: say so, keep the rest
             out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
-        now = datetime.now(UTC)
+        from eventlake.archive import ttl_margin
+        from eventlake.watermark import WatermarkAheadError, refuse_ahead
+
+        now = self.hot.now()  # corrected by the offset the calls above measured
+        offset = self.clients.clock.seconds
+        if offset:  # this host's clock is off by 2 s or more
+            how = ("corrected" if self.settings.clock_correction else
+                   f"not corrected: {self.settings.env_name('clock_correction')}=false")
+            out["clock_offset"] = f"AWS's time is {offset:+.1f} s from this host's ({how})"
         if watermark is None:
             out["watermark"] = "none yet (run `eventlake archive`)"
         else:
             out["watermark"] = watermark.at.isoformat()
-            out["archive_lag"] = human_duration((now - watermark.at).total_seconds())
-        margin = self.ttl_margin()
+            try:
+                refuse_ahead(watermark, now, self.settings, self.cold.root)
+                out["archive_lag"] = human_duration(max(0.0, (now - watermark.at)
+                                                        .total_seconds()))
+            except WatermarkAheadError as exc:
+                out["problem"] = str(exc)
+        margin = ttl_margin(self.cold, self.hot, self.settings, now=now)
         out["unarchived"] = margin.unarchived
         safety = self.settings.ttl_safety_hours
         out["ttl_margin"] = ("n/a (nothing unarchived)" if margin.hours_left is None

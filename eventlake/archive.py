@@ -2,14 +2,24 @@
 watermark, and fail loudly when TTL is about to delete events that are still not archived.
 
     lease    `_eventlake/locks/sweep` (one sweep at a time; a crashed one's lease expires)
-    window   [watermark, now - settle)   on INGESTION time: late events (old timestamps,
-             ingested now) fall in it and are written under their own dt
+    expiry   the expiry check (expiry.py): archive what the lake lacks of the items about to
+             expire that no sweep window reached (`beyond_skew`: loud), move its checkpoint
+    refuse   a watermark further ahead of now than the clock skew: WatermarkAheadError
+    window   [watermark - skew, now - settle)   on INGESTION time: late events (old
+             timestamps, ingested now) fall in it and are written under their own dt; the
+             look-back (EVENTLAKE_CLOCK_SKEW_SECONDS) catches events from producers whose clocks
+             run behind (re-read events are counted `already`)
     read     the ingestion-time index, parallel Queries per (day, shard), page by page
     write    archive_items: decode, quarantine non-events, anti-join on event_id, write
              (an id the lake holds with other content -> quarantine, `counts.conflicts`)
     move     the watermark to the window's end, by compare-and-swap, files durable first
-    guard    ttl_margin over [new watermark, now]: TtlGuardError when any unarchived event
-             is within ttl_safety_hours of expires_at (also after a failed write)
+    guard    ttl_margin over [new watermark - skew, now] and the unchecked expiry band:
+             TtlGuardError when any unarchived event is within ttl_safety_hours of expires_at
+             (also after a failed write)
+
+`now` is the hot store's (`HotStore.now`): the host clock corrected by the offset measured
+from AWS's responses, so a sweeper with a fast clock does not push the watermark ahead of
+honest producers.
 
 Crash safety, at any point:
 
@@ -45,15 +55,18 @@ import pyarrow as pa
 from eventlake.antijoin import ArchiveCounts, archive_items
 from eventlake.config import Settings
 from eventlake.events import format_ts
+from eventlake.expiry import ExpiryCheck, check_expiry
 from eventlake.hot import HotStore, Item
 from eventlake.lake import Lake
 from eventlake.lease import LeaseLostError, SweepLockedError, acquire_lease
 from eventlake.ttlguard import TtlGuardError, TtlMargin, expires_at, ttl_margin
 from eventlake.watermark import (
     Watermark,
+    WatermarkAheadError,
     WatermarkConflictError,
     advance_watermark,
     read_watermark,
+    refuse_ahead,
     window_start,
 )
 
@@ -67,6 +80,7 @@ __all__ = [
     "TtlGuardError",
     "TtlMargin",
     "Watermark",
+    "WatermarkAheadError",
     "WatermarkConflictError",
     "archive_items",
     "backfill",
@@ -82,9 +96,11 @@ DEFAULT_LOCK_TTL_SECONDS = 900.0
 
 @dataclass
 class SweepReport:
-    """What one sweep did. `watermark_after` equals `watermark_before` (or `since`) when the
+    """What one sweep did. `since` is the window's start: the clock skew before
+    `watermark_before`. `watermark_after` equals `watermark_before` (or `since`) when the
     window was empty; `rescued` counts events this sweep archived that were already within
-    ttl_safety_hours of expiry (the stream path missed them: a sign to look at it)."""
+    ttl_safety_hours of expiry (the stream path missed them: a sign to look at it);
+    `expiry.beyond_skew` the events only the expiry check found (see expiry.py)."""
 
     since: datetime
     until: datetime
@@ -97,6 +113,12 @@ class SweepReport:
     rescued: int = 0
     error: str | None = None
     """Set when the sweep failed part way (the exception says more)."""
+    expiry: ExpiryCheck | None = None
+    """The expiry check of this sweep (None: it did not run, the sweep failed before)."""
+
+    @property
+    def beyond_skew(self) -> int:
+        return self.expiry.beyond_skew if self.expiry else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +130,8 @@ class SweepReport:
             "watermark_after": format_ts(self.watermark_after),
             "counts": self.counts.to_dict(),
             "rescued": self.rescued,
+            "beyond_skew": self.beyond_skew,
+            "expiry_check": self.expiry.to_dict() if self.expiry else None,
             "ttl": self.ttl.to_dict(),
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
@@ -132,30 +156,41 @@ class BackfillReport:
 def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: float | None = None,
           now: datetime | None = None, lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS
           ) -> SweepReport:
-    """Archive what was ingested in [watermark, now - settle), move the watermark, check TTL.
+    """Run the expiry check, archive what was ingested in [watermark - skew, now - settle),
+    move the watermark, check TTL. `now` defaults to `hot.now()` (the corrected clock).
 
     Raises LakeNotFoundError / TableNotFoundError when either tier does not exist,
-    SweepLockedError when another sweep holds the lease, TtlGuardError (with
-    `.report`) when unarchived events are within ttl_safety_hours of expiry, and the
-    underlying error when reading or writing fails (the watermark then stays where it was).
+    SweepLockedError when another sweep holds the lease, WatermarkAheadError (after the expiry
+    check) when the watermark is ahead of now by more than the clock skew, TtlGuardError (with
+    `.report`) when unarchived events are within ttl_safety_hours of expiry, and the underlying
+    error when reading or writing fails (the watermark then stays where it was).
     """
     started = time.perf_counter()
     settings = hot.agree(settings)  # the table's index shards and retention, or a refusal
-    now = (now or datetime.now(UTC)).astimezone(UTC)
     settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
     if not settle >= 0:
         raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")
-    run_id = new_run_id("sweep", now)
+    run_id = new_run_id("sweep", now or hot.now())
     # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads.
     lake.require_exists()
     hot.require_table()
     with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
         before = read_watermark(lake)
+        # Read after the lease and the watermark: on an S3 lake their responses have measured
+        # this host's clock offset by now.
+        now = (now or hot.now()).astimezone(UTC)
         since = window_start(before, now, settings)
         until = max(since, now - timedelta(seconds=settle))
         counts = ArchiveCounts()
         watch = _RescueWatch(now, settings)
+        expiry: ExpiryCheck | None = None
+        mark = before
         try:
+            # First the events about to expire: they are the most urgent, and a watermark
+            # that cannot be swept from must not keep them from the lake.
+            expiry = check_expiry(lake, hot, settings, now=now, window_since=since,
+                                  run_id=run_id, renew=lease.renew_if_due)
+            refuse_ahead(before, now, settings, lake.root)
             if until > since:
                 name = f"sweep-{since:%Y%m%dT%H%M%S%f}-{until:%Y%m%dT%H%M%S%f}"
 
@@ -167,23 +202,25 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
 
                 archive_items(lake, pages(), name=name, counts=counts, on_written=watch.written)
                 lease.renew_if_due()
-                after = advance_watermark(lake, until, expected=before, run_id=run_id).at
-            else:  # nothing new to look at (a large settle, or the clock went back)
-                after = since
+                mark = advance_watermark(lake, until, expected=before, run_id=run_id)
+            # else nothing new to look at (a large settle, or the clock went back)
+            after = mark.at if mark else since
         except Exception as exc:
             report = SweepReport(since, until, counts, before.at if before else None,
                                  before.at if before else since, TtlMargin(0, 0, None, None),
                                  time.perf_counter() - started, run_id, watch.rescued,
-                                 f"{type(exc).__name__}: {exc}")
+                                 f"{type(exc).__name__}: {exc}", expiry)
             _guard_failed_sweep(lake, hot, settings, now, since, report, exc)
             raise
         if watch.rescued:
             _log.warning("sweep %s archived %d event(s) already within %g h of their TTL "
                          "expiry: the stream path missed them; check it", run_id, watch.rescued,
                          settings.ttl_safety_hours)
-        margin = ttl_margin(lake, hot, settings, now=now, since=after)
+        margin = ttl_margin(lake, hot, settings, now=now,
+                            since=window_start(mark, now, settings))
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
-                             time.perf_counter() - started, run_id, watch.rescued)
+                             time.perf_counter() - started, run_id, watch.rescued,
+                             expiry=expiry)
         if margin.at_risk:
             raise TtlGuardError(margin, report=report)
         _log.info("sweep %s: %s", run_id, report.to_dict())
@@ -207,7 +244,8 @@ def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: date
     report.ttl = margin
     if margin.at_risk:
         raise TtlGuardError(margin, report=report, failure=exc) from exc
-    exc.add_note(f"sweep {report.run_id}: the watermark stays at {format_ts(since)}; "
+    stays = report.watermark_before or since
+    exc.add_note(f"sweep {report.run_id}: the watermark stays at {format_ts(stays)}; "
                  f"{margin.unarchived} event(s) are not archived yet and none is within "
                  f"{settings.ttl_safety_hours:g} h of TTL expiry")
 

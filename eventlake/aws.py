@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventlake.clock import ClockOffset
 from eventlake.config import Settings
 
 if TYPE_CHECKING:
@@ -58,10 +59,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Clients:
-    """Lazily built, thread-safe boto3 clients sharing one session."""
+    """Lazily built, thread-safe boto3 clients sharing one session. `clock` is this host's
+    offset from AWS's time, measured on the DynamoDB and S3 clients' responses."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.clock = ClockOffset()
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
 
@@ -87,6 +90,8 @@ class Clients:
                     session: Any = boto3.session.Session()
                     client = session.client(service, endpoint_url=self.settings.endpoint_url,
                                             config=config)
+                    if service in ("dynamodb", "s3"):
+                        self.clock.attach(client)
                     self._clients[service] = client
         return client
 

@@ -344,6 +344,11 @@ def _print_sweep(report: Any, as_json: bool) -> None:
           f"{c.quarantined} quarantined, {c.conflicts} id(s) reused (quarantined), "
           f"{len(c.files)} file(s) written")
     print(f"watermark   {report.watermark_after.isoformat()}")
+    if report.beyond_skew:
+        ids = ", ".join(report.expiry.beyond_skew_ids[:5])
+        print(f"expiry      {report.beyond_skew} event(s) found only by the expiry check, "
+              f"stamped beyond the clock skew behind the watermark (e.g. {ids}): check "
+              "producer clocks (NTP)")
     margin = report.ttl
     print("ttl margin  " + ("n/a (nothing unarchived)" if margin.hours_left is None else
                             f"{margin.hours_left:.1f} h for {margin.unarchived} unarchived, "

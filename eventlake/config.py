@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from typing import Any
 
 from eventlake.errors import ConfigError
@@ -20,6 +21,8 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
 """`scheme://user:password@`: everything between `://` and the authority's last `@` (as URL
 parsers split it: an unescaped `@` in a password stays hidden too)."""
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 def _env(name: str) -> dict[str, str]:
@@ -44,6 +47,14 @@ class Settings:
     archive_settle_seconds: float = field(
         default=60.0, metadata=_env("EVENTLAKE_ARCHIVE_SETTLE_SECONDS"))
     """The sweep leaves events ingested in the last N seconds to the stream path."""
+
+    clock_skew_seconds: float = field(default=600.0, metadata=_env("EVENTLAKE_CLOCK_SKEW_SECONDS"))
+    """How far behind the watermark a producer's clock may stamp ingested_at; the sweep,
+    events_hot and the TTL guard re-read this much before the watermark."""
+
+    clock_correction: bool = field(default=True, metadata=_env("EVENTLAKE_CLOCK_CORRECTION"))
+    """Stamp ingested_at with this host's clock corrected by the offset measured from AWS's
+    `Date` response headers (applied when 2 s or more); false: the host's clock as it is."""
 
     index_shards: int = field(default=8, metadata=_env("EVENTLAKE_INDEX_SHARDS"))
     """Write shards per day of the ingestion-time index; readers query all of them. Recorded on
@@ -107,6 +118,8 @@ class Settings:
                       f"fewer hours than the retention ({self.retention_days * 24:g} h)")
         if not self.archive_settle_seconds >= 0:
             raise bad("archive_settle_seconds", self.archive_settle_seconds, "seconds >= 0")
+        if not self.clock_skew_seconds >= 0:
+            raise bad("clock_skew_seconds", self.clock_skew_seconds, "seconds >= 0")
         if not 1 <= self.index_shards <= 100:
             raise bad("index_shards", self.index_shards, "an integer from 1 to 100")
         if not 1 <= self.put_concurrency <= 256:
@@ -140,7 +153,7 @@ class Settings:
         for name, value in overrides.items():
             if value is None:
                 continue
-            if isinstance(value, str) and types[name] in ("int", "float"):
+            if isinstance(value, str) and types[name] in ("int", "float", "bool"):
                 value = _coerce(env_names[name], value.strip(), types[name])
             values[name] = value
         settings = cls(**values)
@@ -168,6 +181,10 @@ class Settings:
     def retention_seconds(self) -> int:
         return int(self.retention_days * 86400)
 
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
 
 def _type_problem(kind: str, value: object) -> str | None:
     """What `value` should have been for a field annotated `kind`, or None when it fits."""
@@ -178,6 +195,8 @@ def _type_problem(kind: str, value: object) -> str | None:
         ok = (isinstance(value, int | float) and not isinstance(value, bool)
               and math.isfinite(value))
         return None if ok else "a finite number"
+    if kind == "bool":
+        return None if isinstance(value, bool) else "true or false"
     if kind == "str":
         return None if isinstance(value, str) else "a string"
     if kind == "str | None":
@@ -187,6 +206,10 @@ def _type_problem(kind: str, value: object) -> str | None:
 
 def _coerce(var: str, raw: str, type_name: object) -> Any:
     kind = str(type_name)
+    if kind == "bool":
+        if raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
+        raise ConfigError(f"{var}={raw!r} is not valid: expected true or false")
     try:
         if kind == "int":
             return int(raw)

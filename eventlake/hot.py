@@ -210,6 +210,15 @@ class HotStore:
                           for n in TABLE_TAGS if n not in recorded))
         return recorded  # empty: read, nothing recorded (cached, unlike a missing table)
 
+    def now(self) -> datetime:
+        """The store's time, which stamps `ingested_at`: the clock, plus the offset measured
+        from AWS's responses (`Clients.clock`, applied from 2 s up) unless
+        EVENTLAKE_CLOCK_CORRECTION is false. The sweep and the TTL guard read it too."""
+        now = self._clock()
+        if self.settings.clock_correction:
+            now += timedelta(seconds=self.clients.clock.seconds)
+        return now
+
     # --- provisioning ----------------------------------------------------------------------
 
     def provision(self) -> list[str]:
@@ -407,7 +416,7 @@ class HotStore:
                 return _out_of_time(event, position, attempt, last)
             if pause:
                 self._sleep(pause)
-            item = self.to_item(event, self._clock())
+            item = self.to_item(event, self.now())
             try:
                 ddb.put_item(TableName=self.table, Item=item,
                              ConditionExpression="attribute_not_exists(event_id)",

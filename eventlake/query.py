@@ -6,12 +6,18 @@ What a connection reads is fixed when it is made, in this order (`take_snapshot`
     1. watermark   every event ingested before it is in the lake's files
     2. list        the lake's files, once (`Lake.list_files`): a connection does not see
                    partitions or files written later; `refresh` it, or connect again
-    3. hot         items ingested in [watermark, now) through the ingestion-time index (no
-                   watermark yet: the whole retention period plus TTL's lateness)
+    3. hot         items ingested in [watermark - skew, now + CLOCK_SKEW) through the
+                   ingestion-time index (no watermark yet: the whole retention period plus
+                   TTL's lateness); skew is EVENTLAKE_CLOCK_SKEW_SECONDS
 
-    ingested_at ─────────────────────────[watermark)─────────────────────── now
-                 cold: the files listed at 2          hot: read at 3; archived meanwhile
-                                                      -> in both, the seam drops the hot copy
+    ingested_at ──────────────────[skew)[watermark)─────────────────────── now
+                 cold: the files listed at 2   hot: read at 3; archived (before the watermark,
+                                               or meanwhile) -> in both, the seam drops the
+                                               hot copy
+
+The look-back shows the events of a producer whose clock stamps them (up to the skew) behind
+the watermark before a sweep archives them; those it re-reads that are archived already are
+in the cold files of their dt, which the seam drops.
 
 The order is what loses nothing: a sweep writes its files before it moves the watermark, so
 the files listed after reading the watermark hold everything before it. A late event (an old
@@ -209,8 +215,9 @@ class Snapshot:
 def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = None
                   ) -> Snapshot:
     """Read the watermark, then list the lake, then read the hot tier (the module docstring
-    says why in this order). `hot=False` lists the lake only."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    says why in this order). `hot=False` lists the lake only. `now` defaults to the hot
+    store's (corrected) clock."""
+    now = (now or lake.hot.now()).astimezone(UTC)
     if not hot:
         return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
     watermark = read_watermark(lake.cold)

@@ -2,7 +2,8 @@
 
     ingested_at ──[watermark)──── e ──── now ═══════ safety ═══════▶ e.expires_at ···▶ deleted
                                                                                   (lazily, ≤ ~48 h)
-    unarchived  events ingested since the watermark (up to now) that no lake file holds
+    unarchived  events ingested since the watermark less the clock skew (up to now), or in
+                the expiry band no expiry check has passed yet, that no lake file holds
     at risk     unarchived events whose expires_at is within `ttl_safety_hours` of now,
                 or already past it but not yet deleted (negative hours left)
 
@@ -11,8 +12,12 @@ is reported as long as TTL has not deleted it, so a sweep that runs at least onc
 `ttl_safety_hours` window fails loudly, in time to act, before any event is lost. An event that
 TTL deleted before the stream or any sweep archived it is gone from the table, and no read of
 the table can report it; the guard exists so that this never happens unannounced. Events
-ingested before the watermark are in the lake by construction (the sweep moves the watermark
-only after writing them), so the guard reads only what came after it.
+stamped before the watermark, by clocks at most EVENTLAKE_CLOCK_SKEW_SECONDS behind, are in
+the lake by construction (the sweep moves the watermark only after writing them), so the guard
+reads what came after the watermark less that skew. What a slower clock (or a watermark moved
+forward by hand) put further back is read in the expiry band (expiry.py): items ingested
+before `now + ttl_safety_hours - retention` that no expiry check has passed. So whatever the
+watermark says, an unarchived event within ttl_safety_hours of expiry is never left out.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from eventlake.codec import CodecError, RowBuilder, fast_row
 from eventlake.config import Settings
 from eventlake.errors import EventLakeError
 from eventlake.events import format_ts
+from eventlake.expiry import unchecked_band
 from eventlake.hot import TTL_ATTRIBUTE, HotStore, Item
 from eventlake.lake import Lake
 from eventlake.watermark import read_watermark, window_start
@@ -50,7 +56,8 @@ class TtlMargin:
     """How much time TTL leaves to archive what is not archived yet."""
 
     unarchived: int
-    """Events ingested since `since` that no lake file holds."""
+    """Events ingested since `since` (or in the unchecked expiry band) that no lake file
+    holds."""
     at_risk: int
     """Of those, the ones whose expires_at is within ttl_safety_hours (or already past)."""
     nearest_expiry: datetime | None
@@ -112,19 +119,23 @@ def _message(margin: TtlMargin, failure: BaseException | None) -> str:
 
 def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime | None = None,
                since: datetime | None = None) -> TtlMargin:
-    """The TTL margin of the events ingested in [since, now] that the lake does not hold.
+    """The TTL margin of the events ingested in [since, now], and in the unchecked expiry band
+    before `since`, that the lake does not hold.
 
-    `since` defaults to the watermark (with none yet, the oldest ingestion time an item in the
-    table can have). Reads the window through the index and the lakes' event_id columns of the
-    dates it touches.
+    `now` defaults to `hot.now()` (the corrected clock); `since` to the watermark less the
+    clock skew (with none yet, the oldest ingestion time an item in the table can have).
+    Reads both ranges through the index and the lake's event_id columns of the dates they
+    touch.
     """
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or hot.now()).astimezone(UTC)
     settings = hot.agree(settings)  # the retention recorded on the table sets the window
     if since is None:
         since = window_start(read_watermark(lake), now, settings)
     check = MarginCheck(lake, settings, now, since)
-    for page in hot.read_ingested_pages(since, now + timedelta(microseconds=1)):
-        check.add(page)
+    for lo, hi in (unchecked_band(lake, now, settings, since),
+                   (since, now + timedelta(microseconds=1))):
+        for page in hot.read_ingested_pages(lo, hi):
+            check.add(page)
     return check.result()
 
 

@@ -1,6 +1,7 @@
 """The archive flow: sweep what the stream path may have missed, then guard the TTL margin.
 
-    sweep  ── events ingested in [watermark, now - settle) -> lake (anti-join), watermark moves
+    sweep  ── events ingested in [watermark - skew, now - settle) -> lake (anti-join), watermark
+              moves; the expiry check archives what is about to expire and no window reached
     guard  ── unarchived events within EVENTLAKE_TTL_SAFETY_HOURS of expiry -> the run fails
 
 Scheduled every 15 minutes (prefect.yaml), one run at a time (deployment concurrency 1, and a
@@ -58,6 +59,7 @@ def _publish(report: SweepReport, note: str | None = None) -> None:
         "event_ids reused (quarantined)": report.counts.conflicts,
         "files written": len(report.counts.files),
         "watermark": report.watermark_after.isoformat(),
+        "beyond the clock skew (expiry check)": report.beyond_skew,
         "unarchived now": margin.unarchived,
         "smallest TTL margin": "n/a" if margin.hours_left is None
         else f"{margin.hours_left:.1f} h",

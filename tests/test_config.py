@@ -16,6 +16,10 @@ from eventlake.errors import ConfigError
     ("EVENTLAKE_RETENTION_DAYS", "7.5", "retention_days", 7.5),
     ("EVENTLAKE_TTL_SAFETY_HOURS", "12", "ttl_safety_hours", 12.0),
     ("EVENTLAKE_ARCHIVE_SETTLE_SECONDS", "90", "archive_settle_seconds", 90.0),
+    ("EVENTLAKE_CLOCK_SKEW_SECONDS", "300", "clock_skew_seconds", 300.0),
+    ("EVENTLAKE_CLOCK_CORRECTION", "false", "clock_correction", False),
+    ("EVENTLAKE_CLOCK_CORRECTION", "No", "clock_correction", False),
+    ("EVENTLAKE_CLOCK_CORRECTION", "1", "clock_correction", True),
     ("EVENTLAKE_INDEX_SHARDS", "16", "index_shards", 16),
     ("EVENTLAKE_PUT_CONCURRENCY", "32", "put_concurrency", 32),
     ("EVENTLAKE_MAX_ATTEMPTS", "3", "max_attempts", 3),
@@ -95,6 +99,8 @@ def test_a_numeric_override_given_as_text_is_read_like_the_variable() -> None:
     ("EVENTLAKE_TTL_SAFETY_HOURS", "-1"),
     ("EVENTLAKE_TTL_SAFETY_HOURS", "720"),
     ("EVENTLAKE_ARCHIVE_SETTLE_SECONDS", "-5"),
+    ("EVENTLAKE_CLOCK_SKEW_SECONDS", "-1"),
+    ("EVENTLAKE_CLOCK_CORRECTION", "maybe"),
     ("EVENTLAKE_INDEX_SHARDS", "0"),
     ("EVENTLAKE_INDEX_SHARDS", "101"),
     ("EVENTLAKE_INDEX_SHARDS", "8.0"),
@@ -122,6 +128,8 @@ def test_a_bad_value_raises_config_error_naming_the_variable(
     ({"put_concurrency": True}, "EVENTLAKE_PUT_CONCURRENCY"),
     ({"table": 42}, "EVENTLAKE_TABLE"),
     ({"endpoint_url": 4566}, "AWS_ENDPOINT_URL"),
+    ({"clock_correction": "sometimes"}, "EVENTLAKE_CLOCK_CORRECTION"),
+    ({"clock_correction": 1}, "EVENTLAKE_CLOCK_CORRECTION"),
 ])
 def test_a_bad_override_raises_config_error_naming_the_variable(
         override: dict[str, Any], var: str) -> None:
