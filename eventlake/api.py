@@ -8,7 +8,7 @@ stays small.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +80,9 @@ class EventLake:
         never stores a second copy. With a `deadline`, throttling retries stop in time and the
         events not stored by then are `failed` (retryable).
         """
-        now = now or datetime.now(UTC)
+        # The store's corrected clock (see Clock skew): a producer whose clock is slow must not
+        # default timestamps, or judge "too far in the future", by it.
+        now = now or self.hot.now()
         results: list[PutResult | None] = []
         valid: list[Event] = []
         positions: list[int] = []

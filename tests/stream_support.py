@@ -20,7 +20,7 @@ from eventlake.hot import HotStore
 from eventlake.lake import Lake
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-STORE = HotStore(Settings(), clients=None)  # type: ignore[arg-type]  # to_item needs no AWS
+STORE = HotStore(Settings(), clients=None, recorded={})  # type: ignore[arg-type]  # no AWS: nothing recorded
 SERVICE = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 _SEEDS: list[dict[str, Any]] = [

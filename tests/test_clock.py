@@ -129,3 +129,32 @@ def test_the_clock_hooks_ride_on_the_clients_own_calls(lake: EventLake) -> None:
 class _Response:
     def __init__(self, headers: dict[str, str]) -> None:
         self.headers = headers
+
+
+def test_put_many_judges_and_defaults_timestamps_by_the_corrected_clock(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a producer whose host clock runs 10 minutes slow (every clock of the process),
+    # once a response measured it
+    import eventlake.api
+
+    class SlowDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) - timedelta(seconds=600)
+
+    monkeypatch.setattr(eventlake.api, "datetime", SlowDatetime, raising=False)
+    store = slow_host(lake, 600)
+    producer = EventLake(lake.settings, clients=store.clients)
+    producer.__dict__["hot"] = store
+    assert store.put(event("warm-up")).ok
+    real = datetime.now(UTC)
+    # when it sends an event stamped a minute ahead of real time, and one with no timestamp
+    ahead = {"event_id": "ahead", "event_type": "order.placed",
+             "timestamp": (real + timedelta(minutes=1)).isoformat(), "event_payload": {}}
+    undated = {"event_id": "undated", "event_type": "order.placed", "event_payload": {}}
+    results = producer.put_many([ahead, undated])
+    # then the first is not "11 minutes in the future", and the second is dated by AWS's time
+    assert [r.outcome.value for r in results] == ["created", "created"]
+    item = lake.clients.dynamodb.get_item(TableName=lake.settings.table,
+                                          Key={"event_id": {"S": "undated"}})["Item"]
+    assert abs((datetime.fromisoformat(item["timestamp"]["S"]) - real).total_seconds()) < 5

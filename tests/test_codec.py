@@ -523,7 +523,7 @@ def test_real_ttl_and_kinesis_captures_decode_as_documented() -> None:
 
 # --- RowBuilder ----------------------------------------------------------------------------
 
-STORE = HotStore(Settings(), clients=None)  # type: ignore[arg-type]  # to_item needs no AWS
+STORE = HotStore(Settings(), clients=None, recorded={})  # type: ignore[arg-type]  # no AWS: nothing recorded
 
 
 def _events() -> list[Event]:
