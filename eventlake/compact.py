@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -223,7 +224,7 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
                                       small_file_bytes=small_file_bytes,
                                       target_bytes=target_bytes, now=now,
                                       min_age_seconds=min_age_seconds,
-                                      holds_copies=lambda group: _holds_copies(lake, group))
+                                      holds_copies=partial(_holds_copies, lake, dt))
             if plan is None:
                 report.skipped += 1
                 continue
@@ -245,12 +246,29 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
     return report
 
 
-def _holds_copies(lake: Lake, group: tuple[list[LakeFile], list[LakeFile]]) -> bool:
+def _holds_copies(lake: Lake, dt: str, group: tuple[list[LakeFile], list[LakeFile]]) -> bool:
     """Whether an event_id of the `inputs` is stored twice among `inputs` and `held` (reading
-    only that column): a plain `read_parquet` over the partition would count it twice."""
+    only that column): a plain `read_parquet` over the partition would count it twice.
+
+    A partition found disjoint is remembered (`_eventlake/compaction/disjoint/dt=<dt>`: the
+    files, by name, size and time), so the hourly run reads its ids again only once its files
+    change, not every hour for every closed day that kept two or three files."""
     inputs, held = group
     if not inputs or len(inputs) + len(held) < 2:
         return False
+    key = f"compaction/disjoint/dt={dt}"
+    files = "\n".join(sorted(_identity(f) for f in [*inputs, *held])).encode()
+    found = lake.read_state(key)
+    if found is not None and found[0] == files:
+        return False
+    if _shares_an_id(lake, inputs, held):
+        return True
+    with suppress(StateConflictError):  # best effort: another run remembered it meanwhile
+        lake.write_state(key, files, expected=None if found is None else found[1])
+    return False
+
+
+def _shares_an_id(lake: Lake, inputs: list[LakeFile], held: list[LakeFile]) -> bool:
     schema = _projection(["event_id"])
     tables = lake._map(lambda p: lake._read_file(p, schema), [f.path for f in inputs])
     ids = pa.concat_tables(tables)["event_id"]

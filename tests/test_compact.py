@@ -542,6 +542,30 @@ def test_a_small_file_copying_a_large_held_file_is_rewritten_without_the_copies(
     assert report.duplicates_dropped == 2
 
 
+def test_a_partition_found_disjoint_is_not_read_again_until_its_files_change(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a closed day that kept two files without copies (below min_files)
+    write_files(lake, [[1, 2], [3, 4]])
+    reads: list[str] = []
+    read_file = lake._read_file
+    monkeypatch.setattr(lake, "_read_file",
+                        lambda path, schema: reads.append(path) or read_file(path, schema))
+    # when the hourly compaction runs twice
+    first = compact(lake, min_files=4)
+    read_first = len(reads)
+    second = compact(lake, min_files=4)
+    # then the first run read the ids of both files, the second nothing, and both left it
+    assert (read_first, len(reads)) == (2, 2)
+    assert (first.skipped, second.skipped, len(names(lake))) == (1, 1, 2)
+    # when a re-delivery adds a file holding a copy of event 3
+    write_files(lake, [[3, 5]], prefix="late")
+    third = compact(lake, min_files=4)
+    # then the changed partition is looked at again, and merged with each event once
+    [file] = lake.list_files(dts=[DAY.isoformat()])
+    assert sorted(pq.read_table(file.path)["event_id"].to_pylist()) == ids(DAY, range(1, 6))
+    assert third.duplicates_dropped == 1
+
+
 def test_young_files_holding_copies_still_wait(lake: Lake) -> None:
     write_files(lake, [[1, 2], [2, 3]])
 
