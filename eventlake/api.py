@@ -82,7 +82,9 @@ class EventLake:
         """
         # The store's corrected clock (see Clock skew): a producer whose clock is slow must not
         # default timestamps, or judge "too far in the future", by it.
-        now = now or self.hot.now()
+        if now is None:
+            self.hot.table_settings()  # (also measures the clock offset, from the responses)
+            now = self.hot.now()
         results: list[PutResult | None] = []
         valid: list[Event] = []
         positions: list[int] = []

@@ -53,7 +53,7 @@ from typing import Any
 import pyarrow as pa
 
 from eventlake.antijoin import ArchiveCounts, archive_items
-from eventlake.config import Settings
+from eventlake.config import Settings, redact
 from eventlake.events import format_ts
 from eventlake.expiry import ExpiryCheck, check_expiry
 from eventlake.hot import HotStore, Item
@@ -209,7 +209,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
             report = SweepReport(since, until, counts, before.at if before else None,
                                  before.at if before else since, TtlMargin(0, 0, None, None),
                                  time.perf_counter() - started, run_id, watch.rescued,
-                                 f"{type(exc).__name__}: {exc}", expiry)
+                                 f"{type(exc).__name__}: {redact(str(exc))}", expiry)
             _guard_failed_sweep(lake, hot, settings, now, since, report, exc)
             raise
         if watch.rescued:

@@ -598,7 +598,7 @@ def _out_of_time(event: Event, position: int, attempts: int, last: BaseException
                  ) -> PutResult:
     if last is not None:
         what = (f"stopped retrying after {attempts} attempt(s) "
-                f"({error_code(last) or type(last).__name__}: {last})")
+                f"({error_code(last) or type(last).__name__}: {redact(str(last))})")
     else:
         what = "not attempted"
     return PutResult(position, event.event_id, Outcome.FAILED,

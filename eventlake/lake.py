@@ -65,7 +65,7 @@ __all__ = [
 T = TypeVar("T")
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
-_OWN_FILE = re.compile(r"(?:stream|sweep|backfill|repair|compacted)-[^/]*\.parquet")
+_OWN_FILE = re.compile(r"(?:stream|sweep|expiry|backfill|repair|compacted)-[^/]*\.parquet")
 """Names eventlake's writers give their files (stream.py, archive.py, reconcile.py, compact)."""
 _RANGES_KEPT = 10_000
 """Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""

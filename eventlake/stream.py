@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
 from eventlake.codec_columns import lambda_insert_columns
+from eventlake.config import redact
 from eventlake.lake import Lake, LakeFile, QuarantineEntry, WrittenFile
 from eventlake.schema import EVENT_SCHEMA, SORT_KEYS
 
@@ -200,7 +201,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
             report.quarantined = len(quarantine)
         except Exception as exc:
             failed_index = quarantine[0][0]
-            report.error = f"quarantine write failed: {type(exc).__name__}: {exc}"
+            report.error = redact(f"quarantine write failed: {type(exc).__name__}: {exc}")
 
     table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
     if table.num_rows:
@@ -220,7 +221,8 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
             except Exception as exc:
                 if failed_index is None or first < failed_index:
                     failed_index = first
-                    report.error = f"lake write to dt={dt} failed: {type(exc).__name__}: {exc}"
+                    report.error = redact(f"lake write to dt={dt} failed: "
+                                          f"{type(exc).__name__}: {exc}")
                 continue
             report.already_archived += skipped
             report.archived += part.num_rows - skipped
@@ -310,7 +312,8 @@ def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
         stream-x...            named by content, no range: not read
         sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
                                [min, max] `ingested_at` (the sweep archived them first)
-        anything else          compacted, backfill, ...: the footer's `ingested_at` range
+        backfill-...           always read (its `ingested_at` may be the scan's time)
+        anything else          compacted, expiry, repair: the footer's `ingested_at` range
                                meets the batch's; a file without that statistic is read
 
     Only the event_id column of those files is read. The usual batch, on a partition of
@@ -338,7 +341,12 @@ def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
 
 def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
     """Whether file `f` may hold events ingested in [low, high] (see the caller)."""
-    match = _SWEEP_NAME.match(f.path.rsplit("/", 1)[-1])
+    base = f.path.rsplit("/", 1)[-1]
+    if base.startswith("backfill-"):
+        # A backfill stamps other producers' items (no `ingested_at`) with its scan time, the
+        # stream with the record's creation time: their ranges need not meet. Always read.
+        return True
+    match = _SWEEP_NAME.match(base)
     if match:
         since, until = (datetime.strptime(g, _SWEEP_TIME).replace(tzinfo=UTC)
                         for g in match.groups())

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.codec import CodecError, RowBuilder, fast_row
-from eventlake.config import Settings
+from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError
 from eventlake.events import format_ts
 from eventlake.expiry import unchecked_band
@@ -108,7 +108,8 @@ def _message(margin: TtlMargin, failure: BaseException | None) -> str:
             "TTL deletes it (usually within 48 h)")
     if margin.nearest_expiry is not None:
         when += f" (expires_at {format_ts(margin.nearest_expiry)})"
-    cause = (f"The sweep failed ({type(failure).__name__}: {failure}): fix that and run it "
+    cause = (f"The sweep failed ({type(failure).__name__}: {redact(str(failure))}): fix that "
+             "and run it "
              "again" if failure is not None else
              "Run the sweep again (`eventlake archive`), and check the stream archiver "
              "and the sweep's schedule: a healthy pipeline archives events long before this")

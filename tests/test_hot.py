@@ -773,3 +773,19 @@ def test_a_connection_failure_message_hides_the_endpoint_password(
     assert result.outcome is Outcome.FAILED and result.retryable
     assert "secret" not in (result.message or "")
     assert "http://***@127.0.0.1:1/" in (result.message or "")
+
+
+def test_a_put_that_stops_for_the_deadline_hides_the_endpoint_password(
+        monkeypatch: pytest.MonkeyPatch, lake: EventLake) -> None:
+    # given an endpoint with a password that cannot be reached, and a deadline that leaves time
+    # for one attempt only (the ingest handler always passes one; its messages reach HTTP callers)
+    error = EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
+    inject(monkeypatch, lake, "put_item", error, None)
+    store = HotStore(lake.settings.with_(max_attempts=5), lake.clients, sleep=lambda _: None)
+
+    result = store.put(event("o-4"), deadline=Deadline(lambda: 0.001))
+
+    assert result.outcome is Outcome.FAILED and result.retryable
+    assert "stopped retrying" in (result.message or "")
+    assert "secret" not in (result.message or "")
+    assert "http://***@127.0.0.1:1/" in (result.message or "")

@@ -806,3 +806,33 @@ def test_files_compacted_away_under_the_overlap_check_are_looked_for_again(
 
     # then the check listed again, found the merged file, and wrote no copy
     assert sorted(r["event_id"] for r in raw_rows(lake)) == sorted(ARCHIVED_IN_BATCH)
+
+
+def test_a_batch_of_another_producers_items_a_backfill_archived_first_adds_no_copies(
+        lake: Lake) -> None:
+    # given another producer's items (payload as a map, no `ingested_at`), archived by a backfill,
+    # which stamps them with its scan time (a day after the stream records' creation time)
+    from eventlake.antijoin import archive_items
+
+    items = [{"event_id": {"S": f"legacy-{i}"}, "event_type": {"S": "legacy.saved"},
+              "timestamp": {"S": "2024-05-01T10:00:00Z"},
+              "event_payload": {"M": {"n": {"N": str(i)}}}} for i in range(6)]
+    archive_items(lake, items, name="backfill-000of001",
+                  fallback_ingested_at=datetime(2024, 5, 2, 9, 0, tzinfo=UTC), source="backfill")
+    before = file_names(lake)
+
+    # when the stream delivers the same INSERTs (a replayed shard, a lagging consumer)
+    records = [{"eventID": f"{i:032x}", "eventName": "INSERT", "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+                "dynamodb": {"ApproximateCreationDateTime": 1714557600 + i,
+                             "Keys": {"event_id": item["event_id"]}, "NewImage": item,
+                             "SequenceNumber": str(10**20 + i), "SizeBytes": 100,
+                             "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+               for i, item in enumerate(items)]
+    report = archive_event(lake, {"Records": records})
+
+    # then nothing is written twice: a plain scan of the files counts each event once
+    assert (report.archived, report.already_archived) == (0, 6)
+    assert file_names(lake) == before
+    assert sorted(r["event_id"] for r in raw_rows(lake)) == [f"legacy-{i}" for i in range(6)]

@@ -171,3 +171,14 @@ def test_an_event_ttl_deleted_before_anything_archived_it_is_beyond_any_guard(
     report = world.sweep(NOW)
     assert report.counts.read == 0 and report.ttl.at_risk == 0
     assert world.stored_rows() == Counter()
+
+
+def test_the_guards_message_hides_the_endpoint_password_of_the_failure() -> None:
+    from eventlake.ttlguard import TtlGuardError, TtlMargin
+
+    margin = TtlMargin(1, 1, None, -1.0, at_risk_ids=["o-1"], safety_hours=24)
+    failure = ConnectionError('Could not connect to "http://admin:hunter2@db.internal:8000/"')
+
+    message = str(TtlGuardError(margin, failure=failure))
+
+    assert "hunter2" not in message and "http://***@db.internal:8000/" in message
