@@ -64,7 +64,9 @@ class EventLake:
             changes += ensure_bucket(self.clients, self.settings.lake_uri)
         if self.cold.create_marker(table=self.settings.table):
             changes.append(f"created lake `{self.cold.root}` (_eventlake/lake.json)")
-        return changes
+        from eventlake.shardrecord import remember_shards
+
+        return changes + remember_shards(self.cold, self.hot)
 
     def put(self, event: Any) -> PutResult:
         """Validate and store one event (any accepted shape); see `Outcome` for the results."""

@@ -59,6 +59,7 @@ from eventlake.expiry import ExpiryCheck, check_expiry
 from eventlake.hot import HotStore, Item
 from eventlake.lake import Lake
 from eventlake.lease import LeaseLostError, SweepLockedError, acquire_lease
+from eventlake.shardrecord import remember_shards
 from eventlake.ttlguard import TtlGuardError, TtlMargin, expires_at, ttl_margin
 from eventlake.watermark import (
     Watermark,
@@ -174,6 +175,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads.
     lake.require_exists()
     hot.require_table()
+    remember_shards(lake, hot)  # a lowered shard count must not hide the old shards' events
     with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
         before = read_watermark(lake)
         # Read after the lease and the watermark: on an S3 lake their responses have measured

@@ -59,7 +59,8 @@ class Settings:
     index_shards: int = field(default=8, metadata=_env("EVENTLAKE_INDEX_SHARDS"))
     """Write shards per day of the ingestion-time index; readers query all of them. Recorded on
     the table by `eventlake init`; a process that does not set it uses the table's, one set to
-    another value refuses to run (tablesettings.py)."""
+    another value refuses to run (tablesettings.py). Readers also query the shards of the
+    largest count the lake has seen in force (shardrecord.py), so lowering it hides nothing."""
 
     put_concurrency: int = field(default=16, metadata=_env("EVENTLAKE_PUT_CONCURRENCY"))
     """Parallel conditional writes in `put_many` (and the HTTP pool size)."""

@@ -33,6 +33,7 @@ from eventlake.config import Settings
 from eventlake.events import format_ts
 from eventlake.hot import HotStore, Item
 from eventlake.lake import Lake
+from eventlake.shardrecord import read_recorded_shards
 from eventlake.watermark import (
     EXPIRY_CHECK_KEY,
     TTL_LATENESS,
@@ -99,6 +100,7 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     `window_since` is where this sweep's window starts (the band stops there); `renew` is
     called between pages (the sweep's lease). A failure leaves the checkpoint where it was.
     """
+    read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     checkpoint = read_watermark(lake, EXPIRY_CHECK_KEY)
     start = _band_start(checkpoint, now, settings)
     end = band_end(now, settings)

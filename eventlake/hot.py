@@ -15,7 +15,9 @@ at 10 x `index_shards`.
 
 The shard count and the retention are the table's, not the process's (tablesettings.py):
 recorded as tags by `provision`, read once per store, and used by every write and read
-(`table_settings`); a process set to other values refuses with ConfigError.
+(`table_settings`); a process set to other values refuses with ConfigError. Readers that have
+the lake also query the shards of the largest count it has seen in force (`read_at_least`,
+shardrecord.py), so lowering the count on a live table hides no event.
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ class HotStore:
         self._clock = clock
         self._recorded: dict[str, str] | None = recorded
         self._agreed: Settings | None = None
+        self._read_floor: int | None = None
         self._lock = threading.Lock()
 
     @property
@@ -499,13 +502,34 @@ class HotStore:
         for page in self.read_ingested_pages(since, until):
             yield from page
 
+    @property
+    def read_floor(self) -> int | None:
+        """The fewest index shards a window read queries, as set by `read_at_least`; None
+        until lake-aware code (shardrecord.py) has set it."""
+        return self._read_floor
+
+    def read_at_least(self, shards: int) -> bool:
+        """Make window reads query at least `shards` shards per day, never fewer than before:
+        readers that have the lake set the largest count it has seen in force, so a lowered
+        count hides no event written with the old one. True when this raised the floor."""
+        with self._lock:
+            if self._read_floor is not None and self._read_floor >= shards:
+                return False
+            self._read_floor = shards
+            return True
+
+    def shards_to_read(self) -> int:
+        """Index shards a window read queries per day: the table's count, or the floor when
+        larger (a writer with fewer shards writes a subset of them)."""
+        return max(self.table_settings().index_shards, self._read_floor or 0)
+
     def read_ingested_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
         if since.tzinfo is None or until.tzinfo is None:
             raise ValueError("read_ingested needs timezone-aware datetimes (UTC)")
         if until <= since:
             return
         lo, hi = format_ts(since), format_ts(until)
-        shards = self.table_settings().index_shards
+        shards = self.shards_to_read()
         day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         keys: list[str] = []
         while day < until:

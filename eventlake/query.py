@@ -73,6 +73,7 @@ from eventlake.distinct import KEY_COLUMNS, first_copies
 from eventlake.errors import ConfigError, TransientError
 from eventlake.lake import VANISH_ATTEMPTS, Lake, LakeFile, _vanish_backoff
 from eventlake.schema import EVENT_SCHEMA, EVENTS_DIR, PARTITION, UTC_MICROS
+from eventlake.shardrecord import read_recorded_shards
 from eventlake.watermark import read_watermark, window_start
 
 if TYPE_CHECKING:
@@ -222,6 +223,7 @@ def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = N
         return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
     watermark = read_watermark(lake.cold)
     files = _list_existing(lake.cold)
+    read_recorded_shards(lake.cold, lake.hot)  # every shard the lake has seen in force
     since = window_start(watermark, now, lake.hot.table_settings())
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until)

@@ -40,6 +40,7 @@ from eventlake.codec import CodecError, RowBuilder, fast_row
 from eventlake.config import Settings
 from eventlake.hot import HotStore, Item
 from eventlake.lake import Lake
+from eventlake.shardrecord import read_recorded_shards
 from eventlake.watermark import read_watermark
 
 __all__ = ["MAX_IDS", "DayReconciliation", "ReconcileReport", "reconcile"]
@@ -159,6 +160,7 @@ def reconcile(lake: Lake, hot: HotStore, settings: Settings, *, start: date, end
     # A check that finds nothing to check (no table, no lake: misconfigured) must not pass.
     hot.require_table()
     lake.require_exists()
+    read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     began = time.monotonic()
     now = now or datetime.now(UTC)
     watermark = read_watermark(lake)

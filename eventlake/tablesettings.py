@@ -13,8 +13,10 @@ Lambda reads no S3). Every process reads them once, on its first use of the hot 
     recorded, set to another value        -> ConfigError naming both (the process refuses)
     not recorded (table older than this)  -> the process's own value, and a WARNING to run init
 
-Changing a recorded value on a live table is not supported: events already written carry the
-old shard numbers and expiry times.
+Changing the retention on a live table is not supported: events already written carry the
+old expiry times. The shard count may change: raising it is safe (readers query the larger
+range), and lowering it hides nothing, because the lake remembers the largest count in force
+and readers that have the lake query that many shards (shardrecord.py).
 """
 
 from __future__ import annotations

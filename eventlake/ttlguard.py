@@ -39,6 +39,7 @@ from eventlake.events import format_ts
 from eventlake.expiry import unchecked_band
 from eventlake.hot import TTL_ATTRIBUTE, HotStore, Item
 from eventlake.lake import Lake
+from eventlake.shardrecord import read_recorded_shards
 from eventlake.watermark import read_watermark, window_start
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime |
     """
     now = (now or hot.now()).astimezone(UTC)
     settings = hot.agree(settings)  # the retention recorded on the table sets the window
+    read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     if since is None:
         since = window_start(read_watermark(lake), now, settings)
     check = MarginCheck(lake, settings, now, since)
