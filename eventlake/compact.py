@@ -2,9 +2,10 @@
 
     1. plan     inputs = every file of the partition when together they fit in one
                 `target_bytes` file (the partition becomes one file), else only its small files
-                (the large ones, earlier outputs, stay as they are); a partition below
-                `min_files` is taken anyway when its files share an event_id (their event_id
-                columns are read), so a plain scan of the lake counts each event once
+                (the large ones, earlier outputs, stay as they are) and the large files that
+                share an event_id with another large file; a partition below `min_files` is
+                taken anyway when its files share an event_id (their event_id columns are
+                read), so a plain scan of the lake counts each event once
     2. choose   one copy per event_id (`distinct.first_copies`: the earliest `ingested_at`);
                 a dropped copy whose `content_hash` differs (an event_id reused) goes to the
                 quarantine, rule `event.id_reused`, before anything is written or deleted
@@ -53,6 +54,8 @@ from eventlake.compactplan import (
     DEFAULT_MIN_FILES,
     DEFAULT_SMALL_FILE_BYTES,
     DEFAULT_TARGET_BYTES,
+    NO_COPIES,
+    Copies,
     Plan,
     base_name,
     is_output,
@@ -216,15 +219,18 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
     for f in lake.list_files(start, end):
         by_dt[f.dt].append(f)
     for dt, files in sorted(by_dt.items()):
-        left = _finish_interrupted(lake, dt, files)
+        record = _read_record(lake, dt, files)
+        left = _finish_interrupted(lake, dt, files, record)
         report.leftovers_removed += len(left)
+        files = [f for f in files if f not in left]
         try:
             with _raced_on_vanish():
-                plan = plan_partition([f for f in files if f not in left], min_files=min_files,
+                plan = plan_partition(files, min_files=min_files,
                                       small_file_bytes=small_file_bytes,
                                       target_bytes=target_bytes, now=now,
                                       min_age_seconds=min_age_seconds,
-                                      holds_copies=partial(_holds_copies, lake, dt))
+                                      holds_copies=partial(_find_copies, lake, dt),
+                                      recorded=_recorded_inputs(record, files))
             if plan is None:
                 report.skipped += 1
                 continue
@@ -246,39 +252,46 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
     return report
 
 
-def _holds_copies(lake: Lake, dt: str, group: tuple[list[LakeFile], list[LakeFile]]) -> bool:
-    """Whether an event_id of the `inputs` is stored twice among `inputs` and `held` (reading
-    only that column): a plain `read_parquet` over the partition would count it twice.
+def _find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFile]) -> Copies:
+    """Whether an event_id is stored twice among `inputs` and `held` (reading only that
+    column: a plain `read_parquet` over the partition would count it twice), and which held
+    files store one another held file stores. Holds the ids of these files in memory at once,
+    as a partition split into several outputs holds its key columns.
 
-    A partition found disjoint is remembered (`_eventlake/compaction/disjoint/dt=<dt>`: the
-    files, by name, size and time), so the hourly run reads its ids again only once its files
-    change, not every hour for every closed day that kept two or three files."""
-    inputs, held = group
-    if not inputs or len(inputs) + len(held) < 2:
-        return False
+    Files found disjoint are remembered (`_eventlake/compaction/disjoint/dt=<dt>`: the files,
+    by name, size and time), so the hourly run reads their ids again only once they change, not
+    every hour for every closed day that kept two or three files, nor for the large files of a
+    busy day: files among those remembered are disjoint too."""
+    files = [*inputs, *held]
+    if len(files) < 2:
+        return NO_COPIES
     key = f"compaction/disjoint/dt={dt}"
-    files = "\n".join(sorted(_identity(f) for f in [*inputs, *held])).encode()
+    names = {_identity(f) for f in files}
     found = lake.read_state(key)
-    if found is not None and found[0] == files:
-        return False
-    if _shares_an_id(lake, inputs, held):
-        return True
-    with suppress(StateConflictError):  # best effort: another run remembered it meanwhile
-        lake.write_state(key, files, expected=None if found is None else found[1])
-    return False
-
-
-def _shares_an_id(lake: Lake, inputs: list[LakeFile], held: list[LakeFile]) -> bool:
+    if found is not None and names <= set(found[0].decode().split("\n")):
+        return NO_COPIES
     schema = _projection(["event_id"])
-    tables = lake._map(lambda p: lake._read_file(p, schema), [f.path for f in inputs])
+    tables = lake._map(lambda p: lake._read_file(p, schema), [f.path for f in files])
     ids = pa.concat_tables(tables)["event_id"]
     if pc.count_distinct(ids).as_py() < len(ids):
-        return True
-    for f in held:
-        stored = lake._read_file(f.path, schema)["event_id"]
-        if pc.any(pc.is_in(stored, value_set=ids.combine_chunks())).as_py():
-            return True
-    return False
+        return Copies(True, _storing_twice(held, tables[len(inputs):]))
+    with suppress(StateConflictError):  # best effort: another run remembered it meanwhile
+        lake.write_state(key, "\n".join(sorted(names)).encode(),
+                         expected=None if found is None else found[1])
+    return NO_COPIES
+
+
+def _storing_twice(files: list[LakeFile], tables: list[pa.Table]) -> tuple[LakeFile, ...]:
+    """The `files` (whose event_id columns are `tables`) storing an event_id that one of them
+    stores too."""
+    if not files:
+        return ()
+    counts = pc.value_counts(pa.concat_tables(tables)["event_id"])
+    twice = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if not len(twice):
+        return ()
+    return tuple(f for f, t in zip(files, tables, strict=True)
+                 if pc.any(pc.is_in(t["event_id"], value_set=twice)).as_py())
 
 
 class _RacedError(Exception):
@@ -448,20 +461,32 @@ def _write_record(lake: Lake, dt: str, inputs: list[LakeFile], outputs: list[str
     _log.warning("could not record the compaction of dt=%s (concurrent runs?)", dt)
 
 
-def _finish_interrupted(lake: Lake, dt: str, files: list[LakeFile]) -> list[LakeFile]:
-    """Delete the inputs of the partition's last compaction if all its outputs exist (it was
-    interrupted while deleting); returns the files deleted."""
+_Record = tuple[set[str], set[str]]
+"""A compaction record: its inputs (by `_identity`) and its outputs (by name)."""
+
+
+def _read_record(lake: Lake, dt: str, files: list[LakeFile]) -> _Record | None:
+    """The partition's last compaction record, when an output of one is among `files`."""
     if len(files) < 2 or not any(is_output(f) for f in files):
-        return []
+        return None
     found = lake.read_state(_record_key(dt))
     if found is None:
-        return []
+        return None
     try:
         record = json.loads(found[0])
-        inputs, outputs = set(record["inputs"]), set(record["outputs"])
+        return set(record["inputs"]), set(record["outputs"])
     except (ValueError, KeyError, TypeError) as exc:
         _log.warning("ignoring unreadable compaction record of dt=%s: %s", dt, exc)
+        return None
+
+
+def _finish_interrupted(lake: Lake, dt: str, files: list[LakeFile], record: _Record | None
+                        ) -> list[LakeFile]:
+    """Delete the inputs of the partition's last compaction if all its outputs exist (it was
+    interrupted while deleting); returns the files deleted."""
+    if record is None:
         return []
+    inputs, outputs = record
     present = {base_name(f.path): f for f in files}
     if not outputs or not outputs <= present.keys():
         return []
@@ -471,6 +496,15 @@ def _finish_interrupted(lake: Lake, dt: str, files: list[LakeFile]) -> list[Lake
         lake.delete([f.path for f in left])
         _log.info("dt=%s: deleted %d input(s) of an interrupted compaction", dt, len(left))
     return left
+
+
+def _recorded_inputs(record: _Record | None, files: list[LakeFile]) -> list[LakeFile]:
+    """The inputs of the partition's last compaction when every one is still there (the very
+    files): it was interrupted while writing, and its plan may have taken held files too."""
+    if record is None:
+        return []
+    named = [f for f in files if _identity(f) in record[0]]
+    return named if len(named) == len(record[0]) else []
 
 
 # -- housekeeping ------------------------------------------------------------------------------

@@ -3,12 +3,16 @@
     fits        all files together <= target_bytes   -> every file is an input: one output
     too big     otherwise                            -> only the small files are inputs; the
                                                         large ones (earlier outputs) are held
+    copies      held files storing an event_id       -> inputs too (a backfill racing a sweep);
+                another held file stores                held files sharing ids only with
+                                                        inputs stay: the inputs drop their copies
     outputs     `compacted-<digest>-<k>-of-<n>.parquet`, digest = sha256 of the sorted input
                 names, n = ceil(input bytes / target_bytes), inputs split into n runs of
                 about equal bytes
 
 Because a name says which inputs it came from, a run interrupted while writing is recognised
-by the next one: outputs whose digest is that of exactly the other files.
+by the next one: outputs whose digest is that of exactly the other small files, or of the
+inputs the partition's compaction record names (a plan that took held files too).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ __all__ = [
     "DEFAULT_MIN_FILES",
     "DEFAULT_SMALL_FILE_BYTES",
     "DEFAULT_TARGET_BYTES",
+    "NO_COPIES",
+    "Copies",
     "Plan",
     "base_name",
     "is_output",
@@ -53,6 +59,19 @@ def needs_compaction(files: Sequence[LakeFile], *, min_files: int, small_file_by
     """
     inputs, _ = _select(files, small_file_bytes, target_bytes)
     return len(inputs) >= max(2, min_files) and any(f.size < small_file_bytes for f in inputs)
+
+
+@dataclass(frozen=True)
+class Copies:
+    """Whether a partition's files store an event_id twice, and where."""
+
+    found: bool
+    """Some event_id is stored twice among the files asked about."""
+    held: tuple[LakeFile, ...]
+    """The held files storing an event_id another held file stores: they are merged too."""
+
+
+NO_COPIES = Copies(False, ())
 
 
 @dataclass(frozen=True)
@@ -86,14 +105,17 @@ class Plan:
 
 def plan_partition(files: list[LakeFile], *, min_files: int, small_file_bytes: int,
                    target_bytes: int, now: datetime, min_age_seconds: float,
-                   holds_copies: Callable[[tuple[list[LakeFile], list[LakeFile]]], bool]
-                   | None = None) -> Plan | None:
+                   holds_copies: Callable[[list[LakeFile], list[LakeFile]], Copies]
+                   | None = None, recorded: Sequence[LakeFile] = ()) -> Plan | None:
     """The plan for one partition's files, or None when it needs no compaction. Files younger
-    than `min_age_seconds` at `now` are left out; an interrupted plan is taken up again.
+    than `min_age_seconds` at `now` are left out; an interrupted plan is taken up again
+    (`recorded`: the inputs the partition's compaction record names, all still there).
 
-    `holds_copies((inputs, held))` is asked only of a partition the thresholds would skip:
-    when its files store an event twice it is merged anyway, whatever its file count, so that
-    a plain scan of the lake counts each event once."""
+    `holds_copies(inputs, held)` says where the files store an event twice. It is asked of a
+    partition the thresholds would skip (all its files): one holding copies is merged anyway,
+    whatever its file count, so that a plain scan of the lake counts each event once. And it is
+    asked of the held files of one they take (`inputs` empty): held files storing an event
+    another held file stores are merged too; the others are never rewritten."""
     eligible = [f for f in files if _old_enough(f, now, min_age_seconds)]
     earlier: dict[str, list[LakeFile]] = defaultdict(list)
     for f in files:
@@ -101,14 +123,22 @@ def plan_partition(files: list[LakeFile], *, min_files: int, small_file_bytes: i
         if match:
             earlier[match.group(1)].append(f)
     for digest, outputs in earlier.items():  # outputs named from exactly the other files?
-        inputs, held = _select([f for f in eligible if f not in outputs], small_file_bytes,
-                               target_bytes)
+        rest = [f for f in eligible if f not in outputs]
+        inputs, held = _select(rest, small_file_bytes, target_bytes)
         if inputs and _digest(inputs) == digest:
             return Plan(inputs, held, digest, outputs)
+        if recorded and _digest(recorded) == digest and all(f in rest for f in recorded):
+            return Plan(list(recorded), [f for f in rest if f not in recorded], digest, outputs)
     inputs, held = _select(eligible, small_file_bytes, target_bytes)
-    if not needs_compaction(eligible, min_files=min_files, small_file_bytes=small_file_bytes,
-                            target_bytes=target_bytes) and (
-            holds_copies is None or not inputs or not holds_copies((inputs, held))):
+    take = needs_compaction(eligible, min_files=min_files, small_file_bytes=small_file_bytes,
+                            target_bytes=target_bytes)
+    if holds_copies is not None and (len(held) > 1 or not take):
+        copies = holds_copies([] if take else inputs, held)
+        take = take or copies.found
+        if copies.held:
+            inputs = [f for f in eligible if f in inputs or f in copies.held]
+            held = [f for f in held if f not in copies.held]
+    if not take or not inputs:
         return None
     return Plan(inputs, held, _digest(inputs), [])
 

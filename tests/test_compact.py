@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -572,6 +573,204 @@ def test_young_files_holding_copies_still_wait(lake: Lake) -> None:
     report = compact(lake, min_files=4, min_age_seconds=60)
 
     assert (report.partitions, report.skipped, len(names(lake))) == ([], 1, 2)
+
+
+# -- large files holding copies of each other (issue 8, item 5) --------------------------------
+
+def plain_count(lake: Lake) -> int:
+    """count(*) over every file, as an engine that knows nothing of eventlake counts."""
+    return int(duckdb.sql(f"select count(*) from read_parquet('{lake.events_glob}')")
+               .fetchall()[0][0])
+
+
+def test_two_large_files_holding_the_same_events_are_merged_whatever_the_file_count(
+        lake: Lake) -> None:
+    # given a partition too big for one target whose only two files are large and hold the
+    # same 300 events (a backfill racing a sweep)
+    write_files(lake, [list(range(300))], prefix="sweep")
+    write_files(lake, [list(range(300))], prefix="backfill")
+    size = min(f.size for f in lake.list_files())
+    assert plain_count(lake) == 600
+
+    # when the scheduled compaction runs (min_files=4), thresholds scaled to the data
+    report = compact(lake, min_files=4, small_file_bytes=size // 2, target_bytes=size + 1)
+
+    # then the partition is merged and a plain scan counts each event once
+    assert ([p.dt for p in report.partitions], report.skipped) == (["2024-03-10"], 0)
+    assert (report.files_in, report.duplicates_dropped, report.quarantined) == (2, 300, 0)
+    assert plain_count(lake) == 300
+    assert sorted(read_distinct(lake)["event_id"].to_pylist()) == ids(DAY, range(300))
+
+
+def test_a_small_copy_of_a_large_file_rewrites_neither_large_file(lake: Lake) -> None:
+    # given two large disjoint files and one small file re-delivering an event of the first
+    write_files(lake, [list(range(0, 200)), list(range(200, 400))], prefix="large")
+    large = {f.path: f.modified for f in lake.list_files()}
+    write_files(lake, [[5, 500]], prefix="stream")
+    sizes = [f.size for f in lake.list_files()]
+
+    report = compact(lake, min_files=4, small_file_bytes=min(sizes) + 1,
+                     target_bytes=sum(sizes) - 1)
+
+    # then only the small file is rewritten, and each event is stored once
+    files = lake.list_files()
+    assert {f.path: f.modified for f in files if f.path in large} == large
+    assert (report.files_in, report.duplicates_dropped) == (1, 1)
+    assert plain_count(lake) == 401
+    assert sorted(read_distinct(lake)["event_id"].to_pylist()) == ids(DAY, [*range(400), 500])
+
+
+def test_only_the_large_files_sharing_events_are_merged_with_the_small_ones(lake: Lake) -> None:
+    # given three large files, the first two sharing events 150..199 (a large sweep file
+    # racing a compacted output), and four small files, one copying an event of the third
+    write_files(lake, [list(range(0, 200)), list(range(150, 350)), list(range(400, 600))],
+                prefix="large")
+    [first, second, third] = sorted(lake.list_files(), key=lambda f: f.path)
+    write_files(lake, [[450, 700], [701], [702], [703]], prefix="stream")
+    sizes = [f.size for f in lake.list_files()]
+
+    report = compact(lake, min_files=4, small_file_bytes=min(f.size for f in
+                                                             (first, second, third)) - 1,
+                     target_bytes=sum(sizes) - 1)
+
+    # then the third large file is untouched; the first two are merged with the small files
+    [part] = report.partitions
+    assert (part.inputs, part.duplicates_dropped, part.quarantined) == (6, 51, 0)
+    files = lake.list_files()
+    assert third in files and third.modified == files[files.index(third)].modified
+    assert first not in files and second not in files
+    assert plain_count(lake) == 554
+    assert sorted(read_distinct(lake)["event_id"].to_pylist()) == ids(
+        DAY, [*range(350), *range(400, 600), 700, 701, 702, 703])
+
+
+def test_a_differing_copy_between_two_large_files_is_quarantined(lake: Lake) -> None:
+    # given two large files sharing events, one of them under the same id with new content
+    write_files(lake, [list(range(100))], prefix="sweep")
+    reused = event(7, ingested_at=INGESTED + timedelta(days=1), content_hash="hash-reused")
+    lake.write_partition(DAY.isoformat(), table([reused, *(event(n) for n in range(8, 100))]),
+                         "backfill")
+    size = min(f.size for f in lake.list_files())
+
+    report = compact(lake, min_files=4, small_file_bytes=size // 2, target_bytes=size + 1)
+
+    # then the copy ingested first is kept and the other is in the quarantine
+    [entry] = lake.read_quarantine()
+    assert entry.record["content_hash"] == "hash-reused" and "`hash-7`" in entry.reason
+    assert (report.quarantined, report.conflicts) == (1, [event(7)["event_id"]])
+    assert plain_count(lake) == 100
+
+
+def test_large_files_found_disjoint_are_not_read_again_until_they_change(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a big partition of two large disjoint files, busy with small ones
+    write_files(lake, [list(range(0, 400)), list(range(400, 800))], prefix="large")
+    large = [f.path for f in lake.list_files()]
+    small = min(f.size for f in lake.list_files()) // 2
+    id_reads: list[str] = []
+    read_file = lake._read_file
+
+    def counting(path: str, schema: pa.Schema) -> pa.Table:
+        if schema.names == ["event_id"]:
+            id_reads.append(path)
+        return read_file(path, schema)
+
+    monkeypatch.setattr(lake, "_read_file", counting)
+
+    # when the hourly compaction merges new small files twice
+    for round_ in range(2):
+        write_files(lake, [[900 + round_ * 10 + i] for i in range(4)], prefix=f"s{round_}")
+        report = compact(lake, min_files=4, small_file_bytes=small, target_bytes=small * 4)
+        assert report.files_in >= 4
+
+    # then the large files' ids were read for copies once, not every run
+    assert sorted(p for p in id_reads if p in large) == sorted(large)
+    assert plain_count(lake) == 808
+
+
+def test_a_young_large_file_holding_copies_waits_until_it_settles(lake: Lake) -> None:
+    # given a settled large file, and a fresh one holding the same events
+    [settled] = write_files(lake, [list(range(300))], prefix="sweep")
+    write_files(lake, [list(range(300))], prefix="backfill")
+    os.utime(settled, (time.time() - 600, time.time() - 600))
+    size = min(f.size for f in lake.list_files())
+    thresholds: dict[str, Any] = {"min_files": 4, "small_file_bytes": size // 2,
+                                  "target_bytes": size + 1, "min_age_seconds": 60}
+
+    # when compacted while the fresh file is young, then once it has settled
+    young = compact(lake, **thresholds)
+    settled_report = compact(lake, **thresholds, now=datetime.now(UTC) + timedelta(minutes=5))
+
+    # then the first run leaves both, the second merges them
+    assert (young.partitions, young.skipped) == ([], 1)
+    assert settled_report.files_in == 2
+    assert plain_count(lake) == 300
+
+
+def test_a_crash_while_deleting_merged_large_files_is_finished_by_the_next_run(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given two large files holding the same events, merged until a crash while deleting
+    write_files(lake, [list(range(300))], prefix="sweep")
+    write_files(lake, [list(range(300))], prefix="backfill")
+    size = min(f.size for f in lake.list_files())
+    thresholds: dict[str, Any] = {"min_files": 4, "small_file_bytes": size // 2,
+                                  "target_bytes": size + 1}
+    real_delete = lake.delete
+
+    def delete_one_then_crash(paths: Any) -> None:
+        real_delete(list(paths)[:1])
+        raise OSError("killed while deleting")
+
+    monkeypatch.setattr(lake, "delete", delete_one_then_crash)
+    with pytest.raises(OSError, match="killed"):
+        compact(lake, **thresholds)
+    monkeypatch.undo()
+    assert len(lake.list_files()) == 2  # the output, and one input it replaces
+
+    # when the next scheduled run comes
+    report = compact(lake, **thresholds)
+
+    # then it deletes the input left over, and a plain scan counts each event once
+    assert (report.leftovers_removed, report.partitions) == (1, [])
+    [file] = lake.list_files()
+    assert "compacted-" in file.path
+    assert plain_count(lake) == 300
+
+
+def test_a_crash_while_writing_merged_large_files_is_redone_with_the_same_names(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given two large files sharing half their events, merged into two outputs
+    write_files(lake, [list(range(0, 300))], prefix="sweep")
+    write_files(lake, [list(range(150, 450))], prefix="backfill")
+    sizes = [f.size for f in lake.list_files()]
+    thresholds: dict[str, Any] = {"min_files": 4, "small_file_bytes": min(sizes) // 2,
+                                  "target_bytes": sum(sizes) // 2 + 1}
+    real_write = lake.write_partition
+    written: list[str] = []
+
+    def write_one_then_crash(*args: Any, **kwargs: Any) -> Any:
+        if written:
+            raise OSError("killed while writing")
+        result = real_write(*args, **kwargs)
+        written.append(result.path)
+        return result
+
+    monkeypatch.setattr(lake, "write_partition", write_one_then_crash)
+    with pytest.raises(OSError, match="killed"):
+        compact(lake, **thresholds)
+    monkeypatch.undo()
+    assert len(lake.list_files()) == 3  # both inputs, and the first output
+
+    # when the next scheduled run comes
+    report = compact(lake, **thresholds)
+
+    # then it recognises the interrupted plan: the same inputs, the same output names
+    [part] = report.partitions
+    assert (part.inputs, len(part.outputs)) == (2, 2)
+    assert written[0] in [w.path for w in part.outputs]
+    assert sorted(f.path for f in lake.list_files()) == sorted(w.path for w in part.outputs)
+    assert plain_count(lake) == 450
+    assert sorted(read_distinct(lake)["event_id"].to_pylist()) == ids(DAY, range(450))
 
 
 # -- an event_id reused with new content (issue 8, item 6) -------------------------------------
