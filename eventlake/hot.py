@@ -53,6 +53,9 @@ from eventlake.tablesettings import (
 )
 
 INDEX_NAME = "by_ingested_at"
+RECHECK_SECONDS = 60.0
+"""How long a read of the table's tags that found settings missing is trusted before it is read
+again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
 TABLE_MISSING = "table.missing"
 """The `rule` of a write refused because the table does not exist (PutResult, FAILED)."""
 TTL_ATTRIBUTE = "expires_at"
@@ -148,6 +151,9 @@ class HotStore:
         self._sleep = sleep
         self._clock = clock
         self._recorded: dict[str, str] | None = recorded
+        self._recheck_at: float | None = None
+        """When an incomplete record (tags missing) is read again (monotonic seconds)."""
+        self._warned = False
         self._agreed: Settings | None = None
         self._read_floor: int | None = None
         self._lock = threading.Lock()
@@ -168,7 +174,8 @@ class HotStore:
             if recorded is None:  # no table yet: its own error comes with the first request
                 return self.settings
             agreed = adopt(self.settings, recorded, self.table)
-            self._agreed = agreed
+            if self._recheck_at is None:  # complete: kept for the life of the store
+                self._agreed = agreed
         return agreed
 
     def agree(self, settings: Settings) -> Settings:
@@ -179,12 +186,22 @@ class HotStore:
 
     def recorded_settings(self) -> dict[str, str] | None:
         """The settings recorded on the table (field -> tag text), read once and cached; None
-        when the table does not exist (not cached: `init` may create it)."""
-        if self._recorded is None:
+        when the table does not exist (not cached: `init` may create it). A record missing some
+        tags is read again after RECHECK_SECONDS: tags are eventually consistent, so a read
+        right after `init` may not see them yet (and an old table may be initialised later)."""
+        if self._due():
             with self._lock:  # one DescribeTable + ListTagsOfResource per store, not per thread
-                if self._recorded is None:
-                    self._recorded = self._read_recorded()
+                if self._due():
+                    recorded = self._read_recorded()
+                    complete = recorded is None or all(n in recorded for n in TABLE_TAGS)
+                    self._recheck_at = (None if complete
+                                        else time.monotonic() + RECHECK_SECONDS)
+                    self._recorded = recorded
         return self._recorded
+
+    def _due(self) -> bool:
+        return self._recorded is None or (self._recheck_at is not None
+                                          and time.monotonic() >= self._recheck_at)
 
     def _read_recorded(self) -> dict[str, str] | None:
         ddb = self.clients.dynamodb
@@ -204,14 +221,15 @@ class HotStore:
             raise
         recorded = recorded_of(tags)
         missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
-        if missing:
+        if missing and not self._warned:
+            self._warned = True
             _log.warning(
                 "table `%s` records no %s: this process uses its own %s, and every writer and "
                 "reader must agree on them; run `eventlake init` to record them", self.table,
                 " or ".join(f"`{tag}`" for tag in missing),
                 ", ".join(describe_value(n, getattr(self.settings, n))
                           for n in TABLE_TAGS if n not in recorded))
-        return recorded  # empty: read, nothing recorded (cached, unlike a missing table)
+        return recorded  # empty: read, nothing recorded (read again after RECHECK_SECONDS)
 
     def now(self) -> datetime:
         """The store's time, which stamps `ingested_at`: the clock, plus the offset measured

@@ -261,3 +261,29 @@ def test_a_safety_margin_that_no_longer_fits_the_tables_retention_names_both(
 def _items(lake: EventLake) -> list[dict[str, Any]]:
     pages = lake.clients.dynamodb.get_paginator("scan").paginate(TableName=TABLE)
     return [item for page in pages for item in page["Items"]]
+
+
+def test_a_read_that_missed_the_tags_right_after_init_is_read_again(
+        mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventlake.hot
+
+    # given a table initialised with 16 shards, whose tags a first read does not see yet
+    # (ListTagsOfResource is eventually consistent right after TagResource)
+    process(tmp_path, index_shards=16, retention_days=2.0).init()
+    real_read = eventlake.hot.read_tags
+    reads: list[int] = []
+
+    def stale_then_real(*args: Any) -> dict[str, str]:
+        reads.append(1)
+        return {} if len(reads) == 1 else real_read(*args)
+
+    monkeypatch.setattr(eventlake.hot, "read_tags", stale_then_real)
+    producer = process(tmp_path)
+    # when the producer starts (its first read misses the tags), then reads again once due
+    assert producer.hot.table_settings().index_shards == 8
+    monkeypatch.setattr(eventlake.hot, "RECHECK_SECONDS", 0.0)
+    producer.hot._recheck_at = 0.0  # due now
+    # then it adopts the table's settings, and keeps them without reading again
+    assert producer.hot.table_settings().index_shards == 16
+    assert producer.hot.table_settings().retention_days == 2.0
+    assert len(reads) == 2
