@@ -80,6 +80,17 @@ class ArchiveCounts:
         self.files.extend(other.files)
         self.quarantine_files.extend(other.quarantine_files)
 
+    def problem(self) -> str | None:
+        """What an operator must be told about these counts (None: nothing): event_ids that are
+        already in the lake with other content, quarantined, not archived."""
+        if not self.conflicts:
+            return None
+        examples = ", ".join(f"`{i}`" for i in self.conflict_ids[:5])
+        return (f"{self.conflicts} event_id(s) are already in the lake with other content "
+                f"(reused, e.g. after TTL), e.g. {examples}: quarantined under rule "
+                f"`{ID_REUSED}`, not archived; events are immutable, the producer must send "
+                "them under new event_ids")
+
     def to_dict(self) -> dict[str, Any]:
         return {"read": self.read, "archived": self.archived, "already": self.already,
                 "quarantined": self.quarantined, "conflicts": self.conflicts,

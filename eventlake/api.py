@@ -175,7 +175,7 @@ class EventLake:
 
         try:
             watermark = read_watermark(self.cold)
-        except Exception as exc:  # the lake may not exist yet: say so, keep the rest
+        except Exception as exc:  # unreadable state: say so, keep the rest
             out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
         from eventlake.archive import ttl_margin

@@ -54,6 +54,7 @@ import pyarrow as pa
 
 from eventlake.antijoin import ArchiveCounts, archive_items
 from eventlake.config import Settings, redact
+from eventlake.errors import EventLakeError
 from eventlake.events import format_ts
 from eventlake.expiry import ExpiryCheck, check_expiry
 from eventlake.hot import HotStore, Item
@@ -77,6 +78,7 @@ __all__ = [
     "BackfillReport",
     "LeaseLostError",
     "SweepLockedError",
+    "SweepNeedsAttentionError",
     "SweepReport",
     "TtlGuardError",
     "TtlMargin",
@@ -121,6 +123,17 @@ class SweepReport:
     def beyond_skew(self) -> int:
         return self.expiry.beyond_skew if self.expiry else 0
 
+    def problems(self) -> list[str]:
+        """What an operator must look at although everything was archived (empty: nothing):
+        event_ids reused with other content, events found only by the expiry check."""
+        found = [p for p in [self.counts.problem()] if p]
+        if self.expiry is not None and self.beyond_skew:
+            examples = ", ".join(f"`{i}`" for i in self.expiry.beyond_skew_ids[:5])
+            found.append(f"{self.beyond_skew} event(s) were stamped further behind the watermark "
+                         "than EVENTLAKE_CLOCK_SKEW_SECONDS and were archived only by the expiry "
+                         f"check, e.g. {examples}: check the producers' clocks (NTP)")
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -137,6 +150,15 @@ class SweepReport:
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
         }
+
+
+class SweepNeedsAttentionError(EventLakeError):
+    """The run archived everything it could, but found what an operator must look at
+    (`SweepReport.problems`, or a backfill's reused ids). Nothing is lost; `report` says more."""
+
+    def __init__(self, report: SweepReport | BackfillReport, problems: list[str]) -> None:
+        self.report = report
+        super().__init__(f"{'; '.join(problems)} (run `{report.run_id}`; nothing is lost)")
 
 
 @dataclass

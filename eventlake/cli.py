@@ -331,7 +331,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         print(f"eventlake: TTL guard: {exc}", file=sys.stderr)
         return 3
     _print_sweep(report, args.json)
-    return _print_conflicts(report.counts)
+    return _print_problems(report.problems())
 
 
 def _print_sweep(report: Any, as_json: bool) -> None:
@@ -361,21 +361,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"scanned {report.scanned} items in {report.segments} segments: {c.archived} archived, "
           f"{c.already} already in the lake, {c.quarantined} quarantined "
           f"({report.duration_s:.1f} s)")
-    return _print_conflicts(c)
+    return _print_problems([p for p in [c.problem()] if p])
 
 
-def _print_conflicts(counts: Any) -> int:
-    """Name the event_ids reused with other content (quarantined); exit 1 when there are any:
-    everything else is archived, but a producer broke immutability and must be told."""
-    if not counts.conflicts:
-        return 0
-    print(f"eventlake: {counts.conflicts} event_id(s) are already in the lake with other "
-          "content (reused, e.g. after TTL): quarantined under rule `event.id_reused`, not "
-          "archived; events are immutable, the producer must send them under new event_ids",
-          file=sys.stderr)
-    for event_id in counts.conflict_ids:
-        print(f"  reused    {event_id}", file=sys.stderr)
-    return 1
+def _print_problems(problems: list[str]) -> int:
+    """Say what an operator must look at although everything was archived (reused ids,
+    events beyond the clock skew); exit 1 when there is anything."""
+    for problem in problems:
+        print(f"eventlake: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_compact(args: argparse.Namespace) -> int:

@@ -90,7 +90,7 @@ class Settings:
             f.name for f in fields(self) if getattr(self, f.name) != f.default))
 
         def bad(name: str, value: object, expected: str) -> ConfigError:
-            var = next(f.metadata["env"] for f in fields(self) if f.name == name)
+            var = self.env_name(name)
             shown = redact(value) if isinstance(value, str) else value
             return ConfigError(f"{var}={shown!r} is not valid: expected {expected}")
 

@@ -212,8 +212,6 @@ class HotStore:
             return None
         except Exception as exc:
             code = error_code(exc)
-            if code == "ResourceNotFoundException":
-                return None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise StorageError(
                     f"cannot read the settings recorded on table `{self.table}` ({code}): "
@@ -384,11 +382,8 @@ class HotStore:
 
     def require_table(self) -> None:
         """Raise TableNotFoundError unless the table exists (one DescribeTable)."""
-        ddb = self.clients.dynamodb
-        try:
-            ddb.describe_table(TableName=self.table)
-        except ddb.exceptions.ResourceNotFoundException as exc:
-            raise self.table_not_found() from exc
+        with self._table_errors():
+            self.clients.dynamodb.describe_table(TableName=self.table)
 
     def table_not_found(self) -> TableNotFoundError:
         """The error for a table that does not exist: which table, where, and what to do."""

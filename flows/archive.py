@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from eventlake.archive import SweepReport, TtlGuardError
+from eventlake.archive import SweepNeedsAttentionError, SweepReport, TtlGuardError
 from eventlake.config import redact
 from flows.common import (
     IO_RETRIES,
@@ -22,7 +22,6 @@ from flows.common import (
     lake,
     publish,
     retry_transient,
-    reused_note,
 )
 
 
@@ -42,33 +41,16 @@ def archive(settle_seconds: float | None = None) -> dict[str, Any]:
         if exc.report is not None:
             _publish(exc.report, f"**TTL guard failed:** {redact(str(exc))}")
         raise
-    _publish(report, reused_note(report.counts.conflicts, report.counts.conflict_ids))
+    problems = report.problems()
+    _publish(report, "\n\n".join(f"**{p}**" for p in problems) or None)
     print(f"archived {report.counts.archived} new events "
           f"({report.counts.already} already in the lake, {report.counts.conflicts} event_id(s) "
           f"reused with other content, quarantined); watermark {report.watermark_after}")
     # Archived, but an operator must look: the run fails after its report is published, so a
     # scheduled run does not show green while events were quarantined or found by the last look.
-    if report.counts.conflicts or report.beyond_skew:
-        raise ArchiveNeedsAttentionError(report)
+    if problems:
+        raise SweepNeedsAttentionError(report, problems)
     return report.to_dict()
-
-
-class ArchiveNeedsAttentionError(Exception):
-    """The sweep archived everything it could, but found what an operator must look at."""
-
-    def __init__(self, report: SweepReport) -> None:
-        self.report = report
-        parts = []
-        if report.counts.conflicts:
-            parts.append(f"{report.counts.conflicts} event_id(s) reused with other content were "
-                         f"quarantined (rule event.id_reused), e.g. "
-                         f"{', '.join(f'`{i}`' for i in report.counts.conflict_ids[:5])}: events "
-                         "are immutable, the producer must send them under new ids")
-        if report.beyond_skew:
-            parts.append(f"{report.beyond_skew} event(s) were stamped further behind the "
-                         "watermark than EVENTLAKE_CLOCK_SKEW_SECONDS and were archived only by "
-                         "the expiry check: check the producers' clocks (NTP)")
-        super().__init__("; ".join(parts) + f" (sweep {report.run_id}; nothing is lost)")
 
 
 def _publish(report: SweepReport, note: str | None = None) -> None:

@@ -54,13 +54,3 @@ def publish(key: str, title: str, rows: dict[str, Any], note: str | None = None)
         lines += ["", note]
     create_markdown_artifact(key=key, markdown="\n".join(lines), description=title)
 
-
-def reused_note(conflicts: int, ids: list[str]) -> str | None:
-    """The artifact's note when a sweep or backfill quarantined event_ids reused with other
-    content (None when there were none)."""
-    if not conflicts:
-        return None
-    return (f"**{conflicts} event_id(s) reused with other content** (e.g. "
-            f"{', '.join(f'`{i}`' for i in ids[:5])}): quarantined under rule "
-            "`event.id_reused`, not archived. Events are immutable: the producer must send "
-            "them under new event_ids.")

@@ -432,7 +432,7 @@ def test_archive_names_an_event_id_reused_with_other_content_and_exits_nonzero(
     assert code == 1
     assert "0 archived, 0 already in the lake, 0 quarantined, 1 id(s) reused (quarantined)" in out
     assert "1 event_id(s) are already in the lake with other content" in err
-    assert "reused    e-1" in err
+    assert "e.g. `e-1`: quarantined under rule `event.id_reused`" in err
 
 
 def test_compact_names_a_file_it_could_not_read_and_exits_nonzero(

@@ -113,6 +113,10 @@ def test_events_stamped_an_hour_behind_are_archived_by_the_expiry_check_before_t
     assert world.stored_rows() == Counter(ids)
     assert report.beyond_skew == 3 and sorted(report.expiry.beyond_skew_ids) == ids  # type: ignore[union-attr]
     assert report.ttl.at_risk == 0 and report.to_dict()["beyond_skew"] == 3
+    # and the run says an operator must look (the CLI exits 1, the flow fails after its report)
+    [problem] = report.problems()
+    assert problem.startswith("3 event(s) were stamped further behind the watermark") \
+        and "`slow-0`" in problem and "NTP" in problem
     warning = next(r.getMessage() for r in caplog.records if "expiry check" in r.getMessage())
     assert "archived 3 event(s)" in warning and "`slow-0`" in warning
     assert "EVENTLAKE_CLOCK_SKEW_SECONDS=600" in warning and "NTP" in warning

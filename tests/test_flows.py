@@ -207,7 +207,8 @@ def test_a_scheduled_run_on_a_worker_never_configured_fails_saying_what_to_set(
 
 def test_the_archive_flow_fails_after_reporting_an_event_id_reused_with_other_content(
         env_lake: EventLake) -> None:
-    from flows.archive import ArchiveNeedsAttentionError, archive
+    from eventlake.archive import SweepNeedsAttentionError
+    from flows.archive import archive
 
     # given an archived event, deleted from the table (as TTL does), then sent again under the
     # same id with other content (DynamoDB cannot see the lake, so it accepts it)
@@ -219,7 +220,7 @@ def test_the_archive_flow_fails_after_reporting_an_event_id_reused_with_other_co
     assert env_lake.put({**first, "event_payload": {"i": 99}}).outcome.value == "created"
 
     # when the scheduled flow sweeps, then the run fails (after its report), naming the id
-    with pytest.raises(ArchiveNeedsAttentionError, match="`reused-0000`"):
+    with pytest.raises(SweepNeedsAttentionError, match="`reused-0000`"):
         archive(settle_seconds=0)
     assert "| event_ids reused (quarantined) | 1 |" in artifact_markdown("eventlake-archive")
     assert [e.rule for e in env_lake.cold.read_quarantine()] == ["event.id_reused"]

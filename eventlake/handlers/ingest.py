@@ -118,8 +118,8 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
         # Raise, so that Lambda's async retry (and then the dead-letter queue) keeps the events.
         permanent = any(r.outcome is Outcome.FAILED and not r.retryable for r in reply.results)
         error = StorageError if permanent else TransientError
-        raise error(f"{reply.message} (invocation raised so that Lambda retries it: safe, "
-                    "events get the same ids and stored ones come back as `duplicate`)")
+        raise error(f"{reply.message} (invocation raised so that Lambda retries it: "
+                    f"{RESEND_ADVICE})")
     return reply.to_dict()
 
 
@@ -336,7 +336,7 @@ def _log_invocation(level: int, kind: Kind, event: Any, request_id: str | None,
         # AWS errors embed the endpoint URL: never its password (redact), even in a log.
         line["error"] = redact(f"{type(error).__name__}: {_short(error, 500)}")
         line["traceback"] = redact("".join(traceback.format_exception(error)))
-    _log.log(level, json.dumps(line, default=str, separators=(",", ":")))
+    _log_json(level, line)
 
 
 def _log_invalid_events(reply: _Reply, request_id: str | None) -> None:
