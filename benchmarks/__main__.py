@@ -14,6 +14,7 @@ BENCHMARKS = {
     "stream_handler": "benchmarks.stream_handler",
     "query_lake": "benchmarks.query_lake",
     "sweep_memory": "benchmarks.sweep_memory",
+    "bulk_put": "benchmarks.bulk_put",
 }
 
 
