@@ -70,6 +70,23 @@ def sort_key(row: dict[str, Any]) -> tuple[str, datetime, str]:
     return row["event_type"], row["timestamp"], row["event_id"]
 
 
+def crash_after_one_write(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make `lake` write one file, then fail every write as a killed process would; returns
+    the paths written (the one)."""
+    real_write = lake.write_partition
+    written: list[str] = []
+
+    def write_one_then_crash(*args: Any, **kwargs: Any) -> Any:
+        if written:
+            raise OSError("killed while writing")
+        result = real_write(*args, **kwargs)
+        written.append(result.path)
+        return result
+
+    monkeypatch.setattr(lake, "write_partition", write_one_then_crash)
+    return written
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(Settings(lake_uri=str(tmp_path / "lake")))
@@ -350,17 +367,7 @@ def test_a_crash_while_writing_outputs_is_redone_with_the_same_names(
         ten_small_files: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     lake = ten_small_files
     target = sum(f.size for f in lake.list_files()) // 3 + 1
-    real_write = lake.write_partition
-    written: list[str] = []
-
-    def write_one_then_crash(*args: Any, **kwargs: Any) -> Any:
-        if written:
-            raise OSError("killed while writing")
-        result = real_write(*args, **kwargs)
-        written.append(result.path)
-        return result
-
-    monkeypatch.setattr(lake, "write_partition", write_one_then_crash)
+    written = crash_after_one_write(lake, monkeypatch)
     with pytest.raises(OSError, match="killed"):
         compact(lake, target_bytes=target)
     monkeypatch.undo()
@@ -745,17 +752,7 @@ def test_a_crash_while_writing_merged_large_files_is_redone_with_the_same_names(
     sizes = [f.size for f in lake.list_files()]
     thresholds: dict[str, Any] = {"min_files": 4, "small_file_bytes": min(sizes) // 2,
                                   "target_bytes": sum(sizes) // 2 + 1}
-    real_write = lake.write_partition
-    written: list[str] = []
-
-    def write_one_then_crash(*args: Any, **kwargs: Any) -> Any:
-        if written:
-            raise OSError("killed while writing")
-        result = real_write(*args, **kwargs)
-        written.append(result.path)
-        return result
-
-    monkeypatch.setattr(lake, "write_partition", write_one_then_crash)
+    written = crash_after_one_write(lake, monkeypatch)
     with pytest.raises(OSError, match="killed"):
         compact(lake, **thresholds)
     monkeypatch.undo()
