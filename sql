@@ -1,1 +1,1 @@
-eventlake/sql
+eventlake/query/sql

@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.common import median, table
 from eventlake import EventLake, Outcome, Settings
-from eventlake.events import parse_event
+from eventlake.events.model import parse_event
 
 EVENTS = 2_000
 ROUNDS = 3

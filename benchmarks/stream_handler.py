@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import interleaved, median, table
 from eventlake.config import Settings
-from eventlake.events import parse_event
+from eventlake.events.model import parse_event
+from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
 from eventlake.handlers import stream
-from eventlake.hot import HotStore
-from eventlake.lake import Lake
-from eventlake.schema import EVENT_SCHEMA, SORT_KEYS
+from eventlake.hot.store import HotStore
+from eventlake.lake.store import Lake
 
 RECORDS = 10_000
 ROUNDS = 21

@@ -1,6 +1,6 @@
 """Peak memory of one sweep over 50,000 and 200,000 events, against a read-it-all baseline.
 
-The sweep (`eventlake.archive.sweep`: lease, watermark, anti-join, chunked writes, TTL guard)
+The sweep (`eventlake.archive.sweep.sweep`: lease, watermark, anti-join, chunked writes, TTL guard)
 runs against a local lake (on /dev/shm when the machine has it) and a *stand-in* hot store:
 `GeneratedHotStore` below. It is not moto: moto answers each index Query in O(items in the
 table) and holds every item in this process, so measuring through it would measure moto. The
@@ -50,13 +50,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmarks.common import table
-from eventlake.antijoin import DEFAULT_CHUNK_ROWS
-from eventlake.archive import sweep
+from eventlake.archive.sweep import sweep
+from eventlake.archive.writer import DEFAULT_CHUNK_ROWS
 from eventlake.codec import RowBuilder
 from eventlake.config import Settings
-from eventlake.events import parse_event
-from eventlake.hot import HotStore, Item
-from eventlake.lake import Lake
+from eventlake.events.model import parse_event
+from eventlake.hot.store import HotStore, Item
+from eventlake.lake.store import Lake
 
 SIZES = (50_000, 200_000)
 MODES = ("baseline", "sweep")

@@ -12,8 +12,8 @@ from eventlake.errors import (
     StorageError,
     TransientError,
 )
-from eventlake.events import Event, parse_event
-from eventlake.hot import Outcome, PutResult
+from eventlake.events.model import Event, parse_event
+from eventlake.hot.store import Outcome, PutResult
 
 __all__ = [
     "ConfigError",

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 from eventlake.aws import Clients
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import InvalidEventError
-from eventlake.events import Event, human_duration, parse_event
-from eventlake.hot import Deadline, HotStore, Outcome, PutResult
+from eventlake.events.model import Event, human_duration, parse_event
+from eventlake.hot.store import Deadline, HotStore, Outcome, PutResult
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from eventlake.archive import BackfillReport, SweepReport, TtlMargin
-    from eventlake.compact import CompactReport
-    from eventlake.lake import Lake
-    from eventlake.reconcile import ReconcileReport
+    from eventlake.archive.reconcile import ReconcileReport
+    from eventlake.archive.sweep import BackfillReport, SweepReport, TtlMargin
+    from eventlake.lake.compact import CompactReport
+    from eventlake.lake.store import Lake
 
 
 class EventLake:
@@ -49,7 +49,7 @@ class EventLake:
     @cached_property
     def cold(self) -> Lake:
         """The Parquet cold tier (imported on first use: the ingest Lambda needs no pyarrow)."""
-        from eventlake.lake import Lake
+        from eventlake.lake.store import Lake
 
         return Lake(self.settings, clients=self.clients)
 
@@ -59,12 +59,12 @@ class EventLake:
         Returns what changed."""
         changes = self.hot.provision()
         if self.settings.lake_uri.startswith("s3://"):
-            from eventlake.bucket import ensure_bucket
+            from eventlake.lake.bucket import ensure_bucket
 
             changes += ensure_bucket(self.clients, self.settings.lake_uri)
         if self.cold.create_marker(table=self.settings.table):
             changes.append(f"created lake `{self.cold.root}` (_eventlake/lake.json)")
-        from eventlake.shardrecord import remember_shards
+        from eventlake.lake.shards import remember_shards
 
         return changes + remember_shards(self.cold, self.hot)
 
@@ -110,33 +110,33 @@ class EventLake:
     def archive(self, *, settle_seconds: float | None = None) -> SweepReport:
         """Sweep: archive everything ingested since the watermark (less the settle lag), move
         the watermark, then check the TTL margin (TtlGuardError when events are at risk)."""
-        from eventlake.archive import sweep
+        from eventlake.archive.sweep import sweep
 
         return sweep(self.cold, self.hot, self.settings, settle_seconds=settle_seconds)
 
     def backfill(self, *, segments: int = 4) -> BackfillReport:
         """Archive every item of the table (parallel Scan), other producers' items included."""
-        from eventlake.archive import backfill
+        from eventlake.archive.sweep import backfill
 
         return backfill(self.cold, self.hot, self.settings, segments=segments)
 
     def compact(self, *, start: date | None = None, end: date | None = None,
                 **options: Any) -> CompactReport:
         """Merge each partition's small files, dropping duplicate event_ids."""
-        from eventlake.compact import compact
+        from eventlake.lake.compact import compact
 
         return compact(self.cold, start=start, end=end, **options)
 
     def reconcile(self, *, start: date, end: date, repair: bool = False) -> ReconcileReport:
         """Check every hot event older than the watermark is in the lake with the same hash
         (ingestion days start..end); `repair` re-archives what is missing."""
-        from eventlake.reconcile import reconcile
+        from eventlake.archive.reconcile import reconcile
 
         return reconcile(self.cold, self.hot, self.settings, start=start, end=end,
                          repair=repair)
 
     def ttl_margin(self) -> TtlMargin:
-        from eventlake.archive import ttl_margin
+        from eventlake.archive.sweep import ttl_margin
 
         return ttl_margin(self.cold, self.hot, self.settings)
 
@@ -146,10 +146,10 @@ class EventLake:
         """A DuckDB connection with the views `events` (both tiers, each event once),
         `events_cold` and `events_hot`, and the macro `events_between(from_ts, to_ts)`.
 
-        The lake is listed once, now: reconnect (or `eventlake.query.refresh`) to see files
+        The lake is listed once, now: reconnect (or `eventlake.query.views.refresh`) to see files
         written later. `hot=False` reads the Parquet lake only, never DynamoDB.
         """
-        from eventlake.query import connect
+        from eventlake.query.views import connect
 
         return connect(self, hot=hot)
 
@@ -158,7 +158,7 @@ class EventLake:
         """Run `query` over the views on a fresh connection; the result as an Arrow table
         (`.to_pylist()`, `.to_pandas()`...). Named parameters: `$name` in the query, values in
         `params`. Compaction replacing a file under the query makes it list and run again."""
-        from eventlake.query import run_sql
+        from eventlake.query.views import run_sql
 
         return run_sql(self, query, params, hot=hot)
 
@@ -171,15 +171,15 @@ class EventLake:
                                "endpoint_url": redact_url(self.settings.endpoint_url)}
         if not out["hot"].get("exists") or not out["lake_exists"]:
             return out
-        from eventlake.archive import read_watermark
+        from eventlake.archive.sweep import read_watermark
 
         try:
             watermark = read_watermark(self.cold)
         except Exception as exc:  # unreadable state: say so, keep the rest
             out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
-        from eventlake.archive import ttl_margin
-        from eventlake.watermark import WatermarkAheadError, refuse_ahead
+        from eventlake.archive.sweep import ttl_margin
+        from eventlake.lake.watermark import WatermarkAheadError, refuse_ahead
 
         now = self.hot.now()  # corrected by the offset the calls above measured
         offset = self.clients.clock.seconds

@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from eventlake.archive import SweepNeedsAttentionError, SweepReport, TtlGuardError
+from eventlake.archive.sweep import SweepNeedsAttentionError, SweepReport, TtlGuardError
 from eventlake.config import redact
 from flows.common import (
     IO_RETRIES,
@@ -27,7 +27,7 @@ from flows.common import (
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
 def sweep_events(settle_seconds: float | None) -> SweepReport:
-    """One library call: eventlake.archive.sweep (raises TtlGuardError after archiving)."""
+    """One library call: eventlake.archive.sweep.sweep (raises TtlGuardError after archiving)."""
     return lake().archive(settle_seconds=settle_seconds)
 
 

@@ -8,14 +8,14 @@ from typing import Any
 
 from prefect import flow, task
 
-from eventlake.compact import CompactReport
+from eventlake.lake.compact import CompactReport
 from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
 def compact_partitions(start: date | None, end: date | None, min_files: int,
                        target_mb: int) -> CompactReport:
-    """One library call: eventlake.compact.compact."""
+    """One library call: eventlake.lake.compact.compact."""
     return lake().compact(start=start, end=end, min_files=min_files,
                           target_bytes=target_mb * 1024 * 1024)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from prefect import flow, task
 
+from eventlake.archive.reconcile import ReconcileReport
 from eventlake.errors import EventLakeError
-from eventlake.reconcile import ReconcileReport
 from flows.common import IO_RETRIES, IO_RETRY_DELAYS, lake, publish, retry_transient
 
 
@@ -19,7 +19,7 @@ class ReconcileFailed(EventLakeError):
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
 def reconcile_days(start: date, end: date, repair: bool) -> ReconcileReport:
-    """One library call: eventlake.reconcile.reconcile."""
+    """One library call: eventlake.archive.reconcile.reconcile."""
     return lake().reconcile(start=start, end=end, repair=repair)
 
 

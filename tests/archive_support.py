@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventlake import EventLake
-from eventlake.archive import SweepReport, sweep
+from eventlake.archive.sweep import SweepReport, sweep
 from eventlake.aws import Clients
 from eventlake.config import Settings
-from eventlake.events import parse_event
-from eventlake.hot import HotStore, Item
-from eventlake.lake import Lake
-from eventlake.tablesettings import tags_for
+from eventlake.events.model import parse_event
+from eventlake.hot.store import HotStore, Item
+from eventlake.hot.tablesettings import tags_for
+from eventlake.lake.store import Lake
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
 
@@ -101,8 +101,8 @@ def s3_world() -> World:
     import uuid
 
     from eventlake.config import Settings
-    from eventlake.hot import HotStore
-    from eventlake.lake import Lake
+    from eventlake.hot.store import HotStore
+    from eventlake.lake.store import Lake
 
     name = uuid.uuid4().hex[:10]
     settings = Settings.from_env(table=f"events-{name}", lake_uri=f"s3://lake-{name}/prefix",

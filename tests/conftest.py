@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from eventlake import EventLake, Settings
-from eventlake.lake import Lake
-from eventlake.local import MotoServer, start_moto_server
+from eventlake.lake.store import Lake
+from eventlake.local.stack import MotoServer, start_moto_server
 
-EVENTS_DIR = Path(__file__).parent / "events"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # Prefect's ephemeral server logs "stopping" from an atexit hook, after pytest has closed the
 # captured streams; without this, each such line prints a "--- Logging error ---" traceback
@@ -87,5 +87,5 @@ def s3_lake(bucket: str) -> Lake:
 
 
 def load_event(name: str) -> Any:
-    """A fixture from tests/events/ (utf-8-sig: some real captures start with a BOM)."""
-    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8-sig"))
+    """A fixture from tests/fixtures/ (utf-8-sig: some real captures start with a BOM)."""
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8-sig"))

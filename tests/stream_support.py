@@ -1,4 +1,4 @@
-"""Shared by the stream archiver tests: the events behind tests/events/ddb_stream_*, a local lake,
+"""Shared by the stream archiver tests: the events behind tests/fixtures/ddb_stream_*, a local lake,
 and readers that look at the lake's files directly (every row of every file, no dedup).
 
 The fixtures' eventlake items are exactly what `HotStore.to_item` stores for `SEEDS` (a test
@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 from conftest import load_event
 
 from eventlake.config import Settings
-from eventlake.events import Event, parse_event, parse_timestamp
-from eventlake.hot import HotStore
-from eventlake.lake import Lake
+from eventlake.events.model import Event, parse_event, parse_timestamp
+from eventlake.hot.store import HotStore
+from eventlake.lake.store import Lake
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 STORE = HotStore(Settings(), clients=None, recorded={})  # type: ignore[arg-type]  # no AWS: nothing recorded

@@ -13,8 +13,8 @@ import pytest
 
 from eventlake import EventLake
 from eventlake.clock import ClockOffset
-from eventlake.events import parse_event
-from eventlake.hot import HotStore
+from eventlake.events.model import parse_event
+from eventlake.hot.store import HotStore
 
 
 def slow_host(lake: EventLake, seconds: float) -> HotStore:

@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 from eventlake.config import Settings
-from eventlake.hot import INDEX_NAME, TTL_ATTRIBUTE
-from eventlake.tablesettings import TABLE_TAGS
+from eventlake.hot.store import INDEX_NAME, TTL_ATTRIBUTE
+from eventlake.hot.tablesettings import TABLE_TAGS
 
 TEMPLATE = Path(__file__).parent.parent / "infra" / "template.yaml"
 

@@ -22,8 +22,8 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from eventlake.errors import EventLakeError, InvalidEventError
-from eventlake.events import canonical_json, format_ts
-from eventlake.events import kind_of as _kind
+from eventlake.events.model import canonical_json, format_ts
+from eventlake.events.model import kind_of as _kind
 
 __all__ = [
     "MAX_EXPONENT",

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlake.schema import EVENT_SCHEMA, UTC_MICROS
+from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 
 _REQUIRED = ("event_id", "event_type", "timestamp", "ingested_at", "event_payload",
              "content_hash")

@@ -29,7 +29,7 @@ from eventlake.codec.attributes import (
 )
 from eventlake.codec.times import _EPOCH, approximate_time
 from eventlake.errors import InvalidEventError
-from eventlake.events import (
+from eventlake.events.model import (
     DuplicateKeyError,
     canonical_json,
     content_hash,
@@ -37,8 +37,8 @@ from eventlake.events import (
     loads_exact,
     parse_timestamp,
 )
-from eventlake.events import kind_of as _kind
-from eventlake.schema import EVENT_SCHEMA, UTC_MICROS
+from eventlake.events.model import kind_of as _kind
+from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 
 __all__ = ["Row", "RowBuilder", "fast_row", "lambda_insert_row"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from eventlake.codec.attributes import _EXACT, _NUMBER, CodecError
 from eventlake.errors import InvalidEventError
-from eventlake.events import kind_of as _kind
-from eventlake.events import parse_timestamp
+from eventlake.events.model import kind_of as _kind
+from eventlake.events.model import parse_timestamp
 
 __all__ = ["MILLIS_THRESHOLD", "approximate_time"]
 

@@ -47,8 +47,8 @@ from eventlake.api import EventLake
 from eventlake.aws import is_transient
 from eventlake.config import redact
 from eventlake.errors import StorageError, TransientError
-from eventlake.events import DuplicateKeyError, canonical_json, kind_of, loads_exact
-from eventlake.hot import Deadline, Outcome, PutResult, count_outcomes
+from eventlake.events.model import DuplicateKeyError, canonical_json, kind_of, loads_exact
+from eventlake.hot.store import Deadline, Outcome, PutResult, count_outcomes
 
 MAX_EVENTS_PER_REQUEST = 1000
 """More events than this in one request is a 400: it bounds the time one invocation takes."""

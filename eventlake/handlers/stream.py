@@ -2,8 +2,8 @@
 
 Wire it with `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source mapping:
 a failed lake write returns the first record not durably written, and Lambda re-delivers from
-there (see eventlake/stream.py for why that writes nothing twice). Input that is not a stream
-event at all raises `CodecError` naming what is wrong.
+there (see eventlake/archive/stream.py for why that writes nothing twice). Input that is not
+a stream event at all raises `CodecError` naming what is wrong.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import logging
 import os
 from typing import Any
 
+from eventlake.archive.stream import archive_event
 from eventlake.config import Settings
 from eventlake.errors import StorageError
-from eventlake.lake import Lake
-from eventlake.stream import archive_event
+from eventlake.lake.store import Lake
 
 _log = logging.getLogger(__name__)
 if _log.level == logging.NOTSET and "AWS_LAMBDA_LOG_LEVEL" not in os.environ:

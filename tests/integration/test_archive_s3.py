@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from archive_support import NOW, World, hours, s3_world
 
-from eventlake.archive import SweepLockedError, SweepReport, read_watermark
-from eventlake.lake import Lake
+from eventlake.archive.sweep import SweepLockedError, SweepReport, read_watermark
+from eventlake.lake.store import Lake
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def world(server_env: str) -> World:
 def test_a_sweep_on_s3_archives_once_and_survives_a_crash_before_the_watermark(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = world.ingest([f"e-{i}" for i in range(6)], NOW - hours(2))
-    monkeypatch.setattr("eventlake.archive.advance_watermark",
+    monkeypatch.setattr("eventlake.archive.sweep.advance_watermark",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
     with pytest.raises(OSError, match="killed"):
         world.sweep(NOW)
@@ -41,7 +41,7 @@ def test_a_sweep_on_s3_archives_once_and_survives_a_crash_before_the_watermark(
 def test_two_sweeps_on_s3_started_together_run_one_at_a_time(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     world.ingest(["a", "b"], NOW - hours(1))
-    from eventlake import archive
+    from eventlake.archive import sweep as archive
 
     loser_done = threading.Event()
     real = archive.read_watermark

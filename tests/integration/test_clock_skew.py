@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from archive_support import World, s3_world
 
-from eventlake.archive import sweep
+from eventlake.archive.sweep import sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

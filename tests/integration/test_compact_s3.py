@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 from s3_support import keys
 
-from eventlake.compact import compact, read_distinct
-from eventlake.lake import Lake
-from eventlake.schema import EVENT_SCHEMA
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.compact import compact, read_distinct
+from eventlake.lake.store import Lake
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from archive_support import NOW, World, make_world, s3_world
 from stream_support import lambda_event
 
 from eventlake import EventLake
-from eventlake.compact import compact
-from eventlake.schema import EVENT_SCHEMA
-from eventlake.stream import archive_event
+from eventlake.archive.stream import archive_event
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.compact import compact
 
 EVENTS = 60
 HOURLY_MIN_FILES = 4  # flows/compact.py's default

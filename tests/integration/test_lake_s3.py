@@ -14,18 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 from s3_support import keys
 
-import eventlake.lake as lake_module
+import eventlake.lake.store as lake_module
 from eventlake.config import Settings
 from eventlake.errors import StorageError, TransientError
-from eventlake.lake import (
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.store import (
     Lake,
     LakeFile,
     LakeFileExistsError,
     QuarantineEntry,
     StateConflictError,
 )
-from eventlake.local import MotoServer
-from eventlake.schema import EVENT_SCHEMA
+from eventlake.local.stack import MotoServer
 
 pytestmark = pytest.mark.integration
 

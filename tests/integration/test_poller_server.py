@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from eventlake import EventLake
-from eventlake.local import StreamPoller
+from eventlake.local.stack import StreamPoller
 
 pytestmark = pytest.mark.integration
 

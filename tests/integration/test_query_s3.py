@@ -13,11 +13,11 @@ import pytest
 from archive_support import NOW, World, hours, s3_world
 
 from eventlake import EventLake
-from eventlake.antijoin import archive_items
-from eventlake.compact import compact
-from eventlake.lake import Lake
-from eventlake.query import Snapshot, connect
-from eventlake.schema import EVENT_SCHEMA
+from eventlake.archive.writer import archive_items
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.compact import compact
+from eventlake.lake.store import Lake
+from eventlake.query.views import Snapshot, connect
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,7 @@ def test_sql_on_s3_lists_again_when_compaction_removes_objects_under_it(
         world: World, el: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(3):
         write(world.lake, DAYS[0], range(i, i + 3), f"stream-{i}")
-    import eventlake.query as query
+    import eventlake.query.views as query
 
     real = query.take_snapshot
     listings: list[int] = []

@@ -13,9 +13,9 @@ import pytest
 
 from eventlake import EventLake
 from eventlake.handlers import ingest, stream
-from eventlake.hot import item_record
-from eventlake.lake import Lake
-from eventlake.local import StreamPoller
+from eventlake.hot.store import item_record
+from eventlake.lake.store import Lake
+from eventlake.local.stack import StreamPoller
 
 pytestmark = pytest.mark.integration
 

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventlake import EventLake, Outcome, Settings
-from eventlake.archive import sweep
-from eventlake.compact import compact
-from eventlake.events import Event, parse_event
+from eventlake.archive.sweep import sweep
+from eventlake.events.model import Event, parse_event
 from eventlake.handlers import stream
-from eventlake.local import StreamPoller, expire_ttl
+from eventlake.lake.compact import compact
+from eventlake.local.stack import StreamPoller, expire_ttl
 
 # About 60 s on a 2-core machine at 1,500 events a day (moto's index Query reads every item of
 # the table per call, and each sweep also reads its look-back and the expiry band); the timeout

@@ -1,0 +1,334 @@
+"""The sweep: archive everything ingested since the watermark that the lake lacks, move the
+watermark, and fail loudly when TTL is about to delete events that are still not archived.
+
+    lease    `_eventlake/locks/sweep` (one sweep at a time; a crashed one's lease expires)
+    expiry   the expiry check (expiry.py): archive what the lake lacks of the items about to
+             expire that no sweep window reached (`beyond_skew`: loud), move its checkpoint
+    refuse   a watermark further ahead of now than the clock skew: WatermarkAheadError
+    window   [watermark - skew, now - settle)   on INGESTION time: late events (old
+             timestamps, ingested now) fall in it and are written under their own dt; the
+             look-back (EVENTLAKE_CLOCK_SKEW_SECONDS) catches events from producers whose clocks
+             run behind (re-read events are counted `already`)
+    read     the ingestion-time index, parallel Queries per (day, shard), page by page
+    write    archive_items: decode, quarantine non-events, anti-join on event_id, write
+             (an id the lake holds with other content -> quarantine, `counts.conflicts`)
+    move     the watermark to the window's end, by compare-and-swap, files durable first
+    guard    ttl_margin over [new watermark - skew, now] and the unchecked expiry band:
+             TtlGuardError when any unarchived event is within ttl_safety_hours of expires_at
+             (also after a failed write)
+
+`now` is the hot store's (`HotStore.now`): the host clock corrected by the offset measured
+from AWS's responses, so a sweeper with a fast clock does not push the watermark ahead of
+honest producers.
+
+Crash safety, at any point:
+
+    crash before the watermark moves -> old watermark: the window is swept again and the
+                                        anti-join skips what the crashed run wrote
+    crash after it moved             -> new watermark: everything before it is in the lake
+
+The settle lag (EVENTLAKE_ARCHIVE_SETTLE_SECONDS) covers what the watermark cannot see: the
+index is eventually consistent, and `ingested_at` is stamped just before the PutItem lands,
+so an item can appear in the index shortly after its ingestion time. The sweep leaves the last
+`settle` seconds to the next run (and to the stream path); settle 0 archives everything
+visible now, at the price of possibly stepping over such a straggler (the stream still has it).
+
+`backfill` scans the whole table instead (parallel Scan segments): for tables written before
+the stream existed, or by other producers whose items carry no index attributes.
+
+Lower-level pieces: `antijoin` (archive_items), `watermark`, `lease`, `ttlguard`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from eventlake.archive.expiry import ExpiryCheck, check_expiry
+from eventlake.archive.lease import LeaseLostError, SweepLockedError, acquire_lease
+from eventlake.archive.ttlguard import TtlGuardError, TtlMargin, expires_at, ttl_margin
+from eventlake.archive.writer import ArchiveCounts, archive_items
+from eventlake.config import Settings, redact
+from eventlake.errors import EventLakeError
+from eventlake.events.model import format_ts
+from eventlake.hot.store import HotStore, Item
+from eventlake.lake.shards import remember_shards
+from eventlake.lake.store import Lake
+from eventlake.lake.watermark import (
+    Watermark,
+    WatermarkAheadError,
+    WatermarkConflictError,
+    advance_watermark,
+    read_watermark,
+    refuse_ahead,
+    window_start,
+)
+
+__all__ = [
+    "SWEEP_LOCK",
+    "ArchiveCounts",
+    "BackfillReport",
+    "LeaseLostError",
+    "SweepLockedError",
+    "SweepNeedsAttentionError",
+    "SweepReport",
+    "TtlGuardError",
+    "TtlMargin",
+    "Watermark",
+    "WatermarkAheadError",
+    "WatermarkConflictError",
+    "archive_items",
+    "backfill",
+    "read_watermark",
+    "sweep",
+    "ttl_margin",
+]
+
+_log = logging.getLogger("eventlake.archive.sweep")
+SWEEP_LOCK = "sweep"
+DEFAULT_LOCK_TTL_SECONDS = 900.0
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did. `since` is the window's start: the clock skew before
+    `watermark_before`. `watermark_after` equals `watermark_before` (or `since`) when the
+    window was empty; `rescued` counts events this sweep archived that were already within
+    ttl_safety_hours of expiry (the stream path missed them: a sign to look at it);
+    `expiry.beyond_skew` the events only the expiry check found (see expiry.py)."""
+
+    since: datetime
+    until: datetime
+    counts: ArchiveCounts
+    watermark_before: datetime | None
+    watermark_after: datetime
+    ttl: TtlMargin
+    duration_s: float
+    run_id: str
+    rescued: int = 0
+    error: str | None = None
+    """Set when the sweep failed part way (the exception says more)."""
+    expiry: ExpiryCheck | None = None
+    """The expiry check of this sweep (None: it did not run, the sweep failed before)."""
+
+    @property
+    def beyond_skew(self) -> int:
+        return self.expiry.beyond_skew if self.expiry else 0
+
+    def problems(self) -> list[str]:
+        """What an operator must look at although everything was archived (empty: nothing):
+        event_ids reused with other content, events found only by the expiry check."""
+        found = [p for p in [self.counts.problem()] if p]
+        if self.expiry is not None and self.beyond_skew:
+            examples = ", ".join(f"`{i}`" for i in self.expiry.beyond_skew_ids[:5])
+            found.append(f"{self.beyond_skew} event(s) were stamped further behind the watermark "
+                         "than EVENTLAKE_CLOCK_SKEW_SECONDS and were archived only by the expiry "
+                         f"check, e.g. {examples}: check the producers' clocks (NTP)")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "since": format_ts(self.since),
+            "until": format_ts(self.until),
+            "watermark_before": format_ts(self.watermark_before) if self.watermark_before
+            else None,
+            "watermark_after": format_ts(self.watermark_after),
+            "counts": self.counts.to_dict(),
+            "rescued": self.rescued,
+            "beyond_skew": self.beyond_skew,
+            "expiry_check": self.expiry.to_dict() if self.expiry else None,
+            "ttl": self.ttl.to_dict(),
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+        }
+
+
+class SweepNeedsAttentionError(EventLakeError):
+    """The run archived everything it could, but found what an operator must look at
+    (`SweepReport.problems`, or a backfill's reused ids). Nothing is lost; `report` says more."""
+
+    def __init__(self, report: SweepReport | BackfillReport, problems: list[str]) -> None:
+        self.report = report
+        super().__init__(f"{'; '.join(problems)} (run `{report.run_id}`; nothing is lost)")
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did: `scanned` items over `segments` parallel Scan segments."""
+
+    segments: int
+    scanned: int
+    counts: ArchiveCounts
+    duration_s: float
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "segments": self.segments, "scanned": self.scanned,
+                "counts": self.counts.to_dict(), "duration_s": round(self.duration_s, 3)}
+
+
+def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: float | None = None,
+          now: datetime | None = None, lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS
+          ) -> SweepReport:
+    """Run the expiry check, archive what was ingested in [watermark - skew, now - settle),
+    move the watermark, check TTL. `now` defaults to `hot.now()` (the corrected clock).
+
+    Raises LakeNotFoundError / TableNotFoundError when either tier does not exist,
+    SweepLockedError when another sweep holds the lease, WatermarkAheadError (after the expiry
+    check) when the watermark is ahead of now by more than the clock skew, TtlGuardError (with
+    `.report`) when unarchived events are within ttl_safety_hours of expiry, and the underlying
+    error when reading or writing fails (the watermark then stays where it was).
+    """
+    started = time.perf_counter()
+    settings = hot.agree(settings)  # the table's index shards and retention, or a refusal
+    settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
+    if not settle >= 0:
+        raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")
+    run_id = new_run_id("sweep", now or hot.now())
+    # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads.
+    lake.require_exists()
+    hot.require_table()
+    remember_shards(lake, hot)  # a lowered shard count must not hide the old shards' events
+    with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
+        before = read_watermark(lake)
+        # Read after the lease and the watermark: on an S3 lake their responses have measured
+        # this host's clock offset by now.
+        now = (now or hot.now()).astimezone(UTC)
+        since = window_start(before, now, settings)
+        until = max(since, now - timedelta(seconds=settle))
+        counts = ArchiveCounts()
+        watch = _RescueWatch(now, settings)
+        expiry: ExpiryCheck | None = None
+        mark = before
+        try:
+            # First the events about to expire: they are the most urgent, and a watermark
+            # that cannot be swept from must not keep them from the lake.
+            expiry = check_expiry(lake, hot, settings, now=now, window_since=since,
+                                  run_id=run_id, renew=lease.renew_if_due)
+            refuse_ahead(before, now, settings, lake.root)
+            if until > since:
+                name = f"sweep-{since:%Y%m%dT%H%M%S%f}-{until:%Y%m%dT%H%M%S%f}"
+
+                def pages() -> Iterator[list[Item]]:
+                    for page in hot.read_ingested_pages(since, until):
+                        lease.renew_if_due()
+                        watch.look(page)
+                        yield page
+
+                archive_items(lake, pages(), name=name, counts=counts, on_written=watch.written)
+                lease.renew_if_due()
+                mark = advance_watermark(lake, until, expected=before, run_id=run_id)
+            # else nothing new to look at (a large settle, or the clock went back)
+            after = mark.at if mark else since
+        except Exception as exc:
+            report = SweepReport(since, until, counts, before.at if before else None,
+                                 before.at if before else since, TtlMargin(0, 0, None, None),
+                                 time.perf_counter() - started, run_id, watch.rescued,
+                                 f"{type(exc).__name__}: {redact(str(exc))}", expiry)
+            _guard_failed_sweep(lake, hot, settings, now, since, report, exc)
+            raise
+        if watch.rescued:
+            _log.warning("sweep %s archived %d event(s) already within %g h of their TTL "
+                         "expiry: the stream path missed them; check it", run_id, watch.rescued,
+                         settings.ttl_safety_hours)
+        margin = ttl_margin(lake, hot, settings, now=now,
+                            since=window_start(mark, now, settings))
+        report = SweepReport(since, until, counts, before.at if before else None, after, margin,
+                             time.perf_counter() - started, run_id, watch.rescued,
+                             expiry=expiry)
+        if margin.at_risk:
+            raise TtlGuardError(margin, report=report)
+        _log.info("sweep %s: %s", run_id, report.to_dict())
+        return report
+
+
+def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: datetime,
+                        since: datetime, report: SweepReport, exc: Exception) -> None:
+    """After a failed sweep, check the margin of everything since the old watermark (what the
+    sweep could not write included): raise TtlGuardError from `exc` when events are at risk.
+    Returns (the caller re-raises `exc`) when they are not, or when the check fails too."""
+    if isinstance(exc, SweepLockedError | WatermarkConflictError):
+        return  # another sweep is (or was) at work: its guard speaks for the window
+    try:
+        margin = ttl_margin(lake, hot, settings, now=now, since=since)
+    except Exception as guard_exc:
+        _log.warning("could not check the TTL margin after the failed sweep: %s", guard_exc)
+        exc.add_note(f"sweep {report.run_id}: the TTL margin could not be checked either "
+                     f"({type(guard_exc).__name__}: {guard_exc})")
+        return
+    report.ttl = margin
+    if margin.at_risk:
+        raise TtlGuardError(margin, report=report, failure=exc) from exc
+    stays = report.watermark_before or since
+    exc.add_note(f"sweep {report.run_id}: the watermark stays at {format_ts(stays)}; "
+                 f"{margin.unarchived} event(s) are not archived yet and none is within "
+                 f"{settings.ttl_safety_hours:g} h of TTL expiry")
+
+
+class _RescueWatch:
+    """Counts the events the sweep writes that were already close to (or past) expiry."""
+
+    def __init__(self, now: datetime, settings: Settings) -> None:
+        self.limit = now.timestamp() + settings.ttl_safety_hours * 3600
+        self.near: set[str] = set()
+        self.rescued = 0
+
+    def look(self, page: list[Item]) -> None:
+        for item in page:
+            expires = expires_at(item)
+            if expires is not None and expires <= self.limit:
+                event_id = item.get("event_id", {}).get("S")
+                if isinstance(event_id, str):
+                    self.near.add(event_id)
+
+    def written(self, ids: pa.Array) -> None:
+        if self.near:
+            self.rescued += sum(1 for event_id in ids.to_pylist() if event_id in self.near)
+
+
+def backfill(lake: Lake, hot: HotStore, settings: Settings, *, segments: int = 4
+             ) -> BackfillReport:
+    """Archive every item of the table through a parallel Scan (segments in threads).
+
+    Items of other producers archive too (payload as a map, no index attributes): a missing
+    `ingested_at` becomes the scan's start time, a missing hash is computed. Non-events are
+    quarantined. Idempotent, and independent of the watermark, which it does not move.
+    """
+    if not 1 <= segments <= 1_000_000:
+        raise ValueError(f"segments must be from 1 to 1,000,000 (DynamoDB's limit), "
+                         f"got {segments}")
+    lake.require_exists()
+    started = time.perf_counter()
+    scan_time = datetime.now(UTC)
+    run_id = new_run_id("backfill", scan_time)
+
+    def segment(number: int) -> ArchiveCounts:
+        # The name holds no time: a re-run rewrites nothing (the anti-join finds it all), and
+        # a run retried after a crash names identical chunks identically.
+        return archive_items(lake, hot.scan_pages(number, segments),
+                             name=f"backfill-{number:03d}of{segments:03d}",
+                             fallback_ingested_at=scan_time, source="backfill")
+
+    counts = ArchiveCounts()
+    with ThreadPoolExecutor(max_workers=min(segments, settings.put_concurrency),
+                            thread_name_prefix="eventlake-backfill") as pool:
+        for result in pool.map(segment, range(segments)):
+            counts.add(result)
+    report = BackfillReport(segments, counts.read, counts, time.perf_counter() - started,
+                            run_id)
+    _log.info("backfill %s: %s", run_id, report.to_dict())
+    return report
+
+
+def new_run_id(kind: str, now: datetime) -> str:
+    """`<kind>-<UTC time>-<random>`: sortable by start time, unique across hosts."""
+    return f"{kind}-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"

@@ -1,0 +1,231 @@
+"""The TTL guard: events that are still only in DynamoDB, and how soon TTL may delete them.
+
+    ingested_at ──[watermark)──── e ──── now ═══════ safety ═══════▶ e.expires_at ···▶ deleted
+                                                                                  (lazily, ≤ ~48 h)
+    unarchived  events ingested since the watermark less the clock skew (up to now), or in
+                the expiry band no expiry check has passed yet, that no lake file holds
+    at risk     unarchived events whose expires_at is within `ttl_safety_hours` of now,
+                or already past it but not yet deleted (negative hours left)
+
+What the guard can and cannot promise. It sees what is still in the table: an unarchived event
+is reported as long as TTL has not deleted it, so a sweep that runs at least once inside every
+`ttl_safety_hours` window fails loudly, in time to act, before any event is lost. An event that
+TTL deleted before the stream or any sweep archived it is gone from the table, and no read of
+the table can report it; the guard exists so that this never happens unannounced. Events
+stamped before the watermark, by clocks at most EVENTLAKE_CLOCK_SKEW_SECONDS behind, are in
+the lake by construction (the sweep moves the watermark only after writing them), so the guard
+reads what came after the watermark less that skew. What a slower clock (or a watermark moved
+forward by hand) put further back is read in the expiry band (expiry.py): items ingested
+before `now + ttl_safety_hours - retention` that no expiry check has passed. So whatever the
+watermark says, an unarchived event within ttl_safety_hours of expiry is never left out.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.archive.expiry import unchecked_band
+from eventlake.codec import CodecError, RowBuilder, fast_row
+from eventlake.config import Settings, redact
+from eventlake.errors import EventLakeError
+from eventlake.events.model import format_ts
+from eventlake.hot.store import TTL_ATTRIBUTE, HotStore, Item
+from eventlake.lake.shards import read_recorded_shards
+from eventlake.lake.store import Lake
+from eventlake.lake.watermark import read_watermark, window_start
+
+if TYPE_CHECKING:
+    from eventlake.archive.sweep import SweepReport
+
+__all__ = ["TtlGuardError", "TtlMargin", "ttl_margin"]
+
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+SAMPLE_IDS = 20
+"""At-risk event_ids kept as examples (nearest expiry first): enough to look them up."""
+
+
+@dataclass
+class TtlMargin:
+    """How much time TTL leaves to archive what is not archived yet."""
+
+    unarchived: int
+    """Events ingested since `since` (or in the unchecked expiry band) that no lake file
+    holds."""
+    at_risk: int
+    """Of those, the ones whose expires_at is within ttl_safety_hours (or already past)."""
+    nearest_expiry: datetime | None
+    """The earliest expires_at of an unarchived event (None: nothing unarchived expires)."""
+    hours_left: float | None
+    """Hours from now to `nearest_expiry`; negative when it has passed (not yet deleted)."""
+    checked: int = 0
+    """Items read from the hot tier to decide."""
+    since: datetime | None = None
+    at_risk_ids: list[str] = field(default_factory=list)
+    """Up to SAMPLE_IDS at-risk event_ids, nearest expiry first."""
+    safety_hours: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.at_risk == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unarchived": self.unarchived, "at_risk": self.at_risk,
+                "nearest_expiry": format_ts(self.nearest_expiry) if self.nearest_expiry
+                else None,
+                "hours_left": None if self.hours_left is None else round(self.hours_left, 3),
+                "checked": self.checked, "since": format_ts(self.since) if self.since else None,
+                "at_risk_ids": list(self.at_risk_ids), "safety_hours": self.safety_hours}
+
+
+class TtlGuardError(EventLakeError):
+    """Unarchived events are within EVENTLAKE_TTL_SAFETY_HOURS of deletion by TTL. An operator
+    must act: find why they are not archived (the sweep's error, the stream archiver) and run
+    the sweep again. `report` holds the sweep's report when a sweep raised it."""
+
+    def __init__(self, margin: TtlMargin, *, report: SweepReport | None = None,
+                 failure: BaseException | None = None) -> None:
+        self.margin = margin
+        self.at_risk = margin.at_risk
+        self.hours_left = margin.hours_left if margin.hours_left is not None else 0.0
+        self.event_ids = list(margin.at_risk_ids)
+        self.report = report
+        super().__init__(_message(margin, failure))
+
+
+def _message(margin: TtlMargin, failure: BaseException | None) -> str:
+    examples = ", ".join(f"`{i}`" for i in margin.at_risk_ids[:5])
+    more = f" and {margin.at_risk - 5} more" if margin.at_risk > 5 else ""
+    hours = margin.hours_left if margin.hours_left is not None else 0.0
+    when = (f"the nearest expires in {hours:.1f} h" if hours >= 0 else
+            f"the nearest expired {-hours:.1f} h ago and is kept only until DynamoDB's lazy "
+            "TTL deletes it (usually within 48 h)")
+    if margin.nearest_expiry is not None:
+        when += f" (expires_at {format_ts(margin.nearest_expiry)})"
+    cause = (f"The sweep failed ({type(failure).__name__}: {redact(str(failure))}): fix that "
+             "and run it "
+             "again" if failure is not None else
+             "Run the sweep again (`eventlake archive`), and check the stream archiver "
+             "and the sweep's schedule: a healthy pipeline archives events long before this")
+    return (f"TTL guard: {margin.at_risk} unarchived event(s) are within "
+            f"{margin.safety_hours:g} h of their TTL expiry, {when}; e.g. {examples}{more}. "
+            f"{cause}. {margin.unarchived} event(s) in all are not archived yet.")
+
+
+def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime | None = None,
+               since: datetime | None = None) -> TtlMargin:
+    """The TTL margin of the events ingested in [since, now], and in the unchecked expiry band
+    before `since`, that the lake does not hold.
+
+    `now` defaults to `hot.now()` (the corrected clock); `since` to the watermark less the
+    clock skew (with none yet, the oldest ingestion time an item in the table can have).
+    Reads both ranges through the index and the lake's event_id columns of the dates they
+    touch.
+    """
+    now = (now or hot.now()).astimezone(UTC)
+    settings = hot.agree(settings)  # the retention recorded on the table sets the window
+    read_recorded_shards(lake, hot)  # every shard the lake has seen in force
+    if since is None:
+        since = window_start(read_watermark(lake), now, settings)
+    check = MarginCheck(lake, settings, now, since)
+    for lo, hi in (unchecked_band(lake, now, settings, since),
+                   (since, now + timedelta(microseconds=1))):
+        for page in hot.read_ingested_pages(lo, hi):
+            check.add(page)
+    return check.result()
+
+
+class MarginCheck:
+    """Accumulates a TtlMargin over pages of items (memory: the ids of the dates touched)."""
+
+    def __init__(self, lake: Lake, settings: Settings, now: datetime, since: datetime) -> None:
+        self.lake = lake
+        self.now = now
+        self.since = since
+        self.safety_hours = settings.ttl_safety_hours
+        self._risk_limit = now.timestamp() + settings.ttl_safety_hours * 3600
+        self._lake_ids: dict[str, pa.Array] = {}
+        self.checked = self.unarchived = self.at_risk = 0
+        self._nearest: float | None = None
+        self._sample: list[tuple[float, str]] = []  # max-heap by expiry (negated)
+
+    def add(self, items: list[Item]) -> None:
+        by_dt: dict[str, list[tuple[str, float | None]]] = {}
+        for item in items:
+            self.checked += 1
+            key = event_key(item, self.now)
+            if key is not None:  # not an event: the sweep quarantines it, raw
+                by_dt.setdefault(key[1], []).append((key[0], expires_at(item)))
+        for dt, events in by_dt.items():
+            present = self._ids(dt)
+            ids = pa.array([event_id for event_id, _ in events], pa.string())
+            stored = pc.is_in(ids, value_set=present).to_pylist() if len(present) else None
+            for index, (event_id, expires) in enumerate(events):
+                if stored is None or not stored[index]:
+                    self._unarchived(event_id, expires)
+
+    def _unarchived(self, event_id: str, expires: float | None) -> None:
+        self.unarchived += 1
+        if expires is None:  # no TTL on this item: it never expires
+            return
+        if self._nearest is None or expires < self._nearest:
+            self._nearest = expires
+        if expires <= self._risk_limit:
+            self.at_risk += 1
+            entry = (-expires, event_id)
+            if len(self._sample) < SAMPLE_IDS:
+                heapq.heappush(self._sample, entry)
+            elif entry > self._sample[0]:
+                heapq.heapreplace(self._sample, entry)
+
+    def _ids(self, dt: str) -> pa.Array:
+        if dt not in self._lake_ids:
+            self._lake_ids[dt] = self.lake.read_ids([dt])
+        return self._lake_ids[dt]
+
+    def result(self) -> TtlMargin:
+        nearest = (None if self._nearest is None
+                   else datetime.fromtimestamp(self._nearest, UTC))
+        hours = None if nearest is None else (nearest - self.now).total_seconds() / 3600
+        sample = [event_id for _, event_id in sorted(self._sample, reverse=True)]
+        return TtlMargin(self.unarchived, self.at_risk, nearest, hours, self.checked,
+                         self.since, sample, self.safety_hours)
+
+
+def event_key(item: Item, now: datetime) -> tuple[str, str] | None:
+    """(event_id, dt) of an item, as the archiver would write it; None for a non-event."""
+    row = fast_row(item)
+    if row is None:
+        builder = RowBuilder()
+        try:
+            builder.add_image(item, fallback_ingested_at=now)
+        except CodecError:
+            return None
+        row_id, dt = builder.event_ids()[0], builder.dt_strings()[0]
+    else:
+        row_id, dt = row[0], row[2][:10]
+    if not _DAY.fullmatch(dt):
+        return None
+    try:
+        date.fromisoformat(dt)
+    except ValueError:  # Feb 30 in the right layout: the sweep quarantines it
+        return None
+    return row_id, dt
+
+
+def expires_at(item: Item) -> float | None:
+    """The item's TTL (epoch seconds), or None when it has none DynamoDB would act on."""
+    value = item.get(TTL_ATTRIBUTE)
+    if not isinstance(value, dict) or not isinstance(value.get("N"), str):
+        return None
+    try:
+        return float(Decimal(value["N"]))
+    except (InvalidOperation, ValueError):
+        return None

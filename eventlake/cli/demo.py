@@ -1,0 +1,236 @@
+"""`eventlake demo`: the whole job on the embedded local stack, narrated step by step.
+
+Starts moto's server on loopback, points every client at it through AWS_ENDPOINT_URL, and runs
+the code a deployment runs: provision, ingest (put_many and the ingest Lambda, with retries,
+conflicts and bad events mixed in), read back by ingestion window, archive through the table's
+stream and the stream Lambda into Parquet (on moto's S3, or a local folder with --keep), status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+EVENT_TYPES = ("page_viewed", "product_added_to_cart", "checkout_started", "order_placed",
+               "payment_failed")
+PRODUCTS = (("sku-1001", "Café au lait mug", Decimal("12.50")),
+            ("sku-1002", "Über-soft hoodie", Decimal("54.99")),
+            ("sku-1003", "東京 tote bag", Decimal("19.90")),
+            ("sku-1004", "Trail socks (3 pairs)", Decimal("14.00")))
+
+
+def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list[dict[str, Any]]:
+    """`n` realistic shop events over the last three days (some arrive late), deterministic."""
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    events = []
+    for i in range(n):
+        kind = rng.choices(EVENT_TYPES, weights=(60, 20, 10, 8, 2))[0]
+        sku, name, price = rng.choice(PRODUCTS)
+        ts = now - timedelta(seconds=rng.uniform(0, 3 * 86400))
+        payload: dict[str, Any] = {"session": f"s-{rng.randrange(10_000):05d}",
+                                   "device": rng.choice(("ios", "android", "web"))}
+        if kind != "page_viewed":
+            payload["cart"] = [{"sku": sku, "name": name, "unit_price": price,
+                                "qty": rng.randint(1, 3)}]
+        if kind == "order_placed":
+            payload["total"] = sum((line["unit_price"] * line["qty"] for line in payload["cart"]),
+                                   Decimal(0))
+        events.append({
+            "event_id": f"demo-{seed}-{i:07d}",
+            "event_type": kind,
+            "timestamp": ts.isoformat(timespec="microseconds"),
+            "event_payload": payload,
+            "source": "shop.web",
+            "subject": f"user-{rng.randrange(500):04d}",
+        })
+    return events
+
+
+def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
+    """Run the demo; `keep` writes the lake to a local folder (kept), else to moto's S3."""
+    from eventlake.api import EventLake
+    from eventlake.config import Settings, redact_url
+    from eventlake.handlers import ingest, stream
+    from eventlake.hot.store import count_outcomes
+    from eventlake.lake.store import Lake
+    from eventlake.local.stack import StreamPoller, expire_ttl, local_stack
+
+    def step(title: str) -> None:
+        print(f"\n== {title}")
+
+    started = time.perf_counter()
+    with local_stack() as stack:
+        print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
+              "(AWS_ENDPOINT_URL)")
+        lake_uri = str(Path(keep).resolve() / "lake") if keep else "s3://eventlake-demo/lake"
+        # The flows configure themselves from the environment, as on a Prefect worker.
+        env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        settings = Settings.from_env()
+        lake = EventLake(settings)
+
+        step("init: provision the table (stream, TTL, ingestion-time index) and the lake")
+        for change in lake.init() or ["nothing to change"]:
+            print(f"  {change}")
+        print(f"  again: {lake.init() or 'nothing to change'}")
+
+        step(f"put: {events:,} shop events through put_many (conditional writes)")
+        batch = sample_events(events)
+        t0 = time.perf_counter()
+        results = lake.put_many(batch)
+        elapsed = time.perf_counter() - t0
+        print(f"  {_counts(count_outcomes(results))} in {elapsed:.1f} s "
+              f"({len(batch) / elapsed:,.0f} events/s)")
+
+        step("retry the first 100 through the ingest Lambda (API Gateway HTTP API event)")
+        ingest.reset(lake)
+        reply = ingest.handler(_apigw_request(batch[:100]), None)
+        print(f"  HTTP {reply['statusCode']}: {_counts(json.loads(reply['body'])['counts'])}")
+
+        step("a changed payload under a stored id, and two broken events")
+        tampered = {**batch[0], "event_payload": {"tampered": True}}
+        broken = [{"event_type": "order_placed", "timestamp": "yesterday"},
+                  {"event_id": "x-1", "event_type": "", "event_payload": {}}]
+        for result in lake.put_many([tampered, *broken]):
+            print(f"  #{result.position} {result.outcome.value}: {result.message}")
+
+        step("read back everything ingested in the last hour (index queries, no scan)")
+        now = datetime.now(UTC)
+        ids = {item["event_id"]["S"]
+               for item in lake.hot.read_ingested(now - timedelta(hours=1),
+                                                  now + timedelta(seconds=1))}
+        print(f"  {len(ids):,} distinct events; each sent event stored once: "
+              f"{ids == {e['event_id'] for e in batch}}")
+
+        step("archive: the table's stream -> the stream Lambda -> Parquet "
+             "(local event source mapping)")
+        cold = Lake(settings)
+        stream.reset(cold)
+        t0 = time.perf_counter()
+        poller = StreamPoller(lake.clients, settings.table, stream.handler, batch_size=1000)
+        stats = poller.poll_once()
+        positions = poller.positions
+        print(f"  {stats.records:,} stream records in {stats.batches} batch(es), "
+              f"{time.perf_counter() - t0:.1f} s")
+
+        step(f"the lake at {lake_uri}")
+        files = cold.list_files()
+        for f in files:
+            print(f"  {f.path.removeprefix(lake_uri.rstrip('/') + '/')}  "
+                  f"{f.size / 1024:,.1f} KiB")
+        archived = cold.read(columns=["event_id"]).column("event_id").to_pylist()
+        print(f"  {len(files)} file(s), {len(archived):,} rows; every stored event archived "
+              f"once: {sorted(archived) == sorted(ids)}")
+
+        step("sweep: the archive flow on Prefect's engine (catches what the stream missed)")
+        late = [{"event_id": f"late-{i}", "event_type": "page_viewed",
+                 "timestamp": (now - timedelta(days=5, minutes=i)).isoformat(),
+                 "event_payload": {"note": "arrived 5 days late, stream Lambda was down"}}
+                for i in range(25)]
+        lake.put_many(late)  # ingested now; the stream path is not polled for these
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        from flows.archive import archive
+
+        swept = archive(settle_seconds=0)
+        logging.getLogger("eventlake").setLevel(logging.WARNING)  # Prefect routed INFO to stdout
+        print(f"  swept {swept['counts']['read']:,} events ingested since the watermark: "
+              f"{swept['counts']['archived']} archived, {swept['counts']['already']:,} already "
+              f"in the lake; watermark {swept['watermark_after']}")
+
+        step("reconcile: every hot event older than the watermark is in the lake, same hash")
+        today = datetime.now(UTC).date()
+        rec = lake.reconcile(start=today, end=today)
+        print(f"  hot {rec.hot:,}, in the lake {rec.cold:,}: lost {rec.lost}, "
+              f"different {rec.different}")
+
+        step("query: one SQL view over hot and cold (DuckDB; S3 read through pyarrow, offline)")
+        fresh = [{"event_id": f"hot-{i}", "event_type": "order_placed", "subject": "user-0001",
+                  "event_payload": {"total": "19.90"}} for i in range(3)]
+        lake.put_many(fresh)  # after the watermark: answered from DynamoDB until swept
+        from eventlake.query.views import load_sql
+
+        per_day = lake.sql(load_sql("events_per_type_per_day"))
+        print(f"  events_per_type_per_day.sql ({per_day.num_rows} rows, last 6 shown):")
+        _print_table(per_day.slice(max(0, per_day.num_rows - 6)))
+        tiers = lake.sql("SELECT (SELECT count(*) FROM events_cold) AS cold, "
+                         "(SELECT count(*) FROM events_hot) AS hot, "
+                         "(SELECT count(*) FROM events) AS events, "
+                         "(SELECT count(DISTINCT event_id) FROM events) AS distinct_ids")
+        print("  each event once across the tiers (hot rows already archived are dropped):")
+        _print_table(tiers)
+        print("  arrival_lag_percentiles.sql (the late events show up):")
+        _print_table(lake.sql(load_sql("arrival_lag_percentiles")))
+
+        step("TTL: a month later DynamoDB has expired every event (emulated: moto never does)")
+        expired = expire_ttl(lake.clients, settings.table,
+                             now=now + timedelta(
+                                 days=lake.hot.table_settings().retention_days + 1))
+        poller_stats = StreamPoller(lake.clients, settings.table, stream.handler,
+                                    batch_size=1000, positions=positions).poll_once()
+        print(f"  {len(expired):,} items deleted by TTL; the stream Lambda saw "
+              f"{poller_stats.records:,} REMOVE records and deleted nothing from the lake")
+
+        step("compact: merge each day's small files into one, duplicates dropped")
+        report = lake.compact(min_files=2)
+        print(f"  {report.files_in} files -> {report.files_out} "
+              f"({len(report.partitions)} partitions, {report.duplicates_dropped} duplicates "
+              "dropped)")
+
+        step("the verdict: the lake against everything ever accepted")
+        final = cold.read(columns=["event_id"]).column("event_id").to_pylist()
+        accepted = ids | {e["event_id"] for e in late} | {e["event_id"] for e in fresh}
+        print(f"  accepted {len(accepted):,}, in the lake {len(final):,} rows: "
+              f"lost {len(accepted - set(final))}, doubled {len(final) - len(set(final))}")
+
+        step("status")
+        from eventlake.cli.main import _print_status
+
+        _print_status(lake.status())
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s"
+          + (f"; lake kept in {Path(keep).resolve() / 'lake'}" if keep else ""))
+    return 0
+
+
+def _apigw_request(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """An API Gateway HTTP API (v2) proxy event carrying `events` as its JSON body."""
+    from eventlake.events.model import canonical_json
+
+    return {"version": "2.0", "routeKey": "POST /events", "rawPath": "/events",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/events"},
+                               "requestId": "demo-request", "stage": "$default"},
+            "body": canonical_json(events), "isBase64Encoded": False}
+
+
+def _print_table(result: Any) -> None:
+    """An Arrow table as aligned text, indented under the demo's step."""
+    import pyarrow as pa
+
+    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+               for t in result.schema.types]
+    rows = [[str(name) for name in result.column_names]]
+    for record in result.to_pylist():
+        rows.append(["" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+                     for v in record.values()])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("    " + "  ".join(cell.rjust(w) if num else cell.ljust(w)
+                               for cell, w, num in zip(row, widths, numeric, strict=True)))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing"

@@ -1,0 +1,663 @@
+"""The hot tier: an immutable DynamoDB table with a write-sharded ingestion-time index.
+
+    item   event_id (PK) · event_type · timestamp · event_payload (canonical JSON) · source ·
+           subject · ingested_at · content_hash · expires_at (TTL, epoch s) · ingest_shard ·
+           ingest_key
+    index  by_ingested_at: ingest_shard = "<UTC day>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
+
+Writes are conditional (`attribute_not_exists(event_id)`): an identical retry is a `duplicate`,
+different content under a stored id is a `conflict`, and the stored item is never touched. The
+index spreads each day over `index_shards` partitions so no partition runs hot (writes at any
+moment go to the current day's shards, so the shard count sets the write headroom); a window
+read queries every (day, shard) pair in parallel with a range condition on `ingest_key`, and
+never scans. Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
+at 10 x `index_shards`.
+
+The shard count and the retention are the table's, not the process's (tablesettings.py):
+recorded as tags by `provision`, read once per store, and used by every write and read
+(`table_settings`); a process set to other values refuses with ConfigError. Readers that have
+the lake also query the shards of the largest count it has seen in force (`read_at_least`,
+shardrecord.py), so lowering the count on a live table hides no event.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from eventlake.aws import Clients, error_code, is_transient
+from eventlake.config import Settings, redact, redact_url
+from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
+from eventlake.events.model import Event, format_ts
+from eventlake.hot.tablesettings import (
+    TABLE_TAGS,
+    adopt,
+    describe_value,
+    disagreement,
+    parse_tag,
+    read_tags,
+    recorded_of,
+    tag_value,
+    tags_for,
+)
+
+INDEX_NAME = "by_ingested_at"
+RECHECK_SECONDS = 60.0
+"""How long a read of the table's tags that found settings missing is trusted before it is read
+again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
+TABLE_MISSING = "table.missing"
+"""The `rule` of a write refused because the table does not exist (PutResult, FAILED)."""
+TTL_ATTRIBUTE = "expires_at"
+Item = dict[str, Any]
+"""A DynamoDB item in AttributeValue form, as the low-level client returns it."""
+_log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    INVALID = "invalid"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What happened to one event of a request; `position` is its index in the request."""
+
+    position: int
+    event_id: str | None
+    outcome: Outcome
+    message: str | None = None
+    rule: str | None = None
+    retryable: bool = False
+    """For `failed`: True when the same write may succeed later (throttling, 5xx); False when
+    the store refused it for good (missing table, permissions) and an operator must act."""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.CREATED, Outcome.DUPLICATE)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"position": self.position, "event_id": self.event_id,
+                               "outcome": self.outcome.value}
+        if self.rule:
+            out["rule"] = self.rule
+        if self.message:
+            out["message"] = self.message
+        if self.outcome is Outcome.FAILED:
+            out["retryable"] = self.retryable
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When to stop retrying so that a caller (a Lambda invocation) can still answer."""
+
+    left: Callable[[], float]
+    """Seconds still available (negative once the deadline has passed)."""
+
+    @classmethod
+    def after(cls, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        """A deadline `seconds` from now on `clock`."""
+        end = clock() + seconds
+        return cls(lambda: end - clock())
+
+
+RETRY_ADVICE = ("safe to retry: re-send the same events; they get the same ids and stored ones "
+                "come back as `duplicate`")
+DERIVED_DUPLICATE = (
+    "an identical event sent without event_id is already stored (its id is derived from its "
+    "content): to store repeats of the same content, send each with its own event_id or "
+    "timestamp")
+
+
+def count_outcomes(results: Sequence[PutResult]) -> dict[str, int]:
+    """Counts by outcome, every outcome present (zeros included), in a stable order."""
+    counts = Counter(r.outcome for r in results)
+    return {o.value: counts.get(o, 0) for o in Outcome}
+
+
+def shard_of(event_id: str, shards: int) -> int:
+    return zlib.crc32(event_id.encode("utf-8")) % shards
+
+
+def day_key(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+class HotStore:
+    """The DynamoDB table: provisioning, conditional writes, and window reads."""
+
+    def __init__(self, settings: Settings, clients: Clients, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 recorded: dict[str, str] | None = None) -> None:
+        """`recorded`: the settings recorded on the table (field -> tag text) when already
+        known, e.g. `{}` for a store that only builds items (benchmarks): nothing is read."""
+        self.settings = settings
+        self.clients = clients
+        self._sleep = sleep
+        self._clock = clock
+        self._recorded: dict[str, str] | None = recorded
+        self._recheck_at: float | None = None
+        """When an incomplete record (tags missing) is read again (monotonic seconds)."""
+        self._warned = False
+        self._agreed: Settings | None = None
+        self._read_floor: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def table(self) -> str:
+        return self.settings.table
+
+    # --- settings recorded on the table (tablesettings.py) ---------------------------------
+
+    def table_settings(self) -> Settings:
+        """This store's settings with the values recorded on the table adopted (index shards,
+        retention): what every write and read uses. The tags are read once, on first use;
+        ConfigError when the process set one of them to another value."""
+        agreed = self._agreed
+        if agreed is None:
+            recorded = self.recorded_settings()
+            if recorded is None:  # no table yet: its own error comes with the first request
+                return self.settings
+            agreed = adopt(self.settings, recorded, self.table)
+            if self._recheck_at is None:  # complete: kept for the life of the store
+                self._agreed = agreed
+        return agreed
+
+    def agree(self, settings: Settings) -> Settings:
+        """`settings` (another process's view, e.g. the sweep's) with the table's values
+        adopted, checked like `table_settings`."""
+        recorded = self.recorded_settings()
+        return settings if recorded is None else adopt(settings, recorded, self.table)
+
+    def recorded_settings(self) -> dict[str, str] | None:
+        """The settings recorded on the table (field -> tag text), read once and cached; None
+        when the table does not exist (not cached: `init` may create it). A record missing some
+        tags is read again after RECHECK_SECONDS: tags are eventually consistent, so a read
+        right after `init` may not see them yet (and an old table may be initialised later)."""
+        if self._due():
+            with self._lock:  # one DescribeTable + ListTagsOfResource per store, not per thread
+                if self._due():
+                    recorded = self._read_recorded()
+                    complete = recorded is None or all(n in recorded for n in TABLE_TAGS)
+                    self._recheck_at = (None if complete
+                                        else time.monotonic() + RECHECK_SECONDS)
+                    self._recorded = recorded
+        return self._recorded
+
+    def _due(self) -> bool:
+        return self._recorded is None or (self._recheck_at is not None
+                                          and time.monotonic() >= self._recheck_at)
+
+    def _read_recorded(self) -> dict[str, str] | None:
+        ddb = self.clients.dynamodb
+        try:
+            desc = self._with_retries(lambda: ddb.describe_table(TableName=self.table))
+            tags = read_tags(self._with_retries, ddb, desc["Table"]["TableArn"])
+        except TableNotFoundError:  # no table yet: its own error comes with the first request
+            return None
+        except Exception as exc:
+            code = error_code(exc)
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise StorageError(
+                    f"cannot read the settings recorded on table `{self.table}` ({code}): "
+                    "allow dynamodb:DescribeTable and dynamodb:ListTagsOfResource on it") from exc
+            raise
+        recorded = recorded_of(tags)
+        missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
+        if missing and not self._warned:
+            self._warned = True
+            _log.warning(
+                "table `%s` records no %s: this process uses its own %s, and every writer and "
+                "reader must agree on them; run `eventlake init` to record them", self.table,
+                " or ".join(f"`{tag}`" for tag in missing),
+                ", ".join(describe_value(n, getattr(self.settings, n))
+                          for n in TABLE_TAGS if n not in recorded))
+        return recorded  # empty: read, nothing recorded (read again after RECHECK_SECONDS)
+
+    def now(self) -> datetime:
+        """The store's time, which stamps `ingested_at`: the clock, plus the offset measured
+        from AWS's responses (`Clients.clock`, applied from 2 s up) unless
+        EVENTLAKE_CLOCK_CORRECTION is false. The sweep and the TTL guard read it too."""
+        now = self._clock()
+        if self.settings.clock_correction:
+            now += timedelta(seconds=self.clients.clock.seconds)
+        return now
+
+    # --- provisioning ----------------------------------------------------------------------
+
+    def provision(self) -> list[str]:
+        """Create or complete the table; returns what changed (empty when nothing did)."""
+        ddb = self.clients.dynamodb
+        changes: list[str] = []
+        try:
+            desc = ddb.describe_table(TableName=self.table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            try:
+                self._create_table()
+            except ddb.exceptions.ResourceInUseException:
+                # Another `init` created it between our describe and create: wait for it,
+                # then check and complete it like any existing table.
+                self._wait_active()
+                return self.provision()
+            changes.append(f"created table `{self.table}` (on-demand, stream NEW_AND_OLD_IMAGES,"
+                           f" index {INDEX_NAME}, {self._recorded_text()})")
+            self._wait_active()
+            desc = ddb.describe_table(TableName=self.table)["Table"]
+        else:
+            if desc.get("TableStatus") != "ACTIVE":  # being created or updated by someone else
+                self._wait_active()
+                desc = ddb.describe_table(TableName=self.table)["Table"]
+            if desc["KeySchema"] != [{"AttributeName": "event_id", "KeyType": "HASH"}]:
+                raise StorageError(
+                    f"table `{self.table}` exists with key {desc['KeySchema']}; eventlake needs "
+                    "a table keyed by `event_id` alone: choose another EVENTLAKE_TABLE")
+            # First: a process configured against the table must change nothing.
+            changes += self._record_settings(desc["TableArn"])
+            indexes = {i["IndexName"] for i in desc.get("GlobalSecondaryIndexes", [])}
+            if INDEX_NAME not in indexes:
+                ddb.update_table(
+                    TableName=self.table,
+                    AttributeDefinitions=[
+                        {"AttributeName": "ingest_shard", "AttributeType": "S"},
+                        {"AttributeName": "ingest_key", "AttributeType": "S"},
+                    ],
+                    GlobalSecondaryIndexUpdates=[{"Create": self._index_spec()}],
+                )
+                changes.append(f"added index {INDEX_NAME}")
+                # DynamoDB takes one table update at a time (ResourceInUseException otherwise)
+                self._wait_active()
+            stream: Any = desc.get("StreamSpecification") or {}
+            if not stream.get("StreamEnabled"):
+                ddb.update_table(TableName=self.table, StreamSpecification={
+                    "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+                changes.append("enabled stream NEW_AND_OLD_IMAGES")
+                self._wait_active()
+            elif stream.get("StreamViewType") != "NEW_AND_OLD_IMAGES":
+                raise StorageError(
+                    f"table `{self.table}` streams {stream.get('StreamViewType')}; the archiver "
+                    "needs NEW_AND_OLD_IMAGES: disable the stream and run `eventlake init` again")
+        ttl = ddb.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            ddb.update_time_to_live(TableName=self.table, TimeToLiveSpecification={
+                "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+            changes.append(f"enabled TTL on `{TTL_ATTRIBUTE}`")
+        elif ttl.get("AttributeName") != TTL_ATTRIBUTE:
+            raise StorageError(f"table `{self.table}` has TTL on `{ttl.get('AttributeName')}`; "
+                               f"eventlake sets `{TTL_ATTRIBUTE}`")
+        with self._lock:  # read the recorded settings again on next use
+            self._recorded, self._agreed = None, None
+        return changes
+
+    def _recorded_text(self) -> str:
+        return ", ".join(f"{describe_value(n, getattr(self.settings, n))} recorded as tag "
+                         f"`{tag}`" for n, tag in TABLE_TAGS.items())
+
+    def _record_settings(self, arn: str) -> list[str]:
+        """Tag an existing table with the settings it lacks (a table created before they were
+        recorded); refuse when a recorded one differs from what this process set. Never
+        changes a recorded value."""
+        ddb = self.clients.dynamodb
+        recorded = recorded_of(read_tags(self._with_retries, ddb, arn))
+        for name, text in recorded.items():
+            value = parse_tag(name, text, self.table)
+            if name in self.settings.explicit and getattr(self.settings, name) != value:
+                raise ConfigError(disagreement(self.settings, name, value, self.table))
+        missing = [name for name in TABLE_TAGS if name not in recorded]
+        if not missing:
+            return []
+        ddb.tag_resource(ResourceArn=arn, Tags=[
+            {"Key": TABLE_TAGS[n], "Value": tag_value(n, getattr(self.settings, n))}
+            for n in missing])
+        return [f"recorded {describe_value(n, getattr(self.settings, n))} on table "
+                f"`{self.table}` (tag `{TABLE_TAGS[n]}`; it had none: every process now uses it)"
+                for n in missing]
+
+    def _wait_active(self) -> None:
+        """Block until the table is ACTIVE (created, or done applying an update)."""
+        self.clients.dynamodb.get_waiter("table_exists").wait(
+            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+
+    def _create_table(self) -> None:
+        tags: list[Any] = [{"Key": "app", "Value": "eventlake"}, *tags_for(self.settings)]
+        self.clients.dynamodb.create_table(
+            TableName=self.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "event_id", "AttributeType": "S"},
+                {"AttributeName": "ingest_shard", "AttributeType": "S"},
+                {"AttributeName": "ingest_key", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[self._index_spec()],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            Tags=tags,
+        )
+
+    @staticmethod
+    def _index_spec() -> Any:
+        return {
+            "IndexName": INDEX_NAME,
+            "KeySchema": [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
+                          {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Table state for `status`: item count (approximate, AWS refreshes it ~6-hourly)."""
+        ddb = self.clients.dynamodb
+        try:
+            desc = ddb.describe_table(TableName=self.table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            return {"table": self.table, "exists": False}
+        ttl = ddb.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        stream: Any = desc.get("StreamSpecification") or {}
+        return {
+            "table": self.table,
+            "exists": True,
+            "status": desc.get("TableStatus"),
+            "approximate_item_count": desc.get("ItemCount", 0),
+            "stream": stream.get("StreamViewType") if stream.get("StreamEnabled") else "disabled",
+            "stream_arn": desc.get("LatestStreamArn"),
+            "ttl": f"{ttl.get('TimeToLiveStatus', 'DISABLED')}"
+                   f"{' on ' + ttl['AttributeName'] if ttl.get('AttributeName') else ''}",
+            "index": next((i.get("IndexStatus", "ACTIVE")
+                           for i in desc.get("GlobalSecondaryIndexes", [])
+                           if i["IndexName"] == INDEX_NAME), "missing"),
+        }
+
+    def require_table(self) -> None:
+        """Raise TableNotFoundError unless the table exists (one DescribeTable)."""
+        with self._table_errors():
+            self.clients.dynamodb.describe_table(TableName=self.table)
+
+    def table_not_found(self) -> TableNotFoundError:
+        """The error for a table that does not exist: which table, where, and what to do."""
+        endpoint = self.settings.endpoint_url
+        where = f"region `{self.settings.region}`" + (
+            f" (endpoint `{redact_url(endpoint)}`)" if endpoint else "")
+        return TableNotFoundError(f"table `{self.table}` does not exist in {where}: run "
+                                  "`eventlake init`, or set EVENTLAKE_TABLE to the table's name")
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def to_item(self, event: Event, ingested_at: datetime) -> Item:
+        agreed = self.table_settings()
+        ingested = format_ts(ingested_at)
+        expires = int(ingested_at.timestamp()) + agreed.retention_seconds
+        item: Item = {
+            "event_id": {"S": event.event_id},
+            "event_type": {"S": event.event_type},
+            "timestamp": {"S": event.timestamp_iso},
+            "event_payload": {"S": event.payload},
+            "ingested_at": {"S": ingested},
+            "content_hash": {"S": event.content_hash},
+            TTL_ATTRIBUTE: {"N": str(expires)},
+            "ingest_shard": {"S": f"{day_key(ingested_at)}#"
+                                  f"{shard_of(event.event_id, agreed.index_shards)}"},
+            "ingest_key": {"S": f"{ingested}#{event.event_id}"},
+        }
+        if event.source is not None:
+            item["source"] = {"S": event.source}
+        if event.subject is not None:
+            item["subject"] = {"S": event.subject}
+        return item
+
+    def put(self, event: Event, position: int = 0, *, deadline: Deadline | None = None
+            ) -> PutResult:
+        """Store one event conditionally, retrying transient errors with jittered backoff.
+
+        With a `deadline`, no attempt starts and no backoff sleeps past it: the event is then
+        `failed` (retryable), so the caller can still answer with a result for every event.
+        """
+        ddb = self.clients.dynamodb
+        last: BaseException | None = None
+        for attempt in range(self.settings.max_attempts):
+            pause = min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0) if attempt else 0.0
+            if deadline is not None and deadline.left() <= pause:
+                return _out_of_time(event, position, attempt, last)
+            if pause:
+                self._sleep(pause)
+            item = self.to_item(event, self.now())
+            try:
+                ddb.put_item(TableName=self.table, Item=item,
+                             ConditionExpression="attribute_not_exists(event_id)",
+                             ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                return PutResult(position, event.event_id, Outcome.CREATED)
+            except Exception as exc:
+                code = error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
+                    return self._compare(event, stored, position)
+                if code == "ValidationException" and "size" in str(exc).lower():
+                    return PutResult(position, event.event_id, Outcome.INVALID,
+                                     f"DynamoDB refused the item: {exc}", "item.too_large")
+                if code == "ResourceNotFoundException":
+                    return PutResult(position, event.event_id, Outcome.FAILED,
+                                     str(self.table_not_found()), TABLE_MISSING)
+                if not is_transient(exc):
+                    return PutResult(position, event.event_id, Outcome.FAILED,
+                                     f"DynamoDB refused the write ({code or type(exc).__name__}):"
+                                     f" {redact(str(exc))}")
+                last = exc
+        return PutResult(position, event.event_id, Outcome.FAILED,
+                         f"gave up after {self.settings.max_attempts} attempts "
+                         f"({error_code(last) if last else ''}): {redact(str(last))}; "
+                         f"{RETRY_ADVICE}",
+                         retryable=True)
+
+    def _get(self, event_id: str) -> Item | None:
+        with self._table_errors():
+            response = self.clients.dynamodb.get_item(TableName=self.table,
+                                                      Key={"event_id": {"S": event_id}},
+                                                      ConsistentRead=True)
+        return response.get("Item")
+
+    @staticmethod
+    def _compare(event: Event, stored: Item | None, position: int) -> PutResult:
+        if stored is None:  # deleted (TTL) between the failed condition and the read
+            return PutResult(position, event.event_id, Outcome.FAILED,
+                             "the stored copy vanished while checking it; safe to retry",
+                             retryable=True)
+        stored_hash = stored.get("content_hash", {}).get("S")
+        # A retry of an event sent without a timestamp: ingestion time differs, content not.
+        # Sent without an event_id too, its id was derived from that content alone.
+        if stored_hash == event.content_hash or (
+                event.timestamp_defaulted and _same_except_timestamp(event, stored)):
+            return PutResult(position, event.event_id, Outcome.DUPLICATE,
+                             DERIVED_DUPLICATE if event.event_id_derived else None)
+        return PutResult(
+            position, event.event_id, Outcome.CONFLICT,
+            f"event `{event.event_id}` is already stored with different content (stored hash "
+            f"`{(stored_hash or 'none')[:12]}`, sent `{event.content_hash[:12]}`); events are "
+            "immutable: send changes as a new event with a new event_id")
+
+    def put_many(self, events: Sequence[Event], positions: Sequence[int] | None = None, *,
+                 deadline: Deadline | None = None) -> list[PutResult]:
+        """Store events concurrently (bounded pool); one result per event, in order."""
+        positions = list(range(len(events))) if positions is None else list(positions)
+        if len(positions) != len(events):
+            raise ValueError(f"{len(events)} events but {len(positions)} positions")
+        if events:
+            self.table_settings()  # a disagreeing process refuses here, before any write
+
+        def put(event: Event, position: int) -> PutResult:
+            return self.put(event, position, deadline=deadline)
+
+        if len(events) <= 1:
+            return [put(e, p) for e, p in zip(events, positions, strict=True)]
+        workers = min(self.settings.put_concurrency, len(events))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-put") as pool:
+            return list(pool.map(put, events, positions))
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def read_ingested(self, since: datetime, until: datetime) -> Iterator[Item]:
+        """Every item ingested in [since, until), through parallel index queries (no Scan).
+
+        Items come grouped by (day, shard), not globally sorted. The index is eventually
+        consistent: callers that need completeness leave a settle lag before `until`.
+        """
+        for page in self.read_ingested_pages(since, until):
+            yield from page
+
+    @property
+    def read_floor(self) -> int | None:
+        """The fewest index shards a window read queries, as set by `read_at_least`; None
+        until lake-aware code (shardrecord.py) has set it."""
+        return self._read_floor
+
+    def read_at_least(self, shards: int) -> bool:
+        """Make window reads query at least `shards` shards per day, never fewer than before:
+        readers that have the lake set the largest count it has seen in force, so a lowered
+        count hides no event written with the old one. True when this raised the floor."""
+        with self._lock:
+            if self._read_floor is not None and self._read_floor >= shards:
+                return False
+            self._read_floor = shards
+            return True
+
+    def shards_to_read(self) -> int:
+        """Index shards a window read queries per day: the table's count, or the floor when
+        larger (a writer with fewer shards writes a subset of them)."""
+        return max(self.table_settings().index_shards, self._read_floor or 0)
+
+    def read_ingested_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
+        if since.tzinfo is None or until.tzinfo is None:
+            raise ValueError("read_ingested needs timezone-aware datetimes (UTC)")
+        if until <= since:
+            return
+        lo, hi = format_ts(since), format_ts(until)
+        shards = self.shards_to_read()
+        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        keys: list[str] = []
+        while day < until:
+            keys.extend(f"{day_key(day)}#{s}" for s in range(shards))
+            day += timedelta(days=1)
+        workers = max(1, min(self.settings.put_concurrency, len(keys)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-read") as pool:
+            # Bounded look-ahead: at most `workers` partitions are held in memory at once.
+            pending = []
+            it = iter(keys)
+            for key in it:
+                pending.append(pool.submit(self._query_partition, key, lo, hi))
+                if len(pending) >= workers:
+                    break
+            while pending:
+                page = pending.pop(0).result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._query_partition, nxt, lo, hi))
+                if page:
+                    yield page
+
+    def _query_partition(self, shard_key: str, lo: str, hi: str) -> list[Item]:
+        ddb = self.clients.dynamodb
+        items: list[Item] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "IndexName": INDEX_NAME,
+            # `<ingested_at>#<id>` sorts after `<ingested_at>`, so BETWEEN lo AND hi is [lo, hi).
+            "KeyConditionExpression": "ingest_shard = :s AND ingest_key BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":s": {"S": shard_key}, ":lo": {"S": lo},
+                                          ":hi": {"S": hi}},
+        }
+        while True:
+            response = self._with_retries(lambda: ddb.query(**kwargs))
+            items.extend(response.get("Items", []))
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return items
+            kwargs["ExclusiveStartKey"] = last_key
+
+    def scan_pages(self, segment: int = 0, total_segments: int = 1) -> Iterator[list[Item]]:
+        """Every item of one segment of a parallel Scan, a page (<= 1 MB) at a time.
+
+        For backfills only (items of other producers carry no index attributes): run the
+        segments in parallel threads. Regular reads go through the index, never a Scan.
+        """
+        if not 0 <= segment < total_segments:
+            raise ValueError(f"segment {segment} is not in [0, {total_segments})")
+        ddb = self.clients.dynamodb
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        if total_segments > 1:
+            kwargs.update(Segment=segment, TotalSegments=total_segments)
+        while True:
+            response = self._with_retries(lambda: ddb.scan(**kwargs))
+            items: list[Item] = response.get("Items", [])
+            if items:
+                yield items
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            kwargs["ExclusiveStartKey"] = last_key
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        for attempt in range(self.settings.max_attempts):
+            if attempt:
+                self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
+            try:
+                with self._table_errors():
+                    return call()
+            except Exception as exc:
+                if not is_transient(exc) or attempt == self.settings.max_attempts - 1:
+                    if is_transient(exc):
+                        raise TransientError(f"DynamoDB kept failing: {redact(str(exc))}"
+                                             ) from exc
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _table_errors(self) -> Iterator[None]:
+        """DynamoDB's ResourceNotFoundException -> TableNotFoundError naming the table."""
+        try:
+            yield
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise self.table_not_found() from exc
+            raise
+
+
+def _out_of_time(event: Event, position: int, attempts: int, last: BaseException | None
+                 ) -> PutResult:
+    if last is not None:
+        what = (f"stopped retrying after {attempts} attempt(s) "
+                f"({error_code(last) or type(last).__name__}: {redact(str(last))})")
+    else:
+        what = "not attempted"
+    return PutResult(position, event.event_id, Outcome.FAILED,
+                     f"{what} to answer in time (the caller's deadline was near); "
+                     f"{RETRY_ADVICE}", retryable=True)
+
+
+def _same_except_timestamp(event: Event, stored: Item) -> bool:
+    def s(name: str) -> str | None:
+        value = stored.get(name, {}).get("S")
+        return value if isinstance(value, str) else None
+
+    return (s("event_type") == event.event_type and s("event_payload") == event.payload
+            and s("source") == event.source and s("subject") == event.subject)
+
+
+def item_record(item: Item) -> dict[str, Any]:
+    """An eventlake item as plain strings (payload left as its JSON text)."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if "S" in value:
+            out[name] = value["S"]
+        elif "N" in value:
+            out[name] = int(value["N"]) if value["N"].lstrip("-").isdigit() else value["N"]
+    return out

@@ -1,0 +1,360 @@
+"""Where the lake's bytes live and how they move: the root (S3 or local), the pyarrow
+filesystem built on first use, atomic publishing, dt-partition listing, and AWS/Arrow errors
+turned into domain errors (`StorageError`, `TransientError`, `StateConflictError`).
+
+One IO layer (pyarrow filesystems) lists, reads and writes both backends. On S3, boto3 does the
+three things pyarrow cannot: conditional writes (`If-None-Match`/`If-Match`), ETags, and deletes
+that leave no `dir/` marker objects behind.
+
+A file is visible whole or not at all, so a reader never sees a partial one:
+
+    local   serialise into `.<name>.parquet.tmp-<hex>` -> fsync -> rename over `<name>.parquet`
+            (readers skip names starting with "." or "_"; a crash leaves only a hidden temp)
+    S3      serialise into memory -> one upload, completed on close (an exception before the
+            upload sends nothing: pyarrow would complete a half-written stream on close)
+
+`LakeFS` is the base of `lake.Lake`; the events (`lake`), quarantine (`quarantine`) and state
+(`lakestate`) layers build on its private helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from eventlake.aws import Clients, error_code, is_transient
+from eventlake.config import Settings, redact
+from eventlake.errors import EventLakeError, LakeNotFoundError, StorageError, TransientError
+from eventlake.lake.bucket import split_s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["LakeDataError", "LakeFS", "LakeFile", "LakeFileError", "LakeFileExistsError",
+           "StateConflictError"]
+
+T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+@-]{0,199}")
+_DT_DIR = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+_ARROW_TRANSIENT = ("THROTTLING", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE",
+                    "NETWORK_CONNECTION", "REQUEST_TIMEOUT")
+_HTTP_5XX = re.compile(r"HTTP status 5\d\d")
+
+
+class StateConflictError(EventLakeError):
+    """A conditional write lost: the object exists, or changed since it was read. Re-read it
+    and decide again; retrying the same write will fail the same way."""
+
+
+class LakeFileExistsError(StateConflictError):
+    """`if_absent=True` and the file is already there; it was left untouched."""
+
+
+class LakeDataError(EventLakeError, ValueError):
+    """A table, name or key handed to the lake does not fit it; the message says what to fix."""
+
+
+class LakeFileError(LakeDataError):
+    """A file among the lake's events is not one eventlake can read: it is corrupt, or its
+    schema is not the lake's (a missing or mistyped column would read as NULLs). `path` names
+    it. Retrying will not help: move the file out of `events/` (or delete it)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"`{path}` is not a readable lake file: {problem}; move it out of the "
+                         "lake's `events/` folder (or delete it), then run again")
+
+
+@dataclass(frozen=True, slots=True)
+class LakeFile:
+    """One listed file; `dt` comes from its directory name, `size` in bytes, `modified` the
+    store's modification time (UTC; None when unknown). `modified` is not part of equality."""
+
+    path: str
+    dt: str
+    size: int
+    modified: datetime | None = field(default=None, compare=False)
+
+
+class LakeFS:
+    """The lake's root and filesystem: paths, atomic publishing, listing, error mapping."""
+
+    def __init__(self, settings: Settings, *, clients: Clients | None = None) -> None:
+        self.settings = settings
+        self._clients = clients
+        self._fs: pafs.FileSystem | None = None
+        self._lock = threading.Lock()
+        uri = settings.lake_uri
+        self.is_s3 = uri.startswith("s3://")
+        if self.is_s3:
+            self._bucket, prefix = split_s3_uri(uri)
+            self._base = f"{self._bucket}/{prefix}" if prefix else self._bucket
+            self.root = f"s3://{self._base}"
+        else:
+            path = unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+            self._base = os.path.abspath(os.path.expanduser(path)).rstrip("/") or "/"
+            self.root = self._base
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        if self._fs is None:
+            with self._lock:
+                if self._fs is None:
+                    self._fs = self._make_fs()
+        return self._fs
+
+    def _make_fs(self) -> pafs.FileSystem:
+        if not self.is_s3:
+            return pafs.LocalFileSystem()
+        # The bare constructor ignores AWS_ENDPOINT_URL, so pass the one the clients use.
+        options: dict[str, Any] = {"region": self.settings.region}
+        if self.settings.endpoint_url:
+            endpoint = urlparse(self.settings.endpoint_url)
+            # host[:port] only: user info in the endpoint is not a host pyarrow can reach
+            options.update(endpoint_override=endpoint.netloc.rpartition("@")[2],
+                           scheme=endpoint.scheme)
+        return pafs.S3FileSystem(**options)
+
+    @property
+    def _s3(self) -> S3Client:
+        if self._clients is None:
+            self._clients = Clients(self.settings)
+        return self._clients.s3
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _publish(self, path: str, fill: Callable[[pa.NativeFile], None], if_absent: bool
+                 ) -> int:
+        """Make `path` hold what `fill` writes, atomically; returns its size in bytes."""
+        if self.is_s3:
+            sink = pa.BufferOutputStream()
+            fill(sink)
+            data = sink.getvalue()
+            if if_absent:
+                self._put_object(path, data.to_pybytes(), LakeFileExistsError, IfNoneMatch="*")
+            else:
+                with self._mapped(f"write `{self._full(path)}`"), \
+                        self.fs.open_output_stream(path) as out:
+                    out.write(data)
+            return int(data.size)
+        directory, _, base = path.rpartition("/")
+        temp = f"{directory}/.{base}.tmp-{secrets.token_hex(6)}"
+        self.fs.create_dir(directory, recursive=True)
+        try:
+            with self.fs.open_output_stream(temp) as out:
+                fill(out)
+                size = int(out.tell())
+            _fsync(temp)
+            if if_absent:
+                os.link(temp, path)  # atomic, and refuses an existing name
+            else:
+                self.fs.move(temp, path)  # rename(2): atomic replace
+            _fsync(directory)
+        except FileExistsError:
+            raise LakeFileExistsError(f"`{path}` already exists; left untouched") from None
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(temp)
+        return size
+
+    # -- listing -----------------------------------------------------------------------------
+
+    def _list(self, top: str, suffix: str, keep: Callable[[str], bool]) -> list[LakeFile]:
+        # A local listing races with writers: a temp file renamed away, or a directory made,
+        # between readdir and stat fails it with ENOENT. Listing again sees a settled state.
+        for attempt in range(4):
+            try:
+                return self._list_once(top, suffix, keep)
+            except FileNotFoundError:
+                if self.is_s3 or attempt == 3:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _list_once(self, top: str, suffix: str, keep: Callable[[str], bool]) -> list[LakeFile]:
+        top_path = f"{self._base}/{top}"
+        with self._mapped(f"list `{self._full(top_path)}`"):
+            entries = self.fs.get_file_info(pafs.FileSelector(top_path, allow_not_found=True))
+            partitions: dict[str, str] = {}
+            for entry in entries:
+                dt = _dt_of_dir(entry.base_name) if entry.type == pafs.FileType.Directory else None
+                if dt is not None and keep(dt):
+                    partitions[entry.path] = dt
+            if not partitions:
+                # allow_not_found also hides a missing bucket: an unset-up lake is not empty
+                if self.is_s3 and not entries and self.fs.get_file_info(
+                        self._bucket).type == pafs.FileType.NotFound:
+                    raise self._no_bucket()
+                return []
+            if 2 * len(partitions) > len(entries):  # most of the lake: one recursive listing
+                infos = self.fs.get_file_info(
+                    pafs.FileSelector(top_path, recursive=True, allow_not_found=True))
+            else:
+                infos = [info for listing in self._map(
+                    lambda p: self.fs.get_file_info(pafs.FileSelector(p, allow_not_found=True)),
+                    list(partitions)) for info in listing]
+        files = []
+        for info in infos:
+            parent, _, base = info.path.rpartition("/")
+            dt = partitions.get(parent)
+            if (dt is not None and info.type == pafs.FileType.File and base.endswith(suffix)
+                    and not base.startswith((".", "_"))):
+                files.append(LakeFile(self._full(info.path), dt, int(info.size), info.mtime))
+        return sorted(files, key=lambda f: (f.dt, f.path))
+
+    def _map(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
+        if not self.is_s3 or len(items) < 2:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(min(16, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    # -- paths and errors --------------------------------------------------------------------
+
+    def _full(self, fs_path: str) -> str:
+        return f"s3://{fs_path}" if self.is_s3 else fs_path
+
+    def _key(self, fs_path: str) -> str:
+        return fs_path[len(self._bucket) + 1:]
+
+    def _fs_path(self, path: str) -> str:
+        """A full path (as listed or written) -> the filesystem's path; must be in this lake."""
+        fs_path = path
+        if self.is_s3 and path.startswith("s3://"):
+            fs_path = path[len("s3://"):]
+        elif not self.is_s3 and path.startswith("file://"):
+            fs_path = unquote(urlparse(path).path)
+        if not fs_path.startswith(self._base.rstrip("/") + "/") or "/../" in fs_path:
+            raise LakeDataError(f"`{path}` is not a file of lake `{self.root}`")
+        return fs_path
+
+    def _put_object(self, path: str, data: bytes, conflict: type[StateConflictError],
+                    **condition: str) -> str:
+        """A conditional S3 PUT (pyarrow cannot send If-None-Match / If-Match); the new ETag."""
+        try:
+            with self._boto_errors(f"write `{self._full(path)}`"):
+                return self._s3.put_object(Bucket=self._bucket, Key=self._key(path), Body=data,
+                                           **condition)["ETag"]  # type: ignore[arg-type]
+        except StateConflictError as exc:
+            raise conflict(str(exc)) from exc.__cause__
+
+    @contextmanager
+    def _boto_errors(self, action: str) -> Iterator[None]:
+        """boto3 errors -> domain errors; a failed precondition -> StateConflictError."""
+        try:
+            yield
+        except Exception as exc:
+            code = error_code(exc)
+            # NoSuchKey here answers If-Match on an object that is gone: the version changed.
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                raise StateConflictError(f"could not {action}: it exists or changed meanwhile "
+                                         f"({code})") from exc
+            if code == "NoSuchBucket":
+                raise self._no_bucket() from exc
+            if code in ("AccessDenied", "403"):
+                raise StorageError(f"access denied while trying to {action}: check the "
+                                   "credentials and the bucket policy") from exc
+            if is_transient(exc):
+                raise TransientError(f"S3 failed to {action} (safe to retry): "
+                                     f"{redact(str(exc))}") from exc
+            raise
+
+    @contextmanager
+    def _mapped(self, action: str) -> Iterator[None]:
+        """pyarrow's S3 errors (OSError with the SDK's error name) -> domain errors."""
+        try:
+            yield
+        except OSError as exc:
+            mapped = self._arrow_error(exc, action) if self.is_s3 else None
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _no_bucket(self) -> LakeNotFoundError:
+        return LakeNotFoundError(f"bucket `{self._bucket}` of lake `{self.root}` does not "
+                                 "exist: run `eventlake init`, or set EVENTLAKE_LAKE_URI to "
+                                 "the lake's root")
+
+    def _arrow_error(self, exc: OSError, action: str) -> EventLakeError | None:
+        text = redact(str(exc))
+        if _vanished(exc):
+            return None
+        if "NO_SUCH_BUCKET" in text:
+            return self._no_bucket()
+        if "ACCESS_DENIED" in text or "HTTP status 403" in text:
+            return StorageError(f"access denied while trying to {action}: check the "
+                                f"credentials and the bucket policy ({text})")
+        if any(name in text for name in _ARROW_TRANSIENT) or _HTTP_5XX.search(text):
+            return TransientError(f"S3 failed to {action} (safe to retry): {text}")
+        return None
+
+
+# -- names, dates, small helpers -------------------------------------------------------------
+
+def _check_name(name: str, suffix: str) -> str:
+    stem = name.removesuffix(suffix)
+    if not _NAME.fullmatch(stem):
+        raise LakeDataError(f"file name `{name}` is not valid: 1-200 letters, digits and "
+                            "`._=+@-`, starting with a letter or digit")
+    return stem + suffix
+
+
+def _check_dt(dt: str) -> str:
+    if not isinstance(dt, str) or not _DT_DIR.fullmatch(f"dt={dt}") or _parse_day(dt) is None:
+        raise LakeDataError(f"partition `{dt}` is not a date in the form YYYY-MM-DD")
+    return dt
+
+
+def _parse_day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _dt_of_dir(base_name: str) -> str | None:
+    match = _DT_DIR.fullmatch(base_name)
+    return match.group(1) if match and _parse_day(match.group(1)) else None
+
+
+def _day(value: date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):  # a datetime is a date too: take its UTC date
+        value = (value.astimezone(UTC) if value.tzinfo else value).date()
+    return value.isoformat()
+
+
+def _dt_filter(start: date | None, end: date | None, dts: Iterable[str] | None
+               ) -> Callable[[str], bool]:
+    low, high = _day(start), _day(end)
+    allowed = None if dts is None else {_check_dt(d) for d in dts}
+    return lambda dt: ((low is None or dt >= low) and (high is None or dt <= high)
+                       and (allowed is None or dt in allowed))
+
+
+def _vanished(exc: BaseException) -> bool:
+    # S3 names a deleted object NoSuchKey on GET with a body, RESOURCE_NOT_FOUND on a bare 404
+    # (seen when an object vanishes between opening it and reading its ranges).
+    text = str(exc)
+    return (isinstance(exc, FileNotFoundError) or "NO_SUCH_KEY" in text
+            or "RESOURCE_NOT_FOUND" in text)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

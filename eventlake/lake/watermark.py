@@ -1,0 +1,150 @@
+"""The archive watermark: the ingestion time before which every event is in the lake.
+
+    <root>/_eventlake/watermark.json   {"at", "updated_at", "run_id", "previous"}
+
+    ingested_at ───────────────────────[skew)[watermark)──────────────── now
+                 in the lake (the sweep     re-read      in DynamoDB; maybe in the lake too
+                 wrote what the stream had not)          (the `events` view reads it hot)
+
+Only the sweep moves it, by compare-and-swap on the version it read when it started, and only
+after the files of its window are durable; it never moves backwards. A crash before the move
+leaves the old watermark (the window is swept again, the anti-join skips what is there); a
+crash after it leaves the new one, with everything before it already in the lake.
+
+`ingested_at` is stamped by the writer's clock, so "before the watermark" holds for writers
+whose clocks are at most EVENTLAKE_CLOCK_SKEW_SECONDS behind: every reader of the window (the
+sweep, `events_hot`, the TTL guard) starts that much before the watermark (`window_start`).
+What a slower clock stamps further back is found by the expiry check (`expiry.py`).
+
+The same compare-and-swap mark, under another key, is the expiry checkpoint
+(`expiry_check.json`): `read_watermark` and `advance_watermark` take `key=`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from eventlake.config import Settings
+from eventlake.errors import StorageError
+from eventlake.events.model import format_ts, human_duration
+from eventlake.lake.state import LakeState, StateConflictError
+
+__all__ = ["EXPIRY_CHECK_KEY", "TTL_LATENESS", "WATERMARK_KEY", "Watermark", "WatermarkAheadError",
+           "WatermarkConflictError", "advance_watermark", "read_watermark", "refuse_ahead",
+           "window_start"]
+
+WATERMARK_KEY = "watermark.json"
+EXPIRY_CHECK_KEY = "expiry_check.json"
+"""The expiry checkpoint (`expiry.py`): every item ingested before it has had its last look."""
+_NAMES = {WATERMARK_KEY: "the watermark", EXPIRY_CHECK_KEY: "the expiry checkpoint"}
+TTL_LATENESS = timedelta(days=2)
+"""How long DynamoDB may keep an item after its `expires_at` (TTL deletes lazily, typically
+within 48 hours): with no watermark yet, items ingested this much before the retention period
+may still be in the table."""
+
+
+class WatermarkConflictError(StateConflictError):
+    """The watermark changed while a sweep ran (another sweep moved it)."""
+
+
+class WatermarkAheadError(StorageError):
+    """The watermark is further ahead of now than any clock skew explains (edited, restored
+    from elsewhere, or written by a sweeper whose clock ran fast): sweeping from it would
+    skip every event ingested before it. Restore it, or delete it."""
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Every event ingested before `at` is in the lake. `version` is the state's version, for
+    the next compare-and-swap; `run_id` names the sweep that moved it there."""
+
+    at: datetime
+    version: str
+    updated_at: datetime
+    run_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"at": format_ts(self.at), "updated_at": format_ts(self.updated_at),
+                "run_id": self.run_id, "version": self.version}
+
+
+def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | None:
+    """The current watermark (or the mark under `key`), or None before the first sweep."""
+    found = lake.read_state(key)
+    if found is None:
+        return None
+    data, version = found
+    try:
+        raw = json.loads(data)
+        return Watermark(_utc(raw["at"]), version, _utc(raw["updated_at"]), str(raw["run_id"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StorageError(
+            f"`{key}` of lake `{getattr(lake, 'root', '?')}` is not readable ({exc}): "
+            "restore it, or delete it to let the next sweep re-check the whole retention "
+            "period (safe: the sweep skips events already in the lake)") from exc
+
+
+def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | None,
+                      run_id: str, now: datetime | None = None, key: str = WATERMARK_KEY
+                      ) -> Watermark:
+    """Move the watermark to `to` if it is still `expected` (None: it must not exist yet).
+
+    Never backwards: when `to` is not after `expected.at`, nothing is written and `expected`
+    is returned. Losing the race raises WatermarkConflictError; the watermark is then left as
+    the other writer set it.
+    """
+    to = to.astimezone(UTC)
+    if expected is not None and to <= expected.at:
+        return expected
+    updated_at = (now or datetime.now(UTC)).astimezone(UTC)
+    data = json.dumps({"at": format_ts(to), "updated_at": format_ts(updated_at),
+                       "run_id": run_id,
+                       "previous": format_ts(expected.at) if expected else None},
+                      sort_keys=True).encode()
+    try:
+        version = lake.swap_state(key, data, expected=expected.version if expected else None)
+    except StateConflictError as exc:
+        current = read_watermark(lake, key)
+        where = (f"`{format_ts(current.at)}` (run `{current.run_id}`)" if current
+                 else "nothing (deleted)")
+        raise WatermarkConflictError(
+            f"{_NAMES.get(key, f'`{key}`')} changed while run `{run_id}` was sweeping: it expected "
+            f"`{format_ts(expected.at) if expected else 'none'}` and found {where}. Another "
+            "sweep ran at the same time (a lease that expired under a slow run?). Nothing is "
+            "lost: this run's files are in the lake and later sweeps skip them; if it repeats, "
+            "raise the sweep's lease TTL") from exc
+    return Watermark(to, version, updated_at, run_id)
+
+
+def window_start(watermark: Watermark | None, now: datetime, settings: Settings) -> datetime:
+    """Where the next sweep (and the hot read, and the TTL guard) starts: the tolerated clock
+    skew before the watermark, or with none yet the oldest ingestion time an item still in the
+    table can have (retention plus TTL's lateness before `now`)."""
+    if watermark is not None:
+        return watermark.at - settings.clock_skew
+    return now.astimezone(UTC) - timedelta(days=settings.retention_days) - TTL_LATENESS
+
+
+def refuse_ahead(watermark: Watermark | None, now: datetime, settings: Settings,
+                 root: str = "?") -> None:
+    """Raise WatermarkAheadError when `watermark` is more than the clock skew ahead of `now`."""
+    if watermark is None or watermark.at - now <= settings.clock_skew:
+        return
+    ahead = human_duration((watermark.at - now).total_seconds())
+    raise WatermarkAheadError(
+        f"the watermark `{format_ts(watermark.at)}` (run `{watermark.run_id}`) is {ahead} ahead "
+        f"of now `{format_ts(now)}`, more than the tolerated clock skew "
+        f"({settings.env_name('clock_skew_seconds')}={settings.clock_skew_seconds:g}): it was "
+        f"edited, or written by a sweeper whose clock ran fast, and sweeping from it would skip "
+        f"every event ingested before it. Restore `{root}/_eventlake/{WATERMARK_KEY}` to its "
+        "`previous` value, or delete it (safe: the next sweep re-checks the whole retention "
+        "period and skips events already in the lake); then check the sweeper's clock (NTP)")
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"`{text}` has no time zone")
+    return value.astimezone(UTC)

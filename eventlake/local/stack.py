@@ -1,0 +1,128 @@
+"""The embedded local stack: moto's server on a loopback port, standing in for AWS.
+
+Every client reaches it through AWS_ENDPOINT_URL, exactly as it would reach LocalStack or AWS,
+so the demo and the end-to-end tests run the production code path over real HTTP.
+`StreamPoller` (eventlake/local/poller.py) stands in for Lambda's stream trigger (moto's needs
+Docker);
+`expire_ttl` stands in for DynamoDB's TTL (moto accepts the setting but never deletes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from eventlake.local.poller import StreamPoller as StreamPoller
+
+if TYPE_CHECKING:
+    from eventlake.aws import Clients
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass
+class MotoServer:
+    """A running moto server; `endpoint_url` is where clients should point."""
+
+    endpoint_url: str
+    _server: Any
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
+    """Start moto's threaded server; port 0 picks a free port."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        from eventlake.errors import ConfigError
+
+        raise ConfigError("the local stack needs moto's server: "
+                          "pip install 'eventlake[local]'") from exc
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    return MotoServer(f"http://{bound_host}:{bound_port}", server)
+
+
+@contextmanager
+def local_stack(env: MutableMapping[str, str] | None = None,
+                region: str = "us-east-1") -> Iterator[MotoServer]:
+    """Run a moto server and point the environment (AWS_ENDPOINT_URL, fake credentials) at it.
+
+    The previous values of the variables are restored, and the server stopped, on exit.
+    """
+    env = os.environ if env is None else env
+    server = start_moto_server()
+    changes = {"AWS_ENDPOINT_URL": server.endpoint_url, **FAKE_CREDENTIALS}
+    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        changes["AWS_DEFAULT_REGION"] = region
+    saved = {k: env.get(k) for k in changes}
+    env.update(changes)
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        server.stop()
+
+
+def expire_ttl(clients: Clients, table: str, *, now: datetime | None = None,
+               attribute: str = "expires_at") -> list[str]:
+    """Delete the items whose TTL has passed, as DynamoDB's TTL would; their event_ids.
+
+    An item is expired when `attribute` is a number (epoch seconds) <= `now`; items with no
+    such number never expire. Each delete is conditional on the item still being expired, so
+    an item rewritten meanwhile with a later expiry survives. Differences from the real thing,
+    which matter when testing the archive against it:
+
+    - DynamoDB deletes lazily, typically within 48 hours after expiry (an expired item can
+      still be read, queried and archived until then); this deletes at once, when called.
+    - DynamoDB skips items whose expiry is more than five years in the past; this does not.
+    - A real TTL delete's stream REMOVE record carries `userIdentity` {"type": "Service",
+      "principalId": "dynamodb.amazonaws.com"}; moto's REMOVE for this delete carries none,
+      so it looks like a user delete to the stream path (counted as `other_removals`).
+    """
+    ddb = clients.dynamodb
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    cutoff = {"N": f"{now.timestamp():.6f}"}
+    keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    names = {"#ttl": attribute, **{f"#k{i}": key for i, key in enumerate(keys)}}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "attribute_type(#ttl, :n) AND #ttl <= :now",
+        "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(keys))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {":n": {"S": "N"}, ":now": cutoff},
+    }
+    deleted: list[str] = []
+    while True:
+        page = ddb.scan(**kwargs)
+        for key in page.get("Items", []):
+            try:
+                ddb.delete_item(TableName=table, Key=key,
+                                ConditionExpression="attribute_type(#ttl, :n) AND #ttl <= :now",
+                                ExpressionAttributeNames={"#ttl": attribute},
+                                ExpressionAttributeValues={":n": {"S": "N"}, ":now": cutoff})
+            except ddb.exceptions.ConditionalCheckFailedException:
+                continue  # rewritten with a later expiry (or deleted) since the scan
+            value = key.get("event_id") or key[keys[0]]
+            deleted.append(str(next(iter(value.values()))))
+        if "LastEvaluatedKey" not in page:
+            return deleted
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,246 @@
+"""Writing a query result (a stream of Arrow record batches) as an aligned text table, CSV,
+one JSON array, JSON Lines or Parquet, to stdout or to a file. How each value reads is
+`sqlvalues`' job; a file is replaced only once it is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from json.encoder import encode_basestring
+from pathlib import Path
+from typing import Any, Protocol
+
+from eventlake.query.values import json_column, text_column
+
+
+class TextSink(Protocol):
+    """Where text output goes: stdout, a file, anything with `write`."""
+
+    def write(self, text: str, /) -> object: ...
+
+
+class Format(StrEnum):
+    """Output formats of `eventlake sql`."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+@dataclass
+class Result:
+    """What a statement returned. The query runs when `reader` is first read, and only once:
+    a DuckDB connection runs nothing else while a result is open, so read results in order."""
+
+    relation: Any
+    """A DuckDB relation (anything with `to_arrow_reader()`)."""
+    json_columns: frozenset[int] = frozenset()
+    """Positions of the columns DuckDB types `JSON`: their text is embedded in JSON output."""
+    plain: bool = False
+    """Table output prints the last column's text as it is (EXPLAIN's plan)."""
+
+    @cached_property
+    def reader(self) -> Any:
+        """The `pyarrow.RecordBatchReader` over the rows."""
+        return self.relation.to_arrow_reader()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.reader.schema.names)
+
+    def text_rows(self) -> Iterator[tuple[str | None, ...]]:
+        for batch in self.reader:
+            yield from zip(*(text_column(c) for c in batch.columns), strict=True)
+
+
+@dataclass(frozen=True)
+class TableStyle:
+    max_rows: int = 100
+    """Rows shown; the rest are counted in the footer (0 shows every row)."""
+    max_width: int = 40
+    """Characters per cell before it is cut with `…` (0 never cuts)."""
+
+
+def write(result: Result, fmt: Format, out: str | None, style: TableStyle, *,
+          stdout: TextSink | None = None) -> None:
+    """Write `result` to the file `out` (replaced only once complete) or to stdout."""
+    if fmt is Format.PARQUET:
+        if out is None:
+            raise ValueError("parquet output needs a file")
+        _atomic(out, lambda tmp: _write_parquet(result, tmp), binary=True)
+        return
+    if out is None:
+        write_text(result, fmt, stdout or sys.stdout, style)
+        return
+    _atomic(out, lambda stream: write_text(result, fmt, stream, style), binary=False)
+
+
+def write_text(result: Result, fmt: Format, stream: TextSink, style: TableStyle) -> None:
+    if fmt is Format.TABLE:
+        _write_table(result, stream, style)
+    elif fmt is Format.CSV:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(result.names)
+        writer.writerows(result.text_rows())  # NULL is an empty field
+    elif fmt is Format.JSONL:
+        for line in _json_rows(result):
+            stream.write(line + "\n")
+    elif fmt is Format.JSON:
+        stream.write("[")
+        n = -1
+        for n, line in enumerate(_json_rows(result)):
+            stream.write(("\n" if n == 0 else ",\n") + line)
+        stream.write("]\n" if n < 0 else "\n]\n")
+    else:  # pragma: no cover - Format is closed
+        raise ValueError(f"not a text format: {fmt}")
+
+
+def _json_rows(result: Result) -> Iterator[str]:
+    """One JSON object per row, keys in column order."""
+    keys = [f"{encode_basestring(k)}: " for k in _unique(result.names)]
+    for batch in result.reader:
+        columns = [json_column(c, verbatim=i in result.json_columns)
+                   for i, c in enumerate(batch.columns)]
+        for values in zip(*columns, strict=True):
+            yield "{" + ", ".join([k + v for k, v in zip(keys, values, strict=True)]) + "}"
+
+
+def _atomic(out: str, write_to: Callable[[Any], None], *, binary: bool) -> None:
+    """Write through a temporary sibling, renamed into place: a failed query leaves no
+    half-written file behind."""
+    path = Path(out)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if binary:
+            write_to(str(tmp))
+        else:
+            with tmp.open("w", encoding="utf-8", newline="") as stream:
+                write_to(stream)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_parquet(result: Result, path: str) -> None:
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(path, result.reader.schema, compression="zstd") as writer:
+        for batch in result.reader:
+            writer.write_batch(batch)
+
+
+# --- the aligned table ------------------------------------------------------------------------
+
+def _write_table(result: Result, stream: TextSink, style: TableStyle) -> None:
+    if result.plain:
+        for row in result.text_rows():
+            stream.write((row[-1] or "").rstrip("\n") + "\n")
+        return
+    schema = result.reader.schema
+    right = [_is_number(field.type) for field in schema]
+    shown: list[list[str]] = []
+    total = 0
+    for batch in result.reader:  # rows past max_rows are counted, never rendered
+        wanted = batch.num_rows if not style.max_rows else style.max_rows - len(shown)
+        if wanted > 0:
+            head = batch.slice(0, wanted)
+            shown.extend([_cell(v, style.max_width) for v in row] for row in
+                         zip(*(text_column(c) for c in head.columns), strict=True))
+        total += batch.num_rows
+    headers = [_one_line(name) for name in schema.names]
+    widths = [max([_width(h), *(_width(r[i]) for r in shown)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (_pad(c, w, r) for c, w, r in zip(cells, widths, right, strict=True))
+        return "  ".join(padded).rstrip()
+
+    if headers:
+        stream.write(line(headers) + "\n")
+        stream.write("  ".join("-" * w for w in widths) + "\n")
+    for cells in shown:
+        stream.write(line(cells) + "\n")
+    stream.write(footer(total, len(shown)) + "\n")
+
+
+def footer(total: int, shown: int) -> str:
+    """`(3 rows)`, or `(250 rows, 150 not shown: --max-rows 0 shows all)`."""
+    rows = f"{total} row{'' if total == 1 else 's'}"
+    if shown < total:
+        return f"({rows}, {total - shown} not shown: --max-rows 0 shows all)"
+    return f"({rows})"
+
+
+def _cell(value: str | None, max_width: int) -> str:
+    cell = "NULL" if value is None else _one_line(value)
+    if max_width and _width(cell) > max_width:
+        return _cut(cell, max_width)
+    return cell
+
+
+def _one_line(cell: str) -> str:
+    """Control characters escaped, so every row is one line and columns stay aligned."""
+    if cell.isprintable():
+        return cell
+    return "".join(c if c.isprintable() else _ESCAPES.get(c, f"\\x{ord(c):02x}") for c in cell)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _width(cell: str) -> int:
+    """Columns a terminal gives `cell`: wide East Asian characters take two, combining none."""
+    if cell.isascii():
+        return len(cell)
+    return sum(_char_width(c) for c in cell)
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _cut(cell: str, max_width: int) -> str:
+    used, out = 0, []
+    for char in cell:
+        w = _char_width(char)
+        if used + w > max_width - 1:
+            break
+        out.append(char)
+        used += w
+    return "".join(out) + "…"
+
+
+def _pad(cell: str, width: int, right: bool) -> str:
+    fill = " " * (width - _width(cell))
+    return fill + cell if right else cell + fill
+
+
+def _is_number(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+                or pa.types.is_decimal(arrow_type))
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    """Column names made unique for JSON objects (`a`, `a_2`): DuckDB allows `SELECT 1, 1`."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out

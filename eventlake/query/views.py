@@ -1,0 +1,413 @@
+"""DuckDB over both tiers: a connection with the views `events_cold`, `events_hot` and `events`,
+the macro `events_between`, and the analytics queries of `eventlake/query/sql/`.
+
+What a connection reads is fixed when it is made, in this order (`take_snapshot`):
+
+    1. watermark   every event ingested before it is in the lake's files
+    2. list        the lake's files, once (`Lake.list_files`): a connection does not see
+                   partitions or files written later; `refresh` it, or connect again
+    3. hot         items ingested in [watermark - skew, now + CLOCK_SKEW) through the
+                   ingestion-time index (no watermark yet: the whole retention period plus
+                   TTL's lateness); skew is EVENTLAKE_CLOCK_SKEW_SECONDS
+
+    ingested_at ──────────────────[skew)[watermark)─────────────────────── now
+                 cold: the files listed at 2   hot: read at 3; archived (before the watermark,
+                                               or meanwhile) -> in both, the seam drops the
+                                               hot copy
+
+The look-back shows the events of a producer whose clock stamps them (up to the skew) behind
+the watermark before a sweep archives them; those it re-reads that are archived already are
+in the cold files of their dt, which the seam drops.
+
+The order is what loses nothing: a sweep writes its files before it moves the watermark, so
+the files listed after reading the watermark hold everything before it. A late event (an old
+timestamp, ingested now) is hot by its ingestion time and lands in its own old `dt`.
+
+    events_cold  (single-file partitions, read as they are)            <- no DISTINCT, no window
+                 UNION ALL
+                 (several-file partitions: one row per (dt, event_id), the copy with the
+                  earliest ingested_at, then the smallest content_hash: `distinct.py`'s rule)
+    events_hot   the hot rows, one per event_id (a table of the connection: they are few)
+    events       events_cold UNION ALL hot rows whose (dt, event_id) the cold files lack
+
+Reading the files. A local lake: DuckDB's own Parquet reader, the schema given (`schema=`) so
+that binding a query opens no file. A single-file partition is read by its listed path. A
+several-file partition, the one compaction rewrites, by the pattern `dt=<dt>/[!._]*.parquet`,
+expanded when each query starts: compaction (write the merged file, then delete the inputs)
+never leaves it empty, and whatever files it holds are de-duplicated, so a long-lived
+connection keeps working while today's files are compacted. An S3 lake (DuckDB's httpfs is not
+available offline): pyarrow datasets registered with the connection, one fragment per listed
+file, DuckDB pushing projections and filters into the Arrow scan. A listed file that vanished
+fails the query; `run_sql` (EventLake.sql) then lists again and retries.
+
+Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a query reads):
+- `dt` predicates skip whole partitions on both paths; a skipped file is never opened.
+- `timestamp` predicates: on S3 each fragment carries "dt = D and D <= timestamp < D + 1", so
+  pyarrow skips files of other days unopened. DuckDB's reader has no per-file bounds to go by:
+  it opens each file's footer and skips row groups by their min/max statistics (no data
+  pages read). `events_between(from_ts, to_ts)` adds the implied dt range, skipping the
+  files on both paths; a predicate on timestamp plus one on dt does the same.
+- Over several-file partitions the de-duplicating window passes `dt` predicates down, not
+  `timestamp` ones (copies of an event must meet before one is chosen).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from eventlake.codec import RowBuilder
+from eventlake.errors import ConfigError, TransientError
+from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
+from eventlake.lake.dedup import KEY_COLUMNS, first_copies
+from eventlake.lake.layout import EVENTS_DIR, PARTITION
+from eventlake.lake.shards import read_recorded_shards
+from eventlake.lake.store import VANISH_ATTEMPTS, Lake, LakeFile, _vanish_backoff
+from eventlake.lake.watermark import read_watermark, window_start
+
+if TYPE_CHECKING:
+    from eventlake.api import EventLake
+    from eventlake.hot.store import HotStore
+
+__all__ = ["CLOCK_SKEW", "VIEWS", "Engine", "Snapshot", "connect", "install", "list_queries",
+           "load_sql", "read_hot", "refresh", "run_sql", "take_snapshot"]
+
+_log = logging.getLogger("eventlake.query.views")
+T = TypeVar("T")
+
+VIEWS = ("events", "events_cold", "events_hot")
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far past the reader's clock the hot read reaches: writers stamp `ingested_at` with their
+own clocks, which may run ahead of the reader's."""
+COLD_SCHEMA = EVENT_SCHEMA.append(pa.field(PARTITION, pa.date32(), nullable=False))
+"""The columns of every view: the lake's, then `dt` (the UTC date of `timestamp`)."""
+
+_DUCKDB_TYPES = {pa.string(): "VARCHAR", UTC_MICROS: "TIMESTAMPTZ", pa.date32(): "DATE"}
+_COLUMNS = ", ".join(f'"{name}"' for name in COLD_SCHEMA.names)
+_SCHEMA = "MAP {" + ", ".join(
+    f"'{f.name}': {{name: '{f.name}', type: '{_DUCKDB_TYPES[f.type]}', default_value: NULL}}"
+    for f in EVENT_SCHEMA) + "}"
+"""read_parquet's `schema=` (by column name): binding a query then opens no file."""
+_EMPTY = "SELECT " + ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"'
+                               for f in COLD_SCHEMA) + " WHERE false"
+_ONE_COPY = ("QUALIFY row_number() OVER (PARTITION BY dt, event_id "
+             "ORDER BY ingested_at, content_hash) = 1")
+"""distinct.first_copies' rule in SQL. An event_id lives in one partition (the date of its
+timestamp), so partitioning by dt too changes nothing and lets dt predicates through."""
+_GLOB = re.compile(r"[*?\[\]{}]")
+_FILES = "[!._]*.parquet"
+"""The pattern of a partition's event files: Lake.list_files' rule (no hidden, no `_` names)."""
+_VANISHED = re.compile(r"No files found that match the pattern|No such file or directory|"
+                       r"errno 2\b|NO_SUCH_KEY|NoSuchKey|RESOURCE_NOT_FOUND|"
+                       r"Path does not exist", re.IGNORECASE)
+_HOT_TABLE = "_eventlake.hot"
+Engine = Literal["auto", "duckdb", "arrow"]
+"""How the views read the files: DuckDB's Parquet reader (local lakes), pyarrow datasets (any
+lake; S3 needs them), or `auto`: DuckDB's reader where it can reach the files."""
+_SQL_PACKAGE = "eventlake.query"
+_SQL_DIR = "sql"
+
+
+# -- the public surface -----------------------------------------------------------------------
+
+def connect(lake: EventLake, *, hot: bool = True, now: datetime | None = None,
+            engine: Engine = "auto") -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection with the views `events`, `events_cold`, `events_hot`,
+    the table macro `events_between(from_ts, to_ts)`, one view per parameterless query of
+    `eventlake/query/sql/`, and `eventlake_snapshot` (one row: what the connection reads).
+
+    The lake is listed once, here: the connection does not see partitions or files written
+    later (call `refresh(con, lake)` or connect again; on a local lake a partition that had
+    several files is read by pattern, so its newer files are seen). A query meeting a listed
+    file that compaction has since deleted fails (`run_sql` lists again and retries).
+    `hot=False` reads the Parquet lake only (DynamoDB is not touched; `events_hot` is empty).
+    The session time zone is UTC.
+    Cursors (`con.cursor()`) see the views of a local lake; over an S3 lake the views read
+    pyarrow datasets registered with this connection, so use the connection itself.
+    """
+    def attempt() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        try:
+            install(con, lake.cold, take_snapshot(lake, hot=hot, now=now), engine=engine)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    return _listing_again_on_vanish(attempt)
+
+
+def refresh(con: duckdb.DuckDBPyConnection, lake: EventLake, *, hot: bool = True,
+            now: datetime | None = None, engine: Engine = "auto") -> Snapshot:
+    """List the lake (and read the hot tier) again and point `con`'s views at what is there."""
+    snapshot = take_snapshot(lake, hot=hot, now=now)
+    install(con, lake.cold, snapshot, engine=engine)
+    return snapshot
+
+
+def run_sql(lake: EventLake, query: str, params: Mapping[str, Any] | None = None, *,
+            hot: bool = True) -> pa.Table:
+    """Run `query` (named parameters `$name` from `params`) on a fresh connection; the whole
+    result as an Arrow table (for a statement that is not a query, what DuckDB reports: a
+    `Count` row, or an empty table).
+
+    A file that vanishes under the query (compaction replaced it after the listing) makes it
+    connect again, listing afresh, and run again: up to VANISH_ATTEMPTS times, like every
+    reader of the lake, then TransientError (safe to retry).
+    """
+    values = dict(params) if params else None
+
+    def attempt() -> pa.Table:
+        con = connect(lake, hot=hot)
+        try:
+            relation = con.sql(query, params=values)
+            return relation.to_arrow_table() if relation is not None else pa.table({})
+        finally:
+            con.close()
+
+    return _listing_again_on_vanish(attempt)
+
+
+def list_queries() -> list[str]:
+    """The names of the queries in `eventlake/query/sql/` (file names without `.sql`), sorted."""
+    folder = resources.files(_SQL_PACKAGE).joinpath(_SQL_DIR)
+    return sorted(entry.name.removesuffix(".sql") for entry in folder.iterdir()
+                  if entry.name.endswith(".sql") and entry.is_file())
+
+
+def load_sql(name: str) -> str:
+    """The text of query `name` of `eventlake/query/sql/`: a header comment (what it answers, its
+    grain, its `$parameters`), then one statement."""
+    if name not in list_queries():
+        raise KeyError(f"no query named `{name}` in eventlake/query/sql/; there are: "
+                       f"{', '.join(list_queries())}")
+    return resources.files(_SQL_PACKAGE).joinpath(_SQL_DIR, f"{name}.sql").read_text("utf-8")
+
+
+# -- the snapshot: what a connection reads -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lake's files as listed, the hot rows as read, and the window they came from."""
+
+    taken_at: datetime
+    files: tuple[LakeFile, ...]
+    hot: pa.Table = field(repr=False)
+    """COLD_SCHEMA, one row per event_id; empty when the hot tier was not read."""
+    watermark: datetime | None = None
+    hot_since: datetime | None = None
+    """Start of the hot window (None: the hot tier was not read)."""
+    hot_until: datetime | None = None
+    not_events: int = 0
+    """Hot items that are not eventlake events (left out; the sweep quarantines them)."""
+
+
+def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = None
+                  ) -> Snapshot:
+    """Read the watermark, then list the lake, then read the hot tier (the module docstring
+    says why in this order). `hot=False` lists the lake only. `now` defaults to the hot
+    store's (corrected) clock."""
+    now = (now or lake.hot.now()).astimezone(UTC)
+    if not hot:
+        return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
+    watermark = read_watermark(lake.cold)
+    files = _list_existing(lake.cold)
+    read_recorded_shards(lake.cold, lake.hot)  # every shard the lake has seen in force
+    since = window_start(watermark, now, lake.hot.table_settings())
+    until = now + CLOCK_SKEW
+    rows, not_events = read_hot(lake.hot, since, until)
+    if not_events:
+        _log.warning("%d hot item(s) ingested since %s are not eventlake events; the views "
+                     "leave them out (the sweep quarantines them)", not_events, since)
+    return Snapshot(now, files, rows, watermark.at if watermark else None, since, until,
+                    not_events)
+
+
+def _list_existing(cold: Lake) -> tuple[LakeFile, ...]:
+    """The lake's files; LakeNotFoundError when it has none because it does not exist (a
+    wrong lake URI reads as an empty lake otherwise). A lake with files exists: no extra IO."""
+    files = tuple(cold.list_files())
+    if not files:
+        cold.require_exists()
+    return files
+
+
+def read_hot(store: HotStore, since: datetime, until: datetime) -> tuple[pa.Table, int]:
+    """Items ingested in [since, until) as COLD_SCHEMA rows, one per event_id, and how many
+    items were not events."""
+    builder = RowBuilder()
+    not_events = 0
+    for page in store.read_ingested_pages(since, until):
+        not_events += len(builder.add_images(page))
+    not_events += len(builder.reject_invalid())
+    table = builder.to_table()
+    if table.num_rows:  # the table's key is event_id; an index read repeating one is no harm
+        keep, _ = first_copies(table.select(KEY_COLUMNS))
+        if pc.sum(keep).as_py() < table.num_rows:
+            table = table.filter(keep)
+    return table.append_column(PARTITION, pc.cast(table["timestamp"], pa.date32())), not_events
+
+
+# -- installing the views ----------------------------------------------------------------------
+
+def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
+            engine: Engine = "auto") -> None:
+    """(Re)create the views of `snapshot` on `con`: see the module docstring."""
+    files = snapshot.files
+    # Both readers below take the lake's schema as given: a foreign file's missing columns
+    # would read as NULL rows, so such a file is refused here, by name.
+    lake.check_foreign(files)
+    per_dt = Counter(f.dt for f in files)
+    single = [f for f in files if per_dt[f.dt] == 1]
+    several = [f for f in files if per_dt[f.dt] > 1]
+    hot_dts = {d.isoformat() for d in pc.unique(snapshot.hot[PARTITION]).to_pylist()}
+    seam = [f for f in files if f.dt in hot_dts]
+    # DuckDB reads each listed path as a glob pattern: a root with glob characters goes Arrow
+    reachable = not lake.is_s3 and not any(_GLOB.search(f.path) for f in files)
+    if engine == "duckdb" and not reachable:
+        raise ConfigError(f"DuckDB's Parquet reader cannot read lake `{lake.root}` here (S3 "
+                          "needs httpfs, and glob characters in paths are not escapable): "
+                          "use engine `arrow` or `auto`")
+    native = engine == "duckdb" or (engine == "auto" and reachable)
+
+    def source(name: str, group: Sequence[LakeFile]) -> str | None:
+        if not group:
+            return None
+        if native:  # a several-file partition by pattern: see the module docstring
+            return _read_parquet(list(dict.fromkeys(
+                f.path if per_dt[f.dt] == 1 else f"{f.path.rpartition('/')[0]}/{_FILES}"
+                for f in group)))
+        con.register(f"_eventlake_{name}", _dataset(lake, group))
+        return f"_eventlake_{name}"
+
+    run = con.execute
+    run("SET GLOBAL TimeZone = 'UTC'")
+    run("CREATE SCHEMA IF NOT EXISTS _eventlake")
+    con.register("_eventlake_hot_rows", snapshot.hot)
+    run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
+    con.unregister("_eventlake_hot_rows")
+    run(f"CREATE OR REPLACE VIEW events_cold AS\n"
+        f"{_cold_sql(source('single', single), source('several', several))}")
+    run(f"CREATE OR REPLACE VIEW events_hot AS SELECT {_COLUMNS} FROM {_HOT_TABLE}")
+    run(f"CREATE OR REPLACE VIEW events AS\n"
+        f"{_events_sql(snapshot.hot.num_rows > 0, source('seam', seam))}")
+    run(_EVENTS_BETWEEN)
+    run(_snapshot_sql(snapshot, "duckdb-parquet" if native else "pyarrow-dataset"))
+    for name in list_queries():
+        text = load_sql(name)
+        if not con.extract_statements(text)[0].named_parameters:
+            run(f'CREATE OR REPLACE VIEW "{name}" AS\n{_body(text)}')
+
+
+def _cold_sql(single: str | None, several: str | None) -> str:
+    branches = []
+    if single:
+        branches.append(f"SELECT {_COLUMNS} FROM {single}")
+    if several:
+        branches.append(f"SELECT {_COLUMNS} FROM {several} {_ONE_COPY}")
+    return "\nUNION ALL\n".join(f"({b})" for b in branches) or _EMPTY
+
+
+def _events_sql(any_hot: bool, seam: str | None) -> str:
+    if not any_hot:
+        return "SELECT * FROM events_cold"
+    hot = "SELECT * FROM events_hot"
+    if seam:
+        hot += (f" AS h WHERE NOT EXISTS (SELECT 1 FROM {seam} AS c "
+                "WHERE c.dt = h.dt AND c.event_id = h.event_id)")
+    return f"(SELECT * FROM events_cold)\nUNION ALL\n({hot})"
+
+
+_EVENTS_BETWEEN = """
+CREATE OR REPLACE MACRO events_between(from_ts, to_ts) AS TABLE
+SELECT * FROM events
+WHERE dt BETWEEN CAST(timezone('UTC', CAST(from_ts AS TIMESTAMPTZ)) AS DATE)
+             AND CAST(timezone('UTC', CAST(to_ts AS TIMESTAMPTZ)) AS DATE)
+  AND "timestamp" >= CAST(from_ts AS TIMESTAMPTZ)
+  AND "timestamp" < CAST(to_ts AS TIMESTAMPTZ)
+"""
+"""Events with from_ts <= timestamp < to_ts. The dt range it adds (dt is the UTC date of the
+timestamp) is what lets the scan skip other partitions' files."""
+
+
+def _read_parquet(paths: Sequence[str]) -> str:
+    listed = ", ".join(_literal(p) for p in paths)
+    return (f"read_parquet([{listed}], hive_partitioning = true, hive_types = {{'dt': 'DATE'}}, "
+            f"hive_types_autocast = false, schema = {_SCHEMA})")
+
+
+def _dataset(lake: Lake, files: Sequence[LakeFile]) -> ds.Dataset:
+    """One fragment per file, each carrying what all its rows satisfy (its dt, and a timestamp
+    on that UTC day): pyarrow skips fragments a filter excludes without opening them."""
+    parquet = ds.ParquetFileFormat()
+    fragments = [parquet.make_fragment(lake._fs_path(f.path), filesystem=lake.fs,
+                                       partition_expression=_bounds(f.dt), file_size=f.size)
+                 for f in files]
+    return ds.FileSystemDataset(fragments, COLD_SCHEMA, parquet, lake.fs)
+
+
+def _bounds(dt: str) -> ds.Expression:
+    day = date.fromisoformat(dt)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return ((ds.field(PARTITION) == pa.scalar(day, pa.date32()))
+            & (ds.field("timestamp") >= pa.scalar(start, UTC_MICROS))
+            & (ds.field("timestamp") < pa.scalar(start + timedelta(days=1), UTC_MICROS)))
+
+
+def _snapshot_sql(s: Snapshot, engine: str) -> str:
+    def ts(value: datetime | None) -> str:
+        return f"TIMESTAMPTZ {_literal(value.isoformat())}" if value else "NULL::TIMESTAMPTZ"
+
+    return ("CREATE OR REPLACE TABLE eventlake_snapshot AS SELECT "
+            f"{ts(s.taken_at)} AS taken_at, {ts(s.watermark)} AS watermark, "
+            f"{ts(s.hot_since)} AS hot_since, {ts(s.hot_until)} AS hot_until, "
+            f"{s.hot.num_rows}::BIGINT AS hot_rows, {s.not_events}::BIGINT AS hot_not_events, "
+            f"{len(s.files)}::BIGINT AS cold_files, "
+            f"{len({f.dt for f in s.files})}::BIGINT AS cold_partitions, "
+            f"{sum(f.size for f in s.files)}::BIGINT AS cold_bytes, {_literal(engine)} AS engine")
+
+
+def _body(text: str) -> str:
+    """A query file's statement without its trailing semicolon (to wrap it in a view)."""
+    return text.strip().rstrip(";").rstrip()
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _listing_again_on_vanish(attempt: Callable[[], T]) -> T:
+    """`attempt()`, again (it lists the lake afresh) while a listed file has vanished: DuckDB
+    checks that every listed path exists when it binds a view, and reads them when it runs."""
+    for number in range(1, VANISH_ATTEMPTS + 1):
+        if number > 1:
+            time.sleep(_vanish_backoff(number))
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            if not _vanished(exc):
+                raise
+            if number == VANISH_ATTEMPTS:
+                raise TransientError(f"lake files vanished {VANISH_ATTEMPTS} times under the "
+                                     f"query (compaction running?); safe to retry: {exc}"
+                                     ) from exc
+            _log.info("a lake file vanished under the query (%s); listing again", exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _vanished(exc: BaseException) -> bool:
+    """A lake file gone missing (not, say, a file the query itself names)."""
+    text = str(exc)
+    return _VANISHED.search(text) is not None and f"/{EVENTS_DIR}/dt=" in text
