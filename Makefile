@@ -17,11 +17,12 @@ demo: $(STAMP)          ## the main job on the embedded local stack (moto), no A
 	$(BIN)/eventlake demo
 
 test: $(STAMP)          ## the whole test suite (unit + moto integration + Prefect engine)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
-lint: $(STAMP)          ## ruff + mypy (strict)
+lint: $(STAMP)          ## ruff + mypy (strict) + import-linter (the layers, docs/architecture.md)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)         ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eventlake.api import EventLake
-from eventlake.config import Settings
+from eventlake.config import VERSION, Settings
 from eventlake.errors import (
     ConfigError,
     ConflictError,
@@ -29,4 +29,4 @@ __all__ = [
     "TransientError",
     "parse_event",
 ]
-__version__ = "0.1.0"
+__version__ = VERSION

@@ -17,6 +17,9 @@ from typing import Any
 
 from eventlake.errors import ConfigError
 
+VERSION = "0.1.0"
+"""eventlake's version (also `eventlake.__version__`; the lake marker records it)."""
+
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
 """`scheme://user:password@`: everything between `://` and the authority's last `@` (as URL

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pyarrow.fs as pafs
 
 from eventlake.aws import error_code
+from eventlake.config import VERSION
 from eventlake.errors import LakeNotFoundError
 from eventlake.lake.fs import LakeDataError, LakeFS, StateConflictError, _dt_of_dir
 from eventlake.lake.layout import EVENTS_DIR, STATE_DIR
@@ -101,10 +102,8 @@ class LakeState(LakeFS):
     def create_marker(self, *, table: str) -> bool:
         """Write the lake's marker (the table it archives, when, by which eventlake) unless
         it is there; True when this call created it. The bucket must exist (`ensure_bucket`)."""
-        from eventlake import __version__
-
         data = json.dumps({"table": table, "created_at": datetime.now(UTC).isoformat(),
-                           "eventlake_version": __version__}, indent=2).encode()
+                           "eventlake_version": VERSION}, indent=2).encode()
         try:
             self.write_state(LAKE_MARKER, data, expected=None)
         except StateConflictError:
