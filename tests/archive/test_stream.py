@@ -1,5 +1,6 @@
 """The stream archiver (eventlake/archive/stream.py): DynamoDB change records -> Parquet and
-quarantine, on a local lake, with the batches of tests/fixtures/ddb_stream_* (see tests/stream_support.py).
+quarantine, on a local lake, with the batches of tests/fixtures/ddb_stream_* (see
+tests/stream_support.py).
 
 Lake contents are always read back raw (every row of every file, no dedup), so "stored once"
 means one row, not one row after a DISTINCT.
