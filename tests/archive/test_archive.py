@@ -16,8 +16,8 @@ from archive_support import NOW, World, hours, make_world
 from conftest import load_event
 
 from eventlake import EventLake
+from eventlake.archive.backfill import backfill
 from eventlake.archive.reconcile import reconcile
-from eventlake.archive.sweep import backfill, read_watermark
 from eventlake.archive.writer import archive_items
 from eventlake.errors import LakeNotFoundError, StorageError
 from eventlake.events.model import parse_event
@@ -27,6 +27,7 @@ from eventlake.lake.watermark import (
     WatermarkAheadError,
     WatermarkConflictError,
     advance_watermark,
+    read_watermark,
 )
 from eventlake.local.stack import expire_ttl
 

@@ -16,10 +16,15 @@ import pytest
 from archive_support import NOW, World, hours, make_world
 
 from eventlake import EventLake
-from eventlake.archive.sweep import TtlGuardError, read_watermark, ttl_margin
+from eventlake.archive.ttlguard import TtlGuardError, ttl_margin
 from eventlake.events.model import parse_event
 from eventlake.hot.store import HotStore
-from eventlake.lake.watermark import EXPIRY_CHECK_KEY, WatermarkAheadError, advance_watermark
+from eventlake.lake.watermark import (
+    EXPIRY_CHECK_KEY,
+    WatermarkAheadError,
+    advance_watermark,
+    read_watermark,
+)
 from eventlake.query.views import connect
 
 
