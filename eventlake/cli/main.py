@@ -320,7 +320,7 @@ def _date(text: str) -> date:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from eventlake.archive.sweep import TtlGuardError
+    from eventlake.archive.ttlguard import TtlGuardError
 
     lake = _lake(args)
     try:

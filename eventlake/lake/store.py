@@ -14,7 +14,6 @@ File names are the writer's: the same name rewrites the same file, so a retry re
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +44,7 @@ from eventlake.lake.fs import (
     _vanished,
 )
 from eventlake.lake.layout import EVENTS_DIR
+from eventlake.lake.names import is_own_file
 from eventlake.lake.quarantine import LakeQuarantine, QuarantineEntry
 from eventlake.lake.state import LakeState
 
@@ -66,8 +66,6 @@ __all__ = [
 T = TypeVar("T")
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
-_OWN_FILE = re.compile(r"(?:stream|sweep|expiry|backfill|repair|compacted)-[^/]*\.parquet")
-"""Names eventlake's writers give their files (stream.py, archive.py, reconcile.py, compact)."""
 _RANGES_KEPT = 10_000
 """Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
@@ -321,7 +319,7 @@ class Lake(LakeQuarantine, LakeState):
         schema would turn its missing columns into NULL rows. The writers' own files
         (`stream-`, `sweep-`, `backfill-`, `repair-`, `compacted-`) are written with the
         lake's schema and are not opened, so the usual lake costs nothing here."""
-        foreign = [f.path for f in files if not _OWN_FILE.fullmatch(f.path.rpartition("/")[2])]
+        foreign = [f.path for f in files if not is_own_file(f.path.rpartition("/")[2])]
 
         def check(path: str) -> None:
             try:
