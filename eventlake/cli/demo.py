@@ -57,6 +57,7 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
 def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     """Run the demo; `keep` writes the lake to a local folder (kept), else to moto's S3."""
     from eventlake.api import EventLake
+    from eventlake.cli.status import print_status
     from eventlake.config import Settings, redact_url
     from eventlake.handlers import ingest, stream
     from eventlake.hot.store import count_outcomes
@@ -192,9 +193,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
               f"lost {len(accepted - set(final))}, doubled {len(final) - len(set(final))}")
 
         step("status")
-        from eventlake.cli.main import _print_status
-
-        _print_status(lake.status())
+        print_status(lake.status())
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
