@@ -16,7 +16,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EVENT_TYPES = ("page_viewed", "product_added_to_cart", "checkout_started", "order_placed",
                "payment_failed")
@@ -215,20 +218,14 @@ def _apigw_request(events: list[dict[str, Any]]) -> dict[str, Any]:
             "body": canonical_json(events), "isBase64Encoded": False}
 
 
-def _print_table(result: Any) -> None:
-    """An Arrow table as aligned text, indented under the demo's step."""
-    import pyarrow as pa
+def _print_table(result: pa.Table) -> None:
+    """An Arrow table as aligned text, indented under the demo's step (floats to 0.1)."""
+    from eventlake.query.table import aligned, is_number
 
-    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-               for t in result.schema.types]
-    rows = [[str(name) for name in result.column_names]]
-    for record in result.to_pylist():
-        rows.append(["" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
-                     for v in record.values()])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("    " + "  ".join(cell.rjust(w) if num else cell.ljust(w)
-                               for cell, w, num in zip(row, widths, numeric, strict=True)))
+    rows = [["" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+             for v in record.values()] for record in result.to_pylist()]
+    for line in aligned(result.column_names, rows, [is_number(t) for t in result.schema.types]):
+        print("    " + line)
 
 
 def _counts(counts: dict[str, int]) -> str:
