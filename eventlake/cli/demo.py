@@ -8,6 +8,7 @@ stream and the stream Lambda into Parquet (on moto's S3, or a local folder with 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -55,6 +56,10 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
             "subject": f"user-{rng.randrange(500):04d}",
         })
     return events
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(events=args.events, keep=args.keep)
 
 
 def run_demo(*, events: int = 2000, keep: str | None = None) -> int:

@@ -12,6 +12,7 @@ from datetime import date
 from eventlake.cli import sql
 from eventlake.cli.archive import cmd_archive, cmd_backfill, cmd_compact, cmd_reconcile
 from eventlake.cli.common import error
+from eventlake.cli.demo import cmd_demo
 from eventlake.cli.put import cmd_put
 from eventlake.cli.status import cmd_init, cmd_status
 from eventlake.errors import EventLakeError
@@ -127,12 +128,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR",
                    help="write the demo lake to DIR and keep it (default: a temp dir)")
     return parser
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from eventlake.cli.demo import run_demo
-
-    return run_demo(events=args.events, keep=args.keep)
 
 
 def _date(text: str) -> date:
