@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from eventlake.aws import Clients
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import InvalidEventError
-from eventlake.events.model import Event, human_duration, parse_event
+from eventlake.events.model import Event, parse_event
+from eventlake.events.times import human_duration
 from eventlake.hot.store import Deadline, HotStore, Outcome, PutResult
 
 if TYPE_CHECKING:

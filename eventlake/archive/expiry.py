@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings
-from eventlake.events.model import format_ts
+from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
@@ -74,14 +74,14 @@ class ExpiryCheck:
 def band_end(now: datetime, settings: Settings) -> datetime:
     """Items ingested before this expire (expires_at = ingested_at + retention) within
     ttl_safety_hours of `now`."""
-    return (now.astimezone(UTC) + timedelta(hours=settings.ttl_safety_hours)
+    return (as_utc(now) + timedelta(hours=settings.ttl_safety_hours)
             - timedelta(seconds=settings.retention_seconds))
 
 
 def _band_start(checkpoint: Watermark | None, now: datetime, settings: Settings) -> datetime:
     if checkpoint is not None:
         return checkpoint.at
-    return now.astimezone(UTC) - timedelta(seconds=settings.retention_seconds) - TTL_LATENESS
+    return as_utc(now) - timedelta(seconds=settings.retention_seconds) - TTL_LATENESS
 
 
 def unchecked_band(lake: Lake, now: datetime, settings: Settings, since: datetime

@@ -58,7 +58,7 @@ from eventlake.archive.ttlguard import TtlGuardError, TtlMargin, expires_at, ttl
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError
-from eventlake.events.model import format_ts
+from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.shards import remember_shards
 from eventlake.lake.store import Lake
@@ -202,7 +202,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         before = read_watermark(lake)
         # Read after the lease and the watermark: on an S3 lake their responses have measured
         # this host's clock offset by now.
-        now = (now or hot.now()).astimezone(UTC)
+        now = as_utc(now or hot.now())
         since = window_start(before, now, settings)
         until = max(since, now - timedelta(seconds=settle))
         counts = ArchiveCounts()
@@ -331,4 +331,4 @@ def backfill(lake: Lake, hot: HotStore, settings: Settings, *, segments: int = 4
 
 def new_run_id(kind: str, now: datetime) -> str:
     """`<kind>-<UTC time>-<random>`: sortable by start time, unique across hosts."""
-    return f"{kind}-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    return f"{kind}-{as_utc(now):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"

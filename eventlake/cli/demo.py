@@ -207,7 +207,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
 def _apigw_request(events: list[dict[str, Any]]) -> dict[str, Any]:
     """An API Gateway HTTP API (v2) proxy event carrying `events` as its JSON body."""
-    from eventlake.events.model import canonical_json
+    from eventlake.events.canonical import canonical_json
 
     return {"version": "2.0", "routeKey": "POST /events", "rawPath": "/events",
             "headers": {"content-type": "application/json"},

@@ -233,7 +233,7 @@ def _read_batches(files: Sequence[str]) -> Iterator[list[_Record]]:
 
 
 def _read_one(name: str, label: str) -> Iterator[_Record]:
-    from eventlake.events.model import DuplicateKeyError, loads_exact
+    from eventlake.events.canonical import DuplicateKeyError, loads_exact
 
     if name != "-" and name.endswith((".jsonl", ".ndjson")):
         with Path(name).open(encoding="utf-8-sig") as lines:
@@ -259,7 +259,7 @@ def _read_one(name: str, label: str) -> Iterator[_Record]:
 
 
 def _json_lines(lines: Iterable[str], label: str) -> Iterator[_Record]:
-    from eventlake.events.model import DuplicateKeyError, loads_exact
+    from eventlake.events.canonical import DuplicateKeyError, loads_exact
 
     for lineno, line in enumerate(lines, 1):
         if not line.strip():

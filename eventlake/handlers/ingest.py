@@ -47,7 +47,7 @@ from eventlake.api import EventLake
 from eventlake.aws import is_transient
 from eventlake.config import redact
 from eventlake.errors import StorageError, TransientError
-from eventlake.events.model import DuplicateKeyError, canonical_json, kind_of, loads_exact
+from eventlake.events.canonical import DuplicateKeyError, canonical_json, kind_of, loads_exact
 from eventlake.hot.store import Deadline, Outcome, PutResult, count_outcomes
 
 MAX_EVENTS_PER_REQUEST = 1000

@@ -39,7 +39,8 @@ from typing import Any
 from eventlake.aws import Clients, error_code, is_transient
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
-from eventlake.events.model import Event, format_ts
+from eventlake.events.model import Event
+from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.tablesettings import (
     TABLE_TAGS,
     adopt,
@@ -134,7 +135,7 @@ def shard_of(event_id: str, shards: int) -> int:
 
 
 def day_key(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+    return as_utc(ts).strftime("%Y-%m-%d")
 
 
 class HotStore:
