@@ -17,7 +17,8 @@ from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import InvalidEventError
 from eventlake.events.model import Event, parse_event
 from eventlake.events.times import human_duration
-from eventlake.hot.store import Deadline, HotStore, Outcome, PutResult
+from eventlake.hot.results import Deadline, Outcome, PutResult
+from eventlake.hot.store import HotStore
 
 if TYPE_CHECKING:
     import duckdb

@@ -59,7 +59,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     from eventlake.api import EventLake
     from eventlake.config import Settings, redact_url
     from eventlake.handlers import ingest, stream
-    from eventlake.hot.store import count_outcomes
+    from eventlake.hot.results import count_outcomes
     from eventlake.lake.store import Lake
     from eventlake.local.stack import StreamPoller, expire_ttl, local_stack
 

@@ -156,7 +156,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_put(args: argparse.Namespace) -> int:
     from eventlake.errors import InvalidEventError, TableNotFoundError
     from eventlake.events.fieldmap import Unmapped, parse_field_map, remap
-    from eventlake.hot.store import TABLE_MISSING, Outcome
+    from eventlake.hot.results import TABLE_MISSING, Outcome
 
     lake = _lake(args)
     mapping = parse_field_map(args.map or [])

@@ -48,7 +48,7 @@ from eventlake.aws import is_transient
 from eventlake.config import redact
 from eventlake.errors import StorageError, TransientError
 from eventlake.events.canonical import DuplicateKeyError, canonical_json, kind_of, loads_exact
-from eventlake.hot.store import Deadline, Outcome, PutResult, count_outcomes
+from eventlake.hot.results import Deadline, Outcome, PutResult, count_outcomes
 
 MAX_EVENTS_PER_REQUEST = 1000
 """More events than this in one request is a 400: it bounds the time one invocation takes."""

@@ -27,13 +27,10 @@ import random
 import threading
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from eventlake.aws import Clients, error_code, is_transient
@@ -41,9 +38,17 @@ from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event
 from eventlake.events.times import as_utc, format_ts
+from eventlake.hot.results import (
+    DERIVED_DUPLICATE,
+    RETRY_ADVICE,
+    TABLE_MISSING,
+    Deadline,
+    Outcome,
+    PutResult,
+)
 from eventlake.hot.tablesettings import (
     TABLE_TAGS,
-    adopt,
+    RecordedSettings,
     describe_value,
     disagreement,
     parse_tag,
@@ -54,80 +59,10 @@ from eventlake.hot.tablesettings import (
 )
 
 INDEX_NAME = "by_ingested_at"
-RECHECK_SECONDS = 60.0
-"""How long a read of the table's tags that found settings missing is trusted before it is read
-again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
-TABLE_MISSING = "table.missing"
-"""The `rule` of a write refused because the table does not exist (PutResult, FAILED)."""
 TTL_ATTRIBUTE = "expires_at"
 Item = dict[str, Any]
 """A DynamoDB item in AttributeValue form, as the low-level client returns it."""
 _log = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    CREATED = "created"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
-    INVALID = "invalid"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class PutResult:
-    """What happened to one event of a request; `position` is its index in the request."""
-
-    position: int
-    event_id: str | None
-    outcome: Outcome
-    message: str | None = None
-    rule: str | None = None
-    retryable: bool = False
-    """For `failed`: True when the same write may succeed later (throttling, 5xx); False when
-    the store refused it for good (missing table, permissions) and an operator must act."""
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (Outcome.CREATED, Outcome.DUPLICATE)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"position": self.position, "event_id": self.event_id,
-                               "outcome": self.outcome.value}
-        if self.rule:
-            out["rule"] = self.rule
-        if self.message:
-            out["message"] = self.message
-        if self.outcome is Outcome.FAILED:
-            out["retryable"] = self.retryable
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """When to stop retrying so that a caller (a Lambda invocation) can still answer."""
-
-    left: Callable[[], float]
-    """Seconds still available (negative once the deadline has passed)."""
-
-    @classmethod
-    def after(cls, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> Deadline:
-        """A deadline `seconds` from now on `clock`."""
-        end = clock() + seconds
-        return cls(lambda: end - clock())
-
-
-RETRY_ADVICE = ("safe to retry: re-send the same events; they get the same ids and stored ones "
-                "come back as `duplicate`")
-DERIVED_DUPLICATE = (
-    "an identical event sent without event_id is already stored (its id is derived from its "
-    "content): to store repeats of the same content, send each with its own event_id or "
-    "timestamp")
-
-
-def count_outcomes(results: Sequence[PutResult]) -> dict[str, int]:
-    """Counts by outcome, every outcome present (zeros included), in a stable order."""
-    counts = Counter(r.outcome for r in results)
-    return {o.value: counts.get(o, 0) for o in Outcome}
 
 
 def shard_of(event_id: str, shards: int) -> int:
@@ -151,11 +86,9 @@ class HotStore:
         self.clients = clients
         self._sleep = sleep
         self._clock = clock
-        self._recorded: dict[str, str] | None = recorded
-        self._recheck_at: float | None = None
-        """When an incomplete record (tags missing) is read again (monotonic seconds)."""
-        self._warned = False
-        self._agreed: Settings | None = None
+        self.recorded = RecordedSettings(settings, settings.table, self._read_recorded,
+                                         recorded=recorded)
+        """The settings recorded on the table, read once (tablesettings.py)."""
         self._read_floor: int | None = None
         self._lock = threading.Lock()
 
@@ -169,40 +102,17 @@ class HotStore:
         """This store's settings with the values recorded on the table adopted (index shards,
         retention): what every write and read uses. The tags are read once, on first use;
         ConfigError when the process set one of them to another value."""
-        agreed = self._agreed
-        if agreed is None:
-            recorded = self.recorded_settings()
-            if recorded is None:  # no table yet: its own error comes with the first request
-                return self.settings
-            agreed = adopt(self.settings, recorded, self.table)
-            if self._recheck_at is None:  # complete: kept for the life of the store
-                self._agreed = agreed
-        return agreed
+        return self.recorded.agreed()
 
     def agree(self, settings: Settings) -> Settings:
         """`settings` (another process's view, e.g. the sweep's) with the table's values
         adopted, checked like `table_settings`."""
-        recorded = self.recorded_settings()
-        return settings if recorded is None else adopt(settings, recorded, self.table)
+        return self.recorded.agree(settings)
 
     def recorded_settings(self) -> dict[str, str] | None:
         """The settings recorded on the table (field -> tag text), read once and cached; None
-        when the table does not exist (not cached: `init` may create it). A record missing some
-        tags is read again after RECHECK_SECONDS: tags are eventually consistent, so a read
-        right after `init` may not see them yet (and an old table may be initialised later)."""
-        if self._due():
-            with self._lock:  # one DescribeTable + ListTagsOfResource per store, not per thread
-                if self._due():
-                    recorded = self._read_recorded()
-                    complete = recorded is None or all(n in recorded for n in TABLE_TAGS)
-                    self._recheck_at = (None if complete
-                                        else time.monotonic() + RECHECK_SECONDS)
-                    self._recorded = recorded
-        return self._recorded
-
-    def _due(self) -> bool:
-        return self._recorded is None or (self._recheck_at is not None
-                                          and time.monotonic() >= self._recheck_at)
+        when the table does not exist (RecordedSettings)."""
+        return self.recorded.recorded()
 
     def _read_recorded(self) -> dict[str, str] | None:
         ddb = self.clients.dynamodb
@@ -218,17 +128,7 @@ class HotStore:
                     f"cannot read the settings recorded on table `{self.table}` ({code}): "
                     "allow dynamodb:DescribeTable and dynamodb:ListTagsOfResource on it") from exc
             raise
-        recorded = recorded_of(tags)
-        missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
-        if missing and not self._warned:
-            self._warned = True
-            _log.warning(
-                "table `%s` records no %s: this process uses its own %s, and every writer and "
-                "reader must agree on them; run `eventlake init` to record them", self.table,
-                " or ".join(f"`{tag}`" for tag in missing),
-                ", ".join(describe_value(n, getattr(self.settings, n))
-                          for n in TABLE_TAGS if n not in recorded))
-        return recorded  # empty: read, nothing recorded (read again after RECHECK_SECONDS)
+        return recorded_of(tags)  # empty: read, nothing recorded (read again later)
 
     def now(self) -> datetime:
         """The store's time, which stamps `ingested_at`: the clock, plus the offset measured
@@ -300,8 +200,7 @@ class HotStore:
         elif ttl.get("AttributeName") != TTL_ATTRIBUTE:
             raise StorageError(f"table `{self.table}` has TTL on `{ttl.get('AttributeName')}`; "
                                f"eventlake sets `{TTL_ATTRIBUTE}`")
-        with self._lock:  # read the recorded settings again on next use
-            self._recorded, self._agreed = None, None
+        self.recorded.forget()  # read the recorded settings again on next use
         return changes
 
     def _recorded_text(self) -> str:

@@ -15,7 +15,8 @@ from eventlake import EventLake, Settings
 from eventlake.aws import Clients
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event, estimated_item_bytes, parse_event
-from eventlake.hot.store import INDEX_NAME, Deadline, HotStore, Item, Outcome, shard_of
+from eventlake.hot.results import Deadline, Outcome
+from eventlake.hot.store import INDEX_NAME, HotStore, Item, shard_of
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
