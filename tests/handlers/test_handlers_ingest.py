@@ -116,11 +116,11 @@ def test_lake_is_built_on_first_invocation_then_reused(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     builds: list[int] = []
 
-    def from_env() -> EventLake:
+    def from_env() -> Settings:
         builds.append(1)
-        return lake
+        return lake.settings
 
-    monkeypatch.setattr(EventLake, "from_env", from_env)
+    monkeypatch.setattr(Settings, "from_env", from_env)
     assert builds == []  # importing and resetting build nothing
 
     assert invoke(http_v2(order("ord-a")))[0] == 201
@@ -374,7 +374,7 @@ def test_a_transient_error_escaping_the_store_is_503(
     def put_many(*_: Any, **__: Any) -> Any:
         raise TransientError("DynamoDB kept failing: RequestLimitExceeded")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
 
     status, body, headers = invoke(http_v2(order("ord-1")))
 
@@ -476,7 +476,7 @@ def test_more_than_the_event_limit_is_400_and_nothing_is_stored(
     def put_many(*_: Any, **__: Any) -> Any:
         raise AssertionError("nothing may be stored")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     events = [order(f"ord-{i}") for i in range(ingest.MAX_EVENTS_PER_REQUEST + 1)]
 
     status, body, _ = invoke(http_v2(events))
@@ -490,11 +490,11 @@ def test_exactly_the_event_limit_is_passed_to_the_store_in_one_call(
         installed: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def put_many(events: list[Any], **_: Any) -> list[PutResult]:
+    def put_many(_store: Any, events: list[Any], **_: Any) -> list[PutResult]:
         calls.append(len(events))
         return [PutResult(i, e["event_id"], Outcome.CREATED) for i, e in enumerate(events)]
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     events = [order(f"ord-{i}") for i in range(ingest.MAX_EVENTS_PER_REQUEST)]
 
     assert invoke(http_v2({"events": events}))[0] == 201
@@ -533,7 +533,7 @@ def test_unexpected_error_is_500_with_request_id_and_a_logged_traceback(
     def put_many(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret internals went boom")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     status, body, _ = invoke(http_v2(order("ord-1")))
@@ -556,7 +556,7 @@ def test_the_log_of_a_failed_invocation_hides_the_endpoint_password(
     def put_many(*_: Any, **__: Any) -> Any:
         raise EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     status, _, _ = invoke(http_v2(order("ord-1")))
@@ -749,7 +749,7 @@ def test_direct_invocation_reraises_unexpected_errors_after_logging(
     def put_many(*_: Any, **__: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     with pytest.raises(RuntimeError, match="boom"):
