@@ -23,9 +23,7 @@ shardrecord.py), so lowering the count on a live table hides no event.
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventlake.aws import Clients, error_code, is_transient
+from eventlake.aws import Clients, OutOfTime, error_code, is_transient, retry_deadline
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event
@@ -77,14 +75,12 @@ class HotStore:
     """The DynamoDB table: provisioning, conditional writes, and window reads."""
 
     def __init__(self, settings: Settings, clients: Clients, *,
-                 sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  recorded: dict[str, str] | None = None) -> None:
         """`recorded`: the settings recorded on the table (field -> tag text) when already
         known, e.g. `{}` for a store that only builds items (benchmarks): nothing is read."""
         self.settings = settings
         self.clients = clients
-        self._sleep = sleep
         self._clock = clock
         self.recorded = RecordedSettings(settings, settings.table, self._read_recorded,
                                          recorded=recorded)
@@ -117,8 +113,8 @@ class HotStore:
     def _read_recorded(self) -> dict[str, str] | None:
         ddb = self.clients.dynamodb
         try:
-            desc = self._with_retries(lambda: ddb.describe_table(TableName=self.table))
-            tags = read_tags(self._with_retries, ddb, desc["Table"]["TableArn"])
+            desc = self._call(lambda: ddb.describe_table(TableName=self.table))
+            tags = read_tags(self._call, ddb, desc["Table"]["TableArn"])
         except TableNotFoundError:  # no table yet: its own error comes with the first request
             return None
         except Exception as exc:
@@ -212,7 +208,7 @@ class HotStore:
         recorded); refuse when a recorded one differs from what this process set. Never
         changes a recorded value."""
         ddb = self.clients.dynamodb
-        recorded = recorded_of(read_tags(self._with_retries, ddb, arn))
+        recorded = recorded_of(read_tags(self._call, ddb, arn))
         for name, text in recorded.items():
             value = parse_tag(name, text, self.table)
             if name in self.settings.explicit and getattr(self.settings, name) != value:
@@ -319,46 +315,54 @@ class HotStore:
 
     def put(self, event: Event, position: int = 0, *, deadline: Deadline | None = None
             ) -> PutResult:
-        """Store one event conditionally, retrying transient errors with jittered backoff.
+        """Store one event conditionally. botocore retries throttling, 5xx and dropped
+        connections (aws.py: EVENTLAKE_AWS_MAX_ATTEMPTS attempts in total, the one retry
+        layer); a write still failing then is `failed` (retryable).
 
-        With a `deadline`, no attempt starts and no backoff sleeps past it: the event is then
-        `failed` (retryable), so the caller can still answer with a result for every event.
+        With a `deadline`, no attempt starts past it and no retry is made whose pause could
+        end past it (`aws.retry_deadline`): the event is then `failed` (retryable), so the
+        caller can still answer with a result for every event.
         """
-        ddb = self.clients.dynamodb
-        last: BaseException | None = None
-        for attempt in range(self.settings.max_attempts):
-            pause = min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0) if attempt else 0.0
-            if deadline is not None and deadline.left() <= pause:
-                return _out_of_time(event, position, attempt, last)
-            if pause:
-                self._sleep(pause)
-            item = self.to_item(event, self.now())
-            try:
-                ddb.put_item(TableName=self.table, Item=item,
-                             ConditionExpression="attribute_not_exists(event_id)",
-                             ReturnValuesOnConditionCheckFailure="ALL_OLD")
-                return PutResult(position, event.event_id, Outcome.CREATED)
-            except Exception as exc:
-                code = error_code(exc)
-                if code == "ConditionalCheckFailedException":
-                    stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
-                    return self._compare(event, stored, position)
-                if code == "ValidationException" and "size" in str(exc).lower():
-                    return PutResult(position, event.event_id, Outcome.INVALID,
-                                     f"DynamoDB refused the item: {exc}", "item.too_large")
-                if code == "ResourceNotFoundException":
-                    return PutResult(position, event.event_id, Outcome.FAILED,
-                                     str(self.table_not_found()), TABLE_MISSING)
-                if not is_transient(exc):
-                    return PutResult(position, event.event_id, Outcome.FAILED,
-                                     f"DynamoDB refused the write ({code or type(exc).__name__}):"
-                                     f" {redact(str(exc))}")
-                last = exc
-        return PutResult(position, event.event_id, Outcome.FAILED,
-                         f"gave up after {self.settings.max_attempts} attempts "
-                         f"({error_code(last) if last else ''}): {redact(str(last))}; "
-                         f"{RETRY_ADVICE}",
-                         retryable=True)
+        if deadline is not None and deadline.left() <= 0:
+            return _out_of_time(event, position, 0, None)
+        # ingested_at is stamped once: botocore re-sends the same item on each attempt.
+        item = self.to_item(event, self.now())
+        try:
+            with retry_deadline(deadline.left if deadline is not None else None):
+                self.clients.dynamodb.put_item(
+                    TableName=self.table, Item=item,
+                    ConditionExpression="attribute_not_exists(event_id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return PutResult(position, event.event_id, Outcome.CREATED)
+        except OutOfTime as stopped:
+            return _out_of_time(event, position, stopped.attempts, stopped.last)
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
+                return self._compare(event, stored, position)
+            if code == "ValidationException" and "size" in str(exc).lower():
+                return PutResult(position, event.event_id, Outcome.INVALID,
+                                 f"DynamoDB refused the item: {exc}", "item.too_large")
+            if code == "ResourceNotFoundException":
+                return PutResult(position, event.event_id, Outcome.FAILED,
+                                 str(self.table_not_found()), TABLE_MISSING)
+            if not is_transient(exc):
+                return PutResult(position, event.event_id, Outcome.FAILED,
+                                 f"DynamoDB refused the write ({code or type(exc).__name__}):"
+                                 f" {redact(str(exc))}")
+            return PutResult(position, event.event_id, Outcome.FAILED,
+                             f"gave up after {self._attempts(exc)} attempts "
+                             f"({code or ''}): {redact(str(exc))}; {RETRY_ADVICE}",
+                             retryable=True)
+
+    def _attempts(self, exc: BaseException) -> int:
+        """How many attempts botocore made before raising `exc` (its RetryAttempts + 1; the
+        configured total when the error carries no response, e.g. a dropped connection)."""
+        response = getattr(exc, "response", None)
+        retries = (response.get("ResponseMetadata", {}).get("RetryAttempts")
+                   if isinstance(response, dict) else None)
+        return retries + 1 if isinstance(retries, int) else self.settings.aws_max_attempts
 
     def _get(self, event_id: str) -> Item | None:
         with self._table_errors():
@@ -476,7 +480,7 @@ class HotStore:
                                           ":hi": {"S": hi}},
         }
         while True:
-            response = self._with_retries(lambda: ddb.query(**kwargs))
+            response = self._call(lambda: ddb.query(**kwargs))
             items.extend(response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
@@ -496,7 +500,7 @@ class HotStore:
         if total_segments > 1:
             kwargs.update(Segment=segment, TotalSegments=total_segments)
         while True:
-            response = self._with_retries(lambda: ddb.scan(**kwargs))
+            response = self._call(lambda: ddb.scan(**kwargs))
             items: list[Item] = response.get("Items", [])
             if items:
                 yield items
@@ -505,20 +509,16 @@ class HotStore:
                 return
             kwargs["ExclusiveStartKey"] = last_key
 
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        for attempt in range(self.settings.max_attempts):
-            if attempt:
-                self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
-            try:
-                with self._table_errors():
-                    return call()
-            except Exception as exc:
-                if not is_transient(exc) or attempt == self.settings.max_attempts - 1:
-                    if is_transient(exc):
-                        raise TransientError(f"DynamoDB kept failing: {redact(str(exc))}"
-                                             ) from exc
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _call(self, call: Callable[[], Any]) -> Any:
+        """One DynamoDB call (botocore retries it, aws.py): a missing table raises
+        TableNotFoundError, a transient failure botocore gave up on TransientError."""
+        try:
+            with self._table_errors():
+                return call()
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientError(f"DynamoDB kept failing: {redact(str(exc))}") from exc
+            raise
 
     @contextmanager
     def _table_errors(self) -> Iterator[None]:

@@ -125,7 +125,8 @@ def recorded_of(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def read_tags(call: Callable[[Callable[[], Any]], Any], ddb: Any, arn: str) -> dict[str, str]:
-    """Every tag of the resource `arn` (ListTagsOfResource pages), through `call` (retries)."""
+    """Every tag of the resource `arn` (ListTagsOfResource pages), each page through `call`
+    (the store's error mapping)."""
     tags: dict[str, str] = {}
     kwargs: dict[str, Any] = {"ResourceArn": arn}
     while True:
