@@ -5,8 +5,9 @@ JSON input is parsed with `Decimal`; 1.50 and 1.5 are the same number and are bo
 large or tiny magnitudes use `1e+30` as ECMAScript does, except integers, which are always plain
 digits so that every JSON reader gets an integer back).
 
-`digest` (SHA-256 of UTF-8 text, hex) is the one hash of event content: `content_hash` (the
-stored `content_hash`) and the derived event ids (ids.py) both take it of `canonical_event`.
+`digest` (SHA-256 of UTF-8 text, hex) is the one digest: `content_hash` (the stored
+`content_hash`) and the derived event ids (ids.py) take it of `canonical_event`; the writers'
+file names take (a prefix of) it of event ids or of `raw_identity`.
 """
 
 from __future__ import annotations
@@ -189,6 +190,16 @@ def content_hash(event_id: str, event_type: str, timestamp_iso: str, payload_jso
     """SHA-256 of the event's canonical JSON (keys sorted; absent source/subject omitted)."""
     return digest(canonical_event(event_id, event_type, timestamp_iso, payload_json, source,
                                   subject))
+
+
+def raw_identity(raw: Any) -> str:
+    """The same text for the same raw record or item, whatever it holds (datetimes, bytes,
+    Decimals...): what the names of files holding records that are not events yet (a stream
+    batch, quarantined items) are digested from."""
+    try:
+        return json.dumps(raw, sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # keys of mixed types, a cycle: still deterministic
+        return repr(raw)
 
 
 def canonical_event(event_id: str | None, event_type: str, timestamp_iso: str | None,
