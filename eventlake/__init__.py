@@ -13,7 +13,7 @@ from eventlake.errors import (
     TransientError,
 )
 from eventlake.events.model import Event, parse_event
-from eventlake.hot.store import Outcome, PutResult
+from eventlake.hot.results import Outcome, PutResult
 
 __all__ = [
     "ConfigError",

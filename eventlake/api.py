@@ -1,6 +1,6 @@
 """`EventLake`: the Python API, one object per (table, lake) pair.
 
-It validates events (events.py), stores them (hot.py) and reports state. Heavy parts (DuckDB,
+It validates events (events/), stores them (hot/) and reports state. Heavy parts (DuckDB,
 Prefect) are imported only by the methods that need them, so a Lambda importing this module
 stays small.
 """
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventlake.aws import Clients
 from eventlake.config import Settings, redact, redact_url
-from eventlake.errors import InvalidEventError
-from eventlake.events.model import Event, human_duration, parse_event
-from eventlake.hot.store import Deadline, HotStore, Outcome, PutResult
+from eventlake.events.times import human_duration
+from eventlake.hot.put import put_events
+from eventlake.hot.results import Deadline, PutResult
+from eventlake.hot.store import HotStore
 
 if TYPE_CHECKING:
     import duckdb
@@ -82,28 +83,7 @@ class EventLake:
         never stores a second copy. With a `deadline`, throttling retries stop in time and the
         events not stored by then are `failed` (retryable).
         """
-        # The store's corrected clock (see Clock skew): a producer whose clock is slow must not
-        # default timestamps, or judge "too far in the future", by it.
-        if now is None:
-            self.hot.table_settings()  # (also measures the clock offset, from the responses)
-            now = self.hot.now()
-        results: list[PutResult | None] = []
-        valid: list[Event] = []
-        positions: list[int] = []
-        for position, raw in enumerate(events):
-            try:
-                event = raw if isinstance(raw, Event) else parse_event(raw, position=position,
-                                                                       now=now)
-            except InvalidEventError as exc:
-                results.append(PutResult(position, exc.event_id, Outcome.INVALID, str(exc),
-                                         exc.rule))
-                continue
-            results.append(None)
-            valid.append(event)
-            positions.append(position)
-        for result in self.hot.put_many(valid, positions, deadline=deadline):
-            results[result.position] = result
-        return [r for r in results if r is not None]
+        return put_events(self.hot, events, now=now, deadline=deadline)
 
     # --- archiving -------------------------------------------------------------------------
 

@@ -1,12 +1,27 @@
-"""AWS clients, built lazily from Settings, and the one place that classifies AWS errors.
+"""AWS clients, built lazily from Settings, the one retry layer, and the one place that
+classifies AWS errors.
 
 Every client honours `Settings.endpoint_url` (AWS_ENDPOINT_URL), so moto, LocalStack and AWS
 run the same code. Nothing here talks to AWS at import time.
+
+Retries: botocore's retry configuration owns them, for every call of every client
+(EVENTLAKE_AWS_RETRY_MODE, EVENTLAKE_AWS_MAX_ATTEMPTS: attempts in total). Nothing in the
+library loops over an AWS call again on top of it; the loops that remain do what botocore
+cannot (compare-and-swap rounds on lake state, listing again when a file vanished). A caller
+that must answer in time (the ingest Lambda) runs its calls under `retry_deadline`: a retry
+whose backoff could end past the deadline is not made, `OutOfTime` is raised instead.
+
+    attempt 1 ─ throttled ─> needs-retry: time left > longest next pause?
+                               ├ yes ─> botocore sleeps, attempt 2 ...
+                               └ no ──> OutOfTime (raised to the caller, no sleep)
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from eventlake.clock import ClockOffset
@@ -58,6 +73,75 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+MAX_BACKOFF_SECONDS = 20.0
+"""botocore's longest pause between two attempts (standard and adaptive modes)."""
+
+_DEADLINE: ContextVar[Callable[[], float] | None] = ContextVar("eventlake_retry_deadline",
+                                                               default=None)
+
+
+class OutOfTime(Exception):
+    """botocore stopped retrying a call because the pause before the next attempt could end
+    past the caller's deadline. `attempts` were made; `last` is the failure of the last one."""
+
+    def __init__(self, attempts: int, last: BaseException) -> None:
+        super().__init__(f"stopped retrying after {attempts} attempt(s): {last}")
+        self.attempts = attempts
+        self.last = last
+
+
+@contextmanager
+def retry_deadline(left: Callable[[], float] | None) -> Iterator[None]:
+    """AWS calls made inside (in this thread) retry only while the longest pause before the
+    next attempt still ends within `left()` seconds; None: no deadline."""
+    token = _DEADLINE.set(left)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _retryable_failure(response: Any, caught: BaseException | None,
+                       operation: str) -> BaseException | None:
+    """The failure of one attempt as an exception when it is worth retrying, else None."""
+    if caught is not None:
+        return caught if is_transient(caught) else None
+    if not isinstance(response, tuple) or len(response) != 2 or not isinstance(response[1], dict):
+        return None
+    parsed: Any = response[1]
+    if "Error" not in parsed:
+        return None
+    from botocore.exceptions import ClientError
+
+    error = ClientError(parsed, operation)  # what botocore raises when it gives up
+    return error if is_transient(error) else None
+
+
+def _deadline_guard(max_attempts: int) -> Callable[..., None]:
+    """A `needs-retry` handler, run before botocore's own: raises OutOfTime instead of a retry
+    whose pause could outlast the deadline of `retry_deadline`."""
+
+    def guard(attempts: int, response: Any = None, caught_exception: BaseException | None = None,
+              operation: Any = None, **_: Any) -> None:
+        left = _DEADLINE.get()
+        if left is None or attempts >= max_attempts:
+            return  # no deadline, or botocore gives up by itself: its own error comes through
+        failure = _retryable_failure(response, caught_exception,
+                                     getattr(operation, "name", "call"))
+        if failure is None:
+            return
+        longest_pause = min(2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+        if left() <= longest_pause:
+            raise OutOfTime(attempts, failure)
+
+    return guard
+
+
+def retries_config(settings: Settings) -> dict[str, Any]:
+    """botocore's `retries` configuration from Settings: the one retry layer."""
+    return {"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts}
+
+
 class Clients:
     """Lazily built, thread-safe boto3 clients sharing one session. `clock` is this host's
     offset from AWS's time, measured on the DynamoDB and S3 clients' responses."""
@@ -79,7 +163,7 @@ class Clients:
 
                     config = Config(
                         region_name=self.settings.region,
-                        retries={"mode": "standard", "max_attempts": 3},
+                        retries=retries_config(self.settings),  # type: ignore[arg-type]
                         max_pool_connections=self.settings.put_concurrency + 4,
                         connect_timeout=5,
                         read_timeout=30,
@@ -90,6 +174,8 @@ class Clients:
                     session: Any = boto3.session.Session()
                     client = session.client(service, endpoint_url=self.settings.endpoint_url,
                                             config=config)
+                    client.meta.events.register_first(
+                        "needs-retry", _deadline_guard(self.settings.aws_max_attempts))
                     if service in ("dynamodb", "s3"):
                         self.clock.attach(client)
                     self._clients[service] = client

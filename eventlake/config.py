@@ -24,6 +24,8 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
 """`scheme://user:password@`: everything between `://` and the authority's last `@` (as URL
 parsers split it: an unescaped `@` in a password stays hidden too)."""
+AWS_RETRY_MODES = ("standard", "adaptive", "legacy")
+"""botocore's retry modes (EVENTLAKE_AWS_RETRY_MODE)."""
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -68,8 +70,13 @@ class Settings:
     put_concurrency: int = field(default=16, metadata=_env("EVENTLAKE_PUT_CONCURRENCY"))
     """Parallel conditional writes in `put_many` (and the HTTP pool size)."""
 
-    max_attempts: int = field(default=8, metadata=_env("EVENTLAKE_MAX_ATTEMPTS"))
-    """Attempts per write on throttling or transient errors, with jittered backoff."""
+    aws_retry_mode: str = field(default="standard", metadata=_env("EVENTLAKE_AWS_RETRY_MODE"))
+    """botocore's retry mode for every AWS call: `standard`, `adaptive` (adds client-side rate
+    limiting) or `legacy`. botocore is the one retry layer (aws.py)."""
+
+    aws_max_attempts: int = field(default=8, metadata=_env("EVENTLAKE_AWS_MAX_ATTEMPTS"))
+    """Attempts in total (the first one included) of one AWS call on throttling, 5xx or a
+    dropped connection, with botocore's jittered exponential backoff (at most 20 s a pause)."""
 
     max_request_bytes: int = field(
         default=6 * 1024 * 1024, metadata=_env("EVENTLAKE_MAX_REQUEST_BYTES"))
@@ -128,8 +135,11 @@ class Settings:
             raise bad("index_shards", self.index_shards, "an integer from 1 to 100")
         if not 1 <= self.put_concurrency <= 256:
             raise bad("put_concurrency", self.put_concurrency, "an integer from 1 to 256")
-        if not 1 <= self.max_attempts <= 50:
-            raise bad("max_attempts", self.max_attempts, "an integer from 1 to 50")
+        if self.aws_retry_mode not in AWS_RETRY_MODES:
+            raise bad("aws_retry_mode", self.aws_retry_mode,
+                      " or ".join(f"`{m}`" for m in AWS_RETRY_MODES))
+        if not 1 <= self.aws_max_attempts <= 50:
+            raise bad("aws_max_attempts", self.aws_max_attempts, "an integer from 1 to 50")
         if self.max_request_bytes < 1024:
             raise bad("max_request_bytes", self.max_request_bytes, "bytes >= 1024")
         if self.endpoint_url is not None and not self.endpoint_url.startswith(

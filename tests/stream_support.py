@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from conftest import load_event
 
 from eventlake.config import Settings
-from eventlake.events.model import Event, parse_event, parse_timestamp
+from eventlake.events.model import Event, parse_event
+from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import HotStore
 from eventlake.lake.store import Lake
 

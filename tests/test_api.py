@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from eventlake import EventLake, Outcome, Settings, parse_event
-from eventlake.hot.store import count_outcomes
+from eventlake.hot.results import count_outcomes
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 

@@ -22,7 +22,8 @@ from eventlake.errors import ConfigError
     ("EVENTLAKE_CLOCK_CORRECTION", "1", "clock_correction", True),
     ("EVENTLAKE_INDEX_SHARDS", "16", "index_shards", 16),
     ("EVENTLAKE_PUT_CONCURRENCY", "32", "put_concurrency", 32),
-    ("EVENTLAKE_MAX_ATTEMPTS", "3", "max_attempts", 3),
+    ("EVENTLAKE_AWS_MAX_ATTEMPTS", "3", "aws_max_attempts", 3),
+    ("EVENTLAKE_AWS_RETRY_MODE", "adaptive", "aws_retry_mode", "adaptive"),
     ("EVENTLAKE_MAX_REQUEST_BYTES", "1048576", "max_request_bytes", 1048576),
     ("AWS_REGION", "eu-west-1", "region", "eu-west-1"),
     ("AWS_DEFAULT_REGION", "ap-southeast-2", "region", "ap-southeast-2"),
@@ -105,7 +106,9 @@ def test_a_numeric_override_given_as_text_is_read_like_the_variable() -> None:
     ("EVENTLAKE_INDEX_SHARDS", "101"),
     ("EVENTLAKE_INDEX_SHARDS", "8.0"),
     ("EVENTLAKE_PUT_CONCURRENCY", "257"),
-    ("EVENTLAKE_MAX_ATTEMPTS", "0"),
+    ("EVENTLAKE_AWS_MAX_ATTEMPTS", "0"),
+    ("EVENTLAKE_AWS_MAX_ATTEMPTS", "51"),
+    ("EVENTLAKE_AWS_RETRY_MODE", "forever"),
     ("EVENTLAKE_MAX_REQUEST_BYTES", "100"),
     ("EVENTLAKE_TABLE", "t" * 256),
     ("EVENTLAKE_LAKE_URI", "s3:///no-bucket"),
@@ -138,8 +141,8 @@ def test_a_bad_override_raises_config_error_naming_the_variable(
 
 
 def test_a_bad_value_given_to_the_constructor_is_refused_too() -> None:
-    with pytest.raises(ConfigError, match="EVENTLAKE_MAX_ATTEMPTS"):
-        Settings(max_attempts="3")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="EVENTLAKE_AWS_MAX_ATTEMPTS"):
+        Settings(aws_max_attempts="3")  # type: ignore[arg-type]
 
 
 def test_an_unknown_override_is_rejected_by_name() -> None:

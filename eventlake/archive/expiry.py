@@ -29,7 +29,7 @@ import pyarrow as pa
 from eventlake.archive.report import SAMPLE_IDS, ExpiryCheck
 from eventlake.archive.writer import archive_items
 from eventlake.config import Settings
-from eventlake.events.model import format_ts
+from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.names import window_name
 from eventlake.lake.shards import read_recorded_shards
@@ -49,7 +49,7 @@ _log = logging.getLogger("eventlake.archive.sweep")
 def band_end(now: datetime, settings: Settings) -> datetime:
     """Items ingested before this expire (expires_at = ingested_at + retention) within
     ttl_safety_hours of `now`."""
-    return (now.astimezone(UTC) + timedelta(hours=settings.ttl_safety_hours)
+    return (as_utc(now) + timedelta(hours=settings.ttl_safety_hours)
             - timedelta(seconds=settings.retention_seconds))
 
 

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from eventlake.errors import EventLakeError, StorageError
-from eventlake.events.model import format_ts
+from eventlake.events.times import format_ts
 from eventlake.lake.state import LakeState, StateConflictError
 
 __all__ = ["Lease", "LeaseLostError", "SweepLockedError", "acquire_lease", "read_lease"]

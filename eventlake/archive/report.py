@@ -20,7 +20,7 @@ from typing import Any
 
 from eventlake.archive.writer import ArchiveCounts
 from eventlake.errors import EventLakeError
-from eventlake.events.model import format_ts
+from eventlake.events.times import as_utc, format_ts
 
 __all__ = ["SAMPLE_IDS", "BackfillReport", "ExpiryCheck", "SweepNeedsAttentionError",
            "SweepReport", "TtlMargin", "new_run_id"]
@@ -32,7 +32,7 @@ them up."""
 
 def new_run_id(kind: str, now: datetime) -> str:
     """`<kind>-<UTC time>-<random>`: sortable by start time, unique across hosts."""
-    return f"{kind}-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    return f"{kind}-{as_utc(now):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
 
 
 @dataclass

@@ -25,8 +25,6 @@ inside one batch (the same event twice) is written once, from its first copy.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 import time
@@ -42,6 +40,8 @@ import pyarrow.compute as pc
 from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
 from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import redact
+from eventlake.events import canonical
+from eventlake.events.canonical import raw_identity
 from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
 from eventlake.lake.names import parse_window
 from eventlake.lake.store import Lake, LakeFile, QuarantineEntry, WrittenFile
@@ -376,23 +376,15 @@ def _quarantine_name(batch: _Batch, indexes: list[int]) -> str:
     another shard quarantining records with the same numbers never overwrites this file."""
     seqs = [batch.seqs[i] for i in indexes]
     numbers = [s for s in seqs if s is not None]
-    digest = _digest(chr(10).join(_identity(batch.raw(i)) for i in indexes))
+    digest = _digest(chr(10).join(raw_identity(batch.raw(i)) for i in indexes))
     if len(numbers) == len(seqs):
         lo, hi = _seq_range(numbers)
         return f"stream-{lo}-{hi}-{digest[:12]}"
     return f"stream-x{digest}"
 
 
-def _identity(raw: Any) -> str:
-    """The same text for the same raw record, whatever it holds (datetimes, bytes, ...)."""
-    try:
-        return json.dumps(raw, sort_keys=True, default=repr)
-    except (TypeError, ValueError):  # keys of mixed types, a cycle: still deterministic
-        return repr(raw)
-
-
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    return canonical.digest(text)[:24]
 
 
 def _entry(raw: Any, reason: str, rule: str) -> QuarantineEntry:

@@ -52,7 +52,7 @@ from eventlake.archive.report import ExpiryCheck, SweepReport, TtlMargin, new_ru
 from eventlake.archive.ttlguard import TtlGuardError, expires_at, ttl_margin
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings, redact
-from eventlake.events.model import format_ts
+from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.names import window_name
 from eventlake.lake.shards import remember_shards
@@ -98,7 +98,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         before = read_watermark(lake)
         # Read after the lease and the watermark: on an S3 lake their responses have measured
         # this host's clock offset by now.
-        now = (now or hot.now()).astimezone(UTC)
+        now = as_utc(now or hot.now())
         since = window_start(before, now, settings)
         until = max(since, now - timedelta(seconds=settle))
         counts = ArchiveCounts()

@@ -36,7 +36,7 @@ from eventlake.archive.report import SAMPLE_IDS, SweepReport, TtlMargin
 from eventlake.codec import CodecError, RowBuilder, fast_row
 from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError
-from eventlake.events.model import format_ts
+from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.store import TTL_ATTRIBUTE, HotStore, Item
 from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
@@ -98,7 +98,7 @@ def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime |
     Reads both ranges through the index and the lake's event_id columns of the dates they
     touch.
     """
-    now = (now or hot.now()).astimezone(UTC)
+    now = as_utc(now or hot.now())
     settings = hot.agree(settings)  # the retention recorded on the table sets the window
     read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     if since is None:

@@ -25,8 +25,6 @@ write; the lake then holds it twice, which compaction and the `events` view remo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.codec import CodecError, RowBuilder
+from eventlake.events import canonical
+from eventlake.events.canonical import raw_identity
 from eventlake.hot.store import Item
 from eventlake.lake.store import Lake, QuarantineEntry, WrittenFile
 
@@ -160,7 +160,7 @@ def _archive_chunk(lake: Lake, chunk: list[Item], name: str,
         raws = [chunk[position] for position, _ in bad]
         entries = [QuarantineEntry(reason=str(exc), rule=exc.rule, record=raw, source=source)
                    for raw, (_, exc) in zip(raws, bad, strict=True)]
-        digest = _digest("\n".join(sorted(_identity(raw) for raw in raws)))
+        digest = _digest("\n".join(sorted(raw_identity(raw) for raw in raws)))
         counts.quarantine_files.append(lake.quarantine(entries, f"{name}-q{digest}"))
         counts.quarantined += len(bad)
 
@@ -251,7 +251,7 @@ def _quarantine_conflicts(lake: Lake, raws: list[Item], conflicts: Conflicts, so
                   for reason, raw in zip(entries, raws, strict=True)]
     # Named by content alone: a sweep over the window again (its watermark lost), with other
     # bounds, or a backfill, rewrites the same file (on the same day) instead of adding one.
-    digest = _digest("\n".join(sorted(_identity(raw) for raw in raws)))
+    digest = _digest("\n".join(sorted(raw_identity(raw) for raw in raws)))
     path = lake.quarantine(quarantine, f"id-reused-{digest}")
     sample = ", ".join(f"`{i}`" for i in sorted(conflicts)[:5])
     _log.error("%d item(s) reuse an event_id the lake holds with other content, e.g. %s: "
@@ -271,13 +271,5 @@ def _first_copies(table: pa.Table) -> tuple[pa.Table, int]:
     return table.take(pa.array(keep, pa.int64())), table.num_rows - len(keep)
 
 
-def _identity(raw: Any) -> str:
-    """The same text for the same raw item, whatever it holds (bytes, Decimals, ...)."""
-    try:
-        return json.dumps(raw, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return repr(raw)
-
-
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return canonical.digest(text)[:12]

@@ -68,7 +68,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     from eventlake.cli.status import print_status
     from eventlake.config import Settings, redact_url
     from eventlake.handlers import ingest, stream
-    from eventlake.hot.store import count_outcomes
+    from eventlake.hot.results import count_outcomes
     from eventlake.lake.store import Lake
     from eventlake.local.stack import StreamPoller, expire_ttl, local_stack
 
@@ -214,7 +214,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
 def _apigw_request(events: list[dict[str, Any]]) -> dict[str, Any]:
     """An API Gateway HTTP API (v2) proxy event carrying `events` as its JSON body."""
-    from eventlake.events.model import canonical_json
+    from eventlake.events.canonical import canonical_json
 
     return {"version": "2.0", "routeKey": "POST /events", "rawPath": "/events",
             "headers": {"content-type": "application/json"},

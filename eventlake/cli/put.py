@@ -39,7 +39,7 @@ class Record(NamedTuple):
 def cmd_put(args: argparse.Namespace) -> int:
     from eventlake.errors import InvalidEventError, TableNotFoundError
     from eventlake.events.fieldmap import Unmapped, parse_field_map, remap
-    from eventlake.hot.store import TABLE_MISSING, Outcome
+    from eventlake.hot.results import TABLE_MISSING, Outcome
 
     lake = open_lake(args)
     mapping = parse_field_map(args.map or [])
@@ -114,7 +114,7 @@ def read_batches(files: Sequence[str]) -> Iterator[list[Record]]:
 
 
 def _read_one(name: str, label: str) -> Iterator[Record]:
-    from eventlake.events.model import DuplicateKeyError, loads_exact
+    from eventlake.events.canonical import DuplicateKeyError, loads_exact
 
     if name != "-" and name.endswith((".jsonl", ".ndjson")):
         with Path(name).open(encoding="utf-8-sig") as lines:
@@ -140,7 +140,7 @@ def _read_one(name: str, label: str) -> Iterator[Record]:
 
 
 def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
-    from eventlake.events.model import DuplicateKeyError, loads_exact
+    from eventlake.events.canonical import DuplicateKeyError, loads_exact
 
     for lineno, line in enumerate(lines, 1):
         if not line.strip():

@@ -161,7 +161,7 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """`name=value` (int, float, else text) and `name:=json` into DuckDB's named parameters."""
-    from eventlake.events.model import loads_exact
+    from eventlake.events.canonical import loads_exact
 
     params: dict[str, Any] = {}
     for item in items:

@@ -17,13 +17,14 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from eventlake.errors import EventLakeError, InvalidEventError
-from eventlake.events.model import canonical_json, format_ts
-from eventlake.events.model import kind_of as _kind
+from eventlake.events.canonical import canonical_json
+from eventlake.events.canonical import kind_of as _kind
+from eventlake.events.times import format_ts
 
 __all__ = [
     "MAX_EXPONENT",
@@ -135,7 +136,7 @@ def to_json_compatible(value: Any) -> Any:
             members = list(value)
         return [to_json_compatible(v) for v in members]
     if isinstance(value, datetime):
-        return format_ts(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return format_ts(value)
     return value
 
 

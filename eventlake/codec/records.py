@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 
 from eventlake.codec.attributes import CodecError
 from eventlake.codec.times import approximate_time
-from eventlake.events.model import kind_of as _kind
+from eventlake.events.canonical import kind_of as _kind
 
 __all__ = [
     "EventName",

@@ -29,16 +29,10 @@ from eventlake.codec.attributes import (
 )
 from eventlake.codec.times import _EPOCH, approximate_time
 from eventlake.errors import InvalidEventError
-from eventlake.events.model import (
-    DuplicateKeyError,
-    canonical_json,
-    content_hash,
-    format_ts,
-    loads_exact,
-    parse_timestamp,
-)
-from eventlake.events.model import kind_of as _kind
+from eventlake.events.canonical import DuplicateKeyError, canonical_json, content_hash, loads_exact
+from eventlake.events.canonical import kind_of as _kind
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
+from eventlake.events.times import format_ts, parse_timestamp
 
 __all__ = ["Row", "RowBuilder", "fast_row", "lambda_insert_row"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from eventlake.codec.attributes import _EXACT, _NUMBER, CodecError
 from eventlake.errors import InvalidEventError
-from eventlake.events.model import kind_of as _kind
-from eventlake.events.model import parse_timestamp
+from eventlake.events.canonical import kind_of as _kind
+from eventlake.events.times import as_utc, parse_timestamp
 
 __all__ = ["MILLIS_THRESHOLD", "approximate_time"]
 
@@ -33,7 +33,7 @@ def approximate_time(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return as_utc(value)
     if isinstance(value, bool):
         raise CodecError("record.creation_time", f"time `{value}` is a boolean, not a time")
     if isinstance(value, int):

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from eventlake.errors import ConfigError, InvalidEventError
-from eventlake.events.model import loads_exact
+from eventlake.events.canonical import loads_exact
 
 EVENT_FIELDS = ("event_id", "event_type", "timestamp", "event_payload", "source", "subject")
 

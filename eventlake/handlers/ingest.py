@@ -1,5 +1,6 @@
 """The ingestion Lambda: events in through API Gateway, direct invocation or EventBridge; one
-`EventLake.put_many` call; a response that says what happened to each event.
+`put_events` call (hot/put.py, what `EventLake.put_many` runs); a response that says what
+happened to each event.
 
     API Gateway REST (v1) / HTTP API (v2) ─> body (base64?) ─> JSON ─┐
     direct invoke: event | [events] | {"events": [...]} ─────────────┼─> put_many ─> response
@@ -41,14 +42,15 @@ import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from eventlake.api import EventLake
-from eventlake.aws import is_transient
-from eventlake.config import redact
+from eventlake.aws import Clients, is_transient
+from eventlake.config import Settings, redact
 from eventlake.errors import StorageError, TransientError
-from eventlake.events.model import DuplicateKeyError, canonical_json, kind_of, loads_exact
-from eventlake.hot.store import Deadline, Outcome, PutResult, count_outcomes
+from eventlake.events.canonical import DuplicateKeyError, canonical_json, kind_of, loads_exact
+from eventlake.hot.put import put_events
+from eventlake.hot.results import Deadline, Outcome, PutResult, count_outcomes
+from eventlake.hot.store import HotStore
 
 MAX_EVENTS_PER_REQUEST = 1000
 """More events than this in one request is a 400: it bounds the time one invocation takes."""
@@ -72,21 +74,33 @@ if _log.level == logging.NOTSET and "AWS_LAMBDA_LOG_LEVEL" not in os.environ:
     # Lambda's root logger sits at WARNING; the one line per invocation is INFO.
     _log.setLevel(logging.INFO)
 
-_LAKE: EventLake | None = None
 
 
-def _lake() -> EventLake:
-    """The EventLake of this execution environment, built on first use and then reused."""
-    global _LAKE
-    if _LAKE is None:
-        _LAKE = EventLake.from_env()
-    return _LAKE
+class _HasHotStore(Protocol):
+    """What `reset` accepts besides a HotStore: an EventLake (not imported here: it would
+    bring the query layer into the Lambda)."""
+
+    @property
+    def hot(self) -> HotStore: ...
 
 
-def reset(lake: EventLake | None = None) -> None:
-    """Forget the cached EventLake (the next invocation builds one), or use `lake` instead."""
-    global _LAKE
-    _LAKE = lake
+_STORE: HotStore | None = None
+
+
+def _store() -> HotStore:
+    """The hot store of this execution environment, built on first use and then reused."""
+    global _STORE
+    if _STORE is None:
+        settings = Settings.from_env()
+        _STORE = HotStore(settings, Clients(settings))
+    return _STORE
+
+
+def reset(lake: HotStore | _HasHotStore | None = None) -> None:
+    """Forget the cached store (the next invocation builds one), or use `lake`'s (an
+    EventLake or a HotStore) instead."""
+    global _STORE
+    _STORE = lake if lake is None or isinstance(lake, HotStore) else lake.hot
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -188,10 +202,10 @@ def _ingest(event: Any, kind: Kind, deadline: Deadline | None = None) -> _Reply:
         elif kind == "direct":
             events = _events_of(event, "the invocation payload")
         else:
-            events = _events_of(_read_body(event, _lake().settings.max_request_bytes), "body")
+            events = _events_of(_read_body(event, _store().settings.max_request_bytes), "body")
     except _Rejected as rejected:
         return _Reply(rejected.status, [], rejected.message, rejected.rule)
-    results = _lake().put_many(events, deadline=deadline)
+    results = put_events(_store(), events, deadline=deadline)
     status = _status(results)
     return _Reply(status, results, _message(status, results), None, events)
 

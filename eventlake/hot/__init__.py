@@ -1,2 +1,3 @@
-"""The hot tier: the DynamoDB table (`store`: puts, the ingestion-time index, TTL), the
-settings recorded on the table (`tablesettings`) and the results of a put."""
+"""The hot tier: the DynamoDB table (`store`: provisioning, conditional puts, the
+ingestion-time index, TTL), raw events validated and stored (`put`), the results of a put and
+the caller's deadline (`results`), and the settings recorded on the table (`tablesettings`)."""

@@ -23,26 +23,30 @@ shardrecord.py), so lowering the count on a live table hides no event.
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from eventlake.aws import Clients, error_code, is_transient
+from eventlake.aws import Clients, OutOfTime, error_code, is_transient, retry_deadline
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
-from eventlake.events.model import Event, format_ts
+from eventlake.events.model import Event
+from eventlake.events.times import as_utc, format_ts
+from eventlake.hot.results import (
+    DERIVED_DUPLICATE,
+    RETRY_ADVICE,
+    TABLE_MISSING,
+    Deadline,
+    Outcome,
+    PutResult,
+)
 from eventlake.hot.tablesettings import (
     TABLE_TAGS,
-    adopt,
+    RecordedSettings,
     describe_value,
     disagreement,
     parse_tag,
@@ -53,80 +57,10 @@ from eventlake.hot.tablesettings import (
 )
 
 INDEX_NAME = "by_ingested_at"
-RECHECK_SECONDS = 60.0
-"""How long a read of the table's tags that found settings missing is trusted before it is read
-again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
-TABLE_MISSING = "table.missing"
-"""The `rule` of a write refused because the table does not exist (PutResult, FAILED)."""
 TTL_ATTRIBUTE = "expires_at"
 Item = dict[str, Any]
 """A DynamoDB item in AttributeValue form, as the low-level client returns it."""
 _log = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    CREATED = "created"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
-    INVALID = "invalid"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class PutResult:
-    """What happened to one event of a request; `position` is its index in the request."""
-
-    position: int
-    event_id: str | None
-    outcome: Outcome
-    message: str | None = None
-    rule: str | None = None
-    retryable: bool = False
-    """For `failed`: True when the same write may succeed later (throttling, 5xx); False when
-    the store refused it for good (missing table, permissions) and an operator must act."""
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (Outcome.CREATED, Outcome.DUPLICATE)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"position": self.position, "event_id": self.event_id,
-                               "outcome": self.outcome.value}
-        if self.rule:
-            out["rule"] = self.rule
-        if self.message:
-            out["message"] = self.message
-        if self.outcome is Outcome.FAILED:
-            out["retryable"] = self.retryable
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """When to stop retrying so that a caller (a Lambda invocation) can still answer."""
-
-    left: Callable[[], float]
-    """Seconds still available (negative once the deadline has passed)."""
-
-    @classmethod
-    def after(cls, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> Deadline:
-        """A deadline `seconds` from now on `clock`."""
-        end = clock() + seconds
-        return cls(lambda: end - clock())
-
-
-RETRY_ADVICE = ("safe to retry: re-send the same events; they get the same ids and stored ones "
-                "come back as `duplicate`")
-DERIVED_DUPLICATE = (
-    "an identical event sent without event_id is already stored (its id is derived from its "
-    "content): to store repeats of the same content, send each with its own event_id or "
-    "timestamp")
-
-
-def count_outcomes(results: Sequence[PutResult]) -> dict[str, int]:
-    """Counts by outcome, every outcome present (zeros included), in a stable order."""
-    counts = Counter(r.outcome for r in results)
-    return {o.value: counts.get(o, 0) for o in Outcome}
 
 
 def shard_of(event_id: str, shards: int) -> int:
@@ -134,27 +68,23 @@ def shard_of(event_id: str, shards: int) -> int:
 
 
 def day_key(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+    return as_utc(ts).strftime("%Y-%m-%d")
 
 
 class HotStore:
     """The DynamoDB table: provisioning, conditional writes, and window reads."""
 
     def __init__(self, settings: Settings, clients: Clients, *,
-                 sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  recorded: dict[str, str] | None = None) -> None:
         """`recorded`: the settings recorded on the table (field -> tag text) when already
         known, e.g. `{}` for a store that only builds items (benchmarks): nothing is read."""
         self.settings = settings
         self.clients = clients
-        self._sleep = sleep
         self._clock = clock
-        self._recorded: dict[str, str] | None = recorded
-        self._recheck_at: float | None = None
-        """When an incomplete record (tags missing) is read again (monotonic seconds)."""
-        self._warned = False
-        self._agreed: Settings | None = None
+        self.recorded = RecordedSettings(settings, settings.table, self._read_recorded,
+                                         recorded=recorded)
+        """The settings recorded on the table, read once (tablesettings.py)."""
         self._read_floor: int | None = None
         self._lock = threading.Lock()
 
@@ -168,46 +98,23 @@ class HotStore:
         """This store's settings with the values recorded on the table adopted (index shards,
         retention): what every write and read uses. The tags are read once, on first use;
         ConfigError when the process set one of them to another value."""
-        agreed = self._agreed
-        if agreed is None:
-            recorded = self.recorded_settings()
-            if recorded is None:  # no table yet: its own error comes with the first request
-                return self.settings
-            agreed = adopt(self.settings, recorded, self.table)
-            if self._recheck_at is None:  # complete: kept for the life of the store
-                self._agreed = agreed
-        return agreed
+        return self.recorded.agreed()
 
     def agree(self, settings: Settings) -> Settings:
         """`settings` (another process's view, e.g. the sweep's) with the table's values
         adopted, checked like `table_settings`."""
-        recorded = self.recorded_settings()
-        return settings if recorded is None else adopt(settings, recorded, self.table)
+        return self.recorded.agree(settings)
 
     def recorded_settings(self) -> dict[str, str] | None:
         """The settings recorded on the table (field -> tag text), read once and cached; None
-        when the table does not exist (not cached: `init` may create it). A record missing some
-        tags is read again after RECHECK_SECONDS: tags are eventually consistent, so a read
-        right after `init` may not see them yet (and an old table may be initialised later)."""
-        if self._due():
-            with self._lock:  # one DescribeTable + ListTagsOfResource per store, not per thread
-                if self._due():
-                    recorded = self._read_recorded()
-                    complete = recorded is None or all(n in recorded for n in TABLE_TAGS)
-                    self._recheck_at = (None if complete
-                                        else time.monotonic() + RECHECK_SECONDS)
-                    self._recorded = recorded
-        return self._recorded
-
-    def _due(self) -> bool:
-        return self._recorded is None or (self._recheck_at is not None
-                                          and time.monotonic() >= self._recheck_at)
+        when the table does not exist (RecordedSettings)."""
+        return self.recorded.recorded()
 
     def _read_recorded(self) -> dict[str, str] | None:
         ddb = self.clients.dynamodb
         try:
-            desc = self._with_retries(lambda: ddb.describe_table(TableName=self.table))
-            tags = read_tags(self._with_retries, ddb, desc["Table"]["TableArn"])
+            desc = self._call(lambda: ddb.describe_table(TableName=self.table))
+            tags = read_tags(self._call, ddb, desc["Table"]["TableArn"])
         except TableNotFoundError:  # no table yet: its own error comes with the first request
             return None
         except Exception as exc:
@@ -217,17 +124,7 @@ class HotStore:
                     f"cannot read the settings recorded on table `{self.table}` ({code}): "
                     "allow dynamodb:DescribeTable and dynamodb:ListTagsOfResource on it") from exc
             raise
-        recorded = recorded_of(tags)
-        missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
-        if missing and not self._warned:
-            self._warned = True
-            _log.warning(
-                "table `%s` records no %s: this process uses its own %s, and every writer and "
-                "reader must agree on them; run `eventlake init` to record them", self.table,
-                " or ".join(f"`{tag}`" for tag in missing),
-                ", ".join(describe_value(n, getattr(self.settings, n))
-                          for n in TABLE_TAGS if n not in recorded))
-        return recorded  # empty: read, nothing recorded (read again after RECHECK_SECONDS)
+        return recorded_of(tags)  # empty: read, nothing recorded (read again later)
 
     def now(self) -> datetime:
         """The store's time, which stamps `ingested_at`: the clock, plus the offset measured
@@ -299,8 +196,7 @@ class HotStore:
         elif ttl.get("AttributeName") != TTL_ATTRIBUTE:
             raise StorageError(f"table `{self.table}` has TTL on `{ttl.get('AttributeName')}`; "
                                f"eventlake sets `{TTL_ATTRIBUTE}`")
-        with self._lock:  # read the recorded settings again on next use
-            self._recorded, self._agreed = None, None
+        self.recorded.forget()  # read the recorded settings again on next use
         return changes
 
     def _recorded_text(self) -> str:
@@ -312,7 +208,7 @@ class HotStore:
         recorded); refuse when a recorded one differs from what this process set. Never
         changes a recorded value."""
         ddb = self.clients.dynamodb
-        recorded = recorded_of(read_tags(self._with_retries, ddb, arn))
+        recorded = recorded_of(read_tags(self._call, ddb, arn))
         for name, text in recorded.items():
             value = parse_tag(name, text, self.table)
             if name in self.settings.explicit and getattr(self.settings, name) != value:
@@ -419,46 +315,54 @@ class HotStore:
 
     def put(self, event: Event, position: int = 0, *, deadline: Deadline | None = None
             ) -> PutResult:
-        """Store one event conditionally, retrying transient errors with jittered backoff.
+        """Store one event conditionally. botocore retries throttling, 5xx and dropped
+        connections (aws.py: EVENTLAKE_AWS_MAX_ATTEMPTS attempts in total, the one retry
+        layer); a write still failing then is `failed` (retryable).
 
-        With a `deadline`, no attempt starts and no backoff sleeps past it: the event is then
-        `failed` (retryable), so the caller can still answer with a result for every event.
+        With a `deadline`, no attempt starts past it and no retry is made whose pause could
+        end past it (`aws.retry_deadline`): the event is then `failed` (retryable), so the
+        caller can still answer with a result for every event.
         """
-        ddb = self.clients.dynamodb
-        last: BaseException | None = None
-        for attempt in range(self.settings.max_attempts):
-            pause = min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0) if attempt else 0.0
-            if deadline is not None and deadline.left() <= pause:
-                return _out_of_time(event, position, attempt, last)
-            if pause:
-                self._sleep(pause)
-            item = self.to_item(event, self.now())
-            try:
-                ddb.put_item(TableName=self.table, Item=item,
-                             ConditionExpression="attribute_not_exists(event_id)",
-                             ReturnValuesOnConditionCheckFailure="ALL_OLD")
-                return PutResult(position, event.event_id, Outcome.CREATED)
-            except Exception as exc:
-                code = error_code(exc)
-                if code == "ConditionalCheckFailedException":
-                    stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
-                    return self._compare(event, stored, position)
-                if code == "ValidationException" and "size" in str(exc).lower():
-                    return PutResult(position, event.event_id, Outcome.INVALID,
-                                     f"DynamoDB refused the item: {exc}", "item.too_large")
-                if code == "ResourceNotFoundException":
-                    return PutResult(position, event.event_id, Outcome.FAILED,
-                                     str(self.table_not_found()), TABLE_MISSING)
-                if not is_transient(exc):
-                    return PutResult(position, event.event_id, Outcome.FAILED,
-                                     f"DynamoDB refused the write ({code or type(exc).__name__}):"
-                                     f" {redact(str(exc))}")
-                last = exc
-        return PutResult(position, event.event_id, Outcome.FAILED,
-                         f"gave up after {self.settings.max_attempts} attempts "
-                         f"({error_code(last) if last else ''}): {redact(str(last))}; "
-                         f"{RETRY_ADVICE}",
-                         retryable=True)
+        if deadline is not None and deadline.left() <= 0:
+            return _out_of_time(event, position, 0, None)
+        # ingested_at is stamped once: botocore re-sends the same item on each attempt.
+        item = self.to_item(event, self.now())
+        try:
+            with retry_deadline(deadline.left if deadline is not None else None):
+                self.clients.dynamodb.put_item(
+                    TableName=self.table, Item=item,
+                    ConditionExpression="attribute_not_exists(event_id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return PutResult(position, event.event_id, Outcome.CREATED)
+        except OutOfTime as stopped:
+            return _out_of_time(event, position, stopped.attempts, stopped.last)
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
+                return self._compare(event, stored, position)
+            if code == "ValidationException" and "size" in str(exc).lower():
+                return PutResult(position, event.event_id, Outcome.INVALID,
+                                 f"DynamoDB refused the item: {exc}", "item.too_large")
+            if code == "ResourceNotFoundException":
+                return PutResult(position, event.event_id, Outcome.FAILED,
+                                 str(self.table_not_found()), TABLE_MISSING)
+            if not is_transient(exc):
+                return PutResult(position, event.event_id, Outcome.FAILED,
+                                 f"DynamoDB refused the write ({code or type(exc).__name__}):"
+                                 f" {redact(str(exc))}")
+            return PutResult(position, event.event_id, Outcome.FAILED,
+                             f"gave up after {self._attempts(exc)} attempts "
+                             f"({code or ''}): {redact(str(exc))}; {RETRY_ADVICE}",
+                             retryable=True)
+
+    def _attempts(self, exc: BaseException) -> int:
+        """How many attempts botocore made before raising `exc` (its RetryAttempts + 1; the
+        configured total when the error carries no response, e.g. a dropped connection)."""
+        response = getattr(exc, "response", None)
+        retries = (response.get("ResponseMetadata", {}).get("RetryAttempts")
+                   if isinstance(response, dict) else None)
+        return retries + 1 if isinstance(retries, int) else self.settings.aws_max_attempts
 
     def _get(self, event_id: str) -> Item | None:
         with self._table_errors():
@@ -576,7 +480,7 @@ class HotStore:
                                           ":hi": {"S": hi}},
         }
         while True:
-            response = self._with_retries(lambda: ddb.query(**kwargs))
+            response = self._call(lambda: ddb.query(**kwargs))
             items.extend(response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
@@ -596,7 +500,7 @@ class HotStore:
         if total_segments > 1:
             kwargs.update(Segment=segment, TotalSegments=total_segments)
         while True:
-            response = self._with_retries(lambda: ddb.scan(**kwargs))
+            response = self._call(lambda: ddb.scan(**kwargs))
             items: list[Item] = response.get("Items", [])
             if items:
                 yield items
@@ -605,20 +509,16 @@ class HotStore:
                 return
             kwargs["ExclusiveStartKey"] = last_key
 
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        for attempt in range(self.settings.max_attempts):
-            if attempt:
-                self._sleep(min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
-            try:
-                with self._table_errors():
-                    return call()
-            except Exception as exc:
-                if not is_transient(exc) or attempt == self.settings.max_attempts - 1:
-                    if is_transient(exc):
-                        raise TransientError(f"DynamoDB kept failing: {redact(str(exc))}"
-                                             ) from exc
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _call(self, call: Callable[[], Any]) -> Any:
+        """One DynamoDB call (botocore retries it, aws.py): a missing table raises
+        TableNotFoundError, a transient failure botocore gave up on TransientError."""
+        try:
+            with self._table_errors():
+                return call()
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientError(f"DynamoDB kept failing: {redact(str(exc))}") from exc
+            raise
 
     @contextmanager
     def _table_errors(self) -> Iterator[None]:

@@ -21,21 +21,28 @@ and readers that have the lake query that many shards (shardrecord.py).
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from eventlake.config import Settings
 from eventlake.errors import ConfigError
 
-__all__ = ["TABLE_TAGS", "adopt", "describe_value", "disagreement", "parse_tag", "read_tags",
-           "recorded_of", "tag_value", "tags_for"]
+__all__ = ["RECHECK_SECONDS", "TABLE_TAGS", "RecordedSettings", "adopt", "describe_value",
+           "disagreement", "parse_tag", "read_tags", "recorded_of", "tag_value", "tags_for"]
 
 TABLE_TAGS: dict[str, str] = {
     "index_shards": "eventlake:index_shards",
     "retention_days": "eventlake:retention_days",
 }
 """Setting -> the tag of the table that records it."""
+RECHECK_SECONDS = 60.0
+"""How long a read of the table's tags that found settings missing is trusted before it is read
+again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
+_log = logging.getLogger(__name__)
 
 
 def tag_value(name: str, value: int | float) -> str:
@@ -118,7 +125,8 @@ def recorded_of(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def read_tags(call: Callable[[Callable[[], Any]], Any], ddb: Any, arn: str) -> dict[str, str]:
-    """Every tag of the resource `arn` (ListTagsOfResource pages), through `call` (retries)."""
+    """Every tag of the resource `arn` (ListTagsOfResource pages), each page through `call`
+    (the store's error mapping)."""
     tags: dict[str, str] = {}
     kwargs: dict[str, Any] = {"ResourceArn": arn}
     while True:
@@ -128,3 +136,82 @@ def read_tags(call: Callable[[Callable[[], Any]], Any], ddb: Any, arn: str) -> d
         if not token:
             return tags
         kwargs["NextToken"] = token
+
+
+class RecordedSettings:
+    """The settings recorded on one table, as one store sees them: read on first use, then kept.
+
+    `read` returns the record (field -> tag text), or None when the table does not exist (not
+    kept: `init` may create it). A record missing some tags is read again after
+    RECHECK_SECONDS: tags are eventually consistent, so a read right after `init` may not see
+    them yet (and an old table may be initialised later). Thread-safe: one read per store,
+    not per thread.
+    """
+
+    def __init__(self, settings: Settings, table: str,
+                 read: Callable[[], dict[str, str] | None], *,
+                 recorded: dict[str, str] | None = None) -> None:
+        """`recorded`: the record when already known, e.g. `{}` for a store that only builds
+        items (benchmarks): nothing is read."""
+        self.settings = settings
+        self.table = table
+        self._read = read
+        self._recorded = recorded
+        self._recheck_at: float | None = None
+        """When an incomplete record is read again (monotonic seconds); None: complete."""
+        self._warned = False
+        self._agreed: Settings | None = None
+        self._lock = threading.Lock()
+
+    def recorded(self) -> dict[str, str] | None:
+        """The record (field -> tag text); None when the table does not exist."""
+        if self._due():
+            with self._lock:
+                if self._due():
+                    recorded = self._read()
+                    complete = recorded is None or all(n in recorded for n in TABLE_TAGS)
+                    self._recheck_at = (None if complete
+                                        else time.monotonic() + RECHECK_SECONDS)
+                    if recorded is not None and not complete:
+                        self._warn_once(recorded)
+                    self._recorded = recorded
+        return self._recorded
+
+    def agreed(self) -> Settings:
+        """The store's settings with the recorded values adopted (`adopt`), kept for the life
+        of the store once the record is complete; the store's own while there is no table."""
+        agreed = self._agreed
+        if agreed is None:
+            recorded = self.recorded()
+            if recorded is None:  # no table yet: its own error comes with the first request
+                return self.settings
+            agreed = adopt(self.settings, recorded, self.table)
+            if self._recheck_at is None:  # complete: kept for the life of the store
+                self._agreed = agreed
+        return agreed
+
+    def agree(self, settings: Settings) -> Settings:
+        """`settings` (another process's view) with the recorded values adopted."""
+        recorded = self.recorded()
+        return settings if recorded is None else adopt(settings, recorded, self.table)
+
+    def forget(self) -> None:
+        """Read the record again on next use (after `init` changed it)."""
+        with self._lock:
+            self._recorded, self._agreed = None, None
+
+    def _due(self) -> bool:
+        return self._recorded is None or (self._recheck_at is not None
+                                          and time.monotonic() >= self._recheck_at)
+
+    def _warn_once(self, recorded: Mapping[str, str]) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
+        _log.warning(
+            "table `%s` records no %s: this process uses its own %s, and every writer and "
+            "reader must agree on them; run `eventlake init` to record them", self.table,
+            " or ".join(f"`{tag}`" for tag in missing),
+            ", ".join(describe_value(n, getattr(self.settings, n))
+                      for n in TABLE_TAGS if n not in recorded))

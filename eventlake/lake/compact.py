@@ -52,6 +52,7 @@ import pyarrow.fs as pafs
 
 from eventlake.errors import ConfigError
 from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
+from eventlake.events.times import as_utc
 from eventlake.lake.compactplan import (
     DEFAULT_MIN_FILES,
     DEFAULT_SMALL_FILE_BYTES,
@@ -212,7 +213,7 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
     _check_args(min_files=min_files, small_file_bytes=small_file_bytes,
                 target_bytes=target_bytes, min_age_seconds=min_age_seconds)
     began = time.monotonic()
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     lake.require_exists()  # a wrong lake URI is not "0 partitions compacted"
     report = CompactReport([], 0, 0.0)
     report.temp_files_removed = remove_stale_temp_files(lake, start=start, end=end, now=now)
@@ -518,7 +519,7 @@ def remove_stale_temp_files(lake: Lake, *, start: date | None = None, end: date 
     an S3 write is one PUT, which leaves nothing behind when it fails."""
     if lake.is_s3:
         return 0
-    cutoff = _utc(now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
+    cutoff = as_utc(now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
     keep = _dt_filter(start, end, None)
     top = f"{lake.root}/{EVENTS_DIR}"
     infos: list[pafs.FileInfo] = []
@@ -557,10 +558,6 @@ def _check_args(*, min_files: int, small_file_bytes: int, target_bytes: int,
             raise ConfigError(f"compaction `{name}` is {value}; it must be at least {low}")
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _identity(f: LakeFile) -> str:
-    modified = f.modified.astimezone(UTC).isoformat() if f.modified else "?"
+    modified = as_utc(f.modified).isoformat() if f.modified else "?"
     return f"{base_name(f.path)} {f.size} {modified}"

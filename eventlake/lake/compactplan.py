@@ -17,7 +17,6 @@ inputs the partition's compaction record names (a plan that took held files too)
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections import defaultdict
@@ -25,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from eventlake.events import canonical
 from eventlake.lake.fs import LakeFile
 
 __all__ = [
@@ -169,4 +169,4 @@ def _old_enough(f: LakeFile, now: datetime, min_age_seconds: float) -> bool:
 
 def _digest(inputs: Sequence[LakeFile]) -> str:
     names = "\n".join(sorted(base_name(f.path) for f in inputs))
-    return hashlib.sha256(names.encode()).hexdigest()[:16]
+    return canonical.digest(names)[:16]

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
@@ -37,6 +37,7 @@ import pyarrow.fs as pafs
 from eventlake.aws import Clients, error_code, is_transient
 from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError, LakeNotFoundError, StorageError, TransientError
+from eventlake.events.times import as_utc
 from eventlake.lake.bucket import split_s3_uri
 
 if TYPE_CHECKING:
@@ -332,7 +333,7 @@ def _day(value: date | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):  # a datetime is a date too: take its UTC date
-        value = (value.astimezone(UTC) if value.tzinfo else value).date()
+        value = as_utc(value).date()
     return value.isoformat()
 
 

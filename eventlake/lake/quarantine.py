@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from eventlake.events.times import as_utc
 from eventlake.lake.fs import LakeDataError, LakeFile, LakeFS, _check_name, _dt_filter
 from eventlake.lake.layout import QUARANTINE_DIR
 
@@ -42,7 +43,7 @@ class LakeQuarantine(LakeFS):
         """
         if not entries:
             raise LakeDataError("nothing to quarantine: `entries` is empty")
-        now = (now or datetime.now(UTC)).astimezone(UTC)
+        now = as_utc(now or datetime.now(UTC))
         lines = [json.dumps({"reason": e.reason, "rule": e.rule,
                              "quarantined_at": (e.quarantined_at or now).isoformat(),
                              "source": e.source, "record": e.record},

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 
 from eventlake.errors import StorageError
-from eventlake.events.model import format_ts
+from eventlake.events.times import format_ts
 from eventlake.hot.store import HotStore
 from eventlake.hot.tablesettings import TABLE_TAGS
 from eventlake.lake.layout import STATE_DIR

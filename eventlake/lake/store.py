@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 import pyarrow as pa
@@ -32,6 +32,7 @@ from eventlake.aws import Clients
 from eventlake.config import Settings
 from eventlake.errors import StorageError, TransientError
 from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
+from eventlake.events.times import as_utc
 from eventlake.lake.fs import (
     LakeDataError,
     LakeFile,
@@ -422,13 +423,9 @@ def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime]
         stats = meta.row_group(g).column(index).statistics
         if stats is None or not stats.has_min_max or not isinstance(stats.min, datetime):
             return None
-        lows.append(_as_utc(stats.min))
-        highs.append(_as_utc(stats.max))
+        lows.append(as_utc(stats.min))
+        highs.append(as_utc(stats.max))
     return min(lows), max(highs)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check_footer(path: str, file_schema: Callable[[], pa.Schema], wanted: pa.Schema) -> None:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from eventlake.config import Settings
 from eventlake.errors import StorageError
-from eventlake.events.model import format_ts, human_duration
+from eventlake.events.times import as_utc, format_ts, human_duration
 from eventlake.lake.state import LakeState, StateConflictError
 
 __all__ = ["EXPIRY_CHECK_KEY", "TTL_LATENESS", "WATERMARK_KEY", "Watermark", "WatermarkAheadError",
@@ -95,10 +95,10 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
     is returned. Losing the race raises WatermarkConflictError; the watermark is then left as
     the other writer set it.
     """
-    to = to.astimezone(UTC)
+    to = as_utc(to)
     if expected is not None and to <= expected.at:
         return expected
-    updated_at = (now or datetime.now(UTC)).astimezone(UTC)
+    updated_at = as_utc(now or datetime.now(UTC))
     data = json.dumps({"at": format_ts(to), "updated_at": format_ts(updated_at),
                        "run_id": run_id,
                        "previous": format_ts(expected.at) if expected else None},
@@ -126,7 +126,7 @@ def window_start(watermark: Watermark | None, now: datetime, settings: Settings,
     mark itself: the expiry check's band starts at its checkpoint."""
     if watermark is not None:
         return watermark.at - settings.clock_skew if skew else watermark.at
-    return now.astimezone(UTC) - timedelta(days=settings.retention_days) - TTL_LATENESS
+    return as_utc(now) - timedelta(days=settings.retention_days) - TTL_LATENESS
 
 
 def refuse_ahead(watermark: Watermark | None, now: datetime, settings: Settings,

@@ -13,8 +13,10 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from eventlake.events.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,7 @@ def epoch_seconds(value: Any) -> float:
     (`1.7e9`, which Python reads as a float).
     """
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return float(math.floor(value.timestamp()))
+        return float(math.floor(as_utc(value).timestamp()))
     return float(math.floor(float(value)))
 
 

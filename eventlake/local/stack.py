@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from eventlake.events.times import as_utc
 from eventlake.local.poller import StreamPoller as StreamPoller
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def expire_ttl(clients: Clients, table: str, *, now: datetime | None = None,
       so it looks like a user delete to the stream path (counted as `other_removals`).
     """
     ddb = clients.dynamodb
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = as_utc(now or datetime.now(UTC))
     cutoff = {"N": f"{now.timestamp():.6f}"}
     keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
     names = {"#ttl": attribute, **{f"#k{i}": key for i, key in enumerate(keys)}}

@@ -71,6 +71,7 @@ import pyarrow.dataset as ds
 from eventlake.codec import RowBuilder
 from eventlake.errors import ConfigError, TransientError
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
+from eventlake.events.times import as_utc
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.shards import read_recorded_shards
@@ -228,7 +229,7 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
     """Read the watermark, then list the lake, then read the hot tier (the module docstring
     says why in this order). `hot=False` lists the lake only. `now` defaults to the hot
     store's (corrected) clock."""
-    now = (now or lake.hot.now()).astimezone(UTC)
+    now = as_utc(now or lake.hot.now())
     if not hot:
         return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
     watermark = read_watermark(lake.cold)

@@ -21,7 +21,8 @@ from eventlake.archive.reconcile import reconcile
 from eventlake.archive.writer import archive_items
 from eventlake.errors import LakeNotFoundError, StorageError
 from eventlake.events.model import parse_event
-from eventlake.hot.store import HotStore, Outcome
+from eventlake.hot.results import Outcome
+from eventlake.hot.store import HotStore
 from eventlake.lake.watermark import (
     WATERMARK_KEY,
     WatermarkAheadError,

@@ -40,8 +40,10 @@ from stream_support import (
 
 from eventlake.archive.stream import archive_event, archive_records
 from eventlake.codec import CodecError, parse_stream_records
-from eventlake.events.model import canonical_json, parse_event, parse_timestamp
+from eventlake.events.canonical import canonical_json
+from eventlake.events.model import parse_event
 from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.events.times import parse_timestamp
 from eventlake.lake.compact import compact
 from eventlake.lake.store import Lake
 

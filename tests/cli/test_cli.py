@@ -360,7 +360,7 @@ def test_an_endpoint_password_is_never_printed_when_a_call_fails(
         capsys: pytest.CaptureFixture[str]) -> None:
     # given an endpoint with user info, where nothing listens
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://user:secret@127.0.0.1:1")
-    monkeypatch.setenv("EVENTLAKE_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("EVENTLAKE_AWS_MAX_ATTEMPTS", "1")
     path = tmp_path / "events.json"
     path.write_text(json.dumps([event(1)]))
 

@@ -35,7 +35,8 @@ from eventlake.codec import (
     to_json_compatible,
 )
 from eventlake.config import Settings
-from eventlake.events.model import Event, canonical_json, content_hash, parse_event
+from eventlake.events.canonical import canonical_json, content_hash
+from eventlake.events.model import Event, parse_event
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.hot.store import HotStore
 

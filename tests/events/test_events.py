@@ -14,21 +14,22 @@ from typing import Any
 import pytest
 
 from eventlake.errors import InvalidEventError
+from eventlake.events.canonical import (
+    MAX_PAYLOAD_DEPTH,
+    DuplicateKeyError,
+    canonical_json,
+    canonical_number,
+    loads_exact,
+)
+from eventlake.events.ids import new_event_id
 from eventlake.events.model import (
     MAX_EVENT_ID_BYTES,
     MAX_EVENT_TYPE_CHARS,
     MAX_ITEM_BYTES,
-    MAX_PAYLOAD_DEPTH,
-    DuplicateKeyError,
     Event,
-    canonical_json,
-    canonical_number,
-    format_ts,
-    loads_exact,
-    new_event_id,
     parse_event,
-    parse_timestamp,
 )
+from eventlake.events.times import format_ts, parse_timestamp
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 """Ingestion time in these tests (in the past, so generated ids never run ahead of the clock)."""
@@ -637,7 +638,7 @@ def test_a_new_id_is_a_uuid_version_7_with_the_rfc_variant() -> None:
 
 def test_ids_from_an_earlier_time_sort_before_ids_from_a_later_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import eventlake.events.model as events
+    import eventlake.events.ids as events
 
     def fresh_id(at: datetime) -> str:
         # a fresh process each time, so only the embedded time can order the ids
@@ -717,3 +718,14 @@ def test_a_derived_id_is_pinned_across_processes_and_releases() -> None:
                 | digest & ((1 << 62) - 1))
     assert without_time.event_id.replace("-", "") == f"{expected:032x}"
     assert without_time.event_id == "fa60df9b-43b7-8b7a-bdb4-244fdc95682b"
+
+
+def test_a_naive_time_is_taken_as_utc_by_the_one_utc_rule() -> None:
+    from eventlake.events.times import as_utc
+
+    naive = datetime(2024, 5, 1, 12, 0, 0, 123456)
+    aware = naive.replace(tzinfo=UTC)
+    assert as_utc(naive) == aware
+    assert as_utc(aware.astimezone(timezone(timedelta(hours=2)))) == aware
+    # the stored text does not depend on the host's time zone
+    assert format_ts(naive) == format_ts(aware) == "2024-05-01T12:00:00.123456Z"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_support import dynamodb_error, inject_where, record_pauses
 from botocore.exceptions import ClientError
 from conftest import FIXTURES, load_event
 
@@ -116,11 +117,11 @@ def test_lake_is_built_on_first_invocation_then_reused(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     builds: list[int] = []
 
-    def from_env() -> EventLake:
+    def from_env() -> Settings:
         builds.append(1)
-        return lake
+        return lake.settings
 
-    monkeypatch.setattr(EventLake, "from_env", from_env)
+    monkeypatch.setattr(Settings, "from_env", from_env)
     assert builds == []  # importing and resetting build nothing
 
     assert invoke(http_v2(order("ord-a")))[0] == 201
@@ -315,7 +316,7 @@ def test_transient_failure_is_503_with_retry_after(
 
 def test_throttling_on_every_attempt_is_503(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    one_try = EventLake(lake.settings.with_(max_attempts=1))
+    one_try = EventLake(lake.settings.with_(aws_max_attempts=1))
     ingest.reset(one_try)
     error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
              "ResponseMetadata": {"HTTPStatusCode": 400}}
@@ -374,7 +375,7 @@ def test_a_transient_error_escaping_the_store_is_503(
     def put_many(*_: Any, **__: Any) -> Any:
         raise TransientError("DynamoDB kept failing: RequestLimitExceeded")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
 
     status, body, headers = invoke(http_v2(order("ord-1")))
 
@@ -476,7 +477,7 @@ def test_more_than_the_event_limit_is_400_and_nothing_is_stored(
     def put_many(*_: Any, **__: Any) -> Any:
         raise AssertionError("nothing may be stored")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     events = [order(f"ord-{i}") for i in range(ingest.MAX_EVENTS_PER_REQUEST + 1)]
 
     status, body, _ = invoke(http_v2(events))
@@ -490,11 +491,11 @@ def test_exactly_the_event_limit_is_passed_to_the_store_in_one_call(
         installed: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def put_many(events: list[Any], **_: Any) -> list[PutResult]:
+    def put_many(_store: Any, events: list[Any], **_: Any) -> list[PutResult]:
         calls.append(len(events))
         return [PutResult(i, e["event_id"], Outcome.CREATED) for i, e in enumerate(events)]
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     events = [order(f"ord-{i}") for i in range(ingest.MAX_EVENTS_PER_REQUEST)]
 
     assert invoke(http_v2({"events": events}))[0] == 201
@@ -533,7 +534,7 @@ def test_unexpected_error_is_500_with_request_id_and_a_logged_traceback(
     def put_many(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret internals went boom")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     status, body, _ = invoke(http_v2(order("ord-1")))
@@ -556,7 +557,7 @@ def test_the_log_of_a_failed_invocation_hides_the_endpoint_password(
     def put_many(*_: Any, **__: Any) -> Any:
         raise EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     status, _, _ = invoke(http_v2(order("ord-1")))
@@ -569,14 +570,14 @@ def test_the_log_of_a_failed_invocation_hides_the_endpoint_password(
 
 def test_misconfigured_environment_is_a_500_whose_log_names_the_variable(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setenv("EVENTLAKE_MAX_ATTEMPTS", "lots")
+    monkeypatch.setenv("EVENTLAKE_AWS_MAX_ATTEMPTS", "lots")
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     status, body, _ = invoke(http_v2(order("ord-1")))
 
     assert status == 500
-    assert "EVENTLAKE_MAX_ATTEMPTS" not in body["message"]
-    assert "EVENTLAKE_MAX_ATTEMPTS" in ingest_lines(caplog)[0]["error"]
+    assert "EVENTLAKE_AWS_MAX_ATTEMPTS" not in body["message"]
+    assert "EVENTLAKE_AWS_MAX_ATTEMPTS" in ingest_lines(caplog)[0]["error"]
 
 
 # --- settings recorded on the table ----------------------------------------------------------
@@ -749,7 +750,7 @@ def test_direct_invocation_reraises_unexpected_errors_after_logging(
     def put_many(*_: Any, **__: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(installed, "put_many", put_many)
+    monkeypatch.setattr(ingest, "put_events", put_many)
     caplog.set_level(logging.INFO, logger=ingest.__name__)
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -790,10 +791,21 @@ def throttle_paths(monkeypatch: pytest.MonkeyPatch, lake: EventLake, paths: set[
     return paths
 
 
+def throttle_every_attempt(lake: EventLake, paths: set[str]) -> None:
+    """DynamoDB throttles every attempt (below botocore's retries) to write a page view of
+    `paths`."""
+    error = dynamodb_error("ProvisionedThroughputExceededException")
+
+    def throttled(body: dict[str, Any]) -> bool:
+        return bool(json.loads(body["Item"]["event_payload"]["S"])["path"] in paths)
+
+    inject_where(lake.clients.dynamodb, "PutItem", error, throttled)
+
+
 def test_resending_a_half_throttled_request_without_ids_stores_each_event_once(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given 10 events without ids, of which DynamoDB throttles 5
-    one_try = EventLake(lake.settings.with_(max_attempts=1))
+    one_try = EventLake(lake.settings.with_(aws_max_attempts=1))
     ingest.reset(one_try)
     request = http_v2([page_view(i) for i in range(10)])
     throttled = throttle_paths(monkeypatch, one_try, {f"/docs/{i}" for i in range(0, 10, 2)})
@@ -823,7 +835,7 @@ def test_every_result_carries_the_event_id_generated_ones_too(installed: EventLa
 def test_a_direct_invocation_that_raised_and_is_retried_stores_each_event_once(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a direct invocation of 4 events without ids, 2 of them throttled
-    one_try = EventLake(lake.settings.with_(max_attempts=1))
+    one_try = EventLake(lake.settings.with_(aws_max_attempts=1))
     ingest.reset(one_try)
     payload = [page_view(i) for i in range(4)]
     throttled = throttle_paths(monkeypatch, one_try, {"/docs/1", "/docs/3"})
@@ -962,11 +974,10 @@ def test_a_store_that_always_throttles_is_answered_in_time_with_per_event_result
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a store that throttles every write and 50 attempts allowed, 5 s of Lambda time left
     context = ClockedContext(remaining_ms=5_000)
-    patient = EventLake(lake.settings.with_(max_attempts=50, put_concurrency=4))
-    monkeypatch.setattr(patient, "hot", HotStore(patient.settings, patient.clients,
-                                                 sleep=context.sleep))
+    patient = EventLake(lake.settings.with_(aws_max_attempts=50, put_concurrency=4))
+    record_pauses(monkeypatch, context.sleep)
     ingest.reset(patient)
-    throttle_paths(monkeypatch, patient, {f"/docs/{i}" for i in range(8)})
+    throttle_every_attempt(patient, {f"/docs/{i}" for i in range(8)})
     request = http_v2([page_view(i) for i in range(8)])
     # when the request comes in
     response = ingest.handler(request, context)
@@ -981,11 +992,10 @@ def test_a_store_that_always_throttles_is_answered_in_time_with_per_event_result
 def test_the_margin_is_a_tenth_of_a_long_remaining_time(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     context = ClockedContext(remaining_ms=60_000)
-    patient = EventLake(lake.settings.with_(max_attempts=50))
-    monkeypatch.setattr(patient, "hot", HotStore(patient.settings, patient.clients,
-                                                 sleep=context.sleep))
+    patient = EventLake(lake.settings.with_(aws_max_attempts=50))
+    record_pauses(monkeypatch, context.sleep)
     ingest.reset(patient)
-    throttle_paths(monkeypatch, patient, {"/docs/1"})
+    throttle_every_attempt(patient, {"/docs/1"})
 
     with pytest.raises(TransientError):
         ingest.handler(page_view(1), context)

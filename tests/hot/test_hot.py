@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 from archive_support import record_on_table
+from aws_support import FailAttempts, inject_where, record_pauses
+from aws_support import inject as inject_attempts
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from eventlake import EventLake, Settings
 from eventlake.aws import Clients
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event, estimated_item_bytes, parse_event
-from eventlake.hot.store import INDEX_NAME, Deadline, HotStore, Item, Outcome, shard_of
+from eventlake.hot.results import Deadline, Outcome
+from eventlake.hot.store import INDEX_NAME, HotStore, Item, shard_of
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -48,29 +51,17 @@ def client_error(code: str, status: int = 400, operation: str = "PutItem") -> Cl
                         "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
 
 
-class FailFirst:
-    """Wraps a client method: the first `times` calls raise `error` (None: every call)."""
-
-    def __init__(self, real: Callable[..., Any], error: Exception, times: int | None) -> None:
-        self.real, self.error, self.times = real, error, times
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, **kwargs: Any) -> Any:
-        with self._lock:
-            self.calls += 1
-            fail = self.times is None or self.calls <= self.times
-        if fail:
-            raise self.error
-        return self.real(**kwargs)
+def inject(store: EventLake | HotStore, method: str, error: Exception,
+           times: int | None) -> FailAttempts:
+    """The first `times` attempts (None: all) of `method` fail, below botocore's retries."""
+    operation = "".join(w.title() for w in method.split("_"))  # put_item -> PutItem
+    return inject_attempts(store.clients.dynamodb, operation, error, times)
 
 
-def inject(monkeypatch: pytest.MonkeyPatch, lake: EventLake, method: str, error: Exception,
-           times: int | None) -> FailFirst:
-    client = lake.clients.dynamodb
-    wrapper = FailFirst(getattr(client, method), error, times)
-    monkeypatch.setattr(client, method, wrapper)
-    return wrapper
+def store_with(lake: EventLake, **changes: Any) -> HotStore:
+    """A store on clients of its own, built from the lake's settings with `changes`."""
+    settings = lake.settings.with_(**changes)
+    return HotStore(settings, Clients(settings))
 
 
 def dynamodb_item_bytes(item: Item) -> int:
@@ -83,14 +74,17 @@ def dynamodb_item_bytes(item: Item) -> int:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """botocore's pauses between attempts, recorded instead of slept."""
+    pauses: list[float] = []
+    record_pauses(monkeypatch, pauses.append)
+    return pauses
 
 
 @pytest.fixture
 def store(lake: EventLake, sleeps: list[float]) -> HotStore:
-    """The lake's hot store, with sleeps recorded instead of slept."""
-    return HotStore(lake.settings, lake.clients, sleep=sleeps.append)
+    """The lake's hot store, with botocore's pauses recorded instead of slept."""
+    return HotStore(lake.settings, lake.clients)
 
 
 # --- provisioning ------------------------------------------------------------------------
@@ -174,17 +168,11 @@ def test_provisioning_waits_for_each_table_update_before_the_next(
     assert "enabled stream NEW_AND_OLD_IMAGES" in store.provision()
 
 
-def test_two_inits_racing_to_create_the_table_both_succeed(
-        mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_inits_racing_to_create_the_table_both_succeed(mocked_aws: None) -> None:
     # given process A saw no table, and process B created it right after
     settings = Settings.from_env(table="raced-table")
     first, second = HotStore(settings, Clients(settings)), HotStore(settings, Clients(settings))
-    ddb = first.clients.dynamodb
-    not_found = ddb.exceptions.ResourceNotFoundException(
-        {"Error": {"Code": "ResourceNotFoundException", "Message": "not found"}},
-        "DescribeTable")
-    inject_describe = FailFirst(ddb.describe_table, not_found, times=1)
-    monkeypatch.setattr(ddb, "describe_table", inject_describe)
+    inject(first, "describe_table", client_error("ResourceNotFoundException"), times=1)
     second.provision()
     # when A goes on to create it, then A finds B's table complete instead of failing
     assert first.provision() == []
@@ -427,30 +415,28 @@ def test_put_many_keeps_the_positions_it_is_given(store: HotStore) -> None:
 # --- throttling and errors ---------------------------------------------------------------
 
 def test_throttled_writes_are_retried_with_backoff_until_created(
-        lake: EventLake, store: HotStore, sleeps: list[float],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        lake: EventLake, store: HotStore, sleeps: list[float]) -> None:
     # given DynamoDB throttles the first three writes
-    puts = inject(monkeypatch, lake, "put_item",
-                  client_error("ProvisionedThroughputExceededException"), times=3)
+    puts = inject(store, "put_item", client_error("ProvisionedThroughputExceededException"),
+                  times=3)
     # when an event is put
     result = store.put(event("throttled-1"))
-    # then it is created on the fourth attempt, after three growing, capped sleeps
+    # then botocore creates it on the fourth attempt, after three capped exponential pauses
     assert result.outcome is Outcome.CREATED
     assert puts.calls == 4
     assert len(sleeps) == 3
-    assert all(0 < s <= 5.0 for s in sleeps)
-    assert sleeps[2] > sleeps[0]
+    assert all(0 <= s <= 2 ** i for i, s in enumerate(sleeps))
     assert stored(store, "throttled-1") is not None
 
 
 def test_throttling_that_never_stops_fails_the_event_without_raising(
-        lake: EventLake, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+        lake: EventLake, sleeps: list[float]) -> None:
     # given DynamoDB throttles every write, and a store allowed 4 attempts
-    puts = inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=None)
-    store = HotStore(lake.settings.with_(max_attempts=4), lake.clients, sleep=sleeps.append)
+    store = store_with(lake, aws_max_attempts=4)
+    puts = inject(store, "put_item", client_error("ThrottlingException"), times=None)
     # when an event is put
     result = store.put(event("throttled-forever"))
-    # then it fails after 4 attempts with a message saying so, and nothing is raised
+    # then it fails after 4 attempts in total with a message saying so, and nothing is raised
     assert result.outcome is Outcome.FAILED and result.retryable is True
     assert not result.ok
     assert result.message is not None
@@ -464,25 +450,22 @@ def test_throttling_that_never_stops_fails_the_event_without_raising(
     EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
     ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
 ], ids=["connection", "read-timeout"])
-def test_a_dropped_connection_is_retried(lake: EventLake, store: HotStore,
-                                         monkeypatch: pytest.MonkeyPatch,
-                                         error: Exception) -> None:
-    inject(monkeypatch, lake, "put_item", error, times=2)
+def test_a_dropped_connection_is_retried(store: HotStore, error: Exception) -> None:
+    puts = inject(store, "put_item", error, times=2)
     assert store.put(event("after-outage")).outcome is Outcome.CREATED
+    assert puts.calls == 3
 
 
-def test_a_server_error_without_a_known_code_is_retried(
-        lake: EventLake, store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    inject(monkeypatch, lake, "put_item", client_error("BrandNewOutage", status=503), times=1)
+def test_a_server_error_without_a_known_code_is_retried(store: HotStore) -> None:
+    inject(store, "put_item", client_error("BrandNewOutage", status=503), times=1)
     assert store.put(event("after-503")).outcome is Outcome.CREATED
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException",
                                   "ItemCollectionSizeLimitExceededException"])
 def test_a_non_transient_error_fails_at_once_naming_the_error(
-        lake: EventLake, store: HotStore, sleeps: list[float],
-        monkeypatch: pytest.MonkeyPatch, code: str) -> None:
-    puts = inject(monkeypatch, lake, "put_item", client_error(code), times=None)
+        store: HotStore, sleeps: list[float], code: str) -> None:
+    puts = inject(store, "put_item", client_error(code), times=None)
     result = store.put(event("refused"))
     assert result.outcome is Outcome.FAILED and result.retryable is False
     assert result.message is not None and code in result.message
@@ -490,23 +473,19 @@ def test_a_non_transient_error_fails_at_once_naming_the_error(
 
 
 def test_a_throttled_batch_still_reports_every_event_created(
-        lake: EventLake, store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        store: HotStore, sleeps: list[float]) -> None:
     # given DynamoDB throttles the first two writes of every event in a concurrent batch
-    ddb = lake.clients.dynamodb
-    real_put = ddb.put_item
     attempts: dict[str, int] = {}
     lock = threading.Lock()
 
-    def put_item(**kwargs: Any) -> Any:
+    def throttled(body: dict[str, Any]) -> bool:
         with lock:
-            event_id = kwargs["Item"]["event_id"]["S"]
+            event_id = body["Item"]["event_id"]["S"]
             attempts[event_id] = attempts.get(event_id, 0) + 1
-            throttled = attempts[event_id] <= 2
-        if throttled:
-            raise client_error("ProvisionedThroughputExceededException")
-        return real_put(**kwargs)
+            return attempts[event_id] <= 2
 
-    monkeypatch.setattr(ddb, "put_item", put_item)
+    inject_where(store.clients.dynamodb, "PutItem",
+                 client_error("ProvisionedThroughputExceededException"), throttled)
     # when the batch is put, then every event is created on its third attempt
     results = store.put_many([event(f"burst-{i}") for i in range(30)])
     assert [r.outcome for r in results] == [Outcome.CREATED] * 30
@@ -514,11 +493,12 @@ def test_a_throttled_batch_still_reports_every_event_created(
 
 
 class FakeTime:
-    """A monotonic clock that only moves when the store sleeps."""
+    """A monotonic clock that only moves when botocore pauses between attempts."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        record_pauses(monkeypatch, self.sleep)
 
     def clock(self) -> float:
         return self.now
@@ -531,13 +511,13 @@ class FakeTime:
 def test_throttling_stops_retrying_before_the_deadline_and_fails_retryable(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given DynamoDB throttles every write, 50 attempts allowed, and 1.5 s left to answer
-    puts = inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=None)
-    fake = FakeTime()
-    store = HotStore(lake.settings.with_(max_attempts=50), lake.clients, sleep=fake.sleep)
+    store = store_with(lake, aws_max_attempts=50)
+    puts = inject(store, "put_item", client_error("ThrottlingException"), times=None)
+    fake = FakeTime(monkeypatch)
     deadline = Deadline.after(1.5, clock=fake.clock)
     # when an event is put
     result = store.put(event("throttled-late"), deadline=deadline)
-    # then the store never sleeps past the deadline, and says it stopped to answer in time
+    # then botocore never pauses past the deadline, and the store says it stopped in time
     assert fake.now <= 1001.5
     assert 1 < puts.calls < 50
     assert result.outcome is Outcome.FAILED and result.retryable is True
@@ -547,30 +527,28 @@ def test_throttling_stops_retrying_before_the_deadline_and_fails_retryable(
 
 
 def test_a_put_whose_deadline_has_passed_is_not_attempted(
-        lake: EventLake, store: HotStore) -> None:
-    fake = FakeTime()
+        lake: EventLake, store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTime(monkeypatch)
     result = store.put(event("too-late"), deadline=Deadline.after(-0.1, clock=fake.clock))
     assert result.outcome is Outcome.FAILED and result.retryable is True
     assert stored(store, "too-late") is None
 
 
 def test_a_deadline_far_away_changes_nothing(
-        lake: EventLake, store: HotStore, sleeps: list[float],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    puts = inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=3)
-    fake = FakeTime()
+        lake: EventLake, store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    puts = inject(store, "put_item", client_error("ThrottlingException"), times=3)
+    fake = FakeTime(monkeypatch)
     result = store.put(event("in-time"), deadline=Deadline.after(600, clock=fake.clock))
     assert result.outcome is Outcome.CREATED
-    assert (puts.calls, len(sleeps)) == (4, 3)
+    assert (puts.calls, len(fake.sleeps)) == (4, 3)
 
 
 def test_put_many_passes_the_deadline_to_every_event(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given every write throttled and 1 s left for a batch of 40 events
-    inject(monkeypatch, lake, "put_item", client_error("ThrottlingException"), times=None)
-    fake = FakeTime()
-    store = HotStore(lake.settings.with_(max_attempts=50, put_concurrency=4), lake.clients,
-                     sleep=fake.sleep)
+    store = store_with(lake, aws_max_attempts=50, put_concurrency=4)
+    inject(store, "put_item", client_error("ThrottlingException"), times=None)
+    fake = FakeTime(monkeypatch)
     # when they are put, then each fails retryable instead of retrying 50 times
     results = store.put_many([event(f"late-{i}") for i in range(40)],
                              deadline=Deadline.after(1.0, clock=fake.clock))
@@ -693,22 +671,17 @@ def test_a_window_read_pages_through_large_partitions(lake: EventLake) -> None:
     assert found == [f"page-{i:02d}" for i in range(15)]
 
 
-def test_a_throttled_window_read_is_retried(
-        spread: HotStore, lake: EventLake, sleeps: list[float],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    inject(monkeypatch, lake, "query", client_error("ThrottlingException", operation="Query"),
-           times=5)
-    store = HotStore(lake.settings, lake.clients, sleep=sleeps.append)
-    assert ids_between(store, at("2024-05-01T10:00:00"), at("2024-05-01T11:00:00")) == [
+def test_a_throttled_window_read_is_retried(spread: HotStore, sleeps: list[float]) -> None:
+    inject(spread, "query", client_error("ThrottlingException", operation="Query"), times=5)
+    assert ids_between(spread, at("2024-05-01T10:00:00"), at("2024-05-01T11:00:00")) == [
         "b-1000", "c-1030", "d-1059"]
     assert len(sleeps) == 5
 
 
 def test_a_window_read_throttled_for_good_raises_a_transient_error(
-        spread: HotStore, lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    inject(monkeypatch, lake, "query", client_error("ThrottlingException", operation="Query"),
-           times=None)
-    store = HotStore(lake.settings.with_(max_attempts=2), lake.clients, sleep=lambda _: None)
+        spread: HotStore, lake: EventLake, sleeps: list[float]) -> None:
+    store = store_with(lake, aws_max_attempts=2)
+    inject(store, "query", client_error("ThrottlingException", operation="Query"), times=None)
     with pytest.raises(TransientError, match="kept failing"):
         ids_between(store, at("2024-05-01T10:00:00"), at("2024-05-01T11:00:00"))
 
@@ -719,7 +692,7 @@ def test_a_window_read_throttled_for_good_raises_a_transient_error(
 def no_table(mocked_aws: None) -> HotStore:
     """A store whose table was never created (a typo in EVENTLAKE_TABLE, or no `init`)."""
     settings = Settings.from_env(table="orders-evnets", index_shards=2)
-    return HotStore(settings, Clients(settings), sleep=lambda _: None)
+    return HotStore(settings, Clients(settings))
 
 
 MISSING = ("table `orders-evnets` does not exist in region `us-east-1`: run `eventlake init`, "
@@ -763,10 +736,10 @@ def test_the_missing_table_message_names_the_endpoint_without_its_password() -> 
 
 
 def test_a_connection_failure_message_hides_the_endpoint_password(
-        monkeypatch: pytest.MonkeyPatch, lake: EventLake) -> None:
+        lake: EventLake, sleeps: list[float]) -> None:
     error = EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
-    inject(monkeypatch, lake, "put_item", error, None)
-    store = HotStore(lake.settings.with_(max_attempts=2), lake.clients, sleep=lambda _: None)
+    store = store_with(lake, aws_max_attempts=2)
+    inject(store, "put_item", error, None)
 
     result = store.put(event("o-3"))
 
@@ -776,12 +749,12 @@ def test_a_connection_failure_message_hides_the_endpoint_password(
 
 
 def test_a_put_that_stops_for_the_deadline_hides_the_endpoint_password(
-        monkeypatch: pytest.MonkeyPatch, lake: EventLake) -> None:
+        lake: EventLake, sleeps: list[float]) -> None:
     # given an endpoint with a password that cannot be reached, and a deadline that leaves time
     # for one attempt only (the ingest handler always passes one; its messages reach HTTP callers)
     error = EndpointConnectionError(endpoint_url="http://user:secret@127.0.0.1:1/")
-    inject(monkeypatch, lake, "put_item", error, None)
-    store = HotStore(lake.settings.with_(max_attempts=5), lake.clients, sleep=lambda _: None)
+    store = store_with(lake, aws_max_attempts=5)
+    inject(store, "put_item", error, None)
 
     result = store.put(event("o-4"), deadline=Deadline(lambda: 0.001))
 

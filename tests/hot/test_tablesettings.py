@@ -225,7 +225,7 @@ def test_a_process_meeting_an_untagged_table_uses_its_own_settings_and_warns_onc
     untag(lake)
     # when a producer with 4 shards stores events, in two requests
     producer = process(tmp_path, index_shards=4)
-    with caplog.at_level(logging.WARNING, logger="eventlake.hot.store"):
+    with caplog.at_level(logging.WARNING, logger="eventlake.hot.tablesettings"):
         producer.put_many(orders(10))
         producer.put_many(orders(3))
     # then it writes with its own shard count and warns once, saying what to do
@@ -266,6 +266,7 @@ def _items(lake: EventLake) -> list[dict[str, Any]]:
 def test_a_read_that_missed_the_tags_right_after_init_is_read_again(
         mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import eventlake.hot.store
+    import eventlake.hot.tablesettings
 
     # given a table initialised with 16 shards, whose tags a first read does not see yet
     # (ListTagsOfResource is eventually consistent right after TagResource)
@@ -278,11 +279,10 @@ def test_a_read_that_missed_the_tags_right_after_init_is_read_again(
         return {} if len(reads) == 1 else real_read(*args)
 
     monkeypatch.setattr(eventlake.hot.store, "read_tags", stale_then_real)
+    monkeypatch.setattr(eventlake.hot.tablesettings, "RECHECK_SECONDS", 0.0)  # due at once
     producer = process(tmp_path)
     # when the producer starts (its first read misses the tags), then reads again once due
     assert producer.hot.table_settings().index_shards == 8
-    monkeypatch.setattr(eventlake.hot.store, "RECHECK_SECONDS", 0.0)
-    producer.hot._recheck_at = 0.0  # due now
     # then it adopts the table's settings, and keeps them without reading again
     assert producer.hot.table_settings().index_shards == 16
     assert producer.hot.table_settings().retention_days == 2.0
