@@ -42,8 +42,11 @@ import pyarrow.compute as pc
 from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
 from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import redact
-from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.dedup import first_of_each
+from eventlake.lake.layout import split_by_dt
 from eventlake.lake.store import Lake, LakeFile, QuarantineEntry, WrittenFile
+from eventlake.lake.vanish import retry_on_vanish
 
 _log = logging.getLogger("eventlake.archive.stream")
 _SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)(?:-[0-9a-f]+)?\.parquet$")
@@ -237,19 +240,13 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
 
 def _split_by_dt(table: pa.Table, order: pa.Array
                  ) -> list[tuple[int, str, pa.Table, pa.Array]]:
-    """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date,
-    by first record: one sort of the whole batch, then slices."""
-    keyed = table.append_column("__dt", pc.cast(table["timestamp"], pa.date32())) \
-        .append_column("__order", order).sort_by([("__dt", "ascending"), *SORT_KEYS])
-    counts = pc.value_counts(keyed["__dt"])
-    parts, offset = [], 0
-    for day, count in sorted(zip(counts.field("values").to_pylist(),
-                                 counts.field("counts").to_pylist(), strict=True)):
-        part = keyed.slice(offset, count)
-        offset += count
+    """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date
+    (`layout.split_by_dt`, the record indexes riding along)."""
+    parts = []
+    for dt, part in split_by_dt(table.append_column("__order", order)):
         part_order = part["__order"].combine_chunks()
-        parts.append((int(pc.min(part_order).as_py()), day.isoformat(),
-                      part.drop_columns(["__dt", "__order"]), part_order))
+        parts.append((int(pc.min(part_order).as_py()), dt, part.drop_columns(["__order"]),
+                      part_order))
     return parts
 
 
@@ -293,13 +290,9 @@ def _first_copies(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Ar
     ids = part.column("event_id")
     if pc.count_distinct(ids).as_py() == part.num_rows:  # the usual batch: nothing repeated
         return part, part_order, 0
-    first: dict[str, tuple[int, int]] = {}  # event_id -> (record index, row position)
-    for position, (event_id, index) in enumerate(zip(ids.to_pylist(), part_order.to_pylist(),
-                                                     strict=True)):
-        if event_id not in first or index < first[event_id][0]:
-            first[event_id] = (index, position)
-    rows = pa.array(sorted(position for _, position in first.values()), pa.int64())
-    return part.take(rows), part_order.take(rows), part.num_rows - len(rows)
+    keep = first_of_each(ids, part_order)
+    kept = part.filter(keep)
+    return kept, part_order.filter(keep), part.num_rows - kept.num_rows
 
 
 def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
@@ -334,9 +327,9 @@ def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
         if others:
             low, high = (v.as_py() for v in pc.min_max(part["ingested_at"]).values())
             overlapping += [f.path for f in others if _may_hold(lake, f, low, high)]
-        return lake.read_ids_of(overlapping, skip_vanished=False) if overlapping else set()
+        return lake.read_ids_of(overlapping) if overlapping else set()
 
-    return lake._vanish_safe(check)
+    return retry_on_vanish(check)
 
 
 def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:

@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from eventlake.errors import ConfigError
-from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
+from eventlake.events.schema import SORT_KEYS
 from eventlake.lake.compactplan import (
     DEFAULT_MIN_FILES,
     DEFAULT_SMALL_FILE_BYTES,
@@ -65,8 +65,7 @@ from eventlake.lake.compactplan import (
     plan_partition,
 )
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies, read_distinct
-from eventlake.lake.fs import _dt_filter, _dt_of_dir, _vanished
-from eventlake.lake.layout import EVENTS_DIR
+from eventlake.lake.layout import EVENTS_DIR, dt_filter, dt_of_dir
 from eventlake.lake.store import (
     Lake,
     LakeDataError,
@@ -75,8 +74,9 @@ from eventlake.lake.store import (
     QuarantineEntry,
     StateConflictError,
     WrittenFile,
-    _projection,
+    projection,
 )
+from eventlake.lake.vanish import file_vanished
 
 __all__ = [
     "DEFAULT_MIN_FILES",
@@ -271,8 +271,7 @@ def _find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFil
     found = lake.read_state(key)
     if found is not None and names <= set(found[0].decode().split("\n")):
         return NO_COPIES
-    schema = _projection(["event_id"])
-    tables = lake._map(lambda p: lake._read_file(p, schema), [f.path for f in files])
+    tables = lake.read_each([f.path for f in files], ["event_id"])
     ids = pa.concat_tables(tables)["event_id"]
     if pc.count_distinct(ids).as_py() < len(ids):
         return Copies(True, _storing_twice(held, tables[len(inputs):]))
@@ -304,7 +303,7 @@ def _raced_on_vanish() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if _vanished(exc):
+        if file_vanished(exc):
             raise _RacedError(f"an input vanished while being read ({exc})") from exc
         raise
 
@@ -316,10 +315,10 @@ def _compact_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: 
     whole: list[pa.Table] | None = None
     with _raced_on_vanish():
         if len(groups) == 1:  # the usual case: read everything once
-            whole = lake._map(lambda p: lake._read_file(p, EVENT_SCHEMA), paths)
+            whole = lake.read_each(paths)
             keyed = [t.select(KEY_COLUMNS) for t in whole]
         else:  # choose on the key columns, then read one output's inputs at a time
-            keyed = lake._map(lambda p: lake._read_file(p, _projection(KEY_COLUMNS)), paths)
+            keyed = lake.read_each(paths, KEY_COLUMNS)
         held = _read_held(lake, plan.held)
     keys = pa.concat_tables(keyed)
     keep, conflicts = first_copies(keys)
@@ -349,7 +348,7 @@ def _compact_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: 
                 table = whole[i]
             else:
                 with _raced_on_vanish():
-                    table = lake._read_file(paths[i], EVENT_SCHEMA)
+                    table = lake.read_file(paths[i])
                 if not table["event_id"].equals(keyed[i]["event_id"]):
                     raise _RacedError(f"`{paths[i]}` changed while being compacted")
             parts.append(table.filter(kept(i)))
@@ -401,8 +400,7 @@ def _quarantine_reused(lake: Lake, plan: Plan, keys: pa.Table, keep: pa.BooleanA
     entries = []
     for i, wanted in sorted(by_file.items()):
         with _raced_on_vanish():
-            table = whole[i] if whole is not None else lake._read_file(plan.inputs[i].path,
-                                                                       EVENT_SCHEMA)
+            table = whole[i] if whole is not None else lake.read_file(plan.inputs[i].path)
         full = table.take(pa.array([r for r, _ in wanted], pa.int64())).to_pylist()
         for record, (_, kept) in zip(full, wanted, strict=True):
             entries.append(QuarantineEntry(
@@ -416,11 +414,10 @@ def _quarantine_reused(lake: Lake, plan: Plan, keys: pa.Table, keep: pa.BooleanA
 
 
 def _read_held(lake: Lake, held: list[LakeFile]) -> pa.Table:
-    schema = _projection(["event_id", "content_hash"])
+    columns = ["event_id", "content_hash"]
     if not held:
-        return schema.empty_table()
-    return pa.concat_tables(lake._map(lambda p: lake._read_file(p, schema),
-                                      [f.path for f in held]))
+        return projection(columns).empty_table()
+    return pa.concat_tables(lake.read_each([f.path for f in held], columns))
 
 
 def _drop_held(keys: pa.Table, keep: pa.BooleanArray, held: pa.Table
@@ -519,7 +516,7 @@ def remove_stale_temp_files(lake: Lake, *, start: date | None = None, end: date 
     if lake.is_s3:
         return 0
     cutoff = _utc(now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
-    keep = _dt_filter(start, end, None)
+    keep = dt_filter(start, end, None)
     top = f"{lake.root}/{EVENTS_DIR}"
     infos: list[pafs.FileInfo] = []
     for attempt in range(3):  # a temp renamed away between readdir and stat fails a listing
@@ -534,7 +531,7 @@ def remove_stale_temp_files(lake: Lake, *, start: date | None = None, end: date 
     for info in infos:
         parent, _, base = info.path.rpartition("/")
         up, _, folder = parent.rpartition("/")
-        dt = _dt_of_dir(folder)
+        dt = dt_of_dir(folder)
         if (up == top and dt is not None and keep(dt) and info.type == pafs.FileType.File
                 and _TEMP.fullmatch(base) and info.mtime is not None and info.mtime < cutoff):
             with suppress(FileNotFoundError):

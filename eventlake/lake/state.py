@@ -19,8 +19,8 @@ import pyarrow.fs as pafs
 from eventlake.aws import error_code
 from eventlake.config import VERSION
 from eventlake.errors import LakeNotFoundError
-from eventlake.lake.fs import LakeDataError, LakeFS, StateConflictError, _dt_of_dir
-from eventlake.lake.layout import EVENTS_DIR, STATE_DIR
+from eventlake.lake.fs import LakeFS, StateConflictError
+from eventlake.lake.layout import EVENTS_DIR, STATE_DIR, LakeDataError, dt_of_dir
 
 __all__ = ["LAKE_MARKER", "LakeState", "StateConflictError"]
 
@@ -121,7 +121,7 @@ class LakeState(LakeFS):
                     f"{self._base}/{EVENTS_DIR}", allow_not_found=True))
         except LakeNotFoundError:  # no bucket
             return False
-        return any(e.type == pafs.FileType.Directory and _dt_of_dir(e.base_name)
+        return any(e.type == pafs.FileType.Directory and dt_of_dir(e.base_name)
                    for e in entries)
 
     def require_exists(self) -> None:
