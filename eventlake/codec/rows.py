@@ -50,6 +50,7 @@ class Row(NamedTuple):
     content_hash: str
 
 
+_TIME_COLUMNS = (Row._fields.index("timestamp"), Row._fields.index("ingested_at"))
 _TS_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
@@ -171,8 +172,8 @@ class RowBuilder:
         columns: list[Any] = list(zip(*self._rows, strict=True)) or [()] * len(EVENT_SCHEMA)
         arrays = [pa.array(col, type=pa.string()) for col in columns]
         try:
-            arrays[2] = _utc_micros(arrays[2])
-            arrays[3] = _utc_micros(arrays[3])
+            for i in _TIME_COLUMNS:
+                arrays[i] = _utc_micros(arrays[i])
         except (pa.ArrowInvalid, ValueError):
             rows = [i for i, row in enumerate(self._rows) if _timestamp_problem(row)]
             if not rows:  # pragma: no cover - Arrow and Python disagree on a timestamp

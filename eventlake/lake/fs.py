@@ -13,8 +13,8 @@ A file is visible whole or not at all, so a reader never sees a partial one:
     S3      serialise into memory -> one upload, completed on close (an exception before the
             upload sends nothing: pyarrow would complete a half-written stream on close)
 
-`LakeFS` is the base of `lake.Lake`; the events (`lake`), quarantine (`quarantine`) and state
-(`lakestate`) layers build on its private helpers.
+`LakeFS` is the base of `store.Lake`; the events (`store`), quarantine (`quarantine`) and state
+(`state`) layers build on its private helpers.
 """
 
 from __future__ import annotations
