@@ -345,7 +345,7 @@ def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
                         for g in match.groups())
         return since <= high and low < until
     found = lake.ingested_range(f)
-    return found is None or (found[0] <= high and low <= found[1])
+    return found is None or (found.low <= high and low <= found.high)
 
 
 def _looks_like_record(item: Any) -> bool:

@@ -89,7 +89,7 @@ def find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFile
     key = f"compaction/disjoint/dt={dt}"
     names = {file_identity(f) for f in files}
     found = lake.read_state(key)
-    if found is not None and names <= set(found[0].decode().split("\n")):
+    if found is not None and names <= set(found.data.decode().split("\n")):
         return NO_COPIES
     tables = lake.read_each([f.path for f in files], ["event_id"])
     ids = pa.concat_tables(tables)["event_id"]
@@ -97,7 +97,7 @@ def find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFile
         return Copies(True, _storing_twice(held, tables[len(inputs):]))
     with suppress(StateConflictError):  # best effort: another run remembered it meanwhile
         lake.write_state(key, "\n".join(sorted(names)).encode(),
-                         expected=None if found is None else found[1])
+                         expected=None if found is None else found.version)
     return NO_COPIES
 
 

@@ -43,11 +43,11 @@ def write_record(lake: Lake, dt: str, inputs: list[LakeFile], outputs: list[str]
                        "at": now.isoformat()}).encode()
     for _ in range(3):
         current = lake.read_state(_record_key(dt))
-        if current is not None and current[0] == data:
+        if current is not None and current.data == data:
             return
         with suppress(StateConflictError):
             lake.write_state(_record_key(dt), data,
-                             expected=None if current is None else current[1])
+                             expected=None if current is None else current.version)
             return
     _log.warning("could not record the compaction of dt=%s (concurrent runs?)", dt)
 
@@ -60,7 +60,7 @@ def read_record(lake: Lake, dt: str, files: list[LakeFile]) -> CompactionRecord 
     if found is None:
         return None
     try:
-        record = json.loads(found[0])
+        record = json.loads(found.data)
         return CompactionRecord(set(record["inputs"]), set(record["outputs"]))
     except (ValueError, KeyError, TypeError) as exc:
         _log.warning("ignoring unreadable compaction record of dt=%s: %s", dt, exc)

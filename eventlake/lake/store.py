@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,6 +61,7 @@ __all__ = [
     "LakeFileExistsError",
     "QuarantineEntry",
     "StateConflictError",
+    "TimeRange",
     "WrittenFile",
     "conform",
     "projection",
@@ -77,6 +79,13 @@ _STATISTICS_COLUMNS = ["event_id", "event_type", "timestamp", "ingested_at", "so
 """Min/max statistics where readers prune; none for payloads (large, never pruned on)."""
 
 
+class TimeRange(NamedTuple):
+    """The least and greatest value of a time column in a file (UTC)."""
+
+    low: datetime
+    high: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class WrittenFile:
     """One file a write produced; `path` is full (`s3://...` or an absolute local path)."""
@@ -92,7 +101,7 @@ class Lake(LakeQuarantine, LakeState):
 
     def __init__(self, settings: Settings, *, clients: Clients | None = None) -> None:
         super().__init__(settings, clients=clients)
-        self._ranges: dict[tuple[str, int], tuple[datetime, datetime] | None] = {}
+        self._ranges: dict[tuple[str, int], TimeRange | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clients: Clients | None = None) -> Lake:
@@ -185,7 +194,7 @@ class Lake(LakeQuarantine, LakeState):
         return {i for table in self.read_each(paths, ["event_id"])
                 for i in table["event_id"].to_pylist()}
 
-    def ingested_range(self, file: LakeFile) -> tuple[datetime, datetime] | None:
+    def ingested_range(self, file: LakeFile) -> TimeRange | None:
         """The least and greatest `ingested_at` of `file`, from its footer's statistics (one
         small read, remembered per path and size: files are immutable); None when the footer
         has none (no rows, or a writer that wrote no statistics)."""
@@ -384,7 +393,7 @@ def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
-def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime] | None:
+def _column_range(meta: pq.FileMetaData, name: str) -> TimeRange | None:
     """(min, max) of column `name` over every row group's statistics, as UTC datetimes; None
     when a row group lacks them or the file has no rows."""
     index = next((j for j in range(meta.num_columns) if meta.schema.column(j).path == name),
@@ -398,7 +407,7 @@ def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime]
             return None
         lows.append(_as_utc(stats.min))
         highs.append(_as_utc(stats.max))
-    return min(lows), max(highs)
+    return TimeRange(min(lows), max(highs))
 
 
 def _as_utc(moment: datetime) -> datetime:
