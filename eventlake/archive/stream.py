@@ -208,7 +208,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
 
     table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
     if table.num_rows:
-        parts = _split_by_dt(table, pa.array(fast_indexes + row_record, pa.int64()))
+        parts = _partitions(table, pa.array(fast_indexes + row_record, pa.int64()))
         # S3 uploads wait on the network and go in parallel; on local disk writing is
         # CPU-bound and one at a time is as fast. The retry point is the first record of the
         # earliest failed partition; partitions after it that did succeed are skipped on
@@ -238,7 +238,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     return report
 
 
-def _split_by_dt(table: pa.Table, order: pa.Array
+def _partitions(table: pa.Table, order: pa.Array
                  ) -> list[tuple[int, str, pa.Table, pa.Array]]:
     """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date
     (`layout.split_by_dt`, the record indexes riding along)."""
@@ -252,7 +252,7 @@ def _split_by_dt(table: pa.Table, order: pa.Array
 
 def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
                      batch_seqs: list[str | None]) -> tuple[WrittenFile | None, int]:
-    part, part_order, repeated = _first_copies(part, part_order)
+    part, part_order, repeated = _one_per_event(part, part_order)
     seqs = [batch_seqs[i] for i in part_order.to_pylist()]
     if None in seqs:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
         ids = "\n".join(part.column("event_id").to_pylist())
@@ -283,7 +283,7 @@ def _file_name(lo: str, hi: str, part: pa.Table) -> str:
     return f"stream-{lo}-{hi}-{_digest(ids)[:12]}"
 
 
-def _first_copies(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
+def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
     """The partition with one row per event_id, the one of the earliest record: Lambda
     re-delivers a record inside a batch (retries, resharding), and the overlap check only
     looks at files already written. Also returns how many rows were dropped."""

@@ -261,9 +261,7 @@ class Lake(LakeQuarantine, LakeState):
 
         A file that is corrupt or not of the lake's schema raises LakeFileError naming it (a
         dataset would read its missing columns as NULLs); one that vanished its OSError."""
-        return self._read_files(files, projection(columns))
-
-    def _read_files(self, files: Sequence[LakeFile], schema: pa.Schema) -> pa.Table:
+        schema = projection(columns)
         if not files:
             return schema.empty_table()
         with self._mapped(f"read `{self.root}`"):
