@@ -14,9 +14,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from benchmarks.common import median, table
+from benchmarks.common import median
 from eventlake import EventLake, Outcome, Settings
 from eventlake.events.model import parse_event
+from eventlake.query.table import aligned
 
 EVENTS = 2_000
 ROUNDS = 3
@@ -95,8 +96,8 @@ def run() -> dict[str, float]:
                                            strict=True)])
     print(f"\n## bulk put: {EVENTS:,} events into moto's HTTP server (median of {ROUNDS} "
           "interleaved rounds; stored items checked equal; moto in its own process)")
-    print(table([["", "events/s"]] + [[name, f"{EVENTS / median(t):,.0f}"]
-                                      for name, t in times.items()]))
+    rows = [[name, f"{EVENTS / median(t):,.0f}"] for name, t in times.items()]
+    print("\n".join(aligned(["", "events/s"], rows, [False, True])))
     print(f"speed-up: {ratio:.1f}x (median of per-round ratios)")
     return {"bulk_put_speedup": ratio}
 

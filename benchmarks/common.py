@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: interleaved rounds, medians, a results table."""
+"""Timing helpers shared by the benchmarks: interleaved rounds, medians. Results tables print
+through `eventlake.query.table.aligned`, like every table of the project."""
 
 from __future__ import annotations
 
@@ -23,9 +24,3 @@ def interleaved(candidates: dict[str, Callable[[], Any]], rounds: int) -> dict[s
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     for row in rows)

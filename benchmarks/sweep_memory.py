@@ -49,7 +49,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.common import table
 from eventlake.archive.sweep import sweep
 from eventlake.archive.writer import DEFAULT_CHUNK_ROWS
 from eventlake.codec import RowBuilder
@@ -57,6 +56,7 @@ from eventlake.config import Settings
 from eventlake.events.model import parse_event
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.store import Lake
+from eventlake.query.table import aligned
 
 SIZES = (50_000, 200_000)
 MODES = ("baseline", "sweep")
@@ -249,8 +249,9 @@ def run() -> dict[str, float]:
           "generated event_ids)")
     print(f"the sweep archives in chunks of {DEFAULT_CHUNK_ROWS:,} items "
           "(antijoin.DEFAULT_CHUNK_ROWS): its peak is one chunk's, whatever the event count")
-    rows = [["mode", "events", "peak RSS Δ MB", "arrow peak MB", "startup RSS MB", "s",
-             "of which generating s", "events/s (excl. generating)"]]
+    header = ["mode", "events", "peak RSS Δ MB", "arrow peak MB", "startup RSS MB", "s",
+              "of which generating s", "events/s (excl. generating)"]
+    rows: list[list[str]] = []
     for mode in MODES:
         for n in SIZES:
             r = results[mode, n]
@@ -259,7 +260,7 @@ def run() -> dict[str, float]:
                          f"{r['arrow_peak'] / MB:,.0f}", f"{r['startup_rss'] / MB:,.0f}",
                          f"{r['seconds']:.1f}", f"{r['generate_seconds']:.1f}",
                          f"{n / work:,.0f}"])
-    print(table(rows))
+    print("\n".join(aligned(header, rows, [False] + [True] * (len(header) - 1))))
     if not all(r["peak_reset"] for r in results.values()):
         print("(peak RSS could not be reset before the run: Δ is against the startup peak)")
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from eventlake.archive.reconcile import ReconcileReport
-    from eventlake.archive.sweep import BackfillReport, SweepReport, TtlMargin
+    from eventlake.archive.report import BackfillReport, SweepReport, TtlMargin
     from eventlake.lake.compact import CompactReport
     from eventlake.lake.store import Lake
 
@@ -116,7 +116,7 @@ class EventLake:
 
     def backfill(self, *, segments: int = 4) -> BackfillReport:
         """Archive every item of the table (parallel Scan), other producers' items included."""
-        from eventlake.archive.sweep import backfill
+        from eventlake.archive.backfill import backfill
 
         return backfill(self.cold, self.hot, self.settings, segments=segments)
 
@@ -136,7 +136,7 @@ class EventLake:
                          repair=repair)
 
     def ttl_margin(self) -> TtlMargin:
-        from eventlake.archive.sweep import ttl_margin
+        from eventlake.archive.ttlguard import ttl_margin
 
         return ttl_margin(self.cold, self.hot, self.settings)
 
@@ -171,14 +171,14 @@ class EventLake:
                                "endpoint_url": redact_url(self.settings.endpoint_url)}
         if not out["hot"].get("exists") or not out["lake_exists"]:
             return out
-        from eventlake.archive.sweep import read_watermark
+        from eventlake.lake.watermark import read_watermark
 
         try:
             watermark = read_watermark(self.cold)
         except Exception as exc:  # unreadable state: say so, keep the rest
             out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
-        from eventlake.archive.sweep import ttl_margin
+        from eventlake.archive.ttlguard import ttl_margin
         from eventlake.lake.watermark import WatermarkAheadError, refuse_ahead
 
         now = self.hot.now()  # corrected by the offset the calls above measured

@@ -14,7 +14,8 @@ from typing import Any
 
 from prefect import flow, task
 
-from eventlake.archive.sweep import SweepNeedsAttentionError, SweepReport, TtlGuardError
+from eventlake.archive.report import SweepNeedsAttentionError, SweepReport
+from eventlake.archive.ttlguard import TtlGuardError
 from eventlake.config import redact
 from flows.common import (
     IO_RETRIES,

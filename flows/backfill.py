@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from eventlake.archive.sweep import BackfillReport, SweepNeedsAttentionError
+from eventlake.archive.report import BackfillReport, SweepNeedsAttentionError
 from flows.common import (
     IO_RETRIES,
     IO_RETRY_DELAYS,
@@ -19,7 +19,7 @@ from flows.common import (
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_transient)
 def scan_and_archive(segments: int) -> BackfillReport:
-    """One library call: eventlake.archive.sweep.backfill."""
+    """One library call: eventlake.archive.backfill.backfill."""
     return lake().backfill(segments=segments)
 
 

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventlake import EventLake
-from eventlake.archive.sweep import SweepReport, sweep
+from eventlake.archive.report import SweepReport
+from eventlake.archive.sweep import sweep
 from eventlake.aws import Clients
 from eventlake.config import Settings
 from eventlake.events.model import parse_event

@@ -1,10 +1,12 @@
 """Hot -> cold: everything that moves events from DynamoDB into the lake.
 
     stream      one DynamoDB Streams batch -> Parquet (the stream Lambda's work)
-    sweep       the scheduled sweep and the backfill: read the index, write what the lake lacks
+    sweep       the scheduled sweep: read the index since the watermark, write what the lake lacks
+    backfill    a parallel Scan of the whole table (items the index does not hold)
     writer      the writer both use: the first copy of each event, anti-joined on the lake
     expiry      the last look at every event before TTL may delete it
     ttlguard    how close the oldest unarchived event is to expiry
     lease       one sweep at a time
     reconcile   proof that the lake holds what the watermark vouches for
+    report      what the sweep, its expiry check, the TTL guard and the backfill report
 """

@@ -22,53 +22,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pyarrow as pa
 
-from eventlake.archive.writer import ArchiveCounts, archive_items
+from eventlake.archive.report import SAMPLE_IDS, ExpiryCheck
+from eventlake.archive.writer import archive_items
 from eventlake.config import Settings
 from eventlake.events.model import format_ts
 from eventlake.hot.store import HotStore, Item
+from eventlake.lake.names import window_name
 from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import (
     EXPIRY_CHECK_KEY,
-    TTL_LATENESS,
-    Watermark,
     advance_watermark,
     read_watermark,
+    window_start,
 )
 
-__all__ = ["ExpiryCheck", "band_end", "check_expiry", "unchecked_band"]
+__all__ = ["band_end", "check_expiry", "unchecked_band"]
 
 _log = logging.getLogger("eventlake.archive.sweep")
-SAMPLE_IDS = 20
-"""event_ids kept as examples of what the check had to archive."""
-
-
-@dataclass
-class ExpiryCheck:
-    """What one expiry check did: read [since, until) (less what the sweep window covered),
-    archived `counts.archived` events the lake lacked (`beyond_skew`), moved the checkpoint."""
-
-    since: datetime
-    until: datetime
-    counts: ArchiveCounts = field(default_factory=ArchiveCounts)
-    beyond_skew_ids: list[str] = field(default_factory=list)
-    """Up to SAMPLE_IDS of the events it archived."""
-
-    @property
-    def beyond_skew(self) -> int:
-        return self.counts.archived
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"since": format_ts(self.since), "until": format_ts(self.until),
-                "read": self.counts.read, "already": self.counts.already,
-                "beyond_skew": self.beyond_skew, "beyond_skew_ids": list(self.beyond_skew_ids),
-                "files": [f.path for f in self.counts.files]}
 
 
 def band_end(now: datetime, settings: Settings) -> datetime:
@@ -78,17 +53,11 @@ def band_end(now: datetime, settings: Settings) -> datetime:
             - timedelta(seconds=settings.retention_seconds))
 
 
-def _band_start(checkpoint: Watermark | None, now: datetime, settings: Settings) -> datetime:
-    if checkpoint is not None:
-        return checkpoint.at
-    return now.astimezone(UTC) - timedelta(seconds=settings.retention_seconds) - TTL_LATENESS
-
-
 def unchecked_band(lake: Lake, now: datetime, settings: Settings, since: datetime
                    ) -> tuple[datetime, datetime]:
     """[start, stop) of the band no expiry check has passed yet, ending where the window that
     starts at `since` (the sweep's, the guard's) takes over; empty when start >= stop."""
-    start = _band_start(read_watermark(lake, EXPIRY_CHECK_KEY), now, settings)
+    start = window_start(read_watermark(lake, EXPIRY_CHECK_KEY), now, settings, skew=False)
     return start, min(band_end(now, settings), since)
 
 
@@ -102,7 +71,7 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     """
     read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     checkpoint = read_watermark(lake, EXPIRY_CHECK_KEY)
-    start = _band_start(checkpoint, now, settings)
+    start = window_start(checkpoint, now, settings, skew=False)
     end = band_end(now, settings)
     stop = min(end, window_since)
     check = ExpiryCheck(start, max(start, stop))
@@ -117,8 +86,7 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
             if room > 0:
                 check.beyond_skew_ids.extend(ids.slice(0, room).to_pylist())
 
-        archive_items(lake, pages(), name=f"expiry-{start:%Y%m%dT%H%M%S%f}-"
-                                          f"{stop:%Y%m%dT%H%M%S%f}",
+        archive_items(lake, pages(), name=window_name("expiry", start, stop),
                       counts=check.counts, on_written=written)
     if end > start:
         renew()

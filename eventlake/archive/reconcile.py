@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -191,26 +191,33 @@ def reconcile(lake: Lake, hot: HotStore, settings: Settings, *, start: date, end
     return report
 
 
+class Archived(NamedTuple):
+    """How the archiver writes a hot event: its content hash, in partition `dt`."""
+
+    content_hash: str
+    dt: str
+
+
 # -- one day ---------------------------------------------------------------------------------
 
 def _check_day(day: date, items: Iterable[Item], cold: _ColdHashes, report: ReconcileReport
                ) -> tuple[DayReconciliation, list[str]]:
     """Compare one day's hot events with the lake; returns the day and its missing ids."""
-    expected: dict[str, tuple[str, str]] = {}  # event_id -> (content_hash, dt)
+    expected: dict[str, Archived] = {}
     undecodable: list[str] = []
     for item in items:
-        event_id, digest_dt = _expected(item)
-        if digest_dt is None:
+        event_id, archived = _expected(item)
+        if archived is None:
             undecodable.append(event_id)
         else:
-            expected[event_id] = digest_dt
-    bad_dts = {dt for _, dt in expected.values() if not _is_date(dt)}
+            expected[event_id] = archived
+    bad_dts = {e.dt for e in expected.values() if not _is_date(e.dt)}
     if bad_dts:  # the fast path trusts the layout; Feb 30 would fail the archiver too
-        undecodable += [i for i, (_, dt) in expected.items() if dt in bad_dts]
-        expected = {i: v for i, v in expected.items() if v[1] not in bad_dts}
+        undecodable += [i for i, e in expected.items() if e.dt in bad_dts]
+        expected = {i: e for i, e in expected.items() if e.dt not in bad_dts}
     found: dict[str, set[str]] = {}
     if expected:
-        rows = cold.rows({dt for _, dt in expected.values()})
+        rows = cold.rows({e.dt for e in expected.values()})
         rows = rows.filter(pc.is_in(rows["event_id"], value_set=pa.array(list(expected))))
         for event_id, digest in zip(rows["event_id"].to_pylist(),
                                     rows["content_hash"].to_pylist(), strict=True):
@@ -218,7 +225,8 @@ def _check_day(day: date, items: Iterable[Item], cold: _ColdHashes, report: Reco
     # An item the codec cannot read was quarantined, not archived: it counts as missing.
     missing = sorted([i for i in expected if i not in found] + undecodable)
     # Any copy with another hash is a violation, even beside a good copy: readers pick one.
-    different = sorted(i for i, hashes in found.items() if hashes != {expected[i][0]})
+    different = sorted(i for i, hashes in found.items()
+                       if hashes != {expected[i].content_hash})
     _extend(report.missing_ids, missing)
     _extend(report.different_ids, different)
     result = DayReconciliation(day, hot=len(expected) + len(undecodable), cold=len(found),
@@ -226,12 +234,13 @@ def _check_day(day: date, items: Iterable[Item], cold: _ColdHashes, report: Reco
     return result, missing
 
 
-def _expected(item: Item) -> tuple[str, tuple[str, str] | None]:
-    """(event_id, (content_hash, dt)) of a hot item as the archiver would write it;
-    (event_id, None) when the codec cannot turn it into a lake row."""
+def _expected(item: Item) -> tuple[str, Archived | None]:
+    """The event_id of a hot item and how the archiver would write it; None when the codec
+    cannot turn it into a lake row."""
     row = fast_row(item)
     if row is not None:
-        return row[0], (row[7], row[2][:10])
+        event_id, _type, timestamp, *_, digest = row
+        return event_id, Archived(digest, timestamp[:10])
     event_id = str(item.get("event_id", {}).get("S", "?"))
     builder = RowBuilder()  # another producer's layout: normalised as the archiver does
     try:
@@ -239,7 +248,7 @@ def _expected(item: Item) -> tuple[str, tuple[str, str] | None]:
         table = builder.to_table()
     except CodecError:
         return event_id, None
-    return event_id, (table["content_hash"][0].as_py(), builder.dt_strings()[0])
+    return event_id, Archived(table["content_hash"][0].as_py(), builder.dt_strings()[0])
 
 
 def _repair(lake: Lake, hot: HotStore, since: datetime, until: datetime, missing: list[str],

@@ -45,14 +45,12 @@ from eventlake.config import redact
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.dedup import first_of_each
 from eventlake.lake.layout import split_by_dt
+from eventlake.lake.names import parse_window
 from eventlake.lake.store import Lake, LakeFile, QuarantineEntry, WrittenFile
 from eventlake.lake.vanish import retry_on_vanish
 
 _log = logging.getLogger("eventlake.archive.stream")
 _SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)(?:-[0-9a-f]+)?\.parquet$")
-_SWEEP_NAME = re.compile(r"^sweep-(\d{8}T\d{12})-(\d{8}T\d{12})-")
-"""`sweep-<since>-<until>-...`: the sweep's ingestion window, archive.py's names."""
-_SWEEP_TIME = "%Y%m%dT%H%M%S%f"
 VIEW_TYPE_RULE = "stream.view_type"
 MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
@@ -339,11 +337,9 @@ def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
         # A backfill stamps other producers' items (no `ingested_at`) with its scan time, the
         # stream with the record's creation time: their ranges need not meet. Always read.
         return True
-    match = _SWEEP_NAME.match(base)
-    if match:
-        since, until = (datetime.strptime(g, _SWEEP_TIME).replace(tzinfo=UTC)
-                        for g in match.groups())
-        return since <= high and low < until
+    window = parse_window(base)
+    if window is not None and window.kind == "sweep":
+        return window.since <= high and low < window.until
     found = lake.ingested_range(f)
     return found is None or (found.low <= high and low <= found.high)
 

@@ -33,38 +33,31 @@ so an item can appear in the index shortly after its ingestion time. The sweep l
 `settle` seconds to the next run (and to the stream path); settle 0 archives everything
 visible now, at the price of possibly stepping over such a straggler (the stream still has it).
 
-`backfill` scans the whole table instead (parallel Scan segments): for tables written before
-the stream existed, or by other producers whose items carry no index attributes.
-
-Lower-level pieces: `antijoin` (archive_items), `watermark`, `lease`, `ttlguard`.
+The backfill (backfill.py) scans the whole table instead. Lower-level pieces: the writer
+(`archive_items`), `watermark`, `lease`, `ttlguard`, `expiry`; the reports are in report.py.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pyarrow as pa
 
-from eventlake.archive.expiry import ExpiryCheck, check_expiry
-from eventlake.archive.lease import LeaseLostError, SweepLockedError, acquire_lease
-from eventlake.archive.ttlguard import TtlGuardError, TtlMargin, expires_at, ttl_margin
+from eventlake.archive.expiry import check_expiry
+from eventlake.archive.lease import SweepLockedError, acquire_lease
+from eventlake.archive.report import ExpiryCheck, SweepReport, TtlMargin, new_run_id
+from eventlake.archive.ttlguard import TtlGuardError, expires_at, ttl_margin
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings, redact
-from eventlake.errors import EventLakeError
 from eventlake.events.model import format_ts
 from eventlake.hot.store import HotStore, Item
+from eventlake.lake.names import window_name
 from eventlake.lake.shards import remember_shards
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import (
-    Watermark,
-    WatermarkAheadError,
     WatermarkConflictError,
     advance_watermark,
     read_watermark,
@@ -72,108 +65,11 @@ from eventlake.lake.watermark import (
     window_start,
 )
 
-__all__ = [
-    "SWEEP_LOCK",
-    "ArchiveCounts",
-    "BackfillReport",
-    "LeaseLostError",
-    "SweepLockedError",
-    "SweepNeedsAttentionError",
-    "SweepReport",
-    "TtlGuardError",
-    "TtlMargin",
-    "Watermark",
-    "WatermarkAheadError",
-    "WatermarkConflictError",
-    "archive_items",
-    "backfill",
-    "read_watermark",
-    "sweep",
-    "ttl_margin",
-]
+__all__ = ["DEFAULT_LOCK_TTL_SECONDS", "SWEEP_LOCK", "sweep"]
 
 _log = logging.getLogger("eventlake.archive.sweep")
 SWEEP_LOCK = "sweep"
 DEFAULT_LOCK_TTL_SECONDS = 900.0
-
-
-@dataclass
-class SweepReport:
-    """What one sweep did. `since` is the window's start: the clock skew before
-    `watermark_before`. `watermark_after` equals `watermark_before` (or `since`) when the
-    window was empty; `rescued` counts events this sweep archived that were already within
-    ttl_safety_hours of expiry (the stream path missed them: a sign to look at it);
-    `expiry.beyond_skew` the events only the expiry check found (see expiry.py)."""
-
-    since: datetime
-    until: datetime
-    counts: ArchiveCounts
-    watermark_before: datetime | None
-    watermark_after: datetime
-    ttl: TtlMargin
-    duration_s: float
-    run_id: str
-    rescued: int = 0
-    error: str | None = None
-    """Set when the sweep failed part way (the exception says more)."""
-    expiry: ExpiryCheck | None = None
-    """The expiry check of this sweep (None: it did not run, the sweep failed before)."""
-
-    @property
-    def beyond_skew(self) -> int:
-        return self.expiry.beyond_skew if self.expiry else 0
-
-    def problems(self) -> list[str]:
-        """What an operator must look at although everything was archived (empty: nothing):
-        event_ids reused with other content, events found only by the expiry check."""
-        found = [p for p in [self.counts.problem()] if p]
-        if self.expiry is not None and self.beyond_skew:
-            examples = ", ".join(f"`{i}`" for i in self.expiry.beyond_skew_ids[:5])
-            found.append(f"{self.beyond_skew} event(s) were stamped further behind the watermark "
-                         "than EVENTLAKE_CLOCK_SKEW_SECONDS and were archived only by the expiry "
-                         f"check, e.g. {examples}: check the producers' clocks (NTP)")
-        return found
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "since": format_ts(self.since),
-            "until": format_ts(self.until),
-            "watermark_before": format_ts(self.watermark_before) if self.watermark_before
-            else None,
-            "watermark_after": format_ts(self.watermark_after),
-            "counts": self.counts.to_dict(),
-            "rescued": self.rescued,
-            "beyond_skew": self.beyond_skew,
-            "expiry_check": self.expiry.to_dict() if self.expiry else None,
-            "ttl": self.ttl.to_dict(),
-            "duration_s": round(self.duration_s, 3),
-            "error": self.error,
-        }
-
-
-class SweepNeedsAttentionError(EventLakeError):
-    """The run archived everything it could, but found what an operator must look at
-    (`SweepReport.problems`, or a backfill's reused ids). Nothing is lost; `report` says more."""
-
-    def __init__(self, report: SweepReport | BackfillReport, problems: list[str]) -> None:
-        self.report = report
-        super().__init__(f"{'; '.join(problems)} (run `{report.run_id}`; nothing is lost)")
-
-
-@dataclass
-class BackfillReport:
-    """What a backfill did: `scanned` items over `segments` parallel Scan segments."""
-
-    segments: int
-    scanned: int
-    counts: ArchiveCounts
-    duration_s: float
-    run_id: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "segments": self.segments, "scanned": self.scanned,
-                "counts": self.counts.to_dict(), "duration_s": round(self.duration_s, 3)}
 
 
 def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: float | None = None,
@@ -216,7 +112,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                                   run_id=run_id, renew=lease.renew_if_due)
             refuse_ahead(before, now, settings, lake.root)
             if until > since:
-                name = f"sweep-{since:%Y%m%dT%H%M%S%f}-{until:%Y%m%dT%H%M%S%f}"
+                name = window_name("sweep", since, until)
 
                 def pages() -> Iterator[list[Item]]:
                     for page in hot.read_ingested_pages(since, until):
@@ -293,42 +189,3 @@ class _RescueWatch:
     def written(self, ids: pa.Array) -> None:
         if self.near:
             self.rescued += sum(1 for event_id in ids.to_pylist() if event_id in self.near)
-
-
-def backfill(lake: Lake, hot: HotStore, settings: Settings, *, segments: int = 4
-             ) -> BackfillReport:
-    """Archive every item of the table through a parallel Scan (segments in threads).
-
-    Items of other producers archive too (payload as a map, no index attributes): a missing
-    `ingested_at` becomes the scan's start time, a missing hash is computed. Non-events are
-    quarantined. Idempotent, and independent of the watermark, which it does not move.
-    """
-    if not 1 <= segments <= 1_000_000:
-        raise ValueError(f"segments must be from 1 to 1,000,000 (DynamoDB's limit), "
-                         f"got {segments}")
-    lake.require_exists()
-    started = time.perf_counter()
-    scan_time = datetime.now(UTC)
-    run_id = new_run_id("backfill", scan_time)
-
-    def segment(number: int) -> ArchiveCounts:
-        # The name holds no time: a re-run rewrites nothing (the anti-join finds it all), and
-        # a run retried after a crash names identical chunks identically.
-        return archive_items(lake, hot.scan_pages(number, segments),
-                             name=f"backfill-{number:03d}of{segments:03d}",
-                             fallback_ingested_at=scan_time, source="backfill")
-
-    counts = ArchiveCounts()
-    with ThreadPoolExecutor(max_workers=min(segments, settings.put_concurrency),
-                            thread_name_prefix="eventlake-backfill") as pool:
-        for result in pool.map(segment, range(segments)):
-            counts.add(result)
-    report = BackfillReport(segments, counts.read, counts, time.perf_counter() - started,
-                            run_id)
-    _log.info("backfill %s: %s", run_id, report.to_dict())
-    return report
-
-
-def new_run_id(kind: str, now: datetime) -> str:
-    """`<kind>-<UTC time>-<random>`: sortable by start time, unique across hosts."""
-    return f"{kind}-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import heapq
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.archive.expiry import unchecked_band
+from eventlake.archive.report import SAMPLE_IDS, SweepReport, TtlMargin
 from eventlake.codec import CodecError, RowBuilder, fast_row
 from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError
@@ -42,47 +42,16 @@ from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import read_watermark, window_start
 
-if TYPE_CHECKING:
-    from eventlake.archive.sweep import SweepReport
-
-__all__ = ["TtlGuardError", "TtlMargin", "ttl_margin"]
+__all__ = ["EventKey", "MarginCheck", "TtlGuardError", "event_key", "expires_at", "ttl_margin"]
 
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
-SAMPLE_IDS = 20
-"""At-risk event_ids kept as examples (nearest expiry first): enough to look them up."""
 
 
-@dataclass
-class TtlMargin:
-    """How much time TTL leaves to archive what is not archived yet."""
+class EventKey(NamedTuple):
+    """Where the archiver would write an item: its event_id in the partition `dt`."""
 
-    unarchived: int
-    """Events ingested since `since` (or in the unchecked expiry band) that no lake file
-    holds."""
-    at_risk: int
-    """Of those, the ones whose expires_at is within ttl_safety_hours (or already past)."""
-    nearest_expiry: datetime | None
-    """The earliest expires_at of an unarchived event (None: nothing unarchived expires)."""
-    hours_left: float | None
-    """Hours from now to `nearest_expiry`; negative when it has passed (not yet deleted)."""
-    checked: int = 0
-    """Items read from the hot tier to decide."""
-    since: datetime | None = None
-    at_risk_ids: list[str] = field(default_factory=list)
-    """Up to SAMPLE_IDS at-risk event_ids, nearest expiry first."""
-    safety_hours: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.at_risk == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"unarchived": self.unarchived, "at_risk": self.at_risk,
-                "nearest_expiry": format_ts(self.nearest_expiry) if self.nearest_expiry
-                else None,
-                "hours_left": None if self.hours_left is None else round(self.hours_left, 3),
-                "checked": self.checked, "since": format_ts(self.since) if self.since else None,
-                "at_risk_ids": list(self.at_risk_ids), "safety_hours": self.safety_hours}
+    event_id: str
+    dt: str
 
 
 class TtlGuardError(EventLakeError):
@@ -162,7 +131,7 @@ class MarginCheck:
             self.checked += 1
             key = event_key(item, self.now)
             if key is not None:  # not an event: the sweep quarantines it, raw
-                by_dt.setdefault(key[1], []).append((key[0], expires_at(item)))
+                by_dt.setdefault(key.dt, []).append((key.event_id, expires_at(item)))
         for dt, events in by_dt.items():
             present = self._ids(dt)
             ids = pa.array([event_id for event_id, _ in events], pa.string())
@@ -199,8 +168,8 @@ class MarginCheck:
                          self.since, sample, self.safety_hours)
 
 
-def event_key(item: Item, now: datetime) -> tuple[str, str] | None:
-    """(event_id, dt) of an item, as the archiver would write it; None for a non-event."""
+def event_key(item: Item, now: datetime) -> EventKey | None:
+    """Where the archiver would write an item; None for a non-event."""
     row = fast_row(item)
     if row is None:
         builder = RowBuilder()
@@ -208,16 +177,17 @@ def event_key(item: Item, now: datetime) -> tuple[str, str] | None:
             builder.add_image(item, fallback_ingested_at=now)
         except CodecError:
             return None
-        row_id, dt = builder.event_ids()[0], builder.dt_strings()[0]
+        event_id, dt = builder.event_ids()[0], builder.dt_strings()[0]
     else:
-        row_id, dt = row[0], row[2][:10]
+        event_id, _type, timestamp, *_ = row
+        dt = timestamp[:10]
     if not _DAY.fullmatch(dt):
         return None
     try:
         date.fromisoformat(dt)
     except ValueError:  # Feb 30 in the right layout: the sweep quarantines it
         return None
-    return row_id, dt
+    return EventKey(event_id, dt)
 
 
 def expires_at(item: Item) -> float | None:

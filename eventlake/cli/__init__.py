@@ -1,5 +1,6 @@
-"""The `eventlake` command: argument parsing and the commands (`main`), `eventlake demo`
-(`demo`)."""
+"""The `eventlake` command: argument parsing (`main`) and the commands by group: `status`
+(init, status; the status rendering shared with the demo), `put`, `archive` (archive, backfill,
+compact, reconcile), `sql`, `demo`; `common` has what they share."""
 
 from eventlake.cli.main import main
 

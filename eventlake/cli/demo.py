@@ -8,6 +8,7 @@ stream and the stream Lambda into Parquet (on moto's S3, or a local folder with 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -16,7 +17,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EVENT_TYPES = ("page_viewed", "product_added_to_cart", "checkout_started", "order_placed",
                "payment_failed")
@@ -54,9 +58,14 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
     return events
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(events=args.events, keep=args.keep)
+
+
 def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     """Run the demo; `keep` writes the lake to a local folder (kept), else to moto's S3."""
     from eventlake.api import EventLake
+    from eventlake.cli.status import print_status
     from eventlake.config import Settings, redact_url
     from eventlake.handlers import ingest, stream
     from eventlake.hot.store import count_outcomes
@@ -192,9 +201,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
               f"lost {len(accepted - set(final))}, doubled {len(final) - len(set(final))}")
 
         step("status")
-        from eventlake.cli.main import _print_status
-
-        _print_status(lake.status())
+        print_status(lake.status())
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -216,20 +223,14 @@ def _apigw_request(events: list[dict[str, Any]]) -> dict[str, Any]:
             "body": canonical_json(events), "isBase64Encoded": False}
 
 
-def _print_table(result: Any) -> None:
-    """An Arrow table as aligned text, indented under the demo's step."""
-    import pyarrow as pa
+def _print_table(result: pa.Table) -> None:
+    """An Arrow table as aligned text, indented under the demo's step (floats to 0.1)."""
+    from eventlake.query.table import aligned, is_number
 
-    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-               for t in result.schema.types]
-    rows = [[str(name) for name in result.column_names]]
-    for record in result.to_pylist():
-        rows.append(["" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
-                     for v in record.values()])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("    " + "  ".join(cell.rjust(w) if num else cell.ljust(w)
-                               for cell, w, num in zip(row, widths, numeric, strict=True)))
+    rows = [["" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+             for v in record.values()] for record in result.to_pylist()]
+    for line in aligned(result.column_names, rows, [is_number(t) for t in result.schema.types]):
+        print("    " + line)
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -5,6 +5,7 @@
     fs           the filesystem (S3 or local), atomic publishing, partition listing
     bucket       the lake's S3 bucket
     store        `Lake`: list, read and write event files; quarantine
+    names        the names eventlake's writers give event files (windows, own-file prefixes)
     state        small compare-and-swap objects under `_eventlake/`
     watermark    the ingestion time before which every event is in the lake
     shards       the largest index shard count the lake has seen (so readers of the hot index

@@ -14,7 +14,6 @@ File names are the writer's: the same name rewrites the same file, so a retry re
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +41,7 @@ from eventlake.lake.layout import (
     dt_filter,
     split_by_dt,
 )
+from eventlake.lake.names import is_own_file
 from eventlake.lake.quarantine import LakeQuarantine, QuarantineEntry
 from eventlake.lake.state import LakeState
 from eventlake.lake.vanish import (
@@ -67,8 +67,6 @@ __all__ = [
     "projection",
 ]
 
-_OWN_FILE = re.compile(r"(?:stream|sweep|expiry|backfill|repair|compacted)-[^/]*\.parquet")
-"""Names eventlake's writers give their files (stream.py, archive.py, reconcile.py, compact)."""
 _RANGES_KEPT = 10_000
 """Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
@@ -315,7 +313,7 @@ class Lake(LakeQuarantine, LakeState):
         schema would turn its missing columns into NULL rows. The writers' own files
         (`stream-`, `sweep-`, `backfill-`, `repair-`, `compacted-`) are written with the
         lake's schema and are not opened, so the usual lake costs nothing here."""
-        foreign = [f.path for f in files if not _OWN_FILE.fullmatch(f.path.rpartition("/")[2])]
+        foreign = [f.path for f in files if not is_own_file(f.path.rpartition("/")[2])]
 
         def check(path: str) -> None:
             try:

@@ -118,12 +118,14 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
     return Watermark(to, version, updated_at, run_id)
 
 
-def window_start(watermark: Watermark | None, now: datetime, settings: Settings) -> datetime:
+def window_start(watermark: Watermark | None, now: datetime, settings: Settings, *,
+                 skew: bool = True) -> datetime:
     """Where the next sweep (and the hot read, and the TTL guard) starts: the tolerated clock
     skew before the watermark, or with none yet the oldest ingestion time an item still in the
-    table can have (retention plus TTL's lateness before `now`)."""
+    table can have (retention plus TTL's lateness before `now`). `skew=False` starts at the
+    mark itself: the expiry check's band starts at its checkpoint."""
     if watermark is not None:
-        return watermark.at - settings.clock_skew
+        return watermark.at - settings.clock_skew if skew else watermark.at
     return now.astimezone(UTC) - timedelta(days=settings.retention_days) - TTL_LATENESS
 
 

@@ -1,3 +1,4 @@
-"""Reading the lake and the hot tier as one: DuckDB views and their snapshot (`views`), the
-SQL session shared by `eventlake sql` and its prompt (`session`, `prompt`), output formats
-(`format`, `values`) and the named queries of `sql/`."""
+"""Reading the lake and the hot tier as one: DuckDB views and their snapshot (`views`, over any
+`Tiers`: an `EventLake` is one), running SQL for `eventlake sql` and its prompt (`session`,
+`prompt`; the command itself is `eventlake.cli.sql`), output formats (`format`, `values`), the
+one aligned text table (`table`) and the named queries of `sql/`."""

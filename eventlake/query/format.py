@@ -1,6 +1,6 @@
 """Writing a query result (a stream of Arrow record batches) as an aligned text table, CSV,
 one JSON array, JSON Lines or Parquet, to stdout or to a file. How each value reads is
-`sqlvalues`' job; a file is replaced only once it is complete.
+`values`' job, how a table is laid out `table`'s; a file is replaced only once it is complete.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import os
 import sys
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +16,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
+from eventlake.query.table import aligned, cut, display_width, is_number
 from eventlake.query.values import json_column, text_column
 
 
@@ -146,7 +146,7 @@ def _write_table(result: Result, stream: TextSink, style: TableStyle) -> None:
             stream.write((row[-1] or "").rstrip("\n") + "\n")
         return
     schema = result.reader.schema
-    right = [_is_number(field.type) for field in schema]
+    right = [is_number(field.type) for field in schema]
     shown: list[list[str]] = []
     total = 0
     for batch in result.reader:  # rows past max_rows are counted, never rendered
@@ -156,18 +156,8 @@ def _write_table(result: Result, stream: TextSink, style: TableStyle) -> None:
             shown.extend([_cell(v, style.max_width) for v in row] for row in
                          zip(*(text_column(c) for c in head.columns), strict=True))
         total += batch.num_rows
-    headers = [_one_line(name) for name in schema.names]
-    widths = [max([_width(h), *(_width(r[i]) for r in shown)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (_pad(c, w, r) for c, w, r in zip(cells, widths, right, strict=True))
-        return "  ".join(padded).rstrip()
-
-    if headers:
-        stream.write(line(headers) + "\n")
-        stream.write("  ".join("-" * w for w in widths) + "\n")
-    for cells in shown:
-        stream.write(line(cells) + "\n")
+    for line in aligned([_one_line(name) for name in schema.names], shown, right):
+        stream.write(line + "\n")
     stream.write(footer(total, len(shown)) + "\n")
 
 
@@ -181,8 +171,8 @@ def footer(total: int, shown: int) -> str:
 
 def _cell(value: str | None, max_width: int) -> str:
     cell = "NULL" if value is None else _one_line(value)
-    if max_width and _width(cell) > max_width:
-        return _cut(cell, max_width)
+    if max_width and display_width(cell) > max_width:
+        return cut(cell, max_width)
     return cell
 
 
@@ -194,42 +184,6 @@ def _one_line(cell: str) -> str:
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _width(cell: str) -> int:
-    """Columns a terminal gives `cell`: wide East Asian characters take two, combining none."""
-    if cell.isascii():
-        return len(cell)
-    return sum(_char_width(c) for c in cell)
-
-
-def _char_width(char: str) -> int:
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def _cut(cell: str, max_width: int) -> str:
-    used, out = 0, []
-    for char in cell:
-        w = _char_width(char)
-        if used + w > max_width - 1:
-            break
-        out.append(char)
-        used += w
-    return "".join(out) + "…"
-
-
-def _pad(cell: str, width: int, right: bool) -> str:
-    fill = " " * (width - _width(cell))
-    return fill + cell if right else cell + fill
-
-
-def _is_number(arrow_type: Any) -> bool:
-    import pyarrow as pa
-
-    return bool(pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
-                or pa.types.is_decimal(arrow_type))
 
 
 def _unique(names: Sequence[str]) -> list[str]:

@@ -15,22 +15,24 @@ from eventlake.config import Settings
 from eventlake.errors import EventLakeError
 from eventlake.lake.layout import EVENTS_DIR
 from eventlake.query.format import Format, TableStyle, write_text
-from eventlake.query.session import SqlUsageError, execute, one_line, open_views
+from eventlake.query.session import Connect, SqlUsageError, execute, one_line, open_views
 
 PROMPT = "eventlake> "
 CONTINUE = "      ...> "
 QUIT = (".quit", ".exit", ".q")
 
 
-def interactive(args: argparse.Namespace, params: Mapping[str, Any], style: TableStyle) -> int:
-    """Read statements ending with `;`, run each and print its table; `.quit` or EOF ends."""
+def interactive(connect: Connect, args: argparse.Namespace, params: Mapping[str, Any],
+                style: TableStyle) -> int:
+    """Read statements ending with `;`, run each on one connection (`connect()`) and print its
+    table; `.quit` or EOF ends."""
     import duckdb
 
     print(banner(args))
     if sys.stdin is sys.__stdin__:
         with contextlib.suppress(ImportError):  # line editing and history, where available
             import readline  # noqa: F401
-    con = open_views(args)
+    con = open_views(connect, debug=args.debug)
     buffer: list[str] = []
     try:
         while True:

@@ -60,7 +60,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -78,12 +78,11 @@ from eventlake.lake.vanish import retry_on_vanish
 from eventlake.lake.watermark import read_watermark, window_start
 
 if TYPE_CHECKING:
-    from eventlake.api import EventLake
     from eventlake.hot.store import HotStore
 
-__all__ = ["CLOCK_SKEW", "VIEWS", "Engine", "Snapshot", "connect", "file_vanished_in_query",
-           "install", "list_queries", "load_sql", "read_hot", "refresh", "run_sql",
-           "take_snapshot"]
+__all__ = ["CLOCK_SKEW", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
+           "file_vanished_in_query", "install", "list_queries", "load_sql", "read_hot", "refresh",
+           "run_sql", "take_snapshot"]
 
 _log = logging.getLogger("eventlake.query.views")
 T = TypeVar("T")
@@ -121,9 +120,19 @@ _SQL_PACKAGE = "eventlake.query"
 _SQL_DIR = "sql"
 
 
+class Tiers(Protocol):
+    """What the views read: the hot tier and the lake (an `EventLake` is one)."""
+
+    @property
+    def hot(self) -> HotStore: ...
+
+    @property
+    def cold(self) -> Lake: ...
+
+
 # -- the public surface -----------------------------------------------------------------------
 
-def connect(lake: EventLake, *, hot: bool = True, now: datetime | None = None,
+def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
             engine: Engine = "auto") -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with the views `events`, `events_cold`, `events_hot`,
     the table macro `events_between(from_ts, to_ts)`, one view per parameterless query of
@@ -150,7 +159,7 @@ def connect(lake: EventLake, *, hot: bool = True, now: datetime | None = None,
     return _listing_again_on_vanish(attempt)
 
 
-def refresh(con: duckdb.DuckDBPyConnection, lake: EventLake, *, hot: bool = True,
+def refresh(con: duckdb.DuckDBPyConnection, lake: Tiers, *, hot: bool = True,
             now: datetime | None = None, engine: Engine = "auto") -> Snapshot:
     """List the lake (and read the hot tier) again and point `con`'s views at what is there."""
     snapshot = take_snapshot(lake, hot=hot, now=now)
@@ -158,7 +167,7 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: EventLake, *, hot: bool = True
     return snapshot
 
 
-def run_sql(lake: EventLake, query: str, params: Mapping[str, Any] | None = None, *,
+def run_sql(lake: Tiers, query: str, params: Mapping[str, Any] | None = None, *,
             hot: bool = True) -> pa.Table:
     """Run `query` (named parameters `$name` from `params`) on a fresh connection; the whole
     result as an Arrow table (for a statement that is not a query, what DuckDB reports: a
@@ -215,7 +224,7 @@ class Snapshot:
     """Hot items that are not eventlake events (left out; the sweep quarantines them)."""
 
 
-def take_snapshot(lake: EventLake, *, hot: bool = True, now: datetime | None = None
+def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
                   ) -> Snapshot:
     """Read the watermark, then list the lake, then read the hot tier (the module docstring
     says why in this order). `hot=False` lists the lake only. `now` defaults to the hot

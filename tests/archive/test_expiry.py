@@ -16,10 +16,17 @@ import pytest
 from archive_support import NOW, World, hours, make_world
 
 from eventlake import EventLake
-from eventlake.archive.sweep import TtlGuardError, read_watermark, ttl_margin
+from eventlake.archive.expiry import band_end, unchecked_band
+from eventlake.archive.ttlguard import TtlGuardError, ttl_margin
 from eventlake.events.model import parse_event
 from eventlake.hot.store import HotStore
-from eventlake.lake.watermark import EXPIRY_CHECK_KEY, WatermarkAheadError, advance_watermark
+from eventlake.lake.watermark import (
+    EXPIRY_CHECK_KEY,
+    WatermarkAheadError,
+    advance_watermark,
+    read_watermark,
+    window_start,
+)
 from eventlake.query.views import connect
 
 
@@ -205,3 +212,17 @@ def test_events_hidden_by_an_edited_watermark_are_archived_before_they_expire(
     # then the expiry check ran first: they are in the lake, and the guard finds none at risk
     assert world.stored_rows() == Counter(["hidden-1", "hidden-2"])
     assert ttl_margin(world.lake, world.hot, world.settings, now=NOW + hours(66)).at_risk == 0
+
+
+# --- the band ------------------------------------------------------------------------------
+
+def test_the_band_starts_at_its_checkpoint_with_no_skew_look_back(world: World) -> None:
+    oldest = window_start(None, NOW, world.settings)  # no checkpoint: what the table can hold
+    assert unchecked_band(world.lake, NOW, world.settings, NOW)[0] == oldest
+
+    checkpoint = NOW - timedelta(days=3)
+    advance_watermark(world.lake, checkpoint, expected=None, run_id="t", key=EXPIRY_CHECK_KEY)
+
+    start, stop = unchecked_band(world.lake, NOW, world.settings, NOW)
+    assert start == checkpoint  # the sweep's window starts the clock skew before its mark
+    assert stop == band_end(NOW, world.settings)

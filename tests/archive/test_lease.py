@@ -11,8 +11,8 @@ import pytest
 from archive_support import NOW, World, hours, make_world
 
 from eventlake import EventLake
-from eventlake.archive.lease import LeaseLostError, acquire_lease, read_lease
-from eventlake.archive.sweep import SweepLockedError, SweepReport
+from eventlake.archive.lease import LeaseLostError, SweepLockedError, acquire_lease, read_lease
+from eventlake.archive.report import SweepReport
 from eventlake.lake.store import Lake
 
 

@@ -11,8 +11,9 @@ import pytest
 from archive_support import NOW, World, hours, make_world
 
 from eventlake import EventLake
-from eventlake.archive.sweep import TtlGuardError, read_watermark, ttl_margin
+from eventlake.archive.ttlguard import TtlGuardError, ttl_margin
 from eventlake.hot.store import shard_of
+from eventlake.lake.watermark import read_watermark
 from eventlake.local.stack import expire_ttl
 
 
@@ -174,7 +175,8 @@ def test_an_event_ttl_deleted_before_anything_archived_it_is_beyond_any_guard(
 
 
 def test_the_guards_message_hides_the_endpoint_password_of_the_failure() -> None:
-    from eventlake.archive.ttlguard import TtlGuardError, TtlMargin
+    from eventlake.archive.report import TtlMargin
+    from eventlake.archive.ttlguard import TtlGuardError
 
     margin = TtlMargin(1, 1, None, -1.0, at_risk_ids=["o-1"], safety_hours=24)
     failure = ConnectionError('Could not connect to "http://admin:hunter2@db.internal:8000/"')

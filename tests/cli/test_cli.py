@@ -221,7 +221,9 @@ def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[s
     assert "lost 0, different 0" in out  # reconcile
     assert "lost 0, doubled 0" in out  # after TTL expiry and compaction
     assert "events_per_type_per_day.sql" in out  # hybrid queries over hot and cold
-    tiers = out.split("cold  hot  events  distinct_ids")[1].splitlines()[1].split()
+    _, rule, row = out.split("cold  hot  events  distinct_ids")[1].splitlines()[:3]
+    assert set(rule.strip()) == {"-", " "}  # the rule under the header
+    tiers = row.split()
     assert tiers[2] == tiers[3]  # each event once across the tiers
     assert list((tmp_path / "demo" / "lake" / "events").glob("dt=*/*.parquet"))
 

@@ -14,7 +14,7 @@ from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
 
 from eventlake import EventLake
-from eventlake.archive.sweep import TtlGuardError
+from eventlake.archive.ttlguard import TtlGuardError
 from eventlake.events.model import parse_event
 from eventlake.hot.store import HotStore
 from eventlake.local.stack import expire_ttl
@@ -207,7 +207,7 @@ def test_a_scheduled_run_on_a_worker_never_configured_fails_saying_what_to_set(
 
 def test_the_archive_flow_fails_after_reporting_an_event_id_reused_with_other_content(
         env_lake: EventLake) -> None:
-    from eventlake.archive.sweep import SweepNeedsAttentionError
+    from eventlake.archive.report import SweepNeedsAttentionError
     from flows.archive import archive
 
     # given an archived event, deleted from the table (as TTL does), then sent again under the

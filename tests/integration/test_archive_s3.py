@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from archive_support import NOW, World, hours, s3_world
 
-from eventlake.archive.sweep import SweepLockedError, SweepReport, read_watermark
+from eventlake.archive.lease import SweepLockedError
+from eventlake.archive.report import SweepReport
 from eventlake.lake.store import Lake
+from eventlake.lake.watermark import read_watermark
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from archive_support import NOW, World, hours, make_world
 from eventlake import EventLake, Settings
 from eventlake.archive.expiry import check_expiry
 from eventlake.archive.reconcile import reconcile
-from eventlake.archive.sweep import ttl_margin
+from eventlake.archive.ttlguard import ttl_margin
 from eventlake.errors import StorageError
 from eventlake.hot.store import shard_of
 from eventlake.lake.shards import remember_shards

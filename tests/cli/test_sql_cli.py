@@ -69,7 +69,7 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[argparse.Namespace]:
         calls.append(args)
         return stand_in_connection()
 
-    monkeypatch.setattr("eventlake.query.session._connect", connect)
+    monkeypatch.setattr("eventlake.cli.sql._connect", connect)
     return calls
 
 
@@ -367,7 +367,7 @@ def test_a_lake_file_vanishing_under_the_query_makes_it_run_again(
         path.unlink()
         return con
 
-    monkeypatch.setattr("eventlake.query.session._connect", connect)
+    monkeypatch.setattr("eventlake.cli.sql._connect", connect)
 
     assert main(["sql", "--format", "csv", "SELECT count(*) AS n FROM events"]) == 0
     assert capsys.readouterr().out == "n\n3\n"
@@ -411,8 +411,8 @@ def named_queries(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "latest": "\n-- Latest events first.\nSELECT event_id FROM events ORDER BY timestamp DESC "
                   "LIMIT $n\n",
     }
-    monkeypatch.setattr("eventlake.query.session._list_queries", lambda: sorted(queries))
-    monkeypatch.setattr("eventlake.query.session._load_sql", queries.__getitem__)
+    monkeypatch.setattr("eventlake.cli.sql._list_queries", lambda: sorted(queries))
+    monkeypatch.setattr("eventlake.cli.sql._load_sql", queries.__getitem__)
     return queries
 
 

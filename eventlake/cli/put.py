@@ -1,0 +1,158 @@
+"""`eventlake put`: events from JSON / JSON Lines files or stdin, stored in batches.
+
+Each raw event keeps where it came from (`file:line`, `file[n]`), so a problem names that
+place rather than the event's position in its put_many call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from eventlake.cli.common import open_lake
+
+BATCH = 1000
+"""Events per put_many call when reading a file: bounded memory, regular progress."""
+
+
+class Unparseable(NamedTuple):
+    """A record that is not usable JSON; `error` is what to print."""
+
+    error: str
+    rule: str = "json.unparseable"
+
+
+class Record(NamedTuple):
+    """One raw event and where it came from."""
+
+    where: str
+    """`file:line`, `file[n]`, `stdin:line`..."""
+    item: Any
+    """The parsed JSON value, or Unparseable."""
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    from eventlake.errors import InvalidEventError, TableNotFoundError
+    from eventlake.events.fieldmap import Unmapped, parse_field_map, remap
+    from eventlake.hot.store import TABLE_MISSING, Outcome
+
+    lake = open_lake(args)
+    mapping = parse_field_map(args.map or [])
+    unmapped = Unmapped(args.unmapped)
+    totals = dict.fromkeys((o.value for o in Outcome), 0)
+    problems: list[str] = []
+    read = 0
+    for batch in read_batches(args.files):
+        ready: list[Record] = []  # the raw events in the seed shape
+        for where, item in batch:
+            if isinstance(item, Unparseable):
+                totals["invalid"] += 1
+                problems.append(f"{where}: {item.error} [rule {item.rule}]")
+                continue
+            try:
+                ready.append(Record(where, remap(item, mapping, unmapped)))
+            except InvalidEventError as exc:
+                totals["invalid"] += 1
+                problems.append(f"{where}: invalid: {without_position(str(exc))}")
+        results = lake.put_many([r.item for r in ready]) if ready else []
+        missing = next((r for r in results if r.rule == TABLE_MISSING), None)
+        if missing is not None:  # every event would say it: say it once, and stop reading
+            raise TableNotFoundError(missing.message)
+        for record, result in zip(ready, results, strict=True):
+            totals[result.outcome.value] += 1
+            if args.json:
+                fields = {k: v for k, v in result.to_dict().items() if k != "position"}
+                print(json.dumps({"input": record.where, **fields}))
+            if not result.ok:
+                problems.append(f"{record.where}: {result.outcome.value}: "
+                                f"{without_position(result.message)}")
+        read += len(batch)
+        if read >= 10 * BATCH:
+            print(f"  ... {read:,} events read", file=sys.stderr)
+    for line in problems[: args.max_problems]:
+        print(f"  {line}", file=sys.stderr)
+    if len(problems) > args.max_problems:
+        print(f"  ... and {len(problems) - args.max_problems} more problems "
+              "(--max-problems N or --json for all)", file=sys.stderr)
+    print("  ".join(f"{k} {v}" for k, v in totals.items()))
+    return 1 if totals["invalid"] or totals["conflict"] or totals["failed"] else 0
+
+
+_POSITION = re.compile(r"^event #\d+(: | )")
+"""How a message begins when it names the event by its position in its put_many call
+(`InvalidEventError`: `event #3: ...`, or `event #3 `e-1`: ...` when the event has an id)."""
+
+
+def without_position(message: str | None) -> str | None:
+    """`message` without the event's position `#N` (the reader has the file and line instead):
+    `event #3 `e-1`: ...` -> `event `e-1`: ...`; `event #3: ...` -> `...` (nothing else named
+    the event). Any other message is returned as it is."""
+    if not message or not (placed := _POSITION.match(message)):
+        return message
+    rest = message[placed.end():]
+    return rest if placed.group(1) == ": " else f"event {rest}"
+
+
+def read_batches(files: Sequence[str]) -> Iterator[list[Record]]:
+    """Raw events in batches of BATCH. `.jsonl`/`.ndjson` files stream line by line; other
+    inputs are read whole and taken as one JSON document, else as JSON Lines."""
+    batch: list[Record] = []
+    for name in files:
+        label = "stdin" if name == "-" else name
+        for record in _read_one(name, label):
+            batch.append(record)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def _read_one(name: str, label: str) -> Iterator[Record]:
+    from eventlake.events.model import DuplicateKeyError, loads_exact
+
+    if name != "-" and name.endswith((".jsonl", ".ndjson")):
+        with Path(name).open(encoding="utf-8-sig") as lines:
+            yield from _json_lines(lines, label)
+        return
+    text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8-sig")
+    try:
+        whole = loads_exact(text) if text.strip() else []
+    except DuplicateKeyError as exc:  # one valid JSON document, but ambiguous
+        yield Record(label, Unparseable(
+            f"invalid: {exc}, so which value is meant is unknown; nothing from this input was "
+            "stored: send each key once", "json.duplicate_key"))
+        return
+    except ValueError:
+        # Lines end at "\n" only: str.splitlines also splits at U+2028 and other characters
+        # that JSON allows inside strings, which would break records and shift line numbers.
+        yield from _json_lines(text.split("\n"), label)
+        return
+    if isinstance(whole, dict) and set(whole) == {"events"}:
+        whole = whole["events"]
+    for n, item in enumerate(whole if isinstance(whole, list) else [whole], 1):
+        yield Record(f"{label}[{n}]", item)
+
+
+def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
+    from eventlake.events.model import DuplicateKeyError, loads_exact
+
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{label}:{lineno}"
+        try:
+            yield Record(where, loads_exact(line))
+        except DuplicateKeyError as exc:
+            yield Record(where, Unparseable(f"invalid: {exc}, so which value is meant is "
+                                            "unknown: send each key once", "json.duplicate_key"))
+        except ValueError as exc:
+            yield Record(where, Unparseable(f"not JSON ({exc})"))
+
+
+__all__ = ["BATCH", "Record", "Unparseable", "cmd_put", "read_batches", "without_position"]

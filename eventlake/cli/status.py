@@ -1,0 +1,62 @@
+"""The table and the lake as they stand: `eventlake init` provisions them, `eventlake status`
+shows them. `print_status` is the status as text, shared with `eventlake demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from eventlake.cli.common import error, open_lake
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    lake = open_lake(args)
+    changes = lake.init()
+    for change in changes:
+        print(f"  {change}")
+    print(f"ready: table `{lake.settings.table}`, lake {lake.settings.lake_uri}"
+          + ("" if changes else " (nothing to change)"))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Prints the status; exits 1, with a line naming what is missing, when the table or
+    the lake does not exist."""
+    lake = open_lake(args)
+    status = lake.status()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print_status(status)
+    missing = []
+    if not status["hot"].get("exists"):
+        missing.append(str(lake.hot.table_not_found()))
+    if not status["lake_exists"]:
+        missing.append(str(lake.cold.lake_not_found()))
+    for message in missing:
+        error(message)
+    return 1 if missing else 0
+
+
+def print_status(status: dict[str, Any]) -> None:
+    """`EventLake.status()` as aligned `key  value` lines on stdout."""
+    hot = status["hot"]
+    if not hot.get("exists"):
+        print(f"table       {hot['table']}: does not exist (run `eventlake init`)")
+    else:
+        print(f"table       {hot['table']} ({hot['status']}), "
+              f"~{hot['approximate_item_count']:,} items (approximate)")
+        print(f"stream      {hot['stream']}")
+        print(f"ttl         {hot['ttl']}")
+        print(f"index       {hot['index']}")
+    print(f"lake        {status['lake_uri']}"
+          + ("" if status.get("lake_exists", True) else ": does not exist (run `eventlake init`)"))
+    for key, value in status.items():
+        if key not in ("hot", "lake_uri", "lake_exists", "region", "endpoint_url"):
+            print(f"{key:<11} {value}")
+    print(f"aws         region {status['region']}"
+          + (f", endpoint {status['endpoint_url']}" if status.get("endpoint_url") else ""))
+
+
+__all__ = ["cmd_init", "cmd_status", "print_status"]
