@@ -42,9 +42,12 @@ from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import redact
 from eventlake.events import canonical
 from eventlake.events.canonical import raw_identity
-from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.dedup import first_of_each
+from eventlake.lake.layout import split_by_dt
 from eventlake.lake.names import parse_window
 from eventlake.lake.store import Lake, LakeFile, QuarantineEntry, WrittenFile
+from eventlake.lake.vanish import retry_on_vanish
 
 _log = logging.getLogger("eventlake.archive.stream")
 _SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)(?:-[0-9a-f]+)?\.parquet$")
@@ -203,7 +206,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
 
     table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
     if table.num_rows:
-        parts = _split_by_dt(table, pa.array(fast_indexes + row_record, pa.int64()))
+        parts = _partitions(table, pa.array(fast_indexes + row_record, pa.int64()))
         # S3 uploads wait on the network and go in parallel; on local disk writing is
         # CPU-bound and one at a time is as fast. The retry point is the first record of the
         # earliest failed partition; partitions after it that did succeed are skipped on
@@ -233,27 +236,21 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     return report
 
 
-def _split_by_dt(table: pa.Table, order: pa.Array
+def _partitions(table: pa.Table, order: pa.Array
                  ) -> list[tuple[int, str, pa.Table, pa.Array]]:
-    """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date,
-    by first record: one sort of the whole batch, then slices."""
-    keyed = table.append_column("__dt", pc.cast(table["timestamp"], pa.date32())) \
-        .append_column("__order", order).sort_by([("__dt", "ascending"), *SORT_KEYS])
-    counts = pc.value_counts(keyed["__dt"])
-    parts, offset = [], 0
-    for day, count in sorted(zip(counts.field("values").to_pylist(),
-                                 counts.field("counts").to_pylist(), strict=True)):
-        part = keyed.slice(offset, count)
-        offset += count
+    """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date
+    (`layout.split_by_dt`, the record indexes riding along)."""
+    parts = []
+    for dt, part in split_by_dt(table.append_column("__order", order)):
         part_order = part["__order"].combine_chunks()
-        parts.append((int(pc.min(part_order).as_py()), day.isoformat(),
-                      part.drop_columns(["__dt", "__order"]), part_order))
+        parts.append((int(pc.min(part_order).as_py()), dt, part.drop_columns(["__order"]),
+                      part_order))
     return parts
 
 
 def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
                      batch_seqs: list[str | None]) -> tuple[WrittenFile | None, int]:
-    part, part_order, repeated = _first_copies(part, part_order)
+    part, part_order, repeated = _one_per_event(part, part_order)
     seqs = [batch_seqs[i] for i in part_order.to_pylist()]
     if None in seqs:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
         ids = "\n".join(part.column("event_id").to_pylist())
@@ -284,20 +281,16 @@ def _file_name(lo: str, hi: str, part: pa.Table) -> str:
     return f"stream-{lo}-{hi}-{_digest(ids)[:12]}"
 
 
-def _first_copies(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
+def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
     """The partition with one row per event_id, the one of the earliest record: Lambda
     re-delivers a record inside a batch (retries, resharding), and the overlap check only
     looks at files already written. Also returns how many rows were dropped."""
     ids = part.column("event_id")
     if pc.count_distinct(ids).as_py() == part.num_rows:  # the usual batch: nothing repeated
         return part, part_order, 0
-    first: dict[str, tuple[int, int]] = {}  # event_id -> (record index, row position)
-    for position, (event_id, index) in enumerate(zip(ids.to_pylist(), part_order.to_pylist(),
-                                                     strict=True)):
-        if event_id not in first or index < first[event_id][0]:
-            first[event_id] = (index, position)
-    rows = pa.array(sorted(position for _, position in first.values()), pa.int64())
-    return part.take(rows), part_order.take(rows), part.num_rows - len(rows)
+    keep = first_of_each(ids, part_order)
+    kept = part.filter(keep)
+    return kept, part_order.filter(keep), part.num_rows - kept.num_rows
 
 
 def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
@@ -332,9 +325,9 @@ def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
         if others:
             low, high = (v.as_py() for v in pc.min_max(part["ingested_at"]).values())
             overlapping += [f.path for f in others if _may_hold(lake, f, low, high)]
-        return lake.read_ids_of(overlapping, skip_vanished=False) if overlapping else set()
+        return lake.read_ids_of(overlapping) if overlapping else set()
 
-    return lake._vanish_safe(check)
+    return retry_on_vanish(check)
 
 
 def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
@@ -348,7 +341,7 @@ def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
     if window is not None and window.kind == "sweep":
         return window.since <= high and low < window.until
     found = lake.ingested_range(f)
-    return found is None or (found[0] <= high and low <= found[1])
+    return found is None or (found.low <= high and low <= found.high)
 
 
 def _looks_like_record(item: Any) -> bool:

@@ -3,7 +3,7 @@
     items (AttributeValue form, eventlake's own or another producer's)
       -> chunks of `chunk_rows` items (memory stays bounded whatever the input)
       -> RowBuilder rows; what is not an event -> quarantine, raw, with the reason
-      -> one row per event_id (the first copy)
+      -> one row per event_id (the first copy in the input: `dedup.first_of_each`)
       -> anti-join on event_id against the chunk's dt partitions (event_id and content_hash)
       -> the missing rows -> events/dt=<dt>/<name>-<chunk>-<digest>.parquet
       -> an id the lake holds with another hash -> quarantine, raw, rule `event.id_reused`
@@ -38,6 +38,8 @@ from eventlake.codec import CodecError, RowBuilder
 from eventlake.events import canonical
 from eventlake.events.canonical import raw_identity
 from eventlake.hot.store import Item
+from eventlake.lake.dedup import first_of_each
+from eventlake.lake.layout import dts_of
 from eventlake.lake.store import Lake, QuarantineEntry, WrittenFile
 
 __all__ = ["ID_REUSED", "ArchiveCounts", "archive_items"]
@@ -168,7 +170,8 @@ def _archive_chunk(lake: Lake, chunk: list[Item], name: str,
     del builder
     repeated = 0
     if table.num_rows and pc.count_distinct(table["event_id"]).as_py() < table.num_rows:
-        table, repeated = _first_copies(table)
+        table = table.filter(first_of_each(table["event_id"]))
+        repeated = built.num_rows - table.num_rows
     missing, conflicts = _missing(lake, table)
     if conflicts:
         raws = _raw_items(chunk, origin, built, conflicts)
@@ -195,8 +198,7 @@ def _missing(lake: Lake, table: pa.Table) -> tuple[pa.Table, Conflicts]:
     the rows whose event_id is there with other content only (never written)."""
     if not table.num_rows:
         return table, {}
-    days = pc.unique(pc.cast(table["timestamp"], pa.date32())).to_pylist()
-    present = lake.read_hashes(day.isoformat() for day in days)
+    present = lake.read_hashes(dts_of(table))
     if not present.num_rows:
         return table, {}
     held = pc.is_in(table["event_id"], value_set=present["event_id"])
@@ -229,7 +231,7 @@ def _keys(table: pa.Table) -> pa.ChunkedArray:
 
 def _raw_items(chunk: list[Item], origin: list[int], built: pa.Table, conflicts: Conflicts
                ) -> list[Item]:
-    """The raw items of the conflicting events (the first of each id, as `_first_copies`)."""
+    """The raw items of the conflicting events (the first of each id, as `first_of_each`)."""
     raws: dict[str, Item] = {}
     for row, event_id in enumerate(built["event_id"].to_pylist()):
         if event_id in conflicts and event_id not in raws:
@@ -259,16 +261,6 @@ def _quarantine_conflicts(lake: Lake, raws: list[Item], conflicts: Conflicts, so
                "producer must send them under new event_ids)", len(conflicts), sample,
                ID_REUSED, path)
     return path
-
-
-def _first_copies(table: pa.Table) -> tuple[pa.Table, int]:
-    seen: set[str] = set()
-    keep: list[int] = []
-    for row, event_id in enumerate(table["event_id"].to_pylist()):
-        if event_id not in seen:
-            seen.add(event_id)
-            keep.append(row)
-    return table.take(pa.array(keep, pa.int64())), table.num_rows - len(keep)
 
 
 def _digest(text: str) -> str:

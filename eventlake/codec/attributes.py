@@ -27,11 +27,15 @@ from eventlake.events.canonical import kind_of as _kind
 from eventlake.events.times import format_ts
 
 __all__ = [
+    "EXACT_CONTEXT",
     "MAX_EXPONENT",
     "MAX_NUMBER_DIGITS",
     "MIN_EXPONENT",
+    "NUMBER_PATTERN",
     "CodecError",
+    "av_kind",
     "decode_item",
+    "decode_number",
     "decode_value",
     "payload_json_from_map",
     "to_json_compatible",
@@ -241,8 +245,19 @@ def _set(tag: str, value: Any, text_binary: bool) -> list[Any]:
     return unique
 
 
-_NUMBER = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
-_EXACT = Context(prec=200)
+NUMBER_PATTERN = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+"""A number as text: sign, whole digits, fraction, exponent (a number when it has a digit)."""
+EXACT_CONTEXT = Context(prec=200)
+"""A Decimal context wide enough that scaling a DynamoDB number (38 digits) loses nothing."""
+
+
+def decode_number(text: Any) -> int | Decimal:
+    """The text of an N AttributeValue as an exact number (int for integer literals); a
+    CodecError when it is not text, not a number, or outside what DynamoDB stores."""
+    try:
+        return _number(text)
+    except _Bad as bad:
+        raise bad.error(None) from None
 
 
 def _number(text: Any) -> int | Decimal:
@@ -251,7 +266,7 @@ def _number(text: Any) -> int | Decimal:
                    f"N must hold the number as a string, got {_kind(text)} `{text!r}`")
     if len(text) <= MAX_NUMBER_DIGITS and text.isascii() and text.isdigit():
         return int(text)  # the common case: a plain non-negative integer
-    match = _NUMBER.fullmatch(text)
+    match = NUMBER_PATTERN.fullmatch(text)
     if match is None or not (match.group(2) or match.group(3)):
         raise _Bad("attribute.number_format", f"`{text[:80]}` is not a number")
     _, whole, frac, exp = match.groups()
@@ -301,7 +316,8 @@ def _binary(value: Any) -> bytes:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _av_kind(av: Any) -> str:
+def av_kind(av: Any) -> str:
+    """What `av` is, for messages: `type S` for an AttributeValue, else its Python kind."""
     if isinstance(av, Mapping) and len(av) == 1:
         return f"type {next(iter(av))}"
     return _kind(av)

@@ -15,19 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlake.codec.attributes import (
-    CodecError,
-    _av_kind,
-    _Bad,
-    _number,
-    payload_json_from_map,
-)
-from eventlake.codec.times import _EPOCH, approximate_time
+from eventlake.codec.attributes import CodecError, av_kind, decode_number, payload_json_from_map
+from eventlake.codec.times import EPOCH, approximate_time
 from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import DuplicateKeyError, canonical_json, content_hash, loads_exact
 from eventlake.events.canonical import kind_of as _kind
@@ -36,9 +30,21 @@ from eventlake.events.times import format_ts, parse_timestamp
 
 __all__ = ["Row", "RowBuilder", "fast_row", "lambda_insert_row"]
 
-Row = tuple[str, str, str, str, str | None, str | None, str, str]
-"""event_id, event_type, timestamp, ingested_at, source, subject, event_payload, content_hash
-(EVENT_SCHEMA's order; the two times as `format_ts` text until `to_table` casts them)."""
+class Row(NamedTuple):
+    """One lake row, in EVENT_SCHEMA's order; the two times as `format_ts` text until
+    `RowBuilder.to_table` casts them."""
+
+    event_id: str
+    event_type: str
+    timestamp: str
+    ingested_at: str
+    source: str | None
+    subject: str | None
+    event_payload: str
+    content_hash: str
+
+
+_TIME_COLUMNS = (Row._fields.index("timestamp"), Row._fields.index("ingested_at"))
 _TS_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
@@ -68,7 +74,7 @@ def fast_row(image: Any) -> Row | None:
             and len(digest) == 64 and event_id and event_type
             and (source is None or type(source) is str)
             and (subject is None or type(subject) is str)):
-        return (event_id, event_type, ts, ingested, source, subject, payload, digest)
+        return Row(event_id, event_type, ts, ingested, source, subject, payload, digest)
     return None
 
 
@@ -133,10 +139,10 @@ class RowBuilder:
 
     def dt_strings(self) -> list[str]:
         """Each row's partition `dt` (UTC date of `timestamp`, "YYYY-MM-DD"), in row order."""
-        return [row[2][:10] for row in self._rows]
+        return [row.timestamp[:10] for row in self._rows]
 
     def event_ids(self) -> list[str]:
-        return [row[0] for row in self._rows]
+        return [row.event_id for row in self._rows]
 
     def reject_invalid(self) -> list[tuple[int, CodecError]]:
         """Remove rows whose timestamps Arrow cannot read; returns (row, error) for each, with
@@ -148,7 +154,7 @@ class RowBuilder:
             bad = set(exc.rows)
         rejected = [(i, _timestamp_problem(self._rows[i]) or CodecError(
             "record.bad_timestamp", "timestamp is not a valid date and time",
-            event_id=self._rows[i][0])) for i in sorted(bad)]
+            event_id=self._rows[i].event_id)) for i in sorted(bad)]
         self._rows = [row for i, row in enumerate(self._rows) if i not in bad]
         self._table = None
         return rejected
@@ -160,13 +166,13 @@ class RowBuilder:
         columns: list[Any] = list(zip(*self._rows, strict=True)) or [()] * len(EVENT_SCHEMA)
         arrays = [pa.array(col, type=pa.string()) for col in columns]
         try:
-            arrays[2] = _utc_micros(arrays[2])
-            arrays[3] = _utc_micros(arrays[3])
+            for i in _TIME_COLUMNS:
+                arrays[i] = _utc_micros(arrays[i])
         except (pa.ArrowInvalid, ValueError):
             rows = [i for i, row in enumerate(self._rows) if _timestamp_problem(row)]
             if not rows:  # pragma: no cover - Arrow and Python disagree on a timestamp
                 raise
-            first = self._rows[rows[0]][0]
+            first = self._rows[rows[0]].event_id
             raise CodecError("record.bad_timestamp",
                              f"{len(rows)} row(s) hold a timestamp that is not a valid date "
                              f"and time (first: event `{first}`, row {rows[0]}); "
@@ -176,7 +182,7 @@ class RowBuilder:
         return self._table
 
 
-_MIN_MICROS = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) / timedelta(microseconds=1))
+_MIN_MICROS = int((datetime(1, 1, 1, tzinfo=UTC) - EPOCH) / timedelta(microseconds=1))
 
 
 def _utc_micros(strings: pa.Array) -> pa.Array:
@@ -187,7 +193,7 @@ def _utc_micros(strings: pa.Array) -> pa.Array:
 
 
 def _timestamp_problem(row: Row) -> CodecError | None:
-    for label, text in (("timestamp", row[2]), ("ingested_at", row[3])):
+    for label, text in (("timestamp", row.timestamp), ("ingested_at", row.ingested_at)):
         try:
             if not _TS_SHAPE.fullmatch(text):
                 raise ValueError
@@ -195,7 +201,7 @@ def _timestamp_problem(row: Row) -> CodecError | None:
         except ValueError:
             return CodecError("record.bad_timestamp",
                               f"`{label}` `{text[:80]}` is not a valid date and time",
-                              event_id=row[0], path=label)
+                              event_id=row.event_id, path=label)
     return None
 
 
@@ -224,7 +230,7 @@ def _slow_row(image: Any, fallback_ingested_at: datetime | None) -> Row:
         raise exc.with_context(event_id=event_id) from exc.__cause__
     # Always recomputed here: another producer's hash (if any) is not ours to trust.
     digest = content_hash(event_id, event_type, ts, payload, source, subject)
-    return (event_id, event_type, ts, ingested, source, subject, payload, digest)
+    return Row(event_id, event_type, ts, ingested, source, subject, payload, digest)
 
 
 def _id_text(av: Any) -> str:
@@ -233,9 +239,9 @@ def _id_text(av: Any) -> str:
             return str(av["S"])
         if "N" in av:
             try:
-                number = _number(av["N"])
-            except _Bad as bad:
-                raise bad.error("event_id") from None
+                number = decode_number(av["N"])
+            except CodecError as exc:
+                raise exc.with_context(path="event_id") from None
             return str(number) if isinstance(number, int) else format(number, "f")
     raise CodecError("record.not_an_event",
                      "item has no `event_id` (a non-empty S or an N); not an eventlake event"
@@ -254,7 +260,7 @@ def _plain_text(av: Any, label: str, *, required: bool) -> str | None:
             raise CodecError("record.not_an_event", f"`{label}` is empty", path=label)
         return str(av["S"])
     rule = "record.not_an_event" if required else "record.bad_attribute"
-    raise CodecError(rule, f"`{label}` must be a string (S), got {_av_kind(av)}", path=label)
+    raise CodecError(rule, f"`{label}` must be a string (S), got {av_kind(av)}", path=label)
 
 
 def _time_text(av: Any, label: str) -> str | None:
@@ -269,16 +275,17 @@ def _time_text(av: Any, label: str) -> str | None:
                 raise CodecError(rule, exc.detail, path=label) from exc
         if "N" in av:
             try:
-                number = _number(av["N"])
+                number = decode_number(av["N"])
+            except CodecError as exc:
+                raise CodecError(rule, exc.detail, path=label) from None
+            try:
                 when = approximate_time(number)
-            except _Bad as bad:
-                raise CodecError(rule, bad.detail, path=label) from None
             except CodecError as exc:
                 raise CodecError(rule, exc.detail, path=label) from exc
             assert when is not None
             return format_ts(when)
     raise CodecError(rule, f"`{label}` must be RFC 3339 text (S) or epoch seconds/ms (N), got "
-                     f"{_av_kind(av)}", path=label)
+                     f"{av_kind(av)}", path=label)
 
 
 def _payload_text(av: Any) -> str:
@@ -311,5 +318,5 @@ def _payload_text(av: Any) -> str:
                 raise CodecError("record.bad_payload", exc.detail,
                                  path="event_payload") from exc
     raise CodecError("record.bad_payload",
-                     f"`event_payload` must be JSON text (S) or a map (M), got {_av_kind(av)}",
+                     f"`event_payload` must be JSON text (S) or a map (M), got {av_kind(av)}",
                      path="event_payload")

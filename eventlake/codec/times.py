@@ -10,17 +10,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from eventlake.codec.attributes import _EXACT, _NUMBER, CodecError
+from eventlake.codec.attributes import EXACT_CONTEXT, NUMBER_PATTERN, CodecError
 from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import kind_of as _kind
 from eventlake.events.times import as_utc, parse_timestamp
 
-__all__ = ["MILLIS_THRESHOLD", "approximate_time"]
+__all__ = ["EPOCH", "MILLIS_THRESHOLD", "approximate_time"]
 
 MILLIS_THRESHOLD = 10**11
 """Epoch values above this are milliseconds (1e11 s is the year 5138)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""1970-01-01T00:00:00Z, where epoch times count from."""
 
 
 def approximate_time(value: Any) -> datetime | None:
@@ -39,8 +40,8 @@ def approximate_time(value: Any) -> datetime | None:
     if isinstance(value, int):
         try:
             if -MILLIS_THRESHOLD <= value <= MILLIS_THRESHOLD:
-                return _EPOCH + timedelta(seconds=value)
-            return _EPOCH + timedelta(milliseconds=value)
+                return EPOCH + timedelta(seconds=value)
+            return EPOCH + timedelta(milliseconds=value)
         except OverflowError:
             raise _time_range(value) from None
     if isinstance(value, float):
@@ -53,7 +54,7 @@ def approximate_time(value: Any) -> datetime | None:
         return _epoch(value, value)
     if isinstance(value, str):
         text = value.strip()
-        match = _NUMBER.fullmatch(text)
+        match = NUMBER_PATTERN.fullmatch(text)
         if match and (match.group(2) or match.group(3)):
             try:
                 return _epoch(Decimal(text), value)
@@ -70,10 +71,10 @@ def approximate_time(value: Any) -> datetime | None:
 
 def _epoch(seconds: Decimal, shown: Any) -> datetime:
     if abs(seconds) > MILLIS_THRESHOLD:
-        seconds = seconds.scaleb(-3, _EXACT)
+        seconds = seconds.scaleb(-3, EXACT_CONTEXT)
     try:
-        micros = int(seconds.scaleb(6, _EXACT).to_integral_value(ROUND_FLOOR, _EXACT))
-        return _EPOCH + timedelta(microseconds=micros)
+        micros = int(seconds.scaleb(6, EXACT_CONTEXT).to_integral_value(ROUND_FLOOR, EXACT_CONTEXT))
+        return EPOCH + timedelta(microseconds=micros)
     except (OverflowError, InvalidOperation):
         raise _time_range(shown) from None
 

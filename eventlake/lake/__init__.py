@@ -1,6 +1,7 @@
 """The cold tier: Hive-partitioned Parquet on S3 or a local folder.
 
-    layout       where things live; the Arrow schema is `eventlake.events.schema`
+    layout       where things live: partitions (`split_by_dt`), `dt=` names, file names;
+                 the Arrow schema is `eventlake.events.schema`
     fs           the filesystem (S3 or local), atomic publishing, partition listing
     bucket       the lake's S3 bucket
     store        `Lake`: list, read and write event files; quarantine
@@ -10,6 +11,9 @@
     shards       the largest index shard count the lake has seen (so readers of the hot index
                  query every shard)
     quarantine   what could not be archived, raw, with its reason
-    dedup        the one-copy rule: which copy of an event_id readers see
-    compact      compaction, and `compactplan` what it merges
+    dedup        the one first-copy rule (which copy of an event_id is kept) and the
+                 de-duplicating read
+    vanish       files compacted away under a reader: list again and retry
+    compact      compaction runs; `compactplan` what it merges, `compactmerge` the merge of
+                 one partition, `compactrecord` its record for crash recovery
 """

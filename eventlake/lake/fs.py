@@ -13,8 +13,8 @@ A file is visible whole or not at all, so a reader never sees a partial one:
     S3      serialise into memory -> one upload, completed on close (an exception before the
             upload sends nothing: pyarrow would complete a half-written stream on close)
 
-`LakeFS` is the base of `lake.Lake`; the events (`lake`), quarantine (`quarantine`) and state
-(`lakestate`) layers build on its private helpers.
+`LakeFS` is the base of `store.Lake`; the events (`store`), quarantine (`quarantine`) and state
+(`state`) layers build on its private helpers.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
@@ -37,18 +37,16 @@ import pyarrow.fs as pafs
 from eventlake.aws import Clients, error_code, is_transient
 from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError, LakeNotFoundError, StorageError, TransientError
-from eventlake.events.times import as_utc
 from eventlake.lake.bucket import split_s3_uri
+from eventlake.lake.layout import LakeDataError, dt_of_dir
+from eventlake.lake.vanish import file_vanished
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["LakeDataError", "LakeFS", "LakeFile", "LakeFileError", "LakeFileExistsError",
-           "StateConflictError"]
+__all__ = ["LakeFS", "LakeFile", "LakeFileError", "LakeFileExistsError", "StateConflictError"]
 
 T = TypeVar("T")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+@-]{0,199}")
-_DT_DIR = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 _ARROW_TRANSIENT = ("THROTTLING", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE",
                     "NETWORK_CONNECTION", "REQUEST_TIMEOUT")
 _HTTP_5XX = re.compile(r"HTTP status 5\d\d")
@@ -61,10 +59,6 @@ class StateConflictError(EventLakeError):
 
 class LakeFileExistsError(StateConflictError):
     """`if_absent=True` and the file is already there; it was left untouched."""
-
-
-class LakeDataError(EventLakeError, ValueError):
-    """A table, name or key handed to the lake does not fit it; the message says what to fix."""
 
 
 class LakeFileError(LakeDataError):
@@ -190,7 +184,7 @@ class LakeFS:
             entries = self.fs.get_file_info(pafs.FileSelector(top_path, allow_not_found=True))
             partitions: dict[str, str] = {}
             for entry in entries:
-                dt = _dt_of_dir(entry.base_name) if entry.type == pafs.FileType.Directory else None
+                dt = dt_of_dir(entry.base_name) if entry.type == pafs.FileType.Directory else None
                 if dt is not None and keep(dt):
                     partitions[entry.path] = dt
             if not partitions:
@@ -229,8 +223,9 @@ class LakeFS:
     def _key(self, fs_path: str) -> str:
         return fs_path[len(self._bucket) + 1:]
 
-    def _fs_path(self, path: str) -> str:
-        """A full path (as listed or written) -> the filesystem's path; must be in this lake."""
+    def fs_path(self, path: str) -> str:
+        """A full path (as listed or written) -> the path in `fs` (for engines reading the
+        lake's files through `fs` themselves); LakeDataError unless it is in this lake."""
         fs_path = path
         if self.is_s3 and path.startswith("s3://"):
             fs_path = path[len("s3://"):]
@@ -289,7 +284,7 @@ class LakeFS:
 
     def _arrow_error(self, exc: OSError, action: str) -> EventLakeError | None:
         text = redact(str(exc))
-        if _vanished(exc):
+        if file_vanished(exc):
             return None
         if "NO_SUCH_BUCKET" in text:
             return self._no_bucket()
@@ -301,57 +296,7 @@ class LakeFS:
         return None
 
 
-# -- names, dates, small helpers -------------------------------------------------------------
-
-def _check_name(name: str, suffix: str) -> str:
-    stem = name.removesuffix(suffix)
-    if not _NAME.fullmatch(stem):
-        raise LakeDataError(f"file name `{name}` is not valid: 1-200 letters, digits and "
-                            "`._=+@-`, starting with a letter or digit")
-    return stem + suffix
-
-
-def _check_dt(dt: str) -> str:
-    if not isinstance(dt, str) or not _DT_DIR.fullmatch(f"dt={dt}") or _parse_day(dt) is None:
-        raise LakeDataError(f"partition `{dt}` is not a date in the form YYYY-MM-DD")
-    return dt
-
-
-def _parse_day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _dt_of_dir(base_name: str) -> str | None:
-    match = _DT_DIR.fullmatch(base_name)
-    return match.group(1) if match and _parse_day(match.group(1)) else None
-
-
-def _day(value: date | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):  # a datetime is a date too: take its UTC date
-        value = as_utc(value).date()
-    return value.isoformat()
-
-
-def _dt_filter(start: date | None, end: date | None, dts: Iterable[str] | None
-               ) -> Callable[[str], bool]:
-    low, high = _day(start), _day(end)
-    allowed = None if dts is None else {_check_dt(d) for d in dts}
-    return lambda dt: ((low is None or dt >= low) and (high is None or dt <= high)
-                       and (allowed is None or dt in allowed))
-
-
-def _vanished(exc: BaseException) -> bool:
-    # S3 names a deleted object NoSuchKey on GET with a body, RESOURCE_NOT_FOUND on a bare 404
-    # (seen when an object vanishes between opening it and reading its ranges).
-    text = str(exc)
-    return (isinstance(exc, FileNotFoundError) or "NO_SUCH_KEY" in text
-            or "RESOURCE_NOT_FOUND" in text)
-
+# -- small helpers ---------------------------------------------------------------------------
 
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)

@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from eventlake.events.times import as_utc
-from eventlake.lake.fs import LakeDataError, LakeFile, LakeFS, _check_name, _dt_filter
-from eventlake.lake.layout import QUARANTINE_DIR
+from eventlake.lake.fs import LakeFile, LakeFS
+from eventlake.lake.layout import QUARANTINE_DIR, LakeDataError, check_name, dt_filter
 
 __all__ = ["LakeQuarantine", "QuarantineEntry"]
 
@@ -51,20 +51,20 @@ class LakeQuarantine(LakeFS):
                  for e in entries]
         data = ("\n".join(lines) + "\n").encode()
         path = (f"{self._base}/{QUARANTINE_DIR}/dt={now.date().isoformat()}/"
-                f"{_check_name(name, '.jsonl')}")
+                f"{check_name(name, '.jsonl')}")
         self._publish(path, lambda sink: sink.write(data), False)
         return self._full(path)
 
     def list_quarantine(self, start: date | None = None, end: date | None = None
                         ) -> list[LakeFile]:
-        return self._list(QUARANTINE_DIR, ".jsonl", _dt_filter(start, end, None))
+        return self._list(QUARANTINE_DIR, ".jsonl", dt_filter(start, end, None))
 
     def read_quarantine(self, start: date | None = None, end: date | None = None
                         ) -> list[QuarantineEntry]:
         entries = []
         for file in self.list_quarantine(start, end):
             with self._mapped(f"read `{file.path}`"), \
-                    self.fs.open_input_stream(self._fs_path(file.path)) as f:
+                    self.fs.open_input_stream(self.fs_path(file.path)) as f:
                 text = f.read().decode()
             # By "\n" only: a line is one JSON document, which never holds a raw newline but
             # may hold U+0085 or U+2028 (written unescaped), where splitlines() would cut.

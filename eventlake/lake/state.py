@@ -13,16 +13,17 @@ import json
 import os
 import re
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import pyarrow.fs as pafs
 
 from eventlake.aws import error_code
 from eventlake.config import VERSION
 from eventlake.errors import LakeNotFoundError
-from eventlake.lake.fs import LakeDataError, LakeFS, StateConflictError, _dt_of_dir
-from eventlake.lake.layout import EVENTS_DIR, STATE_DIR
+from eventlake.lake.fs import LakeFS, StateConflictError
+from eventlake.lake.layout import EVENTS_DIR, STATE_DIR, LakeDataError, dt_of_dir
 
-__all__ = ["LAKE_MARKER", "LakeState", "StateConflictError"]
+__all__ = ["LAKE_MARKER", "LakeState", "StateConflictError", "StoredState"]
 
 LAKE_MARKER = "lake.json"
 """`<root>/_eventlake/lake.json`, written by `eventlake init`: the lake exists. Readers and
@@ -32,11 +33,19 @@ EVENTLAKE_LAKE_URI fails loudly instead of reading nothing or archiving where no
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+@-]*(?:/[A-Za-z0-9][A-Za-z0-9._=+@-]*)*")
 
 
+class StoredState(NamedTuple):
+    """What `read_state` found: the content, and the version to pass as `expected` to replace
+    it (the ETag on S3, a content hash on local disk)."""
+
+    data: bytes
+    version: str
+
+
 class LakeState(LakeFS):
     """`read_state` / `write_state` of `lake.Lake`: compare-and-swap lake state by key."""
 
-    def read_state(self, key: str) -> tuple[bytes, str] | None:
-        """`(content, version)` of state `key`, or None when it does not exist."""
+    def read_state(self, key: str) -> StoredState | None:
+        """The content and version of state `key`, or None when it does not exist."""
         path = self._state_path(key)
         if self.is_s3:
             with self._boto_errors(f"read state `{key}`"):
@@ -46,13 +55,13 @@ class LakeState(LakeFS):
                     if error_code(exc) == "NoSuchKey":
                         return None
                     raise
-                return got["Body"].read(), got["ETag"]
+                return StoredState(got["Body"].read(), got["ETag"])
         try:
             with self.fs.open_input_stream(path) as f:
                 data = f.read()
         except FileNotFoundError:
             return None
-        return data, _version(data)
+        return StoredState(data, _version(data))
 
     def write_state(self, key: str, data: bytes, *, expected: str | None) -> str:
         """Compare-and-swap state `key`; returns the new version.
@@ -76,7 +85,7 @@ class LakeState(LakeFS):
             current = self.read_state(key)
             if expected is None and current is not None:
                 raise StateConflictError(f"state `{key}` already exists")
-            if expected is not None and (current is None or current[1] != expected):
+            if expected is not None and (current is None or current.version != expected):
                 raise StateConflictError(f"state `{key}` changed since version `{expected}`")
             self._publish(path, lambda sink: sink.write(data), False)
         finally:
@@ -93,8 +102,8 @@ class LakeState(LakeFS):
             return self.write_state(key, data, expected=expected)
         except StateConflictError:
             current = self.read_state(key)
-            if current is not None and current[0] == data:
-                return current[1]
+            if current is not None and current.data == data:
+                return current.version
             raise
 
     # -- existence -------------------------------------------------------------------------
@@ -121,7 +130,7 @@ class LakeState(LakeFS):
                     f"{self._base}/{EVENTS_DIR}", allow_not_found=True))
         except LakeNotFoundError:  # no bucket
             return False
-        return any(e.type == pafs.FileType.Directory and _dt_of_dir(e.base_name)
+        return any(e.type == pafs.FileType.Directory and dt_of_dir(e.base_name)
                    for e in entries)
 
     def require_exists(self) -> None:

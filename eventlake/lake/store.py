@@ -5,9 +5,9 @@
     <root>/_eventlake/<key>                         lake state (watermark, leases), CAS-written
 
 This module owns the events: writing tables as sorted, date-partitioned Parquet files and
-reading them back (pruned by directory, safe against compaction replacing files). The rest of
-`Lake` comes from its bases: `lakefs` (filesystem, atomic publish, listing, error mapping),
-`quarantine` and `lakestate`.
+reading them back (pruned by directory, safe against compaction replacing files: `vanish`). The
+rest of `Lake` comes from its bases: `fs` (filesystem, atomic publish, listing, error mapping),
+`quarantine` and `state`.
 
 File names are the writer's: the same name rewrites the same file, so a retry replaces itself.
 """
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypeVar
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,28 +30,31 @@ import pyarrow.parquet as pq
 
 from eventlake.aws import Clients
 from eventlake.config import Settings
-from eventlake.errors import StorageError, TransientError
+from eventlake.errors import StorageError
 from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
 from eventlake.events.times import as_utc
-from eventlake.lake.fs import (
+from eventlake.lake.fs import LakeFile, LakeFileError, LakeFileExistsError, StateConflictError
+from eventlake.lake.layout import (
+    EVENTS_DIR,
     LakeDataError,
-    LakeFile,
-    LakeFileError,
-    LakeFileExistsError,
-    StateConflictError,
-    _check_dt,
-    _check_name,
-    _dt_filter,
-    _vanished,
+    check_dt,
+    check_name,
+    dt_filter,
+    split_by_dt,
 )
-from eventlake.lake.layout import EVENTS_DIR
 from eventlake.lake.names import is_own_file
 from eventlake.lake.quarantine import LakeQuarantine, QuarantineEntry
 from eventlake.lake.state import LakeState
+from eventlake.lake.vanish import (
+    VANISH_ATTEMPTS,
+    file_vanished,
+    retry_on_vanish,
+    vanish_backoff,
+    vanished_too_often,
+)
 
 __all__ = [
     "ROW_GROUP_ROWS",
-    "VANISH_ATTEMPTS",
     "Lake",
     "LakeDataError",
     "LakeFile",
@@ -59,14 +62,12 @@ __all__ = [
     "LakeFileExistsError",
     "QuarantineEntry",
     "StateConflictError",
+    "TimeRange",
     "WrittenFile",
     "conform",
-    "split_by_dt",
+    "projection",
 ]
 
-T = TypeVar("T")
-VANISH_ATTEMPTS = 5
-"""Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
 _RANGES_KEPT = 10_000
 """Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
@@ -75,6 +76,13 @@ _SORTING = pq.SortingColumn.from_ordering(EVENT_SCHEMA, SORT_KEYS)
 _DICTIONARY_COLUMNS = ["event_type", "source"]
 _STATISTICS_COLUMNS = ["event_id", "event_type", "timestamp", "ingested_at", "source", "subject"]
 """Min/max statistics where readers prune; none for payloads (large, never pruned on)."""
+
+
+class TimeRange(NamedTuple):
+    """The least and greatest value of a time column in a file (UTC)."""
+
+    low: datetime
+    high: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +100,7 @@ class Lake(LakeQuarantine, LakeState):
 
     def __init__(self, settings: Settings, *, clients: Clients | None = None) -> None:
         super().__init__(settings, clients=clients)
-        self._ranges: dict[tuple[str, int], tuple[datetime, datetime] | None] = {}
+        self._ranges: dict[tuple[str, int], TimeRange | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clients: Clients | None = None) -> Lake:
@@ -113,7 +121,7 @@ class Lake(LakeQuarantine, LakeState):
         retry with the same name converges. `if_absent` refuses to overwrite (after writing
         the other files) with `LakeFileExistsError`.
         """
-        _check_name(name, ".parquet")
+        check_name(name, ".parquet")
         parts = split_by_dt(conform(table))
         if len(parts) <= 1:
             return [self._write_sorted(dt, part, name, if_absent) for dt, part in parts]
@@ -126,7 +134,7 @@ class Lake(LakeQuarantine, LakeState):
                         presorted: bool = False) -> WrittenFile:
         """Write rows that all fall on UTC date `dt` as `events/dt=<dt>/<name>.parquet`.
         `presorted`: the caller already sorted the rows by SORT_KEYS (skips a sort)."""
-        _check_dt(dt)
+        check_dt(dt)
         table = conform(table)
         if table.num_rows:
             low, high = pc.min_max(pc.cast(table["timestamp"], pa.date32())).values()
@@ -138,7 +146,7 @@ class Lake(LakeQuarantine, LakeState):
 
     def _write_sorted(self, dt: str, table: pa.Table, name: str, if_absent: bool
                       ) -> WrittenFile:
-        path = f"{self._base}/{EVENTS_DIR}/dt={dt}/{_check_name(name, '.parquet')}"
+        path = f"{self._base}/{EVENTS_DIR}/dt={dt}/{check_name(name, '.parquet')}"
         size = self._publish(path, lambda sink: _write_parquet(table, sink), if_absent)
         return WrittenFile(self._full(path), dt, table.num_rows, size)
 
@@ -151,53 +159,41 @@ class Lake(LakeQuarantine, LakeState):
         Pruning uses directory names only; no file is opened. Hidden and temporary files
         (".", "_") and anything not `*.parquet` are ignored.
         """
-        return self._list(EVENTS_DIR, ".parquet", _dt_filter(start, end, dts))
+        return self._list(EVENTS_DIR, ".parquet", dt_filter(start, end, dts))
 
     def read(self, start: date | None = None, end: date | None = None,
              columns: Sequence[str] | None = None) -> pa.Table:
         """Events of the partitions in [start, end] (EVENT_SCHEMA, or just `columns`)."""
-        schema = _projection(columns)
-        return self._vanish_safe(lambda: self._read_files(self.list_files(start, end), schema))
+        return retry_on_vanish(lambda: self.read_files(self.list_files(start, end), columns))
 
     def read_ids(self, dts: Iterable[str]) -> pa.Array:
         """The event_ids stored in partitions `dts`, reading only that column of their files."""
-        wanted = {_check_dt(dt) for dt in dts}
+        wanted = {check_dt(dt) for dt in dts}
         if not wanted:
             return pa.array([], pa.string())
-        schema = _projection(["event_id"])
-        table = self._vanish_safe(lambda: self._read_files(self.list_files(dts=wanted), schema))
+        table = retry_on_vanish(lambda: self.read_files(self.list_files(dts=wanted),
+                                                        ["event_id"]))
         return table["event_id"].combine_chunks()
 
     def read_hashes(self, dts: Iterable[str]) -> pa.Table:
         """(event_id, content_hash) of the rows in partitions `dts`, reading only those two
         columns of their files: "is this exact event stored", not just "is this id"."""
-        wanted = {_check_dt(dt) for dt in dts}
-        schema = _projection(["event_id", "content_hash"])
+        wanted = {check_dt(dt) for dt in dts}
+        columns = ["event_id", "content_hash"]
         if not wanted:
-            return schema.empty_table()
-        return self._vanish_safe(lambda: self._read_files(self.list_files(dts=wanted), schema))
+            return projection(columns).empty_table()
+        return retry_on_vanish(lambda: self.read_files(self.list_files(dts=wanted), columns))
 
-    def read_ids_of(self, paths: Iterable[str], *, skip_vanished: bool = True) -> set[str]:
+    def read_ids_of(self, paths: Iterable[str]) -> set[str]:
         """The event_ids in these files (full paths, as listed), reading only that column.
 
-        A file that vanished meanwhile (compaction merged it into another) is skipped: this
-        feeds "skip what is already stored", where missing an id writes a duplicate that
-        compaction and queries remove, never loses an event. `skip_vanished=False` raises
-        instead (the OSError), for a caller that lists again (`_vanish_safe`).
+        A file that vanished meanwhile (compaction merged it into another) raises its OSError:
+        list again and retry (`vanish.retry_on_vanish`), the merged file holds its ids.
         """
-        schema = _projection(["event_id"])
+        return {i for table in self.read_each(paths, ["event_id"])
+                for i in table["event_id"].to_pylist()}
 
-        def ids_of(path: str) -> list[str]:
-            try:
-                return list(self._read_file(path, schema)["event_id"].to_pylist())
-            except OSError as exc:
-                if _vanished(exc) and skip_vanished:
-                    return []
-                raise
-
-        return {i for ids in self._map(ids_of, list(paths)) for i in ids}
-
-    def ingested_range(self, file: LakeFile) -> tuple[datetime, datetime] | None:
+    def ingested_range(self, file: LakeFile) -> TimeRange | None:
         """The least and greatest `ingested_at` of `file`, from its footer's statistics (one
         small read, remembered per path and size: files are immutable); None when the footer
         has none (no rows, or a writer that wrote no statistics)."""
@@ -205,7 +201,7 @@ class Lake(LakeQuarantine, LakeState):
         if key in self._ranges:
             return self._ranges[key]
         with self._mapped(f"read `{file.path}`"), \
-                self.fs.open_input_file(self._fs_path(file.path)) as f:
+                self.fs.open_input_file(self.fs_path(file.path)) as f:
             try:
                 meta = pq.ParquetFile(f).metadata
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -224,38 +220,55 @@ class Lake(LakeQuarantine, LakeState):
         not yet yielded are read: rows may then come twice (from a merged file), never not at
         all; callers that need each event once dedupe by event_id.
         """
-        schema = _projection(columns)
+        schema = projection(columns)
         done: set[str] = set()
+        # Not `retry_on_vanish`: a generator resumes after the files it has yielded.
         for attempt in range(1, VANISH_ATTEMPTS + 1):
             if attempt > 1:
-                time.sleep(_vanish_backoff(attempt))
+                time.sleep(vanish_backoff(attempt))
             for file in self.list_files(start, end):
                 if file.path in done:
                     continue
                 try:
                     table = self._read_file(file.path, schema)
                 except OSError as exc:
-                    if not _vanished(exc):
+                    if not file_vanished(exc):
                         raise
                     if attempt == VANISH_ATTEMPTS:
-                        raise _vanished_twice(exc) from exc
+                        raise vanished_too_often(exc) from exc
                     break
                 done.add(file.path)
                 yield table
             else:
                 return
 
-    def _read_files(self, files: Sequence[LakeFile], schema: pa.Schema) -> pa.Table:
-        """`schema`'s columns of `files`; a file that is corrupt or not of the lake's schema
-        raises LakeFileError naming it (a dataset would read its missing columns as NULLs)."""
+    def read_file(self, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """One file (a full path, as listed): its events (EVENT_SCHEMA, or just `columns`).
+
+        A file that is corrupt or not of the lake's schema raises LakeFileError naming it; one
+        that vanished (compaction deleted it) its OSError (see `vanish`)."""
+        return self._read_file(path, projection(columns))
+
+    def read_each(self, paths: Iterable[str], columns: Sequence[str] | None = None
+                  ) -> list[pa.Table]:
+        """`read_file` of each path, in the same order (in parallel on S3)."""
+        return self._map(lambda path: self.read_file(path, columns), list(paths))
+
+    def read_files(self, files: Sequence[LakeFile], columns: Sequence[str] | None = None
+                   ) -> pa.Table:
+        """The events of `files` as one table (EVENT_SCHEMA, or just `columns`), in one scan.
+
+        A file that is corrupt or not of the lake's schema raises LakeFileError naming it (a
+        dataset would read its missing columns as NULLs); one that vanished its OSError."""
+        schema = projection(columns)
         if not files:
             return schema.empty_table()
         with self._mapped(f"read `{self.root}`"):
-            dataset = ds.dataset([self._fs_path(f.path) for f in files], schema=EVENT_SCHEMA,
+            dataset = ds.dataset([self.fs_path(f.path) for f in files], schema=EVENT_SCHEMA,
                                  format="parquet", filesystem=self.fs)
             # Each fragment keeps the footer it opens here, so the scan below reads no more.
             fragments = {f.path: f for f in dataset.get_fragments()}
-            listed = {self._fs_path(f.path): f.path for f in files}
+            listed = {self.fs_path(f.path): f.path for f in files}
             self._map(lambda p: _check_footer(listed[p], lambda: fragments[p].physical_schema,
                                               schema), list(fragments))
             try:
@@ -278,7 +291,7 @@ class Lake(LakeQuarantine, LakeState):
                                 "required columns, yet each file reads correctly alone")
 
     def _read_file(self, path: str, schema: pa.Schema) -> pa.Table:
-        with self._mapped(f"read `{path}`"), self.fs.open_input_file(self._fs_path(path)) as f:
+        with self._mapped(f"read `{path}`"), self.fs.open_input_file(self.fs_path(path)) as f:
             try:
                 parquet = pq.ParquetFile(f)
                 _check_footer(path, lambda: parquet.schema_arrow, schema)
@@ -295,25 +308,6 @@ class Lake(LakeQuarantine, LakeState):
         except (pa.ArrowInvalid, ValueError) as exc:
             raise LakeFileError(path, f"its columns do not cast to the lake's ({exc})") from exc
 
-    def _vanish_safe(self, read: Callable[[], T]) -> T:
-        """Run `read` (listing included); again with a fresh listing if a file vanished.
-
-        Compaction writes its merged file before deleting the ones it replaced, so a fresh
-        listing finds every row again. One compaction deletes its inputs one by one, so a
-        reader can meet several of them vanishing: it tries up to VANISH_ATTEMPTS listings.
-        """
-        for attempt in range(1, VANISH_ATTEMPTS + 1):
-            if attempt > 1:
-                time.sleep(_vanish_backoff(attempt))
-            try:
-                return read()
-            except OSError as exc:
-                if not _vanished(exc):
-                    raise
-                if attempt == VANISH_ATTEMPTS:
-                    raise _vanished_twice(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def check_foreign(self, files: Iterable[LakeFile]) -> None:
         """Refuse (LakeFileError, naming it) any of `files` that none of eventlake's writers
         named and whose footer is not the lake's schema: engines reading the lake by its
@@ -325,10 +319,10 @@ class Lake(LakeQuarantine, LakeState):
         def check(path: str) -> None:
             try:
                 with self._mapped(f"read `{path}`"), \
-                        self.fs.open_input_file(self._fs_path(path)) as f:
+                        self.fs.open_input_file(self.fs_path(path)) as f:
                     _check_footer(path, lambda: pq.ParquetFile(f).schema_arrow, EVENT_SCHEMA)
             except OSError as exc:
-                if not _vanished(exc):  # compacted away: not read by anyone, not refused
+                if not file_vanished(exc):  # compacted away: not read by anyone, not refused
                     raise
 
         self._map(check, foreign)
@@ -337,11 +331,11 @@ class Lake(LakeQuarantine, LakeState):
 
     def exists(self, path: str) -> bool:
         with self._mapped(f"look up `{path}`"):
-            return bool(self.fs.get_file_info(self._fs_path(path)).type == pafs.FileType.File)
+            return bool(self.fs.get_file_info(self.fs_path(path)).type == pafs.FileType.File)
 
     def delete(self, paths: Iterable[str]) -> None:
         """Delete files of this lake (full paths as listed); already-missing files are fine."""
-        fs_paths = [self._fs_path(p) for p in paths]
+        fs_paths = [self.fs_path(p) for p in paths]
         if not self.is_s3:
             for path in fs_paths:
                 with suppress(FileNotFoundError):
@@ -389,21 +383,6 @@ def conform(table: pa.Table) -> pa.Table:
         raise LakeDataError(f"table does not fit the lake's schema: {exc}") from exc
 
 
-def split_by_dt(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """(dt, rows sorted by SORT_KEYS) per UTC date, in date order; slices of one sorted table."""
-    if not table.num_rows:
-        return []
-    days = pc.cast(table["timestamp"], pa.date32())  # exact: a UTC timestamp's date
-    keyed = table.append_column("__dt", days).sort_by([("__dt", "ascending"), *SORT_KEYS])
-    counts = pc.value_counts(keyed["__dt"])
-    parts, offset = [], 0
-    for day, count in sorted(zip(counts.field("values").to_pylist(),
-                                 counts.field("counts").to_pylist(), strict=True)):
-        parts.append((day.isoformat(), keyed.slice(offset, count).drop_columns(["__dt"])))
-        offset += count
-    return parts
-
-
 def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
     with pq.ParquetWriter(sink, EVENT_SCHEMA, compression="zstd",
                           write_statistics=_STATISTICS_COLUMNS,
@@ -411,7 +390,7 @@ def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
-def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime] | None:
+def _column_range(meta: pq.FileMetaData, name: str) -> TimeRange | None:
     """(min, max) of column `name` over every row group's statistics, as UTC datetimes; None
     when a row group lacks them or the file has no rows."""
     index = next((j for j in range(meta.num_columns) if meta.schema.column(j).path == name),
@@ -425,7 +404,8 @@ def _column_range(meta: pq.FileMetaData, name: str) -> tuple[datetime, datetime]
             return None
         lows.append(as_utc(stats.min))
         highs.append(as_utc(stats.max))
-    return min(lows), max(highs)
+    return TimeRange(min(lows), max(highs))
+
 
 
 def _check_footer(path: str, file_schema: Callable[[], pa.Schema], wanted: pa.Schema) -> None:
@@ -455,7 +435,9 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(got) and got.tz is not None)
 
 
-def _projection(columns: Sequence[str] | None) -> pa.Schema:
+def projection(columns: Sequence[str] | None) -> pa.Schema:
+    """EVENT_SCHEMA narrowed to `columns`, in their order (all of it for None); LakeDataError
+    for a column the lake does not have."""
     if columns is None:
         return EVENT_SCHEMA
     unknown = [c for c in columns if c not in EVENT_SCHEMA.names]
@@ -463,13 +445,3 @@ def _projection(columns: Sequence[str] | None) -> pa.Schema:
         raise LakeDataError(f"unknown column(s) {unknown or [columns]}: the lake has "
                             f"{EVENT_SCHEMA.names}")
     return pa.schema([EVENT_SCHEMA.field(c) for c in columns])
-
-
-def _vanish_backoff(attempt: int) -> float:
-    """Seconds before listing again: a compaction's deletes take milliseconds to finish."""
-    return 0.01 * 2.0 ** (attempt - 2)
-
-
-def _vanished_twice(exc: BaseException) -> TransientError:
-    return TransientError(f"lake files vanished {VANISH_ATTEMPTS} times while reading "
-                          f"(compaction running?); safe to retry: {exc}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -34,9 +33,13 @@ def run_script(connect: Connect, args: argparse.Namespace, sql: str, params: Map
     connect and run again, as every reader of the lake does, unless output has begun."""
     import duckdb
 
-    from eventlake.lake.store import VANISH_ATTEMPTS, _vanish_backoff
+    from eventlake.lake.vanish import retry_on_vanish
+    from eventlake.query.views import file_vanished_in_query
 
-    for attempt in range(1, VANISH_ATTEMPTS + 1):
+    stdout = _Watched(sys.stdout)
+
+    def attempt() -> int:
+        nonlocal stdout
         stdout = _Watched(sys.stdout)
         con = open_views(connect, debug=args.debug)
         try:
@@ -47,17 +50,20 @@ def run_script(connect: Connect, args: argparse.Namespace, sql: str, params: Map
                 return 0
             _write(result, fmt, args, style, stdout)
             return 0
-        except duckdb.Error as exc:
-            if attempt < VANISH_ATTEMPTS and not stdout.written and _vanished(exc):
-                time.sleep(_vanish_backoff(attempt + 1))
-                continue
-            if args.debug:
-                raise
-            print(f"eventlake: SQL error: {one_line(exc)}", file=sys.stderr)
-            return 2
         finally:
             con.close()
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def vanished(exc: BaseException) -> bool:
+        return not stdout.written and file_vanished_in_query(exc)
+
+    try:
+        return retry_on_vanish(attempt, errors=duckdb.Error, vanished=vanished,
+                               during="under the query", reraise_last=True)
+    except duckdb.Error as exc:
+        if args.debug:
+            raise
+        print(f"eventlake: SQL error: {one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 def _write(result: Result, fmt: Format, args: argparse.Namespace, style: TableStyle,
@@ -77,12 +83,6 @@ def _write(result: Result, fmt: Format, args: argparse.Namespace, style: TableSt
             raise
         raise SqlUsageError(f"cannot write the result as {fmt}: {exc}; cast that column in "
                             "the SQL (e.g. `CAST(x AS VARCHAR)`)") from exc
-
-
-def _vanished(exc: BaseException) -> bool:
-    from eventlake.query.views import _vanished as vanished  # the lake readers' one rule for it
-
-    return vanished(exc)
 
 
 class _Watched:

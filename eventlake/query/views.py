@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,20 +68,22 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from eventlake.codec import RowBuilder
-from eventlake.errors import ConfigError, TransientError
+from eventlake.errors import ConfigError
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 from eventlake.events.times import as_utc
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.shards import read_recorded_shards
-from eventlake.lake.store import VANISH_ATTEMPTS, Lake, LakeFile, _vanish_backoff
+from eventlake.lake.store import Lake, LakeFile
+from eventlake.lake.vanish import retry_on_vanish
 from eventlake.lake.watermark import read_watermark, window_start
 
 if TYPE_CHECKING:
     from eventlake.hot.store import HotStore
 
-__all__ = ["CLOCK_SKEW", "VIEWS", "Engine", "Snapshot", "Tiers", "connect", "install",
-           "list_queries", "load_sql", "read_hot", "refresh", "run_sql", "take_snapshot"]
+__all__ = ["CLOCK_SKEW", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
+           "file_vanished_in_query", "install", "list_queries", "load_sql", "read_hot", "refresh",
+           "run_sql", "take_snapshot"]
 
 _log = logging.getLogger("eventlake.query.views")
 T = TypeVar("T")
@@ -362,7 +363,7 @@ def _dataset(lake: Lake, files: Sequence[LakeFile]) -> ds.Dataset:
     """One fragment per file, each carrying what all its rows satisfy (its dt, and a timestamp
     on that UTC day): pyarrow skips fragments a filter excludes without opening them."""
     parquet = ds.ParquetFileFormat()
-    fragments = [parquet.make_fragment(lake._fs_path(f.path), filesystem=lake.fs,
+    fragments = [parquet.make_fragment(lake.fs_path(f.path), filesystem=lake.fs,
                                        partition_expression=_bounds(f.dt), file_size=f.size)
                  for f in files]
     return ds.FileSystemDataset(fragments, COLD_SCHEMA, parquet, lake.fs)
@@ -401,23 +402,12 @@ def _literal(text: str) -> str:
 def _listing_again_on_vanish(attempt: Callable[[], T]) -> T:
     """`attempt()`, again (it lists the lake afresh) while a listed file has vanished: DuckDB
     checks that every listed path exists when it binds a view, and reads them when it runs."""
-    for number in range(1, VANISH_ATTEMPTS + 1):
-        if number > 1:
-            time.sleep(_vanish_backoff(number))
-        try:
-            return attempt()
-        except duckdb.Error as exc:
-            if not _vanished(exc):
-                raise
-            if number == VANISH_ATTEMPTS:
-                raise TransientError(f"lake files vanished {VANISH_ATTEMPTS} times under the "
-                                     f"query (compaction running?); safe to retry: {exc}"
-                                     ) from exc
-            _log.info("a lake file vanished under the query (%s); listing again", exc)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return retry_on_vanish(attempt, errors=duckdb.Error, vanished=file_vanished_in_query,
+                           during="under the query")
 
 
-def _vanished(exc: BaseException) -> bool:
-    """A lake file gone missing (not, say, a file the query itself names)."""
+def file_vanished_in_query(exc: BaseException) -> bool:
+    """Whether a DuckDB error says a listed lake file has gone missing (compaction deleted it),
+    not, say, a file the query itself names."""
     text = str(exc)
     return _VANISHED.search(text) is not None and f"/{EVENTS_DIR}/dt=" in text

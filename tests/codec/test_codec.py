@@ -34,6 +34,7 @@ from eventlake.codec import (
     payload_json_from_map,
     to_json_compatible,
 )
+from eventlake.codec.attributes import decode_number
 from eventlake.config import Settings
 from eventlake.events.canonical import canonical_json, content_hash
 from eventlake.events.model import Event, parse_event
@@ -188,6 +189,13 @@ def test_malformed_attribute_values_raise_codec_error(av: dict[str, Any], rule: 
 def test_number_errors_name_the_value() -> None:
     with pytest.raises(CodecError, match=r"`1e126`.*outside DynamoDB's range"):
         decode_value({"N": "1e126"})
+
+
+def test_decode_number_reads_the_text_of_an_n_exactly() -> None:
+    assert decode_number("42") == 42
+    assert decode_number("-1.50") == Decimal("-1.50")
+    with pytest.raises(CodecError, match=r"`4x` is not a number \[rule attribute.number_format\]"):
+        decode_number("4x")
 
 
 def test_decoding_error_names_the_attribute_path() -> None:

@@ -20,7 +20,6 @@ from stream_support import lambda_event
 
 from eventlake import EventLake
 from eventlake.archive.stream import archive_event
-from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 
 EVENTS = 60
@@ -38,7 +37,7 @@ def store(world: World, at: datetime) -> list[dict[str, Any]]:
 def plain_count(world: World) -> int:
     """count(*) over every file, as an engine that knows nothing of eventlake counts."""
     if world.lake.is_s3:  # DuckDB's httpfs is not available offline: pyarrow, same files
-        paths = [world.lake._fs_path(f.path) for f in world.lake.list_files()]
+        paths = [world.lake.fs_path(f.path) for f in world.lake.list_files()]
         return int(ds.dataset(paths, format="parquet", filesystem=world.lake.fs).count_rows())
     return int(duckdb.sql(f"select count(*) from read_parquet('{world.lake.events_glob}')")
                .fetchall()[0][0])
@@ -98,7 +97,7 @@ def test_copies_written_in_a_race_are_removed_by_the_scheduled_compaction(
     items = store(world, NOW - timedelta(hours=1))
     archive_event(world.lake, lambda_event(items))
     for f in world.lake.list_files():  # the sweep's copy, as if written at the same moment
-        world.lake.write_partition(f.dt, world.lake._read_file(f.path, EVENT_SCHEMA),
+        world.lake.write_partition(f.dt, world.lake.read_file(f.path),
                                    "sweep-20240510T100000000000-20240510T120000000000-0000-"
                                    "0123456789ab")
     assert plain_count(world) == 2 * EVENTS

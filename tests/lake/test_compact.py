@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -555,9 +556,9 @@ def test_a_partition_found_disjoint_is_not_read_again_until_its_files_change(
     # given a closed day that kept two files without copies (below min_files)
     write_files(lake, [[1, 2], [3, 4]])
     reads: list[str] = []
-    read_file = lake._read_file
-    monkeypatch.setattr(lake, "_read_file",
-                        lambda path, schema: reads.append(path) or read_file(path, schema))
+    read_file = lake.read_file
+    monkeypatch.setattr(lake, "read_file",
+                        lambda path, columns=None: reads.append(path) or read_file(path, columns))
     # when the hourly compaction runs twice
     first = compact(lake, min_files=4)
     read_first = len(reads)
@@ -675,14 +676,14 @@ def test_large_files_found_disjoint_are_not_read_again_until_they_change(
     large = [f.path for f in lake.list_files()]
     small = min(f.size for f in lake.list_files()) // 2
     id_reads: list[str] = []
-    read_file = lake._read_file
+    read_file = lake.read_file
 
-    def counting(path: str, schema: pa.Schema) -> pa.Table:
-        if schema.names == ["event_id"]:
+    def counting(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+        if columns == ["event_id"]:
             id_reads.append(path)
-        return read_file(path, schema)
+        return read_file(path, columns)
 
-    monkeypatch.setattr(lake, "_read_file", counting)
+    monkeypatch.setattr(lake, "read_file", counting)
 
     # when the hourly compaction merges new small files twice
     for round_ in range(2):

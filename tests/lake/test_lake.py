@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import eventlake.lake.fs as lakefs_module
 import eventlake.lake.store as lake_module
 from eventlake.config import Settings
 from eventlake.errors import LakeNotFoundError, StorageError, TransientError
@@ -29,6 +28,7 @@ from eventlake.lake.store import (
     QuarantineEntry,
     StateConflictError,
 )
+from eventlake.lake.vanish import file_vanished, retry_on_vanish
 
 MIDNIGHT = datetime(2024, 3, 10, tzinfo=UTC)
 INGESTED = datetime(2024, 3, 11, 8, 30, 0, 123456, tzinfo=UTC)
@@ -392,15 +392,21 @@ def test_read_selects_columns(five_days: Lake) -> None:
         five_days.read(columns=["dt"])
 
 
-def test_read_ids_of_reads_the_named_files_and_skips_vanished_ones(five_days: Lake) -> None:
+def test_read_ids_of_reads_the_named_files_and_lists_again_when_one_vanished(
+        five_days: Lake) -> None:
     files = five_days.list_files(date(2024, 3, 9), date(2024, 3, 9))
     corrupt_partitions(five_days, {"2024-03-09"})
-    five_days.delete([files[1].path])  # batch-b, compacted away meanwhile
 
-    ids = five_days.read_ids_of([f.path for f in files])
-
-    assert ids == {"a-2024-03-09-0", "a-2024-03-09-1"}
+    assert five_days.read_ids_of([files[0].path]) == {"a-2024-03-09-0", "a-2024-03-09-1"}
     assert five_days.read_ids_of([]) == set()
+
+    # a file compacted away meanwhile raises: a fresh listing (retry_on_vanish) finds the rest
+    five_days.delete([files[1].path])
+    with pytest.raises(FileNotFoundError):
+        five_days.read_ids_of([f.path for f in files])
+    listed = retry_on_vanish(lambda: five_days.read_ids_of(
+        [f.path for f in five_days.list_files(date(2024, 3, 9), date(2024, 3, 9))]))
+    assert listed == {"a-2024-03-09-0", "a-2024-03-09-1"}
 
 
 def test_iter_tables_yields_one_table_per_file(five_days: Lake) -> None:
@@ -491,7 +497,7 @@ def test_files_vanishing_twice_is_a_transient_error(two_small_files: Lake,
     (OSError("AWS Error ACCESS_DENIED during GetObject operation"), False),
 ])
 def test_which_read_errors_mean_a_file_vanished(error: OSError, vanished: bool) -> None:
-    assert lakefs_module._vanished(error) is vanished
+    assert file_vanished(error) is vanished
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Retrying a read while files it listed vanish (compaction deleting them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from eventlake.errors import TransientError
+from eventlake.lake.vanish import VANISH_ATTEMPTS, retry_on_vanish
+
+
+def failing(times: int, error: BaseException) -> tuple[list[int], Callable[[], str]]:
+    calls: list[int] = []
+
+    def attempt() -> str:
+        calls.append(1)
+        if len(calls) <= times:
+            raise error
+        return "read"
+
+    return calls, attempt
+
+
+def test_a_vanished_file_makes_the_read_run_again() -> None:
+    calls, attempt = failing(2, FileNotFoundError("gone"))
+
+    assert retry_on_vanish(attempt) == "read"
+    assert len(calls) == 3
+
+
+def test_other_errors_are_not_retried() -> None:
+    calls, attempt = failing(1, PermissionError("denied"))
+
+    with pytest.raises(PermissionError):
+        retry_on_vanish(attempt)
+    assert len(calls) == 1
+
+
+def test_files_vanishing_every_time_give_up_with_a_transient_error_or_the_error_itself() -> None:
+    calls, attempt = failing(99, FileNotFoundError("gone"))
+    with pytest.raises(TransientError, match=f"vanished {VANISH_ATTEMPTS} times under the query"):
+        retry_on_vanish(attempt, during="under the query")
+    assert len(calls) == VANISH_ATTEMPTS
+
+    calls, attempt = failing(99, FileNotFoundError("gone"))
+    with pytest.raises(FileNotFoundError):
+        retry_on_vanish(attempt, reraise_last=True)
+    assert len(calls) == VANISH_ATTEMPTS
