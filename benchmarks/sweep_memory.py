@@ -248,7 +248,7 @@ def run() -> dict[str, float]:
           f"{any_result['dts']} dt partitions; both modes checked to write exactly the N "
           "generated event_ids)")
     print(f"the sweep archives in chunks of {DEFAULT_CHUNK_ROWS:,} items "
-          "(antijoin.DEFAULT_CHUNK_ROWS): its peak is one chunk's, whatever the event count")
+          "(archive.writer.DEFAULT_CHUNK_ROWS): its peak is one chunk's, whatever the event count")
     header = ["mode", "events", "peak RSS Δ MB", "arrow peak MB", "startup RSS MB", "s",
               "of which generating s", "events/s (excl. generating)"]
     rows: list[list[str]] = []

@@ -17,7 +17,7 @@ The shard count and the retention are the table's, not the process's (tablesetti
 recorded as tags by `provision`, read once per store, and used by every write and read
 (`table_settings`); a process set to other values refuses with ConfigError. Readers that have
 the lake also query the shards of the largest count it has seen in force (`read_at_least`,
-shardrecord.py), so lowering the count on a live table hides no event.
+lake/shards.py), so lowering the count on a live table hides no event.
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ class HotStore:
     @property
     def read_floor(self) -> int | None:
         """The fewest index shards a window read queries, as set by `read_at_least`; None
-        until lake-aware code (shardrecord.py) has set it."""
+        until lake-aware code (lake/shards.py) has set it."""
         return self._read_floor
 
     def read_at_least(self, shards: int) -> bool:
@@ -447,7 +447,7 @@ class HotStore:
             return
         lo, hi = format_ts(since), format_ts(until)
         shards = self.shards_to_read()
-        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = as_utc(since).replace(hour=0, minute=0, second=0, microsecond=0)
         keys: list[str] = []
         while day < until:
             keys.extend(f"{day_key(day)}#{s}" for s in range(shards))

@@ -16,7 +16,7 @@ Lambda reads no S3). Every process reads them once, on its first use of the hot 
 Changing the retention on a live table is not supported: events already written carry the
 old expiry times. The shard count may change: raising it is safe (readers query the larger
 range), and lowering it hides nothing, because the lake remembers the largest count in force
-and readers that have the lake query that many shards (shardrecord.py).
+and readers that have the lake query that many shards (lake/shards.py).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from eventlake.events.times import as_utc
+
 __all__ = ["WRITERS", "Window", "WindowKind", "is_own_file", "parse_window", "window_name"]
 
 WindowKind = Literal["sweep", "expiry"]
@@ -44,7 +46,7 @@ class Window:
 def window_name(kind: WindowKind, since: datetime, until: datetime) -> str:
     """`<kind>-<since>-<until>`: the name (less the writer's chunk suffix) of the files written
     from the ingestion window [since, until)."""
-    return f"{kind}-{since.astimezone(UTC):{_TIME}}-{until.astimezone(UTC):{_TIME}}"
+    return f"{kind}-{as_utc(since):{_TIME}}-{as_utc(until):{_TIME}}"
 
 
 def parse_window(file_name: str) -> Window | None:

@@ -26,7 +26,7 @@ timestamp, ingested now) is hot by its ingestion time and lands in its own old `
     events_cold  (single-file partitions, read as they are)            <- no DISTINCT, no window
                  UNION ALL
                  (several-file partitions: one row per (dt, event_id), the copy with the
-                  earliest ingested_at, then the smallest content_hash: `distinct.py`'s rule)
+                  earliest ingested_at, then the smallest content_hash: `lake/dedup.py`'s rule)
     events_hot   the hot rows, one per event_id (a table of the connection: they are few)
     events       events_cold UNION ALL hot rows whose (dt, event_id) the cold files lack
 
@@ -105,7 +105,7 @@ _EMPTY = "SELECT " + ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.na
                                for f in COLD_SCHEMA) + " WHERE false"
 _ONE_COPY = ("QUALIFY row_number() OVER (PARTITION BY dt, event_id "
              "ORDER BY ingested_at, content_hash) = 1")
-"""distinct.first_copies' rule in SQL. An event_id lives in one partition (the date of its
+"""lake.dedup.first_copies' rule in SQL. An event_id lives in one partition (the date of its
 timestamp), so partitioning by dt too changes nothing and lets dt predicates through."""
 _GLOB = re.compile(r"[*?\[\]{}]")
 _FILES = "[!._]*.parquet"

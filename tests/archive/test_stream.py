@@ -686,7 +686,8 @@ def test_a_partly_failed_batch_redelivered_later_rewrites_its_quarantine_file(
 # --- the sweep or compaction wrote them first: no copies (issue 8, item 5) -----------------------
 
 def sweep_name(since: datetime, until: datetime) -> str:
-    """What the sweep names its files (archive.py + antijoin.py): window, chunk, digest."""
+    """What the sweep names its files (archive/sweep.py, archive/writer.py): window, chunk,
+    digest."""
     return f"sweep-{since:%Y%m%dT%H%M%S%f}-{until:%Y%m%dT%H%M%S%f}-0000-0123456789ab"
 
 
