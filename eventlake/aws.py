@@ -25,7 +25,12 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from eventlake.clock import ClockOffset
-from eventlake.config import Settings
+from eventlake.config import (
+    AWS_CONNECT_TIMEOUT_S,
+    AWS_MAX_PAUSE_S,
+    AWS_READ_TIMEOUT_S,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -72,9 +77,6 @@ def is_transient(exc: BaseException) -> bool:
         return isinstance(status, int) and status >= 500
     return False
 
-
-MAX_BACKOFF_SECONDS = 20.0
-"""botocore's longest pause between two attempts (standard and adaptive modes)."""
 
 _DEADLINE: ContextVar[Callable[[], float] | None] = ContextVar("eventlake_retry_deadline",
                                                                default=None)
@@ -130,7 +132,7 @@ def _deadline_guard(max_attempts: int) -> Callable[..., None]:
                                      getattr(operation, "name", "call"))
         if failure is None:
             return
-        longest_pause = min(2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+        longest_pause = min(2.0 ** (attempts - 1), AWS_MAX_PAUSE_S)
         if left() <= longest_pause:
             raise OutOfTime(attempts, failure)
 
@@ -165,8 +167,8 @@ class Clients:
                         region_name=self.settings.region,
                         retries=retries_config(self.settings),  # type: ignore[arg-type]
                         max_pool_connections=self.settings.put_concurrency + 4,
-                        connect_timeout=5,
-                        read_timeout=30,
+                        connect_timeout=AWS_CONNECT_TIMEOUT_S,
+                        read_timeout=AWS_READ_TIMEOUT_S,
                         # Account-based DynamoDB endpoints (boto3 >= 1.37) are not routed by
                         # moto's in-process mock; the regional endpoint works everywhere.
                         account_id_endpoint_mode="disabled",

@@ -7,6 +7,7 @@ one raises `ConfigError` naming the variable and what it expected.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -18,6 +19,14 @@ from typing import Any
 from eventlake.errors import ConfigError
 
 VERSION = "0.1.0"
+
+AWS_CONNECT_TIMEOUT_S = 5
+AWS_READ_TIMEOUT_S = 30
+AWS_MAX_PAUSE_S = 20.0
+"""botocore's cap on one pause between attempts (standard and adaptive modes)."""
+_log = logging.getLogger("eventlake.config")
+_RENAMED = {"EVENTLAKE_MAX_ATTEMPTS": "aws_max_attempts"}
+"""Variables of earlier versions, still read: old name -> field."""
 """eventlake's version (also `eventlake.__version__`; the lake marker records it)."""
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
@@ -140,6 +149,14 @@ class Settings:
                       " or ".join(f"`{m}`" for m in AWS_RETRY_MODES))
         if not 1 <= self.aws_max_attempts <= 50:
             raise bad("aws_max_attempts", self.aws_max_attempts, "an integer from 1 to 50")
+        if self.longest_aws_call_seconds > self.clock_skew_seconds + self.archive_settle_seconds:
+            raise ConfigError(
+                f"{self.env_name('aws_max_attempts')}={self.aws_max_attempts} lets one write take "
+                f"up to {self.longest_aws_call_seconds:g} s (timeouts and pauses of every "
+                f"attempt), more than {self.env_name('clock_skew_seconds')}="
+                f"{self.clock_skew_seconds:g} plus {self.env_name('archive_settle_seconds')}="
+                f"{self.archive_settle_seconds:g}: an event that lands that late carries an "
+                "ingested_at behind every sweep window. Lower the attempts or raise the skew")
         if self.max_request_bytes < 1024:
             raise bad("max_request_bytes", self.max_request_bytes, "bytes >= 1024")
         if self.endpoint_url is not None and not self.endpoint_url.startswith(
@@ -159,6 +176,19 @@ class Settings:
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _coerce(var, raw.strip(), f.type)
+        for old, name in _RENAMED.items():
+            raw = (env.get(old) or "").strip()
+            if not raw:
+                continue
+            new = env_name_of(name)
+            value = _coerce(old, raw, "int")
+            if name in values and values[name] != value:
+                raise ConfigError(f"{old}={raw} and {new}={values[name]} disagree: {old} is "
+                                  f"the old name of {new}; set only {new}")
+            if name not in values:
+                _log.warning("%s is the old name of %s (attempts in total, botocore's "
+                             "retries included): reading %s=%s; rename it", old, new, old, raw)
+                values[name] = value
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -189,11 +219,20 @@ class Settings:
 
     def env_name(self, name: str) -> str:
         """The environment variable of field `name` (e.g. `EVENTLAKE_TABLE`)."""
-        return str(next(f.metadata["env"] for f in fields(self) if f.name == name))
+        return env_name_of(name)
 
     @property
     def retention_seconds(self) -> int:
         return int(self.retention_days * 86400)
+
+    @property
+    def longest_aws_call_seconds(self) -> float:
+        """The longest one AWS call can take through all its attempts: each attempt's connect
+        and read timeouts, plus botocore's longest pause before each retry (2^n s, capped).
+        A write's `ingested_at` is stamped before the first attempt, so this must stay within
+        what the sweep re-reads behind its watermark (clock skew + settle)."""
+        pauses = sum(min(2.0 ** n, AWS_MAX_PAUSE_S) for n in range(self.aws_max_attempts - 1))
+        return float(self.aws_max_attempts * (AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S) + pauses)
 
     @property
     def clock_skew(self) -> timedelta:
@@ -248,3 +287,8 @@ def redact(text: str) -> str:
     """`text` with the user info of every URL in it shown as `***` (botocore and pyarrow put
     the endpoint URL in their error messages, password included)."""
     return _USER_INFO.sub(r"\1***@", text)
+
+
+def env_name_of(name: str) -> str:
+    """The environment variable of Settings field `name`."""
+    return str(next(f.metadata["env"] for f in fields(Settings) if f.name == name))

@@ -204,3 +204,42 @@ def test_the_settings_repr_hides_the_endpoint_password() -> None:
     settings = Settings.from_env({"AWS_ENDPOINT_URL": "http://user:secret@127.0.0.1:4566"})
     assert settings.endpoint_url == "http://user:secret@127.0.0.1:4566"  # the clients need it
     assert "secret" not in repr(settings) and "http://***@127.0.0.1:4566" in repr(settings)
+
+
+# -- retries against the sweep's look-back ---------------------------------------------------
+
+def test_the_longest_aws_call_counts_every_attempts_timeouts_and_pauses() -> None:
+    # 8 attempts x (5 s connect + 30 s read) + pauses 1, 2, 4, 8, 16, 20, 20 (capped at 20 s)
+    assert Settings(aws_max_attempts=8).longest_aws_call_seconds == 8 * 35 + 71
+    assert Settings(aws_max_attempts=1).longest_aws_call_seconds == 35
+
+
+def test_attempts_that_could_outlast_the_sweeps_look_back_are_refused() -> None:
+    """ingested_at is stamped before the first attempt: a write that lands later than the
+    sweep re-reads behind its watermark (skew + settle) would be behind every window."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"EVENTLAKE_AWS_MAX_ATTEMPTS": "20"})
+    message = str(raised.value)
+    assert "EVENTLAKE_AWS_MAX_ATTEMPTS=20" in message
+    assert "1011 s" in message and "EVENTLAKE_CLOCK_SKEW_SECONDS=600" in message
+    # the same attempts fit a larger look-back
+    assert Settings.from_env({"EVENTLAKE_AWS_MAX_ATTEMPTS": "20",
+                              "EVENTLAKE_CLOCK_SKEW_SECONDS": "1200"}).aws_max_attempts == 20
+    with pytest.raises(ConfigError, match="EVENTLAKE_AWS_MAX_ATTEMPTS=8"):
+        Settings(clock_skew_seconds=60, archive_settle_seconds=60)
+
+
+def test_the_old_attempts_variable_is_still_read_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="eventlake.config"):
+        settings = Settings.from_env({"EVENTLAKE_MAX_ATTEMPTS": "5"})
+    assert settings.aws_max_attempts == 5
+    assert "EVENTLAKE_MAX_ATTEMPTS is the old name of EVENTLAKE_AWS_MAX_ATTEMPTS" in caplog.text
+    # both set to the same value: fine; to different values: refused, naming both
+    assert Settings.from_env({"EVENTLAKE_MAX_ATTEMPTS": "5",
+                              "EVENTLAKE_AWS_MAX_ATTEMPTS": "5"}).aws_max_attempts == 5
+    with pytest.raises(ConfigError, match="EVENTLAKE_MAX_ATTEMPTS=5 and "
+                                          "EVENTLAKE_AWS_MAX_ATTEMPTS=6 disagree"):
+        Settings.from_env({"EVENTLAKE_MAX_ATTEMPTS": "5", "EVENTLAKE_AWS_MAX_ATTEMPTS": "6"})
+    with pytest.raises(ConfigError, match="EVENTLAKE_MAX_ATTEMPTS"):
+        Settings.from_env({"EVENTLAKE_MAX_ATTEMPTS": "many"})
