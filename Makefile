@@ -19,10 +19,11 @@ demo: $(STAMP)          ## the main job on the embedded local stack (moto), no A
 test: $(STAMP)          ## the whole test suite (unit + moto integration + Prefect engine)
 	$(BIN)/python -m pytest -q -n auto
 
-lint: $(STAMP)          ## ruff + mypy (strict) + import-linter (the layers, docs/architecture.md)
+lint: $(STAMP)          ## ruff, mypy (strict), import-linter (the layers: docs/architecture.md), vulture
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/vulture eventlake flows vulture_allow.py --min-confidence 60
 
 bench: $(STAMP)         ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks

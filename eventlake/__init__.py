@@ -6,7 +6,6 @@ from eventlake.api import EventLake
 from eventlake.config import VERSION, Settings
 from eventlake.errors import (
     ConfigError,
-    ConflictError,
     EventLakeError,
     InvalidEventError,
     StorageError,
@@ -17,7 +16,6 @@ from eventlake.hot.results import Outcome, PutResult
 
 __all__ = [
     "ConfigError",
-    "ConflictError",
     "Event",
     "EventLake",
     "EventLakeError",

@@ -5,9 +5,10 @@
     │   ├── TableNotFoundError   EVENTLAKE_TABLE names no table (run `eventlake init`)
     │   └── LakeNotFoundError    EVENTLAKE_LAKE_URI names no lake (run `eventlake init`)
     ├── InvalidEventError    an event breaks a rule (fix the event; never retried)
-    ├── ConflictError        different content under a stored event_id (never overwritten)
     ├── TransientError       throttling, timeouts, 5xx (safe to retry: writes are idempotent)
     └── StorageError         the store refused or returned something we cannot use
+
+A different event under a stored event_id is not raised: `put` answers `Outcome.CONFLICT`.
 """
 
 from __future__ import annotations
@@ -53,20 +54,6 @@ class InvalidEventError(EventLakeError, ValueError):
     def at(self, position: int) -> InvalidEventError:
         """The same error, naming the event's position in its request."""
         return InvalidEventError(self.rule, self.detail, position=position, event_id=self.event_id)
-
-
-class ConflictError(EventLakeError):
-    """An event_id is already stored with different content; the stored event is kept."""
-
-    def __init__(self, event_id: str, stored_hash: str, new_hash: str) -> None:
-        self.event_id = event_id
-        self.stored_hash = stored_hash
-        self.new_hash = new_hash
-        super().__init__(
-            f"event `{event_id}` is already stored with different content "
-            f"(stored hash `{stored_hash[:12]}`, new `{new_hash[:12]}`); events are immutable: "
-            "send it under a new event_id"
-        )
 
 
 class TransientError(EventLakeError):

@@ -39,7 +39,6 @@ from eventlake.codec.records import (
 from eventlake.codec.rows import Row as Row
 from eventlake.codec.rows import RowBuilder
 from eventlake.codec.rows import fast_row as fast_row
-from eventlake.codec.rows import lambda_insert_row as lambda_insert_row
 from eventlake.codec.times import MILLIS_THRESHOLD as MILLIS_THRESHOLD
 from eventlake.codec.times import approximate_time
 

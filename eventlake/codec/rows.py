@@ -1,5 +1,4 @@
-"""Item images -> lake rows -> one Arrow table (EVENT_SCHEMA): `RowBuilder`, `fast_row`,
-`lambda_insert_row`.
+"""Item images -> lake rows -> one Arrow table (EVENT_SCHEMA): `RowBuilder`, `fast_row`.
 
     item image {"event_id": {"S": ..}, ...} -> RowBuilder.add_image -> pa.Table (EVENT_SCHEMA)
 
@@ -28,7 +27,7 @@ from eventlake.events.canonical import kind_of as _kind
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 from eventlake.events.times import format_ts, parse_timestamp
 
-__all__ = ["Row", "RowBuilder", "fast_row", "lambda_insert_row"]
+__all__ = ["Row", "RowBuilder", "fast_row"]
 
 class Row(NamedTuple):
     """One lake row, in EVENT_SCHEMA's order; the two times as `format_ts` text until
@@ -78,21 +77,6 @@ def fast_row(image: Any) -> Row | None:
     return None
 
 
-def lambda_insert_row(raw: Any) -> tuple[Row, str] | None:
-    """(row, SequenceNumber) of a Lambda-shaped INSERT of an eventlake item, straight from the
-    raw record with no StreamRecord built; None for any other record (parse it fully)."""
-    if type(raw) is not dict or raw.get("eventName") != "INSERT":
-        return None
-    change = raw.get("dynamodb")
-    if type(change) is not dict:
-        return None
-    seq = change.get("SequenceNumber")
-    if type(seq) is not str:
-        return None
-    row = fast_row(change.get("NewImage"))
-    return None if row is None else (row, seq)
-
-
 class RowBuilder:
     """Accumulates lake rows from item images and builds one Arrow table (EVENT_SCHEMA).
 
@@ -120,10 +104,6 @@ class RowBuilder:
         """
         row = fast_row(image)
         self._rows.append(row if row is not None else _slow_row(image, fallback_ingested_at))
-
-    def add_row(self, row: Row) -> None:
-        """Add a row that `fast_row` or `lambda_insert_row` produced (already checked)."""
-        self._rows.append(row)
 
     def add_images(self, images: Iterable[Mapping[str, Any]], *,
                    fallback_ingested_at: datetime | None = None

@@ -1,10 +1,7 @@
-"""Event ids: derived from the content for events sent without one, UUIDv7 for new ones."""
+"""Event ids: derived from the content for events sent without one (UUIDv8 layout)."""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 from eventlake.events.canonical import canonical_event, digest
@@ -35,36 +32,5 @@ def derive_event_id(event_type: str, timestamp: datetime | None, payload_json: s
         high = max(0, (timestamp - _EPOCH) // timedelta(milliseconds=1))
     value = (high << 80 | 0x8 << 76 | (bits >> 64 & 0xFFF) << 64 | 0b10 << 62
              | bits & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_id_lock = threading.Lock()
-_last_ms = 0
-_counter = 0
-
-
-def new_event_id(now: datetime | None = None) -> str:
-    """A UUIDv7 (RFC 9562): time-ordered, and strictly increasing within this process.
-
-    The 12-bit `rand_a` field is a counter within one millisecond (RFC 9562 method 1), so ids
-    made in a burst still sort in creation order. Hand-written because Python 3.11's `uuid`
-    has no uuid7 and it is fifteen lines.
-    """
-    global _last_ms, _counter
-    ms = int((now.timestamp() if now else time.time()) * 1000)
-    with _id_lock:
-        if ms <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_ms += 1
-                _counter = 0
-            ms = _last_ms
-        else:
-            _last_ms = ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count up
-        counter = _counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

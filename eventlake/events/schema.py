@@ -20,6 +20,5 @@ EVENT_SCHEMA = pa.schema([
     pa.field("event_payload", pa.string(), nullable=False),
     pa.field("content_hash", pa.string(), nullable=False),
 ])
-COLUMNS = tuple(EVENT_SCHEMA.names)
 SORT_KEYS = [("event_type", "ascending"), ("timestamp", "ascending"), ("event_id", "ascending")]
 """Rows are sorted by (event_type, timestamp); event_id breaks ties so output is deterministic."""

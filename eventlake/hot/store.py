@@ -105,11 +105,6 @@ class HotStore:
         adopted, checked like `table_settings`."""
         return self.recorded.agree(settings)
 
-    def recorded_settings(self) -> dict[str, str] | None:
-        """The settings recorded on the table (field -> tag text), read once and cached; None
-        when the table does not exist (RecordedSettings)."""
-        return self.recorded.recorded()
-
     def _read_recorded(self) -> dict[str, str] | None:
         ddb = self.clients.dynamodb
         try:
@@ -550,14 +545,3 @@ def _same_except_timestamp(event: Event, stored: Item) -> bool:
 
     return (s("event_type") == event.event_type and s("event_payload") == event.payload
             and s("source") == event.source and s("subject") == event.subject)
-
-
-def item_record(item: Item) -> dict[str, Any]:
-    """An eventlake item as plain strings (payload left as its JSON text)."""
-    out: dict[str, Any] = {}
-    for name, value in item.items():
-        if "S" in value:
-            out[name] = value["S"]
-        elif "N" in value:
-            out[name] = int(value["N"]) if value["N"].lstrip("-").isdigit() else value["N"]
-    return out

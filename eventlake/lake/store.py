@@ -25,7 +25,6 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from eventlake.aws import Clients
@@ -328,10 +327,6 @@ class Lake(LakeQuarantine, LakeState):
         self._map(check, foreign)
 
     # -- files -------------------------------------------------------------------------------
-
-    def exists(self, path: str) -> bool:
-        with self._mapped(f"look up `{path}`"):
-            return bool(self.fs.get_file_info(self.fs_path(path)).type == pafs.FileType.File)
 
     def delete(self, paths: Iterable[str]) -> None:
         """Delete files of this lake (full paths as listed); already-missing files are fine."""

@@ -8,7 +8,6 @@ import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from eventlake.events.canonical import (
     canonical_number,
     loads_exact,
 )
-from eventlake.events.ids import new_event_id
 from eventlake.events.model import (
     MAX_EVENT_ID_BYTES,
     MAX_EVENT_TYPE_CHARS,
@@ -622,35 +620,6 @@ def test_the_hash_is_stable_across_releases() -> None:
 
 
 # --- ids ---------------------------------------------------------------------------------
-
-def test_ten_thousand_new_ids_are_unique_and_strictly_increasing() -> None:
-    ids = [new_event_id() for _ in range(10_000)]
-    assert all(a < b for a, b in pairwise(ids))
-    assert len(set(ids)) == 10_000
-
-
-def test_a_new_id_is_a_uuid_version_7_with_the_rfc_variant() -> None:
-    for event_id in (new_event_id() for _ in range(100)):
-        assert UUID.fullmatch(event_id)
-        assert event_id[14] == "7"
-        assert int(event_id[19], 16) >> 2 == 0b10
-
-
-def test_ids_from_an_earlier_time_sort_before_ids_from_a_later_time(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import eventlake.events.ids as events
-
-    def fresh_id(at: datetime) -> str:
-        # a fresh process each time, so only the embedded time can order the ids
-        monkeypatch.setattr(events, "_last_ms", 0)
-        return new_event_id(at)
-
-    later = fresh_id(datetime(2030, 1, 1, tzinfo=UTC))
-    earlier = fresh_id(datetime(2020, 1, 1, tzinfo=UTC))
-    a_ms_later = fresh_id(datetime(2020, 1, 1, 0, 0, 0, 1000, tzinfo=UTC))
-    assert earlier < a_ms_later < later
-    assert int(earlier.replace("-", "")[:12], 16) == 1577836800000
-
 
 def test_an_event_without_an_id_gets_the_same_id_each_time_it_is_sent() -> None:
     # given the same event sent twice without an id (a retry), in two different seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -13,11 +14,22 @@ import pytest
 
 from eventlake import EventLake
 from eventlake.handlers import ingest, stream
-from eventlake.hot.store import item_record
+from eventlake.hot.store import Item
 from eventlake.lake.store import Lake
 from eventlake.local.stack import StreamPoller
 
 pytestmark = pytest.mark.integration
+
+
+def item_record(item: Item) -> dict[str, Any]:
+    """An eventlake item as plain strings (payload left as its JSON text)."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if "S" in value:
+            out[name] = value["S"]
+        elif "N" in value:
+            out[name] = int(value["N"]) if value["N"].lstrip("-").isdigit() else value["N"]
+    return out
 
 
 def apigw_v2(events: list[dict[str, object]]) -> dict[str, object]:
