@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from archive_support import NOW, World, hours, make_world
+from clock_support import Clock
 from conftest import load_event
 
 from eventlake import EventLake
@@ -29,20 +30,6 @@ from eventlake.lake.watermark import (
     advance_watermark,
 )
 from eventlake.local.stack import expire_ttl
-
-
-@pytest.fixture
-def world(lake: EventLake) -> World:
-    return make_world(lake)
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
 
 # --- the window, exactly once ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from archive_support import NOW, World, hours, make_world
+from archive_support import NOW, World, hours
 
 from eventlake import EventLake
 from eventlake.archive.sweep import TtlGuardError, read_watermark, ttl_margin
@@ -21,12 +21,6 @@ from eventlake.events.model import parse_event
 from eventlake.hot.store import HotStore
 from eventlake.lake.watermark import EXPIRY_CHECK_KEY, WatermarkAheadError, advance_watermark
 from eventlake.query.views import connect
-
-
-@pytest.fixture
-def world(lake: EventLake) -> World:
-    """Three days of retention, a 6-hour safety margin, the default 10-minute skew."""
-    return make_world(lake)
 
 
 def producer(world: World, clock: Callable[[], datetime]) -> HotStore:
