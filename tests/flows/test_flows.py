@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 from archive_support import record_on_table
+from botocore.exceptions import ClientError
 from prefect import Task
 from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
 
 from eventlake import EventLake
 from eventlake.archive.sweep import SweepNeedsAttentionError, TtlGuardError
-from eventlake.errors import ConfigError
+from eventlake.errors import ConfigError, TransientError
 from eventlake.events.model import parse_event
 from eventlake.hot.store import HotStore
 from eventlake.lake.compact import CompactionFailedError
@@ -333,3 +334,20 @@ def test_a_scheduled_run_on_a_worker_never_configured_fails_saying_what_to_set(
     assert "EVENTLAKE_TABLE and EVENTLAKE_LAKE_URI are not set on this worker" in message
     assert "job_variables" in message
     assert published == {}
+
+
+@pytest.mark.parametrize(("error", "retried"), [
+    (ConfigError("EVENTLAKE_TABLE and EVENTLAKE_LAKE_URI are not set on this worker"), False),
+    (ValueError("a data error"), False),
+    (TransientError("throttled"), True),
+    (OSError("connection reset"), True),
+    (ClientError({"Error": {"Code": "ThrottlingException"}}, "Query"), True),
+], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v))
+def test_a_task_retries_io_trouble_only(error: BaseException, retried: bool) -> None:
+    # a worker never configured, a guard or a data error fails the run at once; retrying
+    # would wait 10 + 30 + 90 s to repeat the same answer
+    from prefect.states import Failed
+
+    from flows.common import retry_transient
+
+    assert retry_transient(None, None, Failed(data=error)) is retried  # type: ignore[arg-type]
