@@ -9,13 +9,17 @@ first sweep queries every (day, shard) pair of the retention period.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from eventlake import EventLake
+from eventlake.archive.lease import SweepLockedError
 from eventlake.archive.report import SweepReport
 from eventlake.archive.sweep import sweep
 from eventlake.aws import Clients
@@ -26,6 +30,8 @@ from eventlake.hot.tablesettings import tags_for
 from eventlake.lake.store import Lake
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+TEST_SIZES: dict[str, Any] = {"index_shards": 2, "retention_days": 3.0, "ttl_safety_hours": 6.0}
+"""The settings of every World unless a test says otherwise (see the module's docstring)."""
 
 
 def hours(n: float) -> timedelta:
@@ -76,6 +82,42 @@ class World:
         return {item["event_id"].get("S") or item["event_id"]["N"] for item in items}
 
 
+def race_two_sweeps(world: World, monkeypatch: pytest.MonkeyPatch, now: datetime
+                    ) -> tuple[list[SweepReport], list[SweepLockedError]]:
+    """Start two sweeps of `world` together (threads `sweeper-0`, `sweeper-1`); the one that
+    gets the lease waits, inside it, until the other has been refused. The reports and the
+    refusals, in the order they came."""
+    from eventlake.archive import sweep as archive
+
+    loser_done = threading.Event()
+    real = archive.read_watermark
+
+    def slow_read_watermark(lake: Lake) -> Any:
+        loser_done.wait(timeout=10)
+        return real(lake)
+
+    monkeypatch.setattr(archive, "read_watermark", slow_read_watermark)
+    start = threading.Barrier(2, timeout=10)
+    reports: list[SweepReport] = []
+    refusals: list[SweepLockedError] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            reports.append(world.sweep(now))
+        except SweepLockedError as exc:
+            refusals.append(exc)
+            loser_done.set()
+
+    threads = [threading.Thread(target=run, name=f"sweeper-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.setattr(archive, "read_watermark", real)
+    return reports, refusals
+
+
 def record_on_table(clients: Clients, settings: Settings) -> None:
     """Record `settings` on their table as `eventlake init` would have, replacing what is
     there: the fixture's table was initialised with the defaults, a test's table stands for
@@ -88,27 +130,8 @@ def record_on_table(clients: Clients, settings: Settings) -> None:
 def make_world(lake: EventLake, **settings: Any) -> World:
     """A World over the fixture's table (recorded as initialised with the world's settings)
     and lake directory, with test-sized settings."""
-    changes: dict[str, Any] = {"index_shards": 2, "retention_days": 3.0,
-                               "ttl_safety_hours": 6.0, **settings}
+    changes: dict[str, Any] = {**TEST_SIZES, **settings}
     configured = lake.settings.with_(**changes)
     record_on_table(lake.clients, configured)
     return World(Lake(configured, clients=lake.clients), HotStore(configured, lake.clients),
                  configured, lake.clients)
-
-
-def s3_world() -> World:
-    """A World on the moto server (AWS_ENDPOINT_URL set by the `server_env` fixture): a fresh
-    table and an s3:// lake, provisioned as `eventlake init` does."""
-    import uuid
-
-    from eventlake.config import Settings
-    from eventlake.hot.store import HotStore
-    from eventlake.lake.store import Lake
-
-    name = uuid.uuid4().hex[:10]
-    settings = Settings.from_env(table=f"events-{name}", lake_uri=f"s3://lake-{name}/prefix",
-                                 index_shards=2, retention_days=3.0, ttl_safety_hours=6.0)
-    lake = EventLake(settings)
-    lake.init()
-    return World(Lake(settings, clients=lake.clients), HotStore(settings, lake.clients),
-                 settings, lake.clients)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from archive_support import TEST_SIZES, World, make_world
 
 from eventlake import EventLake, Settings
+from eventlake.hot.store import HotStore
 from eventlake.lake.store import Lake
 from eventlake.local.stack import MotoServer, start_moto_server
 
@@ -54,6 +56,13 @@ def lake(mocked_aws: None, tmp_path: Path) -> EventLake:
     return lake
 
 
+@pytest.fixture
+def world(lake: EventLake) -> World:
+    """The sweep tests' two tiers over `lake` (2 index shards, 3 days' retention, 6 h safety);
+    a module that needs other settings defines its own `world` with `make_world(lake, ...)`."""
+    return make_world(lake)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """One moto HTTP server for the session (tests use unique table/bucket names)."""
@@ -77,6 +86,19 @@ def bucket(server_env: str) -> str:
     name = f"lake-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=server_env).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def s3_world(server_env: str) -> World:
+    """A World on the moto server: a fresh table and an s3:// lake, provisioned as
+    `eventlake init` does, with the same test-sized settings as `make_world`."""
+    name = uuid.uuid4().hex[:10]
+    settings = Settings.from_env(table=f"events-{name}", lake_uri=f"s3://lake-{name}/prefix",
+                                 **TEST_SIZES)
+    lake = EventLake(settings)
+    lake.init()
+    return World(Lake(settings, clients=lake.clients), HotStore(settings, lake.clients),
+                 settings, lake.clients)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ Docker);
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, MutableMapping
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,15 +36,56 @@ class MotoServer:
 
     endpoint_url: str
     _server: Any
+    _thread: threading.Thread
 
     def stop(self) -> None:
-        self._server.stop()
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()
+
+
+_S3_WRITES = frozenset({"PUT", "POST", "DELETE"})
+
+
+def _is_s3(environ: dict[str, Any]) -> bool:
+    """Whether a SigV4-signed request is for S3 (its credential scope names the service)."""
+    authorization: str = environ.get("HTTP_AUTHORIZATION") or ""
+    return "/s3/aws4_request" in authorization
+
+
+class AtomicS3Writes:
+    """WSGI middleware: S3 writes are handled one at a time, as S3's own writes are atomic.
+
+    moto checks a conditional PUT's `If-None-Match` / `If-Match` and then stores the object in
+    a second step; two threads racing to create the same key can both pass the check. S3 decides
+    such a race for exactly one writer, so the local stack serialises every S3 write (PUT, POST,
+    DELETE), the conditional ones and the plain ones they race with. Reads stay concurrent.
+    """
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") in _S3_WRITES and _is_s3(environ):
+            with self.lock:
+                # the body is produced inside the lock: moto answers with a finished list
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
 
 
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
-    """Start moto's threaded server; port 0 picks a free port."""
+    """Start moto's server in a thread (a thread per request); port 0 picks a free port.
+
+    The server is moto's (`moto.server`), with S3 writes made atomic (`AtomicS3Writes`).
+    """
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
     except ImportError as exc:  # pragma: no cover - depends on the install
         from eventlake.errors import ConfigError
 
@@ -52,10 +94,11 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound_host, bound_port = server.get_host_and_port()
-    return MotoServer(f"http://{bound_host}:{bound_port}", server)
+    app = AtomicS3Writes(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
+    return MotoServer(f"http://{host}:{server.server_port}", server, thread)
 
 
 @contextmanager

@@ -8,12 +8,13 @@ import json
 import logging
 import os
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from archive_support import NOW, World, hours, make_world
+from clock_support import Clock
 
 from eventlake import EventLake
 from eventlake.archive.backfill import backfill
@@ -31,20 +32,6 @@ from eventlake.lake.watermark import (
     read_watermark,
 )
 from eventlake.local.stack import expire_ttl
-
-
-@pytest.fixture
-def world(lake: EventLake) -> World:
-    return make_world(lake)
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
 
 # --- the window, exactly once ----------------------------------------------------------------
 

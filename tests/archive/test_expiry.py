@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from archive_support import NOW, World, hours, make_world
+from archive_support import NOW, World, hours
 
 from eventlake import EventLake
 from eventlake.archive.expiry import band_end, unchecked_band
@@ -28,12 +28,6 @@ from eventlake.lake.watermark import (
     window_start,
 )
 from eventlake.query.views import connect
-
-
-@pytest.fixture
-def world(lake: EventLake) -> World:
-    """Three days of retention, a 6-hour safety margin, the default 10-minute skew."""
-    return make_world(lake)
 
 
 def producer(world: World, clock: Callable[[], datetime]) -> HotStore:

@@ -8,28 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from archive_support import NOW, World, hours, make_world
+from archive_support import NOW, World, hours, race_two_sweeps
+from clock_support import Clock
 
-from eventlake import EventLake
 from eventlake.archive.lease import LeaseLostError, SweepLockedError, acquire_lease, read_lease
-from eventlake.archive.report import SweepReport
 from eventlake.lake.store import Lake
 
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
 T0 = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def world(lake: EventLake) -> World:
-    return make_world(lake)
 
 
 @pytest.fixture
@@ -133,33 +118,7 @@ def test_two_sweeps_started_together_run_one_at_a_time(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     world.ingest([f"e-{i}" for i in range(5)], NOW - hours(1))
     # the sweep that gets the lease waits (inside it) until the other has tried
-    from eventlake.archive import sweep as archive
-
-    loser_done = threading.Event()
-    real = archive.read_watermark
-
-    def slow_read_watermark(lake: Lake) -> Any:
-        loser_done.wait(timeout=10)
-        return real(lake)
-
-    monkeypatch.setattr(archive, "read_watermark", slow_read_watermark)
-    start = threading.Barrier(2, timeout=10)
-    reports: list[SweepReport] = []
-    refusals: list[SweepLockedError] = []
-
-    def run() -> None:
-        start.wait()
-        try:
-            reports.append(world.sweep(NOW))
-        except SweepLockedError as exc:
-            refusals.append(exc)
-            loser_done.set()
-
-    threads = [threading.Thread(target=run, name=f"sweeper-{i}") for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    reports, refusals = race_two_sweeps(world, monkeypatch, NOW)
     assert len(reports) == 1 and len(refusals) == 1
     assert "sweeper-" in str(refusals[0]) and "another run is in progress" in str(refusals[0])
     assert reports[0].counts.archived == 5

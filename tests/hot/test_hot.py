@@ -12,6 +12,7 @@ from archive_support import record_on_table
 from aws_support import FailAttempts, inject_where, record_pauses
 from aws_support import inject as inject_attempts
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from clock_support import Clock
 
 from eventlake import EventLake, Settings
 from eventlake.aws import Clients
@@ -34,16 +35,6 @@ def stored(store: HotStore, event_id: str) -> Item | None:
     response = store.clients.dynamodb.get_item(
         TableName=store.table, Key={"event_id": {"S": event_id}}, ConsistentRead=True)
     return response.get("Item")
-
-
-class Clock:
-    """A settable ingestion clock for HotStore(clock=...)."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 def client_error(code: str, status: int = 400, operation: str = "PutItem") -> ClientError:

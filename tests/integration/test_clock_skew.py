@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from archive_support import World, s3_world
+from archive_support import World
 
 from eventlake.archive.sweep import sweep
 
@@ -53,12 +53,12 @@ def faketime() -> str:
     return found
 
 
-def run_slow_producer(faketime: str, world: World, ids: list[str], *, correction: bool
+def run_slow_producer(faketime: str, s3_world: World, ids: list[str], *, correction: bool
                       ) -> list[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "EVENTLAKE_TABLE": world.settings.table,
-           "EVENTLAKE_LAKE_URI": world.settings.lake_uri,
-           "EVENTLAKE_INDEX_SHARDS": str(world.settings.index_shards),
-           "EVENTLAKE_RETENTION_DAYS": str(world.settings.retention_days),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EVENTLAKE_TABLE": s3_world.settings.table,
+           "EVENTLAKE_LAKE_URI": s3_world.settings.lake_uri,
+           "EVENTLAKE_INDEX_SHARDS": str(s3_world.settings.index_shards),
+           "EVENTLAKE_RETENTION_DAYS": str(s3_world.settings.retention_days),
            "EVENTLAKE_CLOCK_CORRECTION": "true" if correction else "false"}
     done = subprocess.run([faketime, "-f", f"-{SLOW.seconds}s", sys.executable, "-c", PRODUCER,
                            *ids], env=env, capture_output=True, text=True, timeout=120,
@@ -68,25 +68,24 @@ def run_slow_producer(faketime: str, world: World, ids: list[str], *, correction
     return outcomes
 
 
-def stamps(world: World) -> dict[str, datetime]:
-    items = world.clients.dynamodb.scan(TableName=world.settings.table)["Items"]
+def stamps(s3_world: World) -> dict[str, datetime]:
+    items = s3_world.clients.dynamodb.scan(TableName=s3_world.settings.table)["Items"]
     return {i["event_id"]["S"]: datetime.fromisoformat(i["ingested_at"]["S"]) for i in items}
 
 
 @pytest.mark.parametrize("correction", [True, False], ids=["corrected", "uncorrected"])
-def test_a_producer_four_minutes_slow_loses_no_event(server_env: str, faketime: str,
+def test_a_producer_four_minutes_slow_loses_no_event(faketime: str, s3_world: World,
                                                      correction: bool) -> None:
     # given a table and an S3 lake on the moto server, and a sweep (this process's clock is
     # right) that moved the watermark to now
-    world = s3_world()
-    first = sweep(world.lake, world.hot, world.settings, settle_seconds=0)
+    first = sweep(s3_world.lake, s3_world.hot, s3_world.settings, settle_seconds=0)
     # when a producer process whose clock runs 4 minutes slow writes 20 events
     ids = [f"order-{i:02d}" for i in range(20)]
     started = datetime.now(UTC)
-    assert run_slow_producer(faketime, world, ids, correction=correction) == ["created"] * 20
+    assert run_slow_producer(faketime, s3_world, ids, correction=correction) == ["created"] * 20
     ended = datetime.now(UTC)
     # then its stamps are 4 minutes behind, or (corrected) none of them
-    stamped = stamps(world)
+    stamped = stamps(s3_world)
     behind = [i for i in ids if started - SLOW - SLACK <= stamped[i] <= ended - SLOW + SLACK]
     on_time = [i for i in ids if started - SLACK <= stamped[i] <= ended + SLACK]
     if correction:
@@ -97,6 +96,7 @@ def test_a_producer_four_minutes_slow_loses_no_event(server_env: str, faketime: 
         assert stamped[ids[0]] < first.watermark_after  # behind the watermark the sweep set
     # and the next sweep archives every one of them, from its look-back (a few seconds later:
     # a corrected stamp may be up to a second ahead of real time, the settle lag's business)
-    report = sweep(world.lake, world.hot, world.settings, settle_seconds=0, now=ended + SLACK)
-    assert world.stored_rows() == Counter(ids)
+    report = sweep(s3_world.lake, s3_world.hot, s3_world.settings, settle_seconds=0,
+                   now=ended + SLACK)
+    assert s3_world.stored_rows() == Counter(ids)
     assert (report.counts.archived, report.beyond_skew, report.ttl.unarchived) == (20, 0, 0)

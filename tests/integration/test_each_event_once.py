@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-from archive_support import NOW, World, make_world, s3_world
+from archive_support import NOW, World, make_world
 from stream_support import lambda_event
 
 from eventlake import EventLake
@@ -111,10 +111,10 @@ def test_copies_written_in_a_race_are_removed_by_the_scheduled_compaction(
 
 @pytest.mark.integration
 def test_on_s3_sweep_first_then_stream_then_compaction_count_each_event_once(
-        server_env: str) -> None:
-    sweep_then_stream_then_compact(s3_world())
+        s3_world: World) -> None:
+    sweep_then_stream_then_compact(s3_world)
 
 
 @pytest.mark.integration
-def test_on_s3_redelivery_after_compaction_counts_each_event_once(server_env: str) -> None:
-    stream_then_compact_then_redeliver(s3_world())
+def test_on_s3_redelivery_after_compaction_counts_each_event_once(s3_world: World) -> None:
+    stream_then_compact_then_redeliver(s3_world)

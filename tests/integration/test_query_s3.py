@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from archive_support import NOW, World, hours, s3_world
+from archive_support import NOW, World, hours
 
 from eventlake import EventLake
 from eventlake.archive.writer import archive_items
@@ -25,13 +25,8 @@ DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)]
 
 
 @pytest.fixture
-def world(server_env: str) -> World:
-    return s3_world()
-
-
-@pytest.fixture
-def el(world: World) -> EventLake:
-    return EventLake(world.settings, clients=world.clients)
+def el(s3_world: World) -> EventLake:
+    return EventLake(s3_world.settings, clients=s3_world.clients)
 
 
 def event(n: int, day: date) -> dict[str, Any]:
@@ -54,15 +49,15 @@ def ids(con: duckdb.DuckDBPyConnection, where: str = "true") -> list[str]:
 
 
 def test_events_on_s3_holds_each_event_once_across_tiers_files_and_late_arrivals(
-        world: World, el: EventLake) -> None:
-    world.ingest(["a", "b"], NOW - hours(5))
-    world.sweep(NOW - hours(1))
-    items = [world.item("c", NOW - hours(0.5)),
-             world.item("late", NOW - hours(0.4), timestamp=NOW - timedelta(days=9))]
-    world.put_items(items)
-    archive_items(world.lake, items, name="stream-000-001")  # hot and archived: the seam
-    write(world.lake, DAYS[0], range(0, 4), "stream-a")
-    write(world.lake, DAYS[0], range(2, 6), "stream-b")  # copies of 2 and 3
+        s3_world: World, el: EventLake) -> None:
+    s3_world.ingest(["a", "b"], NOW - hours(5))
+    s3_world.sweep(NOW - hours(1))
+    items = [s3_world.item("c", NOW - hours(0.5)),
+             s3_world.item("late", NOW - hours(0.4), timestamp=NOW - timedelta(days=9))]
+    s3_world.put_items(items)
+    archive_items(s3_world.lake, items, name="stream-000-001")  # hot and archived: the seam
+    write(s3_world.lake, DAYS[0], range(0, 4), "stream-a")
+    write(s3_world.lake, DAYS[0], range(2, 6), "stream-b")  # copies of 2 and 3
 
     con = connect(el, now=NOW)
 
@@ -72,11 +67,11 @@ def test_events_on_s3_holds_each_event_once_across_tiers_files_and_late_arrivals
     assert relation is not None and relation.fetchall() == [("pyarrow-dataset", 2)]
 
 
-def test_on_s3_dt_and_timestamp_predicates_skip_other_days_objects(world: World,
+def test_on_s3_dt_and_timestamp_predicates_skip_other_days_objects(s3_world: World,
                                                                     el: EventLake) -> None:
-    paths = {day: write(world.lake, day, range(6), "compacted") for day in DAYS}
+    paths = {day: write(s3_world.lake, day, range(6), "compacted") for day in DAYS}
     con = connect(el, hot=False)
-    s3 = world.clients.s3
+    s3 = s3_world.clients.s3
     for day in (DAYS[0], DAYS[2]):
         bucket, key = paths[day][0].removeprefix("s3://").split("/", 1)
         s3.put_object(Bucket=bucket, Key=key, Body=b"not parquet at all" * 4)
@@ -93,9 +88,9 @@ def test_on_s3_dt_and_timestamp_predicates_skip_other_days_objects(world: World,
 
 
 def test_sql_on_s3_lists_again_when_compaction_removes_objects_under_it(
-        world: World, el: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+        s3_world: World, el: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(3):
-        write(world.lake, DAYS[0], range(i, i + 3), f"stream-{i}")
+        write(s3_world.lake, DAYS[0], range(i, i + 3), f"stream-{i}")
     import eventlake.query.views as query
 
     real = query.take_snapshot
@@ -105,7 +100,7 @@ def test_sql_on_s3_lists_again_when_compaction_removes_objects_under_it(
         snapshot = real(*args, **kwargs)
         listings.append(len(snapshot.files))
         if len(listings) == 1:
-            compact(world.lake, min_files=2)
+            compact(s3_world.lake, min_files=2)
         return snapshot
 
     monkeypatch.setattr(query, "take_snapshot", listed_then_compacted)

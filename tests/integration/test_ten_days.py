@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from clock_support import Clock
 
 from eventlake import EventLake, Outcome, Settings
 from eventlake.archive.sweep import sweep
@@ -36,14 +37,6 @@ DAYS = 10
 PER_DAY = 1_500  # every fault above, on a size that keeps the suite fast (was 5,000)
 STREAM_OFF = {3, 4, 5}
 START = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 def day_events(day: int) -> Iterator[dict[str, Any]]:

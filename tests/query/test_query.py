@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from archive_support import NOW, World, hours, make_world
+from archive_support import NOW, World, hours
 
 from eventlake import EventLake, TransientError
 from eventlake.archive.writer import archive_items
@@ -28,11 +28,6 @@ from eventlake.query.views import Engine, connect, refresh
 
 DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3), date(2024, 5, 4)]
 EARLY = datetime(2024, 5, 5, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def world(lake: EventLake) -> World:
-    return make_world(lake)
 
 
 @pytest.fixture
