@@ -972,9 +972,11 @@ class ClockedContext(FakeContext):
 
 def test_a_store_that_always_throttles_is_answered_in_time_with_per_event_results(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given a store that throttles every write and 50 attempts allowed, 5 s of Lambda time left
+    # given a store that throttles every write and 50 attempts allowed (a look-back large
+    # enough for them), 5 s of Lambda time left
     context = ClockedContext(remaining_ms=5_000)
-    patient = EventLake(lake.settings.with_(aws_max_attempts=50, put_concurrency=4))
+    patient = EventLake(lake.settings.with_(aws_max_attempts=50, clock_skew_seconds=3000,
+                                            put_concurrency=4))
     record_pauses(monkeypatch, context.sleep)
     ingest.reset(patient)
     throttle_every_attempt(patient, {f"/docs/{i}" for i in range(8)})
@@ -992,7 +994,7 @@ def test_a_store_that_always_throttles_is_answered_in_time_with_per_event_result
 def test_the_margin_is_a_tenth_of_a_long_remaining_time(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     context = ClockedContext(remaining_ms=60_000)
-    patient = EventLake(lake.settings.with_(aws_max_attempts=50))
+    patient = EventLake(lake.settings.with_(aws_max_attempts=50, clock_skew_seconds=3000))
     record_pauses(monkeypatch, context.sleep)
     ingest.reset(patient)
     throttle_every_attempt(patient, {"/docs/1"})

@@ -502,7 +502,7 @@ class FakeTime:
 def test_throttling_stops_retrying_before_the_deadline_and_fails_retryable(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given DynamoDB throttles every write, 50 attempts allowed, and 1.5 s left to answer
-    store = store_with(lake, aws_max_attempts=50)
+    store = store_with(lake, aws_max_attempts=50, clock_skew_seconds=3000)
     puts = inject(store, "put_item", client_error("ThrottlingException"), times=None)
     fake = FakeTime(monkeypatch)
     deadline = Deadline.after(1.5, clock=fake.clock)
@@ -537,7 +537,7 @@ def test_a_deadline_far_away_changes_nothing(
 def test_put_many_passes_the_deadline_to_every_event(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given every write throttled and 1 s left for a batch of 40 events
-    store = store_with(lake, aws_max_attempts=50, put_concurrency=4)
+    store = store_with(lake, aws_max_attempts=50, clock_skew_seconds=3000, put_concurrency=4)
     inject(store, "put_item", client_error("ThrottlingException"), times=None)
     fake = FakeTime(monkeypatch)
     # when they are put, then each fails retryable instead of retrying 50 times
