@@ -75,14 +75,8 @@ class EventLake:
 
     def put_many(self, events: Iterable[Any], *, now: datetime | None = None,
                  deadline: Deadline | None = None) -> list[PutResult]:
-        """Validate and store events; one result per input event, in input order.
-
-        Invalid events are reported (outcome `invalid`, with the rule) and the valid ones are
-        still stored. Nothing is written partially without a result saying so. Events sent
-        without an event_id get one derived from their content, so re-sending the same events
-        never stores a second copy. With a `deadline`, throttling retries stop in time and the
-        events not stored by then are `failed` (retryable).
-        """
+        """Validate and store events; one result per input event, in input order (invalid ones
+        reported with their rule, the valid ones still stored): `eventlake.hot.put.put_events`."""
         return put_events(self.hot, events, now=now, deadline=deadline)
 
     # --- archiving -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from race_support import read_while
 
 from eventlake.config import Settings
 from eventlake.errors import ConfigError, LakeNotFoundError
@@ -391,30 +392,20 @@ def test_readers_in_a_loop_see_each_event_once_while_compaction_runs(lake: Lake)
     for day in days:
         write_files(lake, [list(range(i * 4, i * 4 + 4)) for i in range(12)], day=day)
     expected = sorted(i for day in days for i in ids(day, range(48)))
-    stop = threading.Event()
-    reads: Counter[str] = Counter()
-    failures: list[str] = []
 
-    def reader() -> None:
-        while not stop.is_set():
-            try:
-                got = read_distinct(lake)["event_id"].to_pylist()
-                if sorted(got) != expected:
-                    failures.append(f"read_distinct: {len(got)} rows, {len(set(got))} ids")
-                reads["distinct"] += 1
-                plain = set(lake.read()["event_id"].to_pylist())  # copies allowed, no gaps
-                if plain != set(expected):
-                    failures.append(f"read: {len(plain)} ids")
-                reads["plain"] += 1
-                streamed = {i for t in lake.iter_tables() for i in t["event_id"].to_pylist()}
-                if streamed != set(expected):
-                    failures.append(f"iter_tables: {len(streamed)} ids")
-            except Exception as exc:  # the test fails on any error, with its text
-                failures.append(f"{type(exc).__name__}: {exc}")
+    def distinct() -> list[str]:
+        got = read_distinct(lake)["event_id"].to_pylist()
+        return [] if sorted(got) == expected else [f"{len(got)} rows, {len(set(got))} ids"]
 
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
+    def plain() -> list[str]:  # copies allowed, no gaps
+        got = set(lake.read()["event_id"].to_pylist())
+        return [] if got == set(expected) else [f"{len(got)} ids"]
+
+    def streamed() -> list[str]:
+        got = {i for t in lake.iter_tables() for i in t["event_id"].to_pylist()}
+        return [] if got == set(expected) else [f"{len(got)} ids"]
+
+    def compactions() -> None:
         total = sum(f.size for f in lake.list_files(dts=["2024-03-10"]))
         for round_ in range(6):
             # copies of known events keep arriving; compaction alternates split and merge
@@ -423,12 +414,12 @@ def test_readers_in_a_loop_see_each_event_once_while_compaction_runs(lake: Lake)
                             prefix=f"again{round_}")
             compact(lake, min_files=2, target_bytes=total // 2 if round_ % 2 else total * 4)
             time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join()
+
+    reads, failures = read_while(compactions, {"read_distinct": distinct, "read": plain,
+                                               "iter_tables": streamed})
 
     assert failures == []
-    assert reads["distinct"] >= 3 and reads["plain"] >= 3
+    assert min(reads.values()) >= 3
     assert [len(names(lake, day)) for day in days] == [1, 1]
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from archive_support import NOW, World, hours
+from race_support import read_while
 
 from eventlake import EventLake, TransientError
 from eventlake.archive.writer import archive_items
@@ -176,37 +175,23 @@ def test_readers_see_each_event_once_while_compaction_runs(world: World, el: Eve
         for i in range(8):
             write(world.lake, [event(n, day) for n in range(i * 4, i * 4 + 4)], f"stream-{i}")
     expected = sorted(i for day in days for i in numbered(day, range(32)))
-    stop = threading.Event()
-    reads: Counter[str] = Counter()
-    failures: list[str] = []
 
-    def reader() -> None:
-        while not stop.is_set():
-            try:
-                got = sorted(el.sql("SELECT event_id FROM events", hot=False)["event_id"]
-                             .to_pylist())
-                if got != expected:
-                    failures.append(f"{len(got)} rows, {len(set(got))} ids")
-                reads["sql"] += 1
-            except Exception as exc:  # the test fails on any error, with its text
-                failures.append(f"{type(exc).__name__}: {exc}")
+    def sql() -> list[str]:
+        got = sorted(el.sql("SELECT event_id FROM events", hot=False)["event_id"].to_pylist())
+        return [] if got == expected else [f"{len(got)} rows, {len(set(got))} ids"]
 
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
+    def compactions() -> None:
         for round_ in range(6):  # copies keep arriving; compaction merges them away
             for day in days:
                 write(world.lake, [event(n, day) for n in (round_, 20 + round_)],
                       f"again-{round_}")
             compact(world.lake, min_files=2)
             time.sleep(0.02)
-        while reads["sql"] < 3 and not failures:
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join()
+
+    reads, failures = read_while(compactions, {"sql": sql})
 
     assert failures == []
+    assert reads["sql"] >= 3
     assert [len(world.lake.list_files(dts=[d.isoformat()])) for d in days] == [1, 1]
 
 
