@@ -82,11 +82,25 @@ class GeneratedHotStore:
         self.step_us = DAY_US // count
         self.generate_seconds = 0.0
         self.generated = 0
-        self._to_item = HotStore(settings, None, recorded={}).to_item  # type: ignore[arg-type]
+        # An item-only HotStore (no table, nothing recorded on it) makes the items and
+        # answers what the sweep asks about the table's settings and the shards to read.
+        self._store = HotStore(settings, None, recorded={})  # type: ignore[arg-type]
+        self._to_item = self._store.to_item
+        self.table = self._store.table
+        self.agree = self._store.agree
+        self.table_settings = self._store.table_settings
+        self.read_at_least = self._store.read_at_least
+        self.shards_to_read = self._store.shards_to_read
 
-    def agree(self, settings: Settings) -> Settings:
-        """As HotStore.agree: no table here, so nothing is recorded to adopt."""
-        return settings
+    @property
+    def read_floor(self) -> int | None:
+        return self._store.read_floor
+
+    def require_table(self) -> None:
+        """No table to look up: the items are generated."""
+
+    def now(self) -> datetime:
+        return NOW
 
     def ingested_at(self, i: int) -> datetime:
         return self.start + timedelta(microseconds=i * self.step_us)
@@ -173,6 +187,7 @@ def _settings(root: Path) -> Settings:
 
 def _run(mode: str, lake: Lake, hot: GeneratedHotStore, settings: Settings) -> None:
     if mode == "sweep":
+        lake.create_marker(table=settings.table)  # `eventlake init` leaves it; the sweep checks
         report = sweep(lake, hot, settings, settle_seconds=0, now=NOW)  # type: ignore[arg-type]
         counts = report.counts
         if (counts.read, counts.archived) != (hot.count, hot.count) or not report.ttl.ok:

@@ -11,13 +11,14 @@ cannot (compare-and-swap rounds on lake state, listing again when a file vanishe
 that must answer in time (the ingest Lambda) runs its calls under `retry_deadline`: a retry
 whose backoff could end past the deadline is not made, `OutOfTime` is raised instead.
 
-    attempt 1 ─ throttled ─> needs-retry: time left > longest next pause?
-                               ├ yes ─> botocore sleeps, attempt 2 ...
-                               └ no ──> OutOfTime (raised to the caller, no sleep)
+    attempt n ─ transient ─> needs-retry (ours, first): n < attempts, time left > longest pause?
+                               ├ yes ─> botocore sleeps random() x min(2^(n-1), 20) s, n + 1
+                               └ no ──> the last error (attempts spent) or OutOfTime (deadline)
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -119,24 +120,34 @@ def _retryable_failure(response: Any, caught: BaseException | None,
     return error if is_transient(error) else None
 
 
-def _deadline_guard(max_attempts: int) -> Callable[..., None]:
-    """A `needs-retry` handler, run before botocore's own: raises OutOfTime instead of a retry
-    whose pause could outlast the deadline of `retry_deadline`."""
+def _retry_policy(max_attempts: int) -> Callable[..., float | None]:
+    """The `needs-retry` handler that runs before botocore's own and decides for a transient
+    failure: retry while fewer than `max_attempts` were made, pausing
+    `random() x min(2^(n-1), 20)` s after attempt n (botocore's backoff for throttling).
 
-    def guard(attempts: int, response: Any = None, caught_exception: BaseException | None = None,
-              operation: Any = None, **_: Any) -> None:
-        left = _DEADLINE.get()
-        if left is None or attempts >= max_attempts:
-            return  # no deadline, or botocore gives up by itself: its own error comes through
+    Why not leave it to botocore: its standard and adaptive modes keep a retry budget per
+    client (500 tokens, 5 per throttled retry), which all put threads share; under a burst of
+    throttling it runs out after about 100 retries and every later call of that client gets
+    one attempt. A throttled write should get its attempts whatever its neighbours did.
+    Failures this does not call transient are left to botocore's handler.
+
+    Under `retry_deadline`, raises OutOfTime instead of a retry whose longest pause could end
+    past the deadline."""
+
+    def decide(attempts: int, response: Any = None,
+               caught_exception: BaseException | None = None, operation: Any = None,
+               **_: Any) -> float | None:
         failure = _retryable_failure(response, caught_exception,
                                      getattr(operation, "name", "call"))
-        if failure is None:
-            return
+        if failure is None or attempts >= max_attempts:
+            return None  # not ours to retry, or the last attempt: botocore's answer stands
         longest_pause = min(2.0 ** (attempts - 1), AWS_MAX_PAUSE_S)
-        if left() <= longest_pause:
+        left = _DEADLINE.get()
+        if left is not None and left() <= longest_pause:
             raise OutOfTime(attempts, failure)
+        return random.random() * longest_pause
 
-    return guard
+    return decide
 
 
 def retries_config(settings: Settings) -> dict[str, Any]:
@@ -177,7 +188,7 @@ class Clients:
                     client = session.client(service, endpoint_url=self.settings.endpoint_url,
                                             config=config)
                     client.meta.events.register_first(
-                        "needs-retry", _deadline_guard(self.settings.aws_max_attempts))
+                        "needs-retry", _retry_policy(self.settings.aws_max_attempts))
                     if service in ("dynamodb", "s3"):
                         self.clock.attach(client)
                     self._clients[service] = client

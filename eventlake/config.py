@@ -33,8 +33,8 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
 """`scheme://user:password@`: everything between `://` and the authority's last `@` (as URL
 parsers split it: an unescaped `@` in a password stays hidden too)."""
-AWS_RETRY_MODES = ("standard", "adaptive", "legacy")
-"""botocore's retry modes (EVENTLAKE_AWS_RETRY_MODE)."""
+AWS_RETRY_MODES = ("standard", "adaptive")
+"""botocore's retry modes (EVENTLAKE_AWS_RETRY_MODE); not `legacy`, whose pauses have no cap."""
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -80,8 +80,8 @@ class Settings:
     """Parallel conditional writes in `put_many` (and the HTTP pool size)."""
 
     aws_retry_mode: str = field(default="standard", metadata=_env("EVENTLAKE_AWS_RETRY_MODE"))
-    """botocore's retry mode for every AWS call: `standard`, `adaptive` (adds client-side rate
-    limiting) or `legacy`. botocore is the one retry layer (aws.py)."""
+    """botocore's retry mode for every AWS call: `standard`, or `adaptive` (adds client-side
+    rate limiting, whose waits no deadline bounds). botocore is the one retry layer (aws.py)."""
 
     aws_max_attempts: int = field(default=8, metadata=_env("EVENTLAKE_AWS_MAX_ATTEMPTS"))
     """Attempts in total (the first one included) of one AWS call on throttling, 5xx or a
@@ -149,14 +149,6 @@ class Settings:
                       " or ".join(f"`{m}`" for m in AWS_RETRY_MODES))
         if not 1 <= self.aws_max_attempts <= 50:
             raise bad("aws_max_attempts", self.aws_max_attempts, "an integer from 1 to 50")
-        if self.longest_aws_call_seconds > self.clock_skew_seconds + self.archive_settle_seconds:
-            raise ConfigError(
-                f"{self.env_name('aws_max_attempts')}={self.aws_max_attempts} lets one write take "
-                f"up to {self.longest_aws_call_seconds:g} s (timeouts and pauses of every "
-                f"attempt), more than {self.env_name('clock_skew_seconds')}="
-                f"{self.clock_skew_seconds:g} plus {self.env_name('archive_settle_seconds')}="
-                f"{self.archive_settle_seconds:g}: an event that lands that late carries an "
-                "ingested_at behind every sweep window. Lower the attempts or raise the skew")
         if self.max_request_bytes < 1024:
             raise bad("max_request_bytes", self.max_request_bytes, "bytes >= 1024")
         if self.endpoint_url is not None and not self.endpoint_url.startswith(
@@ -189,6 +181,7 @@ class Settings:
                 _log.warning("%s is the old name of %s (attempts in total, botocore's "
                              "retries included): reading %s=%s; rename it", old, new, old, raw)
                 values[name] = value
+        overrides = _renamed_keywords(overrides)
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -226,13 +219,13 @@ class Settings:
         return int(self.retention_days * 86400)
 
     @property
-    def longest_aws_call_seconds(self) -> float:
-        """The longest one AWS call can take through all its attempts: each attempt's connect
-        and read timeouts, plus botocore's longest pause before each retry (2^n s, capped).
-        A write's `ingested_at` is stamped before the first attempt, so this must stay within
-        what the sweep re-reads behind its watermark (clock skew + settle)."""
-        pauses = sum(min(2.0 ** n, AWS_MAX_PAUSE_S) for n in range(self.aws_max_attempts - 1))
-        return float(self.aws_max_attempts * (AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S) + pauses)
+    def write_retry_seconds(self) -> float:
+        """How long a write keeps retrying. `ingested_at` is stamped before the first attempt,
+        so a write that lands later than the sweep re-reads behind its watermark (clock skew
+        + settle) would be behind every sweep window: retries stop in time for the last
+        attempt (connect + read timeout) to end within that look-back."""
+        return max(0.0, self.clock_skew_seconds + self.archive_settle_seconds
+                   - AWS_CONNECT_TIMEOUT_S - AWS_READ_TIMEOUT_S)
 
     @property
     def clock_skew(self) -> timedelta:
@@ -292,3 +285,24 @@ def redact(text: str) -> str:
 def env_name_of(name: str) -> str:
     """The environment variable of Settings field `name`."""
     return str(next(f.metadata["env"] for f in fields(Settings) if f.name == name))
+
+
+_RENAMED_KEYWORDS = {"max_attempts": "aws_max_attempts"}
+"""Settings keywords of earlier versions, still taken: old name -> field."""
+
+
+def _renamed_keywords(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` with the keywords of earlier versions renamed (a WARNING says so); both
+    names given with different values: ConfigError."""
+    out = dict(overrides)
+    for old, name in _RENAMED_KEYWORDS.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        if out.get(name) is not None and value is not None and out[name] != value:
+            raise ConfigError(f"{old}={value!r} and {name}={out[name]!r} disagree: {old} is "
+                              f"the old name of {name}; give only {name}")
+        _log.warning("setting `%s` is the old name of `%s` (attempts in total, botocore's "
+                     "retries included); rename it", old, name)
+        out.setdefault(name, value)
+    return out

@@ -208,25 +208,26 @@ def test_the_settings_repr_hides_the_endpoint_password() -> None:
 
 # -- retries against the sweep's look-back ---------------------------------------------------
 
-def test_the_longest_aws_call_counts_every_attempts_timeouts_and_pauses() -> None:
-    # 8 attempts x (5 s connect + 30 s read) + pauses 1, 2, 4, 8, 16, 20, 20 (capped at 20 s)
-    assert Settings(aws_max_attempts=8).longest_aws_call_seconds == 8 * 35 + 71
-    assert Settings(aws_max_attempts=1).longest_aws_call_seconds == 35
+def test_a_write_retries_for_the_sweeps_look_back_less_one_attempt() -> None:
+    # ingested_at is stamped before the first attempt: retries stop in time for the last
+    # attempt (5 s connect + 30 s read) to land within clock skew + settle
+    assert Settings().write_retry_seconds == 600 + 60 - 35
+    assert Settings(clock_skew_seconds=0, archive_settle_seconds=10).write_retry_seconds == 0
+    # any number of attempts is accepted: the budget bounds them, not a start-up refusal
+    assert Settings(aws_max_attempts=50, clock_skew_seconds=0).aws_max_attempts == 50
 
 
-def test_attempts_that_could_outlast_the_sweeps_look_back_are_refused() -> None:
-    """ingested_at is stamped before the first attempt: a write that lands later than the
-    sweep re-reads behind its watermark (skew + settle) would be behind every window."""
-    with pytest.raises(ConfigError) as raised:
-        Settings.from_env({"EVENTLAKE_AWS_MAX_ATTEMPTS": "20"})
-    message = str(raised.value)
-    assert "EVENTLAKE_AWS_MAX_ATTEMPTS=20" in message
-    assert "1011 s" in message and "EVENTLAKE_CLOCK_SKEW_SECONDS=600" in message
-    # the same attempts fit a larger look-back
-    assert Settings.from_env({"EVENTLAKE_AWS_MAX_ATTEMPTS": "20",
-                              "EVENTLAKE_CLOCK_SKEW_SECONDS": "1200"}).aws_max_attempts == 20
-    with pytest.raises(ConfigError, match="EVENTLAKE_AWS_MAX_ATTEMPTS=8"):
-        Settings(clock_skew_seconds=60, archive_settle_seconds=60)
+def test_legacy_retries_are_refused_for_their_uncapped_pauses() -> None:
+    with pytest.raises(ConfigError, match="EVENTLAKE_AWS_RETRY_MODE='legacy'"):
+        Settings.from_env({"EVENTLAKE_AWS_RETRY_MODE": "legacy"})
+
+
+def test_the_old_attempts_keyword_is_still_taken(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="eventlake.config"):
+        assert Settings.from_env({}, max_attempts=5).aws_max_attempts == 5
+    assert "`max_attempts` is the old name of `aws_max_attempts`" in caplog.text
+    with pytest.raises(ConfigError, match="disagree"):
+        Settings.from_env({}, max_attempts=5, aws_max_attempts=6)
 
 
 def test_the_old_attempts_variable_is_still_read_with_a_warning(

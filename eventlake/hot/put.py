@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from eventlake.errors import InvalidEventError
+from eventlake.aws import OutOfTime, retry_deadline
+from eventlake.errors import InvalidEventError, TransientError
 from eventlake.events.model import Event, parse_event
 from eventlake.hot.results import Deadline, Outcome, PutResult
 from eventlake.hot.store import HotStore
@@ -31,7 +32,12 @@ def put_events(store: HotStore, events: Iterable[Any], *, now: datetime | None =
     # The store's corrected clock (see Clock skew): a producer whose clock is slow must not
     # default timestamps, or judge "too far in the future", by it.
     if now is None:
-        store.table_settings()  # (also measures the clock offset, from the responses)
+        try:  # the table's settings are read once (also measuring the clock offset), in time
+            with retry_deadline(deadline.left if deadline is not None else None):
+                store.table_settings()
+        except OutOfTime as stopped:
+            raise TransientError(f"reading table `{store.table}`'s settings {stopped} to "
+                                 "answer in time; send the events again") from stopped.last
         now = store.now()
     results: list[PutResult | None] = []
     valid: list[Event] = []

@@ -320,21 +320,33 @@ class HotStore:
         """
         if deadline is not None and deadline.left() <= 0:
             return _out_of_time(event, position, 0, None)
-        # ingested_at is stamped once: botocore re-sends the same item on each attempt.
+        # ingested_at is stamped once: botocore re-sends the same item on each attempt, so
+        # retries stop in time for the write to land within the sweep's look-back.
         item = self.to_item(event, self.now())
+        budget = Deadline.after(self.settings.write_retry_seconds)
+        left = budget.left if deadline is None else (
+            lambda: min(budget.left(), deadline.left()))
+        caller_first = deadline is not None and deadline.left() <= budget.left()
         try:
-            with retry_deadline(deadline.left if deadline is not None else None):
+            with retry_deadline(left):
                 self.clients.dynamodb.put_item(
                     TableName=self.table, Item=item,
                     ConditionExpression="attribute_not_exists(event_id)",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD")
             return PutResult(position, event.event_id, Outcome.CREATED)
         except OutOfTime as stopped:
-            return _out_of_time(event, position, stopped.attempts, stopped.last)
+            return _out_of_time(event, position, stopped.attempts, stopped.last,
+                                caller=caller_first)
         except Exception as exc:
             code = error_code(exc)
             if code == "ConditionalCheckFailedException":
-                stored = getattr(exc, "response", {}).get("Item") or self._get(event.event_id)
+                try:
+                    with retry_deadline(left):
+                        stored = (getattr(exc, "response", {}).get("Item")
+                                  or self._get(event.event_id))
+                except OutOfTime as stopped:
+                    return _out_of_time(event, position, stopped.attempts, stopped.last,
+                                        caller=caller_first)
                 return self._compare(event, stored, position)
             if code == "ValidationException" and "size" in str(exc).lower():
                 return PutResult(position, event.event_id, Outcome.INVALID,
@@ -526,16 +538,18 @@ class HotStore:
             raise
 
 
-def _out_of_time(event: Event, position: int, attempts: int, last: BaseException | None
-                 ) -> PutResult:
+def _out_of_time(event: Event, position: int, attempts: int, last: BaseException | None,
+                 *, caller: bool = True) -> PutResult:
     if last is not None:
         what = (f"stopped retrying after {attempts} attempt(s) "
                 f"({error_code(last) or type(last).__name__}: {redact(str(last))})")
     else:
         what = "not attempted"
-    return PutResult(position, event.event_id, Outcome.FAILED,
-                     f"{what} to answer in time (the caller's deadline was near); "
-                     f"{RETRY_ADVICE}", retryable=True)
+    why = ("to answer in time (the caller's deadline was near)" if caller else
+           "so that it lands within what the sweep re-reads behind its watermark "
+           "(EVENTLAKE_CLOCK_SKEW_SECONDS + EVENTLAKE_ARCHIVE_SETTLE_SECONDS)")
+    return PutResult(position, event.event_id, Outcome.FAILED, f"{what} {why}; {RETRY_ADVICE}",
+                     retryable=True)
 
 
 def _same_except_timestamp(event: Event, stored: Item) -> bool:

@@ -114,8 +114,12 @@ class LakeFS:
     def _make_fs(self) -> pafs.FileSystem:
         if not self.is_s3:
             return pafs.LocalFileSystem()
-        # The bare constructor ignores AWS_ENDPOINT_URL, so pass the one the clients use.
-        options: dict[str, Any] = {"region": self.settings.region}
+        # The bare constructor ignores AWS_ENDPOINT_URL, so pass the one the clients use; its
+        # retries are the AWS SDK's standard ones, with the attempts every AWS call gets.
+        options: dict[str, Any] = {
+            "region": self.settings.region,
+            "retry_strategy": pafs.AwsStandardS3RetryStrategy(
+                max_attempts=self.settings.aws_max_attempts)}
         if self.settings.endpoint_url:
             endpoint = urlparse(self.settings.endpoint_url)
             # host[:port] only: user info in the endpoint is not a host pyarrow can reach

@@ -449,3 +449,12 @@ def test_compact_names_a_file_it_could_not_read_and_exits_nonzero(
     assert main(["compact", "--min-files", "2"]) == 1
     err = capsys.readouterr().err
     assert "dt=2026-01-02 not compacted" in err and "export.parquet`" in err
+
+
+def test_the_console_script_points_at_the_cli() -> None:
+    import importlib
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    module, _, name = pyproject["project"]["scripts"]["eventlake"].partition(":")
+    assert getattr(importlib.import_module(module), name) is main

@@ -1004,3 +1004,21 @@ def test_the_margin_is_a_tenth_of_a_long_remaining_time(
 
     assert context.remaining_ms >= 6_000
     assert sum(context.slept) > 10  # it did keep retrying while there was time
+
+
+def test_a_cold_start_whose_table_lookup_is_throttled_still_answers_in_time(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a fresh store (the table's settings not read yet), DynamoDB throttling every
+    # DescribeTable, and 5 s of Lambda time left
+    context = ClockedContext(remaining_ms=5_000)
+    cold = EventLake(lake.settings)
+    record_pauses(monkeypatch, context.sleep)
+    ingest.reset(cold)
+    lookups = inject_where(cold.hot.clients.dynamodb, "DescribeTable",
+                           dynamodb_error("ThrottlingException"), lambda _: True)
+    # when a request comes in, then the lookup stops retrying while the margin is left and
+    # the request is answered as retryable
+    with pytest.raises(TransientError, match="answer in time"):
+        ingest.handler(page_view(1), context)
+    assert context.remaining_ms >= 2_000
+    assert 1 <= lookups.calls < cold.settings.aws_max_attempts

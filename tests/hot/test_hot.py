@@ -465,7 +465,9 @@ def test_a_non_transient_error_fails_at_once_naming_the_error(
 
 def test_a_throttled_batch_still_reports_every_event_created(
         store: HotStore, sleeps: list[float]) -> None:
-    # given DynamoDB throttles the first two writes of every event in a concurrent batch
+    # given DynamoDB throttles the first two writes of every event in a concurrent batch, 300
+    # throttled retries in all: more than botocore's per-client retry budget (500 tokens, 5 a
+    # retry), after which botocore alone would give every later write one attempt
     attempts: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -478,8 +480,8 @@ def test_a_throttled_batch_still_reports_every_event_created(
     inject_where(store.clients.dynamodb, "PutItem",
                  client_error("ProvisionedThroughputExceededException"), throttled)
     # when the batch is put, then every event is created on its third attempt
-    results = store.put_many([event(f"burst-{i}") for i in range(30)])
-    assert [r.outcome for r in results] == [Outcome.CREATED] * 30
+    results = store.put_many([event(f"burst-{i}") for i in range(150)])
+    assert [r.outcome for r in results] == [Outcome.CREATED] * 150
     assert set(attempts.values()) == {3}
 
 
@@ -515,6 +517,24 @@ def test_throttling_stops_retrying_before_the_deadline_and_fails_retryable(
     assert result.message is not None
     assert "stopped retrying" in result.message and "in time" in result.message
     assert "ThrottlingException" in result.message
+
+
+def test_a_write_stops_retrying_in_time_to_land_within_the_sweeps_look_back(
+        lake: EventLake, sleeps: list[float]) -> None:
+    """ingested_at is stamped before the first attempt: a write landing later than the sweep
+    re-reads behind its watermark would be behind every sweep window."""
+    # given a look-back that leaves 3 s for retries (0 s skew + 38 s settle - 35 s for the
+    # last attempt's timeouts) and DynamoDB throttling every write
+    store = store_with(lake, clock_skew_seconds=0, archive_settle_seconds=38)
+    assert store.settings.write_retry_seconds == 3
+    puts = inject(store, "put_item", client_error("ThrottlingException"), times=None)
+    # when an event is put
+    result = store.put(event("throttled-long"))
+    # then no pause could end past the budget (up to 1 s, then 2 s; not the 4 s next), and the
+    # result says why it stopped
+    assert puts.calls == 3 and len(sleeps) == 2 and sum(sleeps) <= 3
+    assert result.outcome is Outcome.FAILED and result.retryable is True
+    assert result.message is not None and "re-reads behind its watermark" in result.message
 
 
 def test_a_put_whose_deadline_has_passed_is_not_attempted(

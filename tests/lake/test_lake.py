@@ -792,3 +792,20 @@ def test_quarantined_text_with_unicode_line_separators_reads_back_whole(lake: La
     # then both entries come back, their text untouched
     assert [e.record for e in back] == [record, {"n": 2}]
     assert back[0].reason == "bad \u2028 reason"
+
+
+def test_the_s3_filesystem_gets_the_attempts_every_aws_call_gets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow.fs as pafs
+
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(pafs, "S3FileSystem", lambda **options: made.append(options))
+    lake = Lake(Settings(lake_uri="s3://acme-lake/events", aws_max_attempts=5,
+                         endpoint_url="http://user:secret@localhost:5000"))
+
+    lake.fs  # noqa: B018  (built on first use)
+
+    assert len(made) == 1
+    options = made[0]
+    assert options["retry_strategy"].max_attempts == 5
+    assert (options["endpoint_override"], options["scheme"]) == ("localhost:5000", "http")
