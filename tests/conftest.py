@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from archive_support import TEST_SIZES, World, make_world
+from aws_support import record_pauses
 
 from eventlake import EventLake, Settings
 from eventlake.hot.store import HotStore
@@ -111,3 +112,11 @@ def s3_lake(bucket: str) -> Lake:
 def load_event(name: str) -> Any:
     """A fixture from tests/fixtures/ (utf-8-sig: some real captures start with a BOM)."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8-sig"))
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """botocore's pauses between attempts, recorded instead of slept."""
+    pauses: list[float] = []
+    record_pauses(monkeypatch, pauses.append)
+    return pauses

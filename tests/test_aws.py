@@ -6,17 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aws_support import dynamodb_error, inject, record_pauses
+from aws_support import dynamodb_error, inject
 
 from eventlake import Settings
 from eventlake.aws import Clients, OutOfTime, retry_deadline
-
-
-@pytest.fixture
-def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    record_pauses(monkeypatch, recorded.append)
-    return recorded
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def test_the_variables_reach_every_client(aws: None, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("attempts", [1, 3, 5])
 def test_a_throttled_call_is_attempted_exactly_the_configured_times_in_total(
-        aws: None, pauses: list[float], attempts: int) -> None:
+        aws: None, sleeps: list[float], attempts: int) -> None:
     # given DynamoDB throttles every attempt
     ddb = Clients(Settings.from_env(aws_max_attempts=attempts)).dynamodb
     throttled = inject(ddb, "ListTables", dynamodb_error("ThrottlingException"), times=None)
@@ -53,22 +46,22 @@ def test_a_throttled_call_is_attempted_exactly_the_configured_times_in_total(
     with pytest.raises(ddb.exceptions.ClientError, match="ThrottlingException") as raised:
         ddb.list_tables()
     assert throttled.calls == attempts
-    assert len(pauses) == attempts - 1
+    assert len(sleeps) == attempts - 1
     assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == attempts - 1
 
 
 def test_a_deadline_stops_the_retries_whose_pause_could_end_past_it(
-        aws: None, pauses: list[float]) -> None:
+        aws: None, sleeps: list[float]) -> None:
     # given every attempt throttled, 8 attempts allowed and 3 s left
     ddb = Clients(Settings.from_env()).dynamodb
     throttled = inject(ddb, "ListTables", dynamodb_error("ThrottlingException"), times=None)
     # when a call is made under the deadline
-    with pytest.raises(OutOfTime) as stopped, retry_deadline(lambda: 3.0 - sum(pauses)):
+    with pytest.raises(OutOfTime) as stopped, retry_deadline(lambda: 3.0 - sum(sleeps)):
         ddb.list_tables()
     # then it retried while the longest next pause fitted in what was left (1 s of 3 s, then
     # 2 s of more than 2 s), and not when it could not (4 s): 3 attempts, 2 pauses
     assert throttled.calls == stopped.value.attempts == 3
-    assert len(pauses) == 2 and sum(pauses) < 3.0
+    assert len(sleeps) == 2 and sum(sleeps) < 3.0
     assert "ThrottlingException" in str(stopped.value.last)
 
 

@@ -65,14 +65,6 @@ def dynamodb_item_bytes(item: Item) -> int:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """botocore's pauses between attempts, recorded instead of slept."""
-    pauses: list[float] = []
-    record_pauses(monkeypatch, pauses.append)
-    return pauses
-
-
-@pytest.fixture
 def store(lake: EventLake, sleeps: list[float]) -> HotStore:
     """The lake's hot store, with botocore's pauses recorded instead of slept."""
     return HotStore(lake.settings, lake.clients)
