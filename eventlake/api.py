@@ -7,7 +7,8 @@ stays small.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from eventlake.archive.report import BackfillReport, SweepReport, TtlMargin
     from eventlake.lake.compact import CompactReport
     from eventlake.lake.store import Lake
+    from eventlake.replay.run import ReplayReport
+    from eventlake.replay.select import Selection
+    from eventlake.replay.targets import Event, Target
 
 
 class EventLake:
@@ -135,6 +139,17 @@ class EventLake:
         from eventlake.query.views import run_sql
 
         return run_sql(self, query, params, hot=hot)
+
+    def replay(self, selection: Selection, target: str | Target | Callable[[list[Event]], Any],
+               *, batch_size: int = 500, checkpoint: str | os.PathLike[str] | None = None,
+               dry_run: bool = False) -> ReplayReport:
+        """Send the events of `selection` in (timestamp, event_id) order, once, to `target`
+        (`stdout`, `jsonl:PATH`, or a callable taking a list of event dicts); see
+        `eventlake.replay.run.replay`."""
+        from eventlake.replay.run import replay
+
+        return replay(self, selection, target, batch_size=batch_size, checkpoint=checkpoint,
+                      dry_run=dry_run)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and

@@ -1,0 +1,105 @@
+"""`Selection`: which events a replay reads, and the SQL that reads one UTC day of them.
+
+Every value a caller gives (times, types, subject, the resume position) is a DuckDB bound
+parameter, never text in the SQL. The one piece of caller SQL is `where`, a predicate over the
+`events` columns, put in parentheses on lines of its own (so a trailing `--` comment or an
+`OR` cannot reach the rest of the query).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from eventlake.errors import ConfigError
+from eventlake.events.times import as_utc, format_ts
+
+COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_payload")
+"""What a replay reads of each event (the `seed` shape's fields)."""
+
+
+class SelectionError(ConfigError):
+    """A selection that cannot be read (an empty or inverted time range, ...)."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in the total order: every event at or before it is done."""
+
+    timestamp: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Events with `from_ts <= timestamp < to_ts`, of `event_types` (any when empty), of
+    `subject` (any when None), matching `where` (SQL over the `events` columns), read from
+    `events`, or `events_cold` (the Parquet lake alone) when `cold_only`."""
+
+    from_ts: datetime
+    to_ts: datetime
+    event_types: tuple[str, ...] = ()
+    subject: str | None = None
+    where: str | None = None
+    cold_only: bool = False
+    _days: tuple[date, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        start, end = as_utc(self.from_ts), as_utc(self.to_ts)
+        if start >= end:
+            raise SelectionError(f"the time range [`{format_ts(start)}`, `{format_ts(end)}`) is "
+                                 "empty: --from must be before --to")
+        object.__setattr__(self, "from_ts", start)
+        object.__setattr__(self, "to_ts", end)
+        object.__setattr__(self, "event_types", tuple(self.event_types))
+        if self.where is not None and not self.where.strip():
+            object.__setattr__(self, "where", None)
+        last = (end - timedelta(microseconds=1)).date()
+        count = (last - start.date()).days + 1
+        object.__setattr__(self, "_days",
+                           tuple(start.date() + timedelta(days=n) for n in range(count)))
+
+    @property
+    def view(self) -> str:
+        return "events_cold" if self.cold_only else "events"
+
+    def days(self, after: Position | None = None) -> Iterator[date]:
+        """The UTC days of [from_ts, to_ts), in order; from `after`'s day on when given."""
+        first = as_utc(after.timestamp).date() if after else None
+        return (d for d in self._days if first is None or d >= first)
+
+    def day_sql(self, day: date, after: Position | None = None) -> tuple[str, dict[str, Any]]:
+        """The query of `day`'s selected events after `after`, in (timestamp, event_id) order,
+        and its parameters. `dt = $dt` says what the timestamp range implies (dt is the UTC
+        date of timestamp): it lets the views skip other days' files unopened."""
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        params: dict[str, Any] = {"dt": day,
+                                  "from_ts": max(self.from_ts, start),
+                                  "to_ts": min(self.to_ts, start + timedelta(days=1))}
+        where = ["dt = $dt", "timestamp >= $from_ts", "timestamp < $to_ts"]
+        if self.event_types:
+            names = [f"type_{i}" for i in range(len(self.event_types))]
+            params.update(zip(names, self.event_types, strict=True))
+            where.append(f"event_type IN ({', '.join('$' + n for n in names)})")
+        if self.subject is not None:
+            params["subject"] = self.subject
+            where.append("subject = $subject")
+        if after is not None:
+            params["after_ts"] = as_utc(after.timestamp)
+            params["after_id"] = after.event_id
+            where.append("(timestamp > $after_ts OR (timestamp = $after_ts "
+                         "AND event_id > $after_id))")
+        if self.where is not None:
+            where.append(f"(\n{self.where}\n)")
+        columns = ", ".join(f'"{c}"' for c in COLUMNS)
+        sql = (f"SELECT {columns} FROM {self.view}\nWHERE " + "\n  AND ".join(where)
+               + "\nORDER BY timestamp, event_id")
+        return sql, params
+
+    def describe(self) -> dict[str, Any]:
+        """The selection as JSON values (a checkpoint records it, to refuse resuming another)."""
+        return {"from": format_ts(self.from_ts), "to": format_ts(self.to_ts),
+                "types": list(self.event_types), "subject": self.subject, "where": self.where,
+                "cold_only": self.cold_only}
