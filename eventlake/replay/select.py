@@ -2,8 +2,9 @@
 
 Every value a caller gives (times, types, subject, the resume position) is a DuckDB bound
 parameter, never text in the SQL. The one piece of caller SQL is `where`, a predicate over the
-`events` columns, put in parentheses on lines of its own (so a trailing `--` comment or an
-`OR` cannot reach the rest of the query).
+`events` columns, put in parentheses on lines of its own (so a trailing `--` comment or a bare
+`OR` cannot reach the rest of the query). It is the caller's own SQL on their own lake, as in
+`eventlake sql`, not a boundary against them: unbalanced parentheses can still widen it.
 """
 
 from __future__ import annotations
