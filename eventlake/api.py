@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from eventlake.archive.report import BackfillReport, SweepReport, TtlMargin
     from eventlake.lake.compact import CompactReport
     from eventlake.lake.store import Lake
+    from eventlake.replay.batch import Event
     from eventlake.replay.run import ReplayReport
     from eventlake.replay.select import Selection
-    from eventlake.replay.targets import Event, Target
+    from eventlake.replay.targets import Target
 
 
 class EventLake:
@@ -142,14 +143,14 @@ class EventLake:
 
     def replay(self, selection: Selection, target: str | Target | Callable[[list[Event]], Any],
                *, batch_size: int = 500, checkpoint: str | os.PathLike[str] | None = None,
-               dry_run: bool = False) -> ReplayReport:
+               dry_run: bool = False, shape: str = "seed") -> ReplayReport:
         """Send the events of `selection` in (timestamp, event_id) order, once, to `target`
         (`stdout`, `jsonl:PATH`, or a callable taking a list of event dicts); see
         `eventlake.replay.run.replay`."""
         from eventlake.replay.run import replay
 
         return replay(self, selection, target, batch_size=batch_size, checkpoint=checkpoint,
-                      dry_run=dry_run)
+                      dry_run=dry_run, shape=shape)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and

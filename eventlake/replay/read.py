@@ -36,7 +36,8 @@ def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
                  after: Position | None = None, rows: int = READ_BATCH_ROWS
                  ) -> Iterator[pa.RecordBatch]:
     """The selected events after `after` (all when None), in (timestamp, event_id) order, as
-    record batches of up to `rows` rows with the columns of `select.COLUMNS`."""
+    record batches of up to `rows` rows with the columns of `select.COLUMNS` and `_line`
+    (the seed JSON line)."""
     for day in selection.days(after):
         sql, params = selection.day_sql(day, after)
         relation = con.sql(sql, params=params)

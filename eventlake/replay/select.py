@@ -20,6 +20,17 @@ from eventlake.events.times import as_utc, format_ts
 COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_payload")
 """What a replay reads of each event (the `seed` shape's fields)."""
 
+SEED_LINE_SQL = """'{"event_id":' || to_json(event_id)
+    || ',"event_payload":' || event_payload
+    || ',"event_type":' || to_json(event_type)
+    || ',"source":' || coalesce(to_json(source), 'null')
+    || ',"subject":' || coalesce(to_json(subject), 'null')
+    || ',"timestamp":"' || strftime(timezone('UTC', timestamp), '%Y-%m-%dT%H:%M:%S.%fZ')
+    || '"}' || chr(10)"""
+"""The event's `seed` JSON line, built by DuckDB: canonical JSON (keys sorted, no spaces, raw
+UTF-8), `event_payload` the stored canonical JSON text as it is. Must equal
+`canonical_json(Batch.events[i]) + "\\n"` byte for byte (tests/replay/test_shapes.py)."""
+
 
 class SelectionError(ConfigError):
     """A selection that cannot be read (an empty or inverted time range, ...)."""
@@ -94,7 +105,7 @@ class Selection:
                          "AND event_id > $after_id))")
         if self.where is not None:
             where.append(f"(\n{self.where}\n)")
-        columns = ", ".join(f'"{c}"' for c in COLUMNS)
+        columns = ", ".join(f'"{c}"' for c in COLUMNS) + f",\n  {SEED_LINE_SQL} AS _line"
         sql = (f"SELECT {columns} FROM {self.view}\nWHERE " + "\n  AND ".join(where)
                + "\nORDER BY timestamp, event_id")
         return sql, params

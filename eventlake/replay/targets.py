@@ -1,57 +1,59 @@
-"""Where replayed events go, and the shape they take there.
+"""Where replayed events go.
 
-Targets (`target_for`): `stdout` (JSON lines), `jsonl:PATH` (a local file; resumed exactly by
-truncating to the checkpoint's offset), or any callable taking a list of event dicts. A target
-acknowledges a batch by returning from `send`; the replay then writes its checkpoint.
+A target gets each `Batch` through `send`; returning is the acknowledgement (the replay then
+writes its checkpoint). A target that gives up on some events raises `DeliveryError` naming
+them: the replay stops there, its checkpoint still at the last acknowledged batch.
 
-Shape `seed`: the event as the seed describes it, `event_payload` a JSON object again
-(parsed with `loads_exact`: big and precise numbers stay exact), `timestamp` ISO 8601 in UTC
-with `Z` and microseconds. JSON lines are canonical JSON (sorted keys, exact numbers).
+`target_for` names them: `stdout` (JSON lines), `jsonl:PATH` (a local file, resumed exactly by
+truncating it to the checkpoint's offset), or any callable taking a list of events (in the
+chosen shape). Each target sends events in a shape (shapes.py; `seed` by default).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-
-from eventlake.errors import ConfigError
-from eventlake.events.canonical import canonical_json, loads_exact
-from eventlake.events.times import format_ts
+from eventlake.errors import ConfigError, EventLakeError
+from eventlake.replay.batch import Batch, Event
 from eventlake.replay.checkpoint import Checkpoint
-
-Event = dict[str, Any]
+from eventlake.replay.shapes import Shape, shaped
 
 
 class TargetError(ConfigError):
     """A target that cannot be used: an unknown kind, a file that cannot resume."""
 
 
-def seed_events(batch: pa.RecordBatch) -> list[Event]:
-    """The `seed` shape of each row of `batch` (the columns of `select.COLUMNS`)."""
-    return [{"event_id": row["event_id"], "event_type": row["event_type"],
-             "timestamp": format_ts(row["timestamp"]),
-             "event_payload": loads_exact(row["event_payload"]),
-             "source": row["source"], "subject": row["subject"]}
-            for row in batch.to_pylist()]
+class DeliveryError(EventLakeError):
+    """A target refused events and retrying did not help: the replay stops (nothing is
+    skipped). `event_ids` are the events not delivered; `reason` what the target said."""
 
-
-def json_lines(events: list[Event]) -> str:
-    return "".join(canonical_json(event) + "\n" for event in events)
+    def __init__(self, target: str, event_ids: Sequence[str], reason: str) -> None:
+        self.target = target
+        self.event_ids = list(event_ids)
+        self.reason = reason
+        self.report: Any = None
+        """The replay's report up to here (set by `replay`)."""
+        shown = ", ".join(f"`{e}`" for e in self.event_ids[:5])
+        more = f" and {len(self.event_ids) - 5} more" if len(self.event_ids) > 5 else ""
+        super().__init__(f"{target}: {len(self.event_ids)} event(s) not delivered "
+                         f"({shown}{more}): {reason}")
 
 
 class Target:
     """A target: `start` before the first batch (with the checkpoint resumed, if any),
     `send` each batch (returning is the acknowledgement; the result is the byte offset a
-    JSONL file has reached, else None), `close` at the end."""
+    JSONL file has reached, else None), `close` at the end. `shape` is applied to each event
+    (None: `seed`)."""
+
+    shape: Shape | None = None
 
     def start(self, checkpoint: Checkpoint | None) -> None:
         """Prepare to send after `checkpoint` (None: from the start)."""
 
-    def send(self, events: list[Event]) -> int | None:
+    def send(self, batch: Batch) -> int | None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -64,9 +66,9 @@ class StdoutTarget(Target):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
 
-    def send(self, events: list[Event]) -> int | None:
+    def send(self, batch: Batch) -> int | None:
         stream = self.stream or sys.stdout
-        stream.write(json_lines(events))
+        stream.write(batch.lines(self.shape).decode("utf-8"))
         stream.flush()
         return None
 
@@ -99,10 +101,10 @@ class JsonlTarget(Target):
         file.seek(checkpoint.offset)
         self._file = file
 
-    def send(self, events: list[Event]) -> int | None:
+    def send(self, batch: Batch) -> int | None:
         if self._file is None:
             raise RuntimeError("JsonlTarget.send before start")
-        self._file.write(json_lines(events).encode("utf-8"))
+        self._file.write(batch.lines(self.shape))
         self._file.flush()
         return self._file.tell()
 
@@ -113,18 +115,31 @@ class JsonlTarget(Target):
 
 
 class CallableTarget(Target):
-    """Any callable taking a list of event dicts; returning is the acknowledgement."""
+    """Any callable taking a list of events (in the target's shape); returning is the
+    acknowledgement."""
 
-    def __init__(self, func: Callable[[list[Event]], Any]) -> None:
+    def __init__(self, func: Callable[[list[Any]], Any]) -> None:
         self.func = func
 
-    def send(self, events: list[Event]) -> int | None:
-        self.func(events)
+    def send(self, batch: Batch) -> int | None:
+        self.func(shaped(batch.events, self.shape))
         return None
 
 
-def target_for(spec: str | Target | Callable[[list[Event]], Any]) -> Target:
-    """The target `spec` names: `stdout`, `jsonl:PATH`, a Target, or a callable."""
+KINDS = "stdout, jsonl:PATH"
+"""The named targets, for messages and --help."""
+
+
+def target_for(spec: str | Target | Callable[[list[Event]], Any],
+               shape: Shape | None = None) -> Target:
+    """The target `spec` names (`stdout`, `jsonl:PATH`, a Target, or a callable), sending
+    events in `shape` (None: `seed`)."""
+    target = _target(spec)
+    target.shape = shape
+    return target
+
+
+def _target(spec: str | Target | Callable[[list[Event]], Any]) -> Target:
     if isinstance(spec, Target):
         return spec
     if not isinstance(spec, str):
@@ -139,5 +154,5 @@ def target_for(spec: str | Target | Callable[[list[Event]], Any]) -> Target:
             raise TargetError(f"target `{spec}`: only local paths are supported so far "
                               "(s3:// is not done yet)")
         return JsonlTarget(rest)
-    raise TargetError(f"unknown target `{spec}`; expected one of: stdout, jsonl:PATH "
+    raise TargetError(f"unknown target `{spec}`; expected one of: {KINDS} "
                       "(or, in Python, a callable taking a list of events)")

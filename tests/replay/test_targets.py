@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from replay_support import batch_of, row
 
 from eventlake import EventLake
 from eventlake.cli.main import main
@@ -46,17 +47,18 @@ def test_a_resumed_jsonl_file_drops_what_follows_the_checkpointed_offset(tmp_pat
     path = tmp_path / "out.jsonl"
     first = JsonlTarget(path)
     first.start(None)
-    offset = first.send([{"event_id": "a"}])
+    offset = first.send(batch_of([row("a")]))
     first.close()
     with path.open("ab") as f:  # a batch written, the process killed before its checkpoint
         f.write(b'{"event_id":"b"}\n{"event_id":"c", "par')
 
     again = JsonlTarget(path)
     again.start(Checkpoint(START, "a", 1, offset))
-    again.send([{"event_id": "b"}])
+    again.send(batch_of([row("b")]))
     again.close()
 
-    assert path.read_text() == '{"event_id":"a"}\n{"event_id":"b"}\n'
+    assert [json.loads(line)["event_id"] for line in path.read_text().splitlines()] == [
+        "a", "b"]
 
 
 def test_a_jsonl_file_shorter_than_its_checkpoint_is_refused(tmp_path: Path) -> None:
@@ -81,8 +83,10 @@ def test_a_checkpoint_is_written_atomically_and_refuses_another_selection(tmp_pa
 
 def test_stdout_target_writes_json_lines() -> None:
     stream = io.StringIO()
-    StdoutTarget(stream).send([{"b": 1, "a": "x"}])
-    assert stream.getvalue() == '{"a":"x","b":1}\n'
+    StdoutTarget(stream).send(batch_of([row("a", payload='{"a":"x","b":1}')]))
+    assert stream.getvalue() == (
+        '{"event_id":"a","event_payload":{"a":"x","b":1},"event_type":"click",'
+        '"source":"shop","subject":null,"timestamp":"2024-05-01T00:00:00.000000Z"}\n')
 
 
 @pytest.fixture

@@ -1,0 +1,116 @@
+"""`Batch`: a run of selected events as the read produced them (Arrow columns), with the
+views targets need built once and only when asked.
+
+The read (read.py) selects, besides the event's columns, `_line`: the event's `seed` JSON line
+built by DuckDB (select.SEED_LINE_SQL). A JSONL or stdout target in the `seed` shape writes those
+bytes as they are, so no Python object is made per event; the other targets and shapes ask for
+`events` (dicts) instead. `select.SEED_LINE_SQL` and `Batch.events` must agree byte for byte
+(tests/replay/test_shapes.py checks both on the same rows).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import pyarrow as pa
+
+from eventlake.events.canonical import canonical_json, loads_exact
+from eventlake.events.times import as_utc, format_ts
+from eventlake.replay.select import Position
+
+Event = dict[str, Any]
+LINE = "_line"
+
+
+class Batch:
+    """Selected events in (timestamp, event_id) order: a pyarrow Table with the columns of
+    `select.COLUMNS` and `_line`."""
+
+    def __init__(self, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            raise ValueError("a Batch holds at least one event")
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return int(self.rows.num_rows)
+
+    @cached_property
+    def events(self) -> list[Event]:
+        """The `seed` shape of each event: `event_payload` a JSON object again (parsed with
+        `loads_exact`: big and precise numbers stay exact), `timestamp` ISO 8601 in UTC."""
+        columns = {name: self.rows.column(name).to_pylist()
+                   for name in ("event_id", "event_type", "timestamp", "event_payload",
+                                "source", "subject")}
+        return [{"event_id": event_id, "event_type": event_type,
+                 "timestamp": format_ts(timestamp), "event_payload": loads_exact(payload),
+                 "source": source, "subject": subject}
+                for event_id, event_type, timestamp, payload, source, subject in zip(
+                    *columns.values(), strict=True)]
+
+    def seed_lines(self) -> bytes:
+        """The events as `seed` JSON lines (canonical JSON, one per line), as DuckDB built them."""
+        return b"".join(_string_bytes(chunk) for chunk in self.rows.column(LINE).chunks)
+
+    def lines(self, shape: Callable[[Event], Any] | None = None) -> bytes:
+        """JSON lines of each event in `shape` (None: `seed`, the fast path)."""
+        if shape is None:
+            return self.seed_lines()
+        return "".join(canonical_json(shape(event)) + "\n" for event in self.events).encode()
+
+    def _at(self, name: str, index: int) -> Any:
+        return self.rows.column(name)[index].as_py()
+
+    @property
+    def last(self) -> Position:
+        """Where this batch ends in the total order."""
+        return Position(as_utc(self._at("timestamp", -1)), self._at("event_id", -1))
+
+    @property
+    def first_timestamp(self) -> datetime:
+        return as_utc(self._at("timestamp", 0))
+
+    @property
+    def last_timestamp(self) -> datetime:
+        return as_utc(self._at("timestamp", -1))
+
+    def types(self) -> Counter[str]:
+        counts = self.rows.column("event_type").value_counts()
+        return Counter({str(item["values"]): int(item["counts"]) for item in counts.to_pylist()})
+
+
+def batches(tables: Iterator[pa.RecordBatch], size: int) -> Iterator[Batch]:
+    """Re-cut a stream of record batches into Batches of `size` events (the last shorter)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for record in tables:
+        offset = 0
+        while offset < record.num_rows:
+            take = min(size - held, record.num_rows - offset)
+            pending.append(record.slice(offset, take))
+            held += take
+            offset += take
+            if held == size:
+                yield Batch(pa.Table.from_batches(pending))
+                pending, held = [], 0
+    if held:
+        yield Batch(pa.Table.from_batches(pending))
+
+
+def _string_bytes(chunk: pa.Array) -> bytes:
+    """The concatenated values of a string array, read from its data buffer (no per-value
+    objects). Handles slices (the offsets are absolute) and large or view string types."""
+    if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
+        if chunk.null_count:
+            raise ValueError("a seed line is NULL: an event column the line needs is NULL")
+        if len(chunk) == 0:
+            return b""
+        _, offsets_buffer, data = chunk.buffers()
+        offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(chunk.type)
+                                                  else "i")
+        start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+        return b"" if data is None else data.slice(start, end - start).to_pybytes()
+    return "".join(chunk.to_pylist()).encode()

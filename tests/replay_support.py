@@ -1,0 +1,41 @@
+"""Batches for target tests, built the way the read builds them (DuckDB, SEED_LINE_SQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from eventlake.replay.batch import Batch
+from eventlake.replay.select import COLUMNS, SEED_LINE_SQL
+
+START = datetime(2024, 5, 1, tzinfo=UTC)
+ROWS = pa.schema([("event_id", pa.string()), ("event_type", pa.string()),
+                  ("timestamp", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
+                  ("subject", pa.string()), ("event_payload", pa.string())])
+
+
+def row(event_id: str, *, event_type: str = "click", seconds: float = 0,
+        source: str | None = "shop", subject: str | None = None,
+        payload: str = "{}") -> dict[str, Any]:
+    """One selected row (the read's columns), `seconds` after START."""
+    return {"event_id": event_id, "event_type": event_type,
+            "timestamp": START + timedelta(seconds=seconds), "source": source,
+            "subject": subject, "event_payload": payload}
+
+
+def batch_of(rows: list[dict[str, Any]]) -> Batch:
+    """A Batch of `rows` with `_line` built by DuckDB from SEED_LINE_SQL, as the read does."""
+    table = pa.Table.from_pylist(rows, schema=ROWS)
+    con = duckdb.connect()
+    try:
+        con.sql("SET TimeZone = 'UTC'")
+        con.register("selected", table)
+        columns = ", ".join(f'"{c}"' for c in COLUMNS)
+        relation = con.sql(f"SELECT {columns}, {SEED_LINE_SQL} AS _line FROM selected")
+        assert relation is not None
+        return Batch(relation.to_arrow_table())
+    finally:
+        con.close()
