@@ -150,7 +150,7 @@ class EventLake:
         from eventlake.replay.run import replay
 
         return replay(self, selection, target, batch_size=batch_size, checkpoint=checkpoint,
-                      dry_run=dry_run, shape=shape)
+                      dry_run=dry_run, shape=shape, clients=self.clients)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and

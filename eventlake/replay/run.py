@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from eventlake.aws import Clients
 from eventlake.events.times import format_ts
 from eventlake.query.views import Tiers
 from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay.batch import Batch, Event, batches
 from eventlake.replay.checkpoint import Checkpoint
 from eventlake.replay.read import open_reader, read_batches
+from eventlake.replay.resolve import target_for
 from eventlake.replay.select import Selection, SelectionError
 from eventlake.replay.shapes import shape_for
-from eventlake.replay.targets import DeliveryError, Target, target_for
+from eventlake.replay.targets import DeliveryError, Target
 
 
 @dataclass
@@ -67,13 +69,15 @@ class ReplayReport:
 def replay(tiers: Tiers, selection: Selection,
            target: str | Target | Callable[[list[Event]], Any], *, batch_size: int = 500,
            checkpoint: str | os.PathLike[str] | None = None, dry_run: bool = False,
-           shape: str = "seed", now: datetime | None = None) -> ReplayReport:
+           shape: str = "seed", now: datetime | None = None,
+           clients: Clients | None = None) -> ReplayReport:
     """Send every event of `selection`, in (timestamp, event_id) order, once, to `target`
     (`stdout`, `jsonl:PATH`, a Target or a callable taking a list of events), in batches of
     `batch_size`, each event in `shape`. With `checkpoint` (a local path) the position is
     recorded after each acknowledged batch and a re-run resumes right after it. `dry_run` counts
     what would be sent and touches neither the target nor the checkpoint. `now` fixes the hot
-    read's clock (default: the hot store's).
+    read's clock (default: the hot store's). AWS targets use `clients` (default: from the
+    environment).
 
     A target that gives up on events raises DeliveryError: the replay stops there, with the
     report (`error.report`) saying what was sent and how many failed."""
@@ -82,7 +86,7 @@ def replay(tiers: Tiers, selection: Selection,
     started = time.perf_counter()
     resume = checkpoints.load(checkpoint, selection) if checkpoint is not None else None
     report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
-    sink = None if dry_run else target_for(target, shape_for(shape))
+    sink = None if dry_run else target_for(target, shape_for(shape), clients)
     con = open_reader(tiers, selection, now=now)
     try:
         if sink is not None:

@@ -4,9 +4,11 @@ A target gets each `Batch` through `send`; returning is the acknowledgement (the
 writes its checkpoint). A target that gives up on some events raises `DeliveryError` naming
 them: the replay stops there, its checkpoint still at the last acknowledged batch.
 
-`target_for` names them: `stdout` (JSON lines), `jsonl:PATH` (a local file, resumed exactly by
-truncating it to the checkpoint's offset), or any callable taking a list of events (in the
-chosen shape). Each target sends events in a shape (shapes.py; `seed` by default).
+Here: the base class, the errors, and the local targets: `stdout` (JSON lines), `jsonl:PATH`
+(a local file, resumed exactly by truncating it to the checkpoint's offset), and any callable
+taking a list of events (in the chosen shape). Each target sends events in a shape (shapes.py;
+`seed` by default). `resolve.target_for` turns a name into a target; the AWS targets live in
+aws.py, HTTP in http.py, JSONL on S3 in s3jsonl.py.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from eventlake.errors import ConfigError, EventLakeError
-from eventlake.replay.batch import Batch, Event
+from eventlake.replay.batch import Batch
 from eventlake.replay.checkpoint import Checkpoint
 from eventlake.replay.shapes import Shape, shaped
 
@@ -124,35 +126,3 @@ class CallableTarget(Target):
     def send(self, batch: Batch) -> int | None:
         self.func(shaped(batch.events, self.shape))
         return None
-
-
-KINDS = "stdout, jsonl:PATH"
-"""The named targets, for messages and --help."""
-
-
-def target_for(spec: str | Target | Callable[[list[Event]], Any],
-               shape: Shape | None = None) -> Target:
-    """The target `spec` names (`stdout`, `jsonl:PATH`, a Target, or a callable), sending
-    events in `shape` (None: `seed`)."""
-    target = _target(spec)
-    target.shape = shape
-    return target
-
-
-def _target(spec: str | Target | Callable[[list[Event]], Any]) -> Target:
-    if isinstance(spec, Target):
-        return spec
-    if not isinstance(spec, str):
-        if callable(spec):
-            return CallableTarget(spec)
-        raise TargetError(f"target {spec!r} is neither a name nor a callable")
-    kind, sep, rest = spec.partition(":")
-    if spec == "stdout":
-        return StdoutTarget()
-    if kind == "jsonl" and sep and rest:
-        if "://" in rest:
-            raise TargetError(f"target `{spec}`: only local paths are supported so far "
-                              "(s3:// is not done yet)")
-        return JsonlTarget(rest)
-    raise TargetError(f"unknown target `{spec}`; expected one of: {KINDS} "
-                      "(or, in Python, a callable taking a list of events)")
