@@ -23,18 +23,22 @@ A power loss is another matter: nothing here calls fsync.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventlake.aws import Clients, error_code
 from eventlake.errors import ConfigError
 from eventlake.events.times import as_utc, format_ts
 from eventlake.replay.select import Position, Selection
+
+if TYPE_CHECKING:
+    from eventlake.config import Settings
 
 
 class CheckpointError(ConfigError):
@@ -165,6 +169,13 @@ def _read_s3(uri: str, clients: Clients | None) -> str | None:
 
 
 def _clients() -> Clients:
+    """Clients from the environment, the same for equal Settings: a replay called without
+    `clients` saves a checkpoint per batch, and building a boto3 client costs ~0.4 s."""
     from eventlake.config import Settings
 
-    return Clients(Settings.from_env())
+    return _clients_for(Settings.from_env())
+
+
+@functools.lru_cache(maxsize=4)
+def _clients_for(settings: Settings) -> Clients:
+    return Clients(settings)
