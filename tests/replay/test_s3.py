@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
-from eventlake import Settings
+from eventlake import EventLake, Settings
 from eventlake.aws import Clients
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.store import Lake
@@ -381,3 +381,23 @@ def test_a_local_jsonl_replay_resumes_from_an_s3_checkpoint(setup: Setup, tmp_pa
 
 def _forbidden(**kwargs: Any) -> Any:
     raise AssertionError(f"no write expected ({kwargs.get('Key')})")
+
+
+def test_eventlake_replay_names_an_s3_target_and_checkpoint(lake: EventLake) -> None:
+    # given: three events in the hot tier, a bucket
+    now = datetime.now(UTC)
+    lake.put_many([{"event_id": f"e{n}", "event_type": "click",
+                    "timestamp": (now - timedelta(minutes=10 - n)).isoformat(),
+                    "event_payload": {"n": n}} for n in range(3)])
+    lake.clients.s3.create_bucket(Bucket=BUCKET)
+    selection = Selection(now - timedelta(hours=1), now + timedelta(minutes=1))
+
+    # when: replayed by name (the default part size: one PutObject), then again
+    first = lake.replay(selection, f"jsonl:{OUT}", checkpoint=f"s3://{BUCKET}/c.json")
+    again = lake.replay(selection, f"jsonl:{OUT}", checkpoint=f"s3://{BUCKET}/c.json")
+
+    # then
+    body = lake.clients.s3.get_object(Bucket=BUCKET, Key="out/events.jsonl")["Body"].read()
+    assert [json.loads(line)["event_payload"] for line in body.splitlines()] == [
+        {"n": 0}, {"n": 1}, {"n": 2}]
+    assert (first.sent, again.sent, again.resumed_after) == (3, 0, 3)
