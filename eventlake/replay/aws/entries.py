@@ -118,15 +118,15 @@ def chunks(entries: Sequence[Entry], limits: Limits) -> Iterator[list[Entry]]:
 
 def call(target: str, entries: Sequence[Entry], method: Callable[..., Any],
          **kwargs: Any) -> Any:
-    """`method(**kwargs)`; a ClientError (botocore has already retried what is transient)
+    """`method(**kwargs)`; an AWS error (botocore has already retried what is transient)
     becomes a DeliveryError naming the call's events."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return method(**kwargs)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise DeliveryError(target, [e.event_id for e in entries],
-                            f"{error_code(exc)}: {exc}") from exc
+                            f"the call failed: {exc}") from exc
 
 
 def missing(target: str, exc: Exception) -> TargetError:

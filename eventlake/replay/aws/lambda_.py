@@ -45,7 +45,7 @@ LIST_WRAP = (b"[", b"]")
 
 
 def limits(wrap: tuple[bytes, bytes]) -> Limits:
-    room = MAX_PAYLOAD - len(wrap[0]) - len(wrap[1])
+    room = MAX_PAYLOAD - len(wrap[0]) - len(wrap[1]) + 1  # each entry counts a comma but one
     return Limits(entries=sys.maxsize, request_bytes=room, entry_bytes=room,
                   what="a Lambda payload")
 
@@ -81,13 +81,13 @@ class LambdaTarget(EntryTarget):
             if error_code(exc) == "ResourceNotFoundException":
                 raise missing(self.label, exc) from exc
             raise
+        self.limits = limits(self.wrap)  # the shape is known by now
 
     @property
     def wrap(self) -> tuple[bytes, bytes]:
         return STREAM_WRAP if is_shape(self.shape, "stream") else LIST_WRAP
 
     def entries(self, batch: Batch) -> list[Entry]:
-        self.limits = limits(self.wrap)
         bodies, values = shaped_bodies(batch, self.shape)
         return [Entry(meta.event_id, {"json": body}, len(body) + 1,  # + its comma
                       names=names(meta.event_id, values[i] if values else None))

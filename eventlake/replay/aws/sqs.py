@@ -66,6 +66,9 @@ class SqsTarget(EntryTarget):
 
     kind = "sqs"
     limits = SQS_LIMITS
+    url = ""
+    """The queue's URL (found at `start`)."""
+    fifo = False
 
     def start(self, checkpoint: Checkpoint | None) -> None:
         from botocore.exceptions import ClientError
@@ -82,7 +85,7 @@ class SqsTarget(EntryTarget):
             if error_code(exc) in _MISSING:
                 raise missing(self.label, exc) from exc
             raise
-        self.url: str = url
+        self.url = url
         self.fifo = attributes.get("FifoQueue") == "true" or url.endswith(".fifo")
         most = int(attributes.get("MaximumMessageSize", SQS_LIMITS.entry_bytes))
         self.limits = replace(SQS_LIMITS, entry_bytes=min(most, SQS_LIMITS.entry_bytes),
