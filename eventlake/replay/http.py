@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from http.client import HTTPException, HTTPMessage
-from typing import IO, Any
+from http.client import HTTPException
+from typing import IO
 
 from eventlake.config import redact, redact_url
 from eventlake.events.canonical import canonical_json, digest
@@ -93,7 +93,13 @@ class HttpTarget(Target):
         self.timeout_s = timeout_s
         self.backoff = backoff or Backoff()
         self.retry_after_cap_s = retry_after_cap_s
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._opener = urllib.request.OpenerDirector()
+        for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(),
+                        urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(),
+                        urllib.request.HTTPErrorProcessor()):
+            # no HTTPRedirectHandler: a 3xx ends in an HTTPError (urllib would re-send a
+            # redirected POST as a GET)
+            self._opener.add_handler(handler)
 
     def send(self, batch: Batch) -> int | None:
         event_ids = [str(i) for i in batch.rows.column("event_id").to_pylist()]
@@ -184,11 +190,3 @@ def _refusal(status: int, headers: Message[str, str] | None, body: IO[bytes]) ->
     retryable = status in RETRYABLE_4XX or status >= 500
     after = retry_after_seconds(headers.get("Retry-After")) if headers is not None else None
     return _Answer(False, reason, retryable, after if retryable else None)
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Redirects end in an HTTPError (3xx): urllib would re-send a redirected POST as a GET."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: HTTPMessage, newurl: str) -> Any:
-        return None

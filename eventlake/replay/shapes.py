@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from eventlake.config import Settings
@@ -119,15 +118,6 @@ def stream_record(event: Event, *, region: str = Settings.region,
     if source_arn is not None:
         record["eventSourceARN"] = source_arn
     return record
-
-
-def stream_shape(*, region: str = Settings.region,
-                 retention_days: float = Settings.retention_days,
-                 index_shards: int = Settings.index_shards,
-                 source_arn: str | None = None) -> Shape:
-    """The `stream` shape for a table of other settings than the defaults."""
-    return partial(stream_record, region=region, retention_days=retention_days,
-                   index_shards=index_shards, source_arn=source_arn)
 
 
 def stored_event(event: Event) -> StoredEvent:

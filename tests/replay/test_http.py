@@ -211,7 +211,7 @@ def test_a_redirect_is_not_followed_nor_taken_for_an_acknowledgement(
         receiver: Receiver, sleeps: list[float]) -> None:
     receiver.script = [Reply(302, {"Location": receiver.url + "/elsewhere"})]
 
-    with pytest.raises(DeliveryError, match="HTTP 302.*redirects are not followed"):
+    with pytest.raises(DeliveryError, match=r"HTTP 302.*redirects are not followed"):
         target(receiver.url, sleeps).send(batch_of([row("a")]))
     assert len(receiver.requests) == 1
 

@@ -38,7 +38,6 @@ from eventlake.replay.shapes import (
     shape_for,
     stored_event,
     stream_record,
-    stream_shape,
 )
 
 # -- the seed line: DuckDB's text == canonical_json(Batch.events[i]) ---------------------------
@@ -62,7 +61,8 @@ ROWS = st.fixed_dictionaries({
     "event_payload": st.dictionaries(TEXT, JSON, max_size=4).map(canonical_json)})
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ROWS, min_size=1, max_size=4))
 def test_seed_lines_equal_the_canonical_json_of_the_events_byte_for_byte(
         rows: list[dict[str, Any]]) -> None:
@@ -144,7 +144,7 @@ def test_an_eventbridge_entry_is_a_valid_put_events_entry_carrying_the_event() -
 
 def test_unknown_shapes_are_refused_naming_the_known_ones() -> None:
     assert set(SHAPES) == {"seed", "cloudevents", "eventbridge", "stream"}
-    with pytest.raises(ShapeError, match="unknown shape `avro`.*seed, cloudevents"):
+    with pytest.raises(ShapeError, match=r"unknown shape `avro`.*seed, cloudevents"):
         shape_for("avro")
 
 
@@ -163,7 +163,7 @@ def test_a_stream_record_holds_the_item_the_hot_tier_stores() -> None:
     assert record == stream_record(EVENT)  # the same event, the same record
     later = stream_record({**EVENT, "timestamp": "2024-05-01T10:00:00.123457Z"})
     assert int(later["dynamodb"]["SequenceNumber"]) > int(record["dynamodb"]["SequenceNumber"])
-    tagged = stream_shape(region="eu-west-1", source_arn="arn:x")(EVENT)
+    tagged = stream_record(EVENT, region="eu-west-1", source_arn="arn:x")
     assert (tagged["awsRegion"], tagged["eventSourceARN"]) == ("eu-west-1", "arn:x")
 
 
