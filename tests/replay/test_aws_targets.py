@@ -14,7 +14,7 @@ import json
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -32,7 +32,7 @@ from eventlake.replay.backoff import Backoff
 from eventlake.replay.resolve import target_for
 from eventlake.replay.run import replay
 from eventlake.replay.select import Selection
-from eventlake.replay.shapes import SHAPES
+from eventlake.replay.shapes import SHAPES, shape_for, stream_record
 from eventlake.replay.targets import DeliveryError, TargetError
 
 KIB = 1024
@@ -644,3 +644,36 @@ def test_a_batch_over_the_payload_limit_is_split_by_size(
         started("lambda", "consumer", lambda_clients, waits).send(
             batch_of(rows(1, payload=json.dumps({"pad": "x" * most}))))
 
+
+
+# -- with the shapes of shapes.py --------------------------------------------------------------
+
+def test_the_real_stream_shape_reaches_lambda_as_records_failed_by_sequence_number(
+        lambda_clients: Clients, waits: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    payloads = invocations(monkeypatch, lambda_clients)
+    sink = target_for("lambda:consumer", shape_for("stream"), lambda_clients)
+    sink.start(None)
+    first = stream_record(batch_of(rows(3)).events[1])["dynamodb"]["SequenceNumber"]
+    answers({"batchItemFailures": [{"itemIdentifier": first}]})  # as the stream handler says
+
+    cast(EntryTarget, sink).backoff = Backoff(sleep=waits.append)
+    sink.send(batch_of(rows(3)))
+
+    assert [[r["dynamodb"]["Keys"]["event_id"]["S"] for r in p["Records"]] for p in payloads
+            ] == [["e-000", "e-001", "e-002"], ["e-001", "e-002"]]
+    assert all(r["eventName"] == "INSERT" for p in payloads for r in p["Records"])
+
+
+def test_the_real_eventbridge_shape_reaches_a_queue_through_a_rule(
+        clients: Clients, waits: list[float], bus_queue: str) -> None:
+    sink = target_for("eventbridge:replayed", shape_for("eventbridge"), clients)
+    sink.start(None)
+    batch_rows = rows(3, payload='{"n":2}')
+
+    sink.send(batch_of(batch_rows))
+
+    delivered = sorted((json.loads(m["Body"]) for m in drain(clients, bus_queue)),
+                       key=lambda e: str(e["detail"]["event_id"]))
+    assert [e["detail"] for e in delivered] == [json.loads(line)
+                                                for line in seed_lines(batch_rows)]
+    assert delivered[2]["time"] == "2024-05-01T00:00:02Z"
