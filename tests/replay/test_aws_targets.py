@@ -69,8 +69,10 @@ def seed_lines(batch_rows: list[dict[str, Any]]) -> list[str]:
 
 # -- SQS ---------------------------------------------------------------------------------------
 
-def queue(clients: Clients, name: str) -> str:
+def queue(clients: Clients, name: str, max_bytes: int | None = None) -> str:
     attributes = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+    if max_bytes is not None:
+        attributes["MaximumMessageSize"] = str(max_bytes)
     url: str = clients.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return url
 
@@ -167,11 +169,11 @@ def test_a_standard_queue_gets_ten_messages_a_call_each_carrying_its_event_id(
     assert waits == []
 
 
-def test_sqs_calls_are_cut_by_size_under_256_kib(
+def test_sqs_calls_are_cut_by_size_under_1_mib(
         clients: Clients, waits: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    url = queue(clients, "big")
+    url = queue(clients, "big", max_bytes=1_048_576)
     calls = wrap_sqs(monkeypatch, clients)
-    payload = json.dumps({"blob": "x" * (100 * KIB)})  # two fit in a call, three do not
+    payload = json.dumps({"blob": "x" * (400 * KIB)})  # two fit in a call, three do not
 
     started("sqs", "big", clients, waits).send(batch_of(rows(5, payload=payload)))
 
@@ -181,7 +183,7 @@ def test_sqs_calls_are_cut_by_size_under_256_kib(
 
 def test_an_event_larger_than_an_sqs_message_is_refused_before_anything_is_sent(
         clients: Clients, waits: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    url = queue(clients, "small")
+    url = queue(clients, "small", max_bytes=262_144)  # the default of queues made before 2025-08
     calls = wrap_sqs(monkeypatch, clients)
     batch_rows = rows(3)
     batch_rows[1]["event_payload"] = json.dumps({"blob": "x" * (257 * KIB)})

@@ -1,6 +1,8 @@
-"""`sqs:QUEUE` (a queue name or URL): SendMessageBatch, at most 10 messages and 256 KiB a
-call, each message the canonical JSON of the shaped event with a message attribute
-`event_id` (the consumer's deduplication key; the body carries it too).
+"""`sqs:QUEUE` (a queue name or URL): SendMessageBatch, at most 10 messages and 1 MiB a call
+(SQS's limits since August 2025; a message is further held to the queue's own
+MaximumMessageSize, read at start: 256 KiB on queues made before then), each message the
+canonical JSON of the shaped event with a message attribute `event_id` (the consumer's
+deduplication key; the body carries it too).
 
 FIFO queues (`.fifo`): MessageGroupId = subject, else event_type; MessageDeduplicationId =
 event_id. SQS takes at most 128 characters of `!`..`~` for either: a value that does not fit
@@ -43,7 +45,7 @@ from eventlake.replay.batch import Batch
 from eventlake.replay.checkpoint import Checkpoint
 from eventlake.replay.targets import DeliveryError
 
-SQS_LIMITS = Limits(entries=10, request_bytes=262_144, entry_bytes=262_144,
+SQS_LIMITS = Limits(entries=10, request_bytes=1_048_576, entry_bytes=1_048_576,
                     what="an SQS message")
 ATTRIBUTE = "event_id"
 _SQS_ID = re.compile(r"[!-~]+")
