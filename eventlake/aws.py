@@ -208,3 +208,21 @@ class Clients:
     def s3(self) -> S3Client:
         client: S3Client = self._client("s3")
         return client
+
+    # The replay targets' clients. Untyped (Any): their mypy_boto3 stubs are not dependencies.
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")
+
+    @property
+    def events(self) -> Any:
+        """EventBridge."""
+        return self._client("events")
+
+    @property
+    def kinesis(self) -> Any:
+        return self._client("kinesis")
+
+    @property
+    def lambda_(self) -> Any:
+        return self._client("lambda")

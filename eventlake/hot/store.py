@@ -71,6 +71,30 @@ def day_key(ts: datetime) -> str:
     return as_utc(ts).strftime("%Y-%m-%d")
 
 
+def item_of(event: Event, ingested_at: datetime, *, retention_seconds: int,
+            index_shards: int) -> Item:
+    """The item the table stores for `event` ingested at `ingested_at` (AttributeValue form):
+    what `HotStore.put` writes, and what replay's `stream` shape re-creates."""
+    ingested = format_ts(ingested_at)
+    expires = int(ingested_at.timestamp()) + retention_seconds
+    item: Item = {
+        "event_id": {"S": event.event_id},
+        "event_type": {"S": event.event_type},
+        "timestamp": {"S": event.timestamp_iso},
+        "event_payload": {"S": event.payload},
+        "ingested_at": {"S": ingested},
+        "content_hash": {"S": event.content_hash},
+        TTL_ATTRIBUTE: {"N": str(expires)},
+        "ingest_shard": {"S": f"{day_key(ingested_at)}#{shard_of(event.event_id, index_shards)}"},
+        "ingest_key": {"S": f"{ingested}#{event.event_id}"},
+    }
+    if event.source is not None:
+        item["source"] = {"S": event.source}
+    if event.subject is not None:
+        item["subject"] = {"S": event.subject}
+    return item
+
+
 class HotStore:
     """The DynamoDB table: provisioning, conditional writes, and window reads."""
 
@@ -288,25 +312,8 @@ class HotStore:
 
     def to_item(self, event: Event, ingested_at: datetime) -> Item:
         agreed = self.table_settings()
-        ingested = format_ts(ingested_at)
-        expires = int(ingested_at.timestamp()) + agreed.retention_seconds
-        item: Item = {
-            "event_id": {"S": event.event_id},
-            "event_type": {"S": event.event_type},
-            "timestamp": {"S": event.timestamp_iso},
-            "event_payload": {"S": event.payload},
-            "ingested_at": {"S": ingested},
-            "content_hash": {"S": event.content_hash},
-            TTL_ATTRIBUTE: {"N": str(expires)},
-            "ingest_shard": {"S": f"{day_key(ingested_at)}#"
-                                  f"{shard_of(event.event_id, agreed.index_shards)}"},
-            "ingest_key": {"S": f"{ingested}#{event.event_id}"},
-        }
-        if event.source is not None:
-            item["source"] = {"S": event.source}
-        if event.subject is not None:
-            item["subject"] = {"S": event.subject}
-        return item
+        return item_of(event, ingested_at, retention_seconds=agreed.retention_seconds,
+                       index_shards=agreed.index_shards)
 
     def put(self, event: Event, position: int = 0, *, deadline: Deadline | None = None
             ) -> PutResult:

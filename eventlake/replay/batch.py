@@ -10,6 +10,7 @@ bytes as they are, so no Python object is made per event; the other targets and 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -52,8 +53,14 @@ class Batch:
                     *columns.values(), strict=True)]
 
     def seed_lines(self) -> bytes:
-        """The events as `seed` JSON lines (canonical JSON, one per line), as DuckDB built them."""
-        return b"".join(_string_bytes(chunk) for chunk in self.rows.column(LINE).chunks)
+        """The events as `seed` JSON lines (canonical JSON, one per line), as DuckDB built them.
+        DuckDB's to_json escapes a few control characters with upper-case hex (`\\u000B`),
+        canonical JSON with lower case: those escapes, rare (validation refuses control
+        characters in the named fields), are rewritten here."""
+        data = b"".join(_string_bytes(chunk) for chunk in self.rows.column(LINE).chunks)
+        if b"\\u00" in data:
+            data = _UPPER_ESCAPE.sub(_lower_escape, data)
+        return data
 
     def lines(self, shape: Callable[[Event], Any] | None = None) -> bytes:
         """JSON lines of each event in `shape` (None: `seed`, the fast path)."""
@@ -98,6 +105,15 @@ def batches(tables: Iterator[pa.RecordBatch], size: int) -> Iterator[Batch]:
                 pending, held = [], 0
     if held:
         yield Batch(pa.Table.from_batches(pending))
+
+
+_UPPER_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u00([0-9A-F][0-9A-F])")
+"""A `\\u00XX` escape (not an escaped backslash followed by `u00XX` text: the backslashes
+before it come in pairs), capturing its hex digits."""
+
+
+def _lower_escape(match: re.Match[bytes]) -> bytes:
+    return match.group(1) + b"\\u00" + match.group(2).lower()
 
 
 def _string_bytes(chunk: pa.Array) -> bytes:

@@ -1,10 +1,192 @@
-"""The HTTP target. Placeholder: being written."""
+"""The HTTP(S) target: each batch POSTed as one JSON array of shaped events.
+
+    POST <url>   Content-Type: application/json
+                 Idempotency-Key: "<digest of the batch's event_ids>"
+                 body: [event, event, ...]   (each in the target's shape; `seed` by default)
+
+    2xx                           acknowledged (the replay checkpoints the batch)
+    429, 408, 5xx, no answer      retried with backoff.Backoff (a Retry-After in seconds or as
+    (refused, reset, timed out)   an HTTP date is waited instead, up to `retry_after_cap_s`);
+                                  when the tries run out: DeliveryError
+    other 4xx, 3xx, a bad TLS     DeliveryError at once: retrying will not change the answer
+    certificate                   (redirects are not followed: a POST redirected would be
+                                  re-sent as a GET by urllib, and lost)
+
+DeliveryError names the batch's events, the URL (its password never shown) and the last
+status with an excerpt of the body. A batch timed out or answered 5xx may still have been
+taken by the receiver, so a retry can deliver it twice, as a resumed replay can: the
+`Idempotency-Key` header (draft-ietf-httpapi-idempotency-key-header: a quoted string) is the
+same for the same events in every try and every run with the same batch size, and every event
+carries its event_id, the receiver's deduplication key.
+
+urllib (standard library) rather than httpx: eventlake's own dependencies are boto3 and pyarrow,
+httpx only comes with prefect (an extra the library must not need), and one POST per batch of
+hundreds of events needs no connection pool. A user and password in the URL are sent as HTTP
+Basic authorization, never in a message or a log line.
+"""
 
 from __future__ import annotations
 
-from eventlake.replay.targets import Target, TargetError
+import base64
+import contextlib
+import logging
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from http.client import HTTPException
+from typing import IO
+
+from eventlake.config import redact, redact_url
+from eventlake.events.canonical import canonical_json, digest
+from eventlake.replay.backoff import Backoff
+from eventlake.replay.batch import Batch
+from eventlake.replay.targets import DeliveryError, Target, TargetError
+
+_log = logging.getLogger(__name__)
+
+EXCERPT_CHARS = 200
+"""How much of a refusal's body a DeliveryError quotes."""
+RETRYABLE_4XX = frozenset({408, 429})
+"""Client errors worth retrying: Request Timeout, Too Many Requests."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What one POST came to: acknowledged, or why not and whether a retry may help."""
+
+    ok: bool
+    reason: str = ""
+    retryable: bool = False
+    retry_after: float | None = None
 
 
 class HttpTarget(Target):
-    def __init__(self, url: str) -> None:
-        raise TargetError(f"target `{url}` is not done yet")
+    """POST each batch to `url` as a JSON array of shaped events (see the module docstring).
+    `timeout_s` bounds each connect and each read of one request; `headers` are added to each
+    request (e.g. an Authorization header; never logged); `backoff` is the retry schedule."""
+
+    def __init__(self, url: str, *, timeout_s: float = 30.0, backoff: Backoff | None = None,
+                 headers: dict[str, str] | None = None,
+                 retry_after_cap_s: float = 60.0) -> None:
+        self.name = redact_url(url) or url
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TargetError(f"target `{self.name}` is not an http:// or https:// URL with a "
+                              "host")
+        if timeout_s <= 0:
+            raise TargetError(f"target `{self.name}`: timeout `{timeout_s}` must be > 0 s")
+        self.headers = {"Content-Type": "application/json", "User-Agent": "eventlake-replay",
+                        **(headers or {})}
+        if parts.username is not None or parts.password is not None:
+            user = urllib.parse.unquote(parts.username or "")
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self.headers.setdefault("Authorization", f"Basic {token}")
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=host)
+        self.url = urllib.parse.urlunsplit(parts)
+        self.timeout_s = timeout_s
+        self.backoff = backoff or Backoff()
+        self.retry_after_cap_s = retry_after_cap_s
+        self._opener = urllib.request.OpenerDirector()
+        for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(),
+                        urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(),
+                        urllib.request.HTTPErrorProcessor()):
+            # no HTTPRedirectHandler: a 3xx ends in an HTTPError (urllib would re-send a
+            # redirected POST as a GET)
+            self._opener.add_handler(handler)
+
+    def send(self, batch: Batch) -> int | None:
+        event_ids = [str(i) for i in batch.rows.column("event_id").to_pylist()]
+        body = self.body(batch)
+        headers = {**self.headers, "Idempotency-Key": idempotency_key(event_ids)}
+        waits = self.backoff.waits()
+        tries = 0
+        while True:
+            tries += 1
+            answer = self._post(body, headers)
+            if answer.ok:
+                return None
+            if not answer.retryable:
+                raise DeliveryError(self.name, event_ids,
+                                    f"{answer.reason} (not retried: the same request would get "
+                                    "the same answer)")
+            wait = next(waits, None)
+            if wait is None:
+                raise DeliveryError(self.name, event_ids,
+                                    f"still failing after {tries} tries: {answer.reason}")
+            if answer.retry_after is not None:
+                wait = min(answer.retry_after, self.retry_after_cap_s)
+            _log.warning("replay to %s: %s; try %d of %d in %.1f s", self.name, answer.reason,
+                         tries + 1, self.backoff.attempts, wait)
+            self.backoff.sleep(wait)
+
+    def body(self, batch: Batch) -> bytes:
+        """The batch as a JSON array of events in the target's shape. `seed`: the seed lines
+        joined (canonical JSON never holds a raw newline), no Python object per event."""
+        if self.shape is None:
+            lines = batch.seed_lines()
+            return b"[" + lines[:-1].replace(b"\n", b",") + b"]"
+        return canonical_json([self.shape(event) for event in batch.events]).encode("utf-8")
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> _Answer:
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            response = self._opener.open(request, timeout=self.timeout_s)
+        except urllib.error.HTTPError as exc:
+            return _refusal(exc.code, exc.headers, exc)
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                return _Answer(False, f"TLS certificate not trusted: {exc.reason}")
+            if isinstance(exc.reason, TimeoutError):
+                return _Answer(False, f"no answer within {self.timeout_s:g} s", True)
+            return _Answer(False, f"connection failed: {redact(str(exc.reason))}", True)
+        except TimeoutError:
+            return _Answer(False, f"no answer within {self.timeout_s:g} s", True)
+        except (OSError, HTTPException) as exc:  # reset, closed without an answer
+            return _Answer(False, f"connection failed: {redact(repr(exc))}", True)
+        # the status is in: the batch is acknowledged whatever happens to the body
+        with response, contextlib.suppress(OSError, HTTPException):
+            response.read()
+        return _Answer(True)
+
+
+def idempotency_key(event_ids: list[str]) -> str:
+    """The Idempotency-Key of a batch: a quoted digest of its event_ids, in order."""
+    return f'"{digest(chr(10).join(event_ids))}"'
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header as seconds from now (delay-seconds or an HTTP date; a date in
+    the past is 0); None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _refusal(status: int, headers: Message[str, str] | None, body: IO[bytes]) -> _Answer:
+    try:
+        text = body.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")
+    except (OSError, HTTPException):
+        text = ""
+    excerpt = " ".join(text.split())[:EXCERPT_CHARS]
+    reason = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    if 300 <= status < 400:
+        reason += " (redirects are not followed: give the final URL)"
+    retryable = status in RETRYABLE_4XX or status >= 500
+    after = retry_after_seconds(headers.get("Retry-After")) if headers is not None else None
+    return _Answer(False, reason, retryable, after if retryable else None)

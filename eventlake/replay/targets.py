@@ -8,7 +8,7 @@ Here: the base class, the errors, and the local targets: `stdout` (JSON lines), 
 (a local file, resumed exactly by truncating it to the checkpoint's offset), and any callable
 taking a list of events (in the chosen shape). Each target sends events in a shape (shapes.py;
 `seed` by default). `resolve.target_for` turns a name into a target; the AWS targets live in
-aws.py, HTTP in http.py, JSONL on S3 in s3jsonl.py.
+aws/ (a package), HTTP in http.py, JSONL on S3 in s3jsonl.py.
 """
 
 from __future__ import annotations
