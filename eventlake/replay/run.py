@@ -21,7 +21,6 @@ from eventlake.events.times import format_ts
 from eventlake.query.views import Tiers
 from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay.batch import Batch, Event, batches
-from eventlake.replay.checkpoint import Checkpoint
 from eventlake.replay.read import open_reader, read_batches
 from eventlake.replay.resolve import target_for
 from eventlake.replay.select import Selection, SelectionError
@@ -73,7 +72,7 @@ def replay(tiers: Tiers, selection: Selection,
            clients: Clients | None = None) -> ReplayReport:
     """Send every event of `selection`, in (timestamp, event_id) order, once, to `target`
     (`stdout`, `jsonl:PATH`, a Target or a callable taking a list of events), in batches of
-    `batch_size`, each event in `shape`. With `checkpoint` (a local path) the position is
+    `batch_size`, each event in `shape`. With `checkpoint` (a local path or s3://) the position is
     recorded after each acknowledged batch and a re-run resumes right after it. `dry_run` counts
     what would be sent and touches neither the target nor the checkpoint. `now` fixes the hot
     read's clock (default: the hot store's). AWS targets use `clients` (default: from the
@@ -84,13 +83,15 @@ def replay(tiers: Tiers, selection: Selection,
     if batch_size < 1:
         raise SelectionError(f"batch size `{batch_size}` must be at least 1")
     started = time.perf_counter()
-    resume = checkpoints.load(checkpoint, selection) if checkpoint is not None else None
+    resume = (checkpoints.load(checkpoint, selection, clients) if checkpoint is not None
+              else None)
     report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
     sink = None if dry_run else target_for(target, shape_for(shape), clients)
     con = open_reader(tiers, selection, now=now)
     try:
         if sink is not None:
-            sink.start(resume)
+            resume = sink.resume(resume)
+            report.resumed_after = resume.count if resume else 0
         try:
             sent = report.resumed_after
             after = resume.position if resume else None
@@ -99,16 +100,20 @@ def replay(tiers: Tiers, selection: Selection,
                     try:
                         offset = sink.send(batch)
                     except DeliveryError as exc:
-                        report.failed = len(exc.event_ids)
-                        report.duration_s = time.perf_counter() - started
-                        exc.report = report
+                        _stopped(exc, report, started)
                         raise
                     sent += len(batch)
-                    if checkpoint is not None:
-                        last = batch.last
-                        checkpoints.save(checkpoint, Checkpoint(
-                            last.timestamp, last.event_id, sent, offset), selection)
+                    done = sink.acknowledged(batch, sent, offset)
+                    if checkpoint is not None and done is not None:
+                        checkpoints.save(checkpoint, done, selection, clients)
                 report.add(batch)
+            try:
+                done = sink.finish() if sink is not None else None
+            except DeliveryError as exc:
+                _stopped(exc, report, started)
+                raise
+            if checkpoint is not None and done is not None:
+                checkpoints.save(checkpoint, done, selection, clients)
         finally:
             if sink is not None:
                 sink.close()
@@ -116,3 +121,10 @@ def replay(tiers: Tiers, selection: Selection,
         con.close()
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _stopped(error: DeliveryError, report: ReplayReport, started: float) -> None:
+    """Attach the report so far to `error`, which stops the replay."""
+    report.failed = len(error.event_ids)
+    report.duration_s = time.perf_counter() - started
+    error.report = report

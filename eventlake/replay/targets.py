@@ -47,19 +47,45 @@ class DeliveryError(EventLakeError):
 class Target:
     """A target: `start` before the first batch (with the checkpoint resumed, if any),
     `send` each batch (returning is the acknowledgement; the result is the byte offset a
-    JSONL file has reached, else None), `close` at the end. `shape` is applied to each event
-    (None: `seed`)."""
+    JSONL file has reached, else None), `finish` after the last one (only when nothing
+    failed), `close` at the end (always). `shape` is applied to each event (None: `seed`).
+
+    A target that makes events durable later than `send` returns (JSONL on S3: a part of a
+    multipart upload at a time) overrides `acknowledged` and `finish` to say when, and
+    `resume` when it may have to start over:
+
+        resume(checkpoint) -> [send(batch) -> acknowledged(...) -> checkpoint?]*
+                           -> finish() -> checkpoint? -> close()
+    """
 
     shape: Shape | None = None
 
     def start(self, checkpoint: Checkpoint | None) -> None:
         """Prepare to send after `checkpoint` (None: from the start)."""
 
+    def resume(self, checkpoint: Checkpoint | None) -> Checkpoint | None:
+        """`start`, then the checkpoint the replay goes on from: `checkpoint` itself, or None
+        when the target cannot continue it and starts over (an S3 upload that is gone)."""
+        self.start(checkpoint)
+        return checkpoint
+
     def send(self, batch: Batch) -> int | None:
         raise NotImplementedError
 
+    def acknowledged(self, batch: Batch, count: int, offset: int | None) -> Checkpoint | None:
+        """The checkpoint to record now that `send(batch)` returned `offset` (`count`: events
+        sent so far, earlier runs included), or None when nothing new is durable yet. By
+        default the batch is acknowledged by returning from `send`."""
+        last = batch.last
+        return Checkpoint(last.timestamp, last.event_id, count, offset)
+
+    def finish(self) -> Checkpoint | None:
+        """After the last batch, when nothing failed: make what is still pending durable;
+        the checkpoint to record then, or None (nothing was pending)."""
+        return None
+
     def close(self) -> None:
-        """Release what `start` took."""
+        """Release what `start` took (after a failure too: then nothing is made final)."""
 
 
 class StdoutTarget(Target):
