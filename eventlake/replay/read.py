@@ -28,8 +28,11 @@ READ_BATCH_ROWS = 10_000
 
 def open_reader(tiers: Tiers, selection: Selection, *, now: datetime | None = None
                 ) -> duckdb.DuckDBPyConnection:
-    """A connection for reading `selection`: the cold-only ones never touch DynamoDB."""
-    return connect(tiers, hot=not selection.cold_only, now=now)
+    """A connection for reading `selection`: the cold-only ones never touch DynamoDB. DuckDB's
+    own progress bar is off: a read paced by a slow target would draw it over the replay's."""
+    con = connect(tiers, hot=not selection.cold_only, now=now)
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
