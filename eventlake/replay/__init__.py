@@ -8,6 +8,9 @@ It reads both tiers through the query layer's views (`eventlake.query.views`) an
                 read as Arrow record batches, so memory holds one day of selected events
 - `targets`     where events go (`stdout`, `jsonl:PATH`, any callable) and the `seed` shape
 - `checkpoint`  the position after each acknowledged batch, written atomically; resume
+- `count`       what a selection holds (count, first/last, per type) without reading events:
+                the dry run, and the progress bar's total
+- `rate`        `TokenBucket`: `--rate` events/s on average, one batch at a time
 - `run`         `replay(...)`: the loop tying them together, and its `ReplayReport`
 
 The query and archive layers never import this package; `api` and the faces call it.
