@@ -1,4 +1,5 @@
-"""Reading what an engine run left: its artifacts."""
+"""Reading what an engine run left: its artifacts. (The engine itself, `prefect_server`, is
+one per session, in tests/conftest.py.)"""
 
 from __future__ import annotations
 

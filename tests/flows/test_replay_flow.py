@@ -27,8 +27,13 @@ IDS = [f"r-{n:02d}" for n in range(10)]
 
 
 @pytest.fixture
-def replay_lake(env_lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> EventLake:
-    """Ten events over two days in the lake; task retries without their 10-90 s waits."""
+def replay_lake(mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EventLake:
+    """The lake the flow builds from EVENTLAKE_*, with ten events over two days; task retries
+    without their 10-90 s waits."""
+    monkeypatch.setenv("EVENTLAKE_TABLE", "replay-flow-events")
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(tmp_path / "lake"))
+    env_lake = EventLake.from_env()
+    env_lake.init()
     rows: list[dict[str, Any]] = [
         {"event_id": event_id, "event_type": ("click", "order")[n % 2],
          "timestamp": START + timedelta(hours=5 * n), "ingested_at": START + timedelta(days=3),
