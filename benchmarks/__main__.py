@@ -15,6 +15,7 @@ BENCHMARKS = {
     "query_lake": "benchmarks.query_lake",
     "sweep_memory": "benchmarks.sweep_memory",
     "bulk_put": "benchmarks.bulk_put",
+    "replay": "benchmarks.replay",
 }
 
 

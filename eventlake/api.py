@@ -143,14 +143,18 @@ class EventLake:
 
     def replay(self, selection: Selection, target: str | Target | Callable[[list[Event]], Any],
                *, batch_size: int = 500, checkpoint: str | os.PathLike[str] | None = None,
-               dry_run: bool = False, shape: str = "seed") -> ReplayReport:
+               dry_run: bool = False, shape: str = "seed", rate: float | None = None,
+               progress: Callable[[ReplayReport], None] | None = None,
+               count_first: bool = False) -> ReplayReport:
         """Send the events of `selection` in (timestamp, event_id) order, once, to `target`
-        (`stdout`, `jsonl:PATH`, or a callable taking a list of event dicts); see
-        `eventlake.replay.run.replay`."""
+        (a name such as `jsonl:PATH` or `sqs:QUEUE`, a Target, or a callable taking a list of
+        events), at most `rate` events/s, calling `progress(report)` after each acknowledged
+        batch; see `eventlake.replay.run.replay`."""
         from eventlake.replay.run import replay
 
         return replay(self, selection, target, batch_size=batch_size, checkpoint=checkpoint,
-                      dry_run=dry_run, shape=shape, clients=self.clients)
+                      dry_run=dry_run, shape=shape, rate=rate, progress=progress,
+                      count_first=count_first, clients=self.clients)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and

@@ -120,3 +120,13 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     pauses: list[float] = []
     record_pauses(monkeypatch, pauses.append)
     return pauses
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One Prefect engine (a temporary server, ~10 s to start) for every flow test of the
+    session: here, not in tests/flows, so each test file does not start its own."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -15,6 +15,9 @@ It reads both tiers through the query layer's views (`eventlake.query.views`) an
                 JSONL on S3 (a multipart upload, durable part by part)
 - `backoff`     retrying refused entries and requests, with full-jitter waits
 - `checkpoint`  the position after each acknowledged batch (local file or S3 object); resume
+- `count`       what a selection holds (count, first/last, per type) without reading events:
+                the dry run, and the progress bar's total
+- `rate`        `TokenBucket`: `--rate` events/s on average, one batch at a time
 - `run`         `replay(...)`: the loop tying them together, and its `ReplayReport`
 
 The query and archive layers never import this package; `api` and the faces call it.

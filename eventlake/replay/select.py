@@ -82,10 +82,12 @@ class Selection:
         first = as_utc(after.timestamp).date() if after else None
         return (d for d in self._days if first is None or d >= first)
 
-    def day_sql(self, day: date, after: Position | None = None) -> tuple[str, dict[str, Any]]:
-        """The query of `day`'s selected events after `after`, in (timestamp, event_id) order,
-        and its parameters. `dt = $dt` says what the timestamp range implies (dt is the UTC
-        date of timestamp): it lets the views skip other days' files unopened."""
+    def day_sql(self, day: date, after: Position | None = None, *, ordered: bool = True
+                ) -> tuple[str, dict[str, Any]]:
+        """The query of `day`'s selected events after `after`, in (timestamp, event_id) order
+        (unordered when not `ordered`: for counting), and its parameters. `dt = $dt` says
+        what the timestamp range implies (dt is the UTC date of timestamp): it lets
+        the views skip other days' files unopened."""
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         params: dict[str, Any] = {"dt": day,
                                   "from_ts": max(self.from_ts, start),
@@ -107,7 +109,7 @@ class Selection:
             where.append(f"(\n{self.where}\n)")
         columns = ", ".join(f'"{c}"' for c in COLUMNS) + f",\n  {SEED_LINE_SQL} AS _line"
         sql = (f"SELECT {columns} FROM {self.view}\nWHERE " + "\n  AND ".join(where)
-               + "\nORDER BY timestamp, event_id")
+               + ("\nORDER BY timestamp, event_id" if ordered else ""))
         return sql, params
 
     def describe(self) -> dict[str, Any]:

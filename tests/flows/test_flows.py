@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from typing import Any
 import pytest
 from archive_support import record_on_table
 from botocore.exceptions import ClientError
+from flow_support import artifact
 from prefect import Task
-from prefect.artifacts import Artifact
-from prefect.testing.utilities import prefect_test_harness
 
 from eventlake import EventLake
 from eventlake.archive.report import SweepNeedsAttentionError
@@ -32,12 +30,6 @@ from eventlake.lake.compact import CompactionFailedError
 from eventlake.local.stack import expire_ttl
 
 FAMILIES = ("archive", "compact", "reconcile", "backfill")
-
-
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture
@@ -79,20 +71,6 @@ def events(n: int, prefix: str = "f") -> list[dict[str, object]]:
     return [{"event_id": f"{prefix}-{i:04d}", "event_type": ("a", "b")[i % 2],
              "timestamp": (now - timedelta(days=i % 3, minutes=i)).isoformat(),
              "event_payload": {"i": i}} for i in range(n)]
-
-
-def artifact(key: str) -> tuple[dict[str, str], str]:
-    """The latest artifact `key` of the engine: its table's rows (name -> value), and the
-    whole markdown."""
-    found = Artifact.get(key)
-    assert found is not None, f"no artifact `{key}`"
-    markdown = str(found.data)
-    rows = {}
-    for line in markdown.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 2 and cells[0]:
-            rows[cells[0]] = cells[1]
-    return rows, markdown
 
 
 # --- on the engine: one run per family --------------------------------------------------------

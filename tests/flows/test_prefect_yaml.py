@@ -29,7 +29,8 @@ def test_prefect_accepts_the_file() -> None:
     from prefect.cli.deploy._models import PrefectYamlModel
 
     model = PrefectYamlModel.model_validate(config())
-    assert [d.name for d in model.deployments] == ["archive", "compact", "reconcile", "backfill"]
+    assert [d.name for d in model.deployments] == ["archive", "compact", "reconcile", "backfill",
+                                                      "replay"]
 
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
@@ -53,13 +54,24 @@ def test_each_schedule_parses(deployment: dict[str, Any]) -> None:
 def test_schedules_are_the_documented_cadence() -> None:
     crons = {d["name"]: [s["cron"] for s in d.get("schedules", [])] for d in deployments()}
     assert crons == {"archive": ["*/15 * * * *"], "compact": ["7 * * * *"],
-                     "reconcile": ["30 3 * * *"], "backfill": []}
+                     "reconcile": ["30 3 * * *"], "backfill": [],
+                     "replay": []}
 
 
 def test_archive_and_compact_never_run_twice_at_once() -> None:
-    limits = {d["name"]: d["concurrency_limit"]["limit"] for d in deployments()}
+    limits = {d["name"]: d["concurrency_limit"]["limit"] for d in deployments()
+              if "concurrency_limit" in d}
     assert limits["archive"] == limits["compact"] == 1
 
 
 def test_every_deployment_uses_the_process_work_pool() -> None:
     assert {d["work_pool"]["name"] for d in deployments()} == {"eventlake-process"}
+
+
+def test_the_replay_deployment_runs_on_demand_and_says_how() -> None:
+    from flows.replay import replay
+
+    [deployment] = [d for d in deployments() if d["name"] == "replay"]
+    assert not deployment.get("schedules")
+    assert f"prefect deployment run {replay.name}/replay -p from_ts=" in deployment["description"]
+    assert "-p target=" in deployment["description"]

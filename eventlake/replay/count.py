@@ -1,0 +1,49 @@
+"""`count`: what a selection holds after a position (events, first and last timestamp, count per
+type) without reading the events: one aggregate query per UTC day.
+
+It runs on the replay's own connection, so it counts the same snapshot the replay then sends
+(the total behind the progress bar is exact), and it is what `--dry-run` prints. The query
+wraps the day's selection unordered: DuckDB reads only the columns the predicates and the
+aggregate need, builds no seed line and sorts nothing. On a compacted lake it costs a small
+part of a replay of the same events (benchmarks/replay.py measures it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from eventlake.events.times import as_utc
+from eventlake.replay.select import Position, Selection
+
+
+@dataclass
+class Tally:
+    """The selected events after a position: how many, the first and last timestamp, per
+    event_type."""
+
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    per_type: Counter[str] = field(default_factory=Counter)
+
+
+def count(con: duckdb.DuckDBPyConnection, selection: Selection,
+          after: Position | None = None) -> Tally:
+    """Tally `selection`'s events after `after` (all when None), over `con`'s views."""
+    tally = Tally()
+    for day in selection.days(after):
+        sql, params = selection.day_sql(day, after, ordered=False)
+        relation = con.sql("SELECT event_type, count(*), min(timestamp), max(timestamp)\n"
+                           f"FROM (\n{sql}\n) AS selected GROUP BY event_type", params=params)
+        assert relation is not None  # a SELECT always gives one
+        for event_type, n, first, last in relation.fetchall():
+            tally.count += int(n)
+            tally.per_type[str(event_type)] += int(n)
+            first, last = as_utc(first), as_utc(last)
+            tally.first = first if tally.first is None else min(tally.first, first)
+            tally.last = last if tally.last is None else max(tally.last, last)
+    return tally
