@@ -36,8 +36,6 @@ class TokenBucket:
         self.clock = clock
         self.sleep = sleep
         self.tokens = float(burst)
-        self.waited_s = 0.0
-        """Seconds spent waiting for tokens so far."""
         self._last = clock()
 
     def take(self, n: int) -> float:
@@ -49,7 +47,6 @@ class TokenBucket:
         wait = max(0.0, (n - self.tokens) / self.rate)
         if wait > 0:
             self.sleep(wait)
-            self.waited_s += wait
             # the refill during the sleep is exactly the deficit: the bucket ends empty
             self.tokens, self._last = float(n), self._last + wait
         self.tokens -= n
