@@ -23,10 +23,12 @@ A power loss is another matter: nothing here calls fsync.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +101,29 @@ def save(path: str | os.PathLike[str], checkpoint: Checkpoint, selection: Select
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def held(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Hold the local checkpoint `path` for one replay: an exclusive lock on `PATH.lock` beside
+    it (kept there; the lock, not the file, is what counts), so a second replay given the same
+    checkpoint at the same time stops with CheckpointError instead of interleaving with the
+    first (two writers would break both the file target and the checkpoint). The lock goes with
+    the process, a killed one included. S3 checkpoints take no lock (say so: README)."""
+    if path is None or _is_s3(path):
+        yield
+        return
+    import fcntl
+
+    lock = Path(f"{os.fspath(path)}.lock")
+    with lock.open("a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(f"another replay is using the checkpoint `{path}` (it holds "
+                                  f"`{lock}`); wait for it, or give this one another "
+                                  "--checkpoint") from None
+        yield
 
 
 def dumps(checkpoint: Checkpoint, selection: Selection) -> str:

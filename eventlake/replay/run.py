@@ -130,29 +130,30 @@ def replay(tiers: Tiers, selection: Selection,
     started = time.perf_counter()
     bucket = TokenBucket(rate, batch_size) if isinstance(rate, int | float) else rate
     chosen_shape = shape_for(shape)  # an unknown shape is refused by a dry run too
-    resume = (checkpoints.load(checkpoint, selection, clients) if checkpoint is not None
-              else None)
-    sink = None if dry_run else target_for(target, chosen_shape, clients)
-    con = open_reader(tiers, selection, now=now)
-    try:
-        if sink is not None:
-            resume = sink.resume(resume)  # None: the target cannot resume, start over
-        report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
-        after = resume.position if resume else None
-        if dry_run or count_first:
-            tally = count(con, selection, after)
-            report.total = tally.count
-            if dry_run:
-                report.add_tally(tally, batch_size)
-        if sink is not None:
-            try:
-                _send(sink, con, selection, after, report, batch_size=batch_size,
-                      bucket=bucket, checkpoint=checkpoint, clients=clients,
-                      progress=progress, started=started)
-            finally:
-                sink.close()
-    finally:
-        con.close()
+    with checkpoints.held(None if dry_run else checkpoint):
+        resume = (checkpoints.load(checkpoint, selection, clients) if checkpoint is not None
+                  else None)
+        sink = None if dry_run else target_for(target, chosen_shape, clients)
+        con = open_reader(tiers, selection, now=now)
+        try:
+            if sink is not None:
+                resume = sink.resume(resume)  # None: the target cannot resume, start over
+            report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
+            after = resume.position if resume else None
+            if dry_run or count_first:
+                tally = count(con, selection, after)
+                report.total = tally.count
+                if dry_run:
+                    report.add_tally(tally, batch_size)
+            if sink is not None:
+                try:
+                    _send(sink, con, selection, after, report, batch_size=batch_size,
+                          bucket=bucket, checkpoint=checkpoint, clients=clients,
+                          progress=progress, started=started)
+                finally:
+                    sink.close()
+        finally:
+            con.close()
     report.duration_s = time.perf_counter() - started
     return report
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,3 +134,26 @@ def test_the_replay_command_refuses_a_naive_time(
     with pytest.raises(SystemExit):
         main(["replay", "--from", "2024-05-01T00:00:00", "--to", "2024-05-02"])
     assert "has no UTC offset" in capsys.readouterr().err
+
+
+def test_a_checkpoint_in_use_by_another_process_is_refused(tmp_path: Path) -> None:
+    # given: another process holds the checkpoint (a replay running with it)
+    path = tmp_path / "ckpt.json"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from eventlake.replay.checkpoint import held\n"
+         "with held(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+
+        # then: this one is refused, naming the checkpoint
+        with (pytest.raises(CheckpointError, match="another replay is using the checkpoint"),
+              checkpoint.held(path)):
+            pass
+    finally:
+        holder.communicate("", timeout=30)
+
+    # and: once the holder is gone (it exited), the checkpoint can be held again
+    with checkpoint.held(path):
+        pass
