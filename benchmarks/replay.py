@@ -153,9 +153,12 @@ def child(mode: str, lake: str, verify: bool) -> dict[str, Any]:
         elif mode == "count":
             sent = el.replay(selection, "stdout", dry_run=True).sent
         else:
+            # copy: the same output as ours (the payload an object, hence `::JSON`);
+            # copytext: the payload left a string, DuckDB's cheapest JSON lines (a harder bar)
             src = f"read_parquet('{root}/events/*/*.parquet', hive_partitioning=true)"
+            payload = "event_payload::JSON" if mode == "copy" else "event_payload"
             con.execute(f"""COPY (SELECT event_id, event_type, timestamp,
-                                         event_payload::JSON AS event_payload, source, subject
+                                         {payload} AS event_payload, source, subject
                                   FROM {src} ORDER BY timestamp, event_id)
                             TO '{out}' (FORMAT json)""")
             sent = events
@@ -201,7 +204,8 @@ def run() -> dict[str, float]:
         assert ours["lines"] == ceiling["lines"] == LAKES[lake][0], (ours, ceiling)
         assert ours["ids_sha256"] == ceiling["ids_sha256"], f"{lake}: different order"
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    plan = [("ours", "1m"), ("copy", "1m"), ("ours", "4m"), ("copy", "4m"), ("count", "1m")]
+    plan = [("ours", "1m"), ("copy", "1m"), ("copytext", "1m"), ("ours", "4m"), ("copy", "4m"),
+            ("count", "1m")]
     for _ in range(ROUNDS):
         for mode, lake in plan:
             runs.setdefault((mode, lake), []).append(_spawn(mode, lake))
@@ -223,7 +227,7 @@ def run() -> dict[str, float]:
     rows = []
     for mode, lake in plan:
         label = {"ours": "eventlake replay", "copy": "DuckDB COPY ... ORDER BY",
-                 "count": "count first (dry run)"}[mode]
+                 "copytext": "DuckDB COPY, payload as text", "count": "count first (dry run)"}[mode]
         rows.append([label, f"{LAKES[lake][0]:,}", f"{statistics.median(rates((mode, lake))):,.0f}",
                      _spread(rates((mode, lake))), f"{peak((mode, lake)):,.0f}",
                      f"{delta((mode, lake)):,.0f}"])
@@ -246,7 +250,10 @@ def run() -> dict[str, float]:
     count_share = (statistics.median(r["seconds"] for r in runs["count", "1m"])
                    / statistics.median(r["seconds"] for r in runs["ours", "1m"]))
     one_day_ours = next(r for r in one_day if r["mode"] == "ours")
-    print(f"(a) ours / ceiling: {ratio:.2f} at 1M, {ratio_4m:.2f} at 4M (target >= 0.50)")
+    ratio_text = (statistics.median(rates(("ours", "1m")))
+                  / statistics.median(rates(("copytext", "1m"))))
+    print(f"(a) ours / ceiling: {ratio:.2f} at 1M, {ratio_4m:.2f} at 4M (target >= 0.50); "
+          f"against COPY with the payload left as text (not the same output): {ratio_text:.2f}")
     print(f"(b) our peak RSS 4M / 1M: {growth:.2f}x, Δ over startup {growth_delta:.2f}x "
           f"(target <= 1.3); COPY's: {copy_growth:.2f}x")
     print(f"(c) 1M events in one day: our peak RSS {one_day_ours['peak_rss'] / MB:,.0f} MB vs "
@@ -254,7 +261,8 @@ def run() -> dict[str, float]:
           "selected events sorted, so a huge day costs memory in proportion to that day")
     print(f"(d) counting first costs {count_share:.0%} of a replay's time at 1M (the CLI counts "
           "only when it shows a progress bar)")
-    return {"replay_vs_copy_rate": ratio, "replay_memory_growth_1m_to_4m": growth,
+    return {"replay_vs_copy_rate": ratio, "replay_vs_copy_text_rate": ratio_text,
+            "replay_memory_growth_1m_to_4m": growth,
             "replay_events_per_s_1m": statistics.median(rates(("ours", "1m"))),
             "replay_count_share": count_share,
             "replay_one_day_peak_rss_mb": one_day_ours["peak_rss"] / MB}
@@ -263,7 +271,7 @@ def run() -> dict[str, float]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "LAKE"),
-                        help="one run: MODE ours|copy|count on LAKE " + "|".join(LAKES))
+                        help="one run: MODE ours|copy|copytext|count on LAKE " + "|".join(LAKES))
     parser.add_argument("--verify", action="store_true",
                         help="with --child: digest the output's event_ids (not timed)")
     args = parser.parse_args(argv)
