@@ -14,7 +14,8 @@ from eventlake.replay.select import COLUMNS, SEED_LINE_SQL
 START = datetime(2024, 5, 1, tzinfo=UTC)
 ROWS = pa.schema([("event_id", pa.string()), ("event_type", pa.string()),
                   ("timestamp", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
-                  ("subject", pa.string()), ("event_payload", pa.string())])
+                  ("subject", pa.string()), ("event_payload", pa.string()),
+                  ("ingested_at", pa.timestamp("us", tz="UTC"))])
 
 
 def row(event_id: str, *, event_type: str = "click", seconds: float = 0,
@@ -23,12 +24,14 @@ def row(event_id: str, *, event_type: str = "click", seconds: float = 0,
     """One selected row (the read's columns), `seconds` after START."""
     return {"event_id": event_id, "event_type": event_type,
             "timestamp": START + timedelta(seconds=seconds), "source": source,
-            "subject": subject, "event_payload": payload}
+            "subject": subject, "event_payload": payload,
+            "ingested_at": START + timedelta(seconds=seconds, minutes=5)}
 
 
 def batch_of(rows: list[dict[str, Any]]) -> Batch:
     """A Batch of `rows` with `_line` built by DuckDB from SEED_LINE_SQL, as the read does."""
-    table = pa.Table.from_pylist(rows, schema=ROWS)
+    table = pa.Table.from_pylist(
+        [{"ingested_at": START, **row} for row in rows], schema=ROWS)
     con = duckdb.connect()
     try:
         con.sql("SET TimeZone = 'UTC'")

@@ -66,7 +66,20 @@ class Batch:
         """JSON lines of each event in `shape` (None: `seed`, the fast path)."""
         if shape is None:
             return self.seed_lines()
-        return "".join(canonical_json(shape(event)) + "\n" for event in self.events).encode()
+        return "".join(canonical_json(value) + "\n" for value in self.shaped(shape)).encode()
+
+    def shaped(self, shape: Callable[[Event], Any] | None) -> list[Any]:
+        """Each event in `shape` (None: the `seed` events). A shape that needs stored fields
+        the seed event leaves out names them in `stored_fields` (the `stream` shape:
+        `ingested_at`): it gets them added to a copy of each event."""
+        if shape is None:
+            return self.events
+        fields: tuple[str, ...] = getattr(shape, "stored_fields", ())
+        if not fields:
+            return [shape(event) for event in self.events]
+        extra = [self.rows.column(name).to_pylist() for name in fields]
+        return [shape({**event, **dict(zip(fields, values, strict=True))})
+                for event, *values in zip(self.events, *extra, strict=True)]
 
     def _at(self, name: str, index: int) -> Any:
         return self.rows.column(name)[index].as_py()

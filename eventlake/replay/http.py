@@ -132,7 +132,7 @@ class HttpTarget(Target):
         if self.shape is None:
             lines = batch.seed_lines()
             return b"[" + lines[:-1].replace(b"\n", b",") + b"]"
-        return canonical_json([self.shape(event) for event in batch.events]).encode("utf-8")
+        return canonical_json(batch.shaped(self.shape)).encode("utf-8")
 
     def _post(self, body: bytes, headers: dict[str, str]) -> _Answer:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")

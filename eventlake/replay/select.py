@@ -17,8 +17,10 @@ from typing import Any
 from eventlake.errors import ConfigError
 from eventlake.events.times import as_utc, format_ts
 
-COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_payload")
-"""What a replay reads of each event (the `seed` shape's fields)."""
+COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_payload",
+           "ingested_at")
+"""What a replay reads of each event: the `seed` shape's fields, and `ingested_at` (the
+`stream` shape's record carries the stored item, which has it)."""
 
 SEED_LINE_SQL = """'{"event_id":' || to_json(event_id)
     || ',"event_payload":' || event_payload

@@ -8,13 +8,15 @@ source, subject) to the JSON-able value a target sends.
     stream       a DynamoDB Streams INSERT record as Lambda delivers it, NewImage the item the
                  hot tier stores (hot.store.item_of), so a stream consumer is re-fed unchanged
 
-What `stream` cannot know: the seed event does not carry `ingested_at` (nor what follows from
-it), so the record says the event was ingested at its own `timestamp`:
+The `stream` record's NewImage is the stored item: the replay reads each event's `ingested_at`
+and adds it for this shape (`stored_fields`, Batch.shaped). What a replay cannot know is the
+table's settings when the event was stored; the record assumes the defaults:
 
-    NewImage.ingested_at, ApproximateCreationDateTime   the event's timestamp
-    NewImage.expires_at                                  timestamp + retention (default 30 days)
-    NewImage.ingest_shard / ingest_key                   from that ingested_at and `index_shards`
-    SequenceNumber                                       from (timestamp, event_id), see below
+    NewImage.ingested_at, ApproximateCreationDateTime   the stored ingested_at
+    NewImage.expires_at                                  ingested_at + retention (default 30 days)
+    NewImage.ingest_shard / ingest_key                   from ingested_at and `index_shards` (8)
+    SequenceNumber                                       from (timestamp, event_id), see below:
+                                                         it grows in the replay's order
     everything else (content_hash included)              equal to the stored item
 
 `content_hash` is recomputed from the same canonical fields, so it is the stored one: an
@@ -89,16 +91,17 @@ def stream_record(event: Event, *, region: str = Settings.region,
                   index_shards: int = Settings.index_shards,
                   source_arn: str | None = None) -> dict[str, Any]:
     """A DynamoDB Streams INSERT record of `event` as Lambda delivers it (one element of
-    `{"Records": [...]}`), NewImage the hot tier's item for it (see the module docstring for
-    the attributes derived from an assumed `ingested_at` = timestamp). `SequenceNumber` is
+    `{"Records": [...]}`), NewImage the hot tier's item for it, ingested at the event's
+    `ingested_at` (a datetime; the replay adds it, see `stored_fields`) or, without one, at
+    its timestamp (see the module docstring for what follows from it). `SequenceNumber` is
     digits that grow with the timestamp (microseconds since year 1, then 6 digits of the
     event_id's digest): the same event always gets the same number, so a re-sent record is
     the same record. `eventSourceARN` is set only when `source_arn` is given."""
     stored = stored_event(event)
-    ingested_at = stored.timestamp
+    ingested_at = event.get("ingested_at") or stored.timestamp
     item = item_of(stored, ingested_at, retention_seconds=int(retention_days * 86400),
                    index_shards=index_shards)
-    micros = (ingested_at - _EPOCH_0001) // _MICROSECOND
+    micros = (stored.timestamp - _EPOCH_0001) // _MICROSECOND
     sequence = f"{micros:018d}{int(digest(stored.event_id)[:8], 16) % 1_000_000:06d}"
     record: dict[str, Any] = {
         "eventID": digest(f"{stored.event_id}#{sequence}")[:32],
@@ -142,6 +145,9 @@ def item_size(item: dict[str, Any]) -> int:
     return size
 
 
+stream_record.stored_fields = ("ingested_at",)  # type: ignore[attr-defined]
+"""What the replay adds to the seed event for this shape (Batch.shaped)."""
+
 SHAPES: dict[str, Shape | None] = {
     "seed": None,
     "cloudevents": cloudevent,
@@ -158,9 +164,4 @@ def shape_for(name: str) -> Shape | None:
     except KeyError:
         raise ShapeError(f"unknown shape `{name}`; expected one of: "
                          f"{', '.join(SHAPES)}") from None
-
-
-def shaped(events: list[Event], shape: Shape | None) -> list[Any]:
-    """`events` in `shape` (the same list for `seed`)."""
-    return events if shape is None else [shape(event) for event in events]
 

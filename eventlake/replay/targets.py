@@ -21,7 +21,7 @@ from typing import IO, Any
 from eventlake.errors import ConfigError, EventLakeError
 from eventlake.replay.batch import Batch
 from eventlake.replay.checkpoint import Checkpoint
-from eventlake.replay.shapes import Shape, shaped
+from eventlake.replay.shapes import Shape
 
 
 class TargetError(ConfigError):
@@ -150,5 +150,5 @@ class CallableTarget(Target):
         self.func = func
 
     def send(self, batch: Batch) -> int | None:
-        self.func(shaped(batch.events, self.shape))
+        self.func(batch.shaped(self.shape))
         return None

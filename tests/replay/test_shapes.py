@@ -169,8 +169,21 @@ def test_a_stream_record_holds_the_item_the_hot_tier_stores() -> None:
     assert (tagged["awsRegion"], tagged["eventSourceARN"]) == ("eu-west-1", "arn:x")
 
 
+def test_a_stream_record_is_ingested_when_the_event_was() -> None:
+    store = HotStore(Settings(), clients=None, recorded={})  # type: ignore[arg-type]
+    ingested = datetime(2024, 5, 3, 8, 0, 0, 250_000, tzinfo=UTC)  # two days late
+
+    record = stream_record({**EVENT, "ingested_at": ingested})
+
+    assert record["dynamodb"]["NewImage"] == store.to_item(stored_event(EVENT), ingested)
+    assert record["dynamodb"]["ApproximateCreationDateTime"] == int(ingested.timestamp())
+    # the sequence follows the replay's order (timestamp), not the ingestion
+    assert record["dynamodb"]["SequenceNumber"] == stream_record(EVENT)["dynamodb"][
+        "SequenceNumber"]
+
+
 COMPARED = ("event_id", "event_type", "timestamp", "event_payload", "source", "subject",
-            "content_hash")
+            "content_hash", "ingested_at")
 
 
 def lake_events(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -72,7 +72,7 @@ def shaped_bodies(batch: Batch, shape: Any) -> tuple[list[bytes], list[Any]]:
         if len(lines) != len(batch) + 1 or lines[-1]:
             raise ValueError(f"{len(batch)} events gave {len(lines) - 1} seed lines")
         return lines[:-1], []
-    values = [shape(event) for event in batch.events]
+    values = batch.shaped(shape)
     return [canonical_json(value).encode() for value in values], values
 
 
