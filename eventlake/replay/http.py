@@ -75,8 +75,9 @@ class _Answer:
 
 class HttpTarget(Target):
     """POST each batch to `url` as a JSON array of shaped events (see the module docstring).
-    `timeout_s` bounds each request as a whole (connect, send, the answer's status); `headers` are added to each
-    request (e.g. an Authorization header; never logged); `backoff` is the retry schedule."""
+    `timeout_s` bounds each request as a whole (connect, send, the answer's status);
+    `headers` are added to each request (e.g. an Authorization header; never logged);
+    `backoff` is the retry schedule."""
 
     def __init__(self, url: str, *, timeout_s: float = 30.0, backoff: Backoff | None = None,
                  headers: dict[str, str] | None = None,

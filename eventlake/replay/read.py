@@ -6,8 +6,9 @@ days in order gives the total order. A late event (old timestamp, ingested now) 
 old day, hot or cold, and the `events` view has each event once whichever tiers hold it. Only
 the days that hold events are visited (`selected_days`: the partitions the lake's listing found
 and the hot rows' days, within the range; no file is opened to know them), so a range of a
-century over a few days of events costs a few queries. Each day is one query, `ORDER BY timestamp, event_id`, read as Arrow record batches: DuckDB sorts
-that day (the memory bound), and the stream never holds the whole selection.
+century over a few days of events costs a few queries. Each day is one query, `ORDER BY
+timestamp, event_id`, read as Arrow record batches: DuckDB sorts that day (the memory bound),
+and the stream never holds the whole selection.
 
 All days are read through one connection: one snapshot (lake listing, hot read) for the whole
 replay, so an event archived while the replay runs is neither lost nor read twice.

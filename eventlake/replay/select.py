@@ -30,11 +30,13 @@ COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_pa
 """What a replay reads of each event: the `seed` shape's fields, and `ingested_at` (the
 `stream` shape's record carries the stored item, which has it)."""
 
-PASTABLE_PAYLOAD_SQL = """json(event_payload) = event_payload
-    AND NOT contains(event_payload, 'NaN') AND NOT contains(event_payload, 'Infinity')"""
+PASTABLE_PAYLOAD_SQL = """CASE WHEN json_valid(event_payload) THEN
+    json(event_payload) = event_payload
+    AND NOT contains(event_payload, 'NaN') AND NOT contains(event_payload, 'Infinity') END"""
 """Whether the stored payload text can be pasted into a JSON line as it is: JSON that DuckDB's
 writer gives back unchanged (no whitespace, hence no raw CR/LF; no trailing comma; numbers and
-escapes as written), without the NaN/Infinity DuckDB's lenient parser accepts. What eventlake
+escapes as written), without the NaN/Infinity DuckDB's lenient parser accepts; NULL (not
+safe) when DuckDB cannot parse it (`json()` would fail the query). What eventlake
 stores (canonical JSON) passes; a foreign producer's text mostly does not."""
 
 SEED_LINE_SQL = f"""CASE WHEN {PASTABLE_PAYLOAD_SQL} THEN
