@@ -81,7 +81,7 @@ from eventlake.lake.watermark import read_watermark, window_start
 if TYPE_CHECKING:
     from eventlake.hot.store import HotStore
 
-__all__ = ["CLOCK_SKEW", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
+__all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
            "file_vanished_in_query", "install", "list_queries", "load_sql", "read_hot", "refresh",
            "run_sql", "take_snapshot"]
 
@@ -114,6 +114,9 @@ _VANISHED = re.compile(r"No files found that match the pattern|No such file or d
                        r"errno 2\b|NO_SUCH_KEY|NoSuchKey|RESOURCE_NOT_FOUND|"
                        r"Path does not exist", re.IGNORECASE)
 _HOT_TABLE = "_eventlake.hot"
+COLD_PARTITIONS = "_eventlake.cold_partitions"
+"""A table of the connection: the `dt` (DATE) of each partition the listing found, once each
+(what a reader visiting only the days that hold events goes by, no file opened)."""
 Engine = Literal["auto", "duckdb", "arrow"]
 """How the views read the files: DuckDB's Parquet reader (local lakes), pyarrow datasets (any
 lake; S3 needs them), or `auto`: DuckDB's reader where it can reach the files."""
@@ -309,6 +312,10 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     con.register("_eventlake_hot_rows", snapshot.hot)
     run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
     con.unregister("_eventlake_hot_rows")
+    con.register("_eventlake_listed_dts", pa.table(
+        {PARTITION: pa.array(sorted(per_dt), pa.string()).cast(pa.date32())}))
+    run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} AS SELECT * FROM _eventlake_listed_dts")
+    con.unregister("_eventlake_listed_dts")
     run(f"CREATE OR REPLACE VIEW events_cold AS\n"
         f"{_cold_sql(source('single', single), source('several', several))}")
     run(f"CREATE OR REPLACE VIEW events_hot AS SELECT {_COLUMNS} FROM {_HOT_TABLE}")

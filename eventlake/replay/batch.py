@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import canonical_json, loads_exact
 from eventlake.events.times import as_utc, format_ts
 from eventlake.replay.select import Position
@@ -42,22 +43,36 @@ class Batch:
     @cached_property
     def events(self) -> list[Event]:
         """The `seed` shape of each event: `event_payload` a JSON object again (parsed with
-        `loads_exact`: big and precise numbers stay exact), `timestamp` ISO 8601 in UTC."""
+        `loads_exact`: big and precise numbers stay exact), `timestamp` ISO 8601 in UTC.
+        InvalidEventError (rule `payload.not_json`) names an event whose stored payload is
+        not JSON (a foreign producer's text: duplicate keys, NaN, truncated...)."""
         columns = {name: self.rows.column(name).to_pylist()
                    for name in ("event_id", "event_type", "timestamp", "event_payload",
                                 "source", "subject")}
-        return [{"event_id": event_id, "event_type": event_type,
-                 "timestamp": format_ts(timestamp), "event_payload": loads_exact(payload),
-                 "source": source, "subject": subject}
-                for event_id, event_type, timestamp, payload, source, subject in zip(
-                    *columns.values(), strict=True)]
+        try:
+            return [{"event_id": event_id, "event_type": event_type,
+                     "timestamp": format_ts(timestamp), "event_payload": loads_exact(payload),
+                     "source": source, "subject": subject}
+                    for event_id, event_type, timestamp, payload, source, subject in zip(
+                        *columns.values(), strict=True)]
+        except (ValueError, TypeError, RecursionError):
+            for event_id, payload in zip(columns["event_id"], columns["event_payload"],
+                                         strict=True):
+                _parse_stored(event_id, payload)  # raises, naming the first bad event
+            raise
 
     def seed_lines(self) -> bytes:
         """The events as `seed` JSON lines (canonical JSON, one per line), as DuckDB built them.
         DuckDB's to_json escapes a few control characters with upper-case hex (`\\u000B`),
         canonical JSON with lower case: those escapes, rare (validation refuses control
-        characters in the named fields), are rewritten here."""
-        data = b"".join(_string_bytes(chunk) for chunk in self.rows.column(LINE).chunks)
+        characters in the named fields), are rewritten here. A batch where DuckDB built no
+        line for some event (its stored payload is not safe to paste as it is:
+        select.PASTABLE_PAYLOAD_SQL) has its lines built here from `events` instead: canonical
+        JSON, or InvalidEventError naming the event whose payload is not JSON."""
+        column = self.rows.column(LINE)
+        if column.null_count:
+            return "".join(_seed_line(event) for event in self.events).encode("utf-8")
+        data = b"".join(_string_bytes(chunk) for chunk in column.chunks)
         if b"\\u00" in data:
             data = _UPPER_ESCAPE.sub(_lower_escape, data)
         return data
@@ -129,12 +144,36 @@ def _lower_escape(match: re.Match[bytes]) -> bytes:
     return match.group(1) + b"\\u00" + match.group(2).lower()
 
 
+def _parse_stored(event_id: Any, payload: Any) -> Any:
+    """A stored payload parsed, or InvalidEventError naming the event."""
+    try:
+        return loads_exact(payload)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidEventError(
+            "payload.not_json",
+            f"its stored `event_payload` is not JSON ({type(exc).__name__}: {exc}), so it "
+            f"cannot be replayed; leave it out: --where \"event_id <> {_quoted(event_id)}\"",
+            event_id=str(event_id)) from exc
+
+
+def _quoted(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _seed_line(event: Event) -> str:
+    """The event's `seed` JSON line, built in Python (canonical JSON), naming the event when
+    its payload breaks canonical JSON's rules."""
+    try:
+        return canonical_json(event) + "\n"
+    except InvalidEventError as exc:
+        raise InvalidEventError(exc.rule, f"its stored `event_payload` cannot be replayed: "
+                                f"{exc.detail}", event_id=str(event["event_id"])) from exc
+
+
 def _string_bytes(chunk: pa.Array) -> bytes:
     """The concatenated values of a string array, read from its data buffer (no per-value
     objects). Handles slices (the offsets are absolute) and large or view string types."""
     if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
-        if chunk.null_count:
-            raise ValueError("a seed line is NULL: an event column the line needs is NULL")
         if len(chunk) == 0:
             return b""
         _, offsets_buffer, data = chunk.buffers()

@@ -6,7 +6,8 @@
 
     2xx                           acknowledged (the replay checkpoints the batch)
     429, 408, 5xx, no answer      retried with backoff.Backoff (a Retry-After in seconds or as
-    (refused, reset, timed out)   an HTTP date is waited instead, up to `retry_after_cap_s`);
+    (refused, reset, timed out:   an HTTP date is waited instead, up to `retry_after_cap_s`);
+    no status within timeout_s)
                                   when the tries run out: DeliveryError
     other 4xx, 3xx, a bad TLS     DeliveryError at once: retrying will not change the answer
     certificate                   (redirects are not followed: a POST redirected would be
@@ -19,6 +20,10 @@ taken by the receiver, so a retry can deliver it twice, as a resumed replay can:
 same for the same events in every try and every run with the same batch size, and every event
 carries its event_id, the receiver's deduplication key.
 
+`timeout_s` is each request's deadline, not only each socket read's: a server trickling bytes
+slowly would otherwise hold a try for ever. A watchdog timer shuts the request's socket down
+when the deadline passes (the blocked read then returns), and the try counts as timed out.
+
 urllib (standard library) rather than httpx: eventlake's own dependencies are boto3 and pyarrow,
 httpx only comes with prefect (an extra the library must not need), and one POST per batch of
 hundreds of events needs no connection pool. A user and password in the URL are sent as HTTP
@@ -29,8 +34,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import logging
+import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,7 +47,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException
-from typing import IO
+from typing import IO, Any
 
 from eventlake.config import redact, redact_url
 from eventlake.events.canonical import canonical_json, digest
@@ -67,8 +75,9 @@ class _Answer:
 
 class HttpTarget(Target):
     """POST each batch to `url` as a JSON array of shaped events (see the module docstring).
-    `timeout_s` bounds each connect and each read of one request; `headers` are added to each
-    request (e.g. an Authorization header; never logged); `backoff` is the retry schedule."""
+    `timeout_s` bounds each request as a whole (connect, send, the answer's status);
+    `headers` are added to each request (e.g. an Authorization header; never logged);
+    `backoff` is the retry schedule."""
 
     def __init__(self, url: str, *, timeout_s: float = 30.0, backoff: Backoff | None = None,
                  headers: dict[str, str] | None = None,
@@ -93,9 +102,11 @@ class HttpTarget(Target):
         self.timeout_s = timeout_s
         self.backoff = backoff or Backoff()
         self.retry_after_cap_s = retry_after_cap_s
+        self._deadline: Deadline | None = None
         self._opener = urllib.request.OpenerDirector()
-        for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(),
-                        urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(),
+        for handler in (urllib.request.ProxyHandler(), _WatchedHTTPHandler(self._watch),
+                        _WatchedHTTPSHandler(self._watch),
+                        urllib.request.HTTPDefaultErrorHandler(),
                         urllib.request.HTTPErrorProcessor()):
             # no HTTPRedirectHandler: a 3xx ends in an HTTPError (urllib would re-send a
             # redirected POST as a GET)
@@ -135,6 +146,26 @@ class HttpTarget(Target):
         return canonical_json(batch.shaped(self.shape)).encode("utf-8")
 
     def _post(self, body: bytes, headers: dict[str, str]) -> _Answer:
+        deadline = Deadline(self.timeout_s)
+        self._deadline = deadline
+        try:
+            with deadline:
+                answer = self._attempt(body, headers)
+        finally:
+            self._deadline = None
+        if deadline.expired and not answer.ok and answer.retryable:
+            return self._timed_out()
+        return answer
+
+    def _timed_out(self) -> _Answer:
+        return _Answer(False, f"no answer within {self.timeout_s:g} s", True)
+
+    def _watch(self, sock: socket.socket) -> None:
+        """Put a request's socket under its deadline (called when it connects)."""
+        if self._deadline is not None:
+            self._deadline.attach(sock)
+
+    def _attempt(self, body: bytes, headers: dict[str, str]) -> _Answer:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
             response = self._opener.open(request, timeout=self.timeout_s)
@@ -144,16 +175,91 @@ class HttpTarget(Target):
             if isinstance(exc.reason, ssl.SSLCertVerificationError):
                 return _Answer(False, f"TLS certificate not trusted: {exc.reason}")
             if isinstance(exc.reason, TimeoutError):
-                return _Answer(False, f"no answer within {self.timeout_s:g} s", True)
+                return self._timed_out()
             return _Answer(False, f"connection failed: {redact(str(exc.reason))}", True)
         except TimeoutError:
-            return _Answer(False, f"no answer within {self.timeout_s:g} s", True)
+            return self._timed_out()
         except (OSError, HTTPException) as exc:  # reset, closed without an answer
             return _Answer(False, f"connection failed: {redact(repr(exc))}", True)
         # the status is in: the batch is acknowledged whatever happens to the body
         with response, contextlib.suppress(OSError, HTTPException):
             response.read()
         return _Answer(True)
+
+
+class Deadline:
+    """A watchdog over one request: when `seconds` have passed since it was entered, every
+    socket attached to it is shut down (a read blocked on it returns at once) and `expired`
+    is set; a socket attached after that is shut down as it comes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    """urllib's HTTP handler, its connections' sockets handed to `watch` once connected."""
+
+    def __init__(self, watch: Any) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        watch = self._watch
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                watch(self.sock)
+
+        return self.do_open(Connection, req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS handler (the default TLS context), its sockets handed to `watch`."""
+
+    def __init__(self, watch: Any) -> None:
+        super().__init__()
+        self._watch = watch
+        self._tls = ssl.create_default_context()
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        watch = self._watch
+
+        class Connection(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                watch(self.sock)
+
+        return self.do_open(Connection, req, context=self._tls)
 
 
 def idempotency_key(event_ids: list[str]) -> str:

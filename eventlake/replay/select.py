@@ -2,17 +2,25 @@
 
 Every value a caller gives (times, types, subject, the resume position) is a DuckDB bound
 parameter, never text in the SQL. The one piece of caller SQL is `where`, a predicate over the
-`events` columns, put in parentheses on lines of its own (so a trailing `--` comment or a bare
-`OR` cannot reach the rest of the query). It is the caller's own SQL on their own lake, as in
-`eventlake sql`, not a boundary against them: unbalanced parentheses can still widen it.
+`events` columns. It must parse as ONE SQL expression on its own (`duckdb.SQLExpression`:
+no unbalanced parenthesis, no `;`, no FROM/UNION/ORDER BY...), else SelectionError. It is
+applied in an inner query, in parentheses on lines of its own (a trailing `--` comment or a
+bare `OR` stays inside), and the bound predicates (day, range, types, subject, position) wrap
+it from outside:
+
+    SELECT ... FROM (SELECT * FROM events WHERE (
+    <where>
+    )) AS selected WHERE dt = $dt AND timestamp >= $from_ts ... ORDER BY timestamp, event_id
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import duckdb
 
 from eventlake.errors import ConfigError
 from eventlake.events.times import as_utc, format_ts
@@ -22,16 +30,28 @@ COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_pa
 """What a replay reads of each event: the `seed` shape's fields, and `ingested_at` (the
 `stream` shape's record carries the stored item, which has it)."""
 
-SEED_LINE_SQL = """'{"event_id":' || to_json(event_id)
+PASTABLE_PAYLOAD_SQL = """CASE WHEN json_valid(event_payload) THEN
+    json(event_payload) = event_payload
+    AND NOT contains(event_payload, 'NaN') AND NOT contains(event_payload, 'Infinity') END"""
+"""Whether the stored payload text can be pasted into a JSON line as it is: JSON that DuckDB's
+writer gives back unchanged (no whitespace, hence no raw CR/LF; no trailing comma; numbers and
+escapes as written), without the NaN/Infinity DuckDB's lenient parser accepts; NULL (not
+safe) when DuckDB cannot parse it (`json()` would fail the query). What eventlake
+stores (canonical JSON) passes; a foreign producer's text mostly does not."""
+
+SEED_LINE_SQL = f"""CASE WHEN {PASTABLE_PAYLOAD_SQL} THEN
+    '{{"event_id":' || to_json(event_id)
     || ',"event_payload":' || event_payload
     || ',"event_type":' || to_json(event_type)
     || ',"source":' || coalesce(to_json(source), 'null')
     || ',"subject":' || coalesce(to_json(subject), 'null')
     || ',"timestamp":"' || strftime(timezone('UTC', timestamp), '%Y-%m-%dT%H:%M:%S.%fZ')
-    || '"}' || chr(10)"""
+    || '"}}' || chr(10) END"""
 """The event's `seed` JSON line, built by DuckDB: canonical JSON (keys sorted, no spaces, raw
-UTF-8), `event_payload` the stored canonical JSON text as it is. Must equal
-`canonical_json(Batch.events[i]) + "\\n"` byte for byte (tests/replay/test_shapes.py)."""
+UTF-8), `event_payload` the stored canonical JSON text as it is; NULL when that text is not
+safe to paste (PASTABLE_PAYLOAD_SQL) or a column it needs is NULL: Batch.seed_lines then builds
+that batch's lines in Python. Must equal `canonical_json(Batch.events[i]) + "\\n"` byte for
+byte for every payload eventlake stores (tests/replay/test_shapes.py)."""
 
 
 class SelectionError(ConfigError):
@@ -58,7 +78,6 @@ class Selection:
     subject: str | None = None
     where: str | None = None
     cold_only: bool = False
-    _days: tuple[date, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         start, end = as_utc(self.from_ts), as_utc(self.to_ts)
@@ -70,19 +89,26 @@ class Selection:
         object.__setattr__(self, "event_types", tuple(self.event_types))
         if self.where is not None and not self.where.strip():
             object.__setattr__(self, "where", None)
-        last = (end - timedelta(microseconds=1)).date()
-        count = (last - start.date()).days + 1
-        object.__setattr__(self, "_days",
-                           tuple(start.date() + timedelta(days=n) for n in range(count)))
+        if self.where is not None:
+            check_where(self.where)
 
     @property
     def view(self) -> str:
         return "events_cold" if self.cold_only else "events"
 
+    def day_range(self, after: Position | None = None) -> tuple[date, date]:
+        """The first and last UTC day of [from_ts, to_ts) (from `after`'s day on when given;
+        first > last when `after` is past the range). The read visits only the days in it that
+        hold events (read.selected_days)."""
+        first = self.from_ts.date()
+        if after is not None:
+            first = max(first, as_utc(after.timestamp).date())
+        return first, (self.to_ts - timedelta(microseconds=1)).date()
+
     def days(self, after: Position | None = None) -> Iterator[date]:
-        """The UTC days of [from_ts, to_ts), in order; from `after`'s day on when given."""
-        first = as_utc(after.timestamp).date() if after else None
-        return (d for d in self._days if first is None or d >= first)
+        """Every UTC day of [from_ts, to_ts), in order; from `after`'s day on when given."""
+        first, last = self.day_range(after)
+        return (first + timedelta(days=n) for n in range((last - first).days + 1))
 
     def day_sql(self, day: date, after: Position | None = None, *, ordered: bool = True
                 ) -> tuple[str, dict[str, Any]]:
@@ -107,10 +133,11 @@ class Selection:
             params["after_id"] = after.event_id
             where.append("(timestamp > $after_ts OR (timestamp = $after_ts "
                          "AND event_id > $after_id))")
+        source = self.view
         if self.where is not None:
-            where.append(f"(\n{self.where}\n)")
+            source = f"(SELECT * FROM {self.view} WHERE (\n{self.where}\n)) AS selected"
         columns = ", ".join(f'"{c}"' for c in COLUMNS) + f",\n  {SEED_LINE_SQL} AS _line"
-        sql = (f"SELECT {columns} FROM {self.view}\nWHERE " + "\n  AND ".join(where)
+        sql = (f"SELECT {columns} FROM {source}\nWHERE " + "\n  AND ".join(where)
                + ("\nORDER BY timestamp, event_id" if ordered else ""))
         return sql, params
 
@@ -119,3 +146,17 @@ class Selection:
         return {"from": format_ts(self.from_ts), "to": format_ts(self.to_ts),
                 "types": list(self.event_types), "subject": self.subject, "where": self.where,
                 "cold_only": self.cold_only}
+
+
+def check_where(where: str) -> None:
+    """SelectionError unless `where` is one SQL expression (DuckDB's parser decides), so that
+    it cannot reach past its parentheses: `false) OR (true`, `true) UNION ALL (SELECT ...`,
+    `x; DROP ...` and a trailing `;` are refused. Whether its columns exist is for the query."""
+    try:
+        duckdb.SQLExpression(where)
+        # the expression as the query holds it: a `;` SQLExpression forgives would end it
+        [_] = duckdb.extract_statements(f"SELECT 1 WHERE (\n{where}\n)")
+    except (duckdb.Error, ValueError) as exc:
+        raise SelectionError(f"--where `{where}` is not one SQL expression (a predicate over "
+                             f"the events columns, parentheses balanced, no `;`): "
+                             f"{str(exc).splitlines()[0]}") from exc

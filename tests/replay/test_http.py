@@ -280,3 +280,64 @@ def test_a_replay_stops_at_the_refused_batch_with_its_checkpoint_at_the_last_sen
     replay(el, selection, receiver.url, batch_size=2, checkpoint=ckpt, now=NOW)
     assert ids_of(receiver.acknowledged())[2:] == [["e4"]]
     assert json.loads(receiver.requests[-1].body)[0]["event_id"] == "e4"
+
+
+class Trickler:
+    """A server that takes each request then answers one space every `every_s` (never a status
+    line), recording per connection how many bytes it got out before the client hung up."""
+
+    def __init__(self, every_s: float, chunks: int) -> None:
+        self.sent: list[int] = []
+        self._ended = threading.Condition()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/events"
+        self._stop = threading.Event()
+        self._every_s, self._chunks = every_s, chunks
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                sent = 0
+                try:
+                    while sent < self._chunks and not self._stop.wait(self._every_s):
+                        conn.sendall(b" ")
+                        sent += 1
+                except OSError:  # the client shut the connection
+                    pass
+                with self._ended:
+                    self.sent.append(sent)
+                    self._ended.notify_all()
+
+    def connections_ended(self, n: int) -> list[int]:
+        """Bytes sent on each of the first `n` connections, once the server saw them end."""
+        with self._ended:
+            self._ended.wait_for(lambda: len(self.sent) >= n, timeout=10)
+            return list(self.sent)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+def test_a_server_trickling_bytes_is_cut_at_the_deadline_and_retried_like_a_timeout(
+        sleeps: list[float]) -> None:
+    # each byte comes well within timeout_s, so only a deadline on the whole request ends a try
+    server = Trickler(every_s=0.05, chunks=400)  # 20 s of trickle per request
+    try:
+        sink = target(server.url, sleeps, attempts=2, timeout_s=0.5)
+
+        with pytest.raises(DeliveryError) as info:
+            sink.send(batch_of([row("a")]))
+
+        assert "still failing after 2 tries: no answer within 0.5 s" in str(info.value)
+        assert len(sleeps) == 1  # retried once, like a timeout
+        sent = server.connections_ended(2)  # the client hung up, long before the trickle ended
+        assert len(sent) == 2 and all(n < 400 for n in sent)
+    finally:
+        server.stop()

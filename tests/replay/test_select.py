@@ -1,5 +1,6 @@
-"""The selection: every flag value a bound parameter, the caller's predicate in parentheses,
-the days of a half-open range."""
+"""The selection: every flag value a bound parameter, the caller's predicate one SQL expression
+applied inside its own query (the bound predicates outside), the days of a half-open range, and
+only the days that hold events visited."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.store import Lake
+from eventlake.replay.count import count
+from eventlake.replay.read import open_reader, read_batches, selected_days
 from eventlake.replay.run import replay
 from eventlake.replay.select import Position, Selection, SelectionError
 
@@ -114,3 +117,131 @@ def test_dry_run_counts_and_sends_nothing(cold: ColdTiers, tmp_path: Path) -> No
     assert (report.sent, report.per_type) == (4, {"click": 3, "order": 1})
     assert report.first_timestamp == "2024-05-01T00:01:00.000000Z"
     assert report.last_timestamp == "2024-05-01T00:04:00.000000Z"
+
+
+# -- --where: one expression, inside its own query ---------------------------------------------
+
+@pytest.mark.parametrize("where", [
+    "false) OR (true",
+    "true) UNION ALL (SELECT * FROM events",
+    "subject = 'plain'; DROP TABLE events",
+    "true;",
+    "(true",
+    "true /* unterminated",
+    "true ORDER BY 1",
+    "subject, source",
+])
+def test_a_where_that_is_not_one_expression_is_refused_at_construction(where: str) -> None:
+    with pytest.raises(SelectionError, match="is not one SQL expression"):
+        Selection(START, START + timedelta(days=1), where=where)
+
+
+def test_a_where_over_columns_and_the_payload_still_selects(cold: ColdTiers) -> None:
+    def where(text: str) -> Selection:
+        return Selection(START, START + timedelta(days=1), where=text, cold_only=True)
+
+    assert ids_of(cold, where("(event_payload->>'$.n')::INT >= 3")) == ["e-003", "e-004"]
+    assert ids_of(cold, where("subject LIKE 'pla%' AND event_type = 'click'")) == ["e-004"]
+    assert ids_of(cold, where("subject = 'plain' -- a comment")) == ["e-003", "e-004"]
+
+
+def test_the_bound_predicates_wrap_the_where_from_outside(cold: ColdTiers) -> None:
+    selection = Selection(START, START + timedelta(minutes=3), event_types=("click",),
+                          where="true OR true", cold_only=True)
+
+    sql, _ = selection.day_sql(DAY)
+
+    assert "FROM (SELECT * FROM events_cold WHERE (\ntrue OR true\n)) AS selected\nWHERE dt" in sql
+    assert ids_of(cold, selection) == ["e-001", "e-002"]
+
+
+def test_a_where_with_an_or_over_two_days_sends_each_event_once_in_order(
+        tmp_path: Path, lake: Any) -> None:
+    # the review's probe: 2,000 events over two days, a type that matches none, OR true
+    day_rows = [dict(row(n, "s"), timestamp=START + timedelta(minutes=n)) for n in range(2000)]
+    lake.cold.write(pa.Table.from_pylist(day_rows, schema=EVENT_SCHEMA), "two-days")
+    selection = Selection(START, START + timedelta(days=2), event_types=("nosuch",),
+                          where="false OR true", cold_only=True)
+
+    assert ids_of(ColdTiers(lake.cold), selection) == []
+    got = ids_of(ColdTiers(lake.cold), Selection(START, START + timedelta(days=2),
+                                                 where="false OR true", cold_only=True))
+    assert got == [f"e-{n:03d}" for n in range(2000)]
+
+
+# -- the days visited: those holding events, not every calendar day ------------------------------
+
+@pytest.fixture
+def visited(monkeypatch: pytest.MonkeyPatch) -> list[date]:
+    """The days the read and the count query (Selection.day_sql's calls)."""
+    days: list[date] = []
+    day_sql = Selection.day_sql
+
+    def spy(self: Selection, day: date, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        days.append(day)
+        return day_sql(self, day, *args, **kwargs)
+
+    monkeypatch.setattr(Selection, "day_sql", spy)
+    return days
+
+
+def three_days(lake: Any) -> ColdTiers:
+    rows = [dict(row(n, "s"), event_id=f"d{d}-{n}", timestamp=START + timedelta(days=d, hours=n))
+            for d in (0, 3, 40) for n in range(2)]
+    lake.cold.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), "three-days")
+    return ColdTiers(lake.cold)
+
+
+def test_a_fifty_year_range_visits_only_the_days_that_hold_events(
+        lake: Any, visited: list[date]) -> None:
+    tiers = three_days(lake)
+    fifty_years = Selection(START - timedelta(days=365 * 25), START + timedelta(days=365 * 25),
+                            cold_only=True)
+
+    got = ids_of(tiers, fifty_years)
+
+    assert got == ["d0-0", "d0-1", "d3-0", "d3-1", "d40-0", "d40-1"]
+    assert visited == [DAY, DAY + timedelta(days=3), DAY + timedelta(days=40)]
+    visited.clear()
+    report = replay(tiers, fifty_years, "stdout", dry_run=True, now=START)
+    assert (report.sent, len(visited)) == (6, 3)
+
+
+def test_days_outside_the_range_or_before_the_position_are_not_visited(
+        lake: Any, visited: list[date]) -> None:
+    tiers = three_days(lake)
+    con = open_reader(tiers, Selection(START, START + timedelta(days=1), cold_only=True),
+                      now=START)
+    selection = Selection(START + timedelta(days=1), START + timedelta(days=41), cold_only=True)
+
+    assert selected_days(con, selection) == [DAY + timedelta(days=3), DAY + timedelta(days=40)]
+    after = Position(START + timedelta(days=3, hours=1), "d3-1")
+    assert selected_days(con, selection, after) == [DAY + timedelta(days=3),
+                                                    DAY + timedelta(days=40)]
+    assert [r["event_id"] for b in read_batches(con, selection, after=after)
+            for r in b.to_pylist()] == ["d40-0", "d40-1"]
+    assert count(con, selection, after).count == 2
+    assert selected_days(con, Selection(START + timedelta(days=4),
+                                        START + timedelta(days=40), cold_only=True)) == []
+    con.close()
+
+
+def test_the_hot_rows_days_are_visited_too(world: Any, visited: list[date]) -> None:
+    from archive_support import NOW, hours
+
+    from eventlake import EventLake
+
+    el = EventLake(world.settings, clients=world.clients)
+    world.put_items([world.item("archived", NOW - hours(5), timestamp=NOW - hours(30))])
+    world.sweep(NOW - hours(1))
+    # a late event (hot) on a day the lake has no partition of, and a recent one
+    world.put_items([world.item("late", NOW - hours(0.5), timestamp=NOW - timedelta(days=9)),
+                     world.item("recent", NOW - hours(0.5))])
+    got: list[str] = []
+
+    replay(el, Selection(NOW - timedelta(days=365 * 50), NOW + hours(1)),
+           lambda events: got.extend(e["event_id"] for e in events), now=NOW)
+
+    assert got == ["late", "archived", "recent"]
+    assert len(visited) == len({(NOW - timedelta(days=9)).date(),
+                                (NOW - hours(30)).date(), (NOW - hours(0.5)).date()})
