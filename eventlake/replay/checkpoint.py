@@ -132,7 +132,8 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     folder = Path(_folder(file))
     if not folder.is_dir():
         raise CheckpointError(f"cannot write the checkpoint `{path}`: the folder `{folder}` "
-                              "does not exist; create it or give another --checkpoint")
+                              "does not exist (or is not a folder); create it or give another "
+                              "--checkpoint")
     if file.is_dir():
         raise CheckpointError(f"cannot write the checkpoint `{path}`: it is a folder; give a "
                               "file path as --checkpoint")

@@ -26,8 +26,8 @@ from eventlake.errors import ConfigError
 
 MIN_RATE = 0.001
 """The slowest rate taken, events/s (one event every ~17 minutes)."""
-MAX_SLEEP_S = 3600.0
-"""The longest single sleep; a longer wait is several."""
+MAX_SLEEP_S = 86_400.0
+"""The longest single sleep (a day); a longer wait is several."""
 
 
 class TokenBucket:
