@@ -175,8 +175,10 @@ class JsonlTarget(Target):
         file.seek(checkpoint.offset - length)
         tail = file.read(length)
         if state.get("tail_bytes") != length or hashlib.sha256(tail).hexdigest() != recorded:
-            raise TargetError(f"`{self.path}` is not the file the checkpoint belongs to (it "
-                              f"was `{state.get('path')}`): its last {length} bytes before "
+            was = state.get("path")
+            moved = f" (it was `{was}`)" if was != str(self.path.absolute()) else ""
+            raise TargetError(f"`{self.path}` is not the file the checkpoint belongs to{moved}: "
+                              f"its last {length} bytes before "
                               f"offset {checkpoint.offset} differ from what the replay wrote "
                               f"(replaced or changed since): {start_over}")
         return tail
