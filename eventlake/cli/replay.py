@@ -8,6 +8,12 @@ dependency of eventlake's base install, and a line needs no library). It shows o
 is a terminal: its total then comes from counting the selection first (one aggregate query a
 day, a small part of a replay's cost); piped or in a job, nothing is counted and only the
 summary prints.
+
+Once sending began, any failure prints the summary and how to resume before the error (a
+DeliveryError exits 1, the others 2; Ctrl-C 130). A reader that goes away
+(`eventlake replay ... | head -1`) ends the replay quietly with exit code 141, what a shell
+reports for a writer killed by SIGPIPE (`yes | head -1`): the replay did not finish, so not 0
+(`set -o pipefail` sees it), yet nothing went wrong that needs a message.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
 
 DELIVERY_FAILED = 1
 """Exit code of a replay a target stopped (2 stays for usage and configuration errors)."""
+READER_GONE = 141
+"""Exit code when standard output's reader went away (128 + SIGPIPE, as a shell reports it)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "acknowledged batch, so this is how much a resumed run may resend. "
                         "Targets split a batch into calls of what they take (SQS and "
                         "EventBridge 10 entries, Kinesis 500)")
-    p.add_argument("--rate", type=positive_float, metavar="N",
+    p.add_argument("--rate", type=rate, metavar="N",
                    help="send at most N events per second on average (a token bucket: one "
                         "batch at a time); default: as fast as the target acknowledges")
     p.add_argument("--dry-run", action="store_true",
@@ -95,18 +104,45 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.clear()
+    except BrokenPipeError:
+        if args.target != "stdout":
+            raise
+        return _reader_gone()
     except DeliveryError as exc:
         if exc.report is not None:
             print(exc.report.summary(), file=out)
         error(str(exc))
         print(f"eventlake: {resume_hint(args.checkpoint, exc.report)}", file=sys.stderr)
         return DELIVERY_FAILED
-    if args.dry_run:
-        print(f"first {report.first_timestamp or '-'}  last {report.last_timestamp or '-'}",
-              file=out)
-        print("per type " + json.dumps(dict(sorted(report.per_type.items()))), file=out)
-    print(report.summary(), file=out)
+    except BaseException as exc:
+        stopped = getattr(exc, "report", None)
+        if stopped is not None:  # sending had begun: say how far it got, then the error
+            print(stopped.summary(), file=out)
+            print(f"eventlake: {resume_hint(args.checkpoint, stopped)}", file=sys.stderr)
+        raise
+    try:
+        if args.dry_run:
+            print(f"first {report.first_timestamp or '-'}  last {report.last_timestamp or '-'}",
+                  file=out)
+            print("per type " + json.dumps(dict(sorted(report.per_type.items()))), file=out)
+        print(report.summary(), file=out)
+        out.flush()
+    except BrokenPipeError:
+        return _reader_gone()
     return 0
+
+
+def _reader_gone() -> int:
+    """Standard output's reader went away: point stdout at /dev/null (so the interpreter's
+    final flush cannot fail again) and exit quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's captured stream)
+        pass
+    finally:
+        os.close(devnull)
+    return READER_GONE
 
 
 def resume_hint(checkpoint: str | None, report: ReplayReport | None) -> str:
@@ -207,6 +243,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def rate(text: str) -> float:
+    """A rate in events/s: a finite number, at least the slowest rate taken (rate.MIN_RATE)."""
+    from eventlake.replay.rate import MIN_RATE
+
+    value = positive_float(text)
+    if value < MIN_RATE:
+        raise argparse.ArgumentTypeError(f"`{text}` is below the slowest rate taken, "
+                                          f"{MIN_RATE} events per second")
+    return value
+
+
 def moment(text: str) -> datetime:
     """`YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp with an offset."""
     from eventlake.errors import InvalidEventError
@@ -226,4 +273,4 @@ def moment(text: str) -> datetime:
 
 
 __all__ = ["ProgressLine", "add_arguments", "moment", "positive_float", "positive_int",
-           "render", "resume_hint", "run"]
+           "rate", "render", "resume_hint", "run"]

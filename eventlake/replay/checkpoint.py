@@ -2,21 +2,29 @@
 in a local file or an S3 object (`s3://bucket/key`).
 
     {"timestamp": "...Z", "event_id": "...", "count": 1500, "offset": 123456,
-     "selection": {...}}                       (+ "target": {...} when the target keeps state)
+     "selection": {...}, "sink": "jsonl:out.jsonl", "shape": "seed",
+     "target": {...}}                          ("target" only when the target keeps state)
 
 It is written after each acknowledged batch, atomically: a local file through a temporary file
 in the same folder and `os.replace`; an S3 object by PutObject, which S3 applies whole (a reader
 gets the old object or the new one). A process killed at any moment leaves the previous
 checkpoint or the new one, never half of one. `offset` is the size of a local JSONL target's
 file after that batch (None for other targets); `count` the events sent so far, earlier runs
-included; `target` what a target needs to resume besides the position (JSONL on S3: its
-multipart upload); `selection` what was being replayed, so that a checkpoint is not resumed by
-a different selection.
+included; `target` what a target needs to resume besides the position (a local JSONL file: a
+digest of its bytes before `offset`; JSONL on S3: its multipart upload). `selection`, `sink`
+(the target, any password redacted) and `shape` say what was replayed where and how: a
+checkpoint is resumed only by the same replay, since another target would silently miss the
+events before the position and another shape would mix shapes in one output.
+
+A checkpoint without `sink` and `shape` (written before they were recorded) is refused:
+eventlake is not released, no such checkpoint exists outside its own history, and accepting
+one would accept exactly the mismatch this guards against.
 
 What a process kill can leave, and why resuming is exact for a JSONL file:
 
     write batch -> flush -> [kill here: lines past `offset`] -> checkpoint -> next batch
-    resume: truncate the file to the checkpoint's `offset`, read after its position, append
+    resume: check the digest of the bytes before the checkpoint's `offset`, truncate the file
+            to it, read after its position, append
 
 A power loss is another matter: nothing here calls fsync.
 """
@@ -44,7 +52,8 @@ if TYPE_CHECKING:
 
 
 class CheckpointError(ConfigError):
-    """A checkpoint that cannot be resumed: unreadable, or written by another selection."""
+    """A checkpoint that cannot be resumed or written: unreadable, malformed, written by
+    another replay (selection, target, shape), or a location that cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,12 @@ class Checkpoint:
 
 
 def load(path: str | os.PathLike[str], selection: Selection,
-         clients: Clients | None = None) -> Checkpoint | None:
+         clients: Clients | None = None, *, sink: str | None = None,
+         shape: str | None = None) -> Checkpoint | None:
     """The checkpoint at `path` (local, or s3:// read with `clients`, default: from the
-    environment), None when there is none (a first run). CheckpointError when it was written
-    for another selection or cannot be read."""
+    environment), None when there is none (a first run). CheckpointError when it cannot be
+    read, is malformed, or was written for another selection, or (when given) another `sink`
+    (target name) or `shape`."""
     if _is_s3(path):
         text = _read_s3(str(path), clients)
     else:
@@ -78,29 +89,59 @@ def load(path: str | os.PathLike[str], selection: Selection,
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"cannot read the checkpoint `{path}` ({exc}); delete it "
                                   "to replay from the start") from exc
-    return None if text is None else parse(text, selection, str(path))
+    return None if text is None else parse(text, selection, str(path), sink=sink, shape=shape)
 
 
 def save(path: str | os.PathLike[str], checkpoint: Checkpoint, selection: Selection,
-         clients: Clients | None = None) -> None:
-    """Write `checkpoint` to `path` atomically: a local file through a temp file beside it and
-    os.replace; s3:// with one PutObject (through `clients`, default: from the environment)."""
-    text = dumps(checkpoint, selection)
+         clients: Clients | None = None, *, sink: str | None = None,
+         shape: str | None = None) -> None:
+    """Write `checkpoint` (of `selection`, sent to `sink` in `shape`, when given) to `path`
+    atomically: a local file through a temp file beside it and os.replace; s3:// with one
+    PutObject (through `clients`, default: from the environment). A local file that cannot be
+    written: CheckpointError naming `path`."""
+    text = dumps(checkpoint, selection, sink=sink, shape=shape)
     if _is_s3(path):
         bucket, key = _split(str(path))
         (clients or _clients()).s3.put_object(Bucket=bucket, Key=key, Body=text.encode(),
                                               ContentType="application/json")
         return
     file = Path(path)
-    fd, temp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp",
-                                dir=file.parent if str(file.parent) else ".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=_folder(file))
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(temp, file)
-    except BaseException:
+    except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from exc
         raise
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is sent, a local checkpoint that `save` could not write: its
+    folder missing, or no permission to create a file in it (a replay would otherwise send its
+    first batch and then stop, unable to record it). s3:// is not probed: that would take a
+    write; a bucket that refuses it stops the replay at its first checkpoint, with the report."""
+    if _is_s3(path):
+        return
+    file = Path(path)
+    folder = Path(_folder(file))
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint `{path}`: the folder `{folder}` "
+                              "does not exist (or is not a folder); create it or give another "
+                              "--checkpoint")
+    if file.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint `{path}`: it is a folder; give a "
+                              "file path as --checkpoint")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
 
 
 @contextlib.contextmanager
@@ -109,14 +150,20 @@ def held(path: str | os.PathLike[str] | None) -> Iterator[None]:
     it (kept there; the lock, not the file, is what counts), so a second replay given the same
     checkpoint at the same time stops with CheckpointError instead of interleaving with the
     first (two writers would break both the file target and the checkpoint). The lock goes with
-    the process, a killed one included. S3 checkpoints take no lock (say so: README)."""
+    the process, a killed one included. S3 checkpoints take no lock (say so: README). A
+    location that cannot be written is refused first (`check_writable`)."""
     if path is None or _is_s3(path):
         yield
         return
     import fcntl
 
+    check_writable(path)
     lock = Path(f"{os.fspath(path)}.lock")
-    with lock.open("a+") as file:
+    try:
+        file = lock.open("a+")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+    with file:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -126,19 +173,25 @@ def held(path: str | os.PathLike[str] | None) -> Iterator[None]:
         yield
 
 
-def dumps(checkpoint: Checkpoint, selection: Selection) -> str:
+def dumps(checkpoint: Checkpoint, selection: Selection, *, sink: str | None = None,
+          shape: str | None = None) -> str:
     """The checkpoint's JSON document (one line)."""
     data: dict[str, Any] = {"timestamp": format_ts(checkpoint.timestamp),
                             "event_id": checkpoint.event_id, "count": checkpoint.count,
                             "offset": checkpoint.offset, "selection": selection.describe()}
+    if sink is not None:
+        data["sink"] = sink
+    if shape is not None:
+        data["shape"] = shape
     if checkpoint.target is not None:
         data["target"] = checkpoint.target
     return json.dumps(data, sort_keys=True) + "\n"
 
 
-def parse(text: str, selection: Selection, where: str) -> Checkpoint:
+def parse(text: str, selection: Selection, where: str, *, sink: str | None = None,
+          shape: str | None = None) -> Checkpoint:
     """The checkpoint in `text` (read from `where`), refused when written for another
-    selection."""
+    selection, or (when given) another `sink` or `shape`, or when a value is malformed."""
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -150,16 +203,81 @@ def parse(text: str, selection: Selection, where: str) -> Checkpoint:
         raise CheckpointError(f"the checkpoint `{where}` was written by another selection "
                               f"({data.get('selection')}); use another --checkpoint path, or "
                               "delete it to replay from the start")
+    for name, expected, what in (("sink", sink, "target"), ("shape", shape, "shape")):
+        if expected is None:
+            continue
+        recorded = data.get(name)
+        if recorded is None:
+            raise CheckpointError(f"the checkpoint `{where}` does not say which {what} it was "
+                                  "written for (an earlier eventlake wrote it), so resuming "
+                                  f"into {what} `{expected}` could skip or mix events; delete "
+                                  "it to replay from the start")
+        if recorded != expected:
+            raise CheckpointError(f"the checkpoint `{where}` was written for the {what} "
+                                  f"`{recorded}`, not `{expected}`: resuming would skip the "
+                                  "events before it (or mix shapes); use another --checkpoint "
+                                  "path, or delete it to replay from the start")
+    return Checkpoint(_timestamp(data, selection, where), _event_id(data, where),
+                      _count(data, where), _offset(data, where), _target(data, where))
+
+
+def _malformed(where: str, field: str, value: Any, expected: str) -> CheckpointError:
+    return CheckpointError(f"the checkpoint `{where}` is malformed: `{field}` is {value!r}, "
+                           f"expected {expected}; delete it to replay from the start")
+
+
+def _timestamp(data: dict[str, Any], selection: Selection, where: str) -> datetime:
+    value = data.get("timestamp")
+    expected = (f"an RFC 3339 time in the selection [{format_ts(selection.from_ts)}, "
+                f"{format_ts(selection.to_ts)})")
+    if not isinstance(value, str):
+        raise _malformed(where, "timestamp", value, expected)
     try:
-        offset, target = data.get("offset"), data.get("target")
-        if target is not None and not isinstance(target, dict):
-            raise TypeError(f"`target` is {target!r}, not an object")
-        return Checkpoint(as_utc(datetime.fromisoformat(data["timestamp"])),
-                          str(data["event_id"]), int(data["count"]),
-                          None if offset is None else int(offset), target)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"the checkpoint `{where}` is malformed ({exc!r}); delete it to "
-                              "replay from the start") from exc
+        moment = as_utc(datetime.fromisoformat(value))
+    except ValueError as exc:
+        raise _malformed(where, "timestamp", value, expected) from exc
+    if not selection.from_ts <= moment < selection.to_ts:
+        raise _malformed(where, "timestamp", value, expected)
+    return moment
+
+
+def _event_id(data: dict[str, Any], where: str) -> str:
+    value = data.get("event_id")
+    if not isinstance(value, str) or not value:
+        raise _malformed(where, "event_id", value, "a non-empty string")
+    return value
+
+
+def _count(data: dict[str, Any], where: str) -> int:
+    value = data.get("count")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _malformed(where, "count", value, "a whole number >= 0")
+    return value
+
+
+def _offset(data: dict[str, Any], where: str) -> int | None:
+    value = data.get("offset")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 0):
+        raise _malformed(where, "offset", value, "null or a whole number of bytes >= 0")
+    return value
+
+
+def _target(data: dict[str, Any], where: str) -> dict[str, Any] | None:
+    value = data.get("target")
+    if value is not None and not isinstance(value, dict):
+        raise _malformed(where, "target", value, "null or an object")
+    return value
+
+
+def _folder(file: Path) -> str:
+    return str(file.parent) if str(file.parent) else "."
+
+
+def _unwritable(path: str | os.PathLike[str], exc: OSError) -> CheckpointError:
+    reason = exc.strerror or str(exc)
+    return CheckpointError(f"cannot write the checkpoint `{path}` ({reason}); check the "
+                           "folder's permissions, or give another --checkpoint")
 
 
 def _is_s3(path: str | os.PathLike[str]) -> bool:

@@ -7,6 +7,10 @@ difference. Over any interval of t seconds at most `burst + rate * t` events go 
 average never exceeds `rate`, while a batch still leaves as one call (SQS, Kinesis and HTTP
 targets send a batch at once; spacing its events out would only add calls).
 
+A rate under `MIN_RATE` is refused: it is a typo, not a pace (0.001 events/s is one event
+every 17 minutes), and a rate near zero would ask `time.sleep` for more seconds than it takes.
+A long wait is slept in slices of at most `MAX_SLEEP_S` for the same reason.
+
 No rate-limiting library is among the installed dependencies, and a new one for twenty lines
 does not pay: it is written here. The clock and the sleep are parameters, so tests run the
 schedule without waiting.
@@ -20,6 +24,11 @@ from collections.abc import Callable
 
 from eventlake.errors import ConfigError
 
+MIN_RATE = 0.001
+"""The slowest rate taken, events/s (one event every ~17 minutes)."""
+MAX_SLEEP_S = 86_400.0
+"""The longest single sleep (a day); a longer wait is several."""
+
 
 class TokenBucket:
     """At most `rate` events a second on average, in bursts of up to `burst` events."""
@@ -29,6 +38,9 @@ class TokenBucket:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
             raise ConfigError(f"rate `{rate}` must be a positive number of events per second")
+        if rate < MIN_RATE:
+            raise ConfigError(f"rate `{rate}` is below the slowest rate taken, {MIN_RATE} "
+                              "events per second")
         if burst < 1:
             raise ConfigError(f"burst `{burst}` must be at least 1 event")
         self.rate = float(rate)
@@ -46,7 +58,10 @@ class TokenBucket:
         self._last = now
         wait = max(0.0, (n - self.tokens) / self.rate)
         if wait > 0:
-            self.sleep(wait)
+            left = wait
+            while left > 0:
+                self.sleep(min(left, MAX_SLEEP_S))
+                left -= MAX_SLEEP_S
             # the refill during the sleep is exactly the deficit: the bucket ends empty
             self.tokens, self._last = float(n), self._last + wait
         self.tokens -= n

@@ -1,25 +1,34 @@
 """`replay`: read the selection in order, send it in batches, checkpoint each acknowledged
 batch; and its `ReplayReport`.
 
-    checkpoint? -> target.start (a JSONL file truncates to the checkpoint's offset)
+    checkpoint? (refused unless of this selection, target and shape) -> target.resume
+        (a JSONL file checks its last bytes, truncates to the checkpoint's offset)
+    resumed? count the events at or before the checkpoint now: more than it counted are late
+        arrivals it cannot send (a WARNING, report.missed_before_resume); fewer, vanished ones
     count first? (dry run, or a progress bar's total) -> count.count, same snapshot
     for each day, in order: rows after the checkpoint's position, in (timestamp, event_id)
         -> Batches of `batch_size` (they run across days) -> rate.take -> target.send
         -> checkpoint -> progress(report)
+
+Whatever stops the loop once sending began carries the report (`error.report`: what was sent
+and made durable), so a caller can say what a re-run resumes from.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventlake.aws import Clients
+from eventlake.config import redact
 from eventlake.events.times import format_ts
 from eventlake.query.views import Tiers
 from eventlake.replay import checkpoint as checkpoints
@@ -30,7 +39,9 @@ from eventlake.replay.read import open_reader, read_batches
 from eventlake.replay.resolve import target_for
 from eventlake.replay.select import Position, Selection, SelectionError
 from eventlake.replay.shapes import shape_for
-from eventlake.replay.targets import DeliveryError, Target
+from eventlake.replay.targets import CallableTarget, DeliveryError, Target
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +65,15 @@ class ReplayReport:
     """Events this run has to send, when counted first (a dry run, or `count_first`)."""
     rate_wait_s: float = 0.0
     """Seconds spent waiting to keep to `rate`."""
+    missed_before_resume: int = 0
+    """A resumed run: selected events at or before the checkpoint's position that were not
+    there when it was written (late arrivals): not sent by this run (see `warnings`)."""
+    vanished_before_resume: int = 0
+    """A resumed run: events the checkpoint counted that the selection no longer holds at or
+    before its position (a lost-event alarm)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the run found wrong without stopping, one sentence each (the summary ends with
+    them)."""
 
     def add(self, batch: Batch) -> None:
         """Count `batch` as sent."""
@@ -78,14 +98,15 @@ class ReplayReport:
     def summary(self) -> str:
         """One line: sent (or would send), failed, duration, events/s."""
         resumed = f" (resumed after {self.resumed_after})" if self.resumed_after else ""
+        warned = "".join(f"; WARNING: {w}" for w in self.warnings)
         if self.dry_run:
             return (f"replay: would send {self.sent} events in {self.batches} batches{resumed} "
-                    f"(dry run, counted in {self.duration_s:.2f} s)")
+                    f"(dry run, counted in {self.duration_s:.2f} s){warned}")
         waited = (f" ({self.rate_wait_s:.2f} s of it waiting for the rate)"
                   if self.rate_wait_s else "")
         return (f"replay: sent {self.sent} events in {self.batches} batches{resumed}, "
                 f"{self.failed} failed, {self.duration_s:.2f} s{waited}, "
-                f"{self.events_per_second:,.0f} events/s")
+                f"{self.events_per_second:,.0f} events/s{warned}")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON values."""
@@ -95,7 +116,10 @@ class ReplayReport:
                 "duration_s": round(self.duration_s, 3),
                 "events_per_second": round(self.events_per_second, 1),
                 "resumed_after": self.resumed_after, "total": self.total,
-                "rate_wait_s": round(self.rate_wait_s, 3), "dry_run": self.dry_run}
+                "rate_wait_s": round(self.rate_wait_s, 3), "dry_run": self.dry_run,
+                "missed_before_resume": self.missed_before_resume,
+                "vanished_before_resume": self.vanished_before_resume,
+                "warnings": list(self.warnings)}
 
 
 Progress = Callable[[ReplayReport], None]
@@ -123,16 +147,24 @@ def replay(tiers: Tiers, selection: Selection,
     `count_first` counts the selection before sending (one aggregate query a day, on the same
     snapshot), so `report.total` is known from the first call.
 
+    A checkpoint is resumed only by the same selection, target and shape (CheckpointError
+    otherwise); a local one that cannot be written is refused before anything is sent. A
+    resumed run counts the selected events at or before the checkpoint's position (aggregate
+    queries over the days up to it) and reports those that arrived since, which it cannot send
+    (`report.missed_before_resume`, a WARNING), and those that vanished.
+
     A target that gives up on events raises DeliveryError: the replay stops there, with the
-    report (`error.report`) saying what was sent and how many failed."""
+    report (`error.report`) saying what was sent and how many failed. Any other exception
+    raised once sending began carries the report too."""
     if batch_size < 1:
         raise SelectionError(f"batch size `{batch_size}` must be at least 1")
     started = time.perf_counter()
     bucket = TokenBucket(rate, batch_size) if isinstance(rate, int | float) else rate
     chosen_shape = shape_for(shape)  # an unknown shape is refused by a dry run too
+    scope = {"sink": sink_name(target), "shape": shape}
     with checkpoints.held(None if dry_run else checkpoint):
-        resume = (checkpoints.load(checkpoint, selection, clients) if checkpoint is not None
-                  else None)
+        resume = (checkpoints.load(checkpoint, selection, clients, **scope)
+                  if checkpoint is not None else None)
         sink = None if dry_run else target_for(target, chosen_shape, clients)
         con = open_reader(tiers, selection, now=now)
         try:
@@ -140,6 +172,8 @@ def replay(tiers: Tiers, selection: Selection,
                 resume = sink.resume(resume)  # None: the target cannot resume, start over
             report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
             after = resume.position if resume else None
+            if resume is not None:
+                _check_before(con, selection, resume, report)
             if dry_run or count_first:
                 tally = count(con, selection, after)
                 report.total = tally.count
@@ -149,7 +183,7 @@ def replay(tiers: Tiers, selection: Selection,
                 try:
                     _send(sink, con, selection, after, report, batch_size=batch_size,
                           bucket=bucket, checkpoint=checkpoint, clients=clients,
-                          progress=progress, started=started)
+                          progress=progress, started=started, scope=scope)
                 finally:
                     sink.close()
         finally:
@@ -158,12 +192,50 @@ def replay(tiers: Tiers, selection: Selection,
     return report
 
 
+def sink_name(target: str | Target | Callable[[list[Event]], Any]) -> str:
+    """The target as a checkpoint records it: a name with any password redacted; a Target
+    object as it describes itself; a callable by its qualified name."""
+    if isinstance(target, str):
+        return redact(target)
+    if isinstance(target, Target):
+        return target.describe()
+    return CallableTarget(target).describe()
+
+
+def _check_before(con: Any, selection: Selection, resume: checkpoints.Checkpoint,
+                  report: ReplayReport) -> None:
+    """Compare the selected events at or before `resume`'s position now with the count it
+    recorded: more are late arrivals this run cannot send (they sort before where it goes on),
+    fewer vanished. Aggregate queries only, over the days up to the position."""
+    through = dataclasses.replace(selection,
+                                  to_ts=resume.timestamp + timedelta(microseconds=1))
+    now = count(con, through).count - count(con, through, resume.position).count
+    at = format_ts(resume.timestamp)
+    if now > resume.count:
+        report.missed_before_resume = now - resume.count
+        report.warnings.append(
+            f"{now - resume.count} events with timestamps before the checkpoint arrived after "
+            f"it was written and were not sent: replay [{format_ts(selection.from_ts)}, {at}] "
+            f"again to get them (--from {format_ts(selection.from_ts)} --to "
+            f"{format_ts(resume.timestamp + timedelta(microseconds=1))}, without this "
+            "checkpoint; it resends what was sent)")
+        _log.warning("replay: %s", report.warnings[-1])
+    elif now < resume.count:
+        report.vanished_before_resume = resume.count - now
+        report.warnings.append(
+            f"{resume.count - now} of the {resume.count} events the checkpoint counted at or "
+            f"before {at} are no longer in the selection: events vanished from the lake "
+            "(a lost-event alarm: check it with `eventlake reconcile`)")
+        _log.error("replay: %s", report.warnings[-1])
+
+
 def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
           report: ReplayReport, *, batch_size: int, bucket: TokenBucket | None,
           checkpoint: str | os.PathLike[str] | None, clients: Clients | None,
-          progress: Progress | None, started: float) -> None:
+          progress: Progress | None, started: float, scope: dict[str, str]) -> None:
     """The loop: each batch through the rate, to the target, then the checkpoint the target
-    acknowledges (every batch, or a JSONL file on S3 part by part), then `progress`."""
+    acknowledges (every batch, or a JSONL file on S3 part by part), then `progress`. What
+    stops it carries the report (`error.report`)."""
     sent = report.resumed_after
     durable = report.resumed_after
     try:
@@ -176,18 +248,19 @@ def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
             if done is not None:
                 durable = done.count
                 if checkpoint is not None:
-                    checkpoints.save(checkpoint, done, selection, clients)
+                    checkpoints.save(checkpoint, done, selection, clients, **scope)
             report.add(batch)
             if progress is not None:
                 report.duration_s = time.perf_counter() - started
                 progress(report)
         done = sink.finish()
         if done is not None and checkpoint is not None:
-            checkpoints.save(checkpoint, done, selection, clients)
-    except DeliveryError as exc:
-        # What the target had taken but not yet made durable counts as failed, not sent.
+            checkpoints.save(checkpoint, done, selection, clients, **scope)
+    except BaseException as exc:
+        # What the target had taken but not yet made durable counts as not sent.
         report.sent = min(report.sent, durable - report.resumed_after)
-        report.failed = len(exc.event_ids)
         report.duration_s = time.perf_counter() - started
-        exc.report = report
+        if isinstance(exc, DeliveryError):
+            report.failed = len(exc.event_ids)
+        exc.report = report  # type: ignore[attr-defined]
         raise

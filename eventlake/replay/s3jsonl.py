@@ -75,6 +75,9 @@ class S3JsonlTarget(Target):
     def name(self) -> str:
         return f"jsonl:{self.uri}"
 
+    def describe(self) -> str:
+        return self.name
+
     def _reset(self) -> None:
         self._upload_id: str | None = None
         self._parts: list[tuple[int, str]] = []

@@ -13,6 +13,7 @@ aws/ (a package), HTTP in http.py, JSONL on S3 in s3jsonl.py.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,6 +61,12 @@ class Target:
 
     shape: Shape | None = None
 
+    def describe(self) -> str:
+        """What this target is, as a checkpoint records it (a resume by another target is
+        refused): the qualified name of its class, unless a target says better (`stdout`,
+        `jsonl:PATH`, `sqs:QUEUE`, ...). Never a password."""
+        return _qualified(type(self))
+
     def start(self, checkpoint: Checkpoint | None) -> None:
         """Prepare to send after `checkpoint` (None: from the start)."""
 
@@ -94,6 +101,9 @@ class StdoutTarget(Target):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
 
+    def describe(self) -> str:
+        return "stdout"
+
     def send(self, batch: Batch) -> int | None:
         stream = self.stream or sys.stdout
         stream.write(batch.lines(self.shape).decode("utf-8"))
@@ -102,14 +112,30 @@ class StdoutTarget(Target):
 
 
 class JsonlTarget(Target):
-    """JSON lines in a local file. A fresh run replaces the file; a resumed one truncates it
-    to the checkpoint's offset (dropping lines written after the last checkpoint) and appends."""
+    """JSON lines in a local file. A fresh run replaces the file; a resumed one checks that the
+    file is still the one the checkpoint belongs to (the SHA-256 of its last bytes before the
+    checkpoint's offset, up to `TAIL_BYTES`), then truncates it to that offset (dropping lines
+    written after the last checkpoint) and appends. The checkpoint's `target` state:
+
+        {"kind": "jsonl-file", "path": "/abs/out.jsonl", "tail_bytes": 4096, "tail_sha256": "..."}
+
+    The digest catches a file replaced, rewritten or appended to by something else between
+    runs (not a change further back than its last bytes: that would take reading the file)."""
+
+    KIND = "jsonl-file"
+    TAIL_BYTES = 4096
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file: IO[bytes] | None = None
+        self._tail = b""
+        """The file's last bytes (up to TAIL_BYTES) as written so far."""
+
+    def describe(self) -> str:
+        return f"jsonl:{self.path}"
 
     def start(self, checkpoint: Checkpoint | None) -> None:
+        self._tail = b""
         if checkpoint is None:
             self._file = self.path.open("wb")
             return
@@ -125,16 +151,55 @@ class JsonlTarget(Target):
                               f"says {checkpoint.offset} were written: it is not the file the "
                               "checkpoint belongs to (delete the checkpoint to start over)")
         file = self.path.open("r+b")
-        file.truncate(checkpoint.offset)
-        file.seek(checkpoint.offset)
+        try:
+            self._tail = self._verified_tail(file, checkpoint)
+            file.truncate(checkpoint.offset)
+            file.seek(checkpoint.offset)
+        except BaseException:
+            file.close()
+            raise
         self._file = file
+
+    def _verified_tail(self, file: IO[bytes], checkpoint: Checkpoint) -> bytes:
+        """The file's bytes before the checkpoint's offset (up to TAIL_BYTES), when their
+        digest is the checkpoint's; else TargetError."""
+        assert checkpoint.offset is not None
+        state = checkpoint.target or {}
+        start_over = ("delete the checkpoint (and the file) to replay from the start, or give "
+                      "this replay another --checkpoint")
+        recorded = state.get("tail_sha256")
+        if state.get("kind") != self.KIND or not isinstance(recorded, str):
+            raise TargetError(f"the checkpoint records no digest of `{self.path}`, so the file "
+                              f"cannot be checked before appending to it: {start_over}")
+        length = min(self.TAIL_BYTES, checkpoint.offset)
+        file.seek(checkpoint.offset - length)
+        tail = file.read(length)
+        if state.get("tail_bytes") != length or hashlib.sha256(tail).hexdigest() != recorded:
+            was = state.get("path")
+            moved = f" (it was `{was}`)" if was != str(self.path.absolute()) else ""
+            raise TargetError(f"`{self.path}` is not the file the checkpoint belongs to{moved}: "
+                              f"its last {length} bytes before "
+                              f"offset {checkpoint.offset} differ from what the replay wrote "
+                              f"(replaced or changed since): {start_over}")
+        return tail
 
     def send(self, batch: Batch) -> int | None:
         if self._file is None:
             raise RuntimeError("JsonlTarget.send before start")
-        self._file.write(batch.lines(self.shape))
+        data = batch.lines(self.shape)
+        self._file.write(data)
         self._file.flush()
+        keep = self.TAIL_BYTES
+        self._tail = data[-keep:] if len(data) >= keep else (self._tail + data)[-keep:]
         return self._file.tell()
+
+    def acknowledged(self, batch: Batch, count: int, offset: int | None) -> Checkpoint | None:
+        """The position, the file's size and the digest of its last bytes."""
+        last = batch.last
+        state = {"kind": self.KIND, "path": str(self.path.absolute()),
+                 "tail_bytes": len(self._tail),
+                 "tail_sha256": hashlib.sha256(self._tail).hexdigest()}
+        return Checkpoint(last.timestamp, last.event_id, count, offset, state)
 
     def close(self) -> None:
         if self._file is not None:
@@ -149,6 +214,16 @@ class CallableTarget(Target):
     def __init__(self, func: Callable[[list[Any]], Any]) -> None:
         self.func = func
 
+    def describe(self) -> str:
+        return f"callable:{_qualified(self.func)}"
+
     def send(self, batch: Batch) -> int | None:
         self.func(batch.shaped(self.shape))
         return None
+
+
+def _qualified(thing: Any) -> str:
+    """`module.QualifiedName` of a class or a function (a callable object: of its class)."""
+    named = thing if hasattr(thing, "__qualname__") else type(thing)
+    module = getattr(named, "__module__", None) or getattr(type(thing), "__module__", "?")
+    return f"{module}.{named.__qualname__}"

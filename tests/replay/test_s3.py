@@ -164,7 +164,8 @@ def test_a_checkpoint_is_written_only_when_a_part_is_uploaded(setup: Setup,
     saved: list[Checkpoint] = []
     save = checkpoints.save
     monkeypatch.setattr(checkpoints, "save",
-                        lambda path, ckpt, *a: (saved.append(ckpt), save(path, ckpt, *a)))
+                        lambda path, ckpt, *a, **kw: (saved.append(ckpt),
+                                                      save(path, ckpt, *a, **kw)))
 
     setup.run()
 

@@ -50,13 +50,15 @@ def test_a_resumed_jsonl_file_drops_what_follows_the_checkpointed_offset(tmp_pat
     path = tmp_path / "out.jsonl"
     first = JsonlTarget(path)
     first.start(None)
-    offset = first.send(batch_of([row("a")]))
+    sent = batch_of([row("a")])
+    done = first.acknowledged(sent, 1, first.send(sent))
     first.close()
     with path.open("ab") as f:  # a batch written, the process killed before its checkpoint
         f.write(b'{"event_id":"b"}\n{"event_id":"c", "par')
 
     again = JsonlTarget(path)
-    again.start(Checkpoint(START, "a", 1, offset))
+    assert done is not None
+    again.start(done)
     again.send(batch_of([row("b")]))
     again.close()
 

@@ -156,6 +156,9 @@ class EntryTarget(Target):
     def label(self) -> str:
         return f"{self.kind}:{self.name}"
 
+    def describe(self) -> str:
+        return self.label
+
     def entries(self, batch: Batch) -> list[Entry]:
         raise NotImplementedError
 
