@@ -72,7 +72,8 @@ def replay(from_ts: datetime, to_ts: datetime, target: str, types: list[str] | N
         publish("eventlake-replay", "eventlake replay run", rows,
                 note=f"**Delivery failed:** {redact(str(exc))}\n\n{resume}")
         raise
-    publish("eventlake-replay", "eventlake replay run", rows | _rows(report))
+    publish("eventlake-replay", "eventlake replay run", rows | _rows(report),
+            note="\n".join(f"**Warning:** {w}" for w in report.warnings) or None)
     print(report.summary())
     return report.to_dict()
 

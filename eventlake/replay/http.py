@@ -112,6 +112,9 @@ class HttpTarget(Target):
             # redirected POST as a GET)
             self._opener.add_handler(handler)
 
+    def describe(self) -> str:
+        return self.name
+
     def send(self, batch: Batch) -> int | None:
         event_ids = [str(i) for i in batch.rows.column("event_id").to_pylist()]
         body = self.body(batch)
