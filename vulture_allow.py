@@ -31,3 +31,6 @@ _.read_quarantine
 _.from_settings
 _.events_glob
 _.iter_tables
+# urllib's opener calls a handler's `<scheme>_open` by name (replay/http.py's deadline handlers)
+_.http_open
+_.https_open
