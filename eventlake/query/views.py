@@ -115,8 +115,9 @@ _VANISHED = re.compile(r"No files found that match the pattern|No such file or d
                        r"Path does not exist", re.IGNORECASE)
 _HOT_TABLE = "_eventlake.hot"
 COLD_PARTITIONS = "_eventlake.cold_partitions"
-"""A table of the connection: the `dt` (DATE) of each partition the listing found, once each
-(what a reader visiting only the days that hold events goes by, no file opened)."""
+"""A table of the connection: the `dt` (DATE) of each partition the listing found, once each,
+and `bytes`, the size of its files (what a reader visiting only the days that hold events, a
+few days at a time, goes by: no file opened)."""
 Engine = Literal["auto", "duckdb", "arrow"]
 """How the views read the files: DuckDB's Parquet reader (local lakes), pyarrow datasets (any
 lake; S3 needs them), or `auto`: DuckDB's reader where it can reach the files."""
@@ -312,8 +313,13 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     con.register("_eventlake_hot_rows", snapshot.hot)
     run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
     con.unregister("_eventlake_hot_rows")
+    listed = sorted(per_dt)
+    sizes = Counter[str]()
+    for f in files:
+        sizes[f.dt] += f.size
     con.register("_eventlake_listed_dts", pa.table(
-        {PARTITION: pa.array(sorted(per_dt), pa.string()).cast(pa.date32())}))
+        {PARTITION: pa.array(listed, pa.string()).cast(pa.date32()),
+         "bytes": pa.array([sizes[dt] for dt in listed], pa.int64())}))
     run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} AS SELECT * FROM _eventlake_listed_dts")
     con.unregister("_eventlake_listed_dts")
     run(f"CREATE OR REPLACE VIEW events_cold AS\n"

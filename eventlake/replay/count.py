@@ -1,6 +1,6 @@
 """`count`: what a selection holds after a position (events, first and last timestamp, count per
-type) without reading the events: one aggregate query per UTC day that holds events
-(read.selected_days).
+type) without reading the events: one aggregate query per window of days that hold events
+(read.windows, as the read visits them).
 
 It runs on the replay's own connection, so it counts the same snapshot the replay then sends
 (the total behind the progress bar is exact), and it is what `--dry-run` prints. The query
@@ -18,7 +18,7 @@ from datetime import datetime
 import duckdb
 
 from eventlake.events.times import as_utc
-from eventlake.replay.read import selected_days
+from eventlake.replay.read import windows
 from eventlake.replay.select import Position, Selection
 
 
@@ -37,8 +37,8 @@ def count(con: duckdb.DuckDBPyConnection, selection: Selection,
           after: Position | None = None) -> Tally:
     """Tally `selection`'s events after `after` (all when None), over `con`'s views."""
     tally = Tally()
-    for day in selected_days(con, selection, after):
-        sql, params = selection.day_sql(day, after, ordered=False)
+    for first, last in windows(con, selection, after):
+        sql, params = selection.window_sql(first, last, after, ordered=False)
         relation = con.sql("SELECT event_type, count(*), min(timestamp), max(timestamp)\n"
                            f"FROM (\n{sql}\n) AS selected GROUP BY event_type", params=params)
         assert relation is not None  # a SELECT always gives one

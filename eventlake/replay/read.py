@@ -1,14 +1,18 @@
 """The ordered stream of selected events: (timestamp, event_id) order across tiers and
-partitions, late events included, holding one UTC day of selected events at a time.
+partitions, late events included, holding a window of a few UTC days of selected events at a
+time.
 
-The lake partitions by dt, the UTC date of `timestamp`, so ordering each day and visiting the
-days in order gives the total order. A late event (old timestamp, ingested now) sits in its own
-old day, hot or cold, and the `events` view has each event once whichever tiers hold it. Only
-the days that hold events are visited (`selected_days`: the partitions the lake's listing found
-and the hot rows' days, within the range; no file is opened to know them), so a range of a
-century over a few days of events costs a few queries. Each day is one query, `ORDER BY
-timestamp, event_id`, read as Arrow record batches: DuckDB sorts that day (the memory bound),
-and the stream never holds the whole selection.
+The lake partitions by dt, the UTC date of `timestamp`, so ordering a run of days and visiting
+the runs in order gives the total order. A late event (old timestamp, ingested now) sits in its
+own old day, hot or cold, and the `events` view has each event once whichever tiers hold it.
+Only the days that hold events are visited (`day_sizes`: the partitions the lake's listing
+found and the hot rows' days, within the range; no file is opened to know them), so a range of a
+century over a few days of events costs a few queries. Consecutive days are read together while
+their files add up to at most WINDOW_BYTES (`windows`; a larger day is a window alone): each
+window is one query, `ORDER BY timestamp, event_id`, read as Arrow record batches. DuckDB sorts
+that window (the memory bound: WINDOW_BYTES of Parquet, or the largest day), and the stream
+never holds the whole selection. Fewer, larger queries are what makes the read fast: one query
+per day of 10,000 events spent most of its time starting queries.
 
 All days are read through one connection: one snapshot (lake listing, hot read) for the whole
 replay, so an event archived while the replay runs is neither lost nor read twice.
@@ -27,6 +31,11 @@ from eventlake.replay.select import Position, Selection
 
 READ_BATCH_ROWS = 10_000
 """Rows per Arrow record batch fetched from DuckDB (not the target's batch size)."""
+WINDOW_BYTES = 8 * 2**20
+"""How much Parquet one query of the read covers at most (a larger day alone): about 150,000
+events of a few hundred bytes, a few hundred MB of DuckDB's sort at most."""
+HOT_ROW_BYTES = 100
+"""What a hot row counts for against WINDOW_BYTES (about its compressed size in Parquet)."""
 
 
 def open_reader(tiers: Tiers, selection: Selection, *, now: datetime | None = None
@@ -44,8 +53,8 @@ def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
     """The selected events after `after` (all when None), in (timestamp, event_id) order, as
     record batches of up to `rows` rows with the columns of `select.COLUMNS` and `_line`
     (the seed JSON line)."""
-    for day in selected_days(con, selection, after):
-        sql, params = selection.day_sql(day, after)
+    for first, last in windows(con, selection, after):
+        sql, params = selection.window_sql(first, last, after)
         relation = con.sql(sql, params=params)
         assert relation is not None  # a SELECT always gives one
         reader = relation.to_arrow_reader(rows)
@@ -57,16 +66,37 @@ def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
             reader.close()
 
 
-def selected_days(con: duckdb.DuckDBPyConnection, selection: Selection,
-                  after: Position | None = None) -> list[date]:
-    """The UTC days of `selection` (from `after`'s day on) that may hold events on `con`'s
-    snapshot, in order: the listed lake partitions, and the hot rows' days unless the
-    selection is cold-only. No file is read (the listing and the hot rows are the
-    connection's own tables)."""
+def windows(con: duckdb.DuckDBPyConnection, selection: Selection,
+            after: Position | None = None, budget: int | None = None
+            ) -> list[tuple[date, date]]:
+    """The selected days (`day_sizes`) cut into runs of consecutive ones, in order, each run's
+    bytes at most `budget` (default WINDOW_BYTES) unless one day alone is more: (first, last)
+    of each."""
+    budget = WINDOW_BYTES if budget is None else budget
+    runs: list[tuple[date, date]] = []
+    held = 0
+    for day, size in day_sizes(con, selection, after):
+        if runs and held + size <= budget:
+            runs[-1] = (runs[-1][0], day)
+            held += size
+        else:
+            runs.append((day, day))
+            held = size
+    return runs
+
+
+def day_sizes(con: duckdb.DuckDBPyConnection, selection: Selection,
+              after: Position | None = None) -> list[tuple[date, int]]:
+    """The days of `selection` (from `after`'s day on) that may hold events on `con`'s
+    snapshot, in order, with their bytes: the listed lake partitions' file sizes, and unless
+    the selection is cold-only HOT_ROW_BYTES per hot row. No file is read."""
     first, last = selection.day_range(after)
-    hot = "" if selection.cold_only else "UNION SELECT dt FROM events_hot\n"
-    relation = con.sql(f"SELECT dt FROM (SELECT dt FROM {COLD_PARTITIONS}\n{hot}) AS days\n"
-                       "WHERE dt BETWEEN $first AND $last ORDER BY dt",
+    hot = ("" if selection.cold_only else
+           f"UNION ALL SELECT dt, count(*) * {HOT_ROW_BYTES} FROM events_hot GROUP BY dt\n")
+    relation = con.sql(f"SELECT dt, sum(bytes)::BIGINT FROM (SELECT dt, bytes FROM "
+                       f"{COLD_PARTITIONS}\n{hot}) AS days\n"
+                       "WHERE dt BETWEEN $first AND $last GROUP BY dt ORDER BY dt",
                        params={"first": first, "last": last})
     assert relation is not None  # a SELECT always gives one
-    return [day for (day,) in relation.fetchall()]
+    return [(day, int(size)) for day, size in relation.fetchall()]
+

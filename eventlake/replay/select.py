@@ -10,7 +10,8 @@ it from outside:
 
     SELECT ... FROM (SELECT * FROM events WHERE (
     <where>
-    )) AS selected WHERE dt = $dt AND timestamp >= $from_ts ... ORDER BY timestamp, event_id
+    )) AS selected WHERE dt BETWEEN $first_dt AND $last_dt AND timestamp >= $from_ts ...
+    ORDER BY timestamp, event_id
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Selection:
     def day_range(self, after: Position | None = None) -> tuple[date, date]:
         """The first and last UTC day of [from_ts, to_ts) (from `after`'s day on when given;
         first > last when `after` is past the range). The read visits only the days in it that
-        hold events (read.selected_days)."""
+        hold events (read.day_sizes)."""
         first = self.from_ts.date()
         if after is not None:
             first = max(first, as_utc(after.timestamp).date())
@@ -110,17 +111,19 @@ class Selection:
         first, last = self.day_range(after)
         return (first + timedelta(days=n) for n in range((last - first).days + 1))
 
-    def day_sql(self, day: date, after: Position | None = None, *, ordered: bool = True
-                ) -> tuple[str, dict[str, Any]]:
-        """The query of `day`'s selected events after `after`, in (timestamp, event_id) order
-        (unordered when not `ordered`: for counting), and its parameters. `dt = $dt` says
-        what the timestamp range implies (dt is the UTC date of timestamp): it lets
-        the views skip other days' files unopened."""
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        params: dict[str, Any] = {"dt": day,
+    def window_sql(self, first: date, last: date, after: Position | None = None, *,
+                   ordered: bool = True) -> tuple[str, dict[str, Any]]:
+        """The query of the selected events of the UTC days `first`..`last` after `after`, in
+        (timestamp, event_id) order (unordered when not `ordered`: for counting), and its
+        parameters. `dt BETWEEN $first_dt AND $last_dt` says what the timestamp range implies
+        (dt is the UTC date of timestamp): it lets the views skip other days' files unopened."""
+        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        params: dict[str, Any] = {"first_dt": first, "last_dt": last,
                                   "from_ts": max(self.from_ts, start),
-                                  "to_ts": min(self.to_ts, start + timedelta(days=1))}
-        where = ["dt = $dt", "timestamp >= $from_ts", "timestamp < $to_ts"]
+                                  "to_ts": min(self.to_ts, end)}
+        where = ["dt BETWEEN $first_dt AND $last_dt", "timestamp >= $from_ts",
+                 "timestamp < $to_ts"]
         if self.event_types:
             names = [f"type_{i}" for i in range(len(self.event_types))]
             params.update(zip(names, self.event_types, strict=True))

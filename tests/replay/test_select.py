@@ -14,8 +14,9 @@ import pytest
 
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.store import Lake
+from eventlake.replay import read
 from eventlake.replay.count import count
-from eventlake.replay.read import open_reader, read_batches, selected_days
+from eventlake.replay.read import open_reader, read_batches
 from eventlake.replay.run import replay
 from eventlake.replay.select import Position, Selection, SelectionError
 
@@ -60,14 +61,14 @@ def test_a_subject_with_quotes_and_sql_is_matched_literally(cold: ColdTiers) -> 
     assert ids_of(cold, one_day) == ["e-001"]
     assert ids_of(cold, Selection(START, START + timedelta(days=1), subject="x",
                                   cold_only=True)) == []
-    sql, params = one_day.day_sql(DAY)
+    sql, params = one_day.window_sql(DAY, DAY)
     assert HOSTILE not in sql and "$subject" in sql
     assert params["subject"] == HOSTILE
 
 
 def test_types_and_the_resume_position_are_bound_too() -> None:
     selection = Selection(START, START + timedelta(days=1), event_types=("a'b", "c"))
-    sql, params = selection.day_sql(DAY, Position(START, "e'-1"))
+    sql, params = selection.window_sql(DAY, DAY, Position(START, "e'-1"))
 
     assert "a'b" not in sql and "e'-1" not in sql
     assert "event_type IN ($type_0, $type_1)" in sql
@@ -79,7 +80,7 @@ def test_the_where_predicate_is_parenthesised_on_its_own_lines(cold: ColdTiers) 
     selection = Selection(START, START + timedelta(minutes=3),
                           where="subject = 'plain' OR true -- all", cold_only=True)
 
-    assert "(\nsubject = 'plain' OR true -- all\n)" in selection.day_sql(DAY)[0]
+    assert "(\nsubject = 'plain' OR true -- all\n)" in selection.window_sql(DAY, DAY)[0]
     assert ids_of(cold, selection) == ["e-001", "e-002"]
 
 
@@ -87,8 +88,8 @@ def test_types_select_and_cold_only_reads_the_lake_view(cold: ColdTiers) -> None
     selection = Selection(START, START + timedelta(days=1), event_types=("order",),
                           cold_only=True)
 
-    assert "FROM events_cold" in selection.day_sql(DAY)[0]
-    assert "FROM events\n" in Selection(START, START + timedelta(days=1)).day_sql(DAY)[0]
+    assert "FROM events_cold" in selection.window_sql(DAY, DAY)[0]
+    assert "FROM events\n" in Selection(START, START + timedelta(days=1)).window_sql(DAY, DAY)[0]
     assert ids_of(cold, selection) == ["e-003"]
 
 
@@ -96,7 +97,8 @@ def test_the_range_is_half_open_and_visits_each_utc_day_once() -> None:
     end = datetime(2024, 5, 3, tzinfo=UTC)
     assert list(Selection(START + timedelta(hours=5), end).days()) == [
         date(2024, 5, 1), date(2024, 5, 2)]
-    sql, params = Selection(START + timedelta(hours=5), end).day_sql(date(2024, 5, 2))
+    second = date(2024, 5, 2)
+    sql, params = Selection(START + timedelta(hours=5), end).window_sql(second, second)
     assert (params["from_ts"], params["to_ts"]) == (datetime(2024, 5, 2, tzinfo=UTC), end)
     assert "timestamp < $to_ts" in sql
 
@@ -149,7 +151,7 @@ def test_the_bound_predicates_wrap_the_where_from_outside(cold: ColdTiers) -> No
     selection = Selection(START, START + timedelta(minutes=3), event_types=("click",),
                           where="true OR true", cold_only=True)
 
-    sql, _ = selection.day_sql(DAY)
+    sql, _ = selection.window_sql(DAY, DAY)
 
     assert "FROM (SELECT * FROM events_cold WHERE (\ntrue OR true\n)) AS selected\nWHERE dt" in sql
     assert ids_of(cold, selection) == ["e-001", "e-002"]
@@ -172,17 +174,24 @@ def test_a_where_with_an_or_over_two_days_sends_each_event_once_in_order(
 # -- the days visited: those holding events, not every calendar day ------------------------------
 
 @pytest.fixture
-def visited(monkeypatch: pytest.MonkeyPatch) -> list[date]:
-    """The days the read and the count query (Selection.day_sql's calls)."""
-    days: list[date] = []
-    day_sql = Selection.day_sql
+def visited(monkeypatch: pytest.MonkeyPatch) -> list[tuple[date, date]]:
+    """The windows of days the read and the count query (Selection.window_sql's calls), each
+    day a window of its own (WINDOW_BYTES 1) unless a test sets it back."""
+    windows: list[tuple[date, date]] = []
+    window_sql = Selection.window_sql
 
-    def spy(self: Selection, day: date, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-        days.append(day)
-        return day_sql(self, day, *args, **kwargs)
+    def spy(self: Selection, first: date, last: date, *args: Any, **kwargs: Any
+            ) -> tuple[str, dict[str, Any]]:
+        windows.append((first, last))
+        return window_sql(self, first, last, *args, **kwargs)
 
-    monkeypatch.setattr(Selection, "day_sql", spy)
-    return days
+    monkeypatch.setattr(Selection, "window_sql", spy)
+    monkeypatch.setattr(read, "WINDOW_BYTES", 1)
+    return windows
+
+
+def days(*offsets: int) -> list[tuple[date, date]]:
+    return [(DAY + timedelta(days=n), DAY + timedelta(days=n)) for n in offsets]
 
 
 def three_days(lake: Any) -> ColdTiers:
@@ -193,7 +202,7 @@ def three_days(lake: Any) -> ColdTiers:
 
 
 def test_a_fifty_year_range_visits_only_the_days_that_hold_events(
-        lake: Any, visited: list[date]) -> None:
+        lake: Any, visited: list[tuple[date, date]], monkeypatch: pytest.MonkeyPatch) -> None:
     tiers = three_days(lake)
     fifty_years = Selection(START - timedelta(days=365 * 25), START + timedelta(days=365 * 25),
                             cold_only=True)
@@ -201,32 +210,56 @@ def test_a_fifty_year_range_visits_only_the_days_that_hold_events(
     got = ids_of(tiers, fifty_years)
 
     assert got == ["d0-0", "d0-1", "d3-0", "d3-1", "d40-0", "d40-1"]
-    assert visited == [DAY, DAY + timedelta(days=3), DAY + timedelta(days=40)]
+    assert visited == days(0, 3, 40)
     visited.clear()
     report = replay(tiers, fifty_years, "stdout", dry_run=True, now=START)
-    assert (report.sent, len(visited)) == (6, 3)
+    assert (report.sent, visited) == (6, days(0, 3, 40))
+
+    # and: small days are read together, one query for the three (files far under the budget)
+    monkeypatch.setattr(read, "WINDOW_BYTES", 8 * 2**20)
+    visited.clear()
+    assert ids_of(tiers, fifty_years) == got
+    assert visited == [(DAY, DAY + timedelta(days=40))]
+
+
+def test_a_window_holds_consecutive_days_up_to_its_budget(lake: Any) -> None:
+    tiers = three_days(lake)
+    con = open_reader(tiers, Selection(START, START + timedelta(days=1), cold_only=True),
+                      now=START)
+    selection = Selection(START, START + timedelta(days=41), cold_only=True)
+    sizes = dict(read.day_sizes(con, selection))
+    one = sizes[DAY]
+
+    assert read.windows(con, selection, budget=one) == days(0, 3, 40)
+    assert read.windows(con, selection, budget=2 * one + sizes[DAY + timedelta(days=3)] - 1
+                        ) == [(DAY, DAY + timedelta(days=3)), (DAY + timedelta(days=40),) * 2]
+    assert read.windows(con, selection, budget=10**9) == [(DAY, DAY + timedelta(days=40))]
+    assert read.windows(con, selection, budget=0) == days(0, 3, 40)  # a day alone over it
+    con.close()
 
 
 def test_days_outside_the_range_or_before_the_position_are_not_visited(
-        lake: Any, visited: list[date]) -> None:
+        lake: Any, visited: list[tuple[date, date]]) -> None:
     tiers = three_days(lake)
     con = open_reader(tiers, Selection(START, START + timedelta(days=1), cold_only=True),
                       now=START)
     selection = Selection(START + timedelta(days=1), START + timedelta(days=41), cold_only=True)
 
-    assert selected_days(con, selection) == [DAY + timedelta(days=3), DAY + timedelta(days=40)]
+    assert [d for d, _ in read.day_sizes(con, selection)] == [DAY + timedelta(days=3),
+                                                              DAY + timedelta(days=40)]
     after = Position(START + timedelta(days=3, hours=1), "d3-1")
-    assert selected_days(con, selection, after) == [DAY + timedelta(days=3),
-                                                    DAY + timedelta(days=40)]
+    assert [d for d, _ in read.day_sizes(con, selection, after)] == [
+        DAY + timedelta(days=3), DAY + timedelta(days=40)]
     assert [r["event_id"] for b in read_batches(con, selection, after=after)
             for r in b.to_pylist()] == ["d40-0", "d40-1"]
     assert count(con, selection, after).count == 2
-    assert selected_days(con, Selection(START + timedelta(days=4),
-                                        START + timedelta(days=40), cold_only=True)) == []
+    assert read.day_sizes(con, Selection(START + timedelta(days=4),
+                                         START + timedelta(days=40), cold_only=True)) == []
     con.close()
 
 
-def test_the_hot_rows_days_are_visited_too(world: Any, visited: list[date]) -> None:
+def test_the_hot_rows_days_are_visited_too(world: Any, visited: list[tuple[date, date]]
+                                           ) -> None:
     from archive_support import NOW, hours
 
     from eventlake import EventLake
@@ -243,5 +276,5 @@ def test_the_hot_rows_days_are_visited_too(world: Any, visited: list[date]) -> N
            lambda events: got.extend(e["event_id"] for e in events), now=NOW)
 
     assert got == ["late", "archived", "recent"]
-    assert len(visited) == len({(NOW - timedelta(days=9)).date(),
-                                (NOW - hours(30)).date(), (NOW - hours(0.5)).date()})
+    assert [first for first, _ in visited] == sorted({
+        (NOW - timedelta(days=9)).date(), (NOW - hours(30)).date(), (NOW - hours(0.5)).date()})
