@@ -39,10 +39,15 @@ READER_GONE = 141
 """Exit code when standard output's reader went away (128 + SIGPIPE, as a shell reports it)."""
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from eventlake.replay.resolve import KINDS
-    from eventlake.replay.shapes import SHAPES
+SHAPES = ("seed", "cloudevents", "eventbridge", "stream")
+"""`--shape`'s choices: replay.shapes.SHAPES's names, written here so that building the parser
+imports no replay module (pyarrow and boto3 come with them); a test keeps the two equal."""
+KINDS = ("stdout, jsonl:PATH (a local path or s3://), sqs:QUEUE, eventbridge:BUS, "
+         "kinesis:STREAM, lambda:FUNCTION, http(s)://URL")
+"""`--target`'s help: replay.resolve.KINDS, for the same reason and under the same test."""
 
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="from_ts", type=moment, required=True, metavar="TIME",
                    help="first timestamp, included (RFC 3339 with an offset, or YYYY-MM-DD "
                         "for midnight UTC)")

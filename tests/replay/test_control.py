@@ -7,6 +7,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ from eventlake.replay.rate import TokenBucket
 from eventlake.replay.run import ReplayReport, replay
 from eventlake.replay.select import Selection
 from eventlake.replay.targets import DeliveryError, Target
+
+ROOT = Path(__file__).parents[2]
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 EVENTS = 12  # over three days, four a day
@@ -342,19 +347,34 @@ def test_bad_flags_are_usage_errors(el: EventLake, tmp_path: Path, flag: str, va
     assert message in capsys.readouterr().err
 
 
-def test_shapes_and_targets_in_the_help_come_from_their_registries(
+def test_the_help_lists_every_shape_and_target_the_registries_hold(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # the CLI writes the names down (building its parser imports no replay module): they must
+    # stay what the registries hold
+    from eventlake.cli import replay as cli_replay
     from eventlake.replay.resolve import KINDS
 
-    monkeypatch.setitem(shapes.SHAPES, "upper", lambda event: event)
+    assert tuple(shapes.SHAPES) == cli_replay.SHAPES
+    assert cli_replay.KINDS == KINDS
     monkeypatch.setenv("COLUMNS", "2000")  # one help line per option
 
     with pytest.raises(SystemExit):
         main(["replay", "--help"])
 
     out = capsys.readouterr().out
-    assert "upper" in next(line for line in out.splitlines() if "--shape" in line)
+    shape_line = next(line for line in out.splitlines() if "--shape" in line)
+    assert all(name in shape_line for name in shapes.SHAPES)
     assert KINDS in out
+
+
+def test_building_the_parser_imports_no_replay_module() -> None:
+    code = ("import sys\nfrom eventlake.cli.main import main\n"
+            "try:\n    main(['replay', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('eventlake.replay') "
+            "or m == 'pyarrow'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_the_progress_line_shows_share_rate_and_eta() -> None:
