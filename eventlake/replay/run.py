@@ -20,11 +20,13 @@ import dataclasses
 import logging
 import math
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from eventlake.aws import Clients
@@ -185,17 +187,34 @@ def replay(tiers: Tiers, selection: Selection,
                           bucket=bucket, checkpoint=checkpoint, clients=clients,
                           progress=progress, started=started, scope=scope)
                 finally:
-                    sink.close()
+                    _close(sink)
         finally:
             con.close()
     report.duration_s = time.perf_counter() - started
     return report
 
 
+def _close(sink: Target) -> None:
+    """Close `sink`; when an error is already on its way out, a failing close is logged, not
+    raised over it (that error carries the report and says what failed first)."""
+    if sys.exc_info()[1] is None:
+        sink.close()
+        return
+    try:
+        sink.close()
+    except Exception:
+        _log.exception("closing the target failed after the replay had stopped")
+
+
 def sink_name(target: str | Target | Callable[[list[Event]], Any]) -> str:
     """The target as a checkpoint records it: a name with any password redacted; a Target
     object as it describes itself; a callable by its qualified name."""
     if isinstance(target, str):
+        kind, _, rest = target.partition(":")
+        if kind == "jsonl" and rest and "://" not in rest:
+            # one file however it is spelled (`out.jsonl`, `./out.jsonl`, absolute): the
+            # file's own tail digest, in the checkpoint too, tells a replaced file apart
+            return f"jsonl:{Path(rest).resolve()}"
         return redact(target)
     if isinstance(target, Target):
         return target.describe()
@@ -246,9 +265,9 @@ def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
             sent += len(batch)
             done = sink.acknowledged(batch, sent, offset)
             if done is not None:
-                durable = done.count
                 if checkpoint is not None:
                     checkpoints.save(checkpoint, done, selection, clients, **scope)
+                durable = done.count  # after the save: a failed save leaves it not durable
             report.add(batch)
             if progress is not None:
                 report.duration_s = time.perf_counter() - started

@@ -31,9 +31,9 @@ COLUMNS = ("event_id", "event_type", "timestamp", "source", "subject", "event_pa
 """What a replay reads of each event: the `seed` shape's fields, and `ingested_at` (the
 `stream` shape's record carries the stored item, which has it)."""
 
-PASTABLE_PAYLOAD_SQL = """CASE WHEN json_valid(event_payload) THEN
+PASTABLE_PAYLOAD_SQL = r"""CASE WHEN json_valid(event_payload) THEN
     json(event_payload) = event_payload
-    AND NOT contains(event_payload, 'NaN') AND NOT contains(event_payload, 'Infinity') END"""
+    AND NOT regexp_matches(event_payload, '[:\[,]-?[nNiI][aAnN]') END"""
 """Whether the stored payload text can be pasted into a JSON line as it is: JSON that DuckDB's
 writer gives back unchanged (no whitespace, hence no raw CR/LF; no trailing comma; numbers and
 escapes as written), without the NaN/Infinity DuckDB's lenient parser accepts; NULL (not
@@ -122,8 +122,12 @@ class Selection:
         params: dict[str, Any] = {"first_dt": first, "last_dt": last,
                                   "from_ts": max(self.from_ts, start),
                                   "to_ts": min(self.to_ts, end)}
+        # The last predicate keeps each event on its own day whatever the window: a row filed
+        # under another day than its timestamp's (only a hand-placed file can hold one: the
+        # lake's writers refuse it) is never replayed, rather than replayed or not depending
+        # on how the days fall into windows.
         where = ["dt BETWEEN $first_dt AND $last_dt", "timestamp >= $from_ts",
-                 "timestamp < $to_ts"]
+                 "timestamp < $to_ts", "CAST(timezone('UTC', timestamp) AS DATE) = dt"]
         if self.event_types:
             names = [f"type_{i}" for i in range(len(self.event_types))]
             params.update(zip(names, self.event_types, strict=True))

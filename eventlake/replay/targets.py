@@ -132,7 +132,7 @@ class JsonlTarget(Target):
         """The file's last bytes (up to TAIL_BYTES) as written so far."""
 
     def describe(self) -> str:
-        return f"jsonl:{self.path}"
+        return f"jsonl:{self.path.resolve()}"
 
     def start(self, checkpoint: Checkpoint | None) -> None:
         self._tail = b""

@@ -39,7 +39,8 @@ def test_a_payload_not_safe_to_paste_gets_its_line_built_from_the_events(payload
 
 
 def test_canonical_payloads_keep_duckdbs_lines() -> None:
-    payload = canonical_json({"a": [1, 2.5, None, True], "b": {"c": "\u2028🦊\"\\"}})
+    payload = canonical_json({"a": [1, 2.5, None, True], "b": {"c": "\u2028🦊\"\\"},
+                              "info": "nan inf", "n": None})
     batch = batch_of([row("a", payload=payload), row("b", seconds=1, payload="{}")])
 
     assert batch.rows.column(LINE).null_count == 0
@@ -51,6 +52,9 @@ def test_canonical_payloads_keep_duckdbs_lines() -> None:
     ('{"a": NaN}', "payload.not_json"),
     ('{"a":NaN}', "payload.not_json"),
     ('{"a":-Infinity}', "payload.not_json"),
+    ('{"a":nan}', "payload.not_json"),       # DuckDB's parser takes any case, and inf too
+    ('{"a":[1,-inf]}', "payload.not_json"),
+    ('{"a":INF}', "payload.not_json"),
     ('{"a": "x\ny"}', "payload.not_json"),   # a raw newline inside a string
     ('{"a":1} trailing', "payload.not_json"),
     ('{"a":1,}', "payload.not_json"),         # a trailing comma DuckDB's parser forgives

@@ -129,7 +129,18 @@ def test_the_same_target_and_shape_resume_every_event_once(tmp_path: Path) -> No
     assert (report.resumed_after, report.sent, report.warnings) == (3, 3, [])
     assert [json.loads(x)["event_id"] for x in out.read_text().splitlines()] == ids(6)
     saved = json.loads(ckpt.read_text())
-    assert (saved["sink"], saved["shape"]) == (f"jsonl:{out}", "seed")
+    assert (saved["sink"], saved["shape"]) == (f"jsonl:{out.resolve()}", "seed")
+
+
+def test_the_same_file_spelled_another_way_resumes(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    tiers, ckpt, out = half_done_jsonl(tmp_path)
+    monkeypatch.chdir(out.parent)
+
+    report = go(tiers, f"jsonl:./{out.name}", batch_size=3, checkpoint=ckpt)
+
+    assert (report.resumed_after, report.sent) == (3, 3)
+    assert [json.loads(x)["event_id"] for x in out.read_text().splitlines()] == ids(6)
 
 
 def test_a_target_url_is_recorded_without_its_password(tmp_path: Path) -> None:

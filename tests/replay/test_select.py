@@ -278,3 +278,25 @@ def test_the_hot_rows_days_are_visited_too(world: Any, visited: list[tuple[date,
     assert got == ["late", "archived", "recent"]
     assert [first for first, _ in visited] == sorted({
         (NOW - timedelta(days=9)).date(), (NOW - hours(30)).date(), (NOW - hours(0.5)).date()})
+
+
+def test_an_event_filed_under_another_day_is_left_out_however_days_fall_into_windows(
+        lake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: a hand-placed file in dt=DAY holding an event of the next day (the lake's writers
+    # refuse such a row), beside the ordinary events of both days
+    import pyarrow.parquet as pq
+
+    tiers = three_days(lake)
+    stray = dict(row(9, "s"), event_id="stray", timestamp=START + timedelta(days=3, hours=5))
+    folder = Path(lake.cold.settings.lake_uri) / "events" / f"dt={DAY.isoformat()}"
+    pq.write_table(pa.Table.from_pylist([stray], schema=EVENT_SCHEMA), folder / "foreign.parquet")
+    selection = Selection(START, START + timedelta(days=41), cold_only=True)
+
+    # when: read with each day its own window, then with all days in one
+    monkeypatch.setattr(read, "WINDOW_BYTES", 1)
+    one_by_one = ids_of(tiers, selection)
+    monkeypatch.setattr(read, "WINDOW_BYTES", 10**9)
+    together = ids_of(tiers, selection)
+
+    # then: the same events either way, the stray one in neither
+    assert one_by_one == together == ["d0-0", "d0-1", "d3-0", "d3-1", "d40-0", "d40-1"]
