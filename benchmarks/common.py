@@ -22,5 +22,16 @@ def interleaved(candidates: dict[str, Callable[[], Any]], rounds: int) -> dict[s
     return times
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak RSS (ru_maxrss, VmHWM) to the current RSS, where allowed (a
+    benchmark child measuring its own work, not its imports); False where it is not."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)

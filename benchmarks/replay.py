@@ -37,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import reset_peak_rss
+
 CACHE = (Path(os.environ.get("EVENTLAKE_BENCH_CACHE", ".bench-cache")) / "replay-v1").resolve()
 START = datetime(2025, 1, 1, tzinfo=UTC)
 PER_DAY = 10_000
@@ -104,15 +106,6 @@ def _status(key: str) -> int:
     raise KeyError(key)
 
 
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _ids_digest(path: Path) -> tuple[int, str]:
     """(lines, sha256 of the event_ids in file order): both outputs start each line with
     `{"event_id":"`."""
@@ -145,7 +138,7 @@ def child(mode: str, lake: str, verify: bool) -> dict[str, Any]:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
-        reset = _reset_peak()
+        reset = reset_peak_rss()
         startup = _status("VmRSS")
         started = time.perf_counter()
         if mode == "ours":

@@ -49,6 +49,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.common import reset_peak_rss
 from eventlake.archive.sweep import sweep
 from eventlake.archive.writer import DEFAULT_CHUNK_ROWS
 from eventlake.codec import RowBuilder
@@ -171,16 +172,6 @@ def _max_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def _reset_peak() -> bool:
-    """Reset the kernel's peak RSS (ru_maxrss, VmHWM) to the current RSS, where allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _settings(root: Path) -> Settings:
     return Settings.from_env({}, lake_uri=str(root))  # defaults, whatever the environment
 
@@ -209,7 +200,7 @@ def child(count: int, mode: str) -> dict[str, Any]:
         hot = GeneratedHotStore(settings, count)
         gc.collect()
         pool = pa.default_memory_pool()
-        reset = _reset_peak()
+        reset = reset_peak_rss()
         rss_before, arrow_before = _rss(), pool.bytes_allocated()
         max_rss_before = _max_rss()
         started = time.perf_counter()

@@ -135,6 +135,20 @@ def missing(target: str, exc: Exception) -> TargetError:
                        "or check the name, the region and AWS_ENDPOINT_URL")
 
 
+def ensure_exists(target: str, check: Callable[[], Any],
+                  codes: tuple[str, ...] = ("ResourceNotFoundException",)) -> None:
+    """Run `check` (a Describe/Get call); a ClientError with one of `codes` becomes the
+    TargetError of `missing`, other errors pass through."""
+    from botocore.exceptions import ClientError
+
+    try:
+        check()
+    except ClientError as exc:
+        if error_code(exc) in codes:
+            raise missing(target, exc) from exc
+        raise
+
+
 def reason(code: Any, message: Any) -> str:
     """An entry's refusal as `Code: message`."""
     return f"{code}: {message}" if message else str(code)

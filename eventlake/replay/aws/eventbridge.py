@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventlake.aws import error_code
 from eventlake.replay.aws.entries import (
     Entry,
     EntryTarget,
     Limits,
     call,
+    ensure_exists,
     is_shape,
     metas,
-    missing,
     reason,
     shaped_bodies,
 )
@@ -49,14 +48,7 @@ class EventBridgeTarget(EntryTarget):
     limits = EVENTBRIDGE_LIMITS
 
     def start(self, checkpoint: Checkpoint | None) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.clients.events.describe_event_bus(Name=self.name)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                raise missing(self.label, exc) from exc
-            raise
+        ensure_exists(self.label, lambda: self.clients.events.describe_event_bus(Name=self.name))
 
     def entries(self, batch: Batch) -> list[Entry]:
         bodies, values = shaped_bodies(batch, self.shape)

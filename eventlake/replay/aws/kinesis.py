@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventlake.aws import error_code
 from eventlake.replay.aws.entries import (
     Entry,
     EntryTarget,
     Limits,
     call,
+    ensure_exists,
     fitted,
     metas,
-    missing,
     reason,
     shaped_bodies,
 )
@@ -50,14 +49,8 @@ class KinesisTarget(EntryTarget):
                 else {"StreamName": self.name})
 
     def start(self, checkpoint: Checkpoint | None) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.clients.kinesis.describe_stream_summary(**self.stream)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                raise missing(self.label, exc) from exc
-            raise
+        ensure_exists(self.label,
+                      lambda: self.clients.kinesis.describe_stream_summary(**self.stream))
 
     def entries(self, batch: Batch) -> list[Entry]:
         bodies, _ = shaped_bodies(batch, self.shape)

@@ -23,15 +23,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from eventlake.aws import error_code
 from eventlake.replay.aws.entries import (
     Entry,
     EntryTarget,
     Limits,
     call,
+    ensure_exists,
     is_shape,
     metas,
-    missing,
     shaped_bodies,
 )
 from eventlake.replay.backoff import Refused
@@ -73,14 +72,7 @@ class LambdaTarget(EntryTarget):
     limits = limits(LIST_WRAP)
 
     def start(self, checkpoint: Checkpoint | None) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.clients.lambda_.get_function(FunctionName=self.name)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                raise missing(self.label, exc) from exc
-            raise
+        ensure_exists(self.label, lambda: self.clients.lambda_.get_function(FunctionName=self.name))
         self.limits = limits(self.wrap)  # the shape is known by now
 
     @property
