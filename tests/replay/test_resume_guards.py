@@ -31,7 +31,7 @@ from eventlake.replay.checkpoint import CheckpointError
 from eventlake.replay.rate import MAX_SLEEP_S, TokenBucket
 from eventlake.replay.run import ReplayReport, replay
 from eventlake.replay.select import Selection
-from eventlake.replay.targets import JsonlTarget, TargetError
+from eventlake.replay.targets import DeliveryError, JsonlTarget, Target, TargetError
 
 ROOT = Path(__file__).parents[2]
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -521,3 +521,21 @@ def test_a_wait_longer_than_a_sleep_can_take_is_slept_in_slices() -> None:
     assert waited == pytest.approx(1e10)
     assert sum(slept) == pytest.approx(1e10)
     assert max(slept) <= MAX_SLEEP_S
+
+
+def test_a_target_failing_to_close_after_a_refusal_leaves_the_refusal_and_its_report(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class RefusesThenCloseFails(Target):
+        def send(self, batch: Batch) -> int | None:
+            raise DeliveryError("test", ["e0000"], "refused")
+
+        def close(self) -> None:
+            raise OSError("close failed too")
+
+    tiers = cold_lake(tmp_path / "lake", ids(3))
+
+    with pytest.raises(DeliveryError) as err:
+        go(tiers, RefusesThenCloseFails(), batch_size=3)
+
+    assert err.value.report is not None and err.value.report.failed == 1
+    assert "closing the target failed" in caplog.text
