@@ -58,7 +58,8 @@ def expected(lake: EventLake, selection: Selection = SELECTION) -> list[dict[str
     table = lake.sql(f"SELECT {names} FROM events WHERE timestamp >= $a AND timestamp < $b"
                      f"{types} ORDER BY timestamp, event_id",
                      {"a": selection.from_ts, "b": selection.to_ts}, hot=False)
-    return table.to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
 
 
 def iso(value: datetime) -> str:
