@@ -8,7 +8,7 @@ stays small.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from eventlake.archive.reconcile import ReconcileReport
     from eventlake.archive.report import BackfillReport, SweepReport, TtlMargin
+    from eventlake.export.run import ExportReport
     from eventlake.lake.compact import CompactReport
     from eventlake.lake.store import Lake
     from eventlake.replay.batch import Event
@@ -155,6 +156,22 @@ class EventLake:
         return replay(self, selection, target, batch_size=batch_size, checkpoint=checkpoint,
                       dry_run=dry_run, shape=shape, rate=rate, progress=progress,
                       count_first=count_first, clients=self.clients)
+
+    def export(self, selection: Selection, out: str | os.PathLike[str], *,
+               format: str = "parquet", partition_by: str | None = None,
+               redact: Sequence[str] = (), hash_: Sequence[str] = (), salt: str | None = None,
+               overwrite: bool = False) -> ExportReport:
+        """Write the events of `selection` to `out` as `format` (parquet, csv, jsonl or
+        duckdb), atomically; `redact` drops and `hash_` hashes payload fields (dotted paths),
+        the hash salted with `salt` (default $EVENTLAKE_EXPORT_SALT); see
+        `eventlake.export.run.export`."""
+        from eventlake.export.redact import SALT_VARIABLE
+        from eventlake.export.run import export
+
+        if salt is None and hash_:
+            salt = os.environ.get(SALT_VARIABLE)
+        return export(self, selection, out, format=format, partition_by=partition_by,
+                      redact=redact, hash_=hash_, salt=salt, overwrite=overwrite)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and

@@ -25,10 +25,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from typing import IO, TYPE_CHECKING
 
-from eventlake.cli.common import error, open_lake
+from eventlake.cli.common import add_selection_arguments, error, moment, open_lake, selection_of
 
 if TYPE_CHECKING:
     from eventlake.replay.run import ReplayReport
@@ -48,18 +47,7 @@ KINDS = ("stdout, jsonl:PATH (a local path or s3://), sqs:QUEUE, eventbridge:BUS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="from_ts", type=moment, required=True, metavar="TIME",
-                   help="first timestamp, included (RFC 3339 with an offset, or YYYY-MM-DD "
-                        "for midnight UTC)")
-    p.add_argument("--to", dest="to_ts", type=moment, required=True, metavar="TIME",
-                   help="end timestamp, excluded (same forms as --from)")
-    p.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
-                   help="only this event_type (repeatable)")
-    p.add_argument("--subject", help="only this subject")
-    p.add_argument("--where", metavar="SQL",
-                   help="only events matching this SQL predicate over the `events` columns")
-    p.add_argument("--cold-only", action="store_true",
-                   help="read the Parquet lake only (DynamoDB is not read)")
+    add_selection_arguments(p)
     p.add_argument("--target", default="stdout", metavar="TARGET",
                    help=f"where the events go: {KINDS}; default stdout (JSON lines). E.g. "
                         "jsonl:out.jsonl, sqs:orders.fifo, kinesis:clicks, "
@@ -93,11 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`eventlake replay`; returns the exit code."""
-    from eventlake.replay.select import Selection
     from eventlake.replay.targets import DeliveryError
 
-    selection = Selection(args.from_ts, args.to_ts, tuple(args.types), args.subject, args.where,
-                          args.cold_only)
+    selection = selection_of(args)
     out = sys.stderr if args.target == "stdout" and not args.dry_run else sys.stdout
     bar = ProgressLine(sys.stderr) if _wants_bar(args) else None
     try:
@@ -257,24 +243,6 @@ def rate(text: str) -> float:
         raise argparse.ArgumentTypeError(f"`{text}` is below the slowest rate taken, "
                                           f"{MIN_RATE} events per second")
     return value
-
-
-def moment(text: str) -> datetime:
-    """`YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp with an offset."""
-    from eventlake.errors import InvalidEventError
-    from eventlake.events.times import parse_timestamp
-
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        pass
-    else:
-        if len(text) == 10:
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    try:
-        return parse_timestamp(text)
-    except InvalidEventError as exc:
-        raise argparse.ArgumentTypeError(exc.detail) from None
 
 
 __all__ = ["ProgressLine", "add_arguments", "moment", "positive_float", "positive_int",

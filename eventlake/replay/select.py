@@ -112,11 +112,14 @@ class Selection:
         return (first + timedelta(days=n) for n in range((last - first).days + 1))
 
     def window_sql(self, first: date, last: date, after: Position | None = None, *,
-                   ordered: bool = True) -> tuple[str, dict[str, Any]]:
+                   ordered: bool = True, columns: str | None = None
+                   ) -> tuple[str, dict[str, Any]]:
         """The query of the selected events of the UTC days `first`..`last` after `after`, in
         (timestamp, event_id) order (unordered when not `ordered`: for counting), and its
-        parameters. `dt BETWEEN $first_dt AND $last_dt` says what the timestamp range implies
-        (dt is the UTC date of timestamp): it lets the views skip other days' files unopened."""
+        parameters. It selects `columns` (SQL over the `events` columns; default COLUMNS and
+        `_line`, what a replay reads). `dt BETWEEN $first_dt AND $last_dt` says what the
+        timestamp range implies (dt is the UTC date of timestamp): it lets the views skip other
+        days' files unopened."""
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         params: dict[str, Any] = {"first_dt": first, "last_dt": last,
@@ -143,7 +146,8 @@ class Selection:
         source = self.view
         if self.where is not None:
             source = f"(SELECT * FROM {self.view} WHERE (\n{self.where}\n)) AS selected"
-        columns = ", ".join(f'"{c}"' for c in COLUMNS) + f",\n  {SEED_LINE_SQL} AS _line"
+        if columns is None:
+            columns = ", ".join(f'"{c}"' for c in COLUMNS) + f",\n  {SEED_LINE_SQL} AS _line"
         sql = (f"SELECT {columns} FROM {source}\nWHERE " + "\n  AND ".join(where)
                + ("\nORDER BY timestamp, event_id" if ordered else ""))
         return sql, params
