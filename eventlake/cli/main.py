@@ -1,6 +1,6 @@
 """`eventlake` command line: parses the arguments and runs the command, which calls the library
 and prints. The commands live by group: `status` (init, status), `put`, `archive` (archive,
-backfill, compact, reconcile), `sql`, `replay`, `export`, `demo`."""
+backfill, compact, reconcile), `sql`, `schema`, `replay`, `export`, `demo`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from eventlake.cli import export, replay, sql
+from eventlake.cli import export, replay, schema, sql
 from eventlake.cli.archive import cmd_archive, cmd_backfill, cmd_compact, cmd_reconcile
 from eventlake.cli.common import error
 from eventlake.cli.demo import cmd_demo
@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("sql", sql.run, "run SQL over events, events_cold and events_hot (DuckDB)")
     sql.add_arguments(p)
+
+    p = add("schema", schema.run, "the typed view of each event type (ev_<type>) and its fields")
+    schema.add_arguments(p)
 
     p = add("replay", replay.run, "send past events, in order, once, to a target")
     replay.add_arguments(p)

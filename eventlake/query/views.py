@@ -77,6 +77,7 @@ from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake, LakeFile
 from eventlake.lake.vanish import retry_on_vanish
 from eventlake.lake.watermark import read_watermark, window_start
+from eventlake.query.typed import install_typed
 
 if TYPE_CHECKING:
     from eventlake.hot.store import HotStore
@@ -333,6 +334,7 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
         text = load_sql(name)
         if not con.extract_statements(text)[0].named_parameters:
             run(f'CREATE OR REPLACE VIEW "{name}" AS\n{_body(text)}')
+    install_typed(con)
 
 
 def _cold_sql(single: str | None, several: str | None) -> str:
