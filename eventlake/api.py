@@ -122,16 +122,18 @@ class EventLake:
 
     # --- querying (DuckDB, imported here only: the ingest Lambda never loads it) ------------
 
-    def connect(self, hot: bool = True) -> duckdb.DuckDBPyConnection:
+    def connect(self, hot: bool = True, typed: bool = True) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the views `events` (both tiers, each event once),
-        `events_cold` and `events_hot`, and the macro `events_between(from_ts, to_ts)`.
+        `events_cold` and `events_hot`, the macro `events_between(from_ts, to_ts)`, and (when
+        `typed`) one typed view per event type, `ev_<type>` (inferred from the payloads now:
+        it costs about 0.7 s per 300,000 events; `typed=False` skips it).
 
         The lake is listed once, now: reconnect (or `eventlake.query.views.refresh`) to see files
         written later. `hot=False` reads the Parquet lake only, never DynamoDB.
         """
         from eventlake.query.views import connect
 
-        return connect(self, hot=hot)
+        return connect(self, hot=hot, typed=typed)
 
     def sql(self, query: str, params: dict[str, Any] | None = None, *, hot: bool = True
             ) -> pa.Table:

@@ -67,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
     style = TableStyle(max_rows=max(args.max_rows, 0), max_width=max(args.max_width, 0))
     sql = _read_sql(args)
 
+    # the typed views (ev_<type>) cost a pass over the payloads: made for the prompt, and for
+    # SQL that names one
+    from eventlake.query.views import names_typed_view
+
+    typed = sql is None or names_typed_view(sql)
+
     def connect() -> Any:
-        return _connect(args)
+        return _connect(args, typed=typed)
 
     if sql is None:
         if args.out or fmt is not Format.TABLE:
@@ -87,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def _connect(args: argparse.Namespace) -> Any:
+def _connect(args: argparse.Namespace, typed: bool = True) -> Any:
     """The DuckDB connection with the lake's views (tests replace this function)."""
     from eventlake.api import EventLake
 
     lake = EventLake.from_env(table=args.table, lake_uri=args.lake_uri)
-    return lake.connect(hot=not args.cold_only)
+    return lake.connect(hot=not args.cold_only, typed=typed)
 
 
 def _list_queries() -> list[str]:

@@ -83,8 +83,8 @@ if TYPE_CHECKING:
     from eventlake.hot.store import HotStore
 
 __all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
-           "file_vanished_in_query", "install", "list_queries", "load_sql", "read_hot", "refresh",
-           "run_sql", "take_snapshot"]
+           "file_vanished_in_query", "install", "list_queries", "load_sql", "names_typed_view",
+           "read_hot", "refresh", "run_sql", "take_snapshot"]
 
 _log = logging.getLogger("eventlake.query.views")
 T = TypeVar("T")
@@ -139,7 +139,7 @@ class Tiers(Protocol):
 # -- the public surface -----------------------------------------------------------------------
 
 def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
-            engine: Engine = "auto") -> duckdb.DuckDBPyConnection:
+            engine: Engine = "auto", typed: bool = False) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with the views `events`, `events_cold`, `events_hot`,
     the table macro `events_between(from_ts, to_ts)`, one view per parameterless query of
     `eventlake/query/sql/`, and `eventlake_snapshot` (one row: what the connection reads).
@@ -152,11 +152,15 @@ def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
     The session time zone is UTC.
     Cursors (`con.cursor()`) see the views of a local lake; over an S3 lake the views read
     pyarrow datasets registered with this connection, so use the connection itself.
+    `typed` adds the typed views `ev_<type>` (query/typed.py): inferring them reads every
+    payload's structure, about 0.7 s for 300,000 events, so only sessions that may use them
+    ask (EventLake.connect, `eventlake sql` on a query naming `ev_`, `eventlake schema`).
     """
     def attempt() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         try:
-            install(con, lake.cold, take_snapshot(lake, hot=hot, now=now), engine=engine)
+            install(con, lake.cold, take_snapshot(lake, hot=hot, now=now), engine=engine,
+                    typed=typed)
         except BaseException:
             con.close()
             raise
@@ -166,27 +170,30 @@ def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
 
 
 def refresh(con: duckdb.DuckDBPyConnection, lake: Tiers, *, hot: bool = True,
-            now: datetime | None = None, engine: Engine = "auto") -> Snapshot:
+            now: datetime | None = None, engine: Engine = "auto", typed: bool = False
+            ) -> Snapshot:
     """List the lake (and read the hot tier) again and point `con`'s views at what is there."""
     snapshot = take_snapshot(lake, hot=hot, now=now)
-    install(con, lake.cold, snapshot, engine=engine)
+    install(con, lake.cold, snapshot, engine=engine, typed=typed)
     return snapshot
 
 
 def run_sql(lake: Tiers, query: str, params: Mapping[str, Any] | None = None, *,
-            hot: bool = True) -> pa.Table:
+            hot: bool = True, typed: bool | None = None) -> pa.Table:
     """Run `query` (named parameters `$name` from `params`) on a fresh connection; the whole
     result as an Arrow table (for a statement that is not a query, what DuckDB reports: a
     `Count` row, or an empty table).
 
     A file that vanishes under the query (compaction replaced it after the listing) makes it
     connect again, listing afresh, and run again: up to VANISH_ATTEMPTS times, like every
-    reader of the lake, then TransientError (safe to retry).
+    reader of the lake, then TransientError (safe to retry). The typed views are made when
+    `typed`, or (None) when the query names one (`ev_`).
     """
     values = dict(params) if params else None
+    with_typed = names_typed_view(query) if typed is None else typed
 
     def attempt() -> pa.Table:
-        con = connect(lake, hot=hot)
+        con = connect(lake, hot=hot, typed=with_typed)
         try:
             relation = con.sql(query, params=values)
             return relation.to_arrow_table() if relation is not None else pa.table({})
@@ -278,8 +285,13 @@ def read_hot(store: HotStore, since: datetime, until: datetime) -> tuple[pa.Tabl
 
 # -- installing the views ----------------------------------------------------------------------
 
+def names_typed_view(query: str) -> bool:
+    """Whether `query` may name a typed view (`ev_...`): then its session makes them."""
+    return "ev_" in query.lower()
+
+
 def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
-            engine: Engine = "auto") -> None:
+            engine: Engine = "auto", typed: bool = False) -> None:
     """(Re)create the views of `snapshot` on `con`: see the module docstring."""
     files = snapshot.files
     # Both readers below take the lake's schema as given: a foreign file's missing columns
@@ -334,7 +346,8 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
         text = load_sql(name)
         if not con.extract_statements(text)[0].named_parameters:
             run(f'CREATE OR REPLACE VIEW "{name}" AS\n{_body(text)}')
-    install_typed(con)
+    if typed:
+        install_typed(con)
 
 
 def _cold_sql(single: str | None, several: str | None) -> str:

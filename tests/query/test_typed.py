@@ -235,3 +235,27 @@ def test_schema_of_an_unknown_type_exits_2_naming_it(
     err = capsys.readouterr().err
 
     assert "no event type `nope`" in err and "`order_placed`" in err
+
+
+def test_only_sessions_that_may_use_typed_views_pay_for_them(lake: EventLake) -> None:
+    # inference reads every payload's structure: sessions that cannot name an ev_ view skip it
+    from eventlake.query.views import connect
+
+    write(lake, ORDERS)
+    plain = connect(lake, hot=False)
+    try:
+        names = {r[0] for r in plain.sql("SELECT view_name FROM duckdb_views()").fetchall()}
+        assert "events" in names and not any(n.startswith("ev_") for n in names)
+    finally:
+        plain.close()
+
+    # EventLake.sql makes them when the query names one, and EventLake.connect by default
+    total = lake.sql("SELECT sum(total) AS t FROM ev_order_placed", hot=False)
+    assert total.column("t").to_pylist() == [25.5]  # 10 + 12.5 + 3
+    assert lake.sql("SELECT count(*) AS n FROM events", hot=False).column("n").to_pylist() == [3]
+    untyped = lake.connect(hot=False, typed=False)
+    try:
+        assert not untyped.sql("SELECT 1 FROM duckdb_views() WHERE starts_with(view_name, 'ev_')"
+                               ).fetchall()
+    finally:
+        untyped.close()
