@@ -30,7 +30,7 @@ def test_prefect_accepts_the_file() -> None:
 
     model = PrefectYamlModel.model_validate(config())
     assert [d.name for d in model.deployments] == ["archive", "compact", "reconcile", "backfill",
-                                                      "replay"]
+                                                      "replay", "export"]
 
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
@@ -55,7 +55,7 @@ def test_schedules_are_the_documented_cadence() -> None:
     crons = {d["name"]: [s["cron"] for s in d.get("schedules", [])] for d in deployments()}
     assert crons == {"archive": ["*/15 * * * *"], "compact": ["7 * * * *"],
                      "reconcile": ["30 3 * * *"], "backfill": [],
-                     "replay": []}
+                     "replay": [], "export": ["45 1 * * *"]}
 
 
 def test_archive_and_compact_never_run_twice_at_once() -> None:
