@@ -149,6 +149,16 @@ def ensure_exists(target: str, check: Callable[[], Any],
         raise
 
 
+def refused_in(action: str, entries: Sequence[Entry], results: list[dict[str, Any]]
+               ) -> list[Refused[Entry]]:
+    """The entries a call's per-entry `results` (one per entry, in order: PutEvents'
+    `Entries`, PutRecords' `Records`) mark with an ErrorCode."""
+    if len(results) != len(entries):
+        raise ValueError(f"{action} answered {len(results)} results for {len(entries)} entries")
+    return [Refused(entry, entry.event_id, reason(result["ErrorCode"], result.get("ErrorMessage")))
+            for entry, result in zip(entries, results, strict=True) if result.get("ErrorCode")]
+
+
 def reason(code: Any, message: Any) -> str:
     """An entry's refusal as `Code: message`."""
     return f"{code}: {message}" if message else str(code)

@@ -20,17 +20,16 @@ from eventlake.replay.aws.entries import (
     ensure_exists,
     is_shape,
     metas,
-    reason,
+    refused_in,
     shaped_bodies,
 )
 from eventlake.replay.backoff import Refused
 from eventlake.replay.batch import Batch
 from eventlake.replay.checkpoint import Checkpoint
+from eventlake.replay.shapes import EVENTBRIDGE_SOURCE
 
 EVENTBRIDGE_LIMITS = Limits(entries=10, request_bytes=262_144, entry_bytes=262_144,
                             what="an EventBridge entry")
-DEFAULT_SOURCE = "eventlake.replay"
-"""The Source of an event that has none."""
 
 
 def entry_size(entry: dict[str, Any]) -> int:
@@ -59,7 +58,7 @@ class EventBridgeTarget(EntryTarget):
                 entries.append(Entry(meta.event_id, fields, entry_size(fields)))
             return entries
         for meta, body in zip(metas(batch), bodies, strict=True):
-            fields = {"Source": meta.source or DEFAULT_SOURCE, "DetailType": meta.event_type,
+            fields = {"Source": meta.source or EVENTBRIDGE_SOURCE, "DetailType": meta.event_type,
                       "Detail": body.decode(), "Time": meta.timestamp,
                       "EventBusName": self.name}
             entries.append(Entry(meta.event_id, fields, entry_size(fields)))
@@ -68,11 +67,4 @@ class EventBridgeTarget(EntryTarget):
     def put(self, entries: Sequence[Entry]) -> list[Refused[Entry]]:
         response = call(self.label, entries, self.clients.events.put_events,
                         Entries=[e.fields for e in entries])
-        results = response.get("Entries") or []
-        if len(results) != len(entries):  # EventBridge answers one result per entry, in order
-            raise ValueError(f"PutEvents answered {len(results)} results for "
-                             f"{len(entries)} entries")
-        return [Refused(entry, entry.event_id,
-                        reason(result["ErrorCode"], result.get("ErrorMessage")))
-                for entry, result in zip(entries, results, strict=True)
-                if result.get("ErrorCode")]
+        return refused_in("PutEvents", entries, response.get("Entries") or [])

@@ -20,7 +20,7 @@ from eventlake.replay.aws.entries import (
     ensure_exists,
     fitted,
     metas,
-    reason,
+    refused_in,
     shaped_bodies,
 )
 from eventlake.replay.backoff import Refused
@@ -64,11 +64,4 @@ class KinesisTarget(EntryTarget):
     def put(self, entries: Sequence[Entry]) -> list[Refused[Entry]]:
         response = call(self.label, entries, self.clients.kinesis.put_records,
                         Records=[e.fields for e in entries], **self.stream)
-        results = response.get("Records") or []
-        if len(results) != len(entries):  # Kinesis answers one result per record, in order
-            raise ValueError(f"PutRecords answered {len(results)} results for "
-                             f"{len(entries)} records")
-        return [Refused(entry, entry.event_id,
-                        reason(result["ErrorCode"], result.get("ErrorMessage")))
-                for entry, result in zip(entries, results, strict=True)
-                if result.get("ErrorCode")]
+        return refused_in("PutRecords", entries, response.get("Records") or [])
