@@ -121,28 +121,27 @@ def upload(s3: S3Client, local: Path, target: S3Target, existing: Sequence[str])
 
 def _upload_files(s3: S3Client, bucket: str, files: dict[str, Path],
                   uploaded: list[str]) -> None:
-    """Upload `files` (key -> path) at once with a managed transfer, appending each key to
-    `uploaded` once its object is written; the first failure cancels the rest and is raised."""
+    """Upload `files` (key -> path) at once with a managed transfer, appending to `uploaded`
+    the keys whose object was written (also when another fails: the first failure cancels the
+    rest, and is raised once they stopped)."""
     from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
-    manager = create_transfer_manager(s3, TransferConfig())
-    futures = [(key, manager.upload(str(path), bucket, key)) for key, path in files.items()]
-    failure: BaseException | None = None
+    futures = []
     try:
-        for _, future in futures:
-            future.result()
-    except BaseException as exc:
-        failure = exc
+        # the context manager, not shutdown(cancel=True): s3transfer's shutdown passes
+        # its arguments to _shutdown in the wrong order (seen on 0.19.3)
+        with create_transfer_manager(s3, TransferConfig()) as manager:
+            futures = [(key, manager.upload(str(path), bucket, key))
+                       for key, path in files.items()]
+            for _, future in futures:
+                future.result()
     finally:
-        manager.shutdown(cancel=failure is not None)
         for key, future in futures:
             try:
                 future.result()
             except BaseException:
                 continue
             uploaded.append(key)
-    if failure is not None:
-        raise failure
 
 
 def _delete(s3: S3Client, bucket: str, keys: Sequence[str]) -> None:

@@ -1,15 +1,16 @@
-"""Helpers of the export tests: the small `shop` lake's rows, the selection the tests export,
-and what `eventlake sql` gives for it."""
+"""Helpers of the export tests: the small `shop` lake, the selection the tests export, and what
+`eventlake sql` gives for it."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from eventlake.api import EventLake
+from eventlake import EventLake, Settings
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.replay.select import Selection
 
@@ -25,6 +26,16 @@ def row(n: int, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
             "timestamp": START + timedelta(hours=7 * n), "ingested_at": START + timedelta(days=3),
             "source": "shop", "subject": f"s{n % 2}", "event_payload": json.dumps(payload),
             "content_hash": f"h{n}"}
+
+
+def shop_lake(folder: Path) -> EventLake:
+    """A local lake at `folder`/lake holding ten events of two types (one without
+    `customer.email`) in one file. Call it under moto (`mocked_aws`). The tests read the
+    Parquet lake only (cold-only selections), so the lake gets its marker but no DynamoDB
+    table: provisioning one would cost most of each test."""
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=str(folder / "lake")))
+    lake.cold.create_marker(table=lake.settings.table)
+    return write_shop(lake)
 
 
 def write_shop(lake: EventLake) -> EventLake:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_support import SELECTION
+from export_support import SELECTION, shop_lake
 
 from eventlake.api import EventLake
 from eventlake.query.views import list_queries
@@ -71,6 +71,11 @@ if with_sqlalchemy:
     engine.dispose()
 print(json.dumps(out))
 '''
+
+@pytest.fixture
+def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
+    return shop_lake(tmp_path)
+
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from export_support import COLUMNS, SALT, SELECTION, START, expected, iso
+from export_support import COLUMNS, SALT, SELECTION, START, expected, iso, shop_lake
 
 from eventlake.api import EventLake
 from eventlake.cli import export as cli_export
@@ -22,6 +22,12 @@ from eventlake.errors import ConfigError
 from eventlake.export import FORMATS, ExportError, RedactionError
 from eventlake.export import run as export_run
 from eventlake.replay.select import Selection
+
+
+@pytest.fixture
+def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
+    return shop_lake(tmp_path)
+
 
 
 def test_parquet_reads_back_to_the_rows_of_eventlake_sql(shop: EventLake, tmp_path: Path) -> None:
