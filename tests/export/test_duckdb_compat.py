@@ -72,10 +72,10 @@ if with_sqlalchemy:
 print(json.dumps(out))
 '''
 
+
 @pytest.fixture
 def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
     return shop_lake(tmp_path)
-
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
     return shop_lake(tmp_path)
 
 
-
 def test_parquet_reads_back_to_the_rows_of_eventlake_sql(shop: EventLake, tmp_path: Path) -> None:
     out = tmp_path / "day.parquet"
     report = shop.export(SELECTION, out)

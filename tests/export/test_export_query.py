@@ -19,7 +19,7 @@ from export_support import SALT, SELECTION, START, expected, iso, shop_lake
 from eventlake.api import EventLake
 from eventlake.cli.main import main
 from eventlake.errors import ConfigError
-from eventlake.export import QueryError
+from eventlake.export import ExportError, QueryError
 from eventlake.query.views import load_sql
 from eventlake.replay.select import Selection
 
@@ -27,10 +27,10 @@ EVERYTHING = Selection(START - timedelta(days=1), START + timedelta(days=30), co
 """Every event of the shop lake: there the export equals the query run by `eventlake sql`."""
 FUNNEL = {"from_type": "page.viewed", "to_type": "order.placed", "window_hours": "60"}
 
+
 @pytest.fixture
 def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
     return shop_lake(tmp_path)
-
 
 
 def test_over_every_event_the_export_equals_the_query_of_eventlake_sql(
@@ -169,3 +169,13 @@ def test_cli_refuses_a_parameter_without_equals_sign(shop: EventLake, tmp_path: 
               "--param", "from_type", "--out", str(tmp_path / "x.csv")])
     assert exited.value.code == 2
     assert "`from_type` is not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_a_parameter_value_the_query_cannot_use_fails_leaving_nothing(
+        shop: EventLake, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "funnel.csv"
+    with pytest.raises(ExportError, match=r"export to .*funnel.csv.* failed, nothing was "
+                                          r"written: .*soon"):
+        shop.export(EVERYTHING, out, format="csv", query="funnel",
+                    params={**FUNNEL, "window_hours": "soon"})
+    assert list(out.parent.iterdir()) == []

@@ -16,16 +16,17 @@ from botocore.exceptions import ClientError
 from export_support import COLUMNS, SELECTION, START, expected, shop_lake
 
 from eventlake.api import EventLake
+from eventlake.cli.main import main
 from eventlake.errors import ConfigError, StorageError
 from eventlake.export import SUCCESS
 from eventlake.replay.select import Selection
 
 BUCKET = "exports"
 
+
 @pytest.fixture
 def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
     return shop_lake(tmp_path)
-
 
 
 @pytest.fixture
@@ -174,3 +175,14 @@ def test_a_missing_bucket_and_a_url_without_a_key_are_refused(shop: EventLake,
         with pytest.raises(ConfigError, match="name the bucket and the object"):
             shop.export(SELECTION, url)
     assert keys(s3) == []
+
+
+def test_cli_exports_to_s3(shop: EventLake, s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["export", "--lake-uri", shop.settings.lake_uri, "--from", "2024-05-01",
+                 "--to", "2024-05-03", "--cold-only", "--partition-by", "dt",
+                 "--out", f"s3://{BUCKET}/cli"])
+
+    assert code == 0, capsys.readouterr().err
+    assert f"to s3://{BUCKET}/cli (2 files)" in capsys.readouterr().out
+    assert keys(s3) == ["cli/_SUCCESS", "cli/dt=2024-05-01/data_0.parquet",
+                        "cli/dt=2024-05-02/data_0.parquet"]

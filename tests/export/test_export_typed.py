@@ -23,7 +23,6 @@ def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
     return shop_lake(tmp_path)
 
 
-
 def file_views(path: Path) -> dict[str, pa.Table]:
     """Each typed view of the DuckDB file at `path`, opened alone, in (timestamp, event_id)
     order."""
