@@ -15,6 +15,7 @@ import sqlglot
 from sqlglot import exp
 
 from eventlake.api import EventLake
+from eventlake.aws import Clients
 from eventlake.catalog import ddl
 from eventlake.catalog.ddl import build, ddl_text, location_for, plan_for, statements
 from eventlake.catalog.dialects import json_path
@@ -230,3 +231,16 @@ def test_spark_refuses_a_database_and_trino_defaults_to_default() -> None:
 
 def test_the_raw_tables_columns_are_the_lakes() -> None:
     assert [name for name, _ in ddl._LAKE_COLUMNS] == EVENT_SCHEMA.names
+
+
+def test_the_plan_reads_the_lakes_files_only_never_dynamodb(
+        shop: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop.put({"event_type": "hot.only", "event_payload": {"x": 1}})  # in DynamoDB, not archived
+
+    def refuse(self: Clients) -> Any:
+        pytest.fail("DynamoDB was called")
+
+    monkeypatch.setattr(Clients, "dynamodb", property(refuse))
+    catalog = plan(shop, "trino")
+
+    assert [v.name for v in catalog.views] == ["events", "ev_order_placed", "ev_page_viewed"]
