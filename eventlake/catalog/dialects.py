@@ -12,7 +12,7 @@ place (`convert`):
            DOUBLE   jt a number                        -> TRY_CAST(jt AS DOUBLE)
            BOOLEAN  jt `true` / `false`
            VARCHAR  jt a JSON string -> the string unquoted; `null` -> NULL; else jt
-           JSON     jt
+           JSON     jt; `null` -> NULL
 
 Deciding by the JSON text keeps DuckDB's strictness (the string "12" is not the BIGINT 12) on
 every engine, and TRY_CAST keeps a view from failing on an odd event (Spark 4 runs in ANSI
@@ -119,7 +119,7 @@ class Spelling:
             return (f"CASE WHEN {jt} LIKE '\"%' THEN {unquoted} "
                     f"WHEN {jt} <> 'null' THEN {jt} END")
         if sql_type == "JSON":
-            return jt
+            return f"CASE WHEN {jt} <> 'null' THEN {jt} END"
         raise ValueError(f"no SQL type `{sql_type}` in typed views")
 
     def null_of(self, sql_type: str) -> str:
