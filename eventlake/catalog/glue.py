@@ -105,10 +105,14 @@ class GlueReport:
 def register(glue: Any, catalog: Catalog, *, database: str) -> GlueReport:
     """Write `catalog` (dialect athena) into the Glue database `database` (a boto3 Glue client:
     `Clients.glue`); idempotent. Raises ConfigError for a non-athena catalog or one qualified
-    with another database, ForeignTableError before any write when a needed name is taken."""
+    with another database or a location outside S3, ForeignTableError before any write when
+    a needed name is taken."""
     if catalog.dialect != "athena":
         raise ConfigError(f"Glue holds Athena's catalog, not `{catalog.dialect}`'s: build the "
                           "catalog with dialect `athena`")
+    if not catalog.location.startswith("s3://"):
+        raise ConfigError(f"Glue's readers (Athena, Spectrum, EMR) read S3, not "
+                          f"`{catalog.location}`: pass --location s3://BUCKET/PREFIX/events/")
     if not database:
         raise ConfigError("the Glue database name is empty: pass --database NAME")
     if catalog.database not in (None, database):

@@ -275,6 +275,13 @@ def test_a_catalog_built_for_another_database_is_refused(glue: Any) -> None:
     assert glue.get_databases()["DatabaseList"] == []
 
 
+def test_a_lake_outside_s3_is_refused(glue: Any) -> None:
+    with pytest.raises(ConfigError, match=r"`file:///tmp/lake/events/`.*--location s3://"):
+        register(glue, catalog(location="file:///tmp/lake/events/"), database=DB)
+
+    assert glue.get_databases()["DatabaseList"] == []
+
+
 def test_an_unqualified_catalog_registers_into_the_given_database(glue: Any) -> None:
     register(glue, catalog(database=None), database="other")
 
