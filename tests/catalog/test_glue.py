@@ -1,12 +1,13 @@
 """`catalog.glue.register` on moto's Glue: the database, the raw table and the views as Athena
 stores them; re-runs change only what changed; tables eventlake did not make are never touched.
 
-The catalogs here are built by hand in Athena's spelling (Hive types for the raw table, Trino
-types and SQL for the views), as `ddl.build(..., "athena")` makes them."""
+Most catalogs here are built by hand in Athena's spelling (Hive types for the raw table, Trino
+types and SQL for the views); the last test registers what `ddl.build(..., "athena")` makes."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import boto3
@@ -15,6 +16,7 @@ from aws_support import FailAttempts, dynamodb_error, record_pauses
 
 from eventlake import Settings
 from eventlake.aws import Clients
+from eventlake.catalog.ddl import build
 from eventlake.catalog.glue import (
     MARKER,
     ForeignTableError,
@@ -25,6 +27,7 @@ from eventlake.catalog.glue import (
 )
 from eventlake.catalog.model import Catalog, Column, View
 from eventlake.errors import ConfigError, TransientError
+from eventlake.query.typed import Field, TypeSchema
 
 DB = "shop"
 LOCATION = "s3://lake-bucket/shop/events/"
@@ -345,3 +348,43 @@ def test_a_plain_boto3_client_works_too(mocked_aws: None) -> None:
     glue = boto3.client("glue", region_name="us-east-1")
 
     assert len(register(glue, catalog(), database=DB).created) == 4
+
+
+# -- what ddl.build makes ---------------------------------------------------------------------
+
+def test_what_ddl_build_makes_for_athena_registers_and_reregisters_unchanged(glue: Any) -> None:
+    placed = TypeSchema("order.placed", "ev_order_placed", (
+        Field("total", ("total",), '$."total"', "DOUBLE", False),
+        Field("customer_id", ("customer", "id"), '$."customer"."id"', "BIGINT", False),
+        Field("items", ("items",), '$."items"', "JSON", False)))
+    paid = TypeSchema("order.paid", "ev_order_paid", (
+        Field("paid", ("paid",), '$."paid"', "BOOLEAN", False),))
+    built = build([placed, paid], "s3://lake-bucket/shop/events/", "athena", database=DB,
+                  first_day=date(2024, 1, 1))
+
+    first = register(glue, built, database=DB)
+    again = register(glue, built, database=DB)
+
+    assert first.created == ["events_raw", "events", "ev_order_paid", "ev_order_placed"]
+    assert again.unchanged == first.created
+    raw = table(glue, "events_raw")
+    assert raw["PartitionKeys"] == [{"Name": built.partition.name, "Type": built.partition.type}]
+    assert raw["Parameters"]["projection.dt.range"].startswith("2024-01-01,")
+    for view in built.views:
+        stored = table(glue, view.name)
+        definition = read_presto_view(stored["ViewOriginalText"])
+        assert definition["originalSql"] == view.sql
+        assert definition["columns"] == [{"name": c.name, "type": c.type} for c in view.columns]
+        assert [c["Name"] for c in stored["StorageDescriptor"]["Columns"]] == [
+            c.name for c in view.columns]
+    columns = table(glue, "ev_order_placed")["StorageDescriptor"]["Columns"]
+    hive = {c["Name"]: c["Type"] for c in columns}
+    assert hive["total"] == "double" and hive["customer_id"] == "bigint"
+    assert hive["items"] == hive["event_id"] == "string"
+    assert hive["timestamp"] == "timestamp" and hive["dt"] == "date"
+
+    paid_more = TypeSchema("order.paid", "ev_order_paid", (
+        *paid.fields, Field("method", ("method",), '$."method"', "VARCHAR", False)))
+    rebuilt = build([placed, paid_more], "s3://lake-bucket/shop/events/", "athena",
+                    database=DB, first_day=date(2024, 1, 1))
+    assert register(glue, rebuilt, database=DB).updated == ["ev_order_paid"]
