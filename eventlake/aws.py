@@ -229,5 +229,5 @@ class Clients:
 
     @property
     def glue(self) -> Any:
-        """The Glue Data Catalog (`eventlake catalog glue`)."""
+        """The Glue Data Catalog (`eventlake catalog glue`). Untyped, as the replay targets'."""
         return self._client("glue")
