@@ -17,7 +17,7 @@ demo: $(STAMP)          ## the main job on the embedded local stack (moto), no A
 	$(BIN)/eventlake demo
 
 test: $(STAMP)          ## the whole test suite (unit + moto integration + Prefect engine)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)          ## ruff, mypy (strict), import-linter (the layers: docs/architecture.md), vulture
 	$(BIN)/ruff check .

@@ -31,7 +31,7 @@ from eventlake.query.typed import TypeSchema, read_schema
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
+pytestmark = pytest.mark.slow
 
 DAY1, DAY2, DAY3, DAY4 = (date(2024, 5, d) for d in (1, 2, 3, 4))
 INGESTED = datetime(2024, 5, 5, 8, 0, tzinfo=UTC)
