@@ -1,5 +1,6 @@
-"""A Spark session in local mode for the catalog tests: one per pytest process (a JVM starts
-in ~8-12 s; under xdist each worker that runs a Spark test starts its own), UTC, two cores,
+"""A Spark session in local mode for the catalog tests (the `spark` fixture, which
+tests/conftest.py imports): one per pytest process (a JVM starts in ~8-12 s; under xdist
+each worker that runs a Spark test starts its own), UTC, two cores,
 nothing written outside pytest's tmp dir (warehouse, metastore, scratch, logs), quiet logs.
 
 pyspark (the `dev` extra) needs Java 17+. Without either, a test that asks for `spark` fails
