@@ -70,7 +70,7 @@ def run_ddl(args: argparse.Namespace) -> int:
 def run_glue(args: argparse.Namespace) -> int:
     """`eventlake catalog glue`; returns the exit code."""
     from eventlake.catalog.ddl import plan_for
-    from eventlake.catalog.glue import register  # type: ignore[import-not-found,unused-ignore]
+    from eventlake.catalog.glue import register
     from eventlake.cli.common import open_lake
 
     lake = open_lake(args)

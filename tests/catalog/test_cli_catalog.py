@@ -1,5 +1,6 @@
-"""`eventlake catalog`: `ddl` prints the DDL of the lake for an engine; `glue` parses its
-arguments (the registration itself is eventlake.catalog.glue's, tested there); errors exit 2."""
+"""`eventlake catalog`: `ddl` prints the DDL of the lake for an engine; `glue` registers it in
+(moto's) Glue and says what it did (the registration's rules are tested in test_glue.py);
+errors exit 2."""
 
 from __future__ import annotations
 
@@ -89,6 +90,27 @@ def test_glue_takes_a_database_and_a_location() -> None:
     assert args.func is cli_catalog.run_glue
     assert (args.database, args.location, args.lake_uri) == (
         "lakehouse", "s3://bucket/lake/events/", "s3://bucket/lake")
+
+
+def test_glue_registers_the_lake_and_a_rerun_changes_nothing(
+        shop: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["catalog", "glue", "--database", "lakehouse", "--location",
+            "s3://bucket/lake/events/", *lake_args(shop)]
+
+    first = main(argv)
+    first_out = capsys.readouterr().out
+    again = main(argv)
+    again_out = capsys.readouterr().out
+
+    glue = shop.clients.glue
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="lakehouse")["TableList"]}
+    assert (first, again) == (0, 0)
+    assert set(tables) == {"events_raw", "events", "ev_order_placed", "ev_page_viewed"}
+    assert tables["events_raw"]["StorageDescriptor"]["Location"] == "s3://bucket/lake/events/"
+    assert tables["ev_order_placed"]["TableType"] == "VIRTUAL_VIEW"
+    assert first_out.startswith("glue: database lakehouse (created): 1 table and 3 views; "
+                                "created 4")
+    assert "created 0, updated 0, unchanged 4, deleted 0" in again_out
 
 
 def test_glue_requires_a_database(capsys: pytest.CaptureFixture[str]) -> None:
