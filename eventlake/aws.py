@@ -226,3 +226,8 @@ class Clients:
     @property
     def lambda_(self) -> Any:
         return self._client("lambda")
+
+    @property
+    def glue(self) -> Any:
+        """The Glue Data Catalog (`eventlake catalog glue`). Untyped, as the replay targets'."""
+        return self._client("glue")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from archive_support import TEST_SIZES, World, make_world
 from aws_support import record_pauses
+from spark_support import spark  # noqa: F401  (the session-scoped Spark fixture: tests/catalog)
 
 from eventlake import EventLake, Settings
 from eventlake.hot.store import HotStore

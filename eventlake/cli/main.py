@@ -1,6 +1,6 @@
 """`eventlake` command line: parses the arguments and runs the command, which calls the library
 and prints. The commands live by group: `status` (init, status), `put`, `archive` (archive,
-backfill, compact, reconcile), `sql`, `schema`, `replay`, `export`, `demo`."""
+backfill, compact, reconcile), `sql`, `schema`, `replay`, `export`, `catalog`, `demo`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from eventlake.cli import export, replay, schema, sql
+from eventlake.cli import catalog, export, replay, schema, sql
 from eventlake.cli.archive import cmd_archive, cmd_backfill, cmd_compact, cmd_reconcile
 from eventlake.cli.common import error
 from eventlake.cli.demo import cmd_demo
@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
                                   "them) to Parquet, CSV, JSON lines or a DuckDB file, locally "
                                   "or on S3, atomically, personal fields dropped or hashed")
     export.add_arguments(p)
+
+    p = add("catalog", catalog.run, "the lake in other engines' catalogs: DDL for Athena, "
+                                      "Spark, Trino; registration in AWS Glue")
+    catalog.add_arguments(p, [common])
 
     p = add("demo", cmd_demo, "run the whole job on an embedded local stack (no AWS account)")
     p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")

@@ -15,7 +15,8 @@ Rules:
   give DOUBLE (a widening, not a conflict: DOUBLE, not DECIMAL, because JSON numbers carry no
   scale and BI tools take DOUBLE everywhere; the exact text stays in `events.event_payload`).
   Any other mix (a number here, a string there; an object here, a scalar there) is a conflict:
-  the column is VARCHAR (the value's text) and the schema lists the types seen.
+  the column is VARCHAR (the value's text) and the schema lists the types seen. A field that is
+  an empty object (`{}`) wherever it is set has no keys to flatten: a JSON column, no conflict.
 - Values are taken strictly by their JSON type (the string "12" is not the BIGINT 12), with
   TRY_CAST: a value that does not fit its column (an integer beyond BIGINT, a payload that is not
   valid JSON) reads as NULL, never as an error; `cast_failures` counts them.
@@ -32,7 +33,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -133,11 +134,28 @@ def infer(con: duckdb.DuckDBPyConnection) -> list[TypeSchema]:
     types = sorted(structures)
     views = _unique({t: "ev_" + sanitise(t) for t in types}, {t: t for t in types},
                     {t for t in types if sanitise(t) == t})
-    schemas = [TypeSchema(t, views[t], _fields(structures[t])) for t in types]
+    schemas = [TypeSchema(t, views[t], _fields(structures[t], _only_objects(con, t)))
+               for t in types]
     return sorted(schemas, key=lambda s: s.view)
 
 
-def _fields(structure: Any) -> tuple[Field, ...]:
+def _only_objects(con: duckdb.DuckDBPyConnection, event_type: str
+                  ) -> Callable[[tuple[str, ...]], bool]:
+    """Whether every non-null value at a key path of the type's payloads is an object: what a
+    "JSON" leaf of json_group_structure means when it is not a conflict (an object that is
+    always empty, `{}`, has no keys to merge). Asked only of such leaves (one scan each)."""
+    def only_objects(keys: tuple[str, ...]) -> bool:
+        [(seen,)] = con.execute(
+            f"SELECT list(DISTINCT json_type(CASE WHEN {_IS_OBJECT} THEN event_payload END, "
+            f"$path)) FROM events WHERE event_type = $event_type",
+            {"path": _json_path(keys), "event_type": event_type}).fetchall()
+        return {t for t in seen or () if t not in (None, "NULL")} == {"OBJECT"}
+
+    return only_objects
+
+
+def _fields(structure: Any, only_objects: Callable[[tuple[str, ...]], bool]
+            ) -> tuple[Field, ...]:
     found: list[tuple[tuple[str, ...], str, bool]] = []
 
     def walk(node: dict[str, Any], keys: tuple[str, ...]) -> None:
@@ -147,6 +165,8 @@ def _fields(structure: Any) -> tuple[Field, ...]:
                 walk(value, here)
             elif isinstance(value, dict | list):
                 found.append((here, "JSON", False))
+            elif value == "JSON" and only_objects(here):
+                found.append((here, "JSON", False))  # `{}` wherever it is set
             else:
                 found.append((here, *_SCALARS.get(value, ("VARCHAR", True))))
 
@@ -194,7 +214,7 @@ def _value(field: Field, index: int) -> str:
     """The SQL expression of `field`'s column over `_v`, the list of extracted values."""
     raw = f"_v[{index}]"
     if field.sql_type == "JSON":
-        return raw
+        return f"CASE WHEN json_type({raw}) <> 'NULL' THEN {raw} END"  # JSON null -> NULL
     if field.sql_type == "VARCHAR":
         return f"json_extract_string({raw}, '$')"
     takes = ", ".join(f"'{t}'" for t in _TAKES[field.sql_type])

@@ -131,6 +131,20 @@ def test_a_payload_that_is_not_json_reads_as_nulls_and_the_view_never_fails(
     assert (stats.events, stats.invalid_payloads) == (4, 2)
 
 
+def test_a_field_that_is_always_an_empty_object_is_json_not_a_conflict(
+        lake: EventLake) -> None:
+    write(lake, [row(1, "cart", {"meta": {}, "extra": {}}), row(2, "cart", {"meta": {}}),
+                 row(3, "cart", {"meta": None, "extra": 5})])
+    con = lake.connect(hot=False)
+    [schema] = read_schema(con)
+    fields = {f.column: f for f in schema.fields}
+
+    assert (fields["meta"].sql_type, fields["meta"].conflict) == ("JSON", False)
+    assert (fields["extra"].sql_type, fields["extra"].conflict) == ("VARCHAR", True)
+    assert rows_of(con, "SELECT meta::VARCHAR, extra FROM ev_cart ORDER BY event_id") == [
+        ("{}", "{}"), ("{}", None), (None, "5")]
+
+
 def test_keys_with_dots_quotes_and_backslashes_are_read_by_their_own_key(
         lake: EventLake) -> None:
     write(lake, [row(1, "odd_keys", {"a.b": 1, 'say "hi"': 2, "back\\slash": 3, "a b": 4,
