@@ -39,9 +39,11 @@ def shop_lake(folder: Path) -> EventLake:
 
 
 def write_shop(lake: EventLake) -> EventLake:
-    """Ten events of two types, one of them without `customer.email`, in one lake file."""
+    """Ten events of two types in one lake file: nested fields, a list (a JSON column; JSON
+    null in every third event), one event without `customer.email`."""
     rows = [row(n, "order.placed" if n % 2 else "page.viewed",
-                {"n": n, "customer": {"email": f"c{n}@x.com", "tier": n}, "price": 1.5 * n})
+                {"n": n, "customer": {"email": f"c{n}@x.com", "tier": n}, "price": 1.5 * n,
+                 "items": [{"sku": f"k{n}"}] if n % 3 else None})
             for n in range(1, 10)]
     rows.append(row(10, "order.placed", {"n": 10, "customer": {"tier": 0}}))  # no email
     lake.cold.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), "sweep-a")

@@ -118,7 +118,10 @@ def test_the_duckdb_file_reads_the_same_in_an_older_duckdb_and_through_sqlalchem
     assert set(here["views"]) == queries | {"ev_order_placed", "ev_page_viewed"}
     assert all(v["rows"] for v in here["views"].values())  # each view reads rows, none fails
     assert here["per_type"] == [["order.placed", "3"], ["page.viewed", "3"]]
-    assert "customer_email" in here["views"]["ev_order_placed"]["columns"]
+    typed = here["views"]["ev_order_placed"]
+    assert {"customer_email", "items"} <= set(typed["columns"])  # items: a JSON column
+    items = [r[typed["columns"].index("items")] for r in typed["rows"]]
+    assert sorted(items, key=str) == [None, '[{"sku":"k1"}]', '[{"sku":"k5"}]']  # null: NULL
     # through SQLAlchemy (duckdb-engine): the same names and answers
     assert engine == {"tables": ["events"], "views": sorted(here["views"]),
                       "per_type": [["order.placed", 3], ["page.viewed", 3]],
