@@ -161,19 +161,23 @@ class EventLake:
 
     def export(self, selection: Selection, out: str | os.PathLike[str], *,
                format: str = "parquet", partition_by: str | None = None,
+               query: str | None = None, params: dict[str, Any] | None = None,
                redact: Sequence[str] = (), hash_: Sequence[str] = (), salt: str | None = None,
                overwrite: bool = False) -> ExportReport:
-        """Write the events of `selection` to `out` as `format` (parquet, csv, jsonl or
-        duckdb), atomically; `redact` drops and `hash_` hashes payload fields (dotted paths),
-        the hash salted with `salt` (default $EVENTLAKE_EXPORT_SALT); see
-        `eventlake.export.run.export`."""
+        """Write the events of `selection` to `out` (a local path, or `s3://bucket/key`) as
+        `format` (parquet, csv, jsonl or duckdb), atomically; with `query`, the result of that
+        query of sql/ over those events instead (its `$parameters` from `params`). `redact`
+        drops and `hash_` hashes payload fields (dotted paths), the hash salted with `salt`
+        (default $EVENTLAKE_EXPORT_SALT). A partitioned export to S3 writes `_SUCCESS` last:
+        readers wait for it. See `eventlake.export.run.export`."""
         from eventlake.export.redact import SALT_VARIABLE
         from eventlake.export.run import export
 
         if salt is None and hash_:
             salt = os.environ.get(SALT_VARIABLE)
         return export(self, selection, out, format=format, partition_by=partition_by,
-                      redact=redact, hash_=hash_, salt=salt, overwrite=overwrite)
+                      query=query, params=params, redact=redact, hash_=hash_, salt=salt,
+                      overwrite=overwrite, clients=self.clients)
 
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and

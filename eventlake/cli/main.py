@@ -129,8 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("replay", replay.run, "send past events, in order, once, to a target")
     replay.add_arguments(p)
 
-    p = add("export", export.run, "write selected events to Parquet, CSV, JSON lines or a "
-                                  "DuckDB file, atomically, personal fields dropped or hashed")
+    p = add("export", export.run, "write selected events (or a named query's result over "
+                                  "them) to Parquet, CSV, JSON lines or a DuckDB file, locally "
+                                  "or on S3, atomically, personal fields dropped or hashed")
     export.add_arguments(p)
 
     p = add("catalog", catalog.run, "the lake in other engines' catalogs: DDL for Athena, "

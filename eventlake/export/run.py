@@ -1,27 +1,34 @@
-"""`export`: the events of a Selection, read through the lake's views on one snapshot, written
-by DuckDB (COPY, or a database file) as Parquet (optionally Hive-partitioned by `dt` or
-`event_type`), CSV, JSON lines or a DuckDB database, atomically.
+"""`export`: the events of a Selection, or the result of a named query of sql/ over them, read
+through the lake's views on one snapshot, written by DuckDB (COPY, or a database file) as Parquet
+(events optionally Hive-partitioned by `dt` or `event_type`), CSV, JSON lines or a DuckDB
+database (export/database.py), to a local path or to S3 (export/s3.py), atomically.
 
 Atomic: everything is written under a temporary name beside the destination
 (`.<name>.tmp-<random>`, a file or a folder), then renamed onto it. A reader sees the old
 destination or the whole new one, never half a file; a failed export removes what it wrote
 and leaves an existing destination as it was. An existing destination is refused unless
 `overwrite` (a file is then replaced in one rename; a folder is moved aside, the new one
-renamed in, the old one deleted).
+renamed in, the old one deleted). To S3, the export is written so in a local temporary folder,
+then uploaded: one object (atomic), or a folder's objects and `_SUCCESS` last.
 
 Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHEMA), plus
-`dt` in a DuckDB file (the sql/ queries, created there as views, group by it). In CSV and JSON
-lines the timestamps are RFC 3339 UTC text (`2024-05-01T00:00:00.000000Z`); in JSON lines the
-payload is the JSON object itself (a payload DuckDB cannot parse stays a string).
+`dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
+In CSV and JSON lines the timestamps are RFC 3339 UTC text (`2024-05-01T00:00:00.000000Z`); in
+JSON lines the payload is the JSON object itself (a payload DuckDB cannot parse stays a string).
+
+A named query (export/named.py) reads the selected events, redaction applied, as `events`; its
+result is written in its own columns and order (TIMESTAMPTZ columns as RFC 3339 text in CSV and
+JSON lines), and in a DuckDB file as a table named after the query.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,20 +36,27 @@ from typing import Any, Literal, get_args
 
 import duckdb
 
+from eventlake.aws import Clients
 from eventlake.errors import ConfigError, EventLakeError
 from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.export.database import STORAGE_VERSION, write_events, write_table
+from eventlake.export.named import NamedQuery, named_query, shadow_events
 from eventlake.export.redact import payload_layers, rules
-from eventlake.query.views import Tiers, list_queries, load_sql
+from eventlake.export.s3 import S3Target, existing_keys, is_s3_url, upload
+from eventlake.query.views import Tiers
 from eventlake.replay.read import open_reader
 from eventlake.replay.select import Selection
+
+__all__ = ["FORMATS", "PARTITIONS", "STORAGE_VERSION", "ExportError", "ExportFormat",
+           "ExportReport", "PartitionBy", "export"]
 
 ExportFormat = Literal["parquet", "csv", "jsonl", "duckdb"]
 PartitionBy = Literal["dt", "event_type"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 PARTITIONS: tuple[str, ...] = get_args(PartitionBy)
-STORAGE_VERSION = "v1.1.0"
-"""The DuckDB file's storage version: DuckDB 1.1 and later (what BI tools bundle) open it."""
 _ISO = "strftime(timezone('UTC', {0}), '%Y-%m-%dT%H:%M:%S.%fZ') AS {0}"
+_COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER true",
+                 "jsonl": "FORMAT json"}
 
 
 class ExportError(EventLakeError):
@@ -51,7 +65,8 @@ class ExportError(EventLakeError):
 
 @dataclass
 class ExportReport:
-    """What an export wrote: `rows` events into `files` (paths under `out`), `bytes` in all."""
+    """What an export wrote: `rows` events (or, for `query`, result rows) into `files` (paths
+    under `out`), `bytes` in all."""
 
     out: str
     format: str
@@ -59,42 +74,95 @@ class ExportReport:
     bytes: int = 0
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    query: str | None = None
 
     def summary(self) -> str:
-        empty = " (the selection is empty)" if not self.rows else ""
+        what = f"{self.rows:,} events" if self.query is None else \
+            f"{self.rows:,} rows of query `{self.query}`"
+        empty = "" if self.rows else (" (the selection is empty)" if self.query is None
+                                      else " (the result is empty)")
         where = self.out if len(self.files) <= 1 else f"{self.out} ({len(self.files)} files)"
-        return (f"exported {self.rows:,} events{empty} as {self.format} to {where}: "
+        return (f"exported {what}{empty} as {self.format} to {where}: "
                 f"{self.bytes:,} bytes in {self.seconds:.2f} s")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to write: the selection, in `format`, redaction `layers` (with `params`), and
+    either the events (`partition_by` them) or the result of `query` (with `query_params`)."""
+
+    selection: Selection
+    format: str
+    partition_by: str | None
+    layers: list[str]
+    params: dict[str, Any]
+    query: NamedQuery | None
+    query_params: dict[str, Any]
 
 
 def export(tiers: Tiers, selection: Selection, out: str | os.PathLike[str], *,
            format: str = "parquet", partition_by: str | None = None,
+           query: str | None = None, params: Mapping[str, Any] | None = None,
            redact: Sequence[str] = (), hash_: Sequence[str] = (), salt: str | None = None,
-           overwrite: bool = False, now: datetime | None = None) -> ExportReport:
-    """Write the events of `selection` to `out` (a local path) as `format`; see the module
-    docstring. `redact`/`hash_` are dotted payload paths (eventlake.export.redact), `salt` the
-    hash's salt. ConfigError before anything is written for what cannot work."""
+           overwrite: bool = False, now: datetime | None = None,
+           clients: Clients | None = None) -> ExportReport:
+    """Write the events of `selection` (or, when `query` names a query of sql/, its result
+    over them, its parameters from `params`) to `out`, a local path or `s3://bucket/key`, as
+    `format`; see the module docstring. `redact`/`hash_` are dotted payload paths
+    (eventlake.export.redact), `salt` the hash's salt. `clients` give the S3 client (default:
+    from the lake's settings). ConfigError before anything is written for what cannot work."""
     started = time.monotonic()
     if format not in FORMATS:
         raise ConfigError(f"unknown export format `{format}`: one of {', '.join(FORMATS)}")
     if partition_by is not None and (format != "parquet" or partition_by not in PARTITIONS):
         raise ConfigError(f"--partition-by `{partition_by}`: only parquet output is "
                           f"partitioned, by one of {', '.join(PARTITIONS)}")
-    if str(out).startswith("s3://"):
-        raise ConfigError(f"`{out}`: export writes to a local path (s3:// is not supported yet)")
-    dest = Path(out)
+    if partition_by is not None and query is not None:
+        raise ConfigError(f"--partition-by `{partition_by}` partitions events: a query's "
+                          f"result (`{query}`) is written as one file")
+    named = named_query(query) if query is not None else None
+    bound = named.bind(params or {}) if named is not None else {}
+    if named is None and params:
+        raise ConfigError(f"--param `{next(iter(params))}` is for a query (--query NAME)")
+    layers, layer_params = payload_layers(rules(redact, hash_), salt)
+    plan = _Plan(selection, format, partition_by, layers, layer_params, named, bound)
+    if is_s3_url(out):
+        report = _to_s3(tiers, plan, S3Target.parse(str(out)), overwrite, now, clients)
+    else:
+        report = _to_path(tiers, plan, Path(out), overwrite, now)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _to_s3(tiers: Tiers, plan: _Plan, target: S3Target, overwrite: bool, now: datetime | None,
+           clients: Clients | None) -> ExportReport:
+    """Refuse an existing destination (unless `overwrite`), write locally, upload."""
+    s3 = (clients or Clients(tiers.cold.settings)).s3
+    existing = existing_keys(s3, target)
+    if existing and not overwrite:
+        raise ConfigError(f"`{target.url}` exists ({len(existing)} object(s), e.g. "
+                          f"`{existing[0]}`): choose another --out, or overwrite it "
+                          "(--overwrite)")
+    with tempfile.TemporaryDirectory(prefix="eventlake-export-") as folder:
+        report = _to_path(tiers, plan, Path(folder) / target.name, False, now)
+        upload(s3, Path(folder) / target.name, target, existing)
+    report.out = target.url
+    return report
+
+
+def _to_path(tiers: Tiers, plan: _Plan, dest: Path, overwrite: bool, now: datetime | None
+             ) -> ExportReport:
+    """Write `plan` to the local `dest` under a temporary name, then rename it into place."""
     if (dest.exists() or dest.is_symlink()) and not overwrite:
         raise ConfigError(f"`{dest}` exists: choose another --out, or overwrite it "
                           "(--overwrite)")
-    layers, params = payload_layers(rules(redact, hash_), salt)
-    query, selected = _query(selection, format, partition_by, layers)
-    params.update(selected)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}"
-    report = ExportReport(str(dest), format)
-    con = open_reader(tiers, selection, now=now)
+    report = ExportReport(str(dest), plan.format,
+                          query=plan.query.name if plan.query is not None else None)
+    con = open_reader(tiers, plan.selection, now=now)
     try:
-        report.rows = _write(con, query, params, tmp, format, partition_by)
+        report.rows = _write(con, plan, tmp)
         _publish(tmp, dest)
     except BaseException as exc:
         _remove(tmp)
@@ -107,65 +175,68 @@ def export(tiers: Tiers, selection: Selection, out: str | os.PathLike[str], *,
     report.files = _files(dest)
     report.bytes = sum((dest / f).stat().st_size if f else dest.stat().st_size
                        for f in report.files)
-    report.seconds = time.monotonic() - started
     return report
 
 
-def _query(selection: Selection, format: str, partition_by: str | None,
-           layers: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """The SELECT of the rows to write (redaction layers applied, text formats' columns
-    converted, ordered), and its parameters."""
-    names = list(EVENT_SCHEMA.names)
-    if format == "duckdb" or partition_by == "dt":
-        names.append("dt")
-    first, last = selection.day_range()
-    sql, params = selection.window_sql(first, last, ordered=False,
-                                       columns=", ".join(f'"{n}"' for n in names))
-    for n, layer in enumerate(layers):
+def _write(con: duckdb.DuckDBPyConnection, plan: _Plan, tmp: Path) -> int:
+    """Write what `plan` asks to `tmp`; how many rows."""
+    if plan.query is not None:
+        shadow_events(con, *_selected(plan, with_dt=True, ordered=False))
+        sql, params = plan.query.sql, plan.query_params
+        if plan.format == "duckdb":
+            return write_table(con, plan.query.name, sql, params, tmp)
+        if plan.format in ("csv", "jsonl"):
+            sql = _as_text(con, sql, params)
+        return _copy(con, sql, params, tmp, plan.format, None)
+    query, params = _selected(plan, with_dt=plan.format == "duckdb" or plan.partition_by == "dt",
+                              ordered=True)
+    if plan.format == "duckdb":
+        return write_events(con, query, params, tmp)
+    return _copy(con, query, params, tmp, plan.format, plan.partition_by)
+
+
+def _selected(plan: _Plan, *, with_dt: bool, ordered: bool) -> tuple[str, dict[str, Any]]:
+    """The SELECT of the events to write (redaction layers applied; for the text formats of an
+    events export, the columns converted), ordered when `ordered`; and its parameters."""
+    names = list(EVENT_SCHEMA.names) + (["dt"] if with_dt else [])
+    first, last = plan.selection.day_range()
+    sql, selected = plan.selection.window_sql(first, last, ordered=False,
+                                              columns=", ".join(f'"{n}"' for n in names))
+    for n, layer in enumerate(plan.layers):
         sql = f"SELECT * REPLACE ({layer} AS event_payload) FROM (\n{sql}\n) AS layer_{n}"
     converted: list[str] = []
-    if format in ("csv", "jsonl"):
+    if plan.query is None and plan.format in ("csv", "jsonl"):
         converted += [_ISO.format("timestamp"), _ISO.format("ingested_at")]
-    if format == "jsonl":
+    if plan.query is None and plan.format == "jsonl":
         converted.append("CASE WHEN json_valid(event_payload) THEN json(event_payload) "
                          "ELSE to_json(event_payload) END AS event_payload")
     if converted:
         sql = f"SELECT * REPLACE ({', '.join(converted)}) FROM (\n{sql}\n) AS converted"
-    return f"{sql}\nORDER BY timestamp, event_id", params
+    params = {**plan.params, **selected}
+    return (f"{sql}\nORDER BY timestamp, event_id" if ordered else sql), params
 
 
-def _write(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tmp: Path,
-           format: str, partition_by: str | None) -> int:
-    """Write the rows of `query` to `tmp`; how many."""
-    target = _literal(str(tmp))
-    if format == "duckdb":
-        con.execute(f"ATTACH {target} AS eventlake_export (STORAGE_VERSION '{STORAGE_VERSION}')")
-        try:
-            con.execute(f"CREATE TABLE eventlake_export.events AS\n{query}", params)
-            _create_query_views(con)
-            [(rows,)] = con.execute("SELECT count(*) FROM eventlake_export.events").fetchall()
-        finally:
-            con.execute("USE memory")
-            con.execute("DETACH eventlake_export")
-        return int(rows)
-    options = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER true",
-               "jsonl": "FORMAT json"}[format]
+def _as_text(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> str:
+    """`sql` with its TIMESTAMPTZ columns as RFC 3339 UTC text (as an events export writes
+    them), in its own order."""
+    described = con.execute(f"SELECT * FROM (\n{sql}\n) LIMIT 0", params).description or []
+    stamps = [name for name, kind, *_ in described if str(kind) == "TIMESTAMP WITH TIME ZONE"]
+    if not stamps:
+        return sql
+    converted = ", ".join(_ISO.format(f'"{name}"') for name in stamps)
+    return f"SELECT * REPLACE ({converted}) FROM (\n{sql}\n) AS converted"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tmp: Path,
+          format: str, partition_by: str | None) -> int:
+    """COPY the rows of `query` to `tmp` as `format`; how many."""
+    options = _COPY_OPTIONS[format]
     if partition_by is not None:
         tmp.mkdir()
         options += f", PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE true"
+    target = "'" + str(tmp).replace("'", "''") + "'"
     [(rows,)] = con.execute(f"COPY (\n{query}\n) TO {target} ({options})", params).fetchall()
     return int(rows)
-
-
-def _create_query_views(con: duckdb.DuckDBPyConnection) -> None:
-    """The parameterless queries of sql/ as views of the exported file, over its `events`
-    (created with the file as the default database, so `events` names its table)."""
-    con.execute("USE eventlake_export")
-    for name in list_queries():
-        text = load_sql(name)
-        if not con.extract_statements(text)[0].named_parameters:
-            body = text.strip().rstrip(";")
-            con.execute(f'CREATE VIEW "{name}" AS\n{body}')
 
 
 def _publish(tmp: Path, dest: Path) -> None:
@@ -198,7 +269,3 @@ def _files(dest: Path) -> list[str]:
     if not dest.is_dir():
         return [""]
     return sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -6,64 +6,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from export_support import COLUMNS, SALT, SELECTION, START, expected, iso, shop_lake
 
 from eventlake.api import EventLake
 from eventlake.cli import export as cli_export
 from eventlake.cli.main import main
 from eventlake.errors import ConfigError
-from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.export import FORMATS, ExportError, RedactionError
 from eventlake.export import run as export_run
 from eventlake.replay.select import Selection
 
-START = datetime(2024, 5, 1, tzinfo=UTC)
-COLUMNS = list(EVENT_SCHEMA.names)
-SALT = "pepper"
-
-
-def row(n: int, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": f"e-{n:03d}", "event_type": event_type,
-            "timestamp": START + timedelta(hours=7 * n), "ingested_at": START + timedelta(days=3),
-            "source": "shop", "subject": f"s{n % 2}", "event_payload": json.dumps(payload),
-            "content_hash": f"h{n}"}
-
 
 @pytest.fixture
-def shop(lake: EventLake) -> EventLake:
-    rows = [row(n, "order.placed" if n % 2 else "page.viewed",
-                {"n": n, "customer": {"email": f"c{n}@x.com", "tier": n}, "price": 1.5 * n})
-            for n in range(1, 10)]
-    rows.append(row(10, "order.placed", {"n": 10, "customer": {"tier": 0}}))  # no email
-    lake.cold.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), "sweep-a")
-    return lake
-
-
-SELECTION = Selection(START, START + timedelta(days=2), cold_only=True)
-
-
-def expected(lake: EventLake, selection: Selection = SELECTION) -> list[dict[str, Any]]:
-    names = ", ".join(f'"{c}"' for c in COLUMNS)
-    types = ""
-    if selection.event_types:
-        types = " AND event_type IN (" + ", ".join(f"'{t}'" for t in selection.event_types) + ")"
-    table = lake.sql(f"SELECT {names} FROM events WHERE timestamp >= $a AND timestamp < $b"
-                     f"{types} ORDER BY timestamp, event_id",
-                     {"a": selection.from_ts, "b": selection.to_ts}, hot=False)
-    rows: list[dict[str, Any]] = table.to_pylist()
-    return rows
-
-
-def iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
+    return shop_lake(tmp_path)
 
 
 def test_parquet_reads_back_to_the_rows_of_eventlake_sql(shop: EventLake, tmp_path: Path) -> None:
