@@ -1,5 +1,6 @@
 """The export flow: one day (or a few) of events to a file for BI tools (eventlake.export).
-Daily in prefect.yaml: yesterday's events (UTC) to `<out_dir>/events-<day>.<format>`.
+Daily in prefect.yaml: yesterday's events (UTC) to `<out_dir>/events-<day>.<format>`; `out_dir`
+is a local folder or an `s3://bucket/prefix`.
 
 The export is atomic and a run rewrites its own file (overwrite), so a retried task or a re-run
 of a day gives the same file, never a half-written one: the task retries I/O trouble. The hash
@@ -32,9 +33,13 @@ def write_export(selection: Selection, out: str, format: str, partition_by: str 
 
 
 def out_path(out_dir: str, first: date, days: int, format: str, partitioned: bool) -> str:
-    """`<out_dir>/events-<first day>[-<days>d]<suffix>`."""
+    """`<out_dir>/events-<first day>[-<days>d]<suffix>`; `out_dir` a local folder or an
+    `s3://bucket/prefix` (joined as text: a Path would fold `s3://` into `s3:/`)."""
     name = f"events-{first.isoformat()}" + (f"-{days}d" if days > 1 else "")
-    return str(Path(out_dir) / (name + ("" if partitioned else SUFFIX.get(format, ""))))
+    name += "" if partitioned else SUFFIX.get(format, "")
+    if out_dir.startswith("s3://"):
+        return f"{out_dir.rstrip('/')}/{name}"
+    return str(Path(out_dir) / name)
 
 
 @flow(name="eventlake-export", log_prints=True)

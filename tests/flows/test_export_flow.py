@@ -64,3 +64,20 @@ def test_the_export_file_is_named_after_its_days_and_format() -> None:
     assert export_flow.out_path("e", day, 1, "csv", False) == "e/events-2024-05-01.csv"
     assert export_flow.out_path("e", day, 7, "duckdb", False) == "e/events-2024-05-01-7d.duckdb"
     assert export_flow.out_path("e", day, 1, "parquet", True) == "e/events-2024-05-01"
+    assert export_flow.out_path("s3://b/x/", day, 1, "csv", False) == (
+        "s3://b/x/events-2024-05-01.csv")
+
+
+def test_the_export_flow_writes_to_s3(prefect_server: None, export_lake: EventLake) -> None:
+    s3 = export_lake.clients.s3
+    s3.create_bucket(Bucket="bi-exports")
+
+    state = export_flow.export(out_dir="s3://bi-exports/daily", day="2024-05-01",  # type: ignore[arg-type]
+                               format="csv", cold_only=True, return_state=True)
+
+    assert state.is_completed()
+    assert state.result()["out"] == "s3://bi-exports/daily/events-2024-05-01.csv"
+    body = s3.get_object(Bucket="bi-exports", Key="daily/events-2024-05-01.csv")["Body"].read()
+    lines = body.decode().splitlines()
+    assert lines[0].startswith("event_id,") and [x.split(",")[0] for x in lines[1:]] == [
+        "x-0", "x-1", "x-2"]
