@@ -168,7 +168,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
         step("query: one SQL view over hot and cold (DuckDB; S3 read through pyarrow, offline)")
         fresh = [{"event_id": f"hot-{i}", "event_type": "order_placed", "subject": "user-0001",
-                  "event_payload": {"total": "19.90"}} for i in range(3)]
+                  "event_payload": {"total": Decimal("19.90")}} for i in range(3)]
         lake.put_many(fresh)  # after the watermark: answered from DynamoDB until swept
         from eventlake.query.views import load_sql
 
