@@ -226,6 +226,11 @@ def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[s
     tiers = row.split()
     assert tiers[2] == tiers[3]  # each event once across the tiers
     assert list((tmp_path / "demo" / "lake" / "events").glob("dt=*/*.parquet"))
+    # the export, read back from the file alone: typed and sql/ views, a numeric total
+    views = out.split("views in the file: ")[1].splitlines()[0].split(", ")
+    assert {"ev_order_placed", "events_per_type_per_day"} <= set(views)
+    assert "total DOUBLE" in out.split("ev_order_placed's payload columns: ")[1]
+    assert (tmp_path / "demo" / "bi.duckdb").is_file()
 
 
 def test_common_options_work_before_and_after_the_command(
