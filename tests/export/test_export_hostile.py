@@ -134,3 +134,22 @@ def test_an_s3_export_onto_the_s3_lakes_events_is_refused(
         lake.export(SELECTION, out, partition_by="dt", overwrite=True)
     # refused before anything is read; the others fail later, on the missing bucket
     assert ("is the lake's" in str(raised.value)) == refused
+
+
+@pytest.mark.parametrize("partition_by", [None, "dt"])
+def test_an_s3_overwrite_leaves_the_keys_of_neighbours_sharing_its_prefix(
+        shop: EventLake, partition_by: str | None) -> None:
+    s3 = shop.clients.s3
+    s3.create_bucket(Bucket="exports")
+    neighbours = ["out-2", "out-2/x.parquet", "out.parquet", "outx/_SUCCESS", "ou"]
+    for key in neighbours:
+        s3.put_object(Bucket="exports", Key=key, Body=b"neighbour")
+    shop.export(SELECTION, "s3://exports/out", partition_by="dt")
+
+    shop.export(SELECTION, "s3://exports/out", partition_by=partition_by, overwrite=True)
+
+    left = {o["Key"] for o in s3.list_objects_v2(Bucket="exports")["Contents"]}
+    assert set(neighbours) <= left
+    assert all(s3.get_object(Bucket="exports", Key=k)["Body"].read() == b"neighbour"
+               for k in neighbours)
+    assert ("out" in left) == (partition_by is None)
