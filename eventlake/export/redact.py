@@ -9,7 +9,9 @@ own characters, any other JSON value (number, object, array) its compact JSON te
 salt gives the same hash, so hashed columns still join across exports.
 
 A payload DuckDB cannot parse as JSON cannot be redacted: the export fails naming the event,
-rather than ship the field it was asked to hide.
+rather than ship the field it was asked to hide. So does a payload where a rule's path runs
+through a list (`items.email` with `items` a list, or a payload that is a list): DuckDB's
+json_remove/json_replace take no wildcards, so the items' fields would ship.
 """
 
 from __future__ import annotations

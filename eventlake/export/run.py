@@ -7,9 +7,11 @@ Atomic: everything is written under a temporary name beside the destination
 (`.<name>.tmp-<random>`, a file or a folder), then renamed onto it. A reader sees the old
 destination or the whole new one, never half a file; a failed export removes what it wrote
 and leaves an existing destination as it was. An existing destination is refused unless
-`overwrite` (a file is then replaced in one rename; a folder is moved aside, the new one
-renamed in, the old one deleted). To S3, the export is written so in a local temporary folder,
-then uploaded: one object (atomic), or a folder's objects and `_SUCCESS` last.
+`overwrite` (a file or a symlink is then replaced in one rename; a folder, or anything a folder
+replaces, is moved aside, the new one renamed in, the old one deleted). The lake's `events/`
+folder, anything in it, and any folder holding the lake are refused as destinations. To S3,
+the export is written so in a local temporary folder, then uploaded: one object (atomic), or a
+folder's objects and `_SUCCESS` last.
 
 Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHEMA), plus
 `dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
