@@ -9,7 +9,9 @@ own characters, any other JSON value (number, object, array) its compact JSON te
 salt gives the same hash, so hashed columns still join across exports.
 
 A payload DuckDB cannot parse as JSON cannot be redacted: the export fails naming the event,
-rather than ship the field it was asked to hide.
+rather than ship the field it was asked to hide. So does a payload where a rule's path runs
+through a list (`items.email` with `items` a list, or a payload that is a list): DuckDB's
+json_remove/json_replace take no wildcards, so the items' fields would ship.
 """
 
 from __future__ import annotations
@@ -84,9 +86,7 @@ def payload_layers(rules_: Sequence[Rule], salt: str | None
             raise RedactionError(f"{SALT_VARIABLE} is empty: an empty salt makes the hashes "
                                  "guessable; set it to a secret string")
     params: dict[str, Any] = {}
-    layers = ["CASE WHEN json_valid(event_payload) THEN event_payload ELSE error('event `' || "
-              "event_id || '`: its payload is not JSON, so --redact/--hash cannot apply to it; "
-              "leave it out of the selection (--where)') END"]
+    layers = [_checked(rules_, params)]
     for n, rule in enumerate(rules_):
         path = f"$redact_path_{n}"
         params[path[1:]] = rule.json_path
@@ -98,3 +98,30 @@ def payload_layers(rules_: Sequence[Rule], salt: str | None
             layers.append(f"CASE WHEN {value} IS NULL THEN event_payload ELSE json_replace("
                           f"event_payload, {path}, to_json(sha256($export_salt || {value}))) END")
     return layers, params
+
+
+def _checked(rules_: Sequence[Rule], params: dict[str, Any]) -> str:
+    """The payload, or an error naming the event when a rule cannot apply to it: a payload
+    that is not JSON, or one where a rule's path runs through a list (the JSON path functions
+    that drop or replace a field cannot reach into a list's items, so the field would ship)."""
+    fail = ("error('event `' || event_id || '`: {what}; leave the event out of the selection "
+            "(--where), or export without that rule')")
+    checks = [("NOT json_valid(event_payload)",
+               fail.format(what="its payload is not JSON, so --redact/--hash cannot apply "
+                                "to it"))]
+    for n, rule in enumerate(rules_):
+        keys = rule.path.split(".")
+        params[f"redact_name_{n}"] = rule.path
+        for depth in range(len(keys)):
+            where = "json_type(event_payload)"
+            at = "the payload''s root"
+            if depth:
+                params[f"redact_within_{n}_{depth}"] = json_path(".".join(keys[:depth]))
+                params[f"redact_within_name_{n}_{depth}"] = ".".join(keys[:depth])
+                where = f"json_type(event_payload, $redact_within_{n}_{depth})"
+                at = f"`' || $redact_within_name_{n}_{depth} || '`"
+            checks.append((f"{where} = 'ARRAY'", fail.format(
+                what=f"the payload path `' || $redact_name_{n} || '` runs through a list at "
+                     f"{at}, and --redact/--hash cannot reach into the items of a list")))
+    whens = " ".join(f"WHEN {condition} THEN {error}" for condition, error in checks)
+    return f"CASE {whens} ELSE event_payload END"

@@ -7,9 +7,11 @@ Atomic: everything is written under a temporary name beside the destination
 (`.<name>.tmp-<random>`, a file or a folder), then renamed onto it. A reader sees the old
 destination or the whole new one, never half a file; a failed export removes what it wrote
 and leaves an existing destination as it was. An existing destination is refused unless
-`overwrite` (a file is then replaced in one rename; a folder is moved aside, the new one
-renamed in, the old one deleted). To S3, the export is written so in a local temporary folder,
-then uploaded: one object (atomic), or a folder's objects and `_SUCCESS` last.
+`overwrite` (a file or a symlink is then replaced in one rename; a folder, or anything a folder
+replaces, is moved aside, the new one renamed in, the old one deleted). The lake's `events/`
+folder, anything in it, and any folder holding the lake are refused as destinations. To S3,
+the export is written so in a local temporary folder, then uploaded: one object (atomic), or a
+folder's objects and `_SUCCESS` last.
 
 Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHEMA), plus
 `dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
@@ -31,7 +33,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
 import duckdb
@@ -43,6 +45,7 @@ from eventlake.export.database import STORAGE_VERSION, write_events, write_table
 from eventlake.export.named import NamedQuery, named_query, shadow_events
 from eventlake.export.redact import payload_layers, rules
 from eventlake.export.s3 import S3Target, existing_keys, is_s3_url, upload
+from eventlake.lake.layout import EVENTS_DIR
 from eventlake.query.views import Tiers
 from eventlake.replay.read import open_reader
 from eventlake.replay.select import Selection
@@ -126,12 +129,35 @@ def export(tiers: Tiers, selection: Selection, out: str | os.PathLike[str], *,
         raise ConfigError(f"--param `{next(iter(params))}` is for a query (--query NAME)")
     layers, layer_params = payload_layers(rules(redact, hash_), salt)
     plan = _Plan(selection, format, partition_by, layers, layer_params, named, bound)
+    _refuse_the_lake(tiers, out)
     if is_s3_url(out):
         report = _to_s3(tiers, plan, S3Target.parse(str(out)), overwrite, now, clients)
     else:
         report = _to_path(tiers, plan, Path(out), overwrite, now)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _refuse_the_lake(tiers: Tiers, out: str | os.PathLike[str]) -> None:
+    """ConfigError when `out` is the lake's `events/` folder or inside it (the export would be
+    read as events), or holds the lake (an overwrite would delete it). The name `out` itself is
+    compared, not what a symlink there points to: an overwrite replaces the link."""
+    lake = tiers.cold
+    if is_s3_url(out) != lake.is_s3:
+        return
+    if lake.is_s3:
+        target = S3Target.parse(str(out))
+        where = PurePosixPath("/", target.bucket, target.key)
+        root = PurePosixPath("/", lake.root.removeprefix("s3://").rstrip("/"))
+    else:
+        given = Path(out)
+        where = PurePosixPath(given.absolute().parent.resolve() / given.name)
+        root = PurePosixPath(Path(lake.root).resolve())
+    events = root / EVENTS_DIR
+    if where in (events, root) or events in where.parents or where in root.parents:
+        raise ConfigError(f"--out `{out}` is the lake's `{lake.root}` or its events, or holds "
+                          "them: an export there would be read as events, or an overwrite "
+                          "would delete the lake; choose another --out")
 
 
 def _to_s3(tiers: Tiers, plan: _Plan, target: S3Target, overwrite: bool, now: datetime | None,
@@ -240,9 +266,12 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tm
 
 
 def _publish(tmp: Path, dest: Path) -> None:
-    """Rename `tmp` onto `dest`: one rename for a file; a folder replacing a folder moves the
-    old one aside first (and deletes it once the new one is in place)."""
-    if tmp.is_dir() and dest.exists():
+    """Rename `tmp` onto `dest`: one rename for a file replacing a file or a symlink (the link
+    itself, never what it points to); when a folder is involved (a folder replacing anything,
+    anything replacing a real folder), the old `dest` is moved aside first, put back if the
+    new one cannot be renamed in, and deleted once it is."""
+    there = dest.exists() or dest.is_symlink()
+    if there and (tmp.is_dir() or (dest.is_dir() and not dest.is_symlink())):
         old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
         os.replace(dest, old)
         try:
@@ -252,8 +281,6 @@ def _publish(tmp: Path, dest: Path) -> None:
             raise
         _remove(old)
         return
-    if dest.is_dir():
-        shutil.rmtree(dest)
     os.replace(tmp, dest)
 
 

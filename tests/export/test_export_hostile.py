@@ -1,0 +1,155 @@
+"""Export under attack (review of issue 11): an overwrite that fails at the last step, a
+destination that is a symlink or the lake itself, payload paths that run through lists."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from export_support import SALT, SELECTION, START, expected, row, shop_lake
+
+from eventlake import Settings
+from eventlake.api import EventLake
+from eventlake.errors import ConfigError
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.export import ExportError
+
+
+@pytest.fixture
+def shop(mocked_aws: None, tmp_path: Path) -> EventLake:
+    return shop_lake(tmp_path)
+
+
+def test_a_failed_rename_of_a_file_over_a_folder_keeps_the_folder(
+        shop: EventLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out" / "parts"
+    shop.export(SELECTION, out, partition_by="dt")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    replace = os.replace
+
+    def fail_into_place(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == out and ".tmp-" in Path(src).name:
+            raise OSError("disk full")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_into_place)
+    with pytest.raises(OSError, match="disk full"):
+        shop.export(SELECTION, out, overwrite=True)  # one file over the folder
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["parts"]
+
+
+@pytest.mark.parametrize("partition_by", [None, "dt"])
+def test_overwrite_of_a_symlink_to_a_folder_replaces_the_link_not_the_folder(
+        shop: EventLake, tmp_path: Path, partition_by: str | None) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep me")
+    out = tmp_path / "link"
+    out.symlink_to(elsewhere, target_is_directory=True)
+
+    shop.export(SELECTION, out, partition_by=partition_by, overwrite=True)
+
+    assert not out.is_symlink()
+    assert (elsewhere / "keep.txt").read_text() == "keep me"
+    assert pq.read_table(out).num_rows == len(expected(shop))
+
+
+@pytest.mark.parametrize("where", ["lake", "lake/events", "lake/events/dt=2024-05-01/x.parquet",
+                                   "."])
+def test_an_export_onto_or_into_the_lakes_events_is_refused(
+        shop: EventLake, tmp_path: Path, where: str) -> None:
+    before = sorted(p for p in (tmp_path / "lake").rglob("*"))
+    out = tmp_path / where
+    with pytest.raises(ConfigError, match="lake"):
+        shop.export(SELECTION, out, partition_by="dt" if where != "." else None,
+                    overwrite=True)
+    assert sorted(p for p in (tmp_path / "lake").rglob("*")) == before
+    assert len(expected(shop)) == 6
+
+
+def test_an_export_beside_the_events_inside_the_lake_root_is_allowed(
+        shop: EventLake, tmp_path: Path) -> None:
+    out = tmp_path / "lake" / "exports" / "day.parquet"
+    shop.export(SELECTION, out)
+    assert pq.read_table(out).num_rows == len(expected(shop))
+
+
+def list_lake(tmp_path: Path, payloads: list[object]) -> EventLake:
+    """A lake holding only events e-020... of `payloads`."""
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=str(tmp_path / "lake")))
+    lake.cold.create_marker(table=lake.settings.table)
+    rows = [row(n, "order.placed", {}) for n, _ in enumerate(payloads, 20)]
+    for r, p in zip(rows, payloads, strict=True):
+        r["event_payload"] = json.dumps(p)
+        r["timestamp"] = START
+    lake.cold.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), "sweep-b")
+    return lake
+
+
+@pytest.mark.parametrize("action", ["redact", "hash"])
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "duckdb"])
+def test_a_path_through_a_list_fails_naming_the_event_rather_than_ship_the_field(
+        mocked_aws: None, tmp_path: Path, action: str, fmt: str) -> None:
+    lake = list_lake(tmp_path, [{"items": [{"email": "a@x.com"}, {"email": "b@x.com"}]}])
+    out = tmp_path / f"x.{fmt}"
+    rules = {"redact": ["items.email"]} if action == "redact" else {"hash_": ["items.email"]}
+    with pytest.raises(ExportError, match=r"e-020.*`items.email`.*list at `items`"):
+        lake.export(SELECTION, out, format=fmt, salt=SALT, **rules)  # type: ignore[arg-type]
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["lake"]
+
+
+def test_a_payload_that_is_a_list_fails_a_redaction_naming_the_event(
+        mocked_aws: None, tmp_path: Path) -> None:
+    lake = list_lake(tmp_path, [[{"email": "a@x.com"}]])
+    with pytest.raises(ExportError, match=r"e-020.*`email`.*list at the payload's root"):
+        lake.export(SELECTION, tmp_path / "x.parquet", redact=["email"])
+
+
+def test_a_list_beside_the_path_is_no_obstacle(mocked_aws: None, tmp_path: Path) -> None:
+    lake = list_lake(tmp_path, [{"items": [1, 2], "customer": {"email": "a@x.com"}}])
+    out = tmp_path / "x.parquet"
+    lake.export(SELECTION, out, redact=["customer.email"])
+    got = {r["event_id"]: json.loads(r["event_payload"]) for r in pq.read_table(out).to_pylist()}
+    assert got["e-020"] == {"items": [1, 2], "customer": {}}
+
+
+@pytest.mark.parametrize(("out", "refused"), [
+    ("s3://bucket/lake/events/dt=2024-05-01/x.parquet", True),
+    ("s3://bucket/lake/events", True),
+    ("s3://bucket/lake", True),
+    ("s3://bucket/lake-2/x.parquet", False),  # a neighbour sharing the prefix `lake`
+    ("s3://bucket/lake/exports/x.parquet", False),
+    ("s3://other/lake/events/x.parquet", False),
+])
+def test_an_s3_export_onto_the_s3_lakes_events_is_refused(
+        mocked_aws: None, out: str, refused: bool) -> None:
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri="s3://bucket/lake"))
+    with pytest.raises(ConfigError) as raised:
+        lake.export(SELECTION, out, partition_by="dt", overwrite=True)
+    # refused before anything is read; the others fail later, on the missing bucket
+    assert ("is the lake's" in str(raised.value)) == refused
+
+
+@pytest.mark.parametrize("partition_by", [None, "dt"])
+def test_an_s3_overwrite_leaves_the_keys_of_neighbours_sharing_its_prefix(
+        shop: EventLake, partition_by: str | None) -> None:
+    s3 = shop.clients.s3
+    s3.create_bucket(Bucket="exports")
+    neighbours = ["out-2", "out-2/x.parquet", "out.parquet", "outx/_SUCCESS", "ou"]
+    for key in neighbours:
+        s3.put_object(Bucket="exports", Key=key, Body=b"neighbour")
+    shop.export(SELECTION, "s3://exports/out", partition_by="dt")
+
+    shop.export(SELECTION, "s3://exports/out", partition_by=partition_by, overwrite=True)
+
+    left = {o["Key"] for o in s3.list_objects_v2(Bucket="exports")["Contents"]}
+    assert set(neighbours) <= left
+    assert all(s3.get_object(Bucket="exports", Key=k)["Body"].read() == b"neighbour"
+               for k in neighbours)
+    assert ("out" in left) == (partition_by is None)
