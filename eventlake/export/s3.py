@@ -13,7 +13,8 @@ uploads the new files, deletes the old keys the new export does not have, and wr
 last. A failure deletes every object it uploaded and writes no `_SUCCESS`: a new destination is
 left empty; an overwritten folder keeps what remains of the old export, without `_SUCCESS`
 (export again); an overwritten single object keeps the old object unless the upload had
-replaced it.
+replaced it. Once a single object is uploaded it stays: a failure to delete what an older
+partitioned export left under `key/` then says so, naming the keys.
 """
 
 from __future__ import annotations
@@ -105,10 +106,14 @@ def upload(s3: S3Client, local: Path, target: S3Target, existing: Sequence[str])
                 _delete(s3, target.bucket, [success])
             _upload_files(s3, target.bucket, files, uploaded)
             keep = set(files) | {success}
-            _delete(s3, target.bucket, [k for k in existing if k not in keep])
-            if success is not None:
-                s3.put_object(Bucket=target.bucket, Key=success, Body=b"")
-                uploaded.append(success)
+            stale = [k for k in existing if k not in keep]
+            if success is None:  # the new object is in place, whole: keep it whatever follows
+                uploaded = []
+                _delete_stale(s3, target, stale)
+                return [target.key]
+            _delete(s3, target.bucket, stale)
+            s3.put_object(Bucket=target.bucket, Key=success, Body=b"")
+            uploaded.append(success)
     except BaseException as exc:
         left = _delete_quietly(s3, target.bucket, uploaded)
         if left:
@@ -117,6 +122,18 @@ def upload(s3: S3Client, local: Path, target: S3Target, existing: Sequence[str])
                               f"{', '.join(left[:5])}; delete them") from exc
         raise
     return uploaded
+
+
+def _delete_stale(s3: S3Client, target: S3Target, stale: Sequence[str]) -> None:
+    """Delete the keys a single-object export leaves from the partitioned export it replaced
+    (under `key/`); a failure says the new object is in place and which keys remain."""
+    try:
+        _delete(s3, target.bucket, stale)
+    except Exception as exc:
+        raise StorageError(f"the export is in place at `{target.url}`, but the old export's "
+                           f"objects under `{target.key}/` could not all be deleted "
+                           f"({redact(str(exc))}): delete them ({', '.join(stale[:5])}"
+                           f"{', ...' if len(stale) > 5 else ''})") from exc
 
 
 def _upload_files(s3: S3Client, bucket: str, files: dict[str, Path],

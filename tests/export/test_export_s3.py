@@ -167,6 +167,24 @@ def test_a_failed_overwrite_leaves_no_success_marker(shop: EventLake, s3: Any) -
     assert f"parts/{SUCCESS}" not in keys(s3)  # readers see the folder as incomplete
 
 
+def test_a_single_object_that_replaced_a_folder_stays_when_the_old_keys_cannot_go(
+        shop: EventLake, s3: Any) -> None:
+    out = f"s3://{BUCKET}/x"
+    shop.export(SELECTION, out, partition_by="dt")
+    old = keys(s3, "x/")
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "injected"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "DeleteObjects")
+
+    s3.meta.events.register("before-parameter-build.s3.DeleteObjects", refuse)
+    with pytest.raises(StorageError, match=r"the export is in place at `s3://exports/x`"):
+        shop.export(SELECTION, out, overwrite=True)
+
+    assert read_parquet(s3, "x") == expected(shop)  # the new export, whole
+    assert keys(s3, "x/") == old  # the old folder's keys, named in the error
+
+
 def test_a_missing_bucket_and_a_url_without_a_key_are_refused(shop: EventLake,
                                                               s3: Any) -> None:
     with pytest.raises(ConfigError, match="bucket `nope` does not exist"):
