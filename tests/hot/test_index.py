@@ -176,7 +176,7 @@ class FakeDynamo:
         self.items, self.unprocessed, self.lagging = items, unprocessed, lagging
         self.calls: list[tuple[int, bool]] = []
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         [(table, request)] = RequestItems.items()
         keys = [k["event_id"]["S"] for k in request["Keys"]]
         assert len(keys) <= 100 and len(set(keys)) == len(keys)
@@ -218,7 +218,7 @@ def test_fetch_retries_unprocessed_keys_backing_off_then_gives_up_naming_them() 
     assert pauses == [0.05, 0.1]
 
     stuck = FakeDynamo({"a": item("a")}, unprocessed=UNPROCESSED_ATTEMPTS)
-    with pytest.raises(TransientError, match="left 1 key.*unprocessed.*`a`"):
+    with pytest.raises(TransientError, match=r"left 1 key.*unprocessed.*`a`"):
         fetch_items(stuck, "t", ["a"], sleep=pauses.append)
 
 
