@@ -39,7 +39,7 @@ def run(root: str, day: str) -> tuple[str, dict[str, float]]:
     assert outputs["eventlake"] == outputs["duckdb"] and int(outputs["duckdb"]) > 0, outputs
     times = interleave(candidates, ROUNDS)
     base = times.median("duckdb")
-    rows = [[f"`eventlake sql` (count of one day, compacted local lake)",
+    rows = [["`eventlake sql` (count of one day, compacted local lake)",
              ms(times.median("eventlake")), times.spread("eventlake"),
              f"{times.median('eventlake') / base:.2f}x"],
             ["`python -c 'import duckdb; ...'` (same query, bare read_parquet)", ms(base),

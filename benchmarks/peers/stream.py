@@ -61,9 +61,68 @@ def read_back(root: Path) -> pa.Table:
     return pa.concat_tables(parts).sort_by([("event_id", "ascending")])
 
 
-def run(peer: Peer) -> tuple[str, dict[str, float]]:
+def _one_size(peer: Peer, work: Path, size: str, schema: str, rows: list[list[str]],
+              ratios: dict[str, float]) -> None:
     from eventlake.handlers import stream
     from eventlake.lake.store import Lake
+
+    event = stream_event(0, RECORDS, size=size)
+    path = work / f"event-{size}.json"
+    path.write_text(json.dumps(event))
+    peer.call("warm", event=str(path))
+    outs = {k: work / size / k for k in ("eventlake", "bare", "pt_pyarrow", "pt_pandas")}
+    count = [0]
+
+    def eventlake_round() -> float:
+        count[0] += 1
+        root = outs["eventlake"] / f"r{count[0]}"
+        lake = Lake(settings(str(root)))
+        lake.create_marker(table="bench-no-table")
+        stream.reset(lake)
+        answer: dict[str, Any] = {}
+        seconds = timed(lambda: answer.update(stream.handler(event)))
+        assert answer == {"batchItemFailures": []}, answer
+        return seconds
+
+    def bare_round() -> float:
+        shutil.rmtree(outs["bare"], ignore_errors=True)
+        return timed(lambda: bare_loop(event, outs["bare"]))
+
+    def peer_round(task: str, out: Path, **extra: Any) -> float:
+        shutil.rmtree(out, ignore_errors=True)
+        seconds, n = peer.call(task, event=str(path), out=str(out), **extra)
+        assert n == RECORDS, (task, n)
+        return seconds
+
+    candidates = {
+        "eventlake": eventlake_round,
+        "bare": bare_round,
+        "pt_pyarrow": lambda: peer_round("stream_powertools_pyarrow",
+                                         outs["pt_pyarrow"], schema=schema),
+        "pt_pandas": lambda: peer_round("stream_powertools_pandas", outs["pt_pandas"]),
+    }
+    for run_once in candidates.values():  # one round first: outputs checked equal
+        run_once()
+    expected = read_back(outs["eventlake"] / "r1")
+    assert expected.num_rows == RECORDS
+    for name in ("bare", "pt_pyarrow", "pt_pandas"):
+        got = read_back(outs[name])
+        assert got.equals(expected), f"{name}'s rows differ from eventlake's ({size})"
+    times = interleave(candidates, ROUNDS)
+    label = f"~{payload_bytes(event):,.0f} B"
+    base = times.median("eventlake")
+    for name, title in (("eventlake", "eventlake stream handler"),
+                        ("pt_pyarrow", "Powertools BatchProcessor + pyarrow"),
+                        ("pt_pandas", "Powertools BatchProcessor + pandas"),
+                        ("bare", "bare loop + the same pyarrow write")):
+        m = times.median(name)
+        rows.append([f"{title}, {label} payloads", ms(m), times.spread(name),
+                     f"{RECORDS / m:,.0f}", f"{m / base:.2f}x"])
+        ratios[f"peers_stream_{size}_{name}_vs_eventlake"] = m / base
+
+
+def run(peer: Peer) -> tuple[str, dict[str, float]]:
+    from eventlake.handlers import stream
 
     shm = Path("/dev/shm")
     work = Path(tempfile.mkdtemp(prefix="eventlake-bench-peers-",
@@ -73,59 +132,7 @@ def run(peer: Peer) -> tuple[str, dict[str, float]]:
     ratios: dict[str, float] = {}
     try:
         for size in ("small", "large"):
-            event = stream_event(0, RECORDS, size=size)
-            path = work / f"event-{size}.json"
-            path.write_text(json.dumps(event))
-            peer.call("warm", event=str(path))
-            outs = {k: work / size / k for k in ("eventlake", "bare", "pt_pyarrow", "pt_pandas")}
-            count = [0]
-
-            def eventlake_round() -> float:
-                count[0] += 1
-                root = outs["eventlake"] / f"r{count[0]}"
-                lake = Lake(settings(str(root)))
-                lake.create_marker(table="bench-no-table")
-                stream.reset(lake)
-                answer: dict[str, Any] = {}
-                seconds = timed(lambda: answer.update(stream.handler(event)))
-                assert answer == {"batchItemFailures": []}, answer
-                return seconds
-
-            def bare_round() -> float:
-                shutil.rmtree(outs["bare"], ignore_errors=True)
-                return timed(lambda: bare_loop(event, outs["bare"]))
-
-            def peer_round(task: str, out: Path, **extra: Any) -> float:
-                shutil.rmtree(out, ignore_errors=True)
-                seconds, n = peer.call(task, event=str(path), out=str(out), **extra)
-                assert n == RECORDS, (task, n)
-                return seconds
-
-            candidates = {
-                "eventlake": eventlake_round,
-                "bare": bare_round,
-                "pt_pyarrow": lambda: peer_round("stream_powertools_pyarrow",
-                                                 outs["pt_pyarrow"], schema=schema),
-                "pt_pandas": lambda: peer_round("stream_powertools_pandas", outs["pt_pandas"]),
-            }
-            for run_once in candidates.values():  # one round first: outputs checked equal
-                run_once()
-            expected = read_back(outs["eventlake"] / "r1")
-            assert expected.num_rows == RECORDS
-            for name in ("bare", "pt_pyarrow", "pt_pandas"):
-                got = read_back(outs[name])
-                assert got.equals(expected), f"{name}'s rows differ from eventlake's ({size})"
-            times = interleave(candidates, ROUNDS)
-            label = f"~{payload_bytes(event):,.0f} B"
-            base = times.median("eventlake")
-            for name, title in (("eventlake", "eventlake stream handler"),
-                                ("pt_pyarrow", "Powertools BatchProcessor + pyarrow"),
-                                ("pt_pandas", "Powertools BatchProcessor + pandas"),
-                                ("bare", "bare loop + the same pyarrow write")):
-                m = times.median(name)
-                rows.append([f"{title}, {label} payloads", ms(m), times.spread(name),
-                             f"{RECORDS / m:,.0f}", f"{m / base:.2f}x"])
-                ratios[f"peers_stream_{size}_{name}_vs_eventlake"] = m / base
+            _one_size(peer, work, size, schema, rows, ratios)
     finally:
         stream.reset(None)
         shutil.rmtree(work, ignore_errors=True)

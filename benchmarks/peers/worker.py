@@ -202,7 +202,7 @@ def query_pandas(root: str, query: str, start: str, end: str) -> list[list[Any]]
     import pandas as pd
 
     columns = ["event_type"] if query != "week_json_avg" else ["event_payload"]
-    df = pd.read_parquet(f"{root}/events", columns=columns + ["dt"],
+    df = pd.read_parquet(f"{root}/events", columns=[*columns, "dt"],
                          filters=_pandas_filters(query, start, end))
     df["dt"] = df["dt"].astype(str)
     return _pandas_answer(df, query)
