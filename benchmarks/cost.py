@@ -3,7 +3,8 @@ counted run of the whole path on moto, next to DynamoDB -> Kinesis Data Streams 
 
 The run: `EventLake.put_many` N events; the stream handler on the table's stream
 (`eventlake.local.poller.StreamPoller`, Lambda's batch size 100); a sweep (`EventLake.archive`)
-over the same events and one over nothing (the fixed cost of each scheduled sweep);
+over the same events, and a second sweep right after (nothing new: what every scheduled sweep
+requests anyway, and the re-read of events still in its look-back window);
 `EventLake.compact`; three queries through `EventLake.sql` (both tiers). DynamoDB calls are
 counted by a botocore `after-call` hook and priced in request units from the items sent and
 returned (benchmarks/cost_units.py: moto's ConsumedCapacity is a constant); S3 requests are
@@ -190,7 +191,7 @@ def counted_run(events: int, payload_bytes: int) -> Run:
 
         phase[0] = "sweep (loaded)"
         lake.archive(settle_seconds=0)
-        phase[0] = "sweep (empty)"
+        phase[0] = "sweep (again)"
         lake.archive(settle_seconds=0)
         phase[0] = "compact"
         lake.compact()
@@ -225,36 +226,37 @@ def price_run(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], floa
         total += usd
         rows.append([name, quantity, f"${usd:,.4f}"])
 
-    def per_million(counter: Counter[str], phase: str) -> float:
-        """Per million events; a loaded sweep less what an empty one costs anyway (counted
-        below, per scheduled sweep)."""
+    def per_million(counter: Counter[str], phase: str, *, less_fixed: bool = False) -> float:
+        """Per million events; `less_fixed`: less what a sweep over nothing new requests from
+        S3 anyway (lake state), which is priced per scheduled sweep below."""
         counted = sum(v for k, v in counter.items() if phase_of(k) == phase)
-        if phase == "sweep (loaded)":
-            counted -= sum(v for k, v in counter.items() if phase_of(k) == "sweep (empty)")
+        if less_fixed:
+            counted -= sum(v for k, v in counter.items() if phase_of(k) == "sweep (again)")
         return max(0.0, counted) * scale
 
-    for phase in ("ingest", "stream", "sweep (loaded)", "compact"):
+    s3_puts = Counter({k: v for k, v in t.s3.items() if k.endswith(("PUT", "LIST"))})
+    s3_gets = Counter({k: v for k, v in t.s3.items() if k.endswith("GET")})
+    for phase in ("ingest", "stream", "sweep (loaded)", "sweep (again)", "compact"):
         wru, rru = per_million(t.wru, phase), per_million(t.rru, phase)
+        label = ("sweep again (re-reads the already-archived events in its look-back)"
+                 if phase == "sweep (again)" else phase)
         if wru:
-            add(f"DynamoDB writes, {phase}", f"{wru:,.0f} WRU", wru * PRICE["ddb_wru"])
+            add(f"DynamoDB writes, {label}", f"{wru:,.0f} WRU", wru * PRICE["ddb_wru"])
         if rru:
-            add(f"DynamoDB reads, {phase}", f"{rru:,.0f} RRU", rru * PRICE["ddb_rru"])
-        puts = per_million(Counter({k: v for k, v in t.s3.items()
-                                    if k.endswith(("PUT", "LIST"))}), phase)
-        gets = per_million(Counter({k: v for k, v in t.s3.items() if k.endswith("GET")}), phase)
+            add(f"DynamoDB reads, {label}", f"{rru:,.0f} RRU", rru * PRICE["ddb_rru"])
+        if phase == "sweep (again)":
+            continue  # its S3 requests are the fixed cost of every sweep: below
+        puts = per_million(s3_puts, phase, less_fixed=phase == "sweep (loaded)")
+        gets = per_million(s3_gets, phase, less_fixed=phase == "sweep (loaded)")
         if puts:
             add(f"S3 PUT/LIST, {phase}", f"{puts:,.0f} requests", puts * PRICE["s3_put"])
         if gets:
             add(f"S3 GET, {phase}", f"{gets:,.0f} requests", gets * PRICE["s3_get"])
-    empty = "sweep (empty)"
-    fixed_rru = sum(v for k, v in t.rru.items() if phase_of(k) == empty) * sweeps_per_million
-    fixed_put = sum(v for k, v in t.s3.items() if phase_of(k) == empty
-                    and k.endswith(("PUT", "LIST"))) * sweeps_per_million
-    fixed_get = sum(v for k, v in t.s3.items() if phase_of(k) == empty
-                    and k.endswith("GET")) * sweeps_per_million
-    add(f"scheduled sweeps ({sweeps_per_million:,.1f} per million events), DynamoDB reads",
-        f"{fixed_rru:,.0f} RRU", fixed_rru * PRICE["ddb_rru"])
-    add("scheduled sweeps, S3 requests", f"{fixed_put:,.0f} PUT/LIST + {fixed_get:,.0f} GET",
+    again = "sweep (again)"
+    fixed_put = sum(v for k, v in s3_puts.items() if phase_of(k) == again) * sweeps_per_million
+    fixed_get = sum(v for k, v in s3_gets.items() if phase_of(k) == again) * sweeps_per_million
+    add(f"scheduled sweeps ({sweeps_per_million:,.1f} per million events), S3 lake state",
+        f"{fixed_put:,.0f} PUT/LIST + {fixed_get:,.0f} GET",
         fixed_put * PRICE["s3_put"] + fixed_get * PRICE["s3_get"])
     gb_s = t.lambda_seconds * scale * args.lambda_memory / 1024
     invocations = t.lambda_invocations * scale
