@@ -1,7 +1,8 @@
 """Which files of a partition are proven disjoint on event_id: the manifest readers trust so
 that they de-duplicate only files that may hold copies.
 
-    _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified}, ...], ...}
+    _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified, identity}, ...],
+                                         "refused": [{..., reason}, ...], ...}
 
 Every file a manifest names (by `file_identity`: name, size and modification time, the very
 file and not another written under its name) holds each of its event_ids once, and no two of
@@ -15,8 +16,9 @@ records the verdict by compare-and-swap; readers (query/views.py) read named fil
                  clash, so only the others ("contested") are compared: candidates are taken
                  in name order, each accepted when its ids are unique and none of its
                  contested ids is in M or in a candidate accepted before it
-                 CAS-write M + accepted (entries whose files are gone dropped); on a conflict
-                 read the manifest again and decide again
+                 CAS-write M + accepted, and the refused (so they are not read again while
+                 they stay; entries whose files are gone dropped); on a conflict read the
+                 manifest again and decide again
 
 A refused candidate (a hand-planted copy, a partial re-delivery racing the sweep, a file with
 an id twice) stays out: readers de-duplicate it against the rest until compaction merges it.
@@ -78,24 +80,32 @@ def manifest_key(dt: str) -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A partition's files proven pairwise disjoint on event_id, by `file_identity`."""
+    """A partition's files proven pairwise disjoint on event_id, and those refused (so a
+    hand-planted copy is not read again by every verify), by `file_identity`."""
 
     dt: str
     files: frozenset[str]
+    refused: frozenset[str] = frozenset()
     version: str | None = None
     """The state version it was read at (None: there is none yet)."""
 
-    def to_json(self, entries: Sequence[LakeFile], *, now: datetime) -> bytes:
-        # A run token makes the content unique to this writer, so `swap_state` can tell a
-        # retried PUT that landed from a racer's write.
-        return json.dumps({
-            "dt": self.dt, "verified_at": now.isoformat(), "run": secrets.token_hex(8),
-            "eventlake_version": VERSION,
-            "files": [{"name": f.path.rpartition("/")[2], "size": f.size,
-                       "modified": as_utc(f.modified).isoformat() if f.modified else None,
-                       "identity": file_identity(f)}
-                      for f in sorted(entries, key=lambda f: f.path)]},
-            indent=1).encode()
+
+def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile, str], *,
+                   now: datetime) -> bytes:
+    def entry(f: LakeFile) -> dict[str, Any]:
+        return {"name": f.path.rpartition("/")[2], "size": f.size,
+                "modified": as_utc(f.modified).isoformat() if f.modified else None,
+                "identity": file_identity(f)}
+
+    # A run token makes the content unique to this writer, so `swap_state` can tell a retried
+    # PUT that landed from a racer's write.
+    return json.dumps({
+        "dt": dt, "verified_at": now.isoformat(), "run": secrets.token_hex(8),
+        "eventlake_version": VERSION,
+        "files": [entry(f) for f in sorted(files, key=lambda f: f.path)],
+        "refused": [{**entry(f), "reason": reason}
+                    for f, reason in sorted(refused.items(), key=lambda p: p[0].path)]},
+        indent=1).encode()
 
 
 def read_manifest(lake: Lake, dt: str) -> Manifest:
@@ -107,11 +117,12 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     try:
         data = json.loads(found.data)
         files = frozenset(str(entry["identity"]) for entry in data["files"])
-    except (ValueError, KeyError, TypeError) as exc:
+        refused = frozenset(str(entry["identity"]) for entry in data.get("refused", []))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         _log.warning("ignoring the unreadable disjoint-files manifest of dt=%s (every file of "
                      "the partition is de-duplicated until it is rewritten): %s", dt, exc)
-        files = frozenset()
-    return Manifest(dt, files, found.version)
+        files = refused = frozenset()
+    return Manifest(dt, files, refused, found.version)
 
 
 def verified_files(lake: Lake, files: Iterable[LakeFile]) -> frozenset[str]:
@@ -159,12 +170,8 @@ def verify(lake: Lake, dts: Iterable[str], *, now: datetime | None = None) -> Ve
     if not wanted:
         return report
     now = as_utc(now or datetime.now(UTC))
-    by_dt: dict[str, list[LakeFile]] = defaultdict(list)
-    for f in lake.list_files(dts=wanted):
-        by_dt[f.dt].append(f)
     for dt in wanted:
-        if len(by_dt[dt]) > 1:
-            _verify_partition(lake, dt, by_dt[dt], now, report)
+        _verify_partition(lake, dt, now, report)
     if report.accepted or report.refused or report.skipped:
         _log.info("verified disjoint files: %s", report.to_dict())
     return report
@@ -187,19 +194,28 @@ def verify_recent(lake: Lake, written: Iterable[WrittenFile], now: datetime) -> 
         return VerifyReport(skipped={dt: f"{type(exc).__name__}: {exc}" for dt in sorted(dts)})
 
 
-def _verify_partition(lake: Lake, dt: str, listed: list[LakeFile], now: datetime,
-                      report: VerifyReport) -> None:
+def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport) -> None:
     ids: dict[str, pa.Array | LakeFileError] = {}  # by identity: read once across CAS retries
     for _ in range(CAS_ATTEMPTS):
+        # The manifest first, then the listing: every file the manifest names was written
+        # before it, so the listing has it unless it is gone (a listing taken earlier could
+        # miss a file a racer recorded, and checking against fewer files is not a check).
         manifest = read_manifest(lake, dt)
+        listed = lake.list_files(dts=[dt])
+        if len(listed) < 2:
+            return
         kept = [f for f in listed if file_identity(f) in manifest.files]
-        candidates = sorted((f for f in listed if file_identity(f) not in manifest.files),
+        known = manifest.files | manifest.refused
+        candidates = sorted((f for f in listed if file_identity(f) not in known),
                             key=lambda f: f.path)
+        still_refused = {f: "refused before" for f in listed
+                         if file_identity(f) in manifest.refused - manifest.files}
         dropped = len(manifest.files) - len({file_identity(f) for f in kept})
-        if not candidates and not dropped:
+        gone_refused = len(manifest.refused) - len(still_refused)
+        if not candidates and not dropped and not gone_refused:
             return
         accepted: list[LakeFile] = []
-        refused: dict[str, str] = {}
+        refused: dict[LakeFile, str] = {}
         if candidates:
             try:
                 _read_ids(lake, [f for f in kept + candidates if file_identity(f) not in ids],
@@ -211,23 +227,29 @@ def _verify_partition(lake: Lake, dt: str, listed: list[LakeFile], now: datetime
                 return
             if any(isinstance(ids[file_identity(f)], LakeFileError) for f in kept):
                 # a verified file unreadable now (replaced keeping size and time?): start over
-                kept, candidates = [], sorted(listed, key=lambda f: f.path)
+                _read_ids(lake, [f for f in listed if file_identity(f) not in ids], ids)
+                kept, still_refused = [], {}
+                candidates = sorted(listed, key=lambda f: f.path)
             accepted, refused = _choose(kept, candidates, ids)
-        data = Manifest(dt, frozenset()).to_json(kept + accepted, now=now)
+        data = _manifest_json(dt, kept + accepted, {**still_refused, **refused}, now=now)
         try:
             lake.swap_state(manifest_key(dt), data, expected=manifest.version)
         except StateConflictError:
             continue  # another verify wrote meanwhile: build on what it recorded
         if accepted:
-            report.accepted[dt] = [f.path.rpartition("/")[2] for f in accepted]
+            report.accepted[dt] = [_name(f) for f in accepted]
         if refused:
-            report.refused[dt] = refused
+            report.refused[dt] = {_name(f): why for f, why in refused.items()}
             _log.info("dt=%s: %d file(s) may hold copies of other files' events and stay "
-                      "de-duplicated on read: %s", dt, len(refused), refused)
+                      "de-duplicated on read: %s", dt, len(refused), report.refused[dt])
         if dropped:
             report.dropped[dt] = dropped
         return
     report.skipped[dt] = f"its manifest changed {CAS_ATTEMPTS} times while it was verified"
+
+
+def _name(f: LakeFile) -> str:
+    return f.path.rpartition("/")[2]
 
 
 def _read_ids(lake: Lake, files: list[LakeFile], into: dict[str, pa.Array | LakeFileError]
@@ -254,8 +276,8 @@ def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 def _choose(kept: list[LakeFile], candidates: list[LakeFile],
             ids: Mapping[str, pa.Array | LakeFileError]
-            ) -> tuple[list[LakeFile], dict[str, str]]:
-    """(candidates accepted, in order; {refused base name: why})."""
+            ) -> tuple[list[LakeFile], dict[LakeFile, str]]:
+    """(candidates accepted, in order; {refused file: why})."""
     arrays = [a for f in kept + candidates if isinstance(a := ids[file_identity(f)], pa.Array)]
     every = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
     counts = pc.value_counts(every)
@@ -264,21 +286,20 @@ def _choose(kept: list[LakeFile], candidates: list[LakeFile],
     for f in kept:
         taken.update(_contested(ids[file_identity(f)], contested_ids))
     accepted: list[LakeFile] = []
-    refused: dict[str, str] = {}
+    refused: dict[LakeFile, str] = {}
     for f in candidates:
-        name = f.path.rpartition("/")[2]
         got = ids[file_identity(f)]
         if isinstance(got, LakeFileError):
-            refused[name] = f"unreadable: {got.problem}"
+            refused[f] = f"unreadable: {got.problem}"
             continue
         mine = _contested(got, contested_ids)
         if len(set(mine)) < len(mine):
-            refused[name] = (f"holds event_id `{_first_repeat(mine)}` more than once")
+            refused[f] = f"holds event_id `{_first_repeat(mine)}` more than once"
             continue
         clash = sorted(set(mine) & taken)
         if clash:
-            refused[name] = (f"shares {len(clash)} event_id(s) with verified files, e.g. "
-                             f"`{clash[0]}`")
+            refused[f] = (f"shares {len(clash)} event_id(s) with verified files, e.g. "
+                          f"`{clash[0]}`")
             continue
         taken.update(mine)
         accepted.append(f)
