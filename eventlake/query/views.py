@@ -23,22 +23,34 @@ The order is what loses nothing: a sweep writes its files before it moves the wa
 the files listed after reading the watermark hold everything before it. A late event (an old
 timestamp, ingested now) is hot by its ingestion time and lands in its own old `dt`.
 
-    events_cold  (single-file partitions, read as they are)            <- no DISTINCT, no window
+    events_cold  bare: single-file partitions, and partitions whose files are all named by
+                 their manifest (`lake/disjoint.py`: proven disjoint on event_id, each id
+                 once; the sweep verifies)                              <- no window, no join
                  UNION ALL
-                 (several-file partitions: one row per (dt, event_id), the copy with the
-                  earliest ingested_at, then the smallest content_hash: `lake/dedup.py`'s rule)
+                 kept (verified files of a partition that also has unverified ones): rows
+                 whose (dt, event_id) no unverified file holds          <- bare, a LEFT join
+                 UNION ALL
+                 one row per (dt, event_id) among the kept rows an unverified file shares an
+                 id with, plus the unverified files' rows (every file of a partition without
+                 a manifest): the copy with the earliest ingested_at, then the smallest
+                 content_hash (`lake/dedup.py`'s rule)                  <- the window
     events_hot   the hot rows, one per event_id (a table of the connection: they are few)
     events       events_cold UNION ALL hot rows whose (dt, event_id) the cold files lack
 
 Reading the files. A local lake: DuckDB's own Parquet reader, the schema given (`schema=`) so
 that binding a query opens no file. A single-file partition is read by its listed path. A
-several-file partition, the one compaction rewrites, by the pattern `dt=<dt>/[!._]*.parquet`,
+several-file partition without a verified file, by the pattern `dt=<dt>/[!._]*.parquet`,
 expanded when each query starts: compaction (write the merged file, then delete the inputs)
 never leaves it empty, and whatever files it holds are de-duplicated, so a long-lived
-connection keeps working while today's files are compacted. An S3 lake (DuckDB's httpfs is not
-available offline): pyarrow datasets registered with the connection, one fragment per listed
-file, DuckDB pushing projections and filters into the Arrow scan. A listed file that vanished
-fails the query; `run_sql` (EventLake.sql) then lists again and retries.
+connection keeps working while such a partition is compacted. A partition with verified files
+is read by its listed paths (a pattern would take in files nobody verified): when compaction
+deletes them, a long-lived connection's query fails naming the file (never a miscount) and
+must be `refresh`ed; `run_sql` lists again by itself. The manifest read with the listing is
+true whenever it was written: it names files by name, size and modification time.
+An S3 lake (DuckDB's httpfs is not available offline): pyarrow datasets registered with
+the connection, one fragment per listed file, DuckDB pushing projections and filters into
+the Arrow scan. A listed file that vanished fails the query; `run_sql` (EventLake.sql) then
+lists again and retries.
 
 Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a query reads):
 - `dt` predicates skip whole partitions on both paths; a skipped file is never opened.
@@ -47,7 +59,8 @@ Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a qu
   it opens each file's footer and skips row groups by their min/max statistics (no data
   pages read). `events_between(from_ts, to_ts)` adds the implied dt range, skipping the
   files on both paths; a predicate on timestamp plus one on dt does the same.
-- Over several-file partitions the de-duplicating window passes `dt` predicates down, not
+- Over unverified several-file partitions the de-duplicating window passes `dt` predicates
+  down (as do the joins that meet verified files with unverified ones), not
   `timestamp` ones (copies of an event must meet before one is chosen).
 """
 
@@ -390,13 +403,18 @@ def _cold_sql(bare: str | None, kept: str | None, unverified: str | None) -> str
     if bare:
         branches.append(f"SELECT {_COLUMNS} FROM {bare}")
     if kept and unverified:
-        # kept files are disjoint among themselves: only their rows whose id an unverified
-        # file of the partition holds too meet the copies, in the one-copy window
-        contested = (f"EXISTS (SELECT 1 FROM {unverified} AS u "
-                     "WHERE u.dt = k.dt AND u.event_id = k.event_id)")
-        branches.append(f"SELECT {_COLUMNS} FROM {kept} AS k WHERE NOT {contested}")
-        branches.append(f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM {kept} AS k WHERE "
-                        f"{contested} UNION ALL SELECT {_COLUMNS} FROM {unverified}) "
+        # Kept files are disjoint among themselves: only their rows whose id an unverified
+        # file of the partition holds too meet the copies, in the one-copy window. LEFT and
+        # inner joins on (dt, event_id), not EXISTS or SEMI: DuckDB passes a `dt` predicate
+        # through those to both sides (through the others it read every partition's
+        # unverified files; tests/query/test_disjoint_reads.py proves it).
+        on = "ON k.dt = u.dt AND k.event_id = u.event_id"
+        ids = f"(SELECT DISTINCT dt, event_id FROM {unverified}) AS u {on}"
+        kept_columns = ", ".join(f"k.{c}" for c in _COLUMNS.split(", "))
+        branches.append(f"SELECT {kept_columns} FROM {kept} AS k LEFT JOIN {ids} "
+                        "WHERE u.event_id IS NULL")
+        branches.append(f"SELECT {_COLUMNS} FROM (SELECT {kept_columns} FROM {kept} AS k "
+                        f"JOIN {ids} UNION ALL SELECT {_COLUMNS} FROM {unverified}) "
                         f"{_ONE_COPY}")
     elif unverified:
         branches.append(f"SELECT {_COLUMNS} FROM {unverified} {_ONE_COPY}")
