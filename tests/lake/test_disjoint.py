@@ -365,3 +365,4 @@ def test_on_s3_manifests_are_written_by_compare_and_swap_and_read_back(s3_lake: 
     assert trusted(s3_lake) == sorted(base(p) for p in paths)
     assert verify(s3_lake, [DT]).to_dict() == {"accepted": {}, "refused": {}, "dropped": {},
                                                "skipped": {}}
+
