@@ -9,8 +9,15 @@ STAMP  := $(VENV)/.installed
 COMPAT       := .venv-compat
 COMPAT_STAMP := $(COMPAT)/.installed
 COMPAT_PKGS  := 'duckdb==1.1.3' 'duckdb-engine==0.17.0' 'sqlalchemy>=2,<3'
+# What a user would pick instead of eventlake, for `make bench-peers` (benchmarks/peers/): a venv
+# of their own, since awswrangler 3.17 pins pyarrow below eventlake's. Not needed by `make test`.
+PEERS        := .venv-peers
+PEERS_STAMP  := $(PEERS)/.installed
+PEERS_PKGS   := 'awswrangler==3.17.1' 'aws-lambda-powertools>=3,<4' 'polars>=1,<3' 'pandas>=2,<4' \
+                'duckdb>=2,<3'
+ARGS ?=
 
-.PHONY: demo test lint bench fmt clean $(COMPAT)
+.PHONY: demo test lint bench bench-peers bench-cost venv-peers fmt clean $(COMPAT)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "eventlake needs Python 3.11+, found " + sys.version.split()[0]'
@@ -25,6 +32,13 @@ $(COMPAT_STAMP):
 	@touch $(COMPAT_STAMP)
 
 $(COMPAT): $(COMPAT_STAMP)  ## the old-DuckDB venv the export's compatibility test runs (once)
+
+$(PEERS_STAMP):
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install -q --disable-pip-version-check $(PEERS_PKGS)
+	@touch $(PEERS_STAMP)
+
+venv-peers: $(PEERS_STAMP)  ## the peers' venv (Powertools, pandas, Polars, awswrangler) (once)
 
 demo: $(STAMP)          ## the main job on the embedded local stack (moto), no AWS account
 	$(BIN)/eventlake demo
@@ -41,8 +55,14 @@ lint: $(STAMP)          ## ruff, mypy (strict), import-linter (the layers: docs/
 bench: $(STAMP)         ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks
 
+bench-peers: $(STAMP) $(PEERS_STAMP)  ## eventlake vs its peers, a markdown table (ARGS="--help")
+	$(BIN)/python -m benchmarks.peers $(ARGS)
+
+bench-cost: $(STAMP)    ## cost per million events from a counted moto run (ARGS="--help")
+	$(BIN)/python -m benchmarks.cost $(ARGS)
+
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(COMPAT) .pytest_cache .mypy_cache .ruff_cache eventlake-data .bench-cache
+	rm -rf $(VENV) $(COMPAT) $(PEERS) .pytest_cache .mypy_cache .ruff_cache eventlake-data .bench-cache

@@ -17,11 +17,17 @@ BENCHMARKS = {
     "bulk_put": "benchmarks.bulk_put",
     "replay": "benchmarks.replay",
     "read_units": "benchmarks.read_units",
+    "peers": "benchmarks.peers",
+    "cost": "benchmarks.cost",
 }
+OPT_IN = {"peers", "cost"}
+"""Run only when named: peers needs `.venv-peers` (`make venv-peers`) and takes minutes; cost
+prices a moto run (`make bench-peers`, `make bench-cost`; flags: `python -m benchmarks.peers
+--help`, `python -m benchmarks.cost --help`)."""
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    names = argv or [n for n in BENCHMARKS if n not in OPT_IN]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)

@@ -5,16 +5,22 @@
     (b) a one-day query: files and bytes DuckDB reads, against the whole lake          (<= 2 %)
     (c) the same aggregate on the lake as the stream path leaves it (24 small files a day)
         vs after compaction                                                            (>= 5x)
+    (d) that fragmented lake once its files are verified disjoint (lake/disjoint.py) vs bare
+        read_parquet over the same small files                                        (<= 1.5x)
+        and vs the view without manifests (every multi-file partition de-duplicated)
 
 The data set is generated once (by DuckDB itself: 10M rows in seconds) and cached under
-`.bench-cache/query-lake-v1/`; delete that folder to rebuild it. Files and bytes read come from
-DuckDB's own profiler (`Total Files Read`, `io.total_bytes_read`).
+`.bench-cache/query-lake-v1/`; delete that folder to rebuild it. (d) verifies a hard-linked
+copy of the small-file lake (`small-verified/`), so the manifests never touch `small/`.
+Files and bytes read come from DuckDB's own profiler (`Total Files Read`, `io.total_bytes_read`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +31,8 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import median
 from eventlake import EventLake, Settings
+from eventlake.lake.disjoint import verify
+from eventlake.lake.store import Lake
 from eventlake.query.table import aligned
 
 EVENTS = 10_000_000
@@ -80,6 +88,30 @@ def build(root: Path) -> None:
     print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def verified_copy(root: Path) -> tuple[Path, float, float]:
+    """`small/` hard-linked into `small-verified/`, every partition verified: the copy, the
+    seconds the first verify took, and a second one that finds nothing new."""
+    copy = root / "small-verified"
+    if not (copy / "done").exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        subprocess.run(["cp", "-al", str(root / "small"), str(copy)], check=True)
+    lake = Lake(Settings(lake_uri=str(copy)))
+    dts = sorted({f.dt for f in lake.list_files()})
+    started = time.perf_counter()
+    report = verify(lake, dts)
+    first = time.perf_counter() - started
+    assert not report.refused and not report.skipped, report.to_dict()
+    started = time.perf_counter()
+    verify(lake, dts)
+    again = time.perf_counter() - started
+    (copy / "done").write_text("verified")
+    return copy, first, again
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.3f}-{max(values):.3f}"
+
+
 def lake_view(root: Path) -> duckdb.DuckDBPyConnection:
     lake = EventLake(Settings.from_env(lake_uri=str(root), table="bench-no-table"))
     con: duckdb.DuckDBPyConnection = lake.connect(hot=False)
@@ -120,20 +152,29 @@ def run() -> dict[str, float]:
     bare_src = f"read_parquet('{compacted}/events/*/*.parquet', hive_partitioning=true)"
     view = lake_view(compacted)
     view_small = lake_view(small)
+    verified_root, verify_s, reverify_s = verified_copy(CACHE)
+    view_verified = lake_view(verified_root)
     bare = duckdb.connect()
+    bare_small_src = f"read_parquet('{small}/events/*/*.parquet', hive_partitioning=true)"
 
     # the same answer everywhere before any time counts
     expected = bare.execute(AGGREGATE.format(src=bare_src)).fetchall()
     assert view.execute(AGGREGATE.format(src="events")).fetchall() == expected
     assert view_small.execute(AGGREGATE.format(src="events")).fetchall() == expected
+    assert view_verified.execute(AGGREGATE.format(src="events")).fetchall() == expected
+    assert bare.execute(AGGREGATE.format(src=bare_small_src)).fetchall() == expected
     assert sum(r[1] for r in expected) == EVENTS
 
-    times: dict[str, list[float]] = {"bare": [], "events": [], "small": []}
+    times: dict[str, list[float]] = {"bare": [], "events": [], "small": [], "bare_small": [],
+                                     "verified": []}
     for _ in range(ROUNDS):
         times["bare"].append(timed(bare, AGGREGATE.format(src=bare_src))[0])
         times["events"].append(timed(view, AGGREGATE.format(src="events"))[0])
         times["small"].append(timed(view_small, AGGREGATE.format(src="events"))[0])
-    bare_s, events_s, small_s = (median(times[k]) for k in ("bare", "events", "small"))
+        times["bare_small"].append(timed(bare, AGGREGATE.format(src=bare_small_src))[0])
+        times["verified"].append(timed(view_verified, AGGREGATE.format(src="events"))[0])
+    bare_s, events_s, small_s, bare_small_s, verified_s = (
+        median(times[k]) for k in ("bare", "events", "small", "bare_small", "verified"))
 
     lake_files = list((compacted / "events").glob("*/*.parquet"))
     lake_bytes = sum(f.stat().st_size for f in lake_files)
@@ -141,19 +182,31 @@ def run() -> dict[str, float]:
 
     print(f"\n## query: {EVENTS:,} events over {DAYS} days (median of {ROUNDS}; answers checked "
           "equal)")
-    print("\n".join(aligned(["", "seconds", "vs bare"], [
-        ["(a) bare read_parquet, compacted lake", f"{bare_s:.3f}", "1.00x"],
-        ["(a) `events` view, compacted lake", f"{events_s:.3f}", f"{events_s / bare_s:.2f}x"],
+    print("\n".join(aligned(["", "seconds", "min-max", "vs bare"], [
+        ["(a) bare read_parquet, compacted lake", f"{bare_s:.3f}", spread(times["bare"]),
+         "1.00x"],
+        ["(a) `events` view, compacted lake", f"{events_s:.3f}", spread(times["events"]),
+         f"{events_s / bare_s:.2f}x"],
         [f"(c) `events` view, {SMALL_FILES_PER_DAY} small files/day", f"{small_s:.3f}",
-         f"{small_s / bare_s:.2f}x"],
-    ], [False, True, True])))
+         spread(times["small"]), f"{small_s / bare_s:.2f}x"],
+        ["(d) bare read_parquet, small files", f"{bare_small_s:.3f}",
+         spread(times["bare_small"]), f"{bare_small_s / bare_s:.2f}x"],
+        ["(d) `events` view, small files verified", f"{verified_s:.3f}",
+         spread(times["verified"]), f"{verified_s / bare_s:.2f}x"],
+    ], [False, True, True, True])))
     share = 100 * day_bytes / lake_bytes
     print(f"(a) `events` / bare read_parquet: {events_s / bare_s:.2f}x (target <= 1.5x)")
     print(f"(b) one day through `events`: {day_files} of {len(lake_files)} files, "
           f"{day_bytes / 1e6:.2f} MB of {lake_bytes / 1e6:.1f} MB = {share:.2f} % "
           "(target <= 2 %)")
     print(f"(c) compacted vs small files: {small_s / events_s:.1f}x faster (target >= 5x)")
-    return {"query_events_vs_bare": events_s / bare_s, "query_one_day_bytes_pct": share,
+    print(f"(d) small files verified / bare read_parquet over them: "
+          f"{verified_s / bare_small_s:.2f}x (target <= 1.5x); without manifests "
+          f"{small_s / bare_small_s:.2f}x; verifying all {DAYS} days took {verify_s:.1f} s "
+          f"once, {reverify_s:.2f} s again with nothing new")
+    return {"query_small_verified_vs_bare": verified_s / bare_small_s,
+            "query_small_unverified_vs_bare": small_s / bare_small_s,
+            "query_events_vs_bare": events_s / bare_s, "query_one_day_bytes_pct": share,
             "query_compacted_speedup": small_s / events_s}
 
 

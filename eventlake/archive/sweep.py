@@ -15,6 +15,8 @@ watermark, and fail loudly when TTL is about to delete events that are still not
     write    archive_items: decode, quarantine non-events, anti-join on event_id, write
              (an id the lake holds with other content -> quarantine, `counts.conflicts`)
     move     the watermark to the window's end, by compare-and-swap, files durable first
+    verify   record which files of the partitions written (and of today and yesterday, the
+             stream's) are disjoint on event_id: readers read those bare (lake/disjoint.py)
     guard    ttl_margin over [new watermark - skew, now] and the unchecked expiry band:
              TtlGuardError when any unarchived event is within ttl_safety_hours of expires_at
              (also after a failed write), or was deleted from the table between the index
@@ -58,6 +60,7 @@ from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings, redact
 from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.store import HotStore, Item
+from eventlake.lake.disjoint import verify_recent
 from eventlake.lake.names import window_name
 from eventlake.lake.shards import remember_shards
 from eventlake.lake.store import Lake
@@ -139,6 +142,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                                  f"{type(exc).__name__}: {redact(str(exc))}", expiry)
             _guard_failed_sweep(lake, hot, settings, now, since, report, exc, vanished)
             raise
+        verify_recent(lake, counts.files, now)  # readers then read these files bare
         if watch.rescued:
             _log.warning("sweep %s archived %d event(s) already within %g h of their TTL "
                          "expiry: the stream path missed them; check it", run_id, watch.rescued,

@@ -23,23 +23,35 @@ The order is what loses nothing: a sweep writes its files before it moves the wa
 the files listed after reading the watermark hold everything before it. A late event (an old
 timestamp, ingested now) is hot by its ingestion time and lands in its own old `dt`.
 
-    events_cold  (single-file partitions, read as they are)            <- no DISTINCT, no window
+    events_cold  bare: single-file partitions, and partitions whose files are all named by
+                 their manifest (`lake/disjoint.py`: proven disjoint on event_id, each id
+                 once; the sweep verifies)                              <- no window, no join
                  UNION ALL
-                 (several-file partitions: one row per (dt, event_id), the copy with the
-                  earliest ingested_at, then the smallest content_hash: `lake/dedup.py`'s rule)
+                 kept (verified files of a partition that also has unverified ones): rows
+                 whose (dt, event_id) no unverified file holds          <- bare, a LEFT join
+                 UNION ALL
+                 one row per (dt, event_id) among the kept rows an unverified file shares an
+                 id with, plus the unverified files' rows (every file of a partition without
+                 a manifest): the copy with the earliest ingested_at, then the smallest
+                 content_hash (`lake/dedup.py`'s rule)                  <- the window
     events_hot   the hot rows the listed files lack, one per event_id (a table of the
                  connection: they are few); only those are fetched whole from DynamoDB
     events       events_cold UNION ALL hot rows whose (dt, event_id) the cold files lack
 
 Reading the files. A local lake: DuckDB's own Parquet reader, the schema given (`schema=`) so
 that binding a query opens no file. A single-file partition is read by its listed path. A
-several-file partition, the one compaction rewrites, by the pattern `dt=<dt>/[!._]*.parquet`,
+several-file partition without a verified file, by the pattern `dt=<dt>/[!._]*.parquet`,
 expanded when each query starts: compaction (write the merged file, then delete the inputs)
 never leaves it empty, and whatever files it holds are de-duplicated, so a long-lived
-connection keeps working while today's files are compacted. An S3 lake (DuckDB's httpfs is not
-available offline): pyarrow datasets registered with the connection, one fragment per listed
-file, DuckDB pushing projections and filters into the Arrow scan. A listed file that vanished
-fails the query; `run_sql` (EventLake.sql) then lists again and retries.
+connection keeps working while such a partition is compacted. A partition with verified files
+is read by its listed paths (a pattern would take in files nobody verified): when compaction
+deletes them, a long-lived connection's query fails naming the file (never a miscount) and
+must be `refresh`ed; `run_sql` lists again by itself. The manifest read with the listing is
+true whenever it was written: it names files by name, size and modification time.
+An S3 lake (DuckDB's httpfs is not available offline): pyarrow datasets registered with
+the connection, one fragment per listed file, DuckDB pushing projections and filters into
+the Arrow scan. A listed file that vanished fails the query; `run_sql` (EventLake.sql) then
+lists again and retries.
 
 Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a query reads):
 - `dt` predicates skip whole partitions on both paths; a skipped file is never opened.
@@ -48,7 +60,8 @@ Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a qu
   it opens each file's footer and skips row groups by their min/max statistics (no data
   pages read). `events_between(from_ts, to_ts)` adds the implied dt range, skipping the
   files on both paths; a predicate on timestamp plus one on dt does the same.
-- Over several-file partitions the de-duplicating window passes `dt` predicates down, not
+- Over unverified several-file partitions the de-duplicating window passes `dt` predicates
+  down (as do the joins that meet verified files with unverified ones), not
   `timestamp` ones (copies of an event must meet before one is chosen).
 """
 
@@ -74,6 +87,7 @@ from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 from eventlake.events.times import as_utc
 from eventlake.hot.index import entry_key, is_whole
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies
+from eventlake.lake.disjoint import verified_files
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake, LakeFile
@@ -237,6 +251,9 @@ class Snapshot:
     hot_until: datetime | None = None
     not_events: int = 0
     """Hot items that are not eventlake events (left out; the sweep quarantines them)."""
+    verified: frozenset[str] = frozenset()
+    """Paths among `files` their partition's manifest names as disjoint on event_id
+    (`lake/disjoint.py`): read bare, with no window."""
 
 
 def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
@@ -246,9 +263,12 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
     store's (corrected) clock."""
     now = as_utc(now or lake.hot.now())
     if not hot:
-        return Snapshot(now, _list_existing(lake.cold), COLD_SCHEMA.empty_table())
+        files = _list_existing(lake.cold)
+        return Snapshot(now, files, COLD_SCHEMA.empty_table(),
+                        verified=verified_files(lake.cold, files))
     watermark = read_watermark(lake.cold)
     files = _list_existing(lake.cold)
+    verified = verified_files(lake.cold, files)
     read_recorded_shards(lake.cold, lake.hot)  # every shard the lake has seen in force
     since = window_start(watermark, now, lake.hot.table_settings())
     until = now + CLOCK_SKEW
@@ -257,7 +277,7 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
         _log.warning("%d hot item(s) ingested since %s are not eventlake events; the views "
                      "leave them out (the sweep quarantines them)", not_events, since)
     return Snapshot(now, files, rows, watermark.at if watermark else None, since, until,
-                    not_events)
+                    not_events, verified)
 
 
 def _list_existing(cold: Lake) -> tuple[LakeFile, ...]:
@@ -369,9 +389,7 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     # Both readers below take the lake's schema as given: a foreign file's missing columns
     # would read as NULL rows, so such a file is refused here, by name.
     lake.check_foreign(files)
-    per_dt = Counter(f.dt for f in files)
-    single = [f for f in files if per_dt[f.dt] == 1]
-    several = [f for f in files if per_dt[f.dt] > 1]
+    groups = _ColdGroups.of(files, snapshot.verified)
     hot_dts = {d.isoformat() for d in pc.unique(snapshot.hot[PARTITION]).to_pylist()}
     seam = [f for f in files if f.dt in hot_dts]
     # DuckDB reads each listed path as a glob pattern: a root with glob characters goes Arrow
@@ -385,10 +403,10 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     def source(name: str, group: Sequence[LakeFile]) -> str | None:
         if not group:
             return None
-        if native:  # a several-file partition by pattern: see the module docstring
+        if native:  # an unverified several-file partition by pattern: the module docstring
             return _read_parquet(list(dict.fromkeys(
-                f.path if per_dt[f.dt] == 1 else f"{f.path.rpartition('/')[0]}/{_FILES}"
-                for f in group)))
+                f"{f.path.rpartition('/')[0]}/{_FILES}" if f.dt in groups.by_pattern
+                else f.path for f in group)))
         con.register(f"_eventlake_{name}", _dataset(lake, group))
         return f"_eventlake_{name}"
 
@@ -398,7 +416,7 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     con.register("_eventlake_hot_rows", snapshot.hot)
     run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
     con.unregister("_eventlake_hot_rows")
-    listed = sorted(per_dt)
+    listed = sorted({f.dt for f in files})
     sizes = Counter[str]()
     for f in files:
         sizes[f.dt] += f.size
@@ -407,8 +425,9 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
          "bytes": pa.array([sizes[dt] for dt in listed], pa.int64())}))
     run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} AS SELECT * FROM _eventlake_listed_dts")
     con.unregister("_eventlake_listed_dts")
-    run(f"CREATE OR REPLACE VIEW events_cold AS\n"
-        f"{_cold_sql(source('single', single), source('several', several))}")
+    cold = _cold_sql(source("bare", groups.bare), source("kept", groups.kept),
+                     source("unverified", groups.unverified))
+    run(f"CREATE OR REPLACE VIEW events_cold AS\n{cold}")
     run(f"CREATE OR REPLACE VIEW events_hot AS SELECT {_COLUMNS} FROM {_HOT_TABLE}")
     run(f"CREATE OR REPLACE VIEW events AS\n"
         f"{_events_sql(snapshot.hot.num_rows > 0, source('seam', seam))}")
@@ -422,12 +441,55 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
         install_typed(con)
 
 
-def _cold_sql(single: str | None, several: str | None) -> str:
+@dataclass(frozen=True)
+class _ColdGroups:
+    """The listed files by how events_cold reads them (the module docstring's diagram)."""
+
+    bare: list[LakeFile]
+    """Single-file partitions, and the files of partitions whose files are all verified."""
+    kept: list[LakeFile]
+    """Verified files of partitions that also have unverified ones."""
+    unverified: list[LakeFile]
+    """The other files of several-file partitions."""
+    by_pattern: frozenset[str]
+    """Partitions without a verified file: read by pattern on DuckDB's reader."""
+
+    @classmethod
+    def of(cls, files: Sequence[LakeFile], verified: frozenset[str]) -> _ColdGroups:
+        per_dt = Counter(f.dt for f in files)
+        trusted = Counter(f.dt for f in files if f.path in verified)
+        bare, kept, unverified = [], [], []
+        for f in files:
+            if per_dt[f.dt] == 1 or trusted[f.dt] == per_dt[f.dt]:
+                bare.append(f)
+            elif f.path in verified:
+                kept.append(f)
+            else:
+                unverified.append(f)
+        return cls(bare, kept, unverified,
+                   frozenset(dt for dt, n in per_dt.items() if n > 1 and not trusted[dt]))
+
+
+def _cold_sql(bare: str | None, kept: str | None, unverified: str | None) -> str:
     branches = []
-    if single:
-        branches.append(f"SELECT {_COLUMNS} FROM {single}")
-    if several:
-        branches.append(f"SELECT {_COLUMNS} FROM {several} {_ONE_COPY}")
+    if bare:
+        branches.append(f"SELECT {_COLUMNS} FROM {bare}")
+    if kept and unverified:
+        # Kept files are disjoint among themselves: only their rows whose id an unverified
+        # file of the partition holds too meet the copies, in the one-copy window. LEFT and
+        # inner joins on (dt, event_id), not EXISTS or SEMI: DuckDB passes a `dt` predicate
+        # through those to both sides (through the others it read every partition's
+        # unverified files; tests/query/test_disjoint_reads.py proves it).
+        on = "ON k.dt = u.dt AND k.event_id = u.event_id"
+        ids = f"(SELECT DISTINCT dt, event_id FROM {unverified}) AS u {on}"
+        kept_columns = ", ".join(f"k.{c}" for c in _COLUMNS.split(", "))
+        branches.append(f"SELECT {kept_columns} FROM {kept} AS k LEFT JOIN {ids} "
+                        "WHERE u.event_id IS NULL")
+        branches.append(f"SELECT {_COLUMNS} FROM (SELECT {kept_columns} FROM {kept} AS k "
+                        f"JOIN {ids} UNION ALL SELECT {_COLUMNS} FROM {unverified}) "
+                        f"{_ONE_COPY}")
+    elif unverified:
+        branches.append(f"SELECT {_COLUMNS} FROM {unverified} {_ONE_COPY}")
     return "\nUNION ALL\n".join(f"({b})" for b in branches) or _EMPTY
 
 

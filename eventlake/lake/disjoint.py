@@ -1,0 +1,323 @@
+"""Which files of a partition are proven disjoint on event_id: the manifest readers trust so
+that they de-duplicate only files that may hold copies.
+
+    _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified, identity}, ...],
+                                         "refused": [{..., reason}, ...], ...}
+
+Every file a manifest names (by `file_identity`: name, size and modification time, the very
+file and not another written under its name) holds each of its event_ids once, and no two of
+them share one. Writers do not pay for this: `verify`, run by the sweep after its writes (it
+holds the lease and reads ids anyway), reads the event_id column of a partition's files and
+records the verdict by compare-and-swap; readers (query/views.py) read named files bare.
+
+    verify(dt)   L = listed files, M = manifest entries still listed (same identity), C = L - M
+                 nothing in C: done (one listing and one small read)
+                 read the event_id column of M and C; ids seen once over all of them cannot
+                 clash, so only the others ("contested") are compared: candidates are taken
+                 in name order, each accepted when its ids are unique and none of its
+                 contested ids is in M or in a candidate accepted before it
+                 CAS-write M + accepted, and the refused (so they are not read again while
+                 they stay; entries whose files are gone dropped); on a conflict read the
+                 manifest again and decide again
+
+A refused candidate (a hand-planted copy, a partial re-delivery racing the sweep, a file with
+an id twice) stays out: readers de-duplicate it against the rest until compaction merges it.
+Any version of a manifest is a true statement about the files it names, whenever it is read:
+entries are only added after their ids were checked against every entry kept, and a file is
+named by its identity, so a reader matching the manifest against its own listing is never
+misled by compaction, a rewrite or a file planted under a verified name.
+
+What is left unverified stays correct, only slower: partitions nobody verifies (a late event's
+old day written by the stream after the sweep looked) are de-duplicated whole until the next
+compaction or verify of that day.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.config import VERSION
+from eventlake.events.times import as_utc
+from eventlake.lake.compactrecord import file_identity
+from eventlake.lake.layout import check_dt
+from eventlake.lake.store import (
+    Lake,
+    LakeFile,
+    LakeFileError,
+    StateConflictError,
+    WrittenFile,
+)
+from eventlake.lake.vanish import file_vanished
+
+__all__ = ["MANIFEST_PREFIX", "Manifest", "VerifyReport", "manifest_key", "read_manifest",
+           "verified_files", "verify", "verify_recent"]
+
+_log = logging.getLogger("eventlake.lake.disjoint")
+T = TypeVar("T")
+R = TypeVar("R")
+
+MANIFEST_PREFIX = "disjoint"
+"""Manifests live at `_eventlake/disjoint/dt=<dt>.json`."""
+CAS_ATTEMPTS = 5
+"""Times `verify` re-reads a partition's manifest after losing a compare-and-swap."""
+
+
+def manifest_key(dt: str) -> str:
+    """The lake state key of partition `dt`'s manifest."""
+    return f"{MANIFEST_PREFIX}/dt={check_dt(dt)}.json"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A partition's files proven pairwise disjoint on event_id, and those refused (so a
+    hand-planted copy is not read again by every verify), by `file_identity`."""
+
+    dt: str
+    files: frozenset[str]
+    refused: frozenset[str] = frozenset()
+    version: str | None = None
+    """The state version it was read at (None: there is none yet)."""
+
+
+def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile, str], *,
+                   now: datetime) -> bytes:
+    def entry(f: LakeFile) -> dict[str, Any]:
+        return {"name": f.path.rpartition("/")[2], "size": f.size,
+                "modified": as_utc(f.modified).isoformat() if f.modified else None,
+                "identity": file_identity(f)}
+
+    # A run token makes the content unique to this writer, so `swap_state` can tell a retried
+    # PUT that landed from a racer's write.
+    return json.dumps({
+        "dt": dt, "verified_at": now.isoformat(), "run": secrets.token_hex(8),
+        "eventlake_version": VERSION,
+        "files": [entry(f) for f in sorted(files, key=lambda f: f.path)],
+        "refused": [{**entry(f), "reason": reason}
+                    for f, reason in sorted(refused.items(), key=lambda p: p[0].path)]},
+        indent=1).encode()
+
+
+def read_manifest(lake: Lake, dt: str) -> Manifest:
+    """Partition `dt`'s manifest (an empty one when there is none). An unreadable one is
+    logged and treated as empty: it only ever makes readers de-duplicate more."""
+    found = lake.read_state(manifest_key(dt))
+    if found is None:
+        return Manifest(dt, frozenset())
+    try:
+        data = json.loads(found.data)
+        files = frozenset(str(entry["identity"]) for entry in data["files"])
+        refused = frozenset(str(entry["identity"]) for entry in data.get("refused", []))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        _log.warning("ignoring the unreadable disjoint-files manifest of dt=%s (every file of "
+                     "the partition is de-duplicated until it is rewritten): %s", dt, exc)
+        files = refused = frozenset()
+    return Manifest(dt, files, refused, found.version)
+
+
+def verified_files(lake: Lake, files: Iterable[LakeFile]) -> frozenset[str]:
+    """The paths among `files` (a listing) that their partition's manifest names: pairwise
+    disjoint on event_id, each id once. Only partitions with several listed files are looked
+    up (one small state read each; in parallel on S3): a single file is read bare anyway."""
+    by_dt: dict[str, list[LakeFile]] = defaultdict(list)
+    for f in files:
+        by_dt[f.dt].append(f)
+    several = sorted(dt for dt, group in by_dt.items() if len(group) > 1)
+    manifests = _each(lake, lambda dt: read_manifest(lake, dt), several)
+    return frozenset(f.path for m in manifests for f in by_dt[m.dt]
+                     if file_identity(f) in m.files)
+
+
+# -- verifying -----------------------------------------------------------------------------
+
+@dataclass
+class VerifyReport:
+    """What one `verify` did, by partition (file base names)."""
+
+    accepted: dict[str, list[str]] = field(default_factory=dict)
+    """Files newly recorded as disjoint, by dt."""
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Files left out, by dt, with why (they stay de-duplicated on read)."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Manifest entries dropped because their files are gone, by dt."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Partitions not verified this time, with why (a file vanished: compaction at work;
+    the manifest kept changing under us). Readers are unaffected: the next run tries again."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "refused": self.refused, "dropped": self.dropped,
+                "skipped": self.skipped}
+
+
+def verify(lake: Lake, dts: Iterable[str], *, now: datetime | None = None) -> VerifyReport:
+    """Record which files of partitions `dts` are disjoint on event_id (the module docstring
+    says how). Partitions with fewer than two files are left alone (they are read bare).
+    Safe to run concurrently with itself, writers and compaction; never deletes or rewrites
+    an event file. Raises what listing or state IO raises; a file that cannot be read is
+    refused by name (LakeFileError) and the rest of its partition verified."""
+    wanted = sorted({check_dt(dt) for dt in dts})
+    report = VerifyReport()
+    if not wanted:
+        return report
+    now = as_utc(now or datetime.now(UTC))
+    for dt in wanted:
+        _verify_partition(lake, dt, now, report)
+    if report.accepted or report.refused or report.skipped:
+        _log.info("verified disjoint files: %s", report.to_dict())
+    return report
+
+
+def verify_recent(lake: Lake, written: Iterable[WrittenFile], now: datetime) -> VerifyReport:
+    """The sweep's call after its writes: verify the partitions it wrote to, and today's and
+    yesterday's (UTC, by `now`), where the stream path writes nearly all its files. Cheap when
+    nothing is new (a listing and a small read per partition). Logs and returns a failure
+    instead of raising it: readers are correct without the manifest, only slower, and the
+    sweep's own work (archiving, the watermark) is done by now."""
+    today = as_utc(now).date()
+    dts = {f.dt for f in written} | {today.isoformat(), (today - timedelta(days=1)).isoformat()}
+    try:
+        return verify(lake, dts, now=now)
+    except Exception as exc:  # an optimisation failing must not fail the archive
+        _log.warning("could not verify disjoint files of dt %s (readers de-duplicate them "
+                     "meanwhile; the next sweep tries again): %s: %s", ", ".join(sorted(dts)),
+                     type(exc).__name__, exc)
+        return VerifyReport(skipped={dt: f"{type(exc).__name__}: {exc}" for dt in sorted(dts)})
+
+
+def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport) -> None:
+    ids: dict[str, pa.Array | LakeFileError] = {}  # by identity: read once across CAS retries
+    for _ in range(CAS_ATTEMPTS):
+        # The manifest first, then the listing: every file the manifest names was written
+        # before it, so the listing has it unless it is gone (a listing taken earlier could
+        # miss a file a racer recorded, and checking against fewer files is not a check).
+        manifest = read_manifest(lake, dt)
+        listed = lake.list_files(dts=[dt])
+        if len(listed) < 2:
+            return
+        kept = [f for f in listed if file_identity(f) in manifest.files]
+        known = manifest.files | manifest.refused
+        candidates = sorted((f for f in listed if file_identity(f) not in known),
+                            key=lambda f: f.path)
+        still_refused = {f: "refused before" for f in listed
+                         if file_identity(f) in manifest.refused - manifest.files}
+        dropped = len(manifest.files) - len({file_identity(f) for f in kept})
+        gone_refused = len(manifest.refused) - len(still_refused)
+        if not candidates and not dropped and not gone_refused:
+            return
+        accepted: list[LakeFile] = []
+        refused: dict[LakeFile, str] = {}
+        if candidates:
+            try:
+                _read_ids(lake, [f for f in kept + candidates if file_identity(f) not in ids],
+                          ids)
+            except OSError as exc:
+                if not file_vanished(exc):
+                    raise
+                report.skipped[dt] = f"a file vanished while its ids were read ({exc})"
+                return
+            if any(isinstance(ids[file_identity(f)], LakeFileError) for f in kept):
+                # a verified file unreadable now (replaced keeping size and time?): start over
+                _read_ids(lake, [f for f in listed if file_identity(f) not in ids], ids)
+                kept, still_refused = [], {}
+                candidates = sorted(listed, key=lambda f: f.path)
+            accepted, refused = _choose(kept, candidates, ids)
+        data = _manifest_json(dt, kept + accepted, {**still_refused, **refused}, now=now)
+        try:
+            lake.swap_state(manifest_key(dt), data, expected=manifest.version)
+        except StateConflictError:
+            continue  # another verify wrote meanwhile: build on what it recorded
+        if accepted:
+            report.accepted[dt] = [_name(f) for f in accepted]
+        if refused:
+            report.refused[dt] = {_name(f): why for f, why in refused.items()}
+            _log.info("dt=%s: %d file(s) may hold copies of other files' events and stay "
+                      "de-duplicated on read: %s", dt, len(refused), report.refused[dt])
+        if dropped:
+            report.dropped[dt] = dropped
+        return
+    report.skipped[dt] = f"its manifest changed {CAS_ATTEMPTS} times while it was verified"
+
+
+def _name(f: LakeFile) -> str:
+    return f.path.rpartition("/")[2]
+
+
+def _read_ids(lake: Lake, files: list[LakeFile], into: dict[str, pa.Array | LakeFileError]
+              ) -> None:
+    """The event_id column of each of `files`, or the LakeFileError that names it."""
+
+    def read(f: LakeFile) -> pa.Array | LakeFileError:
+        try:
+            return lake.read_file(f.path, ["event_id"])["event_id"].combine_chunks()
+        except LakeFileError as exc:
+            return exc
+
+    for f, got in zip(files, _each(lake, read, files), strict=True):
+        into[file_identity(f)] = got
+
+
+def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`fn` of each item, in order; in parallel on S3 (each call is a request)."""
+    if not lake.is_s3 or len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(16, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _choose(kept: list[LakeFile], candidates: list[LakeFile],
+            ids: Mapping[str, pa.Array | LakeFileError]
+            ) -> tuple[list[LakeFile], dict[LakeFile, str]]:
+    """(candidates accepted, in order; {refused file: why})."""
+    arrays = [a for f in kept + candidates if isinstance(a := ids[file_identity(f)], pa.Array)]
+    every = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
+    counts = pc.value_counts(every)
+    contested_ids = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    taken: set[str] = set()
+    for f in kept:
+        taken.update(_contested(ids[file_identity(f)], contested_ids))
+    accepted: list[LakeFile] = []
+    refused: dict[LakeFile, str] = {}
+    for f in candidates:
+        got = ids[file_identity(f)]
+        if isinstance(got, LakeFileError):
+            refused[f] = f"unreadable: {got.problem}"
+            continue
+        mine = _contested(got, contested_ids)
+        if len(set(mine)) < len(mine):
+            refused[f] = f"holds event_id `{_first_repeat(mine)}` more than once"
+            continue
+        clash = sorted(set(mine) & taken)
+        if clash:
+            refused[f] = (f"shares {len(clash)} event_id(s) with verified files, e.g. "
+                          f"`{clash[0]}`")
+            continue
+        taken.update(mine)
+        accepted.append(f)
+    return accepted, refused
+
+
+def _contested(got: pa.Array | LakeFileError, contested_ids: pa.Array) -> list[str]:
+    """The ids of `got` seen more than once over the partition (all occurrences)."""
+    if isinstance(got, LakeFileError) or not len(contested_ids):
+        return []
+    values: list[str] = got.filter(pc.is_in(got, value_set=contested_ids)).to_pylist()
+    return values
+
+
+def _first_repeat(values: list[str]) -> str:
+    seen: set[str] = set()
+    for value in sorted(values):
+        if value in seen:
+            return value
+        seen.add(value)
+    return ""
