@@ -16,6 +16,7 @@ BENCHMARKS = {
     "sweep_memory": "benchmarks.sweep_memory",
     "bulk_put": "benchmarks.bulk_put",
     "replay": "benchmarks.replay",
+    "read_units": "benchmarks.read_units",
     "peers": "benchmarks.peers",
     "cost": "benchmarks.cost",
 }

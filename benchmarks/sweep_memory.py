@@ -5,7 +5,7 @@ runs against a local lake (on /dev/shm when the machine has it) and a *stand-in*
 `GeneratedHotStore` below. It is not moto: moto answers each index Query in O(items in the
 table) and holds every item in this process, so measuring through it would measure moto. The
 stand-in duck-types the one method the sweep and its TTL guard call on `HotStore`,
-`read_ingested_pages(since, until)` (plus `read_ingested`, `agree` and `settings`), and
+`read_index_pages(since, until)` (plus `read_ingested`, `agree` and `settings`), and
 GENERATES the items lazily, a page of 1,000 at a time, never holding them all: realistic
 events (payloads of about 0.5 KB) run through `parse_event` and `HotStore.to_item`, ingested
 over one day, with event timestamps up to three days older, so each run writes several `dt`
@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,13 @@ class GeneratedHotStore:
     def read_ingested(self, since: datetime, until: datetime) -> Iterator[Item]:
         for page in self.read_ingested_pages(since, until):
             yield from page
+
+    # The generated entries are whole items (as an index projecting ALL gives them): the
+    # sweep's read path passes them on and fetches nothing.
+    read_index_pages = read_ingested_pages
+
+    def fetch(self, event_ids: Sequence[str]) -> Any:
+        raise AssertionError(f"nothing to fetch: the entries are whole ({len(event_ids)} asked)")
 
     def event_id(self, i: int) -> str:
         # uuid-looking and unordered, like real producers' ids (not the ingestion order)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from eventlake.config import Settings
+from eventlake.hot.index import index_spec
 from eventlake.hot.store import INDEX_NAME, TTL_ATTRIBUTE
 from eventlake.hot.tablesettings import TABLE_TAGS
 
@@ -60,6 +61,7 @@ def test_the_table_matches_what_the_hot_store_provisions() -> None:
     [index] = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == INDEX_NAME
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["ingest_shard", "ingest_key"]
+    assert index["Projection"] == index_spec()["Projection"]
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

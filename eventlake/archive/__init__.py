@@ -2,6 +2,7 @@
 
     stream      one DynamoDB Streams batch -> Parquet (the stream Lambda's work)
     sweep       the scheduled sweep: read the index since the watermark, write what the lake lacks
+    lacking     the sweep's read path: index entries anti-joined on the lake, the rest fetched whole
     backfill    a parallel Scan of the whole table (items the index does not hold)
     writer      the writer both use: the first copy of each event, anti-joined on the lake
     expiry      the last look at every event before TTL may delete it

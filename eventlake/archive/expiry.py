@@ -7,8 +7,9 @@
 The watermark vouches for events stamped at most EVENTLAKE_CLOCK_SKEW_SECONDS behind it. An
 event stamped further back (a producer's clock slower than that, a watermark edited forward)
 is behind every sweep window, and only this check sees it in time. Each sweep reads the index
-once more over [checkpoint, band_end), archives what the lake lacks with the sweep's anti-join
-(what is archived already is only counted), reports what it had to write as `beyond_skew` with
+once more over [checkpoint, band_end), archives what the lake lacks with the sweep's read path
+(lacking.py: index entries, anti-join, only what the lake lacks fetched whole; what is archived
+already is only counted), reports what it had to write as `beyond_skew` with
 a WARNING, and moves the checkpoint to band_end (lake state `expiry_check.json`, compare-and-
 swap, never backwards). So every event is read once more, `ttl_safety_hours` before it expires.
 The TTL guard reads the unchecked band too: what the check could not archive is at risk.
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
+from eventlake.archive.lacking import lacking_items
 from eventlake.archive.report import SAMPLE_IDS, ExpiryCheck
 from eventlake.archive.writer import archive_items
 from eventlake.config import Settings
@@ -63,12 +65,16 @@ def unchecked_band(lake: Lake, now: datetime, settings: Settings, since: datetim
 
 def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime,
                  window_since: datetime, run_id: str,
-                 renew: Callable[[], None] = lambda: None) -> ExpiryCheck:
+                 renew: Callable[[], None] = lambda: None,
+                 vanished: list[Item] | None = None) -> ExpiryCheck:
     """Archive what the lake lacks of the unchecked band, then move the checkpoint.
 
     `window_since` is where this sweep's window starts (the band stops there); `renew` is
-    called between pages (the sweep's lease). A failure leaves the checkpoint where it was.
+    called between pages (the sweep's lease). Index entries whose items TTL deleted before
+    they could be fetched are appended to `vanished` (the sweep's TTL guard reports them).
+    A failure leaves the checkpoint where it was.
     """
+    vanished = [] if vanished is None else vanished
     read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     checkpoint = read_watermark(lake, EXPIRY_CHECK_KEY)
     start = window_start(checkpoint, now, settings, skew=False)
@@ -77,7 +83,7 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     check = ExpiryCheck(start, max(start, stop))
     if stop > start:
         def pages() -> Iterator[list[Item]]:
-            for page in hot.read_ingested_pages(start, stop):
+            for page in hot.read_index_pages(start, stop):
                 renew()
                 yield page
 
@@ -86,7 +92,9 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
             if room > 0:
                 check.beyond_skew_ids.extend(ids.slice(0, room).to_pylist())
 
-        archive_items(lake, pages(), name=window_name("expiry", start, stop),
+        archive_items(lake, lacking_items(lake, hot, pages(), counts=check.counts,
+                                          vanished=vanished),
+                      name=window_name("expiry", start, stop),
                       counts=check.counts, on_written=written)
     if end > start:
         renew()

@@ -54,6 +54,9 @@ class TtlMargin:
     at_risk_ids: list[str] = field(default_factory=list)
     """Up to SAMPLE_IDS at-risk event_ids, nearest expiry first."""
     safety_hours: float = 0.0
+    vanished: int = 0
+    """Of the at-risk events, those deleted from the table (TTL) after a sweep's index read
+    listed them and before it could fetch them, with no lake file holding them."""
 
     @property
     def ok(self) -> bool:
@@ -65,7 +68,8 @@ class TtlMargin:
                 else None,
                 "hours_left": None if self.hours_left is None else round(self.hours_left, 3),
                 "checked": self.checked, "since": format_ts(self.since) if self.since else None,
-                "at_risk_ids": list(self.at_risk_ids), "safety_hours": self.safety_hours}
+                "at_risk_ids": list(self.at_risk_ids), "safety_hours": self.safety_hours,
+                "vanished": self.vanished}
 
 
 @dataclass

@@ -9,7 +9,9 @@ watermark, and fail loudly when TTL is about to delete events that are still not
              timestamps, ingested now) fall in it and are written under their own dt; the
              look-back (EVENTLAKE_CLOCK_SKEW_SECONDS) catches events from producers whose clocks
              run behind (re-read events are counted `already`)
-    read     the ingestion-time index, parallel Queries per (day, shard), page by page
+    read     the ingestion-time index, parallel Queries per (day, shard), page by page: its
+             entries (keys, timestamp, content_hash, expires_at), anti-joined against the
+             lake; only what the lake lacks is fetched whole, by BatchGetItem (lacking.py)
     write    archive_items: decode, quarantine non-events, anti-join on event_id, write
              (an id the lake holds with other content -> quarantine, `counts.conflicts`)
     move     the watermark to the window's end, by compare-and-swap, files durable first
@@ -17,7 +19,8 @@ watermark, and fail loudly when TTL is about to delete events that are still not
              stream's) are disjoint on event_id: readers read those bare (lake/disjoint.py)
     guard    ttl_margin over [new watermark - skew, now] and the unchecked expiry band:
              TtlGuardError when any unarchived event is within ttl_safety_hours of expires_at
-             (also after a failed write)
+             (also after a failed write), or was deleted from the table between the index
+             read and the fetch before any lake file held it (`vanished`: lost to DynamoDB)
 
 `now` is the hot store's (`HotStore.now`): the host clock corrected by the offset measured
 from AWS's responses, so a sweeper with a fast clock does not push the watermark ahead of
@@ -49,6 +52,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from eventlake.archive.expiry import check_expiry
+from eventlake.archive.lacking import lacking_items
 from eventlake.archive.lease import SweepLockedError, acquire_lease
 from eventlake.archive.report import ExpiryCheck, SweepReport, TtlMargin, new_run_id
 from eventlake.archive.ttlguard import TtlGuardError, expires_at, ttl_margin
@@ -106,24 +110,27 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         until = max(since, now - timedelta(seconds=settle))
         counts = ArchiveCounts()
         watch = _RescueWatch(now, settings)
+        vanished: list[Item] = []  # index entries whose items were gone when fetched
         expiry: ExpiryCheck | None = None
         mark = before
         try:
             # First the events about to expire: they are the most urgent, and a watermark
             # that cannot be swept from must not keep them from the lake.
             expiry = check_expiry(lake, hot, settings, now=now, window_since=since,
-                                  run_id=run_id, renew=lease.renew_if_due)
+                                  run_id=run_id, renew=lease.renew_if_due, vanished=vanished)
             refuse_ahead(before, now, settings, lake.root)
             if until > since:
                 name = window_name("sweep", since, until)
 
                 def pages() -> Iterator[list[Item]]:
-                    for page in hot.read_ingested_pages(since, until):
+                    for page in hot.read_index_pages(since, until):
                         lease.renew_if_due()
                         watch.look(page)
                         yield page
 
-                archive_items(lake, pages(), name=name, counts=counts, on_written=watch.written)
+                archive_items(lake, lacking_items(lake, hot, pages(), counts=counts,
+                                                  vanished=vanished),
+                              name=name, counts=counts, on_written=watch.written)
                 lease.renew_if_due()
                 mark = advance_watermark(lake, until, expected=before, run_id=run_id)
             # else nothing new to look at (a large settle, or the clock went back)
@@ -133,7 +140,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                                  before.at if before else since, TtlMargin(0, 0, None, None),
                                  time.perf_counter() - started, run_id, watch.rescued,
                                  f"{type(exc).__name__}: {redact(str(exc))}", expiry)
-            _guard_failed_sweep(lake, hot, settings, now, since, report, exc)
+            _guard_failed_sweep(lake, hot, settings, now, since, report, exc, vanished)
             raise
         verify_recent(lake, counts.files, now)  # readers then read these files bare
         if watch.rescued:
@@ -141,7 +148,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                          "expiry: the stream path missed them; check it", run_id, watch.rescued,
                          settings.ttl_safety_hours)
         margin = ttl_margin(lake, hot, settings, now=now,
-                            since=window_start(mark, now, settings))
+                            since=window_start(mark, now, settings), vanished=vanished)
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,
                              expiry=expiry)
@@ -152,14 +159,15 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
 
 
 def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: datetime,
-                        since: datetime, report: SweepReport, exc: Exception) -> None:
+                        since: datetime, report: SweepReport, exc: Exception,
+                        vanished: list[Item]) -> None:
     """After a failed sweep, check the margin of everything since the old watermark (what the
     sweep could not write included): raise TtlGuardError from `exc` when events are at risk.
     Returns (the caller re-raises `exc`) when they are not, or when the check fails too."""
     if isinstance(exc, SweepLockedError | WatermarkConflictError):
         return  # another sweep is (or was) at work: its guard speaks for the window
     try:
-        margin = ttl_margin(lake, hot, settings, now=now, since=since)
+        margin = ttl_margin(lake, hot, settings, now=now, since=since, vanished=vanished)
     except Exception as guard_exc:
         _log.warning("could not check the TTL margin after the failed sweep: %s", guard_exc)
         exc.add_note(f"sweep {report.run_id}: the TTL margin could not be checked either "

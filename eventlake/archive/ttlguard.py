@@ -5,7 +5,13 @@
     unarchived  events ingested since the watermark less the clock skew (up to now), or in
                 the expiry band no expiry check has passed yet, that no lake file holds
     at risk     unarchived events whose expires_at is within `ttl_safety_hours` of now,
-                or already past it but not yet deleted (negative hours left)
+                or already past it but not yet deleted (negative hours left), and events
+                deleted from the table after the index listed them, before any lake file held
+                them (`vanished`: no copy is left in DynamoDB)
+
+    read        the index entries (keys, timestamp, expires_at: hot/index.py) of both ranges,
+                anti-joined on (dt, event_id) against the lake; only the entries the lake
+                lacks are fetched whole (BatchGetItem), to count only real events
 
 What the guard can and cannot promise. It sees what is still in the table: an unarchived event
 is reported as long as TTL has not deleted it, so a sweep that runs at least once inside every
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
@@ -37,6 +44,8 @@ from eventlake.codec import CodecError, RowBuilder, fast_row
 from eventlake.config import Settings, redact
 from eventlake.errors import EventLakeError
 from eventlake.events.times import as_utc, format_ts
+from eventlake.hot.fetch import Fetched
+from eventlake.hot.index import entry_key, is_whole
 from eventlake.hot.store import TTL_ATTRIBUTE, HotStore, Item
 from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
@@ -70,6 +79,10 @@ class TtlGuardError(EventLakeError):
 
 
 def _message(margin: TtlMargin, failure: BaseException | None) -> str:
+    gone = (f" {margin.vanished} of them were deleted from the table (TTL) after the index "
+            "listed them and before they could be read or archived: no copy is left in "
+            "DynamoDB; recover them from the stream (24 h) or a point-in-time backup."
+            if margin.vanished else "")
     examples = ", ".join(f"`{i}`" for i in margin.at_risk_ids[:5])
     more = f" and {margin.at_risk - 5} more" if margin.at_risk > 5 else ""
     hours = margin.hours_left if margin.hours_left is not None else 0.0
@@ -85,37 +98,47 @@ def _message(margin: TtlMargin, failure: BaseException | None) -> str:
              "and the sweep's schedule: a healthy pipeline archives events long before this")
     return (f"TTL guard: {margin.at_risk} unarchived event(s) are within "
             f"{margin.safety_hours:g} h of their TTL expiry, {when}; e.g. {examples}{more}. "
-            f"{cause}. {margin.unarchived} event(s) in all are not archived yet.")
+            f"{cause}.{gone} {margin.unarchived} event(s) in all are not archived yet.")
 
 
 def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime | None = None,
-               since: datetime | None = None) -> TtlMargin:
+               since: datetime | None = None, vanished: list[Item] | None = None
+               ) -> TtlMargin:
     """The TTL margin of the events ingested in [since, now], and in the unchecked expiry band
     before `since`, that the lake does not hold.
 
     `now` defaults to `hot.now()` (the corrected clock); `since` to the watermark less the
     clock skew (with none yet, the oldest ingestion time an item in the table can have).
     Reads both ranges through the index and the lake's event_id columns of the dates they
-    touch.
+    touch, and fetches whole only the items the lake lacks. `vanished`: index entries a
+    sweep found deleted from the table before it could fetch them: at risk unless a lake
+    file holds them now.
     """
     now = as_utc(now or hot.now())
     settings = hot.agree(settings)  # the retention recorded on the table sets the window
     read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     if since is None:
         since = window_start(read_watermark(lake), now, settings)
-    check = MarginCheck(lake, settings, now, since)
+    check = MarginCheck(lake, settings, now, since, fetch=hot.fetch)
     for lo, hi in (unchecked_band(lake, now, settings, since),
                    (since, now + timedelta(microseconds=1))):
-        for page in hot.read_ingested_pages(lo, hi):
+        for page in hot.read_index_pages(lo, hi):
             check.add(page)
+    if vanished:
+        check.add_vanished(vanished)
     return check.result()
 
 
 class MarginCheck:
     """Accumulates a TtlMargin over pages of items (memory: the ids of the dates touched)."""
 
-    def __init__(self, lake: Lake, settings: Settings, now: datetime, since: datetime) -> None:
+    def __init__(self, lake: Lake, settings: Settings, now: datetime, since: datetime, *,
+                 fetch: Callable[[Sequence[str]], Fetched] | None = None) -> None:
+        """`fetch` reads whole items (HotStore.fetch): index entries the lake lacks are
+        fetched to tell events from other items; without it, entries are whole items."""
         self.lake = lake
+        self._fetch = fetch
+        self.vanished = 0
         self.now = now
         self.since = since
         self.safety_hours = settings.ttl_safety_hours
@@ -126,27 +149,84 @@ class MarginCheck:
         self._sample: list[tuple[float, str]] = []  # max-heap by expiry (negated)
 
     def add(self, items: list[Item]) -> None:
-        by_dt: dict[str, list[tuple[str, float | None]]] = {}
+        """Count items or index entries: an entry the lake lacks is fetched whole first (an
+        item that is not an event is left out: the sweep quarantines it, raw)."""
+        self.checked += len(items)
+        whole: list[Item] = []
+        entries: list[tuple[EventKey, Item]] = []
+        unread: list[Item] = []
         for item in items:
-            self.checked += 1
-            key = event_key(item, self.now)
-            if key is not None:  # not an event: the sweep quarantines it, raw
-                by_dt.setdefault(key.dt, []).append((key.event_id, expires_at(item)))
-        for dt, events in by_dt.items():
-            present = self._ids(dt)
-            ids = pa.array([event_id for event_id, _ in events], pa.string())
-            stored = pc.is_in(ids, value_set=present).to_pylist() if len(present) else None
-            for index, (event_id, expires) in enumerate(events):
-                if stored is None or not stored[index]:
-                    self._unarchived(event_id, expires)
+            if self._fetch is None or is_whole(item):
+                whole.append(item)
+                continue
+            decided = entry_key(item)
+            if decided is None:
+                unread.append(item)  # the entry alone cannot say: read the item
+            else:
+                entries.append((EventKey(decided[0], decided[1]), item))
+        for (_, entry), held in zip(entries, self._held([k for k, _ in entries]),
+                                    strict=True):
+            if not held:
+                unread.append(entry)
+        if unread and self._fetch is not None:
+            fetched = self._fetch([entry["event_id"]["S"] for entry in unread])
+            for entry in unread:
+                found = fetched.items.get(entry["event_id"]["S"])
+                if found is None:
+                    self._gone(entry)
+                else:
+                    whole.append(found)
+        keyed = [(key, item) for item in whole
+                 if (key := event_key(item, self.now)) is not None]
+        for (found_key, item), held in zip(keyed, self._held([k for k, _ in keyed]),
+                                           strict=True):
+            if not held:
+                self._unarchived(found_key.event_id, expires_at(item))
 
-    def _unarchived(self, event_id: str, expires: float | None) -> None:
+    def add_vanished(self, entries: list[Item]) -> None:
+        """Index entries whose items were deleted before they could be fetched: at risk
+        unless the lake holds them now (the stream may have archived them meanwhile)."""
+        self._lake_ids.clear()  # read the lake again: it may hold them by now
+        keys = [entry_key(entry) for entry in entries]
+        decided = [EventKey(k[0], k[1]) for k in keys if k is not None]
+        held = iter(self._held(decided))
+        for entry, key in zip(entries, keys, strict=True):
+            if key is None or not next(held):
+                self._gone(entry)
+
+    def _held(self, keys: list[EventKey]) -> list[bool]:
+        """For each key: whether a lake file of its dt holds its event_id."""
+        held = [False] * len(keys)
+        by_dt: dict[str, list[int]] = {}
+        for position, key in enumerate(keys):
+            by_dt.setdefault(key.dt, []).append(position)
+        for dt, positions in by_dt.items():
+            present = self._ids(dt)
+            if not len(present):
+                continue
+            ids = pa.array([keys[p].event_id for p in positions], pa.string())
+            for position, stored in zip(positions, pc.is_in(ids, value_set=present).to_pylist(),
+                                        strict=True):
+                held[position] = bool(stored)
+        return held
+
+    def _gone(self, entry: Item) -> None:
+        """An unarchived event no longer in the table: lost to DynamoDB, so at risk
+        whatever its expires_at said."""
+        self.vanished += 1
+        event_id = entry.get("event_id", {}).get("S", "?")
+        expires = expires_at(entry)
+        self._unarchived(event_id, expires if expires is not None else self.now.timestamp(),
+                         force=True)
+
+    def _unarchived(self, event_id: str, expires: float | None, *, force: bool = False
+                    ) -> None:
         self.unarchived += 1
         if expires is None:  # no TTL on this item: it never expires
             return
         if self._nearest is None or expires < self._nearest:
             self._nearest = expires
-        if expires <= self._risk_limit:
+        if force or expires <= self._risk_limit:
             self.at_risk += 1
             entry = (-expires, event_id)
             if len(self._sample) < SAMPLE_IDS:
@@ -165,7 +245,7 @@ class MarginCheck:
         hours = None if nearest is None else (nearest - self.now).total_seconds() / 3600
         sample = [event_id for _, event_id in sorted(self._sample, reverse=True)]
         return TtlMargin(self.unarchived, self.at_risk, nearest, hours, self.checked,
-                         self.since, sample, self.safety_hours)
+                         self.since, sample, self.safety_hours, self.vanished)
 
 
 def event_key(item: Item, now: datetime) -> EventKey | None:

@@ -3,14 +3,18 @@
     item   event_id (PK) · event_type · timestamp · event_payload (canonical JSON) · source ·
            subject · ingested_at · content_hash · expires_at (TTL, epoch s) · ingest_shard ·
            ingest_key
-    index  by_ingested_at: ingest_shard = "<UTC day>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
+    index  by_ingested_at_v2
+           ingest_shard = "<UTC day>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
+           projecting timestamp, content_hash, expires_at (index.py: why, and the migration)
 
 Writes are conditional (`attribute_not_exists(event_id)`): an identical retry is a `duplicate`,
 different content under a stored id is a `conflict`, and the stored item is never touched. The
 index spreads each day over `index_shards` partitions so no partition runs hot (writes at any
 moment go to the current day's shards, so the shard count sets the write headroom); a window
 read queries every (day, shard) pair in parallel with a range condition on `ingest_key`, and
-never scans. Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
+never scans. `read_index_pages` gives the index's entries, `fetch` whole items by event_id
+(BatchGetItem), `read_ingested_pages` both: readers that have the lake fetch only what it lacks.
+Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
 at 10 x `index_shards`.
 
 The shard count and the retention are the table's, not the process's (tablesettings.py):
@@ -29,13 +33,23 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from eventlake.aws import Clients, OutOfTime, error_code, is_transient, retry_deadline
 from eventlake.config import Settings, redact, redact_url
 from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event
 from eventlake.events.times import as_utc, format_ts
+from eventlake.hot.fetch import Fetched, fetch_items
+from eventlake.hot.index import (
+    INDEX_NAME,
+    LEGACY_INDEX_NAME,
+    choose,
+    index_spec,
+    is_whole,
+    migrate,
+    missing_index,
+)
 from eventlake.hot.results import (
     DERIVED_DUPLICATE,
     RETRY_ADVICE,
@@ -56,7 +70,9 @@ from eventlake.hot.tablesettings import (
     tags_for,
 )
 
-INDEX_NAME = "by_ingested_at"
+__all__ = ["INDEX_NAME", "LEGACY_INDEX_NAME", "TTL_ATTRIBUTE", "HotStore", "Item", "day_key",
+           "item_of", "shard_of"]
+
 TTL_ATTRIBUTE = "expires_at"
 Item = dict[str, Any]
 """A DynamoDB item in AttributeValue form, as the low-level client returns it."""
@@ -111,6 +127,7 @@ class HotStore:
         """The settings recorded on the table, read once (tablesettings.py)."""
         self._read_floor: int | None = None
         self._lock = threading.Lock()
+        self._index: str | None = None  # the index readers query (index.choose), once known
 
     @property
     def table(self) -> str:
@@ -184,19 +201,9 @@ class HotStore:
                     "a table keyed by `event_id` alone: choose another EVENTLAKE_TABLE")
             # First: a process configured against the table must change nothing.
             changes += self._record_settings(desc["TableArn"])
-            indexes = {i["IndexName"] for i in desc.get("GlobalSecondaryIndexes", [])}
-            if INDEX_NAME not in indexes:
-                ddb.update_table(
-                    TableName=self.table,
-                    AttributeDefinitions=[
-                        {"AttributeName": "ingest_shard", "AttributeType": "S"},
-                        {"AttributeName": "ingest_key", "AttributeType": "S"},
-                    ],
-                    GlobalSecondaryIndexUpdates=[{"Create": self._index_spec()}],
-                )
-                changes.append(f"added index {INDEX_NAME}")
-                # DynamoDB takes one table update at a time (ResourceInUseException otherwise)
-                self._wait_active()
+            # the index of index_spec; an old ALL-projecting one is replaced (index.py)
+            changes += migrate(ddb, self.table, dict(desc), wait_table=self._wait_active)
+            self._index = None  # choose again
             stream: Any = desc.get("StreamSpecification") or {}
             if not stream.get("StreamEnabled"):
                 ddb.update_table(TableName=self.table, StreamSpecification={
@@ -258,19 +265,10 @@ class HotStore:
                 {"AttributeName": "ingest_key", "AttributeType": "S"},
             ],
             KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[self._index_spec()],
+            GlobalSecondaryIndexes=[cast(Any, index_spec())],
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
             Tags=tags,
         )
-
-    @staticmethod
-    def _index_spec() -> Any:
-        return {
-            "IndexName": INDEX_NAME,
-            "KeySchema": [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
-                          {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }
 
     def describe(self) -> dict[str, Any]:
         """Table state for `status`: item count (approximate, AWS refreshes it ~6-hourly)."""
@@ -293,6 +291,9 @@ class HotStore:
             "index": next((i.get("IndexStatus", "ACTIVE")
                            for i in desc.get("GlobalSecondaryIndexes", [])
                            if i["IndexName"] == INDEX_NAME), "missing"),
+            **({"legacy_index": LEGACY_INDEX_NAME + " (run `eventlake init` to replace it)"}
+               if any(i["IndexName"] == LEGACY_INDEX_NAME
+                      for i in desc.get("GlobalSecondaryIndexes", [])) else {}),
         }
 
     def require_table(self) -> None:
@@ -425,13 +426,29 @@ class HotStore:
     # --- reads -----------------------------------------------------------------------------
 
     def read_ingested(self, since: datetime, until: datetime) -> Iterator[Item]:
-        """Every item ingested in [since, until), through parallel index queries (no Scan).
-
-        Items come grouped by (day, shard), not globally sorted. The index is eventually
-        consistent: callers that need completeness leave a settle lag before `until`.
-        """
+        """Every item ingested in [since, until), whole: `read_ingested_pages` one by one."""
         for page in self.read_ingested_pages(since, until):
             yield from page
+
+    def read_ingested_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
+        """Every item ingested in [since, until), whole, a page of the index at a time: its
+        entries, then BatchGetItem for all of them (items TTL deleted in between are left out,
+        as if deleted before the read). Readers that have the lake read `read_index_pages`
+        and `fetch` only what it lacks, which costs a fraction of this."""
+        for page in self.read_index_pages(since, until):
+            partial = [e["event_id"]["S"] for e in page if not is_whole(e)]
+            if not partial:
+                yield page
+                continue
+            fetched = self.fetch(partial).items
+            whole = [e if is_whole(e) else fetched.get(e["event_id"]["S"]) for e in page]
+            yield [item for item in whole if item is not None]
+
+    def fetch(self, event_ids: Sequence[str]) -> Fetched:
+        """The whole items of `event_ids` (BatchGetItem, hot/fetch.py), and the ids no read
+        found (deleted: by TTL, after an index read listed them)."""
+        return fetch_items(self.clients.dynamodb, self.table, event_ids, call=self._call,
+                           workers=self.settings.put_concurrency)
 
     @property
     def read_floor(self) -> int | None:
@@ -454,7 +471,23 @@ class HotStore:
         larger (a writer with fewer shards writes a subset of them)."""
         return max(self.table_settings().index_shards, self._read_floor or 0)
 
-    def read_ingested_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
+    def index_name(self) -> str:
+        """The index readers query: the current one once ACTIVE, the old one during a
+        migration (index.choose; one DescribeTable, remembered)."""
+        if self._index is None:
+            with self._table_errors():
+                desc = self.clients.dynamodb.describe_table(TableName=self.table)["Table"]
+            self._index = choose(dict(desc), self.table)
+        return self._index
+
+    def read_index_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
+        """The index entries of the items ingested in [since, until), through parallel
+        Queries per (day, shard) (no Scan), a partition at a time: event_id, the index keys,
+        and index.PROJECTED (the whole item while the old index is still in use: `is_whole`).
+
+        Entries come grouped by (day, shard), not globally sorted. The index is eventually
+        consistent: callers that need completeness leave a settle lag before `until`.
+        """
         if since.tzinfo is None or until.tzinfo is None:
             raise ValueError("read_ingested needs timezone-aware datetimes (UTC)")
         if until <= since:
@@ -484,10 +517,23 @@ class HotStore:
                     yield page
 
     def _query_partition(self, shard_key: str, lo: str, hi: str) -> list[Item]:
+        index = self.index_name()
+        try:
+            return self._query_index(index, shard_key, lo, hi)
+        except Exception as exc:
+            if not missing_index(exc) and not missing_index(exc.__cause__ or exc):
+                raise
+        # a migration deleted the index we chose (index.py): choose again, read again
+        with self._lock:
+            if self._index == index:
+                self._index = None
+        return self._query_index(self.index_name(), shard_key, lo, hi)
+
+    def _query_index(self, index: str, shard_key: str, lo: str, hi: str) -> list[Item]:
         ddb = self.clients.dynamodb
         items: list[Item] = []
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "IndexName": INDEX_NAME,
+            "TableName": self.table, "IndexName": index,
             # `<ingested_at>#<id>` sorts after `<ingested_at>`, so BETWEEN lo AND hi is [lo, hi).
             "KeyConditionExpression": "ingest_shard = :s AND ingest_key BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": {":s": {"S": shard_key}, ":lo": {"S": lo},

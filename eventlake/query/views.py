@@ -34,7 +34,8 @@ timestamp, ingested now) is hot by its ingestion time and lands in its own old `
                  id with, plus the unverified files' rows (every file of a partition without
                  a manifest): the copy with the earliest ingested_at, then the smallest
                  content_hash (`lake/dedup.py`'s rule)                  <- the window
-    events_hot   the hot rows, one per event_id (a table of the connection: they are few)
+    events_hot   the hot rows the listed files lack, one per event_id (a table of the
+                 connection: they are few); only those are fetched whole from DynamoDB
     events       events_cold UNION ALL hot rows whose (dt, event_id) the cold files lack
 
 Reading the files. A local lake: DuckDB's own Parquet reader, the schema given (`schema=`) so
@@ -84,17 +85,18 @@ from eventlake.codec import RowBuilder
 from eventlake.errors import ConfigError
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 from eventlake.events.times import as_utc
+from eventlake.hot.index import entry_key, is_whole
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies
 from eventlake.lake.disjoint import verified_files
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake, LakeFile
-from eventlake.lake.vanish import retry_on_vanish
+from eventlake.lake.vanish import file_vanished, retry_on_vanish
 from eventlake.lake.watermark import read_watermark, window_start
 from eventlake.query.typed import install_typed
 
 if TYPE_CHECKING:
-    from eventlake.hot.store import HotStore
+    from eventlake.hot.store import HotStore, Item
 
 __all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
            "file_vanished_in_query", "install", "list_queries", "load_sql", "names_typed_view",
@@ -270,7 +272,7 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
     read_recorded_shards(lake.cold, lake.hot)  # every shard the lake has seen in force
     since = window_start(watermark, now, lake.hot.table_settings())
     until = now + CLOCK_SKEW
-    rows, not_events = read_hot(lake.hot, since, until)
+    rows, not_events = read_hot(lake.hot, since, until, lake=lake.cold, files=files)
     if not_events:
         _log.warning("%d hot item(s) ingested since %s are not eventlake events; the views "
                      "leave them out (the sweep quarantines them)", not_events, since)
@@ -287,13 +289,33 @@ def _list_existing(cold: Lake) -> tuple[LakeFile, ...]:
     return files
 
 
-def read_hot(store: HotStore, since: datetime, until: datetime) -> tuple[pa.Table, int]:
+def read_hot(store: HotStore, since: datetime, until: datetime, *, lake: Lake | None = None,
+             files: Sequence[LakeFile] = ()) -> tuple[pa.Table, int]:
     """Items ingested in [since, until) as COLD_SCHEMA rows, one per event_id, and how many
-    items were not events."""
+    items were not events.
+
+    With `lake`, only the events that `files` (the snapshot's listing) lack: the index's
+    entries (hot/index.py) are anti-joined on (dt, event_id) against those files, and only
+    the rest is fetched whole (BatchGetItem). Anti-joining against the listed files, not a
+    fresh listing, is what keeps an event written meanwhile from falling between the tiers.
+    A listed file that vanished (compaction) counts as holding nothing: its events are
+    fetched, and the seam drops them again. Without `lake`, every item is read whole."""
     builder = RowBuilder()
     not_events = 0
-    for page in store.read_ingested_pages(since, until):
-        not_events += len(builder.add_images(page))
+    held = _ListedIds(lake, files) if lake is not None else None
+    for page in store.read_index_pages(since, until):
+        whole = [entry for entry in page if is_whole(entry)]
+        partial = [entry for entry in page if not is_whole(entry)]
+        if held is not None and partial:
+            partial = held.lacking(partial)
+        if partial:
+            fetched = store.fetch([entry["event_id"]["S"] for entry in partial])
+            if fetched.vanished:
+                _log.info("%d hot item(s) were deleted (TTL) between the index read and the "
+                          "fetch; e.g. `%s`", len(fetched.vanished), fetched.vanished[0])
+            whole += [fetched.items[entry["event_id"]["S"]] for entry in partial
+                      if entry["event_id"]["S"] in fetched.items]
+        not_events += len(builder.add_images(whole))
     not_events += len(builder.reject_invalid())
     table = builder.to_table()
     if table.num_rows:  # the table's key is event_id; an index read repeating one is no harm
@@ -301,6 +323,56 @@ def read_hot(store: HotStore, since: datetime, until: datetime) -> tuple[pa.Tabl
         if pc.sum(keep).as_py() < table.num_rows:
             table = table.filter(keep)
     return table.append_column(PARTITION, pc.cast(table["timestamp"], pa.date32())), not_events
+
+
+class _ListedIds:
+    """The event_ids the listed lake files hold, read per dt on first need (one column)."""
+
+    def __init__(self, lake: Lake, files: Sequence[LakeFile]) -> None:
+        self.lake = lake
+        self.files: dict[str, list[LakeFile]] = {}
+        for f in files:
+            self.files.setdefault(f.dt, []).append(f)
+        self.ids: dict[str, pa.Array] = {}
+
+    def lacking(self, entries: list[Item]) -> list[Item]:
+        """The entries whose event the listed files do not hold (undecidable ones too)."""
+        keep: list[Item] = []
+        by_dt: dict[str, list[Item]] = {}
+        for entry in entries:
+            key = entry_key(entry)
+            dt = None if key is None else key[1]
+            if dt is None or dt not in self.files:
+                keep.append(entry)
+            else:
+                by_dt.setdefault(dt, []).append(entry)
+        for dt, group in by_dt.items():
+            present = self._ids(dt)
+            ids = pa.array([e["event_id"]["S"] for e in group], pa.string())
+            stored = pc.is_in(ids, value_set=present).to_pylist()
+            keep += [e for e, there in zip(group, stored, strict=True) if not there]
+        return keep
+
+    def _ids(self, dt: str) -> pa.Array:
+        if dt not in self.ids:
+            paths = [f.path for f in self.files[dt]]
+            try:
+                tables = self.lake.read_each(paths, ["event_id"])
+            except OSError as exc:
+                if not file_vanished(exc):
+                    raise
+                tables = [t for t in map(self._read_unless_vanished, paths) if t is not None]
+            self.ids[dt] = (pa.concat_tables(tables)["event_id"].combine_chunks() if tables
+                            else pa.array([], pa.string()))
+        return self.ids[dt]
+
+    def _read_unless_vanished(self, path: str) -> pa.Table | None:
+        try:
+            return self.lake.read_file(path, ["event_id"])
+        except OSError as exc:
+            if not file_vanished(exc):
+                raise
+            return None
 
 
 # -- installing the views ----------------------------------------------------------------------

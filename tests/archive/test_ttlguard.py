@@ -12,6 +12,7 @@ from archive_support import NOW, World, hours, make_world
 
 from eventlake import EventLake
 from eventlake.archive.ttlguard import TtlGuardError, ttl_margin
+from eventlake.archive.writer import archive_items
 from eventlake.hot.store import shard_of
 from eventlake.lake.watermark import read_watermark
 from eventlake.local.stack import expire_ttl
@@ -88,30 +89,61 @@ def test_events_swept_before_ttl_deletes_them_stay_in_the_lake(world: World) -> 
     assert report.counts.read == 2 and report.ttl.at_risk == 0
 
 
-def test_events_ttl_deletes_while_the_sweep_runs_are_archived_if_it_read_them(
-        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given expired events spread over both index shards, read one partition at a time
-    world = make_world(lake, retention_days=1.0, put_concurrency=1)
-    ids = world.ingest([f"e-{i}" for i in range(8)], NOW - hours(25))
-    assert {shard_of(i, 2) for i in ids} == {0, 1}
+def ttl_after_first_partition(world: World, monkeypatch: pytest.MonkeyPatch,
+                              read: list[str], deleted: list[str]) -> None:
+    """TTL deletes every expired item right after the sweep's first index partition read."""
     real = world.hot._query_partition
-    read: list[str] = []
-    deleted: list[str] = []
 
     def query_then_ttl(*args: Any) -> Any:
         items = real(*args)
-        if items and not read:  # TTL strikes right after the first partition is read
+        if items and not read:
             read.extend(item["event_id"]["S"] for item in items)
             deleted.extend(expire_ttl(world.clients, world.settings.table, now=NOW))
         return items
 
     monkeypatch.setattr(world.hot, "_query_partition", query_then_ttl)
-    report = world.sweep(NOW)
-    # then what the sweep had read is archived, though TTL deleted it from the table
+
+
+def test_events_ttl_deletes_between_the_index_read_and_the_fetch_are_reported_lost(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given expired events spread over both index shards, read one partition at a time
+    world = make_world(lake, retention_days=1.0, put_concurrency=1)
+    ids = world.ingest([f"e-{i}" for i in range(8)], NOW - hours(25))
+    assert {shard_of(i, 2) for i in ids} == {0, 1}
+    read: list[str] = []
+    deleted: list[str] = []
+    ttl_after_first_partition(world, monkeypatch, read, deleted)
+    # when TTL deletes them after the index listed some, before their items were fetched
+    with pytest.raises(TtlGuardError) as caught:
+        world.sweep(NOW)
+    # then the ones it listed are reported lost to DynamoDB, by name; nothing half-written
     assert sorted(deleted) == sorted(ids) and 0 < len(read) < len(ids)
-    assert world.stored_rows() == Counter(read)
-    assert report.counts.archived == len(read)
-    assert report.rescued == len(read)  # archived past their expiry: the report says so
+    margin = caught.value.margin
+    assert margin.vanished == len(read) == margin.at_risk
+    assert sorted(margin.at_risk_ids) == sorted(read)
+    assert (f"{len(read)} of them were deleted from the table (TTL) after the index listed "
+            "them") in str(caught.value)
+    assert world.stored_rows() == Counter()
+
+
+def test_an_event_deleted_before_the_fetch_but_archived_by_the_stream_is_not_reported(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an expired event that the stream archives while TTL deletes it under the sweep
+    world = make_world(lake, retention_days=1.0, put_concurrency=1)
+    [event_id] = world.ingest(["e-0"], NOW - hours(25))
+    [item] = world.hot.read_ingested(NOW - hours(26), NOW)
+    real = world.hot.fetch
+
+    def stream_then_fetch(event_ids: Any) -> Any:
+        archive_items(world.lake, [item], name="stream-000-001")
+        expire_ttl(world.clients, world.settings.table, now=NOW)
+        return real(event_ids)
+
+    monkeypatch.setattr(world.hot, "fetch", stream_then_fetch)
+    # when the sweep runs, then it finds the item gone but the lake holding it: no alarm
+    report = world.sweep(NOW)
+    assert report.ttl.at_risk == 0 and report.ttl.vanished == 0
+    assert world.stored_rows() == Counter([event_id])
 
 
 def test_an_event_past_expiry_but_still_in_the_table_is_at_risk_until_swept(

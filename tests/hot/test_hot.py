@@ -89,7 +89,8 @@ def test_the_table_is_keyed_by_event_id_with_index_stream_and_ttl(lake: EventLak
     assert index["IndexName"] == INDEX_NAME
     assert index["KeySchema"] == [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
                                   {"AttributeName": "ingest_key", "KeyType": "RANGE"}]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": [
+        "timestamp", "content_hash", "expires_at"]}
     assert table["StreamSpecification"] == {"StreamEnabled": True,
                                             "StreamViewType": "NEW_AND_OLD_IMAGES"}
     ttl = ddb.describe_time_to_live(TableName="events-test")["TimeToLiveDescription"]
@@ -112,7 +113,8 @@ def test_provisioning_completes_a_bare_table_made_by_someone_else(mocked_aws: No
         "none: every process now uses it)",
         "recorded a retention of 30 days on table `bare-table` (tag `eventlake:retention_days`;"
         " it had none: every process now uses it)",
-        f"added index {INDEX_NAME}", "enabled stream NEW_AND_OLD_IMAGES",
+        f"added index {INDEX_NAME} (keys + timestamp, content_hash, expires_at: events are "
+        "fetched whole only when the lake lacks them)", "enabled stream NEW_AND_OLD_IMAGES",
         "enabled TTL on `expires_at`"]
     assert store.describe()["index"] == "ACTIVE"
     assert store.provision() == []

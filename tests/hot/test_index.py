@@ -1,0 +1,249 @@
+"""The projected ingestion-time index: the migration from the ALL-projecting index of tables
+created before issue 12, readers during it, and the BatchGetItem reader."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from eventlake import EventLake, Settings
+from eventlake.errors import StorageError, TransientError
+from eventlake.hot.capacity import batch_get_units, item_size, query_units
+from eventlake.hot.fetch import UNPROCESSED_ATTEMPTS, fetch_items
+from eventlake.hot.index import INDEX_NAME, LEGACY_INDEX_NAME, choose, wait_index_active
+from eventlake.hot.tablesettings import tags_for
+from eventlake.lake.shards import remember_shards
+
+NOW = datetime.now(UTC)
+
+
+def legacy_lake(tmp_path: Any, table: str = "legacy-events") -> EventLake:
+    """A table exactly as `eventlake init` created it before issue 12 (index by_ingested_at,
+    projection ALL), with events in it."""
+    lake = EventLake(Settings.from_env(table=table, lake_uri=str(tmp_path / "lake")))
+    lake.clients.dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"}
+                              for a in ("event_id", "ingest_shard", "ingest_key")],
+        KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": LEGACY_INDEX_NAME,
+            "KeySchema": [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
+                          {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        Tags=[{"Key": "app", "Value": "eventlake"}, *tags_for(lake.settings)])
+    lake.clients.dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})
+    lake.cold.create_marker(table=table)
+    remember_shards(lake.cold, lake.hot)
+    results = lake.put_many([{"event_id": f"e-{i}", "event_type": "order_placed",
+                              "event_payload": {"n": i}} for i in range(6)])
+    assert all(r.ok for r in results)
+    return lake
+
+
+def indexes(lake: EventLake) -> dict[str, Any]:
+    desc = lake.clients.dynamodb.describe_table(TableName=lake.settings.table)["Table"]
+    return {i["IndexName"]: i["Projection"] for i in desc.get("GlobalSecondaryIndexes", [])}
+
+
+def hot_ids(lake: EventLake) -> list[str]:
+    return sorted(i["event_id"]["S"] for i in lake.hot.read_ingested(NOW - timedelta(hours=1),
+                                                                     NOW + timedelta(hours=1)))
+
+
+# --- the migration -------------------------------------------------------------------------
+
+def test_init_on_a_table_of_the_old_init_replaces_its_index_and_says_so(
+        mocked_aws: None, tmp_path: Any) -> None:
+    lake = legacy_lake(tmp_path)
+    before = lake.sql("select event_id from events order by event_id").to_pylist()
+
+    changes = EventLake(lake.settings).init()
+
+    assert changes == [
+        f"added index {INDEX_NAME} (keys + timestamp, content_hash, expires_at: events are "
+        "fetched whole only when the lake lacks them)",
+        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
+        f"deleted index {LEGACY_INDEX_NAME} (it projected ALL attributes: every event was "
+        "stored twice)"]
+    assert list(indexes(lake)) == [INDEX_NAME]
+    assert EventLake(lake.settings).init() == []  # nothing left to do
+    after = EventLake(lake.settings)
+    assert after.sql("select event_id from events order by event_id").to_pylist() == before
+    assert len(before) == 6
+
+
+def test_a_reader_that_chose_the_old_index_keeps_reading_after_it_is_deleted(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given a reader that read through the old index before the migration
+    lake = legacy_lake(tmp_path)
+    assert lake.hot.index_name() == LEGACY_INDEX_NAME
+    assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
+    # when init migrates meanwhile (another process)
+    EventLake(lake.settings).init()
+    # then its next read chooses again and reads the new index: nothing missing
+    assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
+    assert lake.hot.index_name() == INDEX_NAME
+
+
+def test_readers_use_the_old_index_while_the_new_one_is_being_built(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = legacy_lake(tmp_path)
+    ddb = lake.clients.dynamodb
+    ddb.update_table(TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[
+        {"Create": {"IndexName": INDEX_NAME, "KeySchema": [
+            {"AttributeName": "ingest_shard", "KeyType": "HASH"},
+            {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}}])
+    real = ddb.describe_table
+
+    def building(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        for index in desc["Table"]["GlobalSecondaryIndexes"]:
+            if index["IndexName"] == INDEX_NAME:
+                index["IndexStatus"] = "CREATING"
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", building)
+    assert lake.hot.index_name() == LEGACY_INDEX_NAME
+    assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
+
+
+def test_an_index_of_the_new_name_with_another_projection_is_refused(
+        mocked_aws: None, tmp_path: Any) -> None:
+    lake = legacy_lake(tmp_path)
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[
+        {"Create": {"IndexName": INDEX_NAME, "KeySchema": [
+            {"AttributeName": "ingest_shard", "KeyType": "HASH"},
+            {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}}])
+
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*KEYS_ONLY"):
+        EventLake(lake.settings).init()
+    assert LEGACY_INDEX_NAME in indexes(lake)  # the old one is left for readers
+
+
+def test_an_init_interrupted_after_the_new_index_deletes_only_the_old_one(
+        mocked_aws: None, tmp_path: Any) -> None:
+    lake = legacy_lake(tmp_path)
+    spec = {"IndexName": INDEX_NAME, "KeySchema": [
+        {"AttributeName": "ingest_shard", "KeyType": "HASH"},
+        {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "INCLUDE",
+                       "NonKeyAttributes": ["timestamp", "content_hash", "expires_at"]}}
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
+                                       GlobalSecondaryIndexUpdates=[{"Create": spec}])
+
+    changes = EventLake(lake.settings).init()
+
+    assert [c.split(" (")[0] for c in changes] == [
+        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
+        f"deleted index {LEGACY_INDEX_NAME}"]
+    assert list(indexes(lake)) == [INDEX_NAME]
+
+
+def test_waiting_for_an_index_polls_until_it_is_active_and_fails_if_it_vanishes() -> None:
+    states = iter(["CREATING", "CREATING", "ACTIVE", "ACTIVE"])
+    pauses: list[float] = []
+
+    def describe() -> dict[str, Any]:
+        return {"GlobalSecondaryIndexes": [{"IndexName": "x", "IndexStatus": next(states)}]}
+
+    wait_index_active(describe, "x", sleep=pauses.append, delay=2.0)
+    assert pauses == [2.0, 2.0]
+    with pytest.raises(StorageError, match="index y vanished"):
+        wait_index_active(describe, "y", sleep=pauses.append)
+
+
+def test_a_table_with_no_active_index_is_refused_with_what_to_do() -> None:
+    desc = {"GlobalSecondaryIndexes": [{"IndexName": INDEX_NAME, "IndexStatus": "CREATING"}]}
+    with pytest.raises(StorageError, match="run `eventlake init`"):
+        choose(desc, "t")
+
+
+# --- BatchGetItem ------------------------------------------------------------------------
+
+class FakeDynamo:
+    """BatchGetItem answering from `items`; `unprocessed` calls leave every key unprocessed;
+    ids in `lagging` are missing from eventually consistent reads only."""
+
+    def __init__(self, items: dict[str, Any], unprocessed: int = 0,
+                 lagging: frozenset[str] = frozenset()) -> None:
+        self.items, self.unprocessed, self.lagging = items, unprocessed, lagging
+        self.calls: list[tuple[int, bool]] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        [(table, request)] = RequestItems.items()
+        keys = [k["event_id"]["S"] for k in request["Keys"]]
+        assert len(keys) <= 100 and len(set(keys)) == len(keys)
+        self.calls.append((len(keys), request["ConsistentRead"]))
+        if self.unprocessed:
+            self.unprocessed -= 1
+            return {"Responses": {table: []}, "UnprocessedKeys": RequestItems}
+        found = [self.items[k] for k in keys if k in self.items
+                 and (request["ConsistentRead"] or k not in self.lagging)]
+        return {"Responses": {table: found}, "UnprocessedKeys": {}}
+
+
+def item(event_id: str) -> dict[str, Any]:
+    return {"event_id": {"S": event_id}, "event_payload": {"S": "{}"}}
+
+
+def test_fetch_asks_100_keys_a_call_once_each_and_names_what_vanished() -> None:
+    ddb = FakeDynamo({f"e{i}": item(f"e{i}") for i in range(240)})
+    ids = [f"e{i}" for i in range(250)] + ["e0", "e1"]  # 10 gone, 2 repeated
+
+    fetched = fetch_items(ddb, "t", ids)
+
+    assert sorted(fetched.items) == sorted(f"e{i}" for i in range(240))
+    assert fetched.vanished == [f"e{i}" for i in range(240, 250)]
+    # eventually consistent first; what it did not find is asked again, consistently
+    assert ddb.calls == [(100, False), (100, False), (50, False), (10, True)]
+
+
+def test_fetch_reads_consistently_what_an_eventually_consistent_read_missed() -> None:
+    ddb = FakeDynamo({"a": item("a"), "b": item("b")}, lagging=frozenset({"b"}))
+    fetched = fetch_items(ddb, "t", ["a", "b"])
+    assert sorted(fetched.items) == ["a", "b"] and fetched.vanished == []
+
+
+def test_fetch_retries_unprocessed_keys_backing_off_then_gives_up_naming_them() -> None:
+    pauses: list[float] = []
+    ddb = FakeDynamo({"a": item("a")}, unprocessed=2)
+    assert list(fetch_items(ddb, "t", ["a"], sleep=pauses.append).items) == ["a"]
+    assert pauses == [0.05, 0.1]
+
+    stuck = FakeDynamo({"a": item("a")}, unprocessed=UNPROCESSED_ATTEMPTS)
+    with pytest.raises(TransientError, match=r"left 1 key.*unprocessed.*`a`"):
+        fetch_items(stuck, "t", ["a"], sleep=pauses.append)
+
+
+def test_a_sweep_reads_index_entries_not_whole_items(lake: EventLake) -> None:
+    results = lake.put_many([{"event_id": "p-1", "event_type": "t", "event_payload": {"x": 1}}])
+    assert results[0].ok
+    [entry] = [e for page in lake.hot.read_index_pages(NOW - timedelta(hours=1),
+                                                       NOW + timedelta(hours=1)) for e in page]
+    assert set(entry) == {"event_id", "ingest_shard", "ingest_key", "timestamp",
+                          "content_hash", "expires_at"}
+
+
+# --- read units by DynamoDB's sizing rules -------------------------------------------------
+
+def test_item_sizes_follow_dynamodbs_rules() -> None:
+    assert item_size({"ab": {"S": "é"}}) == 2 + 2  # UTF-8 bytes
+    assert item_size({"n": {"N": "1200"}}) == 1 + 2  # 2 significant digits: 1 + 1
+    assert item_size({"n": {"N": "123"}}) == 1 + 3
+    assert item_size({"m": {"M": {"k": {"BOOL": True}}}}) == 1 + 3 + 1 + 1 + 1
+    assert item_size({"l": {"L": [{"NULL": True}, {"S": "xy"}]}}) == 1 + 3 + 2 + 3
+
+
+def test_read_units_round_per_call_for_query_and_per_item_for_batch_get() -> None:
+    small = {"s": {"S": "x" * 999}}  # 1,000 bytes
+    assert query_units([small] * 5) == 1.0  # 5,000 B -> 2 units, halved
+    assert query_units([], consistent=True) == 1
+    assert batch_get_units([small] * 5) == 2.5  # each rounded up to 4 KB, halved
+    assert batch_get_units([small], missing=1, consistent=True) == 2
