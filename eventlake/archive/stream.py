@@ -28,11 +28,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,6 +55,7 @@ VIEW_TYPE_RULE = "stream.view_type"
 MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
 Record = StreamRecord | RecordError
+T = TypeVar("T")
 
 
 @dataclass
@@ -224,15 +225,20 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
         repeats = len(pc.unique(table["event_id"])) < table.num_rows
         listed = _listing(lake, [dt for _, dt, _, _ in parts])
         # S3 uploads wait on the network and go in parallel; on local disk writing is
-        # CPU-bound and one at a time is as fast. The retry point is the first record of the
-        # earliest failed partition; partitions after it that did succeed are skipped on
-        # re-delivery by the overlap check.
+        # CPU-bound and one at a time, in this thread, is faster (threads measured slower,
+        # and a hand-off to a worker waits on the scheduler). The retry point is the first
+        # record of the earliest failed partition; partitions after it that did succeed are
+        # skipped on re-delivery by the overlap check.
         workers = min(len(parts), MAX_PARALLEL_WRITES if lake.is_s3 else 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(first, dt, part, pool.submit(_write_partition, lake, dt, part,
-                                                     part_order, sequences, repeats,
-                                                     listed.get(dt)))
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        submit = pool.submit if pool is not None else _run_now
+        try:
+            futures = [(first, dt, part, submit(_write_partition, lake, dt, part, part_order,
+                                                sequences, repeats, listed.get(dt)))
                        for first, dt, part, part_order in parts]
+        finally:
+            if pool is not None:
+                pool.shutdown()
         for first, dt, part, future in sorted(futures, key=lambda f: f[0]):
             try:
                 written, skipped = future.result()
@@ -251,6 +257,16 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
         report.failed_from = batch.record(failed_index).item_identifier
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
+
+
+def _run_now(fn: Callable[..., T], /, *args: Any) -> Future[T]:
+    """`fn(*args)` run in this thread, as a done Future (the pool's `submit` without a pool)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _partitions(table: pa.Table, order: pa.Array
