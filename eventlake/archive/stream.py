@@ -28,11 +28,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,6 +55,7 @@ VIEW_TYPE_RULE = "stream.view_type"
 MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
 Record = StreamRecord | RecordError
+T = TypeVar("T")
 
 
 @dataclass
@@ -94,6 +95,14 @@ class _Batch:
     raws: list[Any]
     parsed: dict[int, Record]
     seqs: list[str | None]
+    """Each record's sequence number; None where it has none, or one that is not a number."""
+    numbers: _Sequences | None = None
+    """`seqs` as Arrow text, once built (`sequences`)."""
+
+    def sequences(self) -> _Sequences:
+        if self.numbers is None:
+            self.numbers = _Sequences.of(self.seqs)
+        return self.numbers
 
     def record(self, index: int) -> Record:
         record = self.parsed.get(index)
@@ -124,12 +133,15 @@ def archive_event(lake: Lake, event: Any) -> BatchReport:
         return archive_records(lake, records)
     fast = lambda_insert_columns(raws)
     seqs: list[str | None]
+    numbers = None
     if not fast.rest:  # the common batch: every record on the fast path, in order
-        seqs = [s if s.isdigit() else None for s in fast.seqs]
+        numbers = _Sequences.of(fast.seqs)  # checked column-wise
+        seqs = list(fast.seqs) if numbers.all_numbers else [
+            s if _is_number(s) else None for s in fast.seqs]
     else:
         seqs = [None] * len(raws)
         for index, seq in zip(fast.indexes, fast.seqs, strict=True):
-            seqs[index] = seq if seq.isdigit() else None
+            seqs[index] = seq if _is_number(seq) else None
     parsed: dict[int, Record] = {}
     if fast.rest:
         rest = parse_stream_records({**event, "Records": [raws[i] for i in fast.rest]})
@@ -137,7 +149,7 @@ def archive_event(lake: Lake, event: Any) -> BatchReport:
             parsed[index] = replace(record, index=index) if isinstance(record, RecordError) \
                 else record
             seqs[index] = _seq(parsed[index])
-    return _archive(lake, _Batch(raws, parsed, seqs), fast.table, fast.indexes)
+    return _archive(lake, _Batch(raws, parsed, seqs, numbers), fast.table, fast.indexes)
 
 
 def archive_records(lake: Lake, records: Sequence[Record]) -> BatchReport:
@@ -207,15 +219,26 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
     if table.num_rows:
         parts = _partitions(table, pa.array(fast_indexes + row_record, pa.int64()))
+        sequences = batch.sequences()
+        # An id twice in the batch (a record re-delivered inside it) is rare: one look at the
+        # whole batch spares each partition its own.
+        repeats = len(pc.unique(table["event_id"])) < table.num_rows
+        listed = _listing(lake, [dt for _, dt, _, _ in parts])
         # S3 uploads wait on the network and go in parallel; on local disk writing is
-        # CPU-bound and one at a time is as fast. The retry point is the first record of the
-        # earliest failed partition; partitions after it that did succeed are skipped on
-        # re-delivery by the overlap check.
+        # CPU-bound and one at a time, in this thread, is faster (threads measured slower,
+        # and a hand-off to a worker waits on the scheduler). The retry point is the first
+        # record of the earliest failed partition; partitions after it that did succeed are
+        # skipped on re-delivery by the overlap check.
         workers = min(len(parts), MAX_PARALLEL_WRITES if lake.is_s3 else 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(first, dt, part, pool.submit(_write_partition, lake, dt, part,
-                                                     part_order, batch.seqs))
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        submit = pool.submit if pool is not None else _run_now
+        try:
+            futures = [(first, dt, part, submit(_write_partition, lake, dt, part, part_order,
+                                                sequences, repeats, listed.get(dt)))
                        for first, dt, part, part_order in parts]
+        finally:
+            if pool is not None:
+                pool.shutdown()
         for first, dt, part, future in sorted(futures, key=lambda f: f[0]):
             try:
                 written, skipped = future.result()
@@ -236,6 +259,16 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     return report
 
 
+def _run_now(fn: Callable[..., T], /, *args: Any) -> Future[T]:
+    """`fn(*args)` run in this thread, as a done Future (the pool's `submit` without a pool)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 def _partitions(table: pa.Table, order: pa.Array
                  ) -> list[tuple[int, str, pa.Table, pa.Array]]:
     """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date
@@ -249,17 +282,19 @@ def _partitions(table: pa.Table, order: pa.Array
 
 
 def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
-                     batch_seqs: list[str | None]) -> tuple[WrittenFile | None, int]:
-    part, part_order, repeated = _one_per_event(part, part_order)
-    seqs = [batch_seqs[i] for i in part_order.to_pylist()]
-    if None in seqs:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
+                     sequences: _Sequences, repeats: bool, listed: list[LakeFile] | None
+                     ) -> tuple[WrittenFile | None, int]:
+    repeated = 0
+    if repeats:
+        part, part_order, repeated = _one_per_event(part, part_order)
+    seq_range = sequences.range_of(part_order)
+    if seq_range is None:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
         ids = "\n".join(part.column("event_id").to_pylist())
         return (lake.write_partition(dt, part, f"stream-x{_digest(ids)}", presorted=True),
                 repeated)
-    numbers = [s for s in seqs if s is not None]
-    lo, hi = _seq_range(numbers)
+    lo, hi = seq_range
     name = _file_name(lo, hi, part)
-    present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name, part)
+    present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name, part, listed)
     if not present:
         return lake.write_partition(dt, part, name, presorted=True), repeated
     keep = pc.invert(pc.is_in(part.column("event_id"),
@@ -268,9 +303,44 @@ def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
     skipped = part.num_rows - kept.num_rows
     if kept.num_rows == 0:
         return None, skipped + repeated
-    kept_seqs = [s for s, k in zip(numbers, keep.to_pylist(), strict=True) if k]
-    name = _file_name(*_seq_range(kept_seqs), kept)
+    kept_range = sequences.range_of(part_order.filter(keep))
+    assert kept_range is not None  # a subset of rows that all have sequence numbers
+    name = _file_name(*kept_range, kept)
     return lake.write_partition(dt, kept, name, presorted=True), skipped + repeated
+
+
+@dataclass(frozen=True, slots=True)
+class _Sequences:
+    """The batch's sequence numbers as one Arrow text column (null where a record has none,
+    or one that is not a number), so a partition's range is two kernel calls, not a Python
+    pass over its rows."""
+
+    numbers: pa.Array
+    equal_width: bool
+    """Every number has the same count of digits: text order is then numeric order."""
+    all_numbers: bool
+    """Every record has one."""
+
+    @classmethod
+    def of(cls, seqs: Sequence[str | None]) -> _Sequences:
+        numbers = pa.array(seqs, pa.string())
+        # ASCII digits only, as `_is_number`: they go into file names and through `int`.
+        digits = pc.ascii_is_decimal(numbers)
+        if not pc.all(digits).as_py():
+            numbers = pc.if_else(digits, numbers, None)
+        widths = pc.min_max(pc.binary_length(numbers))
+        return cls(numbers, widths["min"] == widths["max"], numbers.null_count == 0)
+
+    def range_of(self, records: pa.Array) -> tuple[str, str] | None:
+        """(smallest, largest) sequence number of records `records` (batch indexes), compared
+        as numbers; None when one of them has none."""
+        taken = self.numbers.take(records)
+        if taken.null_count:
+            return None
+        if self.equal_width:
+            low, high = pc.min_max(taken).values()
+            return low.as_py(), high.as_py()
+        return _seq_range(taken.to_pylist())
 
 
 def _file_name(lo: str, hi: str, part: pa.Table) -> str:
@@ -294,7 +364,8 @@ def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.A
 
 
 def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
-                              part: pa.Table) -> set[str]:
+                              part: pa.Table, listed: list[LakeFile] | None = None
+                              ) -> set[str]:
     """event_ids already in this partition's files that may hold rows of this batch:
 
         stream-<a>-<b>-...     sequence range [a, b] meets [lo, hi] (an earlier, partly failed
@@ -308,12 +379,19 @@ def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
                                meets the batch's; a file without that statistic is read
 
     Only the event_id column of those files is read. The usual batch, on a partition of
-    stream files only, reads nothing. A file vanishing under the check (compaction merged it)
-    makes it list again: its rows are in the merged file, which must be looked at too.
+    stream files only, reads nothing. `listed`: the partition's files as the batch listed
+    them (`_listing`), used by the first attempt. A file vanishing under the check
+    (compaction merged it) makes it list again: its rows are in the merged file, which must
+    be looked at too.
     """
+    first = [listed]  # serves the first attempt only: after a vanished file, list again
+
     def check() -> set[str]:
+        files = first.pop() if first else None
+        if files is None:
+            files = lake.list_files(dts=[dt])
         overlapping, others = [], []
-        for f in lake.list_files(dts=[dt]):
+        for f in files:
             base = f.path.rsplit("/", 1)[-1]
             match = _SEQ_NAME.match(base)
             if match:
@@ -344,6 +422,22 @@ def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
     return found is None or (found.low <= high and low <= found.high)
 
 
+def _listing(lake: Lake, dts: list[str]) -> dict[str, list[LakeFile]]:
+    """The files of partitions `dts`, by dt, from one listing of the lake (not one per
+    partition: each would list the `events/` folder again). When that listing fails, {}:
+    each partition then lists its own, and a failure is reported for that partition, as a
+    failed write is."""
+    try:
+        files = lake.list_files(dts=dts)
+    except Exception:
+        _log.info("listing partitions %s failed; each lists its own", dts, exc_info=True)
+        return {}
+    listed: dict[str, list[LakeFile]] = {dt: [] for dt in dts}
+    for f in files:
+        listed[f.dt].append(f)
+    return listed
+
+
 def _looks_like_record(item: Any) -> bool:
     return isinstance(item, Mapping) and any(
         key in item for key in ("eventName", "dynamodb", "kinesis", "Data"))
@@ -351,7 +445,13 @@ def _looks_like_record(item: Any) -> bool:
 
 def _seq(record: Record) -> str | None:
     seq = record.sequence_number if isinstance(record, StreamRecord) else None
-    return seq if seq and seq.isdigit() else None
+    return seq if seq and _is_number(seq) else None
+
+
+def _is_number(seq: str) -> bool:
+    """A sequence number usable in a file name and as a range bound: ASCII digits only
+    (`str.isdigit` alone admits "²" and other digits that `int` or a file name refuse)."""
+    return seq.isascii() and seq.isdigit()
 
 
 def _seq_range(seqs: list[str]) -> tuple[str, str]:

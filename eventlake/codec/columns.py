@@ -1,16 +1,19 @@
 """Column-wise fast path: a Lambda batch of eventlake INSERTs -> an Arrow table, no row objects.
 
 The stream handler's common batch is thousands of INSERTs of items eventlake wrote itself
-(every field a plain {"S": text}, times in `format_ts` layout). For those, each column is one
-list comprehension over the images and one `pa.array`; the checks a row-wise path makes per
-record (types, layouts, lengths) run column-wise in Arrow. Records that are not such INSERTs,
-or that fail a check, are left to the row-wise path (`RowBuilder`), which decides about them
-one by one, so nothing is lost by being fast.
+(every field a plain {"S": text}, times in `format_ts` layout). For those, one pass appends
+each record's strings to nine column lists (no tuple per record, no transposing) and each
+column becomes one `pa.array`; the checks a row-wise path makes per record (types, layouts,
+lengths) run column-wise in Arrow. A batch with an INSERT off that layout is gathered again
+record by record, and records that are not such INSERTs, or that fail a check, are left to
+the row-wise path (`RowBuilder`), which decides about them one by one, so nothing is lost by
+being fast.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +22,13 @@ import pyarrow.compute as pc
 
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 
-_REQUIRED = ("event_id", "event_type", "timestamp", "ingested_at", "event_payload",
-             "content_hash")
 _TS_REGEX = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
 _MIN_MICROS = -62135596800 * 1_000_000  # 0001-01-01: Arrow would read year 0000
+_NO_TEXT: dict[str, Any] = {"S": None}
+"""What an absent optional attribute reads as (`image.get("source", _NO_TEXT)["S"]`)."""
+Columns = list[list[Any]]
+"""event_id, event_type, timestamp, ingested_at, source, subject, event_payload,
+content_hash (the lake's columns, times still text), then the records' sequence numbers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +56,67 @@ def lambda_insert_columns(raws: list[Any]) -> FastColumns:
 
 
 def _lambda_insert_columns(raws: list[Any]) -> FastColumns:
+    gathered = _gather(raws)
+    if gathered is None:  # an INSERT off the layout: sort the batch out record by record
+        gathered = _gather_each(raws)
+    indexes, columns = gathered
+    table, ok = _table(columns)
+    if table is None:  # a value that is not text somewhere: keep only all-text rows
+        flags = [all(v is None or type(v) is str for v in row)
+                 for row in zip(*columns, strict=True)]
+        columns = [[v for v, good in zip(c, flags, strict=True) if good] for c in columns]
+        indexes = [i for i, good in zip(indexes, flags, strict=True) if good]
+        table, ok = _table(columns)
+        if table is None:  # pragma: no cover - every value is text or None now
+            return FastColumns(EVENT_SCHEMA.empty_table(), [], [], list(range(len(raws))))
+    seqs = columns[8]
+    if ok is not None:  # rows failing a column-wise check go the row-wise path
+        indexes = [i for i, good in zip(indexes, ok, strict=True) if good]
+        seqs = [s for s, good in zip(seqs, ok, strict=True) if good]
+    if len(indexes) == len(raws):
+        return FastColumns(table, list(indexes), seqs, [])
+    chosen = set(indexes)
+    return FastColumns(table, list(indexes), seqs,
+                       [i for i in range(len(raws)) if i not in chosen])
+
+
+def _gather(raws: list[Any]) -> tuple[Sequence[int], Columns] | None:
+    """(record indexes, columns) of the batch's INSERTs, in one pass that appends to column
+    lists; None as soon as an INSERT (or a record's `eventName`) is off the layout: a key
+    missing, a value not a map, an optional attribute null or not {"S": ...}. Other records
+    (REMOVE, MODIFY) are skipped, for the row-wise path."""
+    columns: Columns = [[] for _ in range(9)]
+    ids, types, times, ingested, sources, subjects, payloads, digests, seqs = columns
+    others: list[int] = []
+    try:
+        for i, raw in enumerate(raws):
+            if raw["eventName"] != "INSERT":
+                others.append(i)
+                continue
+            change = raw["dynamodb"]
+            image = change["NewImage"]
+            ids.append(image["event_id"]["S"])
+            types.append(image["event_type"]["S"])
+            times.append(image["timestamp"]["S"])
+            ingested.append(image["ingested_at"]["S"])
+            sources.append(image.get("source", _NO_TEXT)["S"])
+            subjects.append(image.get("subject", _NO_TEXT)["S"])
+            payloads.append(image["event_payload"]["S"])
+            digests.append(image["content_hash"]["S"])
+            seqs.append(change["SequenceNumber"])
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if not others:
+        return range(len(raws)), columns
+    skipped = set(others)
+    return [i for i in range(len(raws)) if i not in skipped], columns
+
+
+def _gather_each(raws: list[Any]) -> tuple[list[int], Columns]:
+    """(record indexes, columns) of the INSERTs in the layout, record by record: a record
+    off it is left out (for the row-wise path) and the rest are still gathered."""
     rows: list[tuple[Any, ...]] = []
     indexes: list[int] = []
-    seqs: list[Any] = []
     for i, raw in enumerate(raws):
         try:
             if raw["eventName"] != "INSERT":
@@ -69,37 +133,24 @@ def _lambda_insert_columns(raws: list[Any]) -> FastColumns:
             indexes.append(i)
         except (KeyError, TypeError, AttributeError):
             continue  # not this layout: the row-wise path decides
-    table, ok = _table(rows)
-    if table is None:  # a value that is not text somewhere: keep only all-text rows
-        ok = [all(v is None or type(v) is str for v in row) for row in rows]
-        rows = [row for row, good in zip(rows, ok, strict=True) if good]
-        indexes = [i for i, good in zip(indexes, ok, strict=True) if good]
-        table, ok = _table(rows)
-        if table is None:  # pragma: no cover - every value is text or None now
-            return FastColumns(EVENT_SCHEMA.empty_table(), [], [], list(range(len(raws))))
-    seqs = [row[8] for row in rows]
-    if ok is not None:  # rows failing a column-wise check go the row-wise path
-        indexes = [i for i, good in zip(indexes, ok, strict=True) if good]
-        seqs = [s for s, good in zip(seqs, ok, strict=True) if good]
-    if len(indexes) == len(raws):
-        return FastColumns(table, indexes, seqs, [])
-    chosen = set(indexes)
-    return FastColumns(table, indexes, seqs, [i for i in range(len(raws)) if i not in chosen])
+    return indexes, [list(c) for c in zip(*rows, strict=True)] or [[] for _ in range(9)]
 
 
-def _table(rows: list[tuple[Any, ...]]) -> tuple[pa.Table | None, list[bool] | None]:
+def _table(columns: Columns) -> tuple[pa.Table | None, list[bool] | None]:
     """(table of the rows passing every check, per-row ok or None when all pass); (None, None)
     when some value is not text."""
-    if not rows:
+    if not columns[0]:
         return EVENT_SCHEMA.empty_table(), None
-    columns_ = list(zip(*rows, strict=True))
-    if not all(type(s) is str for s in columns_[8]):  # sequence numbers stay Python text
-        return None, None
-    try:
+    try:  # sequence numbers stay Python text (file names, retry points): all must be text
+        "".join(columns[8])
         (event_id, event_type, timestamp, ingested_at, source, subject, payload,
-         digest) = (pa.array(column, pa.string()) for column in columns_[:8])
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
+         digest) = (pa.array(column, pa.string()) for column in columns[:8])
+    except (TypeError, pa.ArrowTypeError, pa.ArrowInvalid):
         return None, None
+    # What marks an item eventlake wrote itself, whose strings may be stored as they are: both
+    # times in `format_ts`'s exact layout (another layout, once normalised, could be another
+    # instant or text), a content hash 64 long, and a non-empty id and type (required by the
+    # event model). Anything else goes the row-wise path, which normalises or quarantines it.
     ok = pc.and_(pc.match_substring_regex(timestamp, _TS_REGEX),
                  pc.match_substring_regex(ingested_at, _TS_REGEX))
     for check in (pc.equal(pc.binary_length(digest), 64),
@@ -108,30 +159,33 @@ def _table(rows: list[tuple[Any, ...]]) -> tuple[pa.Table | None, list[bool] | N
         ok = pc.and_(ok, check)
     ok = pc.fill_null(ok, False)
     flags: list[bool] | None = None
-    columns = [event_id, event_type, timestamp, ingested_at, source, subject, payload, digest]
+    arrays = [event_id, event_type, timestamp, ingested_at, source, subject, payload, digest]
     if pc.all(ok).as_py() is False:  # drop offenders first, so one bad row cannot fail the rest
         flags = ok.to_pylist()
-        columns = [column.filter(ok) for column in columns]
+        arrays = [array.filter(ok) for array in arrays]
     try:
-        times = [columns[2].cast(UTC_MICROS), columns[3].cast(UTC_MICROS)]
+        times = [arrays[2].cast(UTC_MICROS), arrays[3].cast(UTC_MICROS)]
     except (pa.ArrowInvalid, ValueError):  # an impossible date (Feb 30) somewhere
-        flags = _valid_dates(rows, flags)
-        return _table([r for r, good in zip(rows, flags, strict=True) if good])[0], flags
+        return _valid_dates_only(columns, flags)
     if any(len(t) and pc.min(t.cast(pa.int64())).as_py() < _MIN_MICROS for t in times):
-        flags = _valid_dates(rows, flags)
-        return _table([r for r, good in zip(rows, flags, strict=True) if good])[0], flags
-    columns[2:4] = times
-    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA), flags
+        return _valid_dates_only(columns, flags)  # year 0000: Arrow reads it, Python does not
+    arrays[2:4] = times
+    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA), flags
 
 
-def _valid_dates(rows: list[tuple[Any, ...]], flags: list[bool] | None) -> list[bool]:
-    """Row by row: which rows' two times are real dates (the slow, rare path)."""
+def _valid_dates_only(columns: Columns, flags: list[bool] | None
+                      ) -> tuple[pa.Table | None, list[bool]]:
+    """The table of the rows whose two times are real dates, checked row by row (the slow,
+    rare path), and which rows those are."""
     from datetime import datetime
 
-    def good(row: tuple[Any, ...]) -> bool:
+    def good(ts: str, ingested: str) -> bool:
         try:
-            return all(datetime.fromisoformat(t[:26]).year >= 1 for t in (row[2], row[3]))
+            return all(datetime.fromisoformat(t[:26]).year >= 1 for t in (ts, ingested))
         except (ValueError, TypeError):
             return False
 
-    return [(flags is None or flags[i]) and good(row) for i, row in enumerate(rows)]
+    flags = [(flags is None or flags[i]) and good(ts, ingested)
+             for i, (ts, ingested) in enumerate(zip(columns[2], columns[3], strict=True))]
+    kept = [[v for v, keep in zip(c, flags, strict=True) if keep] for c in columns]
+    return _table(kept)[0], flags

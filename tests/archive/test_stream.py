@@ -840,3 +840,91 @@ def test_a_batch_of_another_producers_items_a_backfill_archived_first_adds_no_co
     assert (report.archived, report.already_archived) == (0, 6)
     assert file_names(lake) == before
     assert sorted(r["event_id"] for r in raw_rows(lake)) == [f"legacy-{i}" for i in range(6)]
+
+
+# --- sequence numbers and listing ------------------------------------------------------------
+
+def _with_seqs(event: dict[str, Any], seqs: list[str]) -> dict[str, Any]:
+    for record, seq in zip(event["Records"], seqs, strict=False):
+        record["dynamodb"]["SequenceNumber"] = seq
+    return event
+
+
+def test_sequence_numbers_of_different_widths_are_ranged_as_numbers(lake: Lake) -> None:
+    # given INSERTs whose sequence numbers differ in width ("9" < "10" as numbers, not as text)
+    event = _with_seqs(batch(), ["9", "50", "10", "100", "7", "101", "102", "103"])
+
+    # when archived
+    report = archive_event(lake, event)
+
+    # then each file is named by the numeric range of its records
+    assert report.failed_from is None
+    assert [re.sub(r"-[0-9a-f]{12}\.parquet$", "", n) for n in file_names(lake)] == [
+        f"dt={OCT31}/stream-7-100", f"dt={NOV1}/stream-9-10"]
+
+
+@pytest.mark.parametrize("odd", ["４０１", "²", "12a", ""], ids=["fullwidth", "superscript",
+                                                              "letter", "empty"])
+def test_a_sequence_number_that_is_not_ascii_digits_names_its_file_by_content(
+        lake: Lake, odd: str) -> None:
+    # given a batch whose first INSERT carries a sequence number no file name can hold
+    # (str.isdigit admits "４０１" and "²"; a name with them was refused, failing the batch
+    # on every re-delivery)
+    event = batch()
+    event["Records"][0]["dynamodb"]["SequenceNumber"] = odd
+
+    # when archived
+    report = archive_event(lake, event)
+
+    # then nothing fails: its partition is named by content, the other by its range
+    assert report.failed_from is None and report.error is None
+    assert ids_in_lake(lake) == sorted(ARCHIVED_IN_BATCH)
+    names = file_names(lake)
+    assert names[1].startswith(f"dt={NOV1}/stream-x")
+    assert names[0].startswith(f"dt={OCT31}/stream-400000000000000000102-400000000000000000105-")
+
+
+def test_a_batch_lists_the_lake_once_whatever_its_partitions(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a lake that counts its listings, and a batch over two dates
+    listings: list[Any] = []
+    real = lake.list_files
+    monkeypatch.setattr(lake, "list_files", lambda *a, **kw: listings.append(kw.get("dts"))
+                        or real(*a, **kw))
+
+    # when the batch is archived
+    report = archive_event(lake, batch())
+
+    # then one listing covered both partitions (each used to list the `events/` folder again)
+    assert report.archived == 5
+    assert [sorted(dts) for dts in listings] == [[OCT31, NOV1]]
+
+
+@pytest.mark.parametrize("failures", [1, 99], ids=["once", "always"])
+def test_a_failed_listing_is_retried_per_partition_and_reported_as_a_failed_write(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+    # given a lake whose listing fails (throttled) once, or every time
+    event = batch()
+    calls: list[Any] = []
+    real = lake.list_files
+
+    def list_files(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("dts"))
+        if len(calls) <= failures:
+            raise OSError("SLOW_DOWN: Please reduce your request rate")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lake, "list_files", list_files)
+
+    # when the batch is archived
+    report = archive_event(lake, event)
+
+    # then a passing failure costs nothing but a listing per partition; a lasting one is
+    # reported from the first INSERT, with nothing written and the cause named
+    if failures == 1:
+        assert len(calls) == 3
+        assert report.failed_from is None and ids_in_lake(lake) == sorted(ARCHIVED_IN_BATCH)
+    else:
+        assert report.failed_from == seq_of(event, 0)
+        assert report.error is not None and "SLOW_DOWN" in report.error
+        assert lake_files(lake) == []

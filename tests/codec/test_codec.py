@@ -27,6 +27,7 @@ from eventlake.codec import (
     RowBuilder,
     StreamRecord,
     approximate_time,
+    columns,
     decode_item,
     decode_value,
     parse_stream_event,
@@ -35,6 +36,7 @@ from eventlake.codec import (
     to_json_compatible,
 )
 from eventlake.codec.attributes import decode_number
+from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import Settings
 from eventlake.events.canonical import canonical_json, content_hash
 from eventlake.events.model import Event, parse_event
@@ -778,3 +780,66 @@ def test_another_producers_payload_that_repeats_a_key_is_quarantined_naming_the_
         RowBuilder().add_image(item)
     assert caught.value.rule == "record.bad_payload"
     assert "`amount`" in str(caught.value)
+
+
+# --- whole Lambda batches, column-wise (codec.columns) -----------------------------------------
+
+def _records(images: list[Any], names: list[str] | None = None) -> list[dict[str, Any]]:
+    names = names or ["INSERT"] * len(images)
+    return [{"eventID": str(i), "eventName": name, "eventSource": "aws:dynamodb",
+             "dynamodb": {"Keys": {"event_id": {"S": f"k{i}"}}, "SequenceNumber": str(100 + i),
+                          **({"NewImage": image} if name == "INSERT" else {})}}
+            for i, (image, name) in enumerate(zip(images, names, strict=True))]
+
+
+def _row_wise(images: list[Any]) -> pa.Table:
+    builder = RowBuilder()
+    for image in images:
+        builder.add_image(image)
+    return builder.to_table()
+
+
+def test_a_batch_gathered_in_one_pass_gives_the_rows_of_each_record_alone() -> None:
+    # given eventlake items with and without source and subject, a REMOVE and a MODIFY among them
+    items = _items(_events())
+    records = _records([items[0], None, items[1], None, items[2]],
+                       ["INSERT", "REMOVE", "INSERT", "MODIFY", "INSERT"])
+
+    # when the batch is gathered column-wise
+    fast = lambda_insert_columns(records)
+
+    # then the INSERTs are the rows the row-wise path makes, the others are left to it
+    assert fast.table.equals(_row_wise(items))
+    assert (fast.indexes, fast.seqs, fast.rest) == ([0, 2, 4], ["100", "102", "104"], [1, 3])
+    assert columns._gather(records) is not None  # in one pass: REMOVEs do not slow it down
+
+
+@pytest.mark.parametrize(("source", "taken"), [
+    ({"NULL": True}, False), ({"N": "5"}, False), ("shop", False), (None, True),
+    ({"S": None}, True),
+], ids=["NULL", "N", "not-a-map", "json-null", "S-null"])
+def test_an_insert_off_the_layout_is_sorted_out_record_by_record(
+        source: Any, taken: bool) -> None:
+    # given a batch whose middle INSERT has an odd `source` (the one-pass gather gives up on it)
+    items = _items(_events())
+    odd = {**items[1], "source": source}
+
+    # when the batch is gathered column-wise
+    fast = lambda_insert_columns(_records([items[0], odd, items[2]]))
+
+    # then the other INSERTs are still taken; the odd one is left to the row-wise path, or,
+    # where it reads as having no source (as the record-by-record loop always took it), taken
+    if taken:
+        assert fast.rest == [] and fast.table.column("source").to_pylist()[1] is None
+    else:
+        assert fast.rest == [1] and fast.indexes == [0, 2]
+        assert fast.table.equals(_row_wise([items[0], items[2]]))
+
+
+def test_a_record_that_is_not_a_map_is_left_to_the_row_wise_path() -> None:
+    items = _items(_events())
+
+    fast = lambda_insert_columns([*_records(items[:2]), "garbage", {"eventName": "INSERT"}])
+
+    assert (fast.indexes, fast.rest) == ([0, 1], [2, 3])
+    assert fast.table.equals(_row_wise(items[:2]))
