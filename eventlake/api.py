@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from eventlake.export.run import ExportReport
     from eventlake.lake.compact import CompactReport
     from eventlake.lake.store import Lake
+    from eventlake.query.warm import WarmSql
     from eventlake.replay.batch import Event
     from eventlake.replay.run import ReplayReport
     from eventlake.replay.select import Selection
@@ -137,12 +138,27 @@ class EventLake:
 
     def sql(self, query: str, params: dict[str, Any] | None = None, *, hot: bool = True
             ) -> pa.Table:
-        """Run `query` over the views on a fresh connection; the result as an Arrow table
-        (`.to_pylist()`, `.to_pandas()`...). Named parameters: `$name` in the query, values in
-        `params`. Compaction replacing a file under the query makes it list and run again."""
-        from eventlake.query.views import run_sql
+        """Run `query` over the views; the result as an Arrow table (`.to_pylist()`,
+        `.to_pandas()`...). Named parameters: `$name` in the query, values in `params`.
 
-        return run_sql(self, query, params, hot=hot)
+        Each call sees the lake as it is now (the watermark, the files, the hot tier, all read
+        again), on a connection kept between calls, per thread, while nothing it read changed
+        (`eventlake.query.warm`); a statement that is not a query (CREATE, SET...) gets a
+        connection of its own. `close()` lets the kept connections go. Compaction replacing a
+        file under the query makes it list and run again."""
+        return self._warm.run(self, query, params, hot=hot)
+
+    def close(self) -> None:
+        """Close the connections `sql` keeps for the calling thread (other threads' close with
+        their thread); the lake stays usable."""
+        if "_warm" in self.__dict__:
+            self._warm.close()
+
+    @cached_property
+    def _warm(self) -> WarmSql:
+        from eventlake.query.warm import WarmSql
+
+        return WarmSql()
 
     def replay(self, selection: Selection, target: str | Target | Callable[[list[Event]], Any],
                *, batch_size: int = 500, checkpoint: str | os.PathLike[str] | None = None,
