@@ -18,6 +18,8 @@ BENCHMARKS = {
     "replay": "benchmarks.replay",
     "peers": "benchmarks.peers",
     "cost": "benchmarks.cost",
+    "cli_startup": "benchmarks.cli_startup",
+    "warm_sql": "benchmarks.warm_sql",
 }
 OPT_IN = {"peers", "cost"}
 """Run only when named: peers needs `.venv-peers` (`make venv-peers`) and takes minutes; cost

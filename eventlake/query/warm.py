@@ -6,10 +6,10 @@ compacted lake costs a few. So each call takes a new snapshot (`views.take_snaps
 watermark, a listing of the lake, the hot tier read again, since DynamoDB changes every moment)
 and compares it with the one the cached connection was made from:
 
-    same files (path, size, mtime), watermark,     -> reuse the connection as it is; its
-    hot rows and non-event count                      `eventlake_snapshot` row gets the new times
-    files added or removed, the watermark moved,   -> install the views again on the same
-    hot rows changed                                  connection (views.install)
+    same files (path, size, mtime), verified       -> reuse the connection as it is; its
+    files, watermark, hot rows, non-event count       `eventlake_snapshot` row gets the new times
+    files added or removed, a manifest changed,    -> install the views again on the same
+    the watermark moved, hot rows changed             connection (views.install)
     a listed path changed size or mtime (the same  -> a new connection: DuckDB caches file
     name now holds other bytes), or nothing cached    contents per database, by path
 
@@ -36,15 +36,8 @@ import duckdb
 import pyarrow as pa
 
 from eventlake.lake.vanish import retry_on_vanish
-from eventlake.query.views import (
-    Snapshot,
-    Tiers,
-    file_vanished_in_query,
-    install,
-    names_typed_view,
-    run_sql,
-    take_snapshot,
-)
+from eventlake.query import views
+from eventlake.query.views import Snapshot, Tiers, file_vanished_in_query, names_typed_view
 
 if TYPE_CHECKING:
     from eventlake.hot.store import HotStore
@@ -88,7 +81,7 @@ class WarmSql:
         def attempt() -> pa.Table:
             entry = self._ready(lake, key)
             if not is_read_only(entry.con, query):
-                return run_sql(lake, query, values, hot=hot, typed=with_typed)
+                return views.run_sql(lake, query, values, hot=hot, typed=with_typed)
             try:
                 relation = entry.con.sql(query, params=values)
                 return relation.to_arrow_table() if relation is not None else pa.table({})
@@ -131,13 +124,13 @@ class WarmSql:
         if entry is not None and (entry.cold is not lake.cold or entry.hot_store is not lake.hot):
             self._drop(key)  # the EventLake's tiers were replaced: another lake
             entry = None
-        snapshot = take_snapshot(lake, hot=hot)
+        snapshot = views.take_snapshot(lake, hot=hot)
         files = {f.path: (f.size, f.modified) for f in snapshot.files}
         if entry is None or _rewritten(entry.files, files):
             self._drop(key)
             con = duckdb.connect()
             try:
-                install(con, lake.cold, snapshot, typed=typed)
+                views.install(con, lake.cold, snapshot, typed=typed)
             except BaseException:
                 con.close()
                 raise
@@ -145,7 +138,7 @@ class WarmSql:
             self._entries()[key] = entry
         elif _changed(entry, snapshot, files):
             try:
-                install(entry.con, lake.cold, snapshot, typed=typed)
+                views.install(entry.con, lake.cold, snapshot, typed=typed)
             except BaseException:  # half-installed views: never reuse them
                 self._drop(key)
                 raise
@@ -174,7 +167,8 @@ def _changed(entry: _Entry, snapshot: Snapshot,
              files: dict[str, tuple[int, datetime | None]]) -> bool:
     old = entry.snapshot
     return (files != entry.files or snapshot.watermark != old.watermark
-            or snapshot.not_events != old.not_events or not snapshot.hot.equals(old.hot))
+            or snapshot.verified != old.verified or snapshot.not_events != old.not_events
+            or not snapshot.hot.equals(old.hot))
 
 
 def _stamp(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:

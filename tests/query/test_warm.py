@@ -23,7 +23,7 @@ from eventlake import EventLake, Settings
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.store import Lake
-from eventlake.query import warm
+from eventlake.query import views, warm
 
 DAY = date(2024, 5, 1)
 COUNT = "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM events"
@@ -70,13 +70,13 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def installs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of files each installation of the views listed."""
     seen: list[int] = []
-    real = warm.install
+    real = views.install
 
     def counting(con: Any, lake: Lake, snapshot: Any, **kwargs: Any) -> None:
         seen.append(len(snapshot.files))
         real(con, lake, snapshot, **kwargs)
 
-    monkeypatch.setattr(warm, "install", counting)
+    monkeypatch.setattr(views, "install", counting)
     return seen
 
 
@@ -145,7 +145,7 @@ def test_a_file_vanishing_under_a_kept_connection_lists_again(
         cold: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     cold.cold.write(rows(0, 10), "sweep-a")
     assert count(cold) == (10, 10)
-    real = warm.take_snapshot
+    real = views.take_snapshot
     moved: list[bool] = []
 
     def then_compacted(lake: Any, **kwargs: Any) -> Any:
@@ -156,7 +156,7 @@ def test_a_file_vanishing_under_a_kept_connection_lists_again(
             cold.cold.delete([snapshot.files[0].path])
         return snapshot
 
-    monkeypatch.setattr(warm, "take_snapshot", then_compacted)
+    monkeypatch.setattr(views, "take_snapshot", then_compacted)
 
     assert count(cold) == (10, 10)
     assert moved
