@@ -19,6 +19,8 @@ BENCHMARKS = {
     "read_units": "benchmarks.read_units",
     "peers": "benchmarks.peers",
     "cost": "benchmarks.cost",
+    "cli_startup": "benchmarks.cli_startup",
+    "warm_sql": "benchmarks.warm_sql",
 }
 OPT_IN = {"peers", "cost"}
 """Run only when named: peers needs `.venv-peers` (`make venv-peers`) and takes minutes; cost

@@ -1,8 +1,8 @@
 """`EventLake`: the Python API, one object per (table, lake) pair.
 
-It validates events (events/), stores them (hot/) and reports state. Heavy parts (DuckDB,
-Prefect) are imported only by the methods that need them, so a Lambda importing this module
-stays small.
+It validates events (events/), stores them (hot/) and reports state. Every part beyond the
+settings and the AWS clients (the hot store, DuckDB, pyarrow, Prefect) is imported by the
+method that needs it, so a Lambda, or `eventlake sql`, importing this module stays small.
 """
 
 from __future__ import annotations
@@ -15,10 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from eventlake.aws import Clients
 from eventlake.config import Settings, redact, redact_url
-from eventlake.events.times import human_duration
-from eventlake.hot.put import put_events
-from eventlake.hot.results import Deadline, PutResult
-from eventlake.hot.store import HotStore
 
 if TYPE_CHECKING:
     import duckdb
@@ -27,8 +23,11 @@ if TYPE_CHECKING:
     from eventlake.archive.reconcile import ReconcileReport
     from eventlake.archive.report import BackfillReport, SweepReport, TtlMargin
     from eventlake.export.run import ExportReport
+    from eventlake.hot.results import Deadline, PutResult
+    from eventlake.hot.store import HotStore
     from eventlake.lake.compact import CompactReport
     from eventlake.lake.store import Lake
+    from eventlake.query.warm import WarmSql
     from eventlake.replay.batch import Event
     from eventlake.replay.run import ReplayReport
     from eventlake.replay.select import Selection
@@ -51,6 +50,8 @@ class EventLake:
     @cached_property
     def hot(self) -> HotStore:
         """The DynamoDB hot tier."""
+        from eventlake.hot.store import HotStore
+
         return HotStore(self.settings, self.clients)
 
     @cached_property
@@ -83,6 +84,8 @@ class EventLake:
                  deadline: Deadline | None = None) -> list[PutResult]:
         """Validate and store events; one result per input event, in input order (invalid ones
         reported with their rule, the valid ones still stored): `eventlake.hot.put.put_events`."""
+        from eventlake.hot.put import put_events
+
         return put_events(self.hot, events, now=now, deadline=deadline)
 
     # --- archiving -------------------------------------------------------------------------
@@ -137,12 +140,27 @@ class EventLake:
 
     def sql(self, query: str, params: dict[str, Any] | None = None, *, hot: bool = True
             ) -> pa.Table:
-        """Run `query` over the views on a fresh connection; the result as an Arrow table
-        (`.to_pylist()`, `.to_pandas()`...). Named parameters: `$name` in the query, values in
-        `params`. Compaction replacing a file under the query makes it list and run again."""
-        from eventlake.query.views import run_sql
+        """Run `query` over the views; the result as an Arrow table (`.to_pylist()`,
+        `.to_pandas()`...). Named parameters: `$name` in the query, values in `params`.
 
-        return run_sql(self, query, params, hot=hot)
+        Each call sees the lake as it is now (the watermark, the files, the hot tier, all read
+        again), on a connection kept between calls, per thread, while nothing it read changed
+        (`eventlake.query.warm`); a statement that is not a query (CREATE, SET...) gets a
+        connection of its own. `close()` lets the kept connections go. Compaction replacing a
+        file under the query makes it list and run again."""
+        return self._warm.run(self, query, params, hot=hot)
+
+    def close(self) -> None:
+        """Close the connections `sql` keeps for the calling thread (other threads' close with
+        their thread); the lake stays usable."""
+        if "_warm" in self.__dict__:
+            self._warm.close()
+
+    @cached_property
+    def _warm(self) -> WarmSql:
+        from eventlake.query.warm import WarmSql
+
+        return WarmSql()
 
     def replay(self, selection: Selection, target: str | Target | Callable[[list[Event]], Any],
                *, batch_size: int = 500, checkpoint: str | os.PathLike[str] | None = None,
@@ -196,6 +214,7 @@ class EventLake:
             out["watermark"] = f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
             return out
         from eventlake.archive.ttlguard import ttl_margin
+        from eventlake.events.times import human_duration
         from eventlake.lake.watermark import WatermarkAheadError, refuse_ahead
 
         now = self.hot.now()  # corrected by the offset the calls above measured

@@ -1,20 +1,22 @@
 """`eventlake` command line: parses the arguments and runs the command, which calls the library
 and prints. The commands live by group: `status` (init, status), `put`, `archive` (archive,
-backfill, compact, reconcile), `sql`, `schema`, `replay`, `export`, `catalog`, `demo`."""
+backfill, compact, reconcile), `sql`, `schema`, `replay`, `export`, `catalog`, `demo`.
+
+Start-up is part of every command's answer (`eventlake sql` answers in a fraction of a second),
+so this module imports no command module: each subcommand's parser gets its arguments, and
+its module is imported, only when that subcommand is the one parsed (`_Lazy`, `_command`).
+`python -X importtime -m eventlake.cli.main sql ...` shows what a command pays for."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
-from eventlake.cli import catalog, export, replay, schema, sql
-from eventlake.cli.archive import cmd_archive, cmd_backfill, cmd_compact, cmd_reconcile
 from eventlake.cli.common import error
-from eventlake.cli.demo import cmd_demo
-from eventlake.cli.put import cmd_put
-from eventlake.cli.status import cmd_init, cmd_status
 from eventlake.errors import EventLakeError
 
 Command = Callable[[argparse.Namespace], int]
@@ -64,21 +66,95 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+class _Lazy(argparse.ArgumentParser):
+    """A subcommand's parser whose arguments are added (`fill`) when it is first parsed: only
+    the command being run pays for building its arguments and importing its module."""
+
+    fill: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        fill, self.fill = self.fill, None
+        if fill is not None:
+            fill(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _command(module: str, name: str) -> Command:
+    """The function `name` of `eventlake.cli.<module>`, imported when it runs."""
+    def run(args: argparse.Namespace) -> int:
+        func: Command = getattr(importlib.import_module(f"eventlake.cli.{module}"), name)
+        return func(args)
+
+    run.__qualname__ = f"{module}.{name}"
+    return run
+
+
+def _arguments_of(module: str) -> Callable[[argparse.ArgumentParser], None]:
+    """`eventlake.cli.<module>.add_arguments`, imported when the subcommand is parsed."""
+    def fill(p: argparse.ArgumentParser) -> None:
+        importlib.import_module(f"eventlake.cli.{module}").add_arguments(p)
+
+    return fill
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _common(suppress=True)
     parser = argparse.ArgumentParser(
         prog="eventlake", parents=[_common(suppress=False)],
         description="An event lake for AWS: DynamoDB hot tier, Parquet cold tier, SQL over both.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Lazy)
 
-    def add(name: str, func: Command, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+    def add(name: str, func: Command, help_: str,
+            fill: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+        p = sub.add_parser(name, parents=[common],  # type: ignore[list-item]
+                           help=help_, description=help_)
         p.set_defaults(func=func)
-        return p
+        p.fill = fill
 
-    add("init", cmd_init, "create the table (and the lake's bucket); safe to run again")
+    add("init", _command("status", "cmd_init"),
+        "create the table (and the lake's bucket); safe to run again")
+    add("put", _command("put", "cmd_put"), "store events from JSON / JSONL files or stdin",
+        _put_arguments)
+    add("archive", _command("archive", "cmd_archive"), "sweep: archive what the stream path "
+        "missed, move the watermark, check the TTL margin", _archive_arguments)
+    add("backfill", _command("archive", "cmd_backfill"),
+        "archive every item of the table (parallel Scan)", _backfill_arguments)
+    add("compact", _command("archive", "cmd_compact"),
+        "merge each partition's small files, dropping duplicates", _compact_arguments)
+    add("reconcile", _command("archive", "cmd_reconcile"), "check every hot event older than "
+        "the watermark is in the lake with the same hash", _reconcile_arguments)
+    add("status", _command("status", "cmd_status"), "table, stream, TTL and lake state",
+        _json_argument("print as JSON"))
+    add("sql", _command("sql", "run"), "run SQL over events, events_cold and events_hot "
+        "(DuckDB)", _arguments_of("sql"))
+    add("schema", _command("schema", "run"), "the typed view of each event type (ev_<type>) "
+        "and its fields", _arguments_of("schema"))
+    add("replay", _command("replay", "run"), "send past events, in order, once, to a target",
+        _arguments_of("replay"))
+    add("export", _command("export", "run"), "write selected events (or a named query's "
+        "result over them) to Parquet, CSV, JSON lines or a DuckDB file, locally or on S3, "
+        "atomically, personal fields dropped or hashed", _arguments_of("export"))
 
-    p = add("put", cmd_put, "store events from JSON / JSONL files or stdin")
+    def catalog_arguments(p: argparse.ArgumentParser) -> None:
+        from eventlake.cli import catalog
+
+        catalog.add_arguments(p, [common])
+
+    add("catalog", _command("catalog", "run"), "the lake in other engines' catalogs: DDL for "
+        "Athena, Spark, Trino; registration in AWS Glue", catalog_arguments)
+    add("demo", _command("demo", "cmd_demo"),
+        "run the whole job on an embedded local stack (no AWS account)", _demo_arguments)
+    return parser
+
+
+def _json_argument(help_: str) -> Callable[[argparse.ArgumentParser], None]:
+    def fill(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help=help_)
+
+    return fill
+
+
+def _put_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", default=["-"],
                    help="JSON (an event, a list, or {\"events\": [...]}) or JSONL; - for stdin")
     p.add_argument("--json", action="store_true", help="print every result as JSON lines")
@@ -92,57 +168,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-problems", type=int, default=20,
                    help="problems listed before summarising (default 20)")
 
-    p = add("archive", cmd_archive, "sweep: archive what the stream path missed, move the "
-                                     "watermark, check the TTL margin")
+
+def _archive_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settle-seconds", type=float, default=None,
                    help="leave events this recent to the stream path (default "
                         "$EVENTLAKE_ARCHIVE_SETTLE_SECONDS; 0 archives everything)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    p = add("backfill", cmd_backfill, "archive every item of the table (parallel Scan)")
+
+def _backfill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segments", type=int, default=4, help="parallel scan segments (default 4)")
 
-    p = add("compact", cmd_compact, "merge each partition's small files, dropping duplicates")
+
+def _compact_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", type=_date, help="first dt (YYYY-MM-DD)")
     p.add_argument("--to", dest="end", type=_date, help="last dt (YYYY-MM-DD)")
     p.add_argument("--min-files", type=int, default=4,
                    help="compact partitions with at least this many files (default 4)")
     p.add_argument("--target-mb", type=int, default=128, help="output file size (default 128)")
 
-    p = add("reconcile", cmd_reconcile, "check every hot event older than the watermark is in "
-                                         "the lake with the same hash")
+
+def _reconcile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", type=_date,
                    help="first ingestion day (default: yesterday)")
     p.add_argument("--to", dest="end", type=_date, help="last ingestion day (default: today)")
     p.add_argument("--repair", action="store_true", help="re-archive what is missing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    p = add("status", cmd_status, "table, stream, TTL and lake state")
-    p.add_argument("--json", action="store_true", help="print as JSON")
 
-    p = add("sql", sql.run, "run SQL over events, events_cold and events_hot (DuckDB)")
-    sql.add_arguments(p)
-
-    p = add("schema", schema.run, "the typed view of each event type (ev_<type>) and its fields")
-    schema.add_arguments(p)
-
-    p = add("replay", replay.run, "send past events, in order, once, to a target")
-    replay.add_arguments(p)
-
-    p = add("export", export.run, "write selected events (or a named query's result over "
-                                  "them) to Parquet, CSV, JSON lines or a DuckDB file, locally "
-                                  "or on S3, atomically, personal fields dropped or hashed")
-    export.add_arguments(p)
-
-    p = add("catalog", catalog.run, "the lake in other engines' catalogs: DDL for Athena, "
-                                      "Spark, Trino; registration in AWS Glue")
-    catalog.add_arguments(p, [common])
-
-    p = add("demo", cmd_demo, "run the whole job on an embedded local stack (no AWS account)")
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")
     p.add_argument("--keep", metavar="DIR",
                    help="write the demo lake to DIR and keep it (default: a temp dir)")
-    return parser
 
 
 def _date(text: str) -> date:
