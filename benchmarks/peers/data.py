@@ -82,15 +82,17 @@ def settings(root: str, **overrides: Any) -> Settings:
 
 
 def build_lakes(name: str, events: int, days: int, batches_per_day: int = 24) -> Path:
-    """`<cache>/<name>/stream` (as the stream handler leaves it) and `.../compacted` (after
+    """`<cache>/<name>/stream` (as the stream handler leaves it, its files verified disjoint as
+    the sweep verifies them) and `.../compacted` (after
     `EventLake.compact`), `events` events over `days` days from FIRST_DAY; built once."""
     from eventlake import EventLake
     from eventlake.handlers import stream
+    from eventlake.lake.disjoint import verify
     from eventlake.lake.store import Lake
 
     root = CACHE / name
     done = root / "done.json"
-    spec = {"events": events, "days": days, "batches_per_day": batches_per_day}
+    spec = {"events": events, "days": days, "batches_per_day": batches_per_day, "verified": True}
     if done.exists() and json.loads(done.read_text()) == spec:
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -116,6 +118,9 @@ def build_lakes(name: str, events: int, days: int, batches_per_day: int = 24) ->
                 raise RuntimeError(f"stream handler failed while building {name}: {response}")
             i += n
     stream.reset(None)
+    # what the sweep (every 15 min) leaves: each day's stream files verified disjoint, so the
+    # `events` view reads them bare (lake/disjoint.py); plain readers see the same files
+    verify(lake, [(FIRST_DAY + timedelta(days=d)).isoformat() for d in range(days)])
     shutil.copytree(root / "stream", root / "compacted")
     EventLake(settings(str(root / "compacted"))).compact()
     done.write_text(json.dumps(spec))
