@@ -34,3 +34,9 @@ _.iter_tables
 # urllib's opener calls a handler's `<scheme>_open` by name (replay/http.py's deadline handlers)
 _.http_open
 _.https_open
+
+# module-level __getattr__/__dir__ (PEP 562): Python calls them for eventlake's lazy exports
+__getattr__
+__dir__
+# CLI commands looked up by name when their subcommand is parsed (cli/main.py `_command`)
+cmd_demo
