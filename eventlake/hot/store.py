@@ -440,8 +440,12 @@ class HotStore:
             if not partial:
                 yield page
                 continue
-            fetched = self.fetch(partial).items
-            whole = [e if is_whole(e) else fetched.get(e["event_id"]["S"]) for e in page]
+            fetched = self.fetch(partial)
+            if fetched.vanished:  # reconcile and the demo read here: say what they will not see
+                _log.warning("%d item(s) the index listed were gone when fetched (TTL or a "
+                             "delete) and are left out: %s", len(fetched.vanished),
+                             ", ".join(fetched.vanished[:5]))
+            whole = [e if is_whole(e) else fetched.items.get(e["event_id"]["S"]) for e in page]
             yield [item for item in whole if item is not None]
 
     def fetch(self, event_ids: Sequence[str]) -> Fetched:

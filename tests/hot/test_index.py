@@ -247,3 +247,22 @@ def test_read_units_round_per_call_for_query_and_per_item_for_batch_get() -> Non
     assert query_units([], consistent=True) == 1
     assert batch_get_units([small] * 5) == 2.5  # each rounded up to 4 KB, halved
     assert batch_get_units([small], missing=1, consistent=True) == 2
+
+
+def test_reading_whole_items_says_which_ones_vanished_between_index_and_fetch(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    assert all(r.ok for r in lake.put_many([{"event_id": f"v-{i}", "event_type": "t",
+                                             "event_payload": {"n": i}} for i in range(3)]))
+    real_fetch = lake.hot.fetch
+
+    def ttl_strikes_first(event_ids: Any) -> Any:
+        lake.clients.dynamodb.delete_item(TableName=lake.settings.table,
+                                          Key={"event_id": {"S": "v-1"}})
+        return real_fetch(event_ids)
+
+    monkeypatch.setattr(lake.hot, "fetch", ttl_strikes_first)
+    with caplog.at_level("WARNING", logger="eventlake.hot.store"):
+        assert hot_ids(lake) == ["v-0", "v-2"]
+    assert "1 item(s) the index listed were gone when fetched" in caplog.text
+    assert "v-1" in caplog.text
