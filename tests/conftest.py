@@ -29,6 +29,23 @@ logging.raiseExceptions = False
 
 
 @pytest.fixture(autouse=True)
+def eventlake_loggers_enabled() -> None:
+    """eventlake's loggers log in every test, whatever ran before in this worker.
+
+    dateparser (reached through Prefect's deprecation helpers) configures logging with
+    `disable_existing_loggers: True` when the root logger has no handler, which pytest's
+    phases can leave it without: every logger created by then, eventlake's included, goes
+    silent for the rest of the worker, and a test of a warning fails depending on which
+    tests shared its worker (it failed in CI that way). Outside pytest, Prefect's own
+    logging set-up gives the root a handler first.
+    """
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name == "eventlake" or name.startswith("eventlake.")) and isinstance(
+                logger, logging.Logger):
+            logger.disabled = False
+
+
+@pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test ever reaches real AWS or reads the developer's EVENTLAKE_* settings."""
     for key in list(os.environ):
