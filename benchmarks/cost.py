@@ -50,7 +50,7 @@ PRICE = {  # us-east-1, on-demand, USD
     "s3_put": 0.005 / 1000,          # PUT, COPY, POST, LIST, S3 Standard [S3]
     "s3_get": 0.0004 / 1000,         # GET, SELECT and all other requests [S3]
     "s3_storage_gb_month": 0.023,    # first 50 TB [S3]
-    "lambda_gb_s": 0.0000166667,     # x86 [LAMBDA]
+    "lambda_gb_s": 0.0000133334,     # Arm (Graviton), as infra/template.yaml deploys [LAMBDA]
     "lambda_request": 0.20 / 1e6,    # [LAMBDA]
     "kds_in_gb": 0.08,               # on-demand data in, records rounded up to 1 KB [KINESIS]
     "kds_out_gb": 0.04,              # on-demand data retrieval [KINESIS]
@@ -260,7 +260,7 @@ def price_run(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], floa
         fixed_put * PRICE["s3_put"] + fixed_get * PRICE["s3_get"])
     gb_s = t.lambda_seconds * scale * args.lambda_memory / 1024
     invocations = t.lambda_invocations * scale
-    add(f"Lambda (stream handler, {args.lambda_memory} MB)",
+    add(f"Lambda (stream handler, {args.lambda_memory} MB, Arm)",
         f"{gb_s:,.1f} GB-s, {invocations:,.0f} invocations",
         gb_s * PRICE["lambda_gb_s"] + invocations * PRICE["lambda_request"])
     add("DynamoDB Streams reads (by Lambda)", f"{t.stream_records * scale:,.0f} records", 0.0)
