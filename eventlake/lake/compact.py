@@ -12,6 +12,8 @@
     3. record   `_eventlake/compaction/dt=<dt>`: these inputs are replaced by these outputs
     4. write    `compacted-<digest of the input names>-<k>-of-<n>.parquet`, sorted, zstd, atomic
     5. delete   the inputs, only once every output is written
+    6. verify   `disjoint.verify` of the partition, its outputs in place and its inputs gone:
+                outputs proven disjoint are named in its manifest, and readers read them bare
 
 Readers and compaction, one partition over time (readers follow `dedup.read_distinct`:
 de-duplicate a partition only while it has more than one file):
@@ -24,6 +26,12 @@ Crashes leave copies, never gaps, and the next run removes them:
     during 4    the inputs are all there: their digest names the outputs of this very plan,
                 which is run again and rewrites the same outputs, then deletes
     during 5    the record's outputs all exist: the inputs it names are deleted
+    before 6    the manifest names the inputs (gone: ignored, as a file is named by name, size
+                and time) or nothing; readers de-duplicate the outputs until the next verify
+                (the sweep's, or the next run's: a partition left with several files is
+                verified when compaction looks at it for copies)
+A manifest is only ever written by `verify`, by compare-and-swap, naming files it read the ids
+of: whichever step a crash interrupts, it names no two files sharing an event_id.
 Concurrent runs need no lock: an input vanishing while being read means another run is
 compacting the partition, and this one leaves it alone (`CompactReport.raced`). A file that
 cannot be read (corrupt, or not the lake's schema) leaves its partition alone too, reported in
@@ -67,6 +75,7 @@ from eventlake.lake.compactplan import (
 )
 from eventlake.lake.compactrecord import finish_interrupted, read_record, recorded_inputs
 from eventlake.lake.dedup import read_distinct
+from eventlake.lake.disjoint import IdCache, VerifyReport, verify_logged
 from eventlake.lake.layout import EVENTS_DIR, dt_filter, dt_of_dir
 from eventlake.lake.store import (
     Lake,
@@ -113,6 +122,10 @@ class CompactReport:
     """Partitions left alone because a file could not be read (corrupt, or not the lake's
     schema): `{dt, file, reason}` each. The other partitions were compacted; a run with any
     is not a success (the CLI exits 1, the flow fails after publishing its report)."""
+    verified: VerifyReport = field(default_factory=VerifyReport)
+    """The verify of the partitions it rewrote (`disjoint.verify`, after their inputs went):
+    which files readers now read bare. A failure there is reported in `verified.skipped`,
+    not raised: the rewrite is done, and readers are correct without it."""
 
     @property
     def ok(self) -> bool:
@@ -153,7 +166,7 @@ class CompactReport:
                 "bytes_out": sum(p.output_bytes for p in self.partitions),
                 "duplicates_dropped": self.duplicates_dropped, "conflicts": self.conflicts,
                 "quarantined": self.quarantined, "failed": self.failed,
-                "duration_s": round(self.duration_s, 3)}
+                "verified": self.verified.to_dict(), "duration_s": round(self.duration_s, 3)}
 
 
 class CompactionFailedError(LakeDataError):
@@ -195,18 +208,24 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
         left = finish_interrupted(lake, dt, files, record)
         report.leftovers_removed += len(left)
         files = [f for f in files if f not in left]
+        ids = IdCache()  # event_id columns read for this partition, so verify reads them once
         try:
             with raced_on_vanish():
                 plan = plan_partition(files, min_files=min_files,
                                       small_file_bytes=small_file_bytes,
                                       target_bytes=target_bytes, now=now,
                                       min_age_seconds=min_age_seconds,
-                                      holds_copies=partial(find_copies, lake, dt),
+                                      holds_copies=partial(find_copies, lake, dt, now=now,
+                                                           ids=ids),
                                       recorded=recorded_inputs(record, files))
             if plan is None:
                 report.skipped += 1
+                if left:  # an interrupted run's inputs just went: its outputs are new here
+                    report.verified.add(_verify(lake, dt, now, ids))
                 continue
-            report.partitions.append(merge_partition(lake, dt, plan, target_bytes, now))
+            report.partitions.append(merge_partition(lake, dt, plan, target_bytes, now,
+                                                     ids=ids))
+            report.verified.add(_verify(lake, dt, now, ids))
         except RacedError as exc:
             _log.warning("compaction of dt=%s left alone: %s", dt, exc)
             report.raced.append(dt)
@@ -222,6 +241,12 @@ def compact(lake: Lake, *, start: date | None = None, end: date | None = None,
               len(report.raced), len(report.failed), report.leftovers_removed,
               report.temp_files_removed, report.duration_s)
     return report
+
+
+def _verify(lake: Lake, dt: str, now: datetime, ids: IdCache) -> VerifyReport:
+    """Verify partition `dt` now that compaction's outputs are in place and its inputs gone
+    (step 6): never raises, the rewrite is done."""
+    return verify_logged(lake, [dt], now=now, ids=ids, caller="compaction")
 
 
 # -- housekeeping ------------------------------------------------------------------------------

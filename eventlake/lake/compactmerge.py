@@ -19,9 +19,9 @@ import logging
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -29,13 +29,14 @@ import pyarrow.compute as pc
 
 from eventlake.events.schema import SORT_KEYS
 from eventlake.lake.compactplan import NO_COPIES, Copies, Plan
-from eventlake.lake.compactrecord import file_identity, write_record
+from eventlake.lake.compactrecord import write_record
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies
+from eventlake.lake.disjoint import IdCache, all_verified, verify_logged
 from eventlake.lake.store import (
     Lake,
     LakeFile,
+    LakeFileError,
     QuarantineEntry,
-    StateConflictError,
     WrittenFile,
     projection,
 )
@@ -73,45 +74,54 @@ class PartitionCompaction:
         return {**asdict(self), "output_bytes": self.output_bytes}
 
 
-def find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFile]) -> Copies:
-    """Whether an event_id is stored twice among `inputs` and `held` (reading only that
-    column: a plain `read_parquet` over the partition would count it twice), and which held
-    files store one another held file stores. Holds the ids of these files in memory at once,
-    as a partition split into several outputs holds its key columns.
+def find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFile], *,
+                now: datetime | None = None, ids: IdCache | None = None) -> Copies:
+    """Whether an event_id is stored twice among `inputs` and `held` (a plain `read_parquet`
+    over the partition would count it twice), and which held files store one another held
+    file stores. Holds the ids of these files in memory at once, as a partition split into
+    several outputs holds its key columns.
 
-    Files found disjoint are remembered (`_eventlake/compaction/disjoint/dt=<dt>`: the files,
-    by name, size and time), so the hourly run reads their ids again only once they change, not
-    every hour for every closed day that kept two or three files, nor for the large files of a
-    busy day: files among those remembered are disjoint too."""
+    The partition's disjoint-files manifest (`disjoint.py`) answers first: files it names are
+    pairwise disjoint, so the hourly run reads nothing for a closed day that kept two or three
+    files, nor for the large files of a busy day. When it does not name them all, the
+    partition is verified (`disjoint.verify`, which records what it proves, so an old day
+    nobody sweeps is read bare afterwards), and only when that leaves some out are the ids
+    compared here (from `ids`, where verify left what it read)."""
     files = [*inputs, *held]
-    if len(files) < 2:
+    if len(files) < 2 or all_verified(lake, dt, files):
         return NO_COPIES
-    key = f"compaction/disjoint/dt={dt}"
-    names = {file_identity(f) for f in files}
-    found = lake.read_state(key)
-    if found is not None and names <= set(found.data.decode().split("\n")):
+    cache = IdCache() if ids is None else ids
+    verify_logged(lake, [dt], now=now or datetime.now(UTC), ids=cache, caller="compaction")
+    if all_verified(lake, dt, files):
         return NO_COPIES
-    tables = lake.read_each([f.path for f in files], ["event_id"])
-    ids = pa.concat_tables(tables)["event_id"]
-    if pc.count_distinct(ids).as_py() < len(ids):
-        return Copies(True, _storing_twice(held, tables[len(inputs):]))
-    with suppress(StateConflictError):  # best effort: another run remembered it meanwhile
-        lake.write_state(key, "\n".join(sorted(names)).encode(),
-                         expected=None if found is None else found.version)
+    missing = [f for f in files if cache.get(f) is None]
+    for f, table in zip(missing, lake.read_each([f.path for f in missing], ["event_id"]),
+                        strict=True):
+        cache.put(f, table["event_id"].combine_chunks())
+    columns: list[pa.Array] = []
+    for f in files:
+        got = cache.get(f)
+        if isinstance(got, LakeFileError):
+            raise got
+        assert got is not None  # put above
+        columns.append(got)
+    every = pa.concat_arrays(columns)
+    if pc.count_distinct(every).as_py() < len(every):
+        return Copies(True, _storing_twice(held, columns[len(inputs):]))
     return NO_COPIES
 
 
-def _storing_twice(files: list[LakeFile], tables: list[pa.Table]) -> tuple[LakeFile, ...]:
-    """The `files` (whose event_id columns are `tables`) storing an event_id that one of them
-    stores too."""
+def _storing_twice(files: list[LakeFile], columns: list[pa.Array]) -> tuple[LakeFile, ...]:
+    """The `files` (whose event_id columns are `columns`) storing an event_id that one of
+    them stores too."""
     if not files:
         return ()
-    counts = pc.value_counts(pa.concat_tables(tables)["event_id"])
+    counts = pc.value_counts(pa.concat_arrays(columns))
     twice = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
     if not len(twice):
         return ()
-    return tuple(f for f, t in zip(files, tables, strict=True)
-                 if pc.any(pc.is_in(t["event_id"], value_set=twice)).as_py())
+    return tuple(f for f, c in zip(files, columns, strict=True)
+                 if pc.any(pc.is_in(c, value_set=twice)).as_py())
 
 
 class RacedError(Exception):
@@ -129,10 +139,11 @@ def raced_on_vanish() -> Iterator[None]:
         raise
 
 
-def merge_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: datetime
-                    ) -> PartitionCompaction:
+def merge_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: datetime, *,
+                    ids: IdCache | None = None) -> PartitionCompaction:
     """Carry out `plan` on partition `dt` (see the module docstring); RacedError when an input
-    vanishes or changes meanwhile, LakeFileError when one cannot be read."""
+    vanishes or changes meanwhile, LakeFileError when one cannot be read. The held files'
+    event_id columns, read here anyway, go into `ids` (for the verify that follows)."""
     groups = plan.groups(target_bytes)
     paths = [f.path for f in plan.inputs]
     whole: list[pa.Table] | None = None
@@ -142,7 +153,7 @@ def merge_partition(lake: Lake, dt: str, plan: Plan, target_bytes: int, now: dat
             keyed = [t.select(KEY_COLUMNS) for t in whole]
         else:  # choose on the key columns, then read one output's inputs at a time
             keyed = lake.read_each(paths, KEY_COLUMNS)
-        held = _read_held(lake, plan.held)
+        held = _read_held(lake, plan.held, ids)
     keys = pa.concat_tables(keyed)
     keep, conflicts = first_copies(keys)
     if held.num_rows:
@@ -236,11 +247,15 @@ def _quarantine_reused(lake: Lake, plan: Plan, keys: pa.Table, keep: pa.BooleanA
     return len(entries)
 
 
-def _read_held(lake: Lake, held: list[LakeFile]) -> pa.Table:
+def _read_held(lake: Lake, held: list[LakeFile], ids: IdCache | None) -> pa.Table:
     columns = ["event_id", "content_hash"]
     if not held:
         return projection(columns).empty_table()
-    return pa.concat_tables(lake.read_each([f.path for f in held], columns))
+    tables = lake.read_each([f.path for f in held], columns)
+    if ids is not None:
+        for f, table in zip(held, tables, strict=True):
+            ids.put(f, table["event_id"].combine_chunks())
+    return pa.concat_tables(tables)
 
 
 def _drop_held(keys: pa.Table, keep: pa.BooleanArray, held: pa.Table

@@ -2,15 +2,18 @@
 that they de-duplicate only files that may hold copies.
 
     _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified, identity}, ...],
-                                         "refused": [{..., reason}, ...], ...}
+                                         "refused": [{..., reason, against}, ...], ...}
 
 Every file a manifest names (by `file_identity`: name, size and modification time, the very
 file and not another written under its name) holds each of its event_ids once, and no two of
 them share one. Writers do not pay for this: `verify`, run by the sweep after its writes (it
 holds the lease and reads ids anyway), reads the event_id column of a partition's files and
 records the verdict by compare-and-swap; readers (query/views.py) read named files bare.
+Compaction runs it too, on each partition it rewrote (after its inputs are gone) and on each it
+looks at for copies, so an old day nobody sweeps is verified by the next compaction.
 
-    verify(dt)   L = listed files, M = manifest entries still listed (same identity), C = L - M
+    verify(dt)   L = listed files, M = manifest entries still listed (same identity),
+                 C = L - M - the refused whose refusal still holds
                  nothing in C: done (one listing and one small read)
                  read the event_id column of M and C; ids seen once over all of them cannot
                  clash, so only the others ("contested") are compared: candidates are taken
@@ -22,6 +25,11 @@ records the verdict by compare-and-swap; readers (query/views.py) read named fil
 
 A refused candidate (a hand-planted copy, a partial re-delivery racing the sweep, a file with
 an id twice) stays out: readers de-duplicate it against the rest until compaction merges it.
+A refusal records what it rests on (`against`: the verified files it shares an id with), and
+holds while each of those is still verified: a compacted output seen next to its inputs is
+refused, then examined again once the inputs are gone (and accepted). A file at fault itself
+(an id twice, unreadable) is refused for as long as it stays; a hand-planted copy is refused
+again against whatever then holds its events.
 Any version of a manifest is a true statement about the files it names, whenever it is read:
 entries are only added after their ids were checked against every entry kept, and a file is
 named by its identity, so a reader matching the manifest against its own listing is never
@@ -60,8 +68,9 @@ from eventlake.lake.store import (
 )
 from eventlake.lake.vanish import file_vanished
 
-__all__ = ["MANIFEST_PREFIX", "Manifest", "VerifyReport", "manifest_key", "read_manifest",
-           "verified_files", "verify", "verify_recent"]
+__all__ = ["MANIFEST_PREFIX", "IdCache", "Manifest", "Refusal", "VerifyReport", "all_verified",
+           "manifest_key", "read_manifest", "verified_files", "verify", "verify_logged",
+           "verify_recent"]
 
 _log = logging.getLogger("eventlake.lake.disjoint")
 T = TypeVar("T")
@@ -79,6 +88,18 @@ def manifest_key(dt: str) -> str:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a file was left out of its partition's manifest, and what that rests on."""
+
+    reason: str
+    against: frozenset[str] | None = None
+    """The verified files (by `file_identity`) it shares an event_id with: the refusal holds
+    while every one of them is still verified. Empty: the file is at fault itself (an id
+    twice, unreadable), so it holds while the file stays. None: not recorded (a manifest of an
+    older release): the file is examined again."""
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A partition's files proven pairwise disjoint on event_id, and those refused (so a
     hand-planted copy is not read again by every verify), by `file_identity`."""
@@ -88,10 +109,30 @@ class Manifest:
     refused: frozenset[str] = frozenset()
     version: str | None = None
     """The state version it was read at (None: there is none yet)."""
+    refusals: Mapping[str, Refusal] = field(default_factory=dict, hash=False)
+    """Each of `refused`, with why."""
 
 
-def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile, str], *,
-                   now: datetime) -> bytes:
+class IdCache:
+    """event_id columns already read, by file (its path and `file_identity`: the very file):
+    `verify` reads only the files not here, and adds what it reads. Compaction passes one
+    holding what it read already (the files it keeps), so they are not read twice."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], pa.Array | LakeFileError] = {}
+
+    def get(self, f: LakeFile) -> pa.Array | LakeFileError | None:
+        return self._ids.get((f.path, file_identity(f)))
+
+    def put(self, f: LakeFile, ids: pa.Array | LakeFileError) -> None:
+        self._ids[(f.path, file_identity(f))] = ids
+
+    def __contains__(self, f: LakeFile) -> bool:
+        return (f.path, file_identity(f)) in self._ids
+
+
+def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile, Refusal],
+                   *, now: datetime) -> bytes:
     def entry(f: LakeFile) -> dict[str, Any]:
         return {"name": f.path.rpartition("/")[2], "size": f.size,
                 "modified": as_utc(f.modified).isoformat() if f.modified else None,
@@ -103,8 +144,9 @@ def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile
         "dt": dt, "verified_at": now.isoformat(), "run": secrets.token_hex(8),
         "eventlake_version": VERSION,
         "files": [entry(f) for f in sorted(files, key=lambda f: f.path)],
-        "refused": [{**entry(f), "reason": reason}
-                    for f, reason in sorted(refused.items(), key=lambda p: p[0].path)]},
+        "refused": [{**entry(f), "reason": r.reason,
+                     "against": None if r.against is None else sorted(r.against)}
+                    for f, r in sorted(refused.items(), key=lambda p: p[0].path)]},
         indent=1).encode()
 
 
@@ -114,15 +156,23 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     found = lake.read_state(manifest_key(dt))
     if found is None:
         return Manifest(dt, frozenset())
+    refusals: dict[str, Refusal] = {}
     try:
         data = json.loads(found.data)
         files = frozenset(str(entry["identity"]) for entry in data["files"])
-        refused = frozenset(str(entry["identity"]) for entry in data.get("refused", []))
+        for entry in data.get("refused", []):
+            against = entry.get("against")
+            if against is not None and not (isinstance(against, list)
+                                            and all(isinstance(a, str) for a in against)):
+                raise TypeError(f"`against` of refused `{entry['identity']}` is not a list "
+                                "of file identities")
+            refusals[str(entry["identity"])] = Refusal(
+                str(entry.get("reason", "")), None if against is None else frozenset(against))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         _log.warning("ignoring the unreadable disjoint-files manifest of dt=%s (every file of "
                      "the partition is de-duplicated until it is rewritten): %s", dt, exc)
-        files = refused = frozenset()
-    return Manifest(dt, files, refused, found.version)
+        files, refusals = frozenset(), {}
+    return Manifest(dt, files, frozenset(refusals), found.version, refusals)
 
 
 def verified_files(lake: Lake, files: Iterable[LakeFile]) -> frozenset[str]:
@@ -158,44 +208,69 @@ class VerifyReport:
         return {"accepted": self.accepted, "refused": self.refused, "dropped": self.dropped,
                 "skipped": self.skipped}
 
+    def add(self, other: VerifyReport) -> None:
+        """Take in `other`'s partitions (a later verify's word on a partition wins)."""
+        self.accepted.update(other.accepted)
+        self.refused.update(other.refused)
+        self.dropped.update(other.dropped)
+        self.skipped.update(other.skipped)
 
-def verify(lake: Lake, dts: Iterable[str], *, now: datetime | None = None) -> VerifyReport:
+
+def verify(lake: Lake, dts: Iterable[str], *, now: datetime | None = None,
+           ids: IdCache | None = None) -> VerifyReport:
     """Record which files of partitions `dts` are disjoint on event_id (the module docstring
     says how). Partitions with fewer than two files are left alone (they are read bare).
     Safe to run concurrently with itself, writers and compaction; never deletes or rewrites
     an event file. Raises what listing or state IO raises; a file that cannot be read is
-    refused by name (LakeFileError) and the rest of its partition verified."""
+    refused by name (LakeFileError) and the rest of its partition verified. `ids`: event_id
+    columns read already (filled with what this call reads)."""
     wanted = sorted({check_dt(dt) for dt in dts})
     report = VerifyReport()
     if not wanted:
         return report
     now = as_utc(now or datetime.now(UTC))
+    cache = IdCache() if ids is None else ids
     for dt in wanted:
-        _verify_partition(lake, dt, now, report)
+        _verify_partition(lake, dt, now, report, cache)
     if report.accepted or report.refused or report.skipped:
         _log.info("verified disjoint files: %s", report.to_dict())
     return report
+
+
+def verify_logged(lake: Lake, dts: Iterable[str], *, now: datetime, ids: IdCache | None = None,
+                  caller: str = "") -> VerifyReport:
+    """`verify`, logging and returning a failure instead of raising it (in `skipped`): for
+    callers whose own work is done by now (the sweep's archiving, compaction's rewrite), since
+    readers are correct without the manifest, only slower."""
+    dts = sorted(set(dts))
+    try:
+        return verify(lake, dts, now=now, ids=ids)
+    except Exception as exc:  # an optimisation failing must not fail the caller's work
+        _log.warning("could not verify disjoint files of dt %s%s (readers de-duplicate them "
+                     "meanwhile; the next sweep or compaction tries again): %s: %s",
+                     ", ".join(dts), f" after {caller}" if caller else "",
+                     type(exc).__name__, exc)
+        return VerifyReport(skipped={dt: f"{type(exc).__name__}: {exc}" for dt in dts})
 
 
 def verify_recent(lake: Lake, written: Iterable[WrittenFile], now: datetime) -> VerifyReport:
     """The sweep's call after its writes: verify the partitions it wrote to, and today's and
     yesterday's (UTC, by `now`), where the stream path writes nearly all its files. Cheap when
     nothing is new (a listing and a small read per partition). Logs and returns a failure
-    instead of raising it: readers are correct without the manifest, only slower, and the
-    sweep's own work (archiving, the watermark) is done by now."""
+    instead of raising it (`verify_logged`)."""
     today = as_utc(now).date()
     dts = {f.dt for f in written} | {today.isoformat(), (today - timedelta(days=1)).isoformat()}
-    try:
-        return verify(lake, dts, now=now)
-    except Exception as exc:  # an optimisation failing must not fail the archive
-        _log.warning("could not verify disjoint files of dt %s (readers de-duplicate them "
-                     "meanwhile; the next sweep tries again): %s: %s", ", ".join(sorted(dts)),
-                     type(exc).__name__, exc)
-        return VerifyReport(skipped={dt: f"{type(exc).__name__}: {exc}" for dt in sorted(dts)})
+    return verify_logged(lake, dts, now=now, caller="the sweep")
 
 
-def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport) -> None:
-    ids: dict[str, pa.Array | LakeFileError] = {}  # by identity: read once across CAS retries
+def all_verified(lake: Lake, dt: str, files: Iterable[LakeFile]) -> bool:
+    """Whether partition `dt`'s manifest names every one of `files` (one small state read):
+    they are pairwise disjoint on event_id, each id once."""
+    return {file_identity(f) for f in files} <= read_manifest(lake, dt).files
+
+
+def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
+                      ids: IdCache) -> None:
     for _ in range(CAS_ATTEMPTS):
         # The manifest first, then the listing: every file the manifest names was written
         # before it, so the listing has it unless it is gone (a listing taken earlier could
@@ -205,29 +280,38 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport) 
         if len(listed) < 2:
             return
         kept = [f for f in listed if file_identity(f) in manifest.files]
-        known = manifest.files | manifest.refused
-        candidates = sorted((f for f in listed if file_identity(f) not in known),
-                            key=lambda f: f.path)
-        still_refused = {f: "refused before" for f in listed
-                         if file_identity(f) in manifest.refused - manifest.files}
-        dropped = len(manifest.files) - len({file_identity(f) for f in kept})
-        gone_refused = len(manifest.refused) - len(still_refused)
+        kept_ids = {file_identity(f) for f in kept}
+        still_refused: dict[LakeFile, Refusal] = {}
+        candidates: list[LakeFile] = []
+        for f in listed:
+            identity = file_identity(f)
+            refusal = manifest.refusals.get(identity)
+            if identity in kept_ids:
+                continue
+            if refusal is not None and refusal.against is not None \
+                    and refusal.against <= kept_ids:
+                still_refused[f] = refusal  # what it clashed with is still verified
+            else:
+                candidates.append(f)  # new, or its refusal no longer holds: examine it
+        candidates.sort(key=lambda f: f.path)
+        dropped = len(manifest.files - kept_ids)
+        listed_ids = {file_identity(f) for f in listed}
+        gone_refused = len(manifest.refused - listed_ids)
         if not candidates and not dropped and not gone_refused:
             return
         accepted: list[LakeFile] = []
-        refused: dict[LakeFile, str] = {}
+        refused: dict[LakeFile, Refusal] = {}
         if candidates:
             try:
-                _read_ids(lake, [f for f in kept + candidates if file_identity(f) not in ids],
-                          ids)
+                _read_ids(lake, [f for f in kept + candidates if f not in ids], ids)
             except OSError as exc:
                 if not file_vanished(exc):
                     raise
                 report.skipped[dt] = f"a file vanished while its ids were read ({exc})"
                 return
-            if any(isinstance(ids[file_identity(f)], LakeFileError) for f in kept):
+            if any(isinstance(ids.get(f), LakeFileError) for f in kept):
                 # a verified file unreadable now (replaced keeping size and time?): start over
-                _read_ids(lake, [f for f in listed if file_identity(f) not in ids], ids)
+                _read_ids(lake, [f for f in listed if f not in ids], ids)
                 kept, still_refused = [], {}
                 candidates = sorted(listed, key=lambda f: f.path)
             accepted, refused = _choose(kept, candidates, ids)
@@ -239,7 +323,7 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport) 
         if accepted:
             report.accepted[dt] = [_name(f) for f in accepted]
         if refused:
-            report.refused[dt] = {_name(f): why for f, why in refused.items()}
+            report.refused[dt] = {_name(f): r.reason for f, r in refused.items()}
             _log.info("dt=%s: %d file(s) may hold copies of other files' events and stay "
                       "de-duplicated on read: %s", dt, len(refused), report.refused[dt])
         if dropped:
@@ -252,8 +336,7 @@ def _name(f: LakeFile) -> str:
     return f.path.rpartition("/")[2]
 
 
-def _read_ids(lake: Lake, files: list[LakeFile], into: dict[str, pa.Array | LakeFileError]
-              ) -> None:
+def _read_ids(lake: Lake, files: list[LakeFile], into: IdCache) -> None:
     """The event_id column of each of `files`, or the LakeFileError that names it."""
 
     def read(f: LakeFile) -> pa.Array | LakeFileError:
@@ -263,7 +346,7 @@ def _read_ids(lake: Lake, files: list[LakeFile], into: dict[str, pa.Array | Lake
             return exc
 
     for f, got in zip(files, _each(lake, read, files), strict=True):
-        into[file_identity(f)] = got
+        into.put(f, got)
 
 
 def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -274,41 +357,43 @@ def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(fn, items))
 
 
-def _choose(kept: list[LakeFile], candidates: list[LakeFile],
-            ids: Mapping[str, pa.Array | LakeFileError]
-            ) -> tuple[list[LakeFile], dict[LakeFile, str]]:
+def _choose(kept: list[LakeFile], candidates: list[LakeFile], ids: IdCache
+            ) -> tuple[list[LakeFile], dict[LakeFile, Refusal]]:
     """(candidates accepted, in order; {refused file: why})."""
-    arrays = [a for f in kept + candidates if isinstance(a := ids[file_identity(f)], pa.Array)]
+    got_ids = {f: ids.get(f) for f in kept + candidates}
+    arrays = [a for a in got_ids.values() if isinstance(a, pa.Array)]
     every = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
     counts = pc.value_counts(every)
     contested_ids = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    taken: set[str] = set()
+    taken: dict[str, str] = {}  # contested event_id -> identity of the verified file holding it
     for f in kept:
-        taken.update(_contested(ids[file_identity(f)], contested_ids))
+        taken.update(dict.fromkeys(_contested(got_ids[f], contested_ids), file_identity(f)))
     accepted: list[LakeFile] = []
-    refused: dict[LakeFile, str] = {}
+    refused: dict[LakeFile, Refusal] = {}
     for f in candidates:
-        got = ids[file_identity(f)]
-        if isinstance(got, LakeFileError):
-            refused[f] = f"unreadable: {got.problem}"
+        got = got_ids[f]
+        if got is None or isinstance(got, LakeFileError):
+            problem = got.problem if got is not None else "its ids were not read"
+            refused[f] = Refusal(f"unreadable: {problem}", frozenset())
             continue
         mine = _contested(got, contested_ids)
         if len(set(mine)) < len(mine):
-            refused[f] = f"holds event_id `{_first_repeat(mine)}` more than once"
+            refused[f] = Refusal(f"holds event_id `{_first_repeat(mine)}` more than once",
+                                 frozenset())
             continue
-        clash = sorted(set(mine) & taken)
+        clash = sorted(set(mine) & taken.keys())
         if clash:
-            refused[f] = (f"shares {len(clash)} event_id(s) with verified files, e.g. "
-                          f"`{clash[0]}`")
+            refused[f] = Refusal(f"shares {len(clash)} event_id(s) with verified files, e.g. "
+                                 f"`{clash[0]}`", frozenset(taken[i] for i in clash))
             continue
-        taken.update(mine)
+        taken.update(dict.fromkeys(mine, file_identity(f)))
         accepted.append(f)
     return accepted, refused
 
 
-def _contested(got: pa.Array | LakeFileError, contested_ids: pa.Array) -> list[str]:
+def _contested(got: pa.Array | LakeFileError | None, contested_ids: pa.Array) -> list[str]:
     """The ids of `got` seen more than once over the partition (all occurrences)."""
-    if isinstance(got, LakeFileError) or not len(contested_ids):
+    if not isinstance(got, pa.Array) or not len(contested_ids):
         return []
     values: list[str] = got.filter(pc.is_in(got, value_set=contested_ids)).to_pylist()
     return values
