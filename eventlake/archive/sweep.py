@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pyarrow as pa
@@ -137,20 +137,15 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                 tail = _Tail(until, settings) if _REUSE_WINDOW_READ else None
 
                 def pages() -> Iterator[list[Item]]:
-                    if tail is None:
-                        yield from _watched(hot.read_index_pages(since, until))
-                        return
-                    # [since, now]: the window, and the settle range only the guard counts
-                    for page in hot.read_index_pages(since, _through(now)):
-                        window = tail.split(page)
-                        if window:
-                            yield from _watched([window])
-
-                def _watched(read: Iterable[list[Item]]) -> Iterator[list[Item]]:
+                    # with a tail: [since, now], the window and the settle range the guard counts
+                    read = (hot.read_index_pages(since, until) if tail is None else
+                            hot.read_index_pages(since, _through(now)))
                     for page in read:
                         lease.renew_if_due()
-                        watch.look(page)
-                        yield page
+                        window = page if tail is None else tail.split(page)
+                        if window:
+                            watch.look(window)
+                            yield window
 
                 archive_items(lake, lacking_items(lake, hot, pages(), counts=counts,
                                                   vanished=vanished),
