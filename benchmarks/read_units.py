@@ -3,11 +3,14 @@ ingestion-time index projecting ALL attributes (before issue 12) and projecting 
 readers decide by (after: eventlake/hot/index.py).
 
     before   a table as `eventlake init` created it until issue 12: index `by_ingested_at`,
-             projection ALL. Today's readers on it read exactly what the old ones read: the
-             same Queries, whole items in every entry, nothing fetched (`index.is_whole`).
+             projection ALL, and the sweep's read path before issue 12: the TTL guard queries
+             [watermark - skew, now] again after the window read (`_REUSE_WINDOW_READ` off).
+             Today's readers on it otherwise read exactly what the old ones read: the same
+             Queries, whole items in every entry, nothing fetched (`index.is_whole`).
     after    a table as `eventlake init` creates it now: `by_ingested_at_v2`, projection keys +
              timestamp, content_hash, expires_at; whole items fetched (BatchGetItem) only for
-             what the lake lacks.
+             what the lake lacks; the window read runs on to `now` and the TTL guard judges
+             its entries instead of querying that range again (archive/sweep.py).
 
 Scenario (moto, in process; the same events in both tables): a watermark 20 minutes ago,
 EVENTS events ingested over the next 15 minutes, payloads of ~100 B and ~2 KB.
@@ -153,19 +156,26 @@ def measure(blocks: int, stream: bool, root: Path) -> dict[str, dict[str, float]
     now = datetime.now(UTC)
     results: dict[str, dict[str, float]] = {}
     outputs: dict[str, Any] = {}
+    from eventlake.archive import sweep as sweep_module
+
     for kind in ("before", "after"):
         lake, meter = world(kind, blocks, stream, root, now)
         meter.reset()
         count = lake.sql("SELECT count(*) AS n FROM events").to_pylist()
         query = meter.total
         meter.reset()
-        report = lake.archive(settle_seconds=0)
+        sweep_module._REUSE_WINDOW_READ = kind == "after"
+        try:
+            report = lake.archive(settle_seconds=0)
+        finally:
+            sweep_module._REUSE_WINDOW_READ = True
         sweep = meter.total
         ids = sorted(lake.cold.read(columns=["event_id"])["event_id"].to_pylist())
         c = report.counts
         outputs[kind] = (count, c.read, c.archived, c.already, ids)
         results[kind] = {"query": query * 1000 / EVENTS, "sweep": sweep * 1000 / EVENTS,
-                         "fetch_calls": meter.calls.get("BatchGetItem", 0)}
+                         "fetch_calls": meter.calls.get("BatchGetItem", 0),
+                         "query_calls": meter.calls.get("Query", 0)}
     if outputs["before"] != outputs["after"]:
         raise AssertionError(f"outputs differ: before {outputs['before'][:4]}, "
                              f"after {outputs['after'][:4]}")
@@ -195,15 +205,17 @@ def run() -> dict[str, float]:
                     r = measure(blocks, stream, root)
                     for what in ("query", "sweep"):
                         b, a = r["before"][what], r["after"][what]
+                        calls = (f"{r['before']['query_calls']:.0f} / "
+                                 f"{r['after']['query_calls']:.0f}" if what == "sweep" else "")
                         rows.append([label, state, what, f"{b:,.1f}", f"{a:,.1f}",
-                                     f"{b / a:,.1f}x" if a else "inf"])
+                                     f"{b / a:,.1f}x" if a else "inf", calls])
                         summary[f"rru_{what}_{state}_{label.strip('~ ')}_before"] = b
                         summary[f"rru_{what}_{state}_{label.strip('~ ')}_after"] = a
     finally:
         shutil.rmtree(root, ignore_errors=True)
     for line in aligned(["payload", "events", "call", "RRU before (ALL)",
-                         "RRU after (projected)", "before/after"], rows,
-                        [False, False, False, True, True, True]):
+                         "RRU after (projected)", "before/after", "sweep Queries b / a"],
+                        rows, [False, False, False, True, True, True, True]):
         print(line)
     print("(before/after > 1: the projected index reads less; < 1: it reads more. Unarchived "
           "events are fetched whole by BatchGetItem, which rounds each item up to 4 KB)")

@@ -20,7 +20,11 @@ watermark, and fail loudly when TTL is about to delete events that are still not
     guard    ttl_margin over [new watermark - skew, now] and the unchecked expiry band:
              TtlGuardError when any unarchived event is within ttl_safety_hours of expires_at
              (also after a failed write), or was deleted from the table between the index
-             read and the fetch before any lake file held it (`vanished`: lost to DynamoDB)
+             read and the fetch before any lake file held it (`vanished`: lost to DynamoDB).
+             The window read runs on to `now`, so the guard judges the entries it listed
+             against the lake after the writes instead of querying [new watermark - skew,
+             now] again (`_Tail`; ttlguard.reuse_window_read says when, and what a re-read
+             would add); after a failed sweep it reads everything again
 
 `now` is the hot store's (`HotStore.now`): the host clock corrected by the offset measured
 from AWS's responses, so a sweeper with a fast clock does not push the watermark ahead of
@@ -55,7 +59,12 @@ from eventlake.archive.expiry import check_expiry
 from eventlake.archive.lacking import lacking_items
 from eventlake.archive.lease import SweepLockedError, acquire_lease
 from eventlake.archive.report import ExpiryCheck, SweepReport, TtlMargin, new_run_id
-from eventlake.archive.ttlguard import TtlGuardError, expires_at, ttl_margin
+from eventlake.archive.ttlguard import (
+    TtlGuardError,
+    expires_at,
+    reuse_window_read,
+    ttl_margin,
+)
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings, redact
 from eventlake.events.times import as_utc, format_ts
@@ -77,6 +86,9 @@ __all__ = ["DEFAULT_LOCK_TTL_SECONDS", "SWEEP_LOCK", "sweep"]
 _log = logging.getLogger("eventlake.archive.sweep")
 SWEEP_LOCK = "sweep"
 DEFAULT_LOCK_TTL_SECONDS = 900.0
+_REUSE_WINDOW_READ = True
+"""The TTL guard judges the window read's entries instead of querying its range again
+(`_Tail`). benchmarks/read_units.py turns it off to measure the read path before issue 12."""
 
 
 def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: float | None = None,
@@ -111,6 +123,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         counts = ArchiveCounts()
         watch = _RescueWatch(now, settings)
         vanished: list[Item] = []  # index entries whose items were gone when fetched
+        tail: _Tail | None = None  # what the window read saw of the guard's range
         expiry: ExpiryCheck | None = None
         mark = before
         try:
@@ -121,12 +134,18 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
             refuse_ahead(before, now, settings, lake.root)
             if until > since:
                 name = window_name("sweep", since, until)
+                tail = _Tail(until, settings) if _REUSE_WINDOW_READ else None
 
                 def pages() -> Iterator[list[Item]]:
-                    for page in hot.read_index_pages(since, until):
+                    # with a tail: [since, now], the window and the settle range the guard counts
+                    read = (hot.read_index_pages(since, until) if tail is None else
+                            hot.read_index_pages(since, _through(now)))
+                    for page in read:
                         lease.renew_if_due()
-                        watch.look(page)
-                        yield page
+                        window = page if tail is None else tail.split(page)
+                        if window:
+                            watch.look(window)
+                            yield window
 
                 archive_items(lake, lacking_items(lake, hot, pages(), counts=counts,
                                                   vanished=vanished),
@@ -147,8 +166,12 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
             _log.warning("sweep %s archived %d event(s) already within %g h of their TTL "
                          "expiry: the stream path missed them; check it", run_id, watch.rescued,
                          settings.ttl_safety_hours)
-        margin = ttl_margin(lake, hot, settings, now=now,
-                            since=window_start(mark, now, settings), vanished=vanished)
+        guard_since = window_start(mark, now, settings)
+        reuse = (tail is not None and tail.complete and mark is not None
+                 and guard_since >= tail.start
+                 and reuse_window_read(settings, now, guard_since))
+        margin = ttl_margin(lake, hot, settings, now=now, since=guard_since, vanished=vanished,
+                            read=tail.entries if reuse and tail is not None else None)
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,
                              expiry=expiry)
@@ -180,6 +203,42 @@ def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: date
     exc.add_note(f"sweep {report.run_id}: the watermark stays at {format_ts(stays)}; "
                  f"{margin.unarchived} event(s) are not archived yet and none is within "
                  f"{settings.ttl_safety_hours:g} h of TTL expiry")
+
+
+def _through(now: datetime) -> datetime:
+    """The end of a read that includes `now` (reads are [since, until))."""
+    return now + timedelta(microseconds=1)
+
+
+class _Tail:
+    """Splits the window read [since, now] into the window proper [since, until), which the
+    sweep archives, and keeps the entries of [until - skew, now]: the range the TTL guard
+    checks after the watermark moves to `until` (window_start: the watermark less the skew).
+
+    The guard then judges these entries against the lake as it is after the writes instead of
+    querying the range again (ttlguard.reuse_window_read says when that is allowed, and what
+    a re-read would have added). Memory: the entries of skew + settle seconds of ingestion."""
+
+    def __init__(self, until: datetime, settings: Settings) -> None:
+        self.start = until - settings.clock_skew
+        self._from, self._until = format_ts(self.start), format_ts(until)
+        self.entries: list[Item] = []
+        self.complete = True  # False once an entry without its sort key came by
+
+    def split(self, page: list[Item]) -> list[Item]:
+        """The entries of `page` in the window proper; keeps those the guard will need."""
+        window: list[Item] = []
+        for entry in page:
+            key = entry.get("ingest_key", {}).get("S")
+            if not isinstance(key, str):  # not an index entry: archive it, let the guard re-read
+                self.complete = False
+                window.append(entry)
+                continue
+            if key >= self._from:
+                self.entries.append(entry)
+            if key < self._until:  # as the Query compares: `<ts>#<id>` < `<until>` iff ts < until
+                window.append(entry)
+        return window
 
 
 class _RescueWatch:

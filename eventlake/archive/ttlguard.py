@@ -51,7 +51,8 @@ from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import read_watermark, window_start
 
-__all__ = ["EventKey", "MarginCheck", "TtlGuardError", "event_key", "expires_at", "ttl_margin"]
+__all__ = ["EventKey", "MarginCheck", "TtlGuardError", "event_key", "expires_at",
+           "reuse_window_read", "ttl_margin"]
 
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
 
@@ -102,8 +103,8 @@ def _message(margin: TtlMargin, failure: BaseException | None) -> str:
 
 
 def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime | None = None,
-               since: datetime | None = None, vanished: list[Item] | None = None
-               ) -> TtlMargin:
+               since: datetime | None = None, vanished: list[Item] | None = None,
+               read: Sequence[Item] | None = None) -> TtlMargin:
     """The TTL margin of the events ingested in [since, now], and in the unchecked expiry band
     before `since`, that the lake does not hold.
 
@@ -112,7 +113,9 @@ def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime |
     Reads both ranges through the index and the lake's event_id columns of the dates they
     touch, and fetches whole only the items the lake lacks. `vanished`: index entries a
     sweep found deleted from the table before it could fetch them: at risk unless a lake
-    file holds them now.
+    file holds them now. `read`: the index entries of at least [since, now] that the caller
+    read moments ago (the sweep's window read, `reuse_window_read`): judged against the lake
+    as it is now instead of querying that range again (the unchecked band is still queried).
     """
     now = as_utc(now or hot.now())
     settings = hot.agree(settings)  # the retention recorded on the table sets the window
@@ -120,9 +123,17 @@ def ttl_margin(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime |
     if since is None:
         since = window_start(read_watermark(lake), now, settings)
     check = MarginCheck(lake, settings, now, since, fetch=hot.fetch)
-    for lo, hi in (unchecked_band(lake, now, settings, since),
-                   (since, now + timedelta(microseconds=1))):
-        for page in hot.read_index_pages(lo, hi):
+    ranges = [unchecked_band(lake, now, settings, since)]
+    if read is None:
+        ranges.append((since, now + timedelta(microseconds=1)))
+    else:
+        # [since, now] as the Query reads it; a vanished entry is counted once, below
+        lo, hi = format_ts(since), format_ts(now + timedelta(microseconds=1))
+        gone = {entry["event_id"]["S"] for entry in vanished or []}
+        check.add([entry for entry in read
+                   if lo <= _ingest_key(entry) < hi and entry["event_id"]["S"] not in gone])
+    for lo_at, hi_at in ranges:
+        for page in hot.read_index_pages(lo_at, hi_at):
             check.add(page)
     if vanished:
         check.add_vanished(vanished)
@@ -246,6 +257,25 @@ class MarginCheck:
         sample = [event_id for _, event_id in sorted(self._sample, reverse=True)]
         return TtlMargin(self.unarchived, self.at_risk, nearest, hours, self.checked,
                          self.since, sample, self.safety_hours, self.vanished)
+
+
+def reuse_window_read(settings: Settings, now: datetime, since: datetime) -> bool:
+    """Whether the TTL guard over [since, now] may judge the entries the sweep's window read
+    listed instead of querying the range again: when no item eventlake writes there can be at
+    risk (expires_at = ingested_at + retention > now + ttl_safety_hours for every ingested_at
+    >= since). What the re-read would add is only items that appeared in the index since the
+    window read (stragglers, seconds later): the next sweep's window reads them (it starts at
+    this one's `since`), and by this bound none of them can be near expiry. Otherwise (a
+    retention barely above the safety margin) the guard queries again, as before."""
+    # expires_at is whole seconds (truncated): one second of slack
+    return (since + timedelta(seconds=settings.retention_seconds - 1)
+            > now + timedelta(hours=settings.ttl_safety_hours))
+
+
+def _ingest_key(entry: Item) -> str:
+    """The entry's index sort key `<ingested_at>#<id>` (compared like the Query compares)."""
+    key = entry.get("ingest_key", {}).get("S")
+    return key if isinstance(key, str) else ""
 
 
 def event_key(item: Item, now: datetime) -> EventKey | None:
