@@ -42,10 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventlake.config import VERSION
 from eventlake.events.times import as_utc
@@ -59,6 +56,9 @@ from eventlake.lake.store import (
     WrittenFile,
 )
 from eventlake.lake.vanish import file_vanished
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["MANIFEST_PREFIX", "Manifest", "VerifyReport", "manifest_key", "read_manifest",
            "verified_files", "verify", "verify_recent"]
@@ -278,6 +278,9 @@ def _choose(kept: list[LakeFile], candidates: list[LakeFile],
             ids: Mapping[str, pa.Array | LakeFileError]
             ) -> tuple[list[LakeFile], dict[LakeFile, str]]:
     """(candidates accepted, in order; {refused file: why})."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     arrays = [a for f in kept + candidates if isinstance(a := ids[file_identity(f)], pa.Array)]
     every = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
     counts = pc.value_counts(every)
@@ -308,6 +311,8 @@ def _choose(kept: list[LakeFile], candidates: list[LakeFile],
 
 def _contested(got: pa.Array | LakeFileError, contested_ids: pa.Array) -> list[str]:
     """The ids of `got` seen more than once over the partition (all occurrences)."""
+    import pyarrow.compute as pc
+
     if isinstance(got, LakeFileError) or not len(contested_ids):
         return []
     values: list[str] = got.filter(pc.is_in(got, value_set=contested_ids)).to_pylist()
