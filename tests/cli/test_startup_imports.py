@@ -127,3 +127,13 @@ def test_a_sql_error_is_one_line_and_imports_nothing_heavy(local_lake: Path) -> 
     assert "eventlake: SQL error:" in done.stderr and "nope" in done.stderr
     assert done.stdout.endswith("--exit 2--\n")
     assert heavy(set(done.stdout.split())) == set()
+
+
+def test_only_the_named_queries_the_sql_uses_become_views(local_lake: Path) -> None:
+    out, _, code = run(local_lake, "sql", "--cold-only", "--format", "csv",
+                       "SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                       "ORDER BY 1 -- hourly_volume")
+
+    assert code == 0
+    assert out.split() == ["view_name", "events", "events_cold", "events_hot",
+                           "hourly_volume"]
