@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,10 +100,10 @@ class Result:
         """The rows as text cells (None for NULL), a batch at a time."""
         if self.run is not None:
             for rows in self.row_batches():
-                yield [tuple(None if v is None else text(v) for v in row) for row in rows]
+                yield _rows_text(rows, len(rows))
             return
         for batch in self.reader:
-            yield list(zip(*(text_column(c) for c in batch.columns), strict=True))
+            yield _arrow_text(batch, batch.num_rows)
 
     def text_rows(self) -> Iterator[tuple[str | None, ...]]:
         for batch in self.text_batches():
@@ -225,12 +225,18 @@ class _Batch:
 def _batches(result: Result) -> Iterator[_Batch]:
     if result.run is not None:
         for rows in result.row_batches():
-            yield _Batch(len(rows), lambda n, rows=rows: [  # type: ignore[misc]
-                tuple(None if v is None else text(v) for v in row) for row in rows[:n]])
+            yield _Batch(len(rows), partial(_rows_text, rows))
         return
     for arrow in result.reader:
-        yield _Batch(arrow.num_rows, lambda n, arrow=arrow: list(zip(  # type: ignore[misc]
-            *(text_column(c) for c in arrow.slice(0, n).columns), strict=True)))
+        yield _Batch(arrow.num_rows, partial(_arrow_text, arrow))
+
+
+def _rows_text(rows: Sequence[tuple[Any, ...]], n: int) -> list[tuple[str | None, ...]]:
+    return [tuple(None if v is None else text(v) for v in row) for row in rows[:n]]
+
+
+def _arrow_text(batch: Any, n: int) -> list[tuple[str | None, ...]]:
+    return list(zip(*(text_column(c) for c in batch.slice(0, n).columns), strict=True))
 
 
 def footer(total: int, shown: int) -> str:
