@@ -68,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
     sql = _read_sql(args)
 
     # the typed views (ev_<type>) cost a pass over the payloads: made for the prompt, and for
-    # SQL that names one
-    from eventlake.query.views import names_typed_view
+    # SQL that names one; likewise the named queries' views (all of them for the prompt)
+    from eventlake.query.views import names_typed_view, queries_named
 
     typed = sql is None or names_typed_view(sql)
+    queries = None if sql is None else queries_named(sql)
 
     def connect() -> Any:
-        return _connect(args, typed=typed)
+        return _connect(args, typed=typed, queries=queries)
 
     if sql is None:
         if args.out or fmt is not Format.TABLE:
@@ -93,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def _connect(args: argparse.Namespace, typed: bool = True) -> Any:
-    """The DuckDB connection with the lake's views (tests replace this function)."""
+def _connect(args: argparse.Namespace, typed: bool = True,
+             queries: Sequence[str] | None = None) -> Any:
+    """The DuckDB connection with the lake's views, `EventLake.connect`'s, with the views of
+    only the named `queries` (None: all) (tests replace this function)."""
     from eventlake.api import EventLake
+    from eventlake.query.views import connect
 
     lake = EventLake.from_env(table=args.table, lake_uri=args.lake_uri)
-    return lake.connect(hot=not args.cold_only, typed=typed)
+    return connect(lake, hot=not args.cold_only, typed=typed, queries=queries)
 
 
 def _list_queries() -> list[str]:

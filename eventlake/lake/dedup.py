@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.store import Lake, projection
 from eventlake.lake.vanish import retry_on_vanish
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["KEY_COLUMNS", "first_copies", "first_of_each", "read_distinct"]
 
@@ -36,6 +35,8 @@ def first_of_each(event_ids: pa.Array | pa.ChunkedArray,
                   *rank: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
     """A mask over rows (one per entry of `event_ids`) keeping one row per event_id: the first
     by the `rank` columns (ascending, one value per row), then in row order."""
+    import pyarrow.compute as pc
+
     order, first = _first_in_order(event_ids, rank)
     # back to row order: the inverse of a permutation is its sort order
     return first.take(pc.sort_indices(order))
@@ -48,6 +49,9 @@ def first_copies(keys: pa.Table) -> tuple[pa.BooleanArray, list[str]]:
     The kept copy is the earliest `ingested_at`, then the smallest `content_hash`, then the
     first in row order: compaction and readers pick the same one.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = keys.num_rows
     if n == 0:
         return pa.array([], pa.bool_()), []
@@ -68,6 +72,9 @@ def _first_in_order(event_ids: pa.Array | pa.ChunkedArray,
                     ) -> tuple[pa.Array, pa.BooleanArray]:
     """(the rows sorted by event_id then `rank` then row order, and along that order whether
     each row is the first of its event_id)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = len(event_ids)
     if n == 0:
         return pa.array([], pa.uint64()), pa.array([], pa.bool_())
@@ -89,6 +96,10 @@ def read_distinct(lake: Lake, start: date | None = None, end: date | None = None
     it after writing its merged output) the read starts over from a fresh listing, like every
     reader of `Lake` (up to `VANISH_ATTEMPTS` listings, then TransientError).
     """
+    import pyarrow as pa
+
+    from eventlake.events.schema import EVENT_SCHEMA
+
     schema = projection(columns)
     wanted = set(schema.names) | set(KEY_COLUMNS)
     keyed = [f.name for f in EVENT_SCHEMA if f.name in wanted]

@@ -50,10 +50,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventlake.config import VERSION
 from eventlake.events.times import as_utc
@@ -67,6 +64,9 @@ from eventlake.lake.store import (
     WrittenFile,
 )
 from eventlake.lake.vanish import file_vanished
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["MANIFEST_PREFIX", "IdCache", "Manifest", "Refusal", "VerifyReport", "all_verified",
            "manifest_key", "read_manifest", "verified_files", "verify", "verify_logged",
@@ -360,6 +360,9 @@ def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 def _choose(kept: list[LakeFile], candidates: list[LakeFile], ids: IdCache
             ) -> tuple[list[LakeFile], dict[LakeFile, Refusal]]:
     """(candidates accepted, in order; {refused file: why})."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     got_ids = {f: ids.get(f) for f in kept + candidates}
     arrays = [a for a in got_ids.values() if isinstance(a, pa.Array)]
     every = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
@@ -393,6 +396,9 @@ def _choose(kept: list[LakeFile], candidates: list[LakeFile], ids: IdCache
 
 def _contested(got: pa.Array | LakeFileError | None, contested_ids: pa.Array) -> list[str]:
     """The ids of `got` seen more than once over the partition (all occurrences)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not isinstance(got, pa.Array) or not len(contested_ids):
         return []
     values: list[str] = got.filter(pc.is_in(got, value_set=contested_ids)).to_pylist()

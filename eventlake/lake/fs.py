@@ -27,12 +27,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
-
-import pyarrow as pa
-import pyarrow.fs as pafs
 
 from eventlake.aws import Clients, error_code, is_transient
 from eventlake.config import Settings, redact
@@ -42,6 +39,8 @@ from eventlake.lake.layout import LakeDataError, dt_of_dir
 from eventlake.lake.vanish import file_vanished
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
     from mypy_boto3_s3 import S3Client
 
 __all__ = ["LakeFS", "LakeFile", "LakeFileError", "LakeFileExistsError", "StateConflictError"]
@@ -112,6 +111,8 @@ class LakeFS:
         return self._fs
 
     def _make_fs(self) -> pafs.FileSystem:
+        import pyarrow.fs as pafs
+
         if not self.is_s3:
             return pafs.LocalFileSystem()
         # The bare constructor ignores AWS_ENDPOINT_URL, so pass the one the clients use; its
@@ -138,6 +139,8 @@ class LakeFS:
     def _publish(self, path: str, fill: Callable[[pa.NativeFile], None], if_absent: bool
                  ) -> int:
         """Make `path` hold what `fill` writes, atomically; returns its size in bytes."""
+        import pyarrow as pa
+
         if self.is_s3:
             sink = pa.BufferOutputStream()
             fill(sink)
@@ -184,6 +187,10 @@ class LakeFS:
 
     def _list_once(self, top: str, suffix: str, keep: Callable[[str], bool]) -> list[LakeFile]:
         top_path = f"{self._base}/{top}"
+        if not self.is_s3:
+            return _list_local(top_path, suffix, keep)
+        import pyarrow.fs as pafs
+
         with self._mapped(f"list `{self._full(top_path)}`"):
             entries = self.fs.get_file_info(pafs.FileSelector(top_path, allow_not_found=True))
             partitions: dict[str, str] = {}
@@ -301,6 +308,29 @@ class LakeFS:
 
 
 # -- small helpers ---------------------------------------------------------------------------
+
+def _list_local(top_path: str, suffix: str, keep: Callable[[str], bool]) -> list[LakeFile]:
+    """`LakeFS._list_once` on local disk with the os module: what pyarrow's LocalFileSystem
+    lists (symlinks followed, broken ones left out, `modified` as its `mtime`), without
+    importing pyarrow (`eventlake sql` on a local lake starts on DuckDB alone). A file or
+    partition removed between reading a folder and looking at an entry raises
+    FileNotFoundError: `_list` lists again."""
+    try:
+        partitions = [(entry.path, dt) for entry in os.scandir(top_path)
+                      if entry.is_dir() and (dt := dt_of_dir(entry.name)) is not None
+                      and keep(dt)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    files = []
+    for folder, dt in partitions:
+        for entry in os.scandir(folder):
+            if (entry.name.endswith(suffix) and not entry.name.startswith((".", "_"))
+                    and entry.is_file()):
+                info = entry.stat()
+                files.append(LakeFile(entry.path, dt, info.st_size,
+                                      datetime.fromtimestamp(info.st_mtime_ns / 1e9, UTC)))
+    return sorted(files, key=lambda f: (f.dt, f.path))
+
 
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from eventlake.errors import EventLakeError
-from eventlake.events.schema import SORT_KEYS
 from eventlake.events.times import as_utc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["EVENTS_DIR", "PARTITION", "QUARANTINE_DIR", "STATE_DIR", "LakeDataError",
            "check_dt", "check_name", "dt_filter", "dt_of_dir", "dts_of", "split_by_dt"]
@@ -42,6 +42,10 @@ class LakeDataError(EventLakeError, ValueError):
 def split_by_dt(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """(dt, rows sorted by SORT_KEYS) per UTC date of `timestamp`, in date order; slices of one
     sorted table. Columns beyond the lake's ride along (a caller's row numbers, say)."""
+    import pyarrow.compute as pc
+
+    from eventlake.events.schema import SORT_KEYS
+
     if not table.num_rows:
         return []
     keyed = table.append_column("__dt", _days(table)).sort_by(
@@ -57,10 +61,15 @@ def split_by_dt(table: pa.Table) -> list[tuple[str, pa.Table]]:
 
 def dts_of(table: pa.Table) -> list[str]:
     """The partitions (UTC dates of `timestamp`) that rows of `table` fall in, unordered."""
+    import pyarrow.compute as pc
+
     return [day.isoformat() for day in pc.unique(_days(table)).to_pylist()]
 
 
 def _days(table: pa.Table) -> pa.ChunkedArray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     return pc.cast(table["timestamp"], pa.date32())  # exact: a UTC timestamp's date
 
 

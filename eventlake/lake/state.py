@@ -15,8 +15,6 @@ import re
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-import pyarrow.fs as pafs
-
 from eventlake.aws import error_code
 from eventlake.config import VERSION
 from eventlake.errors import LakeNotFoundError
@@ -57,7 +55,7 @@ class LakeState(LakeFS):
                     raise
                 return StoredState(got["Body"].read(), got["ETag"])
         try:
-            with self.fs.open_input_stream(path) as f:
+            with open(path, "rb") as f:  # local disk (no pyarrow needed to read a state)
                 data = f.read()
         except FileNotFoundError:
             return None
@@ -122,6 +120,8 @@ class LakeState(LakeFS):
     def lake_exists(self) -> bool:
         """The lake was initialised (its marker is there) or, made before the marker, holds
         event partitions. One read, plus one listing of `events/` when the marker is absent."""
+        import pyarrow.fs as pafs
+
         try:
             if self.read_state(LAKE_MARKER) is not None:
                 return True

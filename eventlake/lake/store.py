@@ -20,17 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import NamedTuple
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, NamedTuple
 
 from eventlake.aws import Clients
 from eventlake.config import Settings
 from eventlake.errors import StorageError
-from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
 from eventlake.events.times import as_utc
 from eventlake.lake.fs import LakeFile, LakeFileError, LakeFileExistsError, StateConflictError
 from eventlake.lake.layout import (
@@ -52,6 +46,13 @@ from eventlake.lake.vanish import (
     vanished_too_often,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+# pyarrow (and the schema, made of its types) is imported by the functions that read or write
+# Parquet: listing the lake, and `eventlake sql --cold-only` on a local one, need none of it.
+
 __all__ = [
     "ROW_GROUP_ROWS",
     "Lake",
@@ -71,7 +72,6 @@ _RANGES_KEPT = 10_000
 """Footer ranges a Lake remembers (a warm Lambda keeps its Lake between batches)."""
 ROW_GROUP_ROWS = 128 * 1024
 """Rows per Parquet row group: large enough for fast scans, small enough to prune on stats."""
-_SORTING = pq.SortingColumn.from_ordering(EVENT_SCHEMA, SORT_KEYS)
 _DICTIONARY_COLUMNS = ["event_type", "source"]
 _STATISTICS_COLUMNS = ["event_id", "event_type", "timestamp", "ingested_at", "source", "subject"]
 """Min/max statistics where readers prune; none for payloads (large, never pruned on)."""
@@ -133,6 +133,11 @@ class Lake(LakeQuarantine, LakeState):
                         presorted: bool = False) -> WrittenFile:
         """Write rows that all fall on UTC date `dt` as `events/dt=<dt>/<name>.parquet`.
         `presorted`: the caller already sorted the rows by SORT_KEYS (skips a sort)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from eventlake.events.schema import SORT_KEYS
+
         check_dt(dt)
         table = conform(table)
         if table.num_rows:
@@ -167,6 +172,8 @@ class Lake(LakeQuarantine, LakeState):
 
     def read_ids(self, dts: Iterable[str]) -> pa.Array:
         """The event_ids stored in partitions `dts`, reading only that column of their files."""
+        import pyarrow as pa
+
         wanted = {check_dt(dt) for dt in dts}
         if not wanted:
             return pa.array([], pa.string())
@@ -196,6 +203,9 @@ class Lake(LakeQuarantine, LakeState):
         """The least and greatest `ingested_at` of `file`, from its footer's statistics (one
         small read, remembered per path and size: files are immutable); None when the footer
         has none (no rows, or a writer that wrote no statistics)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         key = (file.path, file.size)
         if key in self._ranges:
             return self._ranges[key]
@@ -259,6 +269,11 @@ class Lake(LakeQuarantine, LakeState):
 
         A file that is corrupt or not of the lake's schema raises LakeFileError naming it (a
         dataset would read its missing columns as NULLs); one that vanished its OSError."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        from eventlake.events.schema import EVENT_SCHEMA
+
         schema = projection(columns)
         if not files:
             return schema.empty_table()
@@ -290,6 +305,9 @@ class Lake(LakeQuarantine, LakeState):
                                 "required columns, yet each file reads correctly alone")
 
     def _read_file(self, path: str, schema: pa.Schema) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         with self._mapped(f"read `{path}`"), self.fs.open_input_file(self.fs_path(path)) as f:
             try:
                 parquet = pq.ParquetFile(f)
@@ -314,6 +332,11 @@ class Lake(LakeQuarantine, LakeState):
         (`stream-`, `sweep-`, `backfill-`, `repair-`, `compacted-`) are written with the
         lake's schema and are not opened, so the usual lake costs nothing here."""
         foreign = [f.path for f in files if not is_own_file(f.path.rpartition("/")[2])]
+        if not foreign:
+            return
+        import pyarrow.parquet as pq
+
+        from eventlake.events.schema import EVENT_SCHEMA
 
         def check(path: str) -> None:
             try:
@@ -355,6 +378,10 @@ def conform(table: pa.Table) -> pa.Table:
     """`table` as exactly EVENT_SCHEMA: columns reordered, string views and timestamp units or
     zones cast; anything else (missing, extra or mistyped columns, nulls where the schema
     forbids them) is refused with `LakeDataError`."""
+    import pyarrow as pa
+
+    from eventlake.events.schema import EVENT_SCHEMA
+
     names = table.schema.names
     expected = EVENT_SCHEMA.names
     if sorted(names) != sorted(expected):
@@ -379,9 +406,14 @@ def conform(table: pa.Table) -> pa.Table:
 
 
 def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
+    import pyarrow.parquet as pq
+
+    from eventlake.events.schema import EVENT_SCHEMA, SORT_KEYS
+
+    sorting = pq.SortingColumn.from_ordering(EVENT_SCHEMA, SORT_KEYS)
     with pq.ParquetWriter(sink, EVENT_SCHEMA, compression="zstd",
                           write_statistics=_STATISTICS_COLUMNS,
-                          use_dictionary=_DICTIONARY_COLUMNS, sorting_columns=_SORTING) as writer:
+                          use_dictionary=_DICTIONARY_COLUMNS, sorting_columns=sorting) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
@@ -407,6 +439,8 @@ def _check_footer(path: str, file_schema: Callable[[], pa.Schema], wanted: pa.Sc
     """Refuse, naming `path`, a file whose footer lacks a `wanted` column or types it other
     than the lake does (castable variants aside): a reader would turn those into NULLs or
     silently cast them. Also turns an unreadable footer into LakeFileError."""
+    import pyarrow as pa
+
     try:
         got = file_schema()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
@@ -425,6 +459,8 @@ def _nulls_in_required(table: pa.Table, schema: pa.Schema) -> list[str]:
 
 
 def _castable(got: pa.DataType, want: pa.DataType) -> bool:
+    import pyarrow as pa
+
     if pa.types.is_string(want):
         return bool(pa.types.is_large_string(got) or pa.types.is_string_view(got))
     return bool(pa.types.is_timestamp(got) and got.tz is not None)
@@ -433,6 +469,10 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
 def projection(columns: Sequence[str] | None) -> pa.Schema:
     """EVENT_SCHEMA narrowed to `columns`, in their order (all of it for None); LakeDataError
     for a column the lake does not have."""
+    import pyarrow as pa
+
+    from eventlake.events.schema import EVENT_SCHEMA
+
     if columns is None:
         return EVENT_SCHEMA
     unknown = [c for c in columns if c not in EVENT_SCHEMA.names]

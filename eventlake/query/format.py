@@ -1,23 +1,42 @@
-"""Writing a query result (a stream of Arrow record batches) as an aligned text table, CSV,
-one JSON array, JSON Lines or Parquet, to stdout or to a file. How each value reads is
-`values`' job, how a table is laid out `table`'s; a file is replaced only once it is complete.
+"""Writing a query result as an aligned text table, CSV, one JSON array, JSON Lines or
+Parquet, to stdout or to a file. How each value reads is `values`' job, how a table is laid out
+`table`'s; a file is replaced only once it is complete.
+
+A result whose columns are all of plain types (`plain_type`) is written as text from DuckDB's
+Python rows, fetched in batches: `eventlake sql` then imports no pyarrow (its start-up is part
+of every answer). Any other result, and Parquet output, goes through Arrow record batches;
+both paths write the same text (tests/query/test_plain_rows.py).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
 from eventlake.query.table import aligned, cut, display_width, is_number
-from eventlake.query.values import json_column, text_column
+from eventlake.query.values import json_column, json_value, text, text_column
+
+_PLAIN = re.compile(r"VARCHAR|BOOLEAN|U?(TINYINT|SMALLINT|INTEGER|BIGINT)|FLOAT|DOUBLE|"
+                    r"DECIMAL\(\d+,\d+\)|DATE|TIMESTAMP|TIMESTAMP WITH TIME ZONE|JSON")
+_NUMBER = re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT)|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\)")
+_BATCH_ROWS = 2048
+
+
+def plain_type(duckdb_type: str) -> bool:
+    """Whether DuckDB hands values of this type to Python as `str`, `bool`, `int`, `float`,
+    `Decimal`, `date` or `datetime`, which `values.text` writes as the Arrow path does.
+    (HUGEINT goes through Arrow as a decimal; intervals, blobs, lists, structs, maps, UUIDs
+    and time-of-day values stay on the Arrow path.)"""
+    return _PLAIN.fullmatch(duckdb_type) is not None
 
 
 class TextSink(Protocol):
@@ -47,6 +66,10 @@ class Result:
     """Positions of the columns DuckDB types `JSON`: their text is embedded in JSON output."""
     plain: bool = False
     """Table output prints the last column's text as it is (EXPLAIN's plan)."""
+    run: Callable[[], Any] | None = None
+    """Runs the statement, returning a DuckDB cursor to `fetchmany` from: given for a SELECT
+    whose columns are all of plain types (`plain_type`), whose text output then reads Python
+    rows instead of Arrow batches. It runs the query, as reading `reader` would."""
 
     @cached_property
     def reader(self) -> Any:
@@ -55,11 +78,36 @@ class Result:
 
     @property
     def names(self) -> list[str]:
+        if self.run is not None:
+            return list(self.relation.columns)
         return list(self.reader.schema.names)
 
-    def text_rows(self) -> Iterator[tuple[str | None, ...]]:
+    def numeric(self) -> list[bool]:
+        """Per column, whether it holds numbers (the table right-aligns those)."""
+        if self.run is not None:
+            return [_NUMBER.fullmatch(str(t)) is not None for t in self.relation.types]
+        return [is_number(field.type) for field in self.reader.schema]
+
+    def row_batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows as Python tuples, a batch at a time (only when `run` is given)."""
+        if self.run is None:
+            raise ValueError("this result is read through Arrow (`reader`)")
+        cursor = self.run()
+        while rows := cursor.fetchmany(_BATCH_ROWS):
+            yield rows
+
+    def text_batches(self) -> Iterator[list[tuple[str | None, ...]]]:
+        """The rows as text cells (None for NULL), a batch at a time."""
+        if self.run is not None:
+            for rows in self.row_batches():
+                yield _rows_text(rows, len(rows))
+            return
         for batch in self.reader:
-            yield from zip(*(text_column(c) for c in batch.columns), strict=True)
+            yield _arrow_text(batch, batch.num_rows)
+
+    def text_rows(self) -> Iterator[tuple[str | None, ...]]:
+        for batch in self.text_batches():
+            yield from batch
 
 
 @dataclass(frozen=True)
@@ -107,6 +155,13 @@ def write_text(result: Result, fmt: Format, stream: TextSink, style: TableStyle)
 def _json_rows(result: Result) -> Iterator[str]:
     """One JSON object per row, keys in column order."""
     keys = [f"{encode_basestring(k)}: " for k in _unique(result.names)]
+    if result.run is not None:
+        verbatim = [i in result.json_columns for i in range(len(keys))]
+        for rows in result.row_batches():
+            for row in rows:
+                yield "{" + ", ".join([k + json_value(v, verbatim=j) for k, v, j in
+                                       zip(keys, row, verbatim, strict=True)]) + "}"
+        return
     for batch in result.reader:
         columns = [json_column(c, verbatim=i in result.json_columns)
                    for i, c in enumerate(batch.columns)]
@@ -145,20 +200,43 @@ def _write_table(result: Result, stream: TextSink, style: TableStyle) -> None:
         for row in result.text_rows():
             stream.write((row[-1] or "").rstrip("\n") + "\n")
         return
-    schema = result.reader.schema
-    right = [is_number(field.type) for field in schema]
+    names, right = result.names, result.numeric()
     shown: list[list[str]] = []
     total = 0
-    for batch in result.reader:  # rows past max_rows are counted, never rendered
+    for batch in _batches(result):  # rows past max_rows are counted, never rendered
         wanted = batch.num_rows if not style.max_rows else style.max_rows - len(shown)
         if wanted > 0:
-            head = batch.slice(0, wanted)
-            shown.extend([_cell(v, style.max_width) for v in row] for row in
-                         zip(*(text_column(c) for c in head.columns), strict=True))
+            shown.extend([_cell(v, style.max_width) for v in row] for row in batch.text(wanted))
         total += batch.num_rows
-    for line in aligned([_one_line(name) for name in schema.names], shown, right):
+    for line in aligned([_one_line(name) for name in names], shown, right):
         stream.write(line + "\n")
     stream.write(footer(total, len(shown)) + "\n")
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Rows of either path, rendered as text only as far as the table shows them."""
+
+    num_rows: int
+    text: Callable[[int], Sequence[tuple[str | None, ...]]]
+    """The first n rows as text cells."""
+
+
+def _batches(result: Result) -> Iterator[_Batch]:
+    if result.run is not None:
+        for rows in result.row_batches():
+            yield _Batch(len(rows), partial(_rows_text, rows))
+        return
+    for arrow in result.reader:
+        yield _Batch(arrow.num_rows, partial(_arrow_text, arrow))
+
+
+def _rows_text(rows: Sequence[tuple[Any, ...]], n: int) -> list[tuple[str | None, ...]]:
+    return [tuple(None if v is None else text(v) for v in row) for row in rows[:n]]
+
+
+def _arrow_text(batch: Any, n: int) -> list[tuple[str | None, ...]]:
+    return list(zip(*(text_column(c) for c in batch.slice(0, n).columns), strict=True))
 
 
 def footer(total: int, shown: int) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from eventlake.errors import EventLakeError
-from eventlake.query.format import Format, Result, TableStyle, TextSink, write
+from eventlake.query.format import Format, Result, TableStyle, TextSink, plain_type, write
 
 Connect = Callable[[], Any]
 """Opens a DuckDB connection with the lake's views (the command's: `EventLake.connect`)."""
@@ -68,8 +68,6 @@ def run_script(connect: Connect, args: argparse.Namespace, sql: str, params: Map
 
 def _write(result: Result, fmt: Format, args: argparse.Namespace, style: TableStyle,
            stdout: TextSink) -> None:
-    import pyarrow as pa
-
     try:
         write(result, fmt, args.out, style, stdout=stdout)
     except BrokenPipeError:
@@ -78,8 +76,11 @@ def _write(result: Result, fmt: Format, args: argparse.Namespace, style: TableSt
         if args.debug:
             raise
         raise SqlUsageError(f"cannot write `{args.out}`: {exc.strerror or exc}") from exc
-    except pa.ArrowNotImplementedError as exc:  # e.g. INTERVAL columns have no Parquet type
-        if args.debug:
+    except Exception as exc:
+        arrow = sys.modules.get("pyarrow")  # only a result written through Arrow raises it
+        if arrow is None or not isinstance(exc, arrow.ArrowNotImplementedError):
+            raise
+        if args.debug:  # e.g. INTERVAL columns have no Parquet type
             raise
         raise SqlUsageError(f"cannot write the result as {fmt}: {exc}; cast that column in "
                             "the SQL (e.g. `CAST(x AS VARCHAR)`)") from exc
@@ -144,9 +145,17 @@ def _run_one(con: Any, statement: Any, params: Mapping[str, Any]) -> Result | No
     kinds = statement.expected_result_type
     if relation is None or duckdb.ExpectedResultType.NOTHING in kinds:
         return None  # SET, CREATE, DROP, BEGIN...: DuckDB gives an empty `Success`/`Count`
-    json_columns = frozenset(i for i, t in enumerate(relation.types) if str(t) == "JSON")
+    types = [str(t) for t in relation.types]
+    json_columns = frozenset(i for i, t in enumerate(types) if t == "JSON")
+    run = None
+    if statement.type == duckdb.StatementType.SELECT and all(map(plain_type, types)):
+        # A SELECT's relation has not run yet (it runs when read): running the statement
+        # instead runs it once all the same, and its rows need no pyarrow.
+        def run() -> Any:
+            return con.execute(statement.query, values or None)
+
     return Result(relation, json_columns,
-                  plain=statement.type == duckdb.StatementType.EXPLAIN)
+                  plain=statement.type == duckdb.StatementType.EXPLAIN, run=run)
 
 
 def one_line(exc: BaseException) -> str:

@@ -9,8 +9,11 @@
   types `JSON` (`event_payload::JSON`) is embedded in JSON output verbatim;
 - lists, structs and maps as JSON.
 
-Whole Arrow columns are rendered at once where Arrow can do it exactly (strings, integers,
-booleans, dates, decimals, microsecond timestamps), value by value otherwise: a million-row
+Results of plain types (`format.plain_type`: text, numbers, booleans, dates, timestamps) come
+as DuckDB's Python rows and are rendered value by value (`text`, `json_value`), exactly as the
+Arrow path renders them, with no pyarrow imported. Other results come as Arrow columns,
+rendered whole where Arrow can do it exactly (strings, integers, booleans, dates, decimals,
+microsecond timestamps), value by value otherwise: a million-row
 CSV costs seconds, not minutes.
 """
 
@@ -61,6 +64,18 @@ def json_column(array: Any, *, verbatim: bool = False) -> list[str]:
     if pa.types.is_date32(kind) or _timestamp_format(kind) is not None:
         return ["null" if v is None else f'"{v}"' for v in text_column(array)]
     return [to_json(v) for v in array.to_pylist(maps_as_pydicts="lossy")]
+
+
+def json_value(value: Any, *, verbatim: bool = False) -> str:
+    """One value of a plain type (`format.plain_type`) as `json_column` writes it: JSON-typed
+    text (`verbatim`) as it is, dates and timestamps as quoted ISO text, NaN as null."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return value if verbatim else encode_basestring(value)
+    if isinstance(value, datetime | date):
+        return f'"{iso(value)}"'
+    return to_json(value)
 
 
 def _decoded(array: Any) -> Any:

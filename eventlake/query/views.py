@@ -70,37 +70,34 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
-from eventlake.codec import RowBuilder
 from eventlake.errors import ConfigError
-from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 from eventlake.events.times import as_utc
-from eventlake.hot.index import entry_key, is_whole
-from eventlake.lake.dedup import KEY_COLUMNS, first_copies
-from eventlake.lake.disjoint import verified_files
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
-from eventlake.lake.shards import read_recorded_shards
-from eventlake.lake.store import Lake, LakeFile
 from eventlake.lake.vanish import file_vanished, retry_on_vanish
-from eventlake.lake.watermark import read_watermark, window_start
-from eventlake.query.typed import install_typed
 
 if TYPE_CHECKING:
-    from eventlake.hot.store import HotStore, Item
+    import pyarrow as pa
+    import pyarrow.dataset as ds
 
-__all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "VIEWS", "Engine", "Snapshot", "Tiers", "connect",
-           "file_vanished_in_query", "install", "list_queries", "load_sql", "names_typed_view",
-           "read_hot", "refresh", "run_sql", "take_snapshot"]
+    from eventlake.hot.store import HotStore, Item
+    from eventlake.lake.store import Lake, LakeFile
+
+# pyarrow, the hot tier's modules and the de-duplicating read are imported where they are
+# needed: `eventlake sql --cold-only` on a local lake runs on DuckDB alone (its start-up is
+# part of every answer; tests/cli/test_startup_imports.py holds it to that).
+
+__all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "VIEWS", "Engine", "Snapshot", "Tiers",
+           "cold_schema", "connect", "file_vanished_in_query", "install", "list_queries",
+           "load_sql", "names_typed_view",
+           "queries_named", "read_hot", "refresh", "run_sql", "take_snapshot"]
 
 _log = logging.getLogger("eventlake.query.views")
 T = TypeVar("T")
@@ -109,17 +106,19 @@ VIEWS = ("events", "events_cold", "events_hot")
 CLOCK_SKEW = timedelta(minutes=5)
 """How far past the reader's clock the hot read reaches: writers stamp `ingested_at` with their
 own clocks, which may run ahead of the reader's."""
-COLD_SCHEMA = EVENT_SCHEMA.append(pa.field(PARTITION, pa.date32(), nullable=False))
-"""The columns of every view: the lake's, then `dt` (the UTC date of `timestamp`)."""
-
-_DUCKDB_TYPES = {pa.string(): "VARCHAR", UTC_MICROS: "TIMESTAMPTZ", pa.date32(): "DATE"}
-_COLUMNS = ", ".join(f'"{name}"' for name in COLD_SCHEMA.names)
+_VIEW_COLUMNS = (("event_id", "VARCHAR"), ("event_type", "VARCHAR"),
+                 ("timestamp", "TIMESTAMPTZ"), ("ingested_at", "TIMESTAMPTZ"),
+                 ("source", "VARCHAR"), ("subject", "VARCHAR"), ("event_payload", "VARCHAR"),
+                 ("content_hash", "VARCHAR"), (PARTITION, "DATE"))
+"""COLD_SCHEMA in DuckDB's types (spelled out, so building SQL needs no pyarrow;
+tests/query/test_view_columns.py holds it equal to EVENT_SCHEMA)."""
+_COLUMNS = ", ".join(f'"{name}"' for name, _ in _VIEW_COLUMNS)
 _SCHEMA = "MAP {" + ", ".join(
-    f"'{f.name}': {{name: '{f.name}', type: '{_DUCKDB_TYPES[f.type]}', default_value: NULL}}"
-    for f in EVENT_SCHEMA) + "}"
+    f"'{name}': {{name: '{name}', type: '{kind}', default_value: NULL}}"
+    for name, kind in _VIEW_COLUMNS if name != PARTITION) + "}"
 """read_parquet's `schema=` (by column name): binding a query then opens no file."""
-_EMPTY = "SELECT " + ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"'
-                               for f in COLD_SCHEMA) + " WHERE false"
+_EMPTY = "SELECT " + ", ".join(f'CAST(NULL AS {kind}) AS "{name}"'
+                               for name, kind in _VIEW_COLUMNS) + " WHERE false"
 _ONE_COPY = ("QUALIFY row_number() OVER (PARTITION BY dt, event_id "
              "ORDER BY ingested_at, content_hash) = 1")
 """lake.dedup.first_copies' rule in SQL. An event_id lives in one partition (the date of its
@@ -138,8 +137,8 @@ few days at a time, goes by: no file opened)."""
 Engine = Literal["auto", "duckdb", "arrow"]
 """How the views read the files: DuckDB's Parquet reader (local lakes), pyarrow datasets (any
 lake; S3 needs them), or `auto`: DuckDB's reader where it can reach the files."""
-_SQL_PACKAGE = "eventlake.query"
-_SQL_DIR = "sql"
+_SQL_FOLDER = Path(__file__).with_name("sql")
+"""The named queries (a folder of the package; importlib.resources costs ~15 ms to import)."""
 
 
 class Tiers(Protocol):
@@ -155,7 +154,8 @@ class Tiers(Protocol):
 # -- the public surface -----------------------------------------------------------------------
 
 def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
-            engine: Engine = "auto", typed: bool = False) -> duckdb.DuckDBPyConnection:
+            engine: Engine = "auto", typed: bool = False,
+            queries: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with the views `events`, `events_cold`, `events_hot`,
     the table macro `events_between(from_ts, to_ts)`, one view per parameterless query of
     `eventlake/query/sql/`, and `eventlake_snapshot` (one row: what the connection reads).
@@ -171,12 +171,14 @@ def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
     `typed` adds the typed views `ev_<type>` (query/typed.py): inferring them reads every
     payload's structure, about 0.7 s for 300,000 events, so only sessions that may use them
     ask (EventLake.connect, `eventlake sql` on a query naming `ev_`, `eventlake schema`).
+    `queries` names the views of `eventlake/query/sql/` to make (default: all of them;
+    `eventlake sql` makes those its SQL names, `queries_named`).
     """
     def attempt() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         try:
             install(con, lake.cold, take_snapshot(lake, hot=hot, now=now), engine=engine,
-                    typed=typed)
+                    typed=typed, queries=queries)
         except BaseException:
             con.close()
             raise
@@ -209,6 +211,8 @@ def run_sql(lake: Tiers, query: str, params: Mapping[str, Any] | None = None, *,
     with_typed = names_typed_view(query) if typed is None else typed
 
     def attempt() -> pa.Table:
+        import pyarrow as pa
+
         con = connect(lake, hot=hot, typed=with_typed)
         try:
             relation = con.sql(query, params=values)
@@ -221,9 +225,15 @@ def run_sql(lake: Tiers, query: str, params: Mapping[str, Any] | None = None, *,
 
 def list_queries() -> list[str]:
     """The names of the queries in `eventlake/query/sql/` (file names without `.sql`), sorted."""
-    folder = resources.files(_SQL_PACKAGE).joinpath(_SQL_DIR)
-    return sorted(entry.name.removesuffix(".sql") for entry in folder.iterdir()
+    return sorted(entry.name.removesuffix(".sql") for entry in _SQL_FOLDER.iterdir()
                   if entry.name.endswith(".sql") and entry.is_file())
+
+
+def queries_named(sql: str) -> list[str]:
+    """The queries of `eventlake/query/sql/` whose name `sql` may use (it contains the name):
+    the views a session running `sql` needs."""
+    text = sql.lower()
+    return [name for name in list_queries() if name.lower() in text]
 
 
 def load_sql(name: str) -> str:
@@ -232,7 +242,7 @@ def load_sql(name: str) -> str:
     if name not in list_queries():
         raise KeyError(f"no query named `{name}` in eventlake/query/sql/; there are: "
                        f"{', '.join(list_queries())}")
-    return resources.files(_SQL_PACKAGE).joinpath(_SQL_DIR, f"{name}.sql").read_text("utf-8")
+    return _SQL_FOLDER.joinpath(f"{name}.sql").read_text("utf-8")
 
 
 # -- the snapshot: what a connection reads -----------------------------------------------------
@@ -243,8 +253,8 @@ class Snapshot:
 
     taken_at: datetime
     files: tuple[LakeFile, ...]
-    hot: pa.Table = field(repr=False)
-    """COLD_SCHEMA, one row per event_id; empty when the hot tier was not read."""
+    hot_table: pa.Table | None = field(default=None, repr=False)
+    """COLD_SCHEMA, one row per event_id; None when the hot tier was not read."""
     watermark: datetime | None = None
     hot_since: datetime | None = None
     """Start of the hot window (None: the hot tier was not read)."""
@@ -255,17 +265,35 @@ class Snapshot:
     """Paths among `files` their partition's manifest names as disjoint on event_id
     (`lake/disjoint.py`): read bare, with no window."""
 
+    @property
+    def hot(self) -> pa.Table:
+        """The hot rows (COLD_SCHEMA); an empty table when the hot tier was not read."""
+        if self.hot_table is None:
+            return cold_schema().empty_table()
+        return self.hot_table
+
+    @property
+    def hot_rows(self) -> int:
+        """How many hot rows the snapshot holds (no pyarrow needed when none were read)."""
+        return 0 if self.hot_table is None else int(self.hot_table.num_rows)
+
 
 def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
                   ) -> Snapshot:
     """Read the watermark, then list the lake, then read the hot tier (the module docstring
-    says why in this order). `hot=False` lists the lake only. `now` defaults to the hot
-    store's (corrected) clock."""
-    now = as_utc(now or lake.hot.now())
+    says why in this order). `hot=False` lists the lake only (the hot store is not even
+    built). `now` defaults to the hot store's (corrected) clock; with `hot=False`, to this
+    machine's: nothing of DynamoDB's is read."""
+    from eventlake.lake.disjoint import verified_files
+
     if not hot:
         files = _list_existing(lake.cold)
-        return Snapshot(now, files, COLD_SCHEMA.empty_table(),
+        return Snapshot(as_utc(now or datetime.now(UTC)), files,
                         verified=verified_files(lake.cold, files))
+    from eventlake.lake.shards import read_recorded_shards
+    from eventlake.lake.watermark import read_watermark, window_start
+
+    now = as_utc(now or lake.hot.now())
     watermark = read_watermark(lake.cold)
     files = _list_existing(lake.cold)
     verified = verified_files(lake.cold, files)
@@ -300,6 +328,13 @@ def read_hot(store: HotStore, since: datetime, until: datetime, *, lake: Lake | 
     fresh listing, is what keeps an event written meanwhile from falling between the tiers.
     A listed file that vanished (compaction) counts as holding nothing: its events are
     fetched, and the seam drops them again. Without `lake`, every item is read whole."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from eventlake.codec import RowBuilder
+    from eventlake.hot.index import is_whole
+    from eventlake.lake.dedup import KEY_COLUMNS, first_copies
+
     builder = RowBuilder()
     not_events = 0
     held = _ListedIds(lake, files) if lake is not None else None
@@ -337,6 +372,11 @@ class _ListedIds:
 
     def lacking(self, entries: list[Item]) -> list[Item]:
         """The entries whose event the listed files do not hold (undecidable ones too)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from eventlake.hot.index import entry_key
+
         keep: list[Item] = []
         by_dt: dict[str, list[Item]] = {}
         for entry in entries:
@@ -354,6 +394,8 @@ class _ListedIds:
         return keep
 
     def _ids(self, dt: str) -> pa.Array:
+        import pyarrow as pa
+
         if dt not in self.ids:
             paths = [f.path for f in self.files[dt]]
             try:
@@ -383,14 +425,16 @@ def names_typed_view(query: str) -> bool:
 
 
 def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
-            engine: Engine = "auto", typed: bool = False) -> None:
-    """(Re)create the views of `snapshot` on `con`: see the module docstring."""
+            engine: Engine = "auto", typed: bool = False,
+            queries: Iterable[str] | None = None) -> None:
+    """(Re)create the views of `snapshot` on `con`: see the module docstring. `queries`: the
+    named queries made views (default: all of `eventlake/query/sql/`)."""
     files = snapshot.files
     # Both readers below take the lake's schema as given: a foreign file's missing columns
     # would read as NULL rows, so such a file is refused here, by name.
     lake.check_foreign(files)
     groups = _ColdGroups.of(files, snapshot.verified)
-    hot_dts = {d.isoformat() for d in pc.unique(snapshot.hot[PARTITION]).to_pylist()}
+    hot_dts = _dts_of(snapshot.hot_table)
     seam = [f for f in files if f.dt in hot_dts]
     # DuckDB reads each listed path as a glob pattern: a root with glob characters goes Arrow
     reachable = not lake.is_s3 and not any(_GLOB.search(f.path) for f in files)
@@ -413,32 +457,44 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     run = con.execute
     run("SET GLOBAL TimeZone = 'UTC'")
     run("CREATE SCHEMA IF NOT EXISTS _eventlake")
-    con.register("_eventlake_hot_rows", snapshot.hot)
-    run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
-    con.unregister("_eventlake_hot_rows")
-    listed = sorted({f.dt for f in files})
+    if snapshot.hot_rows:
+        con.register("_eventlake_hot_rows", snapshot.hot)
+        run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
+        con.unregister("_eventlake_hot_rows")
+    else:
+        run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS {_EMPTY}")
     sizes = Counter[str]()
     for f in files:
         sizes[f.dt] += f.size
-    con.register("_eventlake_listed_dts", pa.table(
-        {PARTITION: pa.array(listed, pa.string()).cast(pa.date32()),
-         "bytes": pa.array([sizes[dt] for dt in listed], pa.int64())}))
-    run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} AS SELECT * FROM _eventlake_listed_dts")
-    con.unregister("_eventlake_listed_dts")
+    run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} ({PARTITION} DATE, bytes BIGINT)")
+    if sizes:  # dt is a checked YYYY-MM-DD (the listing's)
+        run(f"INSERT INTO {COLD_PARTITIONS} VALUES " + ", ".join(
+            f"(DATE '{dt}', {sizes[dt]})" for dt in sorted(sizes)))
     cold = _cold_sql(source("bare", groups.bare), source("kept", groups.kept),
                      source("unverified", groups.unverified))
     run(f"CREATE OR REPLACE VIEW events_cold AS\n{cold}")
     run(f"CREATE OR REPLACE VIEW events_hot AS SELECT {_COLUMNS} FROM {_HOT_TABLE}")
     run(f"CREATE OR REPLACE VIEW events AS\n"
-        f"{_events_sql(snapshot.hot.num_rows > 0, source('seam', seam))}")
+        f"{_events_sql(snapshot.hot_rows > 0, source('seam', seam))}")
     run(_EVENTS_BETWEEN)
     run(_snapshot_sql(snapshot, "duckdb-parquet" if native else "pyarrow-dataset"))
-    for name in list_queries():
+    for name in list_queries() if queries is None else queries:
         text = load_sql(name)
         if not con.extract_statements(text)[0].named_parameters:
             run(f'CREATE OR REPLACE VIEW "{name}" AS\n{_body(text)}')
     if typed:
+        from eventlake.query.typed import install_typed
+
         install_typed(con)
+
+
+def _dts_of(hot: pa.Table | None) -> set[str]:
+    """The partitions (`YYYY-MM-DD`) the hot rows fall in."""
+    if hot is None or not hot.num_rows:
+        return set()
+    import pyarrow.compute as pc
+
+    return {d.isoformat() for d in pc.unique(hot[PARTITION]).to_pylist()}
 
 
 @dataclass(frozen=True)
@@ -524,14 +580,21 @@ def _read_parquet(paths: Sequence[str]) -> str:
 def _dataset(lake: Lake, files: Sequence[LakeFile]) -> ds.Dataset:
     """One fragment per file, each carrying what all its rows satisfy (its dt, and a timestamp
     on that UTC day): pyarrow skips fragments a filter excludes without opening them."""
+    import pyarrow.dataset as ds
+
     parquet = ds.ParquetFileFormat()
     fragments = [parquet.make_fragment(lake.fs_path(f.path), filesystem=lake.fs,
                                        partition_expression=_bounds(f.dt), file_size=f.size)
                  for f in files]
-    return ds.FileSystemDataset(fragments, COLD_SCHEMA, parquet, lake.fs)
+    return ds.FileSystemDataset(fragments, cold_schema(), parquet, lake.fs)
 
 
 def _bounds(dt: str) -> ds.Expression:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from eventlake.events.schema import UTC_MICROS
+
     day = date.fromisoformat(dt)
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return ((ds.field(PARTITION) == pa.scalar(day, pa.date32()))
@@ -546,7 +609,7 @@ def _snapshot_sql(s: Snapshot, engine: str) -> str:
     return ("CREATE OR REPLACE TABLE eventlake_snapshot AS SELECT "
             f"{ts(s.taken_at)} AS taken_at, {ts(s.watermark)} AS watermark, "
             f"{ts(s.hot_since)} AS hot_since, {ts(s.hot_until)} AS hot_until, "
-            f"{s.hot.num_rows}::BIGINT AS hot_rows, {s.not_events}::BIGINT AS hot_not_events, "
+            f"{s.hot_rows}::BIGINT AS hot_rows, {s.not_events}::BIGINT AS hot_not_events, "
             f"{len(s.files)}::BIGINT AS cold_files, "
             f"{len({f.dt for f in s.files})}::BIGINT AS cold_partitions, "
             f"{sum(f.size for f in s.files)}::BIGINT AS cold_bytes, {_literal(engine)} AS engine")
@@ -559,6 +622,28 @@ def _body(text: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def cold_schema() -> pa.Schema:
+    """The columns of every view as Arrow sees them: the lake's, then `dt` (the UTC date of
+    `timestamp`). Also `COLD_SCHEMA` (made on first use: it imports pyarrow)."""
+    global _cold_schema
+    if _cold_schema is None:
+        import pyarrow as pa
+
+        from eventlake.events.schema import EVENT_SCHEMA
+
+        _cold_schema = EVENT_SCHEMA.append(pa.field(PARTITION, pa.date32(), nullable=False))
+    return _cold_schema
+
+
+_cold_schema: pa.Schema | None = None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "COLD_SCHEMA":
+        return cold_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _listing_again_on_vanish(attempt: Callable[[], T]) -> T:

@@ -65,7 +65,7 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[argparse.Namespace]:
     """`eventlake sql` on the stand-in connection; the list collects each connect's args."""
     calls: list[argparse.Namespace] = []
 
-    def connect(args: argparse.Namespace, typed: bool = True) -> Any:
+    def connect(args: argparse.Namespace, typed: bool = True, **_: Any) -> Any:
         calls.append(args)
         return stand_in_connection()
 
@@ -353,7 +353,7 @@ def test_a_lake_file_vanishing_under_the_query_makes_it_run_again(
         capsys: pytest.CaptureFixture[str]) -> None:
     connections = 0
 
-    def connect(args: argparse.Namespace, typed: bool = True) -> Any:
+    def connect(args: argparse.Namespace, typed: bool = True, **_: Any) -> Any:
         """The first connection lists a file that compaction then replaces."""
         nonlocal connections
         connections += 1
@@ -522,11 +522,11 @@ def test_cold_only_connects_without_the_hot_tier(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     hot_flags: list[bool] = []
 
-    def connect(self: EventLake, hot: bool = True, typed: bool = True) -> Any:
+    def connect(lake: EventLake, hot: bool = True, **_: Any) -> Any:
         hot_flags.append(hot)
         return stand_in_connection()
 
-    monkeypatch.setattr(EventLake, "connect", connect, raising=False)
+    monkeypatch.setattr("eventlake.query.views.connect", connect)
 
     assert main(["sql", "--cold-only", "SELECT count(*) FROM events"]) == 0
     assert main(["sql", "SELECT count(*) FROM events"]) == 0
