@@ -2,10 +2,12 @@
 Parquet, to stdout or to a file. How each value reads is `values`' job, how a table is laid out
 `table`'s; a file is replaced only once it is complete.
 
-A result whose columns are all of plain types (`plain_type`) is written as text from DuckDB's
-Python rows, fetched in batches: `eventlake sql` then imports no pyarrow (its start-up is part
-of every answer). Any other result, and Parquet output, goes through Arrow record batches;
-both paths write the same text (tests/query/test_plain_rows.py).
+A result whose columns are all of plain types (`plain_type`) starts as DuckDB's Python rows:
+an answer that fits in the first batch (`_BATCH_ROWS`) is written without pyarrow, so
+`eventlake sql` on a small answer never imports it (its start-up is part of every answer).
+A longer answer continues from the same cursor as Arrow record batches, where a Python object
+per value would cost more than the import. Any other result, and Parquet output, goes through
+Arrow from the start; both paths write the same text (tests/query/test_plain_rows.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import csv
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +32,8 @@ _PLAIN = re.compile(r"VARCHAR|BOOLEAN|U?(TINYINT|SMALLINT|INTEGER|BIGINT)|FLOAT|
                     r"DECIMAL\(\d+,\d+\)|DATE|TIMESTAMP|TIMESTAMP WITH TIME ZONE|JSON")
 _NUMBER = re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT)|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\)")
 _BATCH_ROWS = 2048
+"""Rows of a plain result read as Python objects before the rest goes through Arrow."""
+_ARROW_BATCH_ROWS = 65_536
 
 
 def plain_type(duckdb_type: str) -> bool:
@@ -88,22 +93,32 @@ class Result:
             return [_NUMBER.fullmatch(str(t)) is not None for t in self.relation.types]
         return [is_number(field.type) for field in self.reader.schema]
 
-    def row_batches(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows as Python tuples, a batch at a time (only when `run` is given)."""
+    def batches(self) -> Iterator[list[tuple[Any, ...]] | Any]:
+        """The rows a batch at a time: a list of Python tuples, or a `pyarrow.RecordBatch`.
+
+        With `run`, the first batch is Python rows; when it is full, the rest of the same
+        cursor is read as Arrow batches (no row is read twice or skipped)."""
         if self.run is None:
-            raise ValueError("this result is read through Arrow (`reader`)")
+            yield from self.reader
+            return
         cursor = self.run()
-        while rows := cursor.fetchmany(_BATCH_ROWS):
+        rows = cursor.fetchmany(_BATCH_ROWS)
+        if rows:
             yield rows
+        if len(rows) < _BATCH_ROWS:
+            return
+        with warnings.catch_warnings():  # the copy it warns of is the one Arrow output needs
+            warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+            rest = cursor.to_arrow_reader(_ARROW_BATCH_ROWS)
+        yield from rest
 
     def text_batches(self) -> Iterator[list[tuple[str | None, ...]]]:
         """The rows as text cells (None for NULL), a batch at a time."""
-        if self.run is not None:
-            for rows in self.row_batches():
-                yield _rows_text(rows, len(rows))
-            return
-        for batch in self.reader:
-            yield _arrow_text(batch, batch.num_rows)
+        for batch in self.batches():
+            if isinstance(batch, list):
+                yield _rows_text(batch, len(batch))
+            else:
+                yield _arrow_text(batch, batch.num_rows)
 
     def text_rows(self) -> Iterator[tuple[str | None, ...]]:
         for batch in self.text_batches():
@@ -155,14 +170,13 @@ def write_text(result: Result, fmt: Format, stream: TextSink, style: TableStyle)
 def _json_rows(result: Result) -> Iterator[str]:
     """One JSON object per row, keys in column order."""
     keys = [f"{encode_basestring(k)}: " for k in _unique(result.names)]
-    if result.run is not None:
-        verbatim = [i in result.json_columns for i in range(len(keys))]
-        for rows in result.row_batches():
-            for row in rows:
+    verbatim = [i in result.json_columns for i in range(len(keys))]
+    for batch in result.batches():
+        if isinstance(batch, list):
+            for row in batch:
                 yield "{" + ", ".join([k + json_value(v, verbatim=j) for k, v, j in
                                        zip(keys, row, verbatim, strict=True)]) + "}"
-        return
-    for batch in result.reader:
+            continue
         columns = [json_column(c, verbatim=i in result.json_columns)
                    for i, c in enumerate(batch.columns)]
         for values in zip(*columns, strict=True):
@@ -223,12 +237,11 @@ class _Batch:
 
 
 def _batches(result: Result) -> Iterator[_Batch]:
-    if result.run is not None:
-        for rows in result.row_batches():
-            yield _Batch(len(rows), partial(_rows_text, rows))
-        return
-    for arrow in result.reader:
-        yield _Batch(arrow.num_rows, partial(_arrow_text, arrow))
+    for batch in result.batches():
+        if isinstance(batch, list):
+            yield _Batch(len(batch), partial(_rows_text, batch))
+        else:
+            yield _Batch(batch.num_rows, partial(_arrow_text, batch))
 
 
 def _rows_text(rows: Sequence[tuple[Any, ...]], n: int) -> list[tuple[str | None, ...]]:

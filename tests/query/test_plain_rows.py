@@ -95,6 +95,26 @@ def test_a_long_result_is_cut_and_counted_the_same_way(con: duckdb.DuckDBPyConne
     assert rows.endswith("(5000 rows, 4970 not shown: --max-rows 0 shows all)\n")
 
 
+@pytest.mark.parametrize("fmt", [Format.TABLE, Format.CSV, Format.JSON, Format.JSONL])
+def test_a_result_longer_than_one_batch_goes_on_through_arrow_with_no_row_lost_or_repeated(
+        con: duckdb.DuckDBPyConnection, fmt: Format) -> None:
+    # the first 2,048 rows come as Python rows, the rest from the same cursor as Arrow
+    sql = ("SELECT i, repeat('x', i % 7) AS s, CAST(i / 3 AS DOUBLE) AS d, "
+           "TIMESTAMPTZ '2026-03-14 09:00:00+00' + i * INTERVAL 1 SECOND AS t, "
+           "CAST('{\"k\": ' || i || '}' AS JSON) AS j FROM range(5000) t(i) ORDER BY i")
+    *_, result = execute(con, sql, {}, strict=True)
+    assert isinstance(result, Result) and result.run is not None
+    kinds = [type(b).__name__ for b in result.batches()]
+    assert kinds[0] == "list" and "RecordBatch" in kinds[1:]
+
+    rows, arrow = both(con, sql, fmt, TableStyle(max_rows=0, max_width=0))
+
+    assert rows == arrow
+    lines = rows.splitlines()
+    assert sum(1 for line in lines if "2047" in line.split(",")[0] or '"i": 2047,' in line) >= 1
+    assert len([x for x in lines if x.strip() not in ("[", "]")]) >= 5000
+
+
 def test_duplicate_column_names_and_parameters_read_the_same(
         con: duckdb.DuckDBPyConnection) -> None:
     *_, result = execute(con, "SELECT $x AS a, $x + 1 AS a", {"x": 41}, strict=True)
