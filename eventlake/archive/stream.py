@@ -25,6 +25,7 @@ inside one batch (the same event twice) is written once, from its first copy.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -135,7 +136,7 @@ def archive_event(lake: Lake, event: Any) -> BatchReport:
     seqs: list[str | None]
     numbers = None
     if not fast.rest:  # the common batch: every record on the fast path, in order
-        numbers = _Sequences.of(fast.seqs)  # checked column-wise
+        numbers = _Sequences.of(fast.sequences)  # checked column-wise
         seqs = list(fast.seqs) if numbers.all_numbers else [
             s if _is_number(s) else None for s in fast.seqs]
     else:
@@ -218,7 +219,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
 
     table = pa.concat_tables([fast_table, builder.to_table()]) if len(builder) else fast_table
     if table.num_rows:
-        parts = _partitions(table, pa.array(fast_indexes + row_record, pa.int64()))
+        parts = _partitions(table, _record_indexes(fast_indexes, row_record, len(batch.raws)))
         sequences = batch.sequences()
         # An id twice in the batch (a record re-delivered inside it) is rare: one look at the
         # whole batch spares each partition its own.
@@ -269,6 +270,14 @@ def _run_now(fn: Callable[..., T], /, *args: Any) -> Future[T]:
     return future
 
 
+def _record_indexes(fast_indexes: list[int], row_record: list[int], records: int) -> pa.Array:
+    """The record index of each row of the batch's table (fast-path rows, then row-wise ones)."""
+    if not row_record and len(fast_indexes) == records:  # the usual batch: 0, 1, ..., n - 1
+        # Arrow has no `arange`; the positions of n trues are one, without n Python ints.
+        return pc.indices_nonzero(pa.repeat(True, records)).cast(pa.int64())
+    return pa.array(fast_indexes + row_record, pa.int64())
+
+
 def _partitions(table: pa.Table, order: pa.Array
                  ) -> list[tuple[int, str, pa.Table, pa.Array]]:
     """(first record index, dt, rows sorted by SORT_KEYS, their record indexes) per UTC date
@@ -289,8 +298,7 @@ def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
         part, part_order, repeated = _one_per_event(part, part_order)
     seq_range = sequences.range_of(part_order)
     if seq_range is None:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
-        ids = "\n".join(part.column("event_id").to_pylist())
-        return (lake.write_partition(dt, part, f"stream-x{_digest(ids)}", presorted=True),
+        return (lake.write_partition(dt, part, f"stream-x{_ids_digest(part)}", presorted=True),
                 repeated)
     lo, hi = seq_range
     name = _file_name(lo, hi, part)
@@ -322,8 +330,8 @@ class _Sequences:
     """Every record has one."""
 
     @classmethod
-    def of(cls, seqs: Sequence[str | None]) -> _Sequences:
-        numbers = pa.array(seqs, pa.string())
+    def of(cls, seqs: Sequence[str | None] | pa.Array) -> _Sequences:
+        numbers = seqs if isinstance(seqs, pa.Array) else pa.array(seqs, pa.string())
         # ASCII digits only, as `_is_number`: they go into file names and through `int`.
         digits = pc.ascii_is_decimal(numbers)
         if not pc.all(digits).as_py():
@@ -347,8 +355,16 @@ def _file_name(lo: str, hi: str, part: pa.Table) -> str:
     """`stream-<first seq>-<last seq>-<digest of the event_ids>`: an identical re-delivery
     gets its own name back; another shard whose sequence range happens to be the same (the
     numbers are ordered within a shard, not unique across shards) never overwrites it."""
-    ids = "\n".join(part.column("event_id").to_pylist())
-    return f"stream-{lo}-{hi}-{_digest(ids)[:12]}"
+    return f"stream-{lo}-{hi}-{_ids_digest(part)[:12]}"
+
+
+def _ids_digest(part: pa.Table) -> str:
+    """`_digest` of the rows' event_ids joined by newlines, joined in Arrow and hashed from its
+    buffer (no Python string per id)."""
+    ids = part.column("event_id").combine_chunks()
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ids)], pa.int32()), ids),
+                            "\n")
+    return hashlib.sha256(joined[0].as_buffer()).hexdigest()[:24]
 
 
 def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
