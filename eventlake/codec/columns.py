@@ -28,6 +28,8 @@ _MIN_MICROS = -62135596800 * 1_000_000  # 0001-01-01: Arrow would read year 0000
 _EVENT_NAME = itemgetter("eventName")
 _REQUIRED = itemgetter("event_id", "event_type", "timestamp", "ingested_at", "event_payload",
                        "content_hash")
+_ALL = itemgetter("event_id", "event_type", "timestamp", "ingested_at", "event_payload",
+                  "content_hash", "source", "subject")
 _NO_TEXT: dict[str, Any] = {"S": None}
 """What an absent optional attribute reads as (`image.get("source", _NO_TEXT)["S"]`)."""
 Columns = list[list[Any]]
@@ -106,18 +108,26 @@ def _gather(raws: list[Any]) -> tuple[Sequence[int], Columns] | None:
     columns: Columns = [[] for _ in range(9)]
     ids, types, times, ingested, sources, subjects, payloads, digests, seqs = columns
     try:
-        # The floor of the handler: a plain loop, no index kept, one C call for the six
-        # required attributes (`_REQUIRED`), which is measurably faster than six subscripts.
+        # The floor of the handler: a plain loop, no index kept, one C call for the
+        # attributes (`_ALL`, `_REQUIRED`): measurably faster than a subscript or a `get`
+        # each, with source and subject present (eventlake's CloudEvents) or absent (the seed
+        # shape).
         for raw in inserts:
             change = raw["dynamodb"]
             image = change["NewImage"]
-            event_id, event_type, ts, ingested_at, payload, digest = _REQUIRED(image)
+            if "source" in image and "subject" in image:
+                event_id, event_type, ts, ingested_at, payload, digest, source, subject = \
+                    _ALL(image)
+            else:
+                event_id, event_type, ts, ingested_at, payload, digest = _REQUIRED(image)
+                source = image.get("source", _NO_TEXT)
+                subject = image.get("subject", _NO_TEXT)
             ids.append(event_id["S"])
             types.append(event_type["S"])
             times.append(ts["S"])
             ingested.append(ingested_at["S"])
-            sources.append(image.get("source", _NO_TEXT)["S"])
-            subjects.append(image.get("subject", _NO_TEXT)["S"])
+            sources.append(source["S"])
+            subjects.append(subject["S"])
             payloads.append(payload["S"])
             digests.append(digest["S"])
             seqs.append(change["SequenceNumber"])
