@@ -21,6 +21,20 @@ sequence range overlaps its own, and the sweep's, compaction's and other writers
 ingestion window meets the batch's (`_ids_in_overlapping_files`). So a batch the sweep archived
 first, or one re-delivered after compaction merged it, adds no copies. A record re-delivered
 inside one batch (the same event twice) is written once, from its first copy.
+
+What a 10,000-record batch of ~100 B events pays beyond "a bare loop + the same Parquet write"
+(CPU ms, measured 2026-11 on a shared 2-core machine; the bare loop is ~35 ms), and why:
+
+    gather + Arrow columns  ~= the bare loop's own (one itemgetter call per image: a little less)
+    whole-column checks     ~1    eventlake's items are stored as they are, without the
+                                  row-wise path's normalisation: a wrong layout goes row-wise
+    sequence numbers        ~0.6  retry points and file names' ranges (`_Sequences`)
+    repeats (`pc.unique`)   ~0.4  a record re-delivered inside a batch is written once
+    partition listing       ~0.2  a partial re-delivery writes only what the lake lacks
+    file-name digests       ~0.3  another shard's batch with the same range never overwrites
+    write_partition         ~1.5  the lake's schema and dt checks, a temp file, fsync, rename:
+                                  a batch reported done is on disk (on S3: one PUT)
+    one sort for all dates  ~-0.6 against a filter and a sort per date
 """
 
 from __future__ import annotations
