@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventlake.codec import RowBuilder, lambda_insert_columns
@@ -85,6 +85,7 @@ def test_a_sliced_column_is_checked_from_its_own_first_value() -> None:
     assert _in_layout(column.slice(2, 2)) is False
 
 
+@settings(deadline=None)  # a shared machine: no per-example deadline (timing is not tested)
 @given(st.lists(st.one_of(
     st.just(GOOD),
     st.builds(lambda i, c: GOOD[:i] + c + GOOD[i + 1:], st.integers(0, 26),
