@@ -36,8 +36,8 @@ def eventlake_loggers_enabled() -> None:
     `disable_existing_loggers: True` when the root logger has no handler, which pytest's
     phases can leave it without: every logger created by then, eventlake's included, goes
     silent for the rest of the worker, and a test of a warning fails depending on which
-    tests shared its worker (it failed in CI that way). Outside pytest, Prefect's own
-    logging set-up gives the root a handler first.
+    tests shared its worker (reproduced with dateparser.utils.setup_logging). Outside
+    pytest, Prefect's own logging set-up gives the root a handler first.
     """
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if (name == "eventlake" or name.startswith("eventlake.")) and isinstance(
