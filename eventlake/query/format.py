@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 from functools import cached_property, partial
 from json.encoder import encode_basestring
@@ -103,6 +104,11 @@ class Result:
             return
         cursor = self.run()
         rows = cursor.fetchmany(_BATCH_ROWS)
+        if not _python_holds(rows, [str(t) for t in self.relation.types]):
+            # a date or timestamp Python cannot hold (infinity, a year past 9999 or before 1):
+            # DuckDB clamped it or gave its own text; the SELECT runs again, through Arrow
+            yield from self.reader
+            return
         if rows:
             yield rows
         if len(rows) < _BATCH_ROWS:
@@ -225,6 +231,33 @@ def _write_table(result: Result, stream: TextSink, style: TableStyle) -> None:
     for line in aligned([_one_line(name) for name in names], shown, right):
         stream.write(line + "\n")
     stream.write(footer(total, len(shown)) + "\n")
+
+
+_DATE_MIN, _DATE_MAX = date.min, date.max
+_NAIVE_MIN, _NAIVE_MAX = datetime.min, datetime.max
+
+
+def _python_holds(rows: Sequence[tuple[Any, ...]], types: Sequence[str]) -> bool:
+    """Whether every DATE and TIMESTAMP value of `rows` (columns of DuckDB `types`) reached
+    Python as it is. DuckDB hands over infinities clamped to `date.max`/`min` or naive
+    `datetime.max`/`min` (a TIMESTAMPTZ losing its zone too), and a year Python cannot hold as
+    its own text; the Arrow path writes what is stored. A real 9999-12-31 or 0001-01-01 is
+    taken for a clamp (the Arrow path then writes it, the same text)."""
+    for i, kind in enumerate(types):
+        if kind == "DATE":
+            if any(v is not None and (type(v) is not date or v in (_DATE_MIN, _DATE_MAX))
+                   for v in (row[i] for row in rows)):
+                return False
+        elif kind in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE"):
+            zoned = kind != "TIMESTAMP"
+            for row in rows:
+                v = row[i]
+                if v is None:
+                    continue
+                if not isinstance(v, datetime) or (v.tzinfo is not None) != zoned \
+                        or v.replace(tzinfo=None) in (_NAIVE_MIN, _NAIVE_MAX):
+                    return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,31 @@ def test_a_statement_that_changes_rows_runs_once(con: duckdb.DuckDBPyConnection)
     write_text(result, Format.CSV, io.StringIO(), TableStyle())
 
     assert con.sql("SELECT count(*) FROM t").fetchall() == [(1,)]
+
+
+OUT_OF_PYTHON_RANGE = {
+    "DATE": ["'infinity'", "'-infinity'", "'10000-01-01'", "'0044-03-15 (BC)'"],
+    "TIMESTAMP": ["'infinity'", "'-infinity'", "'12000-01-01'", "'0010-01-01 (BC)'"],
+    "TIMESTAMP WITH TIME ZONE": ["'infinity'", "'-infinity'", "'0001-01-01 00:00:00+05'",
+                                 "'12000-01-01 00:00:00+00'"],
+}
+"""Values DuckDB cannot hand to Python as they are: it clamps infinities to date.max/min or
+datetime.max/min (a real-looking date, a TIMESTAMPTZ losing its zone) and gives years past
+9999 or before 1 as its own text."""
+
+
+@pytest.mark.parametrize("fmt", [Format.TABLE, Format.CSV, Format.JSONL])
+@pytest.mark.parametrize(("kind", "value"), [(k, v) for k, vs in OUT_OF_PYTHON_RANGE.items()
+                                             for v in vs])
+def test_dates_python_cannot_hold_read_the_same_as_through_arrow(
+        con: duckdb.DuckDBPyConnection, kind: str, value: str, fmt: Format) -> None:
+    # given a plain-typed result with a date or timestamp outside Python's range, after a
+    # value inside it (the first batch holds both)
+    sql = (f"SELECT 1 AS n, CAST('2026-03-14' AS {kind}) AS v UNION ALL "
+           f"SELECT 2, CAST({value} AS {kind}) ORDER BY n")
+
+    rows, arrow = both(con, sql, fmt, TableStyle(max_rows=0, max_width=0))
+
+    # then it reads as through Arrow: never a clamped 9999-12-31 for infinity, nor DuckDB's
+    # own text for a year Python cannot hold
+    assert rows == arrow
