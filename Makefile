@@ -15,6 +15,11 @@ PEERS        := .venv-peers
 PEERS_STAMP  := $(PEERS)/.installed
 PEERS_PKGS   := 'awswrangler==3.17.1' 'aws-lambda-powertools>=3,<4' 'polars>=1,<3' 'pandas>=2,<4' \
                 'duckdb>=2,<3'
+# checkov (`make lint` runs it on infra/template.yaml): a venv of its own, since checkov 3.3 pins
+# boto3/botocore far below eventlake's. cfn-lint and the SAM translator live in .venv (dev extra).
+CHECKOV       := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
+CHECKOV_PKGS  := 'checkov==3.3.30'
 ARGS ?=
 
 .PHONY: demo test lint bench bench-peers bench-cost venv-peers fmt clean $(COMPAT)
@@ -33,6 +38,11 @@ $(COMPAT_STAMP):
 
 $(COMPAT): $(COMPAT_STAMP)  ## the old-DuckDB venv the export's compatibility test runs (once)
 
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install -q --disable-pip-version-check $(CHECKOV_PKGS)
+	@touch $(CHECKOV_STAMP)
+
 $(PEERS_STAMP):
 	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install -q --disable-pip-version-check $(PEERS_PKGS)
@@ -46,11 +56,14 @@ demo: $(STAMP)          ## the main job on the embedded local stack (moto), no A
 test: $(STAMP) $(COMPAT_STAMP)  ## the whole test suite (unit + moto integration + Prefect engine)
 	$(BIN)/python -m pytest -q -n auto
 
-lint: $(STAMP)          ## ruff, mypy (strict), import-linter (the layers: docs/architecture.md), vulture
+lint: $(STAMP) $(CHECKOV_STAMP)  ## ruff, mypy (strict), import-linter (the layers: docs/architecture.md), vulture, cfn-lint + checkov (infra/)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/vulture eventlake flows vulture_allow.py --min-confidence 60
+	$(BIN)/cfn-lint infra/template.yaml
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	    -f infra/template.yaml
 
 bench: $(STAMP)         ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m benchmarks
@@ -65,4 +78,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(PEERS) .pytest_cache .mypy_cache .ruff_cache eventlake-data .bench-cache
+	rm -rf $(VENV) $(COMPAT) $(PEERS) $(CHECKOV) .pytest_cache .mypy_cache .ruff_cache eventlake-data .bench-cache

@@ -228,6 +228,11 @@ class Clients:
         return self._client("lambda")
 
     @property
+    def cloudwatch(self) -> Any:
+        """CloudWatch (the sweep's metrics, archive/metrics.py). Untyped, as the others here."""
+        return self._client("cloudwatch")
+
+    @property
     def glue(self) -> Any:
         """The Glue Data Catalog (`eventlake catalog glue`). Untyped, as the replay targets'."""
         return self._client("glue")

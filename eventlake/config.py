@@ -35,6 +35,8 @@ _USER_INFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'`]*@")
 parsers split it: an unescaped `@` in a password stays hidden too)."""
 AWS_RETRY_MODES = ("standard", "adaptive")
 """botocore's retry modes (EVENTLAKE_AWS_RETRY_MODE); not `legacy`, whose pauses have no cap."""
+METRICS_BACKENDS = ("off", "cloudwatch")
+"""Where the sweep publishes its metrics (EVENTLAKE_METRICS): nowhere, or CloudWatch."""
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -90,6 +92,10 @@ class Settings:
     max_request_bytes: int = field(
         default=6 * 1024 * 1024, metadata=_env("EVENTLAKE_MAX_REQUEST_BYTES"))
     """Largest request body the ingest Lambda accepts (413 above it); Lambda's own cap is 6 MB."""
+
+    metrics: str = field(default="off", metadata=_env("EVENTLAKE_METRICS"))
+    """`cloudwatch`: the sweep publishes ArchiveLagSeconds and TtlMarginHours (namespace
+    `eventlake`, dimension Table) for the template's alarms; `off`: it publishes nothing."""
 
     region: str = field(default="us-east-1", metadata=_env("AWS_REGION"))
     """AWS region (AWS_REGION, else AWS_DEFAULT_REGION)."""
@@ -149,6 +155,8 @@ class Settings:
                       " or ".join(f"`{m}`" for m in AWS_RETRY_MODES))
         if not 1 <= self.aws_max_attempts <= 50:
             raise bad("aws_max_attempts", self.aws_max_attempts, "an integer from 1 to 50")
+        if self.metrics not in METRICS_BACKENDS:
+            raise bad("metrics", self.metrics, " or ".join(f"`{m}`" for m in METRICS_BACKENDS))
         if self.max_request_bytes < 1024:
             raise bad("max_request_bytes", self.max_request_bytes, "bytes >= 1024")
         if self.endpoint_url is not None and not self.endpoint_url.startswith(

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pytest
 import yaml
+from botocore.client import BaseClient
 
+from eventlake import EventLake
+from eventlake.archive.metrics import ARCHIVE_LAG, NAMESPACE, TTL_MARGIN
 from eventlake.config import Settings
+from eventlake.handlers import ingest
 from eventlake.hot.index import index_spec
 from eventlake.hot.store import INDEX_NAME, TTL_ATTRIBUTE
 from eventlake.hot.tablesettings import TABLE_TAGS
@@ -18,17 +25,20 @@ TEMPLATE = Path(__file__).parent.parent / "infra" / "template.yaml"
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short-form intrinsics (!Ref, !GetAtt, !Sub) kept as dicts."""
+    """YAML with CloudFormation's short-form intrinsics (!Ref, !GetAtt, !Sub, !If...) read as
+    their long form ({"Ref": x}, {"Fn::GetAtt": [resource, attribute]}, {"Fn::Sub": ...})."""
 
 
 def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node)
+        value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node)  # type: ignore[arg-type]
-    return {suffix: value}
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
 
 
 _CfnLoader.add_multi_constructor("!", _intrinsic)
@@ -66,6 +76,7 @@ def test_the_table_matches_what_the_hot_store_provisions() -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["DeletionProtectionEnabled"] is True
 
 
 def test_the_table_records_the_settings_every_process_must_agree_on() -> None:
@@ -85,12 +96,13 @@ def test_the_table_records_the_settings_every_process_must_agree_on() -> None:
 
 def test_the_ingest_function_may_call_what_the_hot_store_calls() -> None:
     function = template()["Resources"]["IngestFunction"]["Properties"]
-    [policy] = function["Policies"]
-    [statement] = policy["Statement"]
+    assert function["Role"] == {"Fn::GetAtt": ["IngestRole", "Arn"]}
+    [statement] = [s for s in _statements(template()["Resources"]["IngestRole"])
+                   if s["Sid"] == "Table"]
     # PutItem, GetItem (a conditional write's stored copy), and the table's recorded settings
     assert set(statement["Action"]) >= {"dynamodb:PutItem", "dynamodb:GetItem",
                                         "dynamodb:DescribeTable", "dynamodb:ListTagsOfResource"}
-    assert statement["Resource"] == {"GetAtt": "EventsTable.Arn"}
+    assert statement["Resource"] == {"Fn::GetAtt": ["EventsTable", "Arn"]}
 
 
 def test_the_stream_archiver_reports_partial_batch_failures() -> None:
@@ -100,8 +112,381 @@ def test_the_stream_archiver_reports_partial_batch_failures() -> None:
     assert stream["StartingPosition"] == "TRIM_HORIZON"
 
 
-def test_the_bucket_is_private_and_encrypted() -> None:
+def test_the_bucket_is_private() -> None:
     bucket = template()["Resources"]["LakeBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
-    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of an IAM role's inline policies, or of a managed policy."""
+    properties = resource["Properties"]
+    documents = ([p["PolicyDocument"] for p in properties.get("Policies", [])]
+                 if resource["Type"] == "AWS::IAM::Role" else [properties["PolicyDocument"]])
+    return [statement for document in documents for statement in document["Statement"]]
+
+
+# --- the rendered template: what CloudFormation deploys after the SAM transform ----------------
+# Each check reads the resources the SAM translator emits (AWS::Lambda::Function,
+# AWS::Lambda::EventSourceMapping, AWS::ApiGatewayV2::*...), not the template's comments.
+
+KEY = {"Fn::If": ["CreateKey", {"Fn::GetAtt": ["EventsKey", "Arn"]}, {"Ref": "KmsKeyArn"}]}
+"""The key every encrypted resource names: the stack's own, unless KmsKeyArn gives one."""
+
+
+class _NoManagedPolicies:
+    """The translator's managed-policy lookup (IAM ListPolicies) without AWS: the template
+    names no managed policy by name."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@functools.cache
+def _rendered() -> str:
+    from samtranslator.translator.transform import transform
+
+    source = template()
+    # what `sam package` does: the code is uploaded and CodeUri becomes its S3 location
+    source["Globals"]["Function"]["CodeUri"] = "s3://artifacts/eventlake.zip"
+    loader = cast(Any, _NoManagedPolicies())
+    return json.dumps(transform(source, {}, loader))
+
+
+def rendered() -> dict[str, Any]:
+    """The template after the SAM transform (a fresh copy: tests may not change the cache)."""
+    loaded: dict[str, Any] = json.loads(_rendered())
+    return loaded
+
+
+def resources(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in rendered()["Resources"].items() if r["Type"] == kind}
+
+
+def _only(kind: str) -> dict[str, Any]:
+    [(_, resource)] = resources(kind).items()
+    return resource
+
+
+def _function(name: str) -> dict[str, Any]:
+    function = resources("AWS::Lambda::Function")[name]
+    return function
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _allows(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in _statements(resource) if s["Effect"] == "Allow"]
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {a for s in statements for a in _as_list(s["Action"])}
+
+
+def test_the_template_renders_into_the_resources_it_promises() -> None:
+    kinds = {r["Type"] for r in rendered()["Resources"].values()}
+    assert {"AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping",
+            "AWS::Lambda::EventInvokeConfig", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage",
+            "AWS::KMS::Key", "AWS::SNS::Topic", "AWS::CloudWatch::Alarm",
+            "AWS::Logs::LogGroup"} <= kinds
+    assert len(resources("AWS::Lambda::Function")) == 2
+
+
+def test_the_ingest_route_requires_iam_auth() -> None:
+    # given the HTTP API as rendered (SAM writes routes and auth into the OpenAPI body)
+    body = _only("AWS::ApiGatewayV2::Api")["Properties"]["Body"]
+    scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    # then every route, POST /events included, requires a SigV4 signature
+    routes = [(path, method, op) for path, ops in body["paths"].items()
+              for method, op in ops.items()]
+    assert ("/events", "post") in {(path, method) for path, method, _ in routes}
+    for _, _, operation in routes:
+        assert operation["security"] == [{"AWS_IAM": []}]
+    # and producers get a policy allowing that route only
+    [statement] = _allows(resources("AWS::IAM::ManagedPolicy")["ProducerPolicy"])
+    assert statement["Action"] == "execute-api:Invoke"
+    assert statement["Resource"]["Fn::Sub"].endswith(":${IngestApi}/*/POST/events")
+
+
+def test_the_api_stage_throttles_and_logs_requests() -> None:
+    stage = _only("AWS::ApiGatewayV2::Stage")["Properties"]
+    parameters = rendered()["Parameters"]
+    settings = stage["DefaultRouteSettings"]
+    for setting, parameter in (("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
+                               ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit")):
+        assert settings[setting] == {"Ref": parameter}
+        assert parameters[parameter]["Default"] > 0 and parameters[parameter]["MinValue"] >= 1
+    assert stage["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+
+
+def test_every_function_has_a_reserved_concurrency_parameter() -> None:
+    parameters = rendered()["Parameters"]
+    for name, parameter in (("IngestFunction", "IngestReservedConcurrency"),
+                            ("StreamArchiverFunction", "StreamReservedConcurrency")):
+        assert _function(name)["Properties"]["ReservedConcurrentExecutions"] == {"Ref": parameter}
+        assert parameters[parameter]["MinValue"] >= 1
+
+
+def test_one_customer_managed_key_is_created_unless_given() -> None:
+    template_ = rendered()
+    assert template_["Conditions"]["CreateKey"] == {"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}
+    assert template_["Parameters"]["KmsKeyArn"]["Default"] == ""
+    key = resources("AWS::KMS::Key")["EventsKey"]
+    assert key["Condition"] == "CreateKey"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"  # the retained table and bucket need it
+    # CloudWatch Logs may use it for this account's log groups only
+    [logs] = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+              if s["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}]
+    assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
+
+
+def test_the_key_encrypts_table_bucket_queues_topic_logs_and_environments() -> None:
+    table = resources("AWS::DynamoDB::Table")["EventsTable"]["Properties"]
+    assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS",
+                                         "KMSMasterKeyId": KEY}
+    [rule] = _only("AWS::S3::Bucket")["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                     "KMSMasterKeyID": KEY}
+    assert rule["BucketKeyEnabled"] is True
+    queues = resources("AWS::SQS::Queue")
+    assert set(queues) == {"IngestFailures", "StreamFailures"}
+    for queue in queues.values():
+        assert queue["Properties"]["KmsMasterKeyId"] == KEY
+        assert "SqsManagedSseEnabled" not in queue["Properties"]
+    assert _only("AWS::SNS::Topic")["Properties"]["KmsMasterKeyId"] == KEY
+    for group in resources("AWS::Logs::LogGroup").values():
+        assert group["Properties"]["KmsKeyId"] == KEY
+    for function in resources("AWS::Lambda::Function").values():
+        assert function["Properties"]["KmsKeyArn"] == KEY
+
+
+def test_the_bucket_denies_plain_http() -> None:
+    policy = _only("AWS::S3::BucketPolicy")["Properties"]
+    assert policy["Bucket"] == {"Ref": "LakeBucket"}
+    [deny] = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == [{"Fn::GetAtt": ["LakeBucket", "Arn"]},
+                                {"Fn::Sub": "${LakeBucket.Arn}/*"}]
+
+
+def test_the_bucket_keeps_deleted_objects_for_n_days_and_may_log_access() -> None:
+    bucket = _only("AWS::S3::Bucket")["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = [r for r in bucket["LifecycleConfiguration"]["Rules"]
+              if "NoncurrentVersionExpiration" in r]
+    assert rule["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": {"Ref": "NoncurrentVersionDays"}}
+    assert "ExpirationInDays" not in rule  # current versions (the lake itself) never expire
+    assert rendered()["Parameters"]["NoncurrentVersionDays"]["MinValue"] >= 1
+    # access logs: only when a target bucket is given
+    condition, logging_on, logging_off = bucket["LoggingConfiguration"]["Fn::If"]
+    assert condition == "HasAccessLogs" and logging_off == {"Ref": "AWS::NoValue"}
+    assert logging_on["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
+    assert rendered()["Conditions"]["HasAccessLogs"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AccessLogsBucket"}, ""]}]}
+
+
+def test_no_iam_statement_allows_every_resource_but_the_named_one() -> None:
+    # given every Allow of the functions' roles and the managed policies
+    policies = {**resources("AWS::IAM::Role"), **resources("AWS::IAM::ManagedPolicy")}
+    assert set(policies) == {"IngestRole", "StreamRole", "ProducerPolicy", "WorkerPolicy"}
+    wildcards = []
+    for name, policy in policies.items():
+        assert "ManagedPolicyArns" not in policy["Properties"]  # nothing granted unseen
+        for statement in _allows(policy):
+            assert all(not a.endswith("*") for a in _as_list(statement["Action"]))
+            if "*" in _as_list(statement["Resource"]):
+                wildcards.append((name, statement["Sid"]))
+    # then only PutMetricData (no resource-level permission) has "*", narrowed to a namespace
+    assert wildcards == [("WorkerPolicy", "SweepMetrics")]
+    [metrics] = [s for s in _allows(policies["WorkerPolicy"]) if s["Sid"] == "SweepMetrics"]
+    assert metrics["Action"] == "cloudwatch:PutMetricData"
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+
+
+def test_the_stream_function_reads_its_stream_and_never_deletes_from_the_lake() -> None:
+    # given the stream function's role
+    function = _function("StreamArchiverFunction")["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["StreamRole", "Arn"]}
+    statements = _allows(resources("AWS::IAM::Role")["StreamRole"])
+    # then its S3 actions are Get/Put on the lake prefix and List under it: no Delete
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+    assert _actions(s3) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    for statement in s3:
+        if statement["Action"] == "s3:ListBucket":
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == [
+                {"Ref": "LakePrefix"}, {"Fn::Sub": "${LakePrefix}/*"}]
+        else:
+            assert statement["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/${LakePrefix}/*"}
+    # and its stream actions name this table's stream only
+    ddb = [s for s in statements if any(a.startswith("dynamodb:") for a in
+                                        _as_list(s["Action"]))]
+    assert _actions(ddb) == {"dynamodb:DescribeStream", "dynamodb:GetRecords",
+                             "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+    for statement in ddb:
+        assert statement["Resource"] in ({"Fn::GetAtt": ["EventsTable", "StreamArn"]},
+                                         {"Fn::Sub": "${EventsTable.Arn}/stream/*"})
+    # deleting lake files is the worker's (compaction), not the Lambda's
+    worker = _actions(_allows(resources("AWS::IAM::ManagedPolicy")["WorkerPolicy"]))
+    assert "s3:DeleteObject" in worker
+
+
+def test_the_ingest_role_allows_what_the_handler_calls_and_nothing_else(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the ingest role's actions (logs, the key and the on-failure queue aside)
+    statements = _allows(resources("AWS::IAM::Role")["IngestRole"])
+    allowed = _actions(statements)
+    assert {a.split(":")[0] for a in allowed} == {"dynamodb", "sqs", "logs", "kms"}
+    # when the handler runs on moto, as Lambda would build it (from the environment), every
+    # AWS call recorded
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+
+    def record(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        calls.append(f"{client.meta.service_model.endpoint_prefix}:{operation}")
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    monkeypatch.setenv("EVENTLAKE_TABLE", lake.settings.table)
+    ingest.reset()
+    try:
+        event = {"event_id": "iam-1", "event_type": "order.placed",
+                 "timestamp": "2026-03-14T09:26:51Z", "event_payload": {"n": 1}}
+        changed = {**event, "event_payload": {"n": 2}}
+        request = {"version": "2.0", "routeKey": "POST /events", "body": json.dumps(
+            [event, event]), "requestContext": {"http": {"method": "POST"}}}
+        assert ingest.handler(request)["statusCode"] == 207  # created, then its duplicate
+        assert ingest.handler({"events": [event, changed]})["statusCode"] == 409  # a conflict
+    finally:
+        ingest.reset()
+    # then each call is allowed, on the table the role names
+    assert "dynamodb:PutItem" in calls
+    assert set(calls) <= allowed, set(calls) - allowed
+    [table] = [s for s in statements if s["Sid"] == "Table"]
+    assert table["Resource"] == {"Fn::GetAtt": ["EventsTable", "Arn"]}
+    assert _actions([table]) == {"dynamodb:PutItem", "dynamodb:GetItem",
+                                 "dynamodb:DescribeTable", "dynamodb:ListTagsOfResource"}
+
+
+def test_the_ingest_functions_async_failures_go_to_a_queue_it_may_write() -> None:
+    config = _only("AWS::Lambda::EventInvokeConfig")["Properties"]
+    assert config["FunctionName"] == {"Ref": "IngestFunction"}
+    assert 0 <= config["MaximumRetryAttempts"] <= 2
+    destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+    queue, attribute = destination["Fn::GetAtt"]
+    assert attribute == "Arn" and queue in resources("AWS::SQS::Queue")
+    [send] = [s for s in _allows(resources("AWS::IAM::Role")["IngestRole"])
+              if s["Action"] == "sqs:SendMessage"]
+    assert send["Resource"] == destination
+
+
+def test_the_stream_mapping_bisects_bounds_retries_and_gives_up_inside_24_hours() -> None:
+    mapping = _only("AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 <= mapping["MaximumRetryAttempts"] <= 100  # -1 would be "until the record expires"
+    # DynamoDB Streams keep a record 24 h: giving up well before leaves the sweep time
+    assert 60 <= mapping["MaximumRecordAgeInSeconds"] <= 12 * 3600
+    destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
+    queue, _ = destination["Fn::GetAtt"]
+    assert queue in resources("AWS::SQS::Queue")
+    [send] = [s for s in _allows(resources("AWS::IAM::Role")["StreamRole"])
+              if s["Action"] == "sqs:SendMessage"]
+    assert send["Resource"] == destination
+
+
+def test_the_table_is_protected_from_deletion_and_recoverable() -> None:
+    table = resources("AWS::DynamoDB::Table")["EventsTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": True}
+    [index] = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == INDEX_NAME
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric, dimensions) of an alarm, plain or metric math."""
+    properties = alarm["Properties"]
+    if "MetricName" in properties:
+        specs = [properties]
+    else:
+        specs = [q["MetricStat"]["Metric"] for q in properties["Metrics"] if "MetricStat" in q]
+    return [(spec["Namespace"], spec["MetricName"],
+             {d["Name"]: d["Value"] for d in spec.get("Dimensions", [])}) for spec in specs]
+
+
+def test_alarms_watch_each_named_metric_and_notify_the_topic() -> None:
+    alarms = resources("AWS::CloudWatch::Alarm")
+    watched = [m for alarm in alarms.values() for m in _alarm_metrics(alarm)]
+    ingest_fn, stream_fn = {"Ref": "IngestFunction"}, {"Ref": "StreamArchiverFunction"}
+    table = {"Ref": "EventsTable"}
+    expected = [
+        ("AWS/Lambda", "IteratorAge", {"FunctionName": stream_fn}),
+        ("AWS/Lambda", "Errors", {"FunctionName": ingest_fn}),
+        ("AWS/Lambda", "Errors", {"FunctionName": stream_fn}),
+        ("AWS/Lambda", "Throttles", {"FunctionName": ingest_fn}),
+        ("AWS/Lambda", "Throttles", {"FunctionName": stream_fn}),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         {"QueueName": {"Fn::GetAtt": ["StreamFailures", "QueueName"]}}),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         {"QueueName": {"Fn::GetAtt": ["IngestFailures", "QueueName"]}}),
+        ("AWS/ApiGateway", "5xx", {"ApiId": {"Ref": "IngestApi"}, "Stage": "$default"}),
+        ("AWS/DynamoDB", "WriteThrottleEvents", {"TableName": table}),
+        ("AWS/DynamoDB", "ReadThrottleEvents", {"TableName": table}),
+        ("AWS/DynamoDB", "WriteThrottleEvents",
+         {"TableName": table, "GlobalSecondaryIndexName": INDEX_NAME}),
+        (NAMESPACE, ARCHIVE_LAG, {"Table": table}),
+        (NAMESPACE, TTL_MARGIN, {"Table": table}),
+    ]
+    for metric in expected:
+        assert metric in watched, metric
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_a_sweep_that_stops_reporting_raises_the_archive_lag_alarm() -> None:
+    alarms = resources("AWS::CloudWatch::Alarm")
+    [lag] = [a for a in alarms.values() if (NAMESPACE, ARCHIVE_LAG) in
+             {m[:2] for m in _alarm_metrics(a)}]
+    assert lag["Properties"]["TreatMissingData"] == "breaching"
+    assert lag["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+    [margin] = [a for a in alarms.values() if (NAMESPACE, TTL_MARGIN) in
+                {m[:2] for m in _alarm_metrics(a)}]
+    assert margin["Properties"]["ComparisonOperator"] == "LessThanThreshold"
+    parameters = rendered()["Parameters"]
+    threshold = margin["Properties"]["Threshold"]["Ref"]
+    assert parameters[threshold]["Default"] > parameters["TtlSafetyHours"]["Default"]
+
+
+def test_the_alarm_email_is_subscribed_only_when_given() -> None:
+    subscription = _only("AWS::SNS::Subscription")
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert rendered()["Conditions"]["HasAlarmEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert subscription["Properties"] == {"TopicArn": {"Ref": "AlarmTopic"},
+                                          "Protocol": "email",
+                                          "Endpoint": {"Ref": "AlarmEmail"}}
+
+
+def test_every_log_group_has_retention_and_every_function_logs_to_one() -> None:
+    groups = resources("AWS::Logs::LogGroup")
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    # a function without LoggingConfig would log to an implicit group that keeps logs forever
+    roles = resources("AWS::IAM::Role")
+    for function in resources("AWS::Lambda::Function").values():
+        properties = function["Properties"]
+        target = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        assert target in groups
+        role = properties["Role"]["Fn::GetAtt"][0]
+        [logs] = [s for s in _allows(roles[role]) if s["Sid"] == "Logs"]
+        assert logs["Resource"] == {"Fn::GetAtt": [target, "Arn"]}

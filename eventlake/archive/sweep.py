@@ -58,6 +58,7 @@ import pyarrow as pa
 from eventlake.archive.expiry import check_expiry
 from eventlake.archive.lacking import lacking_items
 from eventlake.archive.lease import SweepLockedError, acquire_lease
+from eventlake.archive.metrics import publish_sweep
 from eventlake.archive.report import ExpiryCheck, SweepReport, TtlMargin, new_run_id
 from eventlake.archive.ttlguard import (
     TtlGuardError,
@@ -175,6 +176,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,
                              expiry=expiry)
+        publish_sweep(report, settings, hot.clients, now)  # EVENTLAKE_METRICS (metrics.py)
         if margin.at_risk:
             raise TtlGuardError(margin, report=report)
         _log.info("sweep %s: %s", run_id, report.to_dict())
