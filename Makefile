@@ -65,4 +65,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(PEERS) .pytest_cache .mypy_cache .ruff_cache eventlake-data .bench-cache
+	rm -rf $(VENV) $(COMPAT) $(PEERS) .pytest_cache .mypy_cache .ruff_cache eventlake-data demo-lake .bench-cache
