@@ -78,4 +78,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(PEERS) $(CHECKOV) .pytest_cache .mypy_cache .ruff_cache eventlake-data .bench-cache
+	rm -rf $(VENV) $(COMPAT) $(PEERS) $(CHECKOV) .pytest_cache .mypy_cache .ruff_cache eventlake-data demo-lake .bench-cache

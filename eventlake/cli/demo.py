@@ -3,13 +3,15 @@
 Starts moto's server on loopback, points every client at it through AWS_ENDPOINT_URL, and runs
 the code a deployment runs: provision, ingest (put_many and the ingest Lambda, with retries,
 conflicts and bad events mixed in), read back by ingestion window, archive through the table's
-stream and the stream Lambda into Parquet (on moto's S3, or a local folder with --keep), status.
+stream and the stream Lambda into Parquet, sweep, reconcile, query, TTL, compaction, replay,
+export, status. The lake and the outputs stay in a folder (`./demo-lake` by default) and the demo
+ends with the commands to query, replay and export it next; `--temp` puts the lake on moto's S3
+instead (gone with the demo). What it prints comes from the reports it got (`demo_story`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -64,12 +66,20 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(events=args.events, keep=args.keep)
+    return run_demo(events=args.events, keep=None if args.temp else args.keep)
 
 
 def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
-    """Run the demo; `keep` writes the lake to a local folder (kept), else to moto's S3."""
+    """Run the demo; `keep` writes the lake and the outputs to that local folder (kept; a folder
+    an earlier demo made is emptied first), else the lake goes to moto's S3."""
     from eventlake.api import EventLake
+    from eventlake.cli.demo_story import (
+        StreamReports,
+        archive_line,
+        next_commands,
+        prepare_folder,
+        ttl_lines,
+    )
     from eventlake.cli.status import print_status
     from eventlake.config import Settings, redact_url
     from eventlake.handlers import ingest, stream
@@ -81,10 +91,11 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         print(f"\n== {title}")
 
     started = time.perf_counter()
+    kept = prepare_folder(Path(keep).resolve()) if keep else None
     with local_stack() as stack:
         print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
               "(AWS_ENDPOINT_URL)")
-        lake_uri = str(Path(keep).resolve() / "lake") if keep else "s3://eventlake-demo/lake"
+        lake_uri = str(kept / "lake") if kept else "s3://eventlake-demo/lake"
         # The flows configure themselves from the environment, as on a Prefect worker.
         env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}
         saved = {k: os.environ.get(k) for k in env}
@@ -105,9 +116,11 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         print(f"  {_counts(count_outcomes(results))} in {elapsed:.1f} s "
               f"({len(batch) / elapsed:,.0f} events/s)")
 
-        step("retry the first 100 through the ingest Lambda (API Gateway HTTP API event)")
+        retried = batch[:100]
+        step(f"retry the first {len(retried)} through the ingest Lambda (API Gateway HTTP API "
+             "event)")
         ingest.reset(lake)
-        reply = ingest.handler(_apigw_request(batch[:100]), None)
+        reply = ingest.handler(_apigw_request(retried), None)
         print(f"  HTTP {reply['statusCode']}: {_counts(json.loads(reply['body'])['counts'])}")
 
         step("a changed payload under a stored id, and two broken events")
@@ -115,7 +128,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         broken = [{"event_type": "order_placed", "timestamp": "yesterday"},
                   {"event_id": "x-1", "event_type": "", "event_payload": {}}]
         for result in lake.put_many([tampered, *broken]):
-            print(f"  #{result.position} {result.outcome.value}: {result.message}")
+            print(f"  {result.outcome.value}: {result.message}")
 
         step("read back everything ingested in the last hour (index queries, no scan)")
         now = datetime.now(UTC)
@@ -131,10 +144,10 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         stream.reset(cold)
         t0 = time.perf_counter()
         poller = StreamPoller(lake.clients, settings.table, stream.handler, batch_size=1000)
-        stats = poller.poll_once()
+        with StreamReports() as first:
+            poller.poll_once()
         positions = poller.positions
-        print(f"  {stats.records:,} stream records in {stats.batches} batch(es), "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(f"  {archive_line(first.total())}; {time.perf_counter() - t0:.1f} s")
 
         step(f"the lake at {lake_uri}")
         files = cold.list_files()
@@ -188,10 +201,13 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         expired = expire_ttl(lake.clients, settings.table,
                              now=now + timedelta(
                                  days=lake.hot.table_settings().retention_days + 1))
-        poller_stats = StreamPoller(lake.clients, settings.table, stream.handler,
-                                    batch_size=1000, positions=positions).poll_once()
-        print(f"  {len(expired):,} items deleted by TTL; the stream Lambda saw "
-              f"{poller_stats.records:,} REMOVE records and deleted nothing from the lake")
+        rows_before = cold.read(columns=["event_id"]).num_rows
+        with StreamReports() as after_ttl:
+            StreamPoller(lake.clients, settings.table, stream.handler, batch_size=1000,
+                         positions=positions).poll_once()
+        for line in ttl_lines(len(expired), after_ttl.total(), rows_before,
+                              cold.read(columns=["event_id"]).num_rows):
+            print(f"  {line}")
 
         step("compact: merge each day's small files into one, duplicates dropped")
         report = lake.compact(min_files=2)
@@ -201,7 +217,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
         step("replay: the last 7 days in (timestamp, event_id) order to a JSONL file, "
              "interrupted, then resumed")
-        folder = Path(keep).resolve() if keep else Path(tempfile.mkdtemp(prefix="eventlake-"))
+        folder = kept or Path(tempfile.mkdtemp(prefix="eventlake-"))
         _replay_interrupted(lake, folder, now)
 
         step("export: the same week to a DuckDB file for BI tools, opened as one would")
@@ -220,8 +236,11 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s"
-          + (f"; lake kept in {Path(keep).resolve() / 'lake'}" if keep else ""))
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
+    if kept:
+        step(f"next: the lake stays in {kept / 'lake'}; in a new shell, from this folder, try")
+        for line in next_commands(kept / "lake", datetime.now(UTC).date()):
+            print(f"  {line}")
     return 0
 
 
@@ -278,12 +297,20 @@ def _replay_interrupted(lake: EventLake, folder: Path, now: datetime) -> None:
     selection = Selection(now - timedelta(days=7), now + timedelta(minutes=1))
     out, checkpoint = folder / "replay.jsonl", folder / "replay.checkpoint.json"
     checkpoint.unlink(missing_ok=True)
-    with contextlib.suppress(_Crash):
-        lake.replay(selection, CrashInThirdBatch(out), batch_size=250, checkpoint=checkpoint)
+    count = lake.sql("SELECT count(*) FROM events WHERE timestamp >= $start AND timestamp < $end",
+                     {"start": selection.from_ts, "end": selection.to_ts}).column(0)[0].as_py()
+    size = max(1, -(-int(count) // 8))  # about 8 batches, so the crash in the third is mid-way
+    target = CrashInThirdBatch(out)
+    crashed = False
+    try:
+        lake.replay(selection, target, batch_size=size, checkpoint=checkpoint)
+    except _Crash:
+        crashed = True
     lines = out.read_bytes().count(b"\n")
-    print(f"  run 1 stopped in batch 3: {lines:,} lines in the file, the checkpoint at "
+    print(f"  run 1 {'stopped in' if crashed else 'was not stopped: it ended after'} batch "
+          f"{target.sent} of {size:,} events: {lines:,} lines in the file, the checkpoint at "
           f"{json.loads(checkpoint.read_text())['count']:,} events")
-    report = lake.replay(selection, f"jsonl:{out}", batch_size=250, checkpoint=checkpoint)
+    report = lake.replay(selection, f"jsonl:{out}", batch_size=size, checkpoint=checkpoint)
     print(f"  run 2, same command: {report.summary()}")
     got = [json.loads(line)["event_id"] for line in out.read_text().splitlines()]
     expected = lake.sql("SELECT event_id FROM events WHERE timestamp >= $start AND "

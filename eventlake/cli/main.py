@@ -24,7 +24,10 @@ Command = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    used: argparse.ArgumentParser = vars(args).pop(_USED, None) or parser
+    if unknown:  # named by the (sub)command's own usage: `usage: eventlake sql ...`
+        used.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -66,6 +69,11 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+_USED = "_eventlake_parser"
+"""Where a subcommand's parser notes itself in the namespace: the innermost one parsed names
+the arguments it did not know in its own usage."""
+
+
 class _Lazy(argparse.ArgumentParser):
     """A subcommand's parser whose arguments are added (`fill`) when it is first parsed: only
     the command being run pays for building its arguments and importing its module."""
@@ -76,7 +84,10 @@ class _Lazy(argparse.ArgumentParser):
         fill, self.fill = self.fill, None
         if fill is not None:
             fill(self)
-        return super().parse_known_args(args, namespace)
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if getattr(parsed, _USED, None) is None:  # an inner subcommand's parser came first
+            setattr(parsed, _USED, self)
+        return parsed, unknown
 
 
 def _command(module: str, name: str) -> Command:
@@ -198,8 +209,11 @@ def _reconcile_arguments(p: argparse.ArgumentParser) -> None:
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")
-    p.add_argument("--keep", metavar="DIR",
-                   help="write the demo lake to DIR and keep it (default: a temp dir)")
+    p.add_argument("--keep", metavar="DIR", default="demo-lake",
+                   help="keep the demo's lake (DIR/lake) and outputs in DIR, emptied first when "
+                        "an earlier demo made it (default: ./demo-lake)")
+    p.add_argument("--temp", action="store_true",
+                   help="keep nothing: the lake on the local stack's S3, outputs in a temp dir")
 
 
 def _date(text: str) -> date:

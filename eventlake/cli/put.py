@@ -1,7 +1,8 @@
 """`eventlake put`: events from JSON / JSON Lines files or stdin, stored in batches.
 
-Each raw event keeps where it came from (`file:line`, `file[n]`), so a problem names that
-place rather than the event's position in its put_many call.
+Each raw event keeps where it came from (`file line 3`, `file item 3` of a JSON list), so a
+problem names that place rather than the event's position in its put_many call. Records of
+another shape (GH Archive, CloudTrail...) are refused with the `--map`/`--unmapped` to use.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Record(NamedTuple):
     """One raw event and where it came from."""
 
     where: str
-    """`file:line`, `file[n]`, `stdin:line`..."""
+    """`file line 3`, `file item 3` (of a JSON list), `stdin line 3`..."""
     item: Any
     """The parsed JSON value, or Unparseable."""
 
@@ -46,6 +47,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     unmapped = Unmapped(args.unmapped)
     totals = dict.fromkeys((o.value for o in Outcome), 0)
     problems: list[str] = []
+    foreign: Any = None  # the first record refused for its shape, when no --map was given
     read = 0
     for batch in read_batches(args.files):
         ready: list[Record] = []  # the raw events in the seed shape
@@ -68,6 +70,8 @@ def cmd_put(args: argparse.Namespace) -> int:
             if args.json:
                 fields = {k: v for k, v in result.to_dict().items() if k != "position"}
                 print(json.dumps({"input": record.where, **fields}))
+            if result.rule == "event.unknown_field" and not mapping and foreign is None:
+                foreign = record.item
             if not result.ok:
                 problems.append(f"{record.where}: {result.outcome.value}: "
                                 f"{without_position(result.message)}")
@@ -79,6 +83,8 @@ def cmd_put(args: argparse.Namespace) -> int:
     if len(problems) > args.max_problems:
         print(f"  ... and {len(problems) - args.max_problems} more problems "
               "(--max-problems N or --json for all)", file=sys.stderr)
+    if foreign is not None:
+        print(shape_hint(foreign), file=sys.stderr)
     print("  ".join(f"{k} {v}" for k, v in totals.items()))
     return 1 if totals["invalid"] or totals["conflict"] or totals["failed"] else 0
 
@@ -86,6 +92,31 @@ def cmd_put(args: argparse.Namespace) -> int:
 _POSITION = re.compile(r"^event #\d+(: | )")
 """How a message begins when it names the event by its position in its put_many call
 (`InvalidEventError`: `event #3: ...`, or `event #3 `e-1`: ...` when the event has an id)."""
+
+
+_GUESSES = {
+    "event_id": ("event_id", "id", "eventID", "EventId", "eventId", "uuid"),
+    "event_type": ("event_type", "type", "EventName", "eventName", "event", "name", "kind"),
+    "timestamp": ("timestamp", "created_at", "time", "EventTime", "eventTime", "ts"),
+    "event_payload": ("event_payload", "payload", "data", "detail", "CloudTrailEvent", "body"),
+}
+"""Record fields that often hold each event field, for the map `shape_hint` suggests."""
+
+
+def shape_hint(record: Any) -> str:
+    """What to do about records of another shape: `--map` and `--unmapped`, with a map guessed
+    from `record`'s own fields when they look familiar (else the GH Archive one)."""
+    keys = list(record) if isinstance(record, dict) else []
+    guessed = {field: next((k for k in names if k in keys), None)
+               for field, names in _GUESSES.items()}
+    if guessed["event_type"] is None:
+        guessed = {"event_id": "id", "event_type": "type", "timestamp": "created_at",
+                   "event_payload": "payload"}
+    pairs = ",".join(f"{field}={source}" for field, source in guessed.items() if source)
+    return ("  hint: these records are not in an event shape (seed, CloudEvents, EventBridge); "
+            "name the fields that hold each event field with --map, and say what to do with "
+            "the rest with --unmapped payload|drop|reject, e.g.\n"
+            f"    eventlake put --map {pairs} --unmapped payload FILE")
 
 
 def without_position(message: str | None) -> str | None:
@@ -104,6 +135,9 @@ def read_batches(files: Sequence[str]) -> Iterator[list[Record]]:
     batch: list[Record] = []
     for name in files:
         label = "stdin" if name == "-" else name
+        if name == "-" and sys.stdin.isatty():
+            print("eventlake put: reading events from stdin (JSON, or JSON lines; Ctrl-D ends "
+                  "them, Ctrl-C stops; or name files: eventlake put FILE...)", file=sys.stderr)
         for record in _read_one(name, label):
             batch.append(record)
             if len(batch) >= BATCH:
@@ -136,7 +170,7 @@ def _read_one(name: str, label: str) -> Iterator[Record]:
     if isinstance(whole, dict) and set(whole) == {"events"}:
         whole = whole["events"]
     for n, item in enumerate(whole if isinstance(whole, list) else [whole], 1):
-        yield Record(f"{label}[{n}]", item)
+        yield Record(f"{label} item {n}", item)
 
 
 def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
@@ -145,7 +179,7 @@ def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{label}:{lineno}"
+        where = f"{label} line {lineno}"
         try:
             yield Record(where, loads_exact(line))
         except DuplicateKeyError as exc:
@@ -155,4 +189,5 @@ def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
             yield Record(where, Unparseable(f"not JSON ({exc})"))
 
 
-__all__ = ["BATCH", "Record", "Unparseable", "cmd_put", "read_batches", "without_position"]
+__all__ = ["BATCH", "Record", "Unparseable", "cmd_put", "read_batches", "shape_hint",
+           "without_position"]

@@ -77,13 +77,18 @@ def interactive(connect: Connect, args: argparse.Namespace, params: Mapping[str,
 
 
 def banner(args: argparse.Namespace) -> str:
-    """How to use the prompt, and how to open DuckDB's own shell on the same lake."""
+    """How to use the prompt (only what it understands: `;`, `.help`, `.quit`), and, when a
+    `duckdb` shell is on the PATH, how to open it on the same lake."""
+    import shutil
+
     views = "events, events_cold, events_hot" + (" (--cold-only: DynamoDB is not read, "
                                                   "events_hot is empty)" if args.cold_only else "")
     lines = [f"eventlake sql: views {views}.",
-             "End statements with `;`; .quit or Ctrl-D leaves.",
-             "DuckDB's own shell on the Parquet lake (cold tier only, copies not"
-             " de-duplicated):"]
+             "End statements with `;`; .help shows this again; .quit or Ctrl-D leaves."]
+    if shutil.which("duckdb") is None:
+        return "\n".join(lines)
+    lines.append("DuckDB's own shell on the Parquet lake (cold tier only, copies not"
+                 " de-duplicated):")
     try:
         root = Settings.from_env(table=args.table, lake_uri=args.lake_uri).lake_uri
     except EventLakeError:

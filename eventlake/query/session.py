@@ -27,8 +27,10 @@ class SqlUsageError(EventLakeError):
 
 def run_script(connect: Connect, args: argparse.Namespace, sql: str, params: Mapping[str, Any],
                fmt: Format, style: TableStyle) -> int:
-    """Run `sql` on a fresh connection and write its last result (to `args.out`, else stdout);
-    the exit code: 0, or 2 after a SQL error (`args.debug` raises it). A lake file that vanishes
+    """Run `sql` on a fresh connection and write each statement's result, in order (a table on
+    stdout, one after the other); a file (`args.out`) or another format takes one result, so
+    SQL with several statements that return rows is then refused before anything runs. The
+    exit code: 0, or 2 after a SQL error (`args.debug` raises it). A lake file that vanishes
     under the query (compaction replaced it after the connection listed the lake) makes it
     connect and run again, as every reader of the lake does, unless output has begun."""
     import duckdb
@@ -43,12 +45,18 @@ def run_script(connect: Connect, args: argparse.Namespace, sql: str, params: Map
         stdout = _Watched(sys.stdout)
         con = open_views(connect, debug=args.debug)
         try:
-            *_, result = execute(con, sql, params, strict=True)  # the last statement's
-            if result is None:
-                if fmt is Format.TABLE and not args.out:
-                    print("OK")
-                return 0
-            _write(result, fmt, args, style, stdout)
+            if fmt is not Format.TABLE or args.out:
+                _one_result(con, sql, fmt, args.out)
+            shown = 0
+            for result in execute(con, sql, params, strict=True):
+                if result is None:
+                    continue
+                if shown:
+                    stdout.write("\n")
+                _write(result, fmt, args, style, stdout)
+                shown += 1
+            if not shown and fmt is Format.TABLE and not args.out:
+                print("OK")
             return 0
         finally:
             con.close()
@@ -64,6 +72,25 @@ def run_script(connect: Connect, args: argparse.Namespace, sql: str, params: Map
             raise
         print(f"eventlake: SQL error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_result(con: Any, sql: str, fmt: Format, out: str | None) -> None:
+    """Refuse SQL with more than one statement that returns rows when they would go to one
+    file or one document (`--out`, or a format other than table)."""
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error:
+        return  # execute() reports the syntax error, naming where it is
+    returning = [n for n, s in enumerate(statements, 1)
+                 if duckdb.ExpectedResultType.NOTHING not in s.expected_result_type]
+    if len(returning) > 1:
+        into = f"--out `{out}`" if out else f"--format {fmt.value}"
+        raise SqlUsageError(
+            f"statements {', '.join(map(str, returning))} of {len(statements)} each return rows "
+            f"and {into} takes one result: keep one query that returns rows (make the others "
+            "`CREATE TEMP VIEW ...`), or run them as a table on the terminal")
 
 
 def _write(result: Result, fmt: Format, args: argparse.Namespace, style: TableStyle,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventlake import EventLake
+from eventlake.cli.demo_story import StreamReports
 from eventlake.cli.main import main
 
 
@@ -59,7 +63,7 @@ def test_put_jsonl_with_a_broken_line_stores_the_rest_and_exits_nonzero(
     assert main(["put", str(path)]) == 1
     out, err = capsys.readouterr()
     assert "created 2" in out and "invalid 1" in out
-    assert "events.jsonl:2: not JSON" in err and "json.unparseable" in err
+    assert "events.jsonl line 2: not JSON" in err and "json.unparseable" in err
     stored = {i["event_id"]["S"] for i in cli_env.clients.dynamodb.scan(
         TableName="cli-events")["Items"]}
     assert stored == {"e-1", "e-3"}
@@ -75,7 +79,7 @@ def test_put_names_the_line_and_rule_of_an_invalid_event(
 
     assert main(["put", str(path)]) == 1
     err = capsys.readouterr().err
-    assert "events.jsonl:2" in err and "`e-2`" in err and "timestamp.naive" in err
+    assert "events.jsonl line 2" in err and "`e-2`" in err and "timestamp.naive" in err
 
 
 @pytest.mark.parametrize("field", ["event_id", "event_type", "source", "subject"])
@@ -94,7 +98,7 @@ def test_put_names_the_line_of_a_lone_surrogate_and_stores_the_rest(
     assert main(["put", str(path)]) == 1
     out, err = capsys.readouterr()
     assert "created 3" in out and "invalid 1" in out
-    assert "events.jsonl:3: invalid" in err and f"{field}.invalid_unicode" in err
+    assert "events.jsonl line 3: invalid" in err and f"{field}.invalid_unicode" in err
     stored = {i["event_id"]["S"] for i in cli_env.clients.dynamodb.scan(
         TableName="cli-events")["Items"]}
     assert stored == {"e-1", "e-2", "e-4"}
@@ -109,7 +113,7 @@ def test_put_names_the_line_of_a_record_that_is_not_an_object(
 
     assert main(["put", str(path)]) == 1
     err = capsys.readouterr().err
-    assert "events.jsonl:2: invalid" in err and "event.not_object" in err
+    assert "events.jsonl line 2: invalid" in err and "event.not_object" in err
 
 
 def test_put_from_stdin_counts_lines_as_json_does(
@@ -125,7 +129,7 @@ def test_put_from_stdin_counts_lines_as_json_does(
     assert main(["put"]) == 1
     out, err = capsys.readouterr()
     assert "created 1" in out
-    assert "stdin:2: invalid" in err
+    assert "stdin line 2: invalid" in err
 
 
 def test_put_refuses_a_record_with_a_duplicate_key_naming_the_line_and_key(
@@ -139,7 +143,7 @@ def test_put_refuses_a_record_with_a_duplicate_key_naming_the_line_and_key(
     assert main(["put", str(path)]) == 1
     out, err = capsys.readouterr()
     assert "created 1" in out and "invalid 1" in out
-    assert "events.jsonl:2" in err and "`event_type`" in err and "json.duplicate_key" in err
+    assert "events.jsonl line 2" in err and "`event_type`" in err and "json.duplicate_key" in err
 
 
 def test_put_refuses_a_json_document_with_a_duplicate_key_and_stores_nothing_from_it(
@@ -183,7 +187,8 @@ def test_put_reads_stdin_and_prints_json_results(
 
     assert main(["put", "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert json.loads(lines[0]) == {"input": "stdin[1]", "event_id": "e-7", "outcome": "created"}
+    assert json.loads(lines[0]) == {"input": "stdin item 1", "event_id": "e-7",
+                                    "outcome": "created"}
 
 
 def test_status_shows_table_stream_and_ttl(
@@ -211,8 +216,10 @@ def test_a_bad_setting_stops_with_the_variable_named(
 @pytest.mark.integration
 def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
-    assert main(["demo", "--events", "60", "--keep", str(tmp_path / "demo")]) == 0
+    with StreamReports() as seen:  # the stream handler's log lines (Prefect resets the root's)
+        assert main(["demo", "--events", "60", "--keep", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
+    check_the_narration_against_the_reports(out, seen.batches, tmp_path / "demo")
     assert "created 60" in out
     assert "duplicate 60" in out
     assert "each sent event stored once: True" in out
@@ -231,6 +238,47 @@ def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[s
     assert {"ev_order_placed", "events_per_type_per_day"} <= set(views)
     assert "total DOUBLE" in out.split("ev_order_placed's payload columns: ")[1]
     assert (tmp_path / "demo" / "bi.duckdb").is_file()
+
+
+def check_the_narration_against_the_reports(out: str, reports: list[dict[str, Any]],
+                                            folder: Path) -> None:
+    """Each number the demo printed about the stream path is the stream handler's own (its
+    per-batch log lines), and the commands it ends with run as printed on the lake it kept."""
+    def total(batches: list[dict[str, Any]], key: str) -> int:
+        return sum(b[key] for b in batches)
+
+    def number(text: str) -> int:
+        return int(text.replace(",", ""))
+
+    first = re.search(r"the stream Lambda's reports: ([\d,]+) records in (\d+) batch\(es\); "
+                      r"archived ([\d,]+), already in the lake ([\d,]+), quarantined ([\d,]+)", out)
+    assert first is not None
+    early, late = reports[:number(first[2])], reports[number(first[2]):]
+    assert [number(g) for g in first.groups()] == [
+        total(early, "records"), len(early), total(early, "archived"),
+        total(early, "already_archived"), total(early, "quarantined")]
+    ttl = re.search(r"([\d,]+) items deleted by the emulated TTL\n  the stream Lambda's reports: "
+                    r"([\d,]+) records in (\d+) batch\(es\): ([\d,]+) REMOVE \(([\d,]+) marked as "
+                    r"TTL deletes, ([\d,]+) not\), archived ([\d,]+), already in the lake ([\d,]+)",
+                    out)
+    assert ttl is not None
+    expired, *counts = (number(g) for g in ttl.groups())
+    assert counts == [total(late, "records"), len(late),
+                      total(late, "ttl_removals") + total(late, "other_removals"),
+                      total(late, "ttl_removals"), total(late, "other_removals"),
+                      total(late, "archived"), total(late, "already_archived")]
+    assert expired == counts[2]  # every emulated delete reached the Lambda as a REMOVE
+    rows = re.search(r"the lake's rows: ([\d,]+) before, ([\d,]+) after", out)
+    assert rows is not None and number(rows[2]) == number(rows[1]) + counts[5]
+
+    shell = out.split("== next: ")[1].splitlines()[1:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTLAKE_", "AWS_"))}
+    env["PYTHONPATH"] = str(Path(__file__).parents[2])
+    done = subprocess.run(["bash", "-e", "-c", "\n".join(line.strip() for line in shell)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "order_placed" in done.stdout
+    assert (folder / "orders.jsonl").stat().st_size > 0 and (folder / "week.csv").is_file()
 
 
 def test_common_options_work_before_and_after_the_command(

@@ -484,6 +484,7 @@ def test_the_prompt_runs_each_statement_and_carries_on_after_an_error(
         "SELECT 2 AS b; SELECT 3 AS c;\n"
         ".quit\n"
         "SELECT 'never' AS d;\n"))
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/duckdb")  # a shell to suggest
 
     code, out, err = sql("--lake-uri", str(tmp_path / "lake"))
 
