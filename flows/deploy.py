@@ -12,8 +12,8 @@ but AWS credentials, and they are the same variables the CLI and the Lambdas rea
 would be one more object to create before deploying, shared by every deployment of the server.
 Why a build step, rather than `{{ $EVENTLAKE_TABLE }}` placeholders in prefect.yaml: Prefect
 replaces a placeholder whose variable is unset by "" and deploys anyway (the failure shows only
-when a run starts), and an empty AWS_ENDPOINT_URL or AWS_REGION given to a run is not the same as
-none. The step carries what is set, validated, and stops the deploy naming what is missing.
+when a run starts), and an empty AWS_ENDPOINT_URL or AWS_REGION in a run's environment reaches
+botocore and pyarrow, which read those variables themselves (eventlake reads blank as unset). The step carries what is set, validated, and stops the deploy naming what is missing.
 
 Secrets are never carried (the deployment's variables are stored in clear by the server): AWS
 credentials come from the worker's own identity (its role, profile or environment), and
@@ -34,7 +34,7 @@ from flows.common import REQUIRED
 
 HOME = "EVENTLAKE_HOME"
 """The directory the runs start in (holding prefect.yaml and flows/): the export's relative
-`out_dir` and a relative lake are under it. Default: the directory `prefect deploy` runs in."""
+`out_dir` is under it. Default: the directory `prefect deploy` runs in."""
 
 _announced: set[tuple[tuple[str, str], ...]] = set()
 
