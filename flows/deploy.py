@@ -13,7 +13,8 @@ would be one more object to create before deploying, shared by every deployment 
 Why a build step, rather than `{{ $EVENTLAKE_TABLE }}` placeholders in prefect.yaml: Prefect
 replaces a placeholder whose variable is unset by "" and deploys anyway (the failure shows only
 when a run starts), and an empty AWS_ENDPOINT_URL or AWS_REGION in a run's environment reaches
-botocore and pyarrow, which read those variables themselves (eventlake reads blank as unset). The step carries what is set, validated, and stops the deploy naming what is missing.
+botocore and pyarrow, which read those variables themselves (eventlake reads blank as
+unset). The step carries what is set, validated, and stops the deploy naming what is missing.
 
 Secrets are never carried (the deployment's variables are stored in clear by the server): AWS
 credentials come from the worker's own identity (its role, profile or environment), and
