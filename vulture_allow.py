@@ -9,6 +9,8 @@ _ = object()
 # signatures fixed by others: context-manager __exit__, Prefect's retry_condition_fn
 tb
 task_run
+# prefect.yaml's build step: `prefect deploy` imports it by its path (flows/deploy.py)
+carry_settings
 # Lambda's context object and stream records carry these fields (local/lambda_runtime.py,
 # codec/records.py), read by handlers users write
 invoked_function_arn

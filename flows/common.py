@@ -30,8 +30,9 @@ def lake() -> EventLake:
         raise ConfigError(
             f"{names} {'is' if len(unset) == 1 else 'are'} not set on this worker: a scheduled "
             f"run would use the default{'s' if len(unset) > 1 else ''} ({defaults}), a table "
-            "and lake nobody configured; set them in the worker's environment or in the "
-            "deployment's job_variables.env in prefect.yaml (README: Prefect)")
+            "and lake nobody configured; deploy with them set (`prefect deploy --all` "
+            "carries them to the runs in job_variables.env) or set them in the worker's "
+            "environment (README: Prefect)")
     return EventLake(settings)
 
 

@@ -75,3 +75,25 @@ def test_the_replay_deployment_runs_on_demand_and_says_how() -> None:
     assert not deployment.get("schedules")
     assert f"prefect deployment run {replay.name}/replay -p from_ts=" in deployment["description"]
     assert "-p target=" in deployment["description"]
+
+
+def test_the_settings_step_runs_before_every_deployment_and_feeds_its_env_and_directory() -> None:
+    from flows.deploy import carry_settings
+
+    loaded = config()
+    [step] = loaded["build"]
+    [(path, inputs)] = step.items()
+    module, _, name = path.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is carry_settings
+    assert inputs == {"id": "eventlake"}
+    assert loaded["pull"] == [{"prefect.deployments.steps.set_working_directory": {
+        "directory": "{{ eventlake.home }}"}}]
+    for deployment in deployments():
+        assert deployment["work_pool"]["job_variables"] == {"env": "{{ eventlake.env }}"}, \
+            deployment["name"]
+
+
+def test_no_setting_is_left_to_the_worker_environment_at_run_time() -> None:
+    # `{{ $VAR }}` is read where the step runs: an unset one becomes "" at deploy time, or is
+    # looked up again on the worker (the crash of a deployment made without EVENTLAKE_HOME)
+    assert "{{ $" not in yaml.safe_dump(config())
