@@ -129,7 +129,8 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
         return _http_response(reply, request_id)
     _log_invalid_events(reply, request_id)
     if reply.counts[Outcome.FAILED.value]:
-        # Raise, so that Lambda's async retry (and then the dead-letter queue) keeps the events.
+        # Raise, so that Lambda's async retries (and then the on-failure destination,
+        # infra/template.yaml's IngestFailures queue) keep the events.
         permanent = any(r.outcome is Outcome.FAILED and not r.retryable for r in reply.results)
         error = StorageError if permanent else TransientError
         raise error(f"{reply.message} (invocation raised so that Lambda retries it: "
