@@ -229,10 +229,18 @@ def list_queries() -> list[str]:
                   if entry.name.endswith(".sql") and entry.is_file())
 
 
+_CATALOG_WORDS = re.compile(r"\b(show|describe|information_schema|duckdb_views|duckdb_tables|"
+                            r"pragma|sqlite_master)\b")
+"""SQL that asks what the session holds: it gets every view, as a session always had."""
+
+
 def queries_named(sql: str) -> list[str]:
     """The queries of `eventlake/query/sql/` whose name `sql` may use (it contains the name):
-    the views a session running `sql` needs."""
+    the views a session running `sql` needs. SQL that lists the catalog (`SHOW TABLES`,
+    `DESCRIBE`, `duckdb_views()`, `information_schema`) gets them all."""
     text = sql.lower()
+    if _CATALOG_WORDS.search(text):
+        return list(list_queries())
     return [name for name in list_queries() if name.lower() in text]
 
 

@@ -130,10 +130,34 @@ def test_a_sql_error_is_one_line_and_imports_nothing_heavy(local_lake: Path) -> 
 
 
 def test_only_the_named_queries_the_sql_uses_become_views(local_lake: Path) -> None:
+    from eventlake.api import EventLake
+    from eventlake.query import views
+
+    lake = EventLake(Settings.from_env(table="events", lake_uri=str(local_lake)))
+    sql = "SELECT count(*) FROM hourly_volume"
+    con = views.connect(lake, hot=False, queries=views.queries_named(sql))
+    try:
+        made = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT "
+                                          "internal ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    assert made == ["events", "events_cold", "events_hot", "hourly_volume"]
+
+
+def test_sql_that_lists_the_catalog_sees_every_view(local_lake: Path) -> None:
     out, _, code = run(local_lake, "sql", "--cold-only", "--format", "csv",
-                       "SELECT view_name FROM duckdb_views() WHERE NOT internal "
-                       "ORDER BY 1 -- hourly_volume")
+                       "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1")
 
     assert code == 0
-    assert out.split() == ["view_name", "events", "events_cold", "events_hot",
-                           "hourly_volume"]
+    from eventlake.api import EventLake
+    from eventlake.query import views
+
+    con = views.connect(EventLake(Settings.from_env(table="events", lake_uri=str(local_lake))),
+                        hot=False)  # every view, as `lake.connect()` makes them
+    try:
+        every = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT "
+                                           "internal ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    assert "hourly_volume" in every
+    assert out.split() == ["view_name", *every]

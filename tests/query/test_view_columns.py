@@ -4,6 +4,7 @@ pyarrow): they must stay the lake's schema, then `dt`."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
 from eventlake.events.schema import EVENT_SCHEMA, UTC_MICROS
 from eventlake.query import views
@@ -36,3 +37,10 @@ def test_queries_named_finds_the_views_a_query_uses() -> None:
     assert views.queries_named("select * from EVENTS_PER_TYPE_PER_DAY") == [
         "events_per_type_per_day"]
     assert views.queries_named("select count(*) from events") == []
+
+
+@pytest.mark.parametrize("sql", ["SHOW TABLES", "show all tables", "DESCRIBE hourly_volume2",
+                                 "select * from duckdb_views()",
+                                 "select table_name from information_schema.tables"])
+def test_sql_that_lists_the_catalog_gets_every_view(sql: str) -> None:
+    assert views.queries_named(sql) == list(views.list_queries())
