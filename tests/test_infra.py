@@ -328,9 +328,11 @@ def test_the_stream_function_reads_its_stream_and_never_deletes_from_the_lake() 
     function = _function("StreamArchiverFunction")["Properties"]
     assert function["Role"] == {"Fn::GetAtt": ["StreamRole", "Arn"]}
     statements = _allows(resources("AWS::IAM::Role")["StreamRole"])
-    # then its S3 actions are Get/Put on the lake prefix and List under it: no Delete
+    # then its S3 actions are Get/Put on the lake prefix (a failed upload aborted) and List
+    # under it: no Delete
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
-    assert _actions(s3) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert _actions(s3) == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
+                            "s3:ListBucket"}
     for statement in s3:
         if statement["Action"] == "s3:ListBucket":
             assert statement["Condition"]["StringLike"]["s3:prefix"] == [
@@ -598,8 +600,14 @@ def _s3_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _refused(statements: list[dict[str, Any]], requests: list[Request], lake_uri: str
              ) -> list[tuple[str, str, str | None]]:
+    """The requests `statements` refuse, and the abort of each multipart upload among them (a
+    failed upload's, which a run that succeeds does not make)."""
     bucket, _, prefix = lake_uri.removeprefix("s3://").partition("/")
-    return [_needs(r) for r in requests if not _allowed(statements, r, bucket, prefix)]
+    aborts: list[Request] = [("DELETE", path, {"uploadId": ["u-1"]})
+                             for method, path, query in requests
+                             if method == "POST" and "uploads" in query]
+    return [_needs(r) for r in [*requests, *aborts]
+            if not _allowed(statements, r, bucket, prefix)]
 
 
 def test_the_stream_role_allows_every_s3_request_the_handler_makes_on_a_new_lake(
@@ -624,30 +632,48 @@ def test_the_stream_role_allows_every_s3_request_the_handler_makes_on_a_new_lake
     assert refused == [], refused
 
 
-def test_the_worker_policy_allows_every_s3_request_of_archive_compact_and_reconcile(
-        s3_world: World, moto_server: MotoServer) -> None:
+def test_the_worker_policy_allows_every_aws_call_of_archive_compact_reconcile_and_backfill(
+        s3_world: World, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a lake as the stack leaves it, and a table where events arrive over three days
-    lake = EventLake(s3_world.settings)
-    now = lake.hot.now()
+    producer = EventLake(s3_world.settings)
+    now = producer.hot.now()
 
     def arrive(first: int) -> None:
         for day in range(3):
             for n in range(first, first + 2):
-                assert lake.put({"event_type": "order.placed", "event_payload": {"n": n},
-                                 "timestamp": (now - timedelta(days=day, minutes=n)).isoformat()}
-                                ).ok
+                assert producer.put({"event_type": "order.placed", "event_payload": {"n": n},
+                                     "timestamp": (now - timedelta(days=day, minutes=n)
+                                                   ).isoformat()}).ok
 
     arrive(0)
+    calls: set[str] = set()  # boto3's, the worker's only (pyarrow's: the server records them)
+    worker: list[EventLake] = []
+    original = BaseClient._make_api_call
+
+    def record(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if worker and client in (worker[0].clients.dynamodb, worker[0].clients.s3):
+            calls.add(f"{client.meta.service_model.endpoint_prefix}:{operation}")
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
     with s3_requests(moto_server) as requests:
-        # when the worker's runs go: a sweep on the new lake, another after more events came
-        # (two files per partition), compaction (which deletes what it merged), a reconcile
+        # when a new worker process runs: a sweep on the new lake, another after more events
+        # came (two files per partition), compaction (which deletes what it merged), a
+        # reconcile, a backfill
+        lake = EventLake(s3_world.settings)
+        worker.append(lake)
         lake.archive(settle_seconds=0)
         arrive(2)
         lake.archive(settle_seconds=0)
         assert len(lake.compact(min_files=2).partitions) == 3
         lake.reconcile(start=(now - timedelta(days=3)).date(), end=now.date(), repair=True)
-    # then the WorkerPolicy allows each S3 request they made
-    statements = _s3_statements(resources("AWS::IAM::ManagedPolicy")["WorkerPolicy"])
+        lake.backfill(segments=2)
+    # then the WorkerPolicy allows the table's reads they made, and only those
+    policy = resources("AWS::IAM::ManagedPolicy")["WorkerPolicy"]
+    [table] = [s for s in _allows(policy) if s["Sid"] == "TableReads"]
+    assert {c for c in calls if c.startswith("dynamodb:")} == _actions([table])
+    # and each S3 request
+    statements = _s3_statements(policy)
     assert {_needs(r)[0] for r in requests} >= {"s3:PutObject", "s3:ListBucket",
                                                 "s3:GetObject", "s3:DeleteObject"}
     refused = _refused(statements, requests, s3_world.lake.root)
