@@ -165,12 +165,13 @@ def _read_one(name: str, label: str) -> Iterator[Record]:
     except ValueError as exc:
         # Lines end at "\n" only: str.splitlines also splits at U+2028 and other characters
         # that JSON allows inside strings, which would break records and shift line numbers.
-        lines = text.split("\n")
-        if _broken_document(lines, exc):  # one error, where it is; nothing stored
+        split = text.split("\n")
+        if isinstance(exc, json.JSONDecodeError) and _broken_document(split, exc):
+            # one error, where it is; nothing stored
             yield Record(f"{label} line {exc.lineno} column {exc.colno}",
                          Unparseable(f"not JSON ({exc.msg})"))
             return
-        yield from _json_lines(lines, label)
+        yield from _json_lines(split, label)
         return
     if isinstance(whole, dict) and set(whole) == {"events"}:
         whole = whole["events"]
@@ -178,12 +179,10 @@ def _read_one(name: str, label: str) -> Iterator[Record]:
         yield Record(f"{label} item {n}", item)
 
 
-def _broken_document(lines: list[str], exc: ValueError) -> bool:
+def _broken_document(lines: list[str], exc: json.JSONDecodeError) -> bool:
     """Whether input that is not one JSON document is one with a syntax error (a list or an
     object over several lines), rather than JSON lines: its first line is not JSON on its own,
     and the document's parse got past that line before failing."""
-    if not isinstance(exc, json.JSONDecodeError):
-        return False
     from eventlake.events.canonical import loads_exact
 
     first = next(n for n, line in enumerate(lines, 1) if line.strip())
