@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import functools
 import importlib
+import io
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
+from urllib.parse import parse_qs, unquote
 
 import pytest
 import yaml
+from archive_support import World
 from botocore.client import BaseClient
+from stream_support import batch
 
 from eventlake import EventLake
 from eventlake.archive.metrics import ARCHIVE_LAG, NAMESPACE, TTL_MARGIN
 from eventlake.config import Settings
 from eventlake.handlers import ingest
+from eventlake.handlers import stream as stream_handler
 from eventlake.hot.index import index_spec
 from eventlake.hot.store import INDEX_NAME, TTL_ATTRIBUTE
 from eventlake.hot.tablesettings import TABLE_TAGS
+from eventlake.local.stack import MotoServer
 
 TEMPLATE = Path(__file__).parent.parent / "infra" / "template.yaml"
 
@@ -316,9 +328,11 @@ def test_the_stream_function_reads_its_stream_and_never_deletes_from_the_lake() 
     function = _function("StreamArchiverFunction")["Properties"]
     assert function["Role"] == {"Fn::GetAtt": ["StreamRole", "Arn"]}
     statements = _allows(resources("AWS::IAM::Role")["StreamRole"])
-    # then its S3 actions are Get/Put on the lake prefix and List under it: no Delete
+    # then its S3 actions are Get/Put on the lake prefix (a failed upload aborted) and List
+    # under it: no Delete
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
-    assert _actions(s3) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert _actions(s3) == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
+                            "s3:ListBucket"}
     for statement in s3:
         if statement["Action"] == "s3:ListBucket":
             assert statement["Condition"]["StringLike"]["s3:prefix"] == [
@@ -490,3 +504,177 @@ def test_every_log_group_has_retention_and_every_function_logs_to_one() -> None:
         role = properties["Role"]["Fn::GetAtt"][0]
         [logs] = [s for s in _allows(roles[role]) if s["Sid"] == "Logs"]
         assert logs["Resource"] == {"Fn::GetAtt": [target, "Arn"]}
+
+
+# --- the lake's S3 requests against the roles' S3 statements -----------------------------------
+# moto checks no IAM: these tests record each S3 request the code makes on a moto server (boto3's
+# and pyarrow's alike), name the IAM action it needs, and evaluate it against the template's
+# statements, conditions included (`s3:prefix` on s3:ListBucket; HeadBucket carries no prefix).
+
+Request = tuple[str, str, dict[str, list[str]]]
+"""(method, path, query) of one S3 request, path-style: `/bucket/key`."""
+
+
+@contextlib.contextmanager
+def s3_requests(server: MotoServer) -> Iterator[list[Request]]:
+    """Every S3 request the moto server answers meanwhile."""
+    inner = server._server.app
+    seen: list[Request] = []
+
+    def record(environ: dict[str, Any], start_response: Any) -> Any:
+        if "/s3/aws4_request" in (environ.get("HTTP_AUTHORIZATION") or ""):
+            method, path = environ["REQUEST_METHOD"], unquote(environ["PATH_INFO"])
+            query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            if method == "POST" and "delete" in query:  # DeleteObjects: one DeleteObject a key
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                environ["wsgi.input"] = io.BytesIO(body)
+                seen.extend(("DELETE", f"{path.rstrip('/')}/{key}", {}) for key in
+                            re.findall(r"<Key>([^<]*)</Key>", body.decode()))
+            else:
+                seen.append((method, path, query))
+        return inner(environ, start_response)
+
+    server._server.app = record
+    try:
+        yield seen
+    finally:
+        server._server.app = inner
+
+
+def _needs(request: Request) -> tuple[str, str, str | None]:
+    """The IAM action an S3 request needs, its resource (`bucket` or `bucket/key`) and, for
+    s3:ListBucket, the `s3:prefix` it carries (None: HeadBucket, a listing without one)."""
+    method, path, query = request
+    bucket, _, key = path.lstrip("/").partition("/")
+    if not key:
+        if method == "HEAD" or (method == "GET" and "list-type" in query):
+            return "s3:ListBucket", bucket, query.get("prefix", [None])[0]
+        raise AssertionError(f"an S3 request no test maps to an action: {request}")
+    if method in ("GET", "HEAD"):
+        return "s3:GetObject", path.lstrip("/"), None
+    if method in ("PUT", "POST"):  # a PUT, or a multipart upload's create, parts, complete
+        return "s3:PutObject", path.lstrip("/"), None
+    if method == "DELETE":
+        return ("s3:AbortMultipartUpload" if "uploadId" in query else "s3:DeleteObject",
+                path.lstrip("/"), None)
+    raise AssertionError(f"an S3 request no test maps to an action: {request}")
+
+
+def _allowed(statements: list[dict[str, Any]], request: Request, bucket: str,
+             prefix: str) -> bool:
+    """Whether one of `statements` (the template's S3 Allows) allows `request` on a stack whose
+    LakeBucket is `bucket` and LakePrefix `prefix`."""
+    action, resource, list_prefix = _needs(request)
+    values = {"${LakeBucket.Arn}": f"arn:aws:s3:::{bucket}", "${LakePrefix}": prefix}
+
+    def arn(value: Any) -> str:
+        if value == {"Fn::GetAtt": ["LakeBucket", "Arn"]}:
+            return f"arn:aws:s3:::{bucket}"
+        text = value["Fn::Sub"] if isinstance(value, dict) else value
+        for name, real in values.items():
+            text = text.replace(name, real)
+        return str(text)
+
+    for statement in statements:
+        if action not in _as_list(statement["Action"]):
+            continue
+        if not any(fnmatch.fnmatchcase(f"arn:aws:s3:::{resource}", arn(r))
+                   for r in _as_list(statement["Resource"])):
+            continue
+        condition = statement.get("Condition")
+        if condition is None:
+            return True
+        assert set(condition) == {"StringLike"} and set(condition["StringLike"]) == {"s3:prefix"}
+        patterns = [prefix if p == {"Ref": "LakePrefix"} else arn(p)
+                    for p in condition["StringLike"]["s3:prefix"]]
+        if list_prefix is not None and any(fnmatch.fnmatchcase(list_prefix, p)
+                                           for p in patterns):
+            return True
+    return False
+
+
+def _s3_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in _allows(resource) if any(a.startswith("s3:") for a in
+                                                 _as_list(s["Action"]))]
+
+
+def _refused(statements: list[dict[str, Any]], requests: list[Request], lake_uri: str
+             ) -> list[tuple[str, str, str | None]]:
+    """The requests `statements` refuse, and the abort of each multipart upload among them (a
+    failed upload's, which a run that succeeds does not make)."""
+    bucket, _, prefix = lake_uri.removeprefix("s3://").partition("/")
+    aborts: list[Request] = [("DELETE", path, {"uploadId": ["u-1"]})
+                             for method, path, query in requests
+                             if method == "POST" and "uploads" in query]
+    return [_needs(r) for r in [*requests, *aborts]
+            if not _allowed(statements, r, bucket, prefix)]
+
+
+def test_the_stream_role_allows_every_s3_request_the_handler_makes_on_a_new_lake(
+        s3_world: World, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a lake as the stack leaves it (initialised, no event yet) and the handler built
+    # from the environment, as Lambda builds it
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", s3_world.lake.root)
+    stream_handler.reset()
+    try:
+        # when it archives a batch (INSERTs over two days, a MODIFY quarantined, REMOVEs), then
+        # the same batch again (the second sees the files of the first)
+        with s3_requests(moto_server) as requests:
+            for _ in range(2):
+                assert stream_handler.handler(batch(), SimpleNamespace(
+                    aws_request_id="req-1")) == {"batchItemFailures": []}
+    finally:
+        stream_handler.reset()
+    # then the StreamRole allows each S3 request it made
+    statements = _s3_statements(resources("AWS::IAM::Role")["StreamRole"])
+    assert {_needs(r)[0] for r in requests} >= {"s3:PutObject", "s3:ListBucket"}
+    refused = _refused(statements, requests, s3_world.lake.root)
+    assert refused == [], refused
+
+
+def test_the_worker_policy_allows_every_aws_call_of_archive_compact_reconcile_and_backfill(
+        s3_world: World, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a lake as the stack leaves it, and a table where events arrive over three days
+    producer = EventLake(s3_world.settings)
+    now = producer.hot.now()
+
+    def arrive(first: int) -> None:
+        for day in range(3):
+            for n in range(first, first + 2):
+                assert producer.put({"event_type": "order.placed", "event_payload": {"n": n},
+                                     "timestamp": (now - timedelta(days=day, minutes=n)
+                                                   ).isoformat()}).ok
+
+    arrive(0)
+    calls: set[str] = set()  # boto3's, the worker's only (pyarrow's: the server records them)
+    worker: list[EventLake] = []
+    original = BaseClient._make_api_call
+
+    def record(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if worker and client in (worker[0].clients.dynamodb, worker[0].clients.s3):
+            calls.add(f"{client.meta.service_model.endpoint_prefix}:{operation}")
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    with s3_requests(moto_server) as requests:
+        # when a new worker process runs: a sweep on the new lake, another after more events
+        # came (two files per partition), compaction (which deletes what it merged), a
+        # reconcile, a backfill
+        lake = EventLake(s3_world.settings)
+        worker.append(lake)
+        lake.archive(settle_seconds=0)
+        arrive(2)
+        lake.archive(settle_seconds=0)
+        assert len(lake.compact(min_files=2).partitions) == 3
+        lake.reconcile(start=(now - timedelta(days=3)).date(), end=now.date(), repair=True)
+        lake.backfill(segments=2)
+    # then the WorkerPolicy allows the table's reads they made, and only those
+    policy = resources("AWS::IAM::ManagedPolicy")["WorkerPolicy"]
+    [table] = [s for s in _allows(policy) if s["Sid"] == "TableReads"]
+    assert {c for c in calls if c.startswith("dynamodb:")} == _actions([table])
+    # and each S3 request
+    statements = _s3_statements(policy)
+    assert {_needs(r)[0] for r in requests} >= {"s3:PutObject", "s3:ListBucket",
+                                                "s3:GetObject", "s3:DeleteObject"}
+    refused = _refused(statements, requests, s3_world.lake.root)
+    assert refused == [], refused

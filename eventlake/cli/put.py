@@ -162,15 +162,37 @@ def _read_one(name: str, label: str) -> Iterator[Record]:
             f"invalid: {exc}, so which value is meant is unknown; nothing from this input was "
             "stored: send each key once", "json.duplicate_key"))
         return
-    except ValueError:
+    except ValueError as exc:
         # Lines end at "\n" only: str.splitlines also splits at U+2028 and other characters
         # that JSON allows inside strings, which would break records and shift line numbers.
-        yield from _json_lines(text.split("\n"), label)
+        split = text.split("\n")
+        if isinstance(exc, json.JSONDecodeError) and _broken_document(split, exc):
+            # one error, where it is; nothing stored
+            yield Record(f"{label} line {exc.lineno} column {exc.colno}",
+                         Unparseable(f"not JSON ({exc.msg})"))
+            return
+        yield from _json_lines(split, label)
         return
     if isinstance(whole, dict) and set(whole) == {"events"}:
         whole = whole["events"]
     for n, item in enumerate(whole if isinstance(whole, list) else [whole], 1):
         yield Record(f"{label} item {n}", item)
+
+
+def _broken_document(lines: list[str], exc: json.JSONDecodeError) -> bool:
+    """Whether input that is not one JSON document is one with a syntax error (a list or an
+    object over several lines), rather than JSON lines: its first line is not JSON on its own,
+    and the document's parse got past that line before failing."""
+    from eventlake.events.canonical import loads_exact
+
+    first = next(n for n, line in enumerate(lines, 1) if line.strip())
+    if exc.lineno <= first:
+        return False
+    try:
+        loads_exact(lines[first - 1])
+    except ValueError:
+        return True
+    return False
 
 
 def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
@@ -185,6 +207,8 @@ def _json_lines(lines: Iterable[str], label: str) -> Iterator[Record]:
         except DuplicateKeyError as exc:
             yield Record(where, Unparseable(f"invalid: {exc}, so which value is meant is "
                                             "unknown: send each key once", "json.duplicate_key"))
+        except json.JSONDecodeError as exc:  # its position in the line, not "line 1 ..."
+            yield Record(where, Unparseable(f"not JSON ({exc.msg} at column {exc.colno})"))
         except ValueError as exc:
             yield Record(where, Unparseable(f"not JSON ({exc})"))
 

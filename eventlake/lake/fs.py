@@ -200,9 +200,8 @@ class LakeFS:
                     partitions[entry.path] = dt
             if not partitions:
                 # allow_not_found also hides a missing bucket: an unset-up lake is not empty
-                if self.is_s3 and not entries and self.fs.get_file_info(
-                        self._bucket).type == pafs.FileType.NotFound:
-                    raise self._no_bucket()
+                if not entries:
+                    self._require_bucket()
                 return []
             if 2 * len(partitions) > len(entries):  # most of the lake: one recursive listing
                 infos = self.fs.get_file_info(
@@ -287,6 +286,16 @@ class LakeFS:
             if mapped is None:
                 raise
             raise mapped from exc
+
+    def _require_bucket(self) -> None:
+        """LakeNotFoundError when the lake's bucket does not exist. Asked with a listing under
+        the lake's prefix (ListObjectsV2), not HeadBucket: a role whose s3:ListBucket is limited
+        to the prefix by `s3:prefix` (infra/template.yaml) is refused HeadBucket, which carries
+        no prefix."""
+        prefix = self._key(self._base)
+        with self._boto_errors(f"list `{self.root}`"):
+            self._s3.list_objects_v2(Bucket=self._bucket, Prefix=f"{prefix}/" if prefix else "",
+                                     MaxKeys=1)
 
     def _no_bucket(self) -> LakeNotFoundError:
         return LakeNotFoundError(f"bucket `{self._bucket}` of lake `{self.root}` does not "

@@ -53,6 +53,33 @@ def test_put_reads_a_json_list_and_prints_counts(
     assert "created 0  duplicate 2" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("text", [
+    # a JSON list over several lines, a comma missing on line 3
+    '[{"event_type": "a", "event_payload": {}},\n {"event_type": "b", "event_payload": {}},\n'
+    ' {"event_type": "c" "event_payload": {}}]\n',
+    # one pretty-printed event, `tru` on line 3
+    '{\n  "event_type": "a",\n  "event_payload": {"ok": tru}\n}\n',
+], ids=["list", "pretty-object"])
+def test_put_of_a_broken_json_document_names_its_line_and_column_once(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    # given a JSON document (not JSON lines) with a syntax error on line 3
+    main(["init"])
+    capsys.readouterr()
+    path = tmp_path / "batch.json"
+    path.write_text(text)
+    # when it is put
+    assert main(["put", str(path)]) == 1
+    out, err = capsys.readouterr()
+    # then one problem names line 3 and its column, nothing is stored, and the lines that are
+    # fine are not reported as broken JSON lines
+    problems = [line.strip() for line in err.splitlines() if "batch.json" in line]
+    assert len(problems) == 1, err
+    assert re.fullmatch(rf"{re.escape(str(path))} line 3 column \d+: not JSON \(.+\) "
+                        r"\[rule json.unparseable\]", problems[0]), problems[0]
+    assert "created 0" in out and "invalid 1" in out
+    assert cli_env.clients.dynamodb.scan(TableName="cli-events")["Items"] == []
+
+
 def test_put_jsonl_with_a_broken_line_stores_the_rest_and_exits_nonzero(
         cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["init"])

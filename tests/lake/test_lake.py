@@ -6,11 +6,13 @@ import base64
 import json
 import os
 import threading
+import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -809,3 +811,14 @@ def test_the_s3_filesystem_gets_the_attempts_every_aws_call_gets(
     options = made[0]
     assert options["retry_strategy"].max_attempts == 5
     assert (options["endpoint_override"], options["scheme"]) == ("localhost:5000", "http")
+
+
+def test_listing_an_s3_lake_whose_bucket_is_missing_names_the_bucket(server_env: str) -> None:
+    # given an S3 lake whose bucket was never made, and one whose bucket is empty
+    missing = Lake(Settings.from_env(lake_uri=f"s3://no-such-{uuid.uuid4().hex[:8]}/lake"))
+    empty = f"empty-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=server_env).create_bucket(Bucket=empty)
+    # then listing the first fails naming its bucket and `eventlake init`, the second is empty
+    with pytest.raises(LakeNotFoundError, match=r"bucket `no-such-\w+` .* `eventlake init`"):
+        missing.list_files()
+    assert Lake(Settings.from_env(lake_uri=f"s3://{empty}/lake")).list_files() == []
