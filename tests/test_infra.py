@@ -409,6 +409,8 @@ def test_the_stream_mapping_bisects_bounds_retries_and_gives_up_inside_24_hours(
     assert 0 <= mapping["MaximumRetryAttempts"] <= 100  # -1 would be "until the record expires"
     # DynamoDB Streams keep a record 24 h: giving up well before leaves the sweep time
     assert 60 <= mapping["MaximumRecordAgeInSeconds"] <= 12 * 3600
+    # DynamoDB stream mappings take 1-10,000 records a batch (cfn-lint 1.58 does not check it)
+    assert 1 <= mapping["BatchSize"] <= 10_000
     destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
     queue, _ = destination["Fn::GetAtt"]
     assert queue in resources("AWS::SQS::Queue")
