@@ -167,9 +167,10 @@ def header_line(sql: str) -> str:
 
 # --- parameters -----------------------------------------------------------------------------
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INT = re.compile(r"[+-]?[0-9]+")
-_FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
+# patterns, compiled (re's cache) when a --param is given: not at every start-up
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_INT = r"[+-]?[0-9]+"
+_FLOAT = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?"
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
@@ -181,7 +182,7 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         as_json = name.endswith(":")
         name = name[:-1] if as_json else name
-        if not sep or not _NAME.fullmatch(name):
+        if not sep or not re.fullmatch(_NAME, name):
             raise SqlUsageError(f"--param `{item}`: expected NAME=VALUE or NAME:=JSON, "
                                 "NAME a SQL identifier (used as $NAME)")
         if name in params:
@@ -198,9 +199,9 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 def typed(raw: str) -> int | float | str:
     """`42` -> 42, `1.5`/`1e3` -> float, anything else (`2026-01-01`, `nan`, ``) -> text."""
-    if _INT.fullmatch(raw):
+    if re.fullmatch(_INT, raw):
         return int(raw)
-    if _FLOAT.fullmatch(raw):
+    if re.fullmatch(_FLOAT, raw):
         return float(raw)
     return raw
 
