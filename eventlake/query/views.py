@@ -235,9 +235,10 @@ def list_queries() -> list[str]:
                   if entry.name.endswith(".sql") and entry.is_file())
 
 
-_CATALOG_WORDS = re.compile(r"\b(show|describe|information_schema|duckdb_views|duckdb_tables|"
+_CATALOG_WORDS = re.compile(r"\b(show|describe|information_schema|duckdb_\w+|"
                             r"pragma|sqlite_master)\b")
-"""SQL that asks what the session holds: it gets every view, as a session always had."""
+"""SQL that asks what the session holds (any `duckdb_*()` listing: views, tables, macros...): it
+gets every view and helper, as a session always had."""
 
 
 def queries_named(sql: str) -> list[str]:

@@ -195,6 +195,18 @@ def test_sql_that_lists_the_catalog_gets_every_helper() -> None:
 
     assert views.helpers_named("SHOW TABLES") == list(views.HELPERS)
     assert views.helpers_named("DESCRIBE events_cold") == list(views.HELPERS)
+    assert views.helpers_named("SELECT function_name FROM duckdb_functions()") == list(
+        views.HELPERS)  # the macro is listed there
+
+
+def test_sql_listing_the_macros_on_the_command_line_sees_events_between(
+        local_lake: Path) -> None:
+    out, _, code = run(local_lake, "sql", "--cold-only", "--format", "csv",
+                       "SELECT function_name FROM duckdb_functions() "
+                       "WHERE function_type = 'table_macro' AND NOT internal")
+
+    assert code == 0
+    assert out.split() == ["function_name", "events_between"]
 
 
 def test_sql_that_lists_the_catalog_sees_every_view(local_lake: Path) -> None:
