@@ -103,7 +103,5 @@ def recorded_inputs(record: CompactionRecord | None, files: list[LakeFile]) -> l
 
 def file_identity(f: LakeFile) -> str:
     """`<name> <size> <modified>`: one file as it was, not another written under its name."""
-    from eventlake.lake.compactplan import base_name
-
     modified = as_utc(f.modified).isoformat() if f.modified else "?"
-    return f"{base_name(f.path)} {f.size} {modified}"
+    return f"{f.path.rpartition('/')[2]} {f.size} {modified}"  # compactplan.base_name's name

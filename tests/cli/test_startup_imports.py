@@ -86,6 +86,7 @@ def test_cold_only_sql_on_a_local_lake_imports_no_pyarrow_aws_sdk_or_prefect(
                    "type2,20,2026-01-01T02:00:00.000000Z\n")  # the planted copy counted once
     assert "duckdb" in modules
     assert heavy(modules) == set()
+    assert "eventlake.lake.compactplan" not in modules  # a reader needs no compaction plan
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "jsonl"])
