@@ -69,13 +69,16 @@ def run(args: argparse.Namespace) -> int:
 
     # the typed views (ev_<type>) cost a pass over the payloads: made for the prompt, and for
     # SQL that names one; likewise the named queries' views (all of them for the prompt)
-    from eventlake.query.views import names_typed_view, queries_named
+    from eventlake.query.views import helpers_named, names_typed_view, queries_named
 
     typed = sql is None or names_typed_view(sql)
-    queries = None if sql is None else queries_named(sql)
+    queries = helpers = None
+    if sql is not None:
+        queries = queries_named(sql)
+        helpers = helpers_named(sql, queries)  # events_between & co., if it names them
 
     def connect() -> Any:
-        return _connect(args, typed=typed, queries=queries)
+        return _connect(args, typed=typed, queries=queries, helpers=helpers)
 
     if sql is None:
         if args.out or fmt is not Format.TABLE:
@@ -95,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace, typed: bool = True,
-             queries: Sequence[str] | None = None) -> Any:
+             queries: Sequence[str] | None = None, helpers: Sequence[str] | None = None) -> Any:
     """The DuckDB connection with the lake's views, `EventLake.connect`'s, with the views of
-    only the named `queries` (None: all) (tests replace this function)."""
+    only the named `queries` and `helpers` (None: all) (tests replace this function)."""
     from eventlake.api import EventLake
     from eventlake.query.views import connect
 
     lake = EventLake.from_env(table=args.table, lake_uri=args.lake_uri)
-    return connect(lake, hot=not args.cold_only, typed=typed, queries=queries)
+    return connect(lake, hot=not args.cold_only, typed=typed, queries=queries, helpers=helpers)
 
 
 def _list_queries() -> list[str]:
@@ -164,9 +167,10 @@ def header_line(sql: str) -> str:
 
 # --- parameters -----------------------------------------------------------------------------
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INT = re.compile(r"[+-]?[0-9]+")
-_FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
+# patterns, compiled (re's cache) when a --param is given: not at every start-up
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_INT = r"[+-]?[0-9]+"
+_FLOAT = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?"
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
@@ -178,7 +182,7 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         as_json = name.endswith(":")
         name = name[:-1] if as_json else name
-        if not sep or not _NAME.fullmatch(name):
+        if not sep or not re.fullmatch(_NAME, name):
             raise SqlUsageError(f"--param `{item}`: expected NAME=VALUE or NAME:=JSON, "
                                 "NAME a SQL identifier (used as $NAME)")
         if name in params:
@@ -195,9 +199,9 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 def typed(raw: str) -> int | float | str:
     """`42` -> 42, `1.5`/`1e3` -> float, anything else (`2026-01-01`, `nan`, ``) -> text."""
-    if _INT.fullmatch(raw):
+    if re.fullmatch(_INT, raw):
         return int(raw)
-    if _FLOAT.fullmatch(raw):
+    if re.fullmatch(_FLOAT, raw):
         return float(raw)
     return raw
 

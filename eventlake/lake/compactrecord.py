@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import NamedTuple
 
 from eventlake.events.times import as_utc
-from eventlake.lake.compactplan import base_name, is_output
 from eventlake.lake.store import Lake, LakeFile, StateConflictError
 
 __all__ = ["CompactionRecord", "file_identity", "finish_interrupted", "read_record",
            "recorded_inputs", "write_record"]
 
 _log = logging.getLogger("eventlake.lake.compact")
+# compactplan (names of compaction outputs) is imported where it is used: readers import this
+# module for `file_identity` alone (lake/disjoint.py, in every `eventlake sql`'s start-up).
 
 
 class CompactionRecord(NamedTuple):
@@ -55,6 +56,8 @@ def write_record(lake: Lake, dt: str, inputs: list[LakeFile], outputs: list[str]
 
 def read_record(lake: Lake, dt: str, files: list[LakeFile]) -> CompactionRecord | None:
     """The partition's last compaction record, when an output of one is among `files`."""
+    from eventlake.lake.compactplan import is_output
+
     if len(files) < 2 or not any(is_output(f) for f in files):
         return None
     found = lake.read_state(_record_key(dt))
@@ -72,6 +75,8 @@ def finish_interrupted(lake: Lake, dt: str, files: list[LakeFile],
                        record: CompactionRecord | None) -> list[LakeFile]:
     """Delete the inputs of the partition's last compaction if all its outputs exist (it was
     interrupted while deleting); returns the files deleted."""
+    from eventlake.lake.compactplan import base_name
+
     if record is None:
         return []
     inputs, outputs = record.inputs, record.outputs
@@ -99,4 +104,4 @@ def recorded_inputs(record: CompactionRecord | None, files: list[LakeFile]) -> l
 def file_identity(f: LakeFile) -> str:
     """`<name> <size> <modified>`: one file as it was, not another written under its name."""
     modified = as_utc(f.modified).isoformat() if f.modified else "?"
-    return f"{base_name(f.path)} {f.size} {modified}"
+    return f"{f.path.rpartition('/')[2]} {f.size} {modified}"  # compactplan.base_name's name

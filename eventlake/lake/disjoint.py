@@ -47,7 +47,6 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -353,6 +352,8 @@ def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """`fn` of each item, in order; in parallel on S3 (each call is a request)."""
     if not lake.is_s3 or len(items) < 2:
         return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # S3 only: not at start-up
+
     with ThreadPoolExecutor(min(16, len(items))) as pool:
         return list(pool.map(fn, items))
 

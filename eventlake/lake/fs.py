@@ -24,7 +24,6 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -222,6 +221,8 @@ class LakeFS:
     def _map(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
         if not self.is_s3 or len(items) < 2:
             return [fn(item) for item in items]
+        from concurrent.futures import ThreadPoolExecutor  # S3 only: not at start-up
+
         with ThreadPoolExecutor(min(16, len(items))) as pool:
             return list(pool.map(fn, items))
 

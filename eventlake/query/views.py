@@ -94,9 +94,9 @@ if TYPE_CHECKING:
 # needed: `eventlake sql --cold-only` on a local lake runs on DuckDB alone (its start-up is
 # part of every answer; tests/cli/test_startup_imports.py holds it to that).
 
-__all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "VIEWS", "Engine", "Snapshot", "Tiers",
-           "cold_schema", "connect", "file_vanished_in_query", "install", "list_queries",
-           "load_sql", "names_typed_view",
+__all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "HELPERS", "VIEWS", "Engine", "Snapshot", "Tiers",
+           "cold_schema", "connect", "file_vanished_in_query", "helpers_named",
+           "install", "list_queries", "load_sql", "names_typed_view",
            "queries_named", "read_hot", "refresh", "run_sql", "take_snapshot"]
 
 _log = logging.getLogger("eventlake.query.views")
@@ -123,17 +123,22 @@ _ONE_COPY = ("QUALIFY row_number() OVER (PARTITION BY dt, event_id "
              "ORDER BY ingested_at, content_hash) = 1")
 """lake.dedup.first_copies' rule in SQL. An event_id lives in one partition (the date of its
 timestamp), so partitioning by dt too changes nothing and lets dt predicates through."""
-_GLOB = re.compile(r"[*?\[\]{}]")
+_GLOB = frozenset("*?[]{}")
+"""Characters DuckDB's reader takes for a glob in a listed path."""
 _FILES = "[!._]*.parquet"
 """The pattern of a partition's event files: Lake.list_files' rule (no hidden, no `_` names)."""
-_VANISHED = re.compile(r"No files found that match the pattern|No such file or directory|"
-                       r"errno 2\b|NO_SUCH_KEY|NoSuchKey|RESOURCE_NOT_FOUND|"
-                       r"Path does not exist", re.IGNORECASE)
+_VANISHED = (r"No files found that match the pattern|No such file or directory|"
+             r"errno 2\b|NO_SUCH_KEY|NoSuchKey|RESOURCE_NOT_FOUND|"
+             r"Path does not exist")
+"""What a reader says of a listed file that is gone (compiled on first need: an error's)."""
 _HOT_TABLE = "_eventlake.hot"
 COLD_PARTITIONS = "_eventlake.cold_partitions"
 """A table of the connection: the `dt` (DATE) of each partition the listing found, once each,
 and `bytes`, the size of its files (what a reader visiting only the days that hold events, a
 few days at a time, goes by: no file opened)."""
+HELPERS = ("events_between", "eventlake_snapshot", COLD_PARTITIONS)
+"""What a connection holds besides the views: made unless the session asks for some only
+(`helpers_named`: `eventlake sql` makes those its SQL names; each costs ~1-2 ms to make)."""
 Engine = Literal["auto", "duckdb", "arrow"]
 """How the views read the files: DuckDB's Parquet reader (local lakes), pyarrow datasets (any
 lake; S3 needs them), or `auto`: DuckDB's reader where it can reach the files."""
@@ -154,8 +159,8 @@ class Tiers(Protocol):
 # -- the public surface -----------------------------------------------------------------------
 
 def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
-            engine: Engine = "auto", typed: bool = False,
-            queries: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+            engine: Engine = "auto", typed: bool = False, queries: Iterable[str] | None = None,
+            helpers: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with the views `events`, `events_cold`, `events_hot`,
     the table macro `events_between(from_ts, to_ts)`, one view per parameterless query of
     `eventlake/query/sql/`, and `eventlake_snapshot` (one row: what the connection reads).
@@ -172,13 +177,14 @@ def connect(lake: Tiers, *, hot: bool = True, now: datetime | None = None,
     payload's structure, about 0.7 s for 300,000 events, so only sessions that may use them
     ask (EventLake.connect, `eventlake sql` on a query naming `ev_`, `eventlake schema`).
     `queries` names the views of `eventlake/query/sql/` to make (default: all of them;
-    `eventlake sql` makes those its SQL names, `queries_named`).
+    `eventlake sql` makes those its SQL names, `queries_named`). `helpers` likewise names the
+    HELPERS to make (default: all; `helpers_named`).
     """
     def attempt() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         try:
             install(con, lake.cold, take_snapshot(lake, hot=hot, now=now), engine=engine,
-                    typed=typed, queries=queries)
+                    typed=typed, queries=queries, helpers=helpers)
         except BaseException:
             con.close()
             raise
@@ -229,9 +235,10 @@ def list_queries() -> list[str]:
                   if entry.name.endswith(".sql") and entry.is_file())
 
 
-_CATALOG_WORDS = re.compile(r"\b(show|describe|information_schema|duckdb_views|duckdb_tables|"
+_CATALOG_WORDS = re.compile(r"\b(show|describe|information_schema|duckdb_\w+|"
                             r"pragma|sqlite_master)\b")
-"""SQL that asks what the session holds: it gets every view, as a session always had."""
+"""SQL that asks what the session holds (any `duckdb_*()` listing: views, tables, macros...): it
+gets every view and helper, as a session always had."""
 
 
 def queries_named(sql: str) -> list[str]:
@@ -242,6 +249,16 @@ def queries_named(sql: str) -> list[str]:
     if _CATALOG_WORDS.search(text):
         return list(list_queries())
     return [name for name in list_queries() if name.lower() in text]
+
+
+def helpers_named(sql: str, queries: Iterable[str] = ()) -> list[str]:
+    """The HELPERS whose name `sql`, or the text of one of the named `queries` (made views of
+    the same session), contains: those a session running `sql` needs. SQL that lists the
+    catalog gets them all, as `queries_named` gives it every query."""
+    text = "\n".join([sql, *map(load_sql, queries)]).lower()
+    if _CATALOG_WORDS.search(text):
+        return list(HELPERS)
+    return [name for name in HELPERS if name.rpartition(".")[2] in text]
 
 
 def load_sql(name: str) -> str:
@@ -434,9 +451,10 @@ def names_typed_view(query: str) -> bool:
 
 def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
             engine: Engine = "auto", typed: bool = False,
-            queries: Iterable[str] | None = None) -> None:
+            queries: Iterable[str] | None = None, helpers: Iterable[str] | None = None) -> None:
     """(Re)create the views of `snapshot` on `con`: see the module docstring. `queries`: the
-    named queries made views (default: all of `eventlake/query/sql/`)."""
+    named queries made views (default: all of `eventlake/query/sql/`); `helpers`: the HELPERS
+    made (default: all)."""
     files = snapshot.files
     # Both readers below take the lake's schema as given: a foreign file's missing columns
     # would read as NULL rows, so such a file is refused here, by name.
@@ -445,7 +463,7 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     hot_dts = _dts_of(snapshot.hot_table)
     seam = [f for f in files if f.dt in hot_dts]
     # DuckDB reads each listed path as a glob pattern: a root with glob characters goes Arrow
-    reachable = not lake.is_s3 and not any(_GLOB.search(f.path) for f in files)
+    reachable = not lake.is_s3 and not any(_GLOB.intersection(f.path) for f in files)
     if engine == "duckdb" and not reachable:
         raise ConfigError(f"DuckDB's Parquet reader cannot read lake `{lake.root}` here (S3 "
                           "needs httpfs, and glob characters in paths are not escapable): "
@@ -462,6 +480,7 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
         con.register(f"_eventlake_{name}", _dataset(lake, group))
         return f"_eventlake_{name}"
 
+    made = set(HELPERS if helpers is None else helpers)
     run = con.execute
     run("SET GLOBAL TimeZone = 'UTC'")
     run("CREATE SCHEMA IF NOT EXISTS _eventlake")
@@ -469,23 +488,27 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
         con.register("_eventlake_hot_rows", snapshot.hot)
         run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS SELECT * FROM _eventlake_hot_rows")
         con.unregister("_eventlake_hot_rows")
-    else:
-        run(f"CREATE OR REPLACE TABLE {_HOT_TABLE} AS {_EMPTY}")
-    sizes = Counter[str]()
-    for f in files:
-        sizes[f.dt] += f.size
-    run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} ({PARTITION} DATE, bytes BIGINT)")
-    if sizes:  # dt is a checked YYYY-MM-DD (the listing's)
-        run(f"INSERT INTO {COLD_PARTITIONS} VALUES " + ", ".join(
-            f"(DATE '{dt}', {sizes[dt]})" for dt in sorted(sizes)))
+        run(f"CREATE OR REPLACE VIEW events_hot AS SELECT {_COLUMNS} FROM {_HOT_TABLE}")
+    else:  # no table to fill: the view is the empty rows themselves (a refresh drops the old)
+        run(f"DROP TABLE IF EXISTS {_HOT_TABLE}")
+        run(f"CREATE OR REPLACE VIEW events_hot AS {_EMPTY}")
+    if COLD_PARTITIONS in made:
+        sizes = Counter[str]()
+        for f in files:
+            sizes[f.dt] += f.size
+        run(f"CREATE OR REPLACE TABLE {COLD_PARTITIONS} ({PARTITION} DATE, bytes BIGINT)")
+        if sizes:  # dt is a checked YYYY-MM-DD (the listing's)
+            run(f"INSERT INTO {COLD_PARTITIONS} VALUES " + ", ".join(
+                f"(DATE '{dt}', {sizes[dt]})" for dt in sorted(sizes)))
     cold = _cold_sql(source("bare", groups.bare), source("kept", groups.kept),
                      source("unverified", groups.unverified))
     run(f"CREATE OR REPLACE VIEW events_cold AS\n{cold}")
-    run(f"CREATE OR REPLACE VIEW events_hot AS SELECT {_COLUMNS} FROM {_HOT_TABLE}")
     run(f"CREATE OR REPLACE VIEW events AS\n"
         f"{_events_sql(snapshot.hot_rows > 0, source('seam', seam))}")
-    run(_EVENTS_BETWEEN)
-    run(_snapshot_sql(snapshot, "duckdb-parquet" if native else "pyarrow-dataset"))
+    if "events_between" in made:
+        run(_EVENTS_BETWEEN)
+    if "eventlake_snapshot" in made:
+        run(_snapshot_sql(snapshot, "duckdb-parquet" if native else "pyarrow-dataset"))
     for name in list_queries() if queries is None else queries:
         text = load_sql(name)
         if not con.extract_statements(text)[0].named_parameters:
@@ -505,9 +528,9 @@ def _dts_of(hot: pa.Table | None) -> set[str]:
     return {d.isoformat() for d in pc.unique(hot[PARTITION]).to_pylist()}
 
 
-@dataclass(frozen=True)
 class _ColdGroups:
-    """The listed files by how events_cold reads them (the module docstring's diagram)."""
+    """The listed files by how events_cold reads them (the module docstring's diagram). A
+    plain class: a frozen dataclass costs ~0.7 ms to create at import, on every `eventlake sql`."""
 
     bare: list[LakeFile]
     """Single-file partitions, and the files of partitions whose files are all verified."""
@@ -517,6 +540,11 @@ class _ColdGroups:
     """The other files of several-file partitions."""
     by_pattern: frozenset[str]
     """Partitions without a verified file: read by pattern on DuckDB's reader."""
+
+    def __init__(self, bare: list[LakeFile], kept: list[LakeFile], unverified: list[LakeFile],
+                 by_pattern: frozenset[str]) -> None:
+        self.bare, self.kept, self.unverified = bare, kept, unverified
+        self.by_pattern = by_pattern
 
     @classmethod
     def of(cls, files: Sequence[LakeFile], verified: frozenset[str]) -> _ColdGroups:
@@ -665,4 +693,5 @@ def file_vanished_in_query(exc: BaseException) -> bool:
     """Whether a DuckDB error says a listed lake file has gone missing (compaction deleted it),
     not, say, a file the query itself names."""
     text = str(exc)
-    return _VANISHED.search(text) is not None and f"/{EVENTS_DIR}/dt=" in text
+    return (f"/{EVENTS_DIR}/dt=" in text
+            and re.search(_VANISHED, text, re.IGNORECASE) is not None)

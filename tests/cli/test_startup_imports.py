@@ -86,6 +86,7 @@ def test_cold_only_sql_on_a_local_lake_imports_no_pyarrow_aws_sdk_or_prefect(
                    "type2,20,2026-01-01T02:00:00.000000Z\n")  # the planted copy counted once
     assert "duckdb" in modules
     assert heavy(modules) == set()
+    assert "eventlake.lake.compactplan" not in modules  # a reader needs no compaction plan
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "jsonl"])
@@ -142,6 +143,71 @@ def test_only_the_named_queries_the_sql_uses_become_views(local_lake: Path) -> N
     finally:
         con.close()
     assert made == ["events", "events_cold", "events_hot", "hourly_volume"]
+
+
+def objects(con: object) -> set[str]:
+    """The macros, tables and views of a connection (internal ones left out)."""
+    rows = con.execute(  # type: ignore[attr-defined]
+        "SELECT function_name FROM duckdb_functions() WHERE NOT internal "
+        "AND function_type = 'table_macro' UNION ALL "
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT internal "
+        "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_the_helpers_are_made_only_when_the_sql_names_them(local_lake: Path) -> None:
+    from eventlake.api import EventLake
+    from eventlake.query import views
+
+    lake = EventLake(Settings.from_env(table="events", lake_uri=str(local_lake)))
+    for sql, expected in [
+            ("SELECT count(*) FROM events", set()),
+            ("SELECT * FROM EVENTS_BETWEEN('2026-01-01', '2026-01-02')", {"events_between"}),
+            ("SELECT cold_files FROM eventlake_snapshot", {"main.eventlake_snapshot"}),
+            ("SELECT sum(bytes) FROM _eventlake.cold_partitions",
+             {"_eventlake.cold_partitions"})]:
+        queries = views.queries_named(sql)
+        con = views.connect(lake, hot=False, queries=queries,
+                            helpers=views.helpers_named(sql, queries))
+        try:
+            helpers = objects(con) - {"events", "events_cold", "events_hot"}
+            assert helpers == expected, sql
+            assert con.execute(sql).fetchall()  # and the SQL runs on what was made
+        finally:
+            con.close()
+
+
+def test_a_named_query_gets_the_helpers_its_own_text_uses(
+        local_lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventlake.query import views
+
+    texts = {"between_days": "-- events of a day\nSELECT count(*) AS n FROM "
+                             "events_between('2026-01-02', '2026-01-03')"}
+    monkeypatch.setattr(views, "list_queries", lambda: sorted(texts))
+    monkeypatch.setattr(views, "load_sql", texts.__getitem__)
+
+    queries = views.queries_named("SELECT n FROM between_days")
+    assert queries == ["between_days"]
+    assert views.helpers_named("SELECT n FROM between_days", queries) == ["events_between"]
+
+
+def test_sql_that_lists_the_catalog_gets_every_helper() -> None:
+    from eventlake.query import views
+
+    assert views.helpers_named("SHOW TABLES") == list(views.HELPERS)
+    assert views.helpers_named("DESCRIBE events_cold") == list(views.HELPERS)
+    assert views.helpers_named("SELECT function_name FROM duckdb_functions()") == list(
+        views.HELPERS)  # the macro is listed there
+
+
+def test_sql_listing_the_macros_on_the_command_line_sees_events_between(
+        local_lake: Path) -> None:
+    out, _, code = run(local_lake, "sql", "--cold-only", "--format", "csv",
+                       "SELECT function_name FROM duckdb_functions() "
+                       "WHERE function_type = 'table_macro' AND NOT internal")
+
+    assert code == 0
+    assert out.split() == ["function_name", "events_between"]
 
 
 def test_sql_that_lists_the_catalog_sees_every_view(local_lake: Path) -> None:
