@@ -214,17 +214,24 @@ def phase_of(key: str) -> str:
     return key.split(":", 1)[0]
 
 
+class Bill:
+    """Priced rows (component, counted quantity, USD) and their running total."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+        self.total = 0.0
+
+    def add(self, name: str, quantity: str, usd: float) -> None:
+        self.total += usd
+        self.rows.append([name, quantity, f"${usd:,.4f}"])
+
+
 def price_run(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], float]:
     """Rows (component, counted quantity per million events, USD per million) and the total."""
     t, scale = run.tally, 1e6 / run.events
     sweeps_per_million = (86400 / (args.sweep_interval * 60)) / (args.events_per_day / 1e6)
-    rows: list[list[str]] = []
-    total = 0.0
-
-    def add(name: str, quantity: str, usd: float) -> None:
-        nonlocal total
-        total += usd
-        rows.append([name, quantity, f"${usd:,.4f}"])
+    bill = Bill()
+    add = bill.add
 
     def per_million(counter: Counter[str], phase: str, *, less_fixed: bool = False) -> float:
         """Per million events; `less_fixed`: less what a sweep over nothing new requests from
@@ -271,7 +278,7 @@ def price_run(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], floa
     s3_gb = run.lake_bytes * scale / GB
     add("S3 storage (compacted Parquet), per month kept", f"{s3_gb:,.3f} GB",
         s3_gb * PRICE["s3_storage_gb_month"])
-    return rows, total
+    return bill.rows, bill.total
 
 
 def price_peer(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], float]:
@@ -282,13 +289,8 @@ def price_peer(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], flo
     table_wru = sum(v for k, v in t.wru.items() if k == "ingest: table") * scale
     record = t.stream_bytes / max(1, t.stream_records)
     kib, five_kib = math.ceil(record / 1024), math.ceil(record / 5120) * 5
-    rows: list[list[str]] = []
-    total = 0.0
-
-    def add(name: str, quantity: str, usd: float) -> None:
-        nonlocal total
-        total += usd
-        rows.append([name, quantity, f"${usd:,.4f}"])
+    bill = Bill()
+    add = bill.add
 
     add("DynamoDB writes, ingest (table only)", f"{table_wru:,.0f} WRU",
         table_wru * PRICE["ddb_wru"])
@@ -312,7 +314,7 @@ def price_peer(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], flo
     s3_gb = run.lake_bytes * scale / GB
     add("S3 storage (taken equal to eventlake's compacted Parquet), per month kept",
         f"{s3_gb:,.3f} GB", s3_gb * PRICE["s3_storage_gb_month"])
-    return rows, total
+    return bill.rows, bill.total
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
