@@ -18,7 +18,7 @@ from spark_support import spark  # noqa: F401  (the session-scoped Spark fixture
 from eventlake import EventLake, Settings
 from eventlake.hot.store import HotStore
 from eventlake.lake.store import Lake
-from eventlake.local.stack import MotoServer, start_moto_server
+from eventlake.local.stack import MotoServer, serialise_stream_records, start_moto_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -26,6 +26,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # captured streams; without this, each such line prints a "--- Logging error ---" traceback
 # below pytest's summary.
 logging.raiseExceptions = False
+# in-process moto too: concurrent writes must not share a stream sequence number (see there)
+serialise_stream_records()
 
 
 @pytest.fixture(autouse=True)

@@ -74,10 +74,34 @@ class AtomicS3Writes:
         return self.app(environ, start_response)
 
 
+_STREAM_LOCK = threading.Lock()
+
+
+def serialise_stream_records() -> None:
+    """Give every record of moto's DynamoDB streams its own, increasing sequence number, as
+    DynamoDB does. moto numbers a record `len(shard.items)` before appending it, so two writes
+    at once (put_many, the server's threads) can share one number; a reader resuming after it
+    (AFTER_SEQUENCE_NUMBER, which moto turns into a list index) is then handed a record twice.
+    Appending under one lock closes the race. Idempotent."""
+    from moto.dynamodb.models.table import StreamShard
+
+    add = StreamShard.add
+    if getattr(add, "eventlake_serialised", False):
+        return
+
+    def serialised(self: Any, old: Any, new: Any) -> None:
+        with _STREAM_LOCK:
+            add(self, old, new)
+
+    serialised.eventlake_serialised = True  # type: ignore[attr-defined]
+    StreamShard.add = serialised  # type: ignore[method-assign]
+
+
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     """Start moto's server in a thread (a thread per request); port 0 picks a free port.
 
-    The server is moto's (`moto.server`), with S3 writes made atomic (`AtomicS3Writes`).
+    The server is moto's (`moto.server`), with S3 writes made atomic (`AtomicS3Writes`) and
+    stream records numbered one at a time (`serialise_stream_records`).
     """
     try:
         from moto.moto_server.werkzeug_app import (
@@ -94,6 +118,7 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
+    serialise_stream_records()
     app = AtomicS3Writes(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
