@@ -12,7 +12,13 @@ from eventlake import EventLake, Settings
 from eventlake.errors import StorageError, TransientError
 from eventlake.hot.capacity import batch_get_units, item_size, query_units
 from eventlake.hot.fetch import UNPROCESSED_ATTEMPTS, fetch_items
-from eventlake.hot.index import INDEX_NAME, LEGACY_INDEX_NAME, choose, wait_index_active
+from eventlake.hot.index import (
+    INDEX_NAME,
+    LEGACY_INDEX_NAME,
+    choose,
+    index_spec,
+    wait_index_active,
+)
 from eventlake.hot.tablesettings import tags_for
 from eventlake.lake.shards import remember_shards
 
@@ -144,6 +150,84 @@ def test_an_init_interrupted_after_the_new_index_deletes_only_the_old_one(
         f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
         f"deleted index {LEGACY_INDEX_NAME}"]
     assert list(indexes(lake)) == [INDEX_NAME]
+
+
+
+def test_two_inits_migrating_at_once_both_succeed_when_the_other_created_the_index_first(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given init A described the table (old index only) and init B then migrated it all
+    lake = legacy_lake(tmp_path)
+    first = EventLake(lake.settings)
+    ddb = first.clients.dynamodb
+    real = ddb.describe_table
+    raced: list[bool] = []
+
+    def described_then_raced(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        if not raced:
+            raced.append(True)
+            EventLake(lake.settings).init()
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # when A goes on from what it saw
+    first.init()
+    # then it succeeds, and the table has the new index only
+    assert raced
+    assert list(indexes(lake)) == [INDEX_NAME]
+    assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
+
+
+def test_an_init_finding_the_old_index_already_deleted_by_another_still_succeeds(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an init interrupted after creating the new index (both indexes there) ...
+    lake = legacy_lake(tmp_path)
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
+                                       GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
+    first = EventLake(lake.settings)
+    ddb = first.clients.dynamodb
+    real = ddb.describe_table
+    raced: list[bool] = []
+
+    def described_then_raced(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        if not raced:  # ... init A saw both, then init B deleted the old one
+            raced.append(True)
+            EventLake(lake.settings).init()
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # when A goes on to delete the old index, then it finds it gone and succeeds
+    assert [c.split(" (")[0] for c in first.init()] == [
+        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
+        f"deleted index {LEGACY_INDEX_NAME}"]
+    assert list(indexes(lake)) == [INDEX_NAME]
+
+
+def test_an_index_of_the_new_name_created_meanwhile_with_another_projection_is_refused(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given init A saw the old index only, and someone then made the new name KEYS_ONLY
+    lake = legacy_lake(tmp_path)
+    first = EventLake(lake.settings)
+    ddb = first.clients.dynamodb
+    real = ddb.describe_table
+    raced: list[bool] = []
+
+    def described_then_raced(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        if not raced:
+            raced.append(True)
+            spec = {**index_spec(), "Projection": {"ProjectionType": "KEYS_ONLY"}}
+            real_update(TableName=lake.settings.table,
+                        GlobalSecondaryIndexUpdates=[{"Create": spec}])
+        return desc
+
+    real_update = ddb.update_table
+    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # when A tries to create it, then it refuses clearly and leaves the old index for readers
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*KEYS_ONLY"):
+        first.init()
+    assert LEGACY_INDEX_NAME in indexes(lake)
 
 
 def test_waiting_for_an_index_polls_until_it_is_active_and_fails_if_it_vanishes() -> None:
