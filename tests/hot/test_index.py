@@ -3,6 +3,7 @@ created before issue 12, readers during it, and the BatchGetItem reader."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -354,3 +355,30 @@ def test_reading_whole_items_says_which_ones_vanished_between_index_and_fetch(
         assert hot_ids(lake) == ["v-0", "v-2"]
     assert "1 item(s) the index listed were gone when fetched" in caplog.text
     assert "v-1" in caplog.text
+
+
+def test_a_reader_whose_old_index_is_deleted_between_two_pages_reads_each_event_once(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a reader paging through the old index, one entry a page
+    lake = legacy_lake(tmp_path)
+    assert all(r.ok for r in lake.put_many([
+        {"event_id": f"e-{i}", "event_type": "order_placed", "event_payload": {"n": i}}
+        for i in range(6, 30)]))
+    ddb = lake.clients.dynamodb
+    real = ddb.query
+    calls: list[tuple[str, bool]] = []
+    lock = threading.Lock()  # the reader queries its partitions from several threads
+
+    def one_a_page(**kwargs: Any) -> Any:
+        with lock:
+            second_page = "ExclusiveStartKey" in kwargs
+            calls.append((kwargs["IndexName"], second_page))
+            if second_page and kwargs["IndexName"] == LEGACY_INDEX_NAME \
+                    and LEGACY_INDEX_NAME in indexes(lake):
+                EventLake(lake.settings).init()  # when init migrates mid-partition
+            return real(**kwargs, Limit=1)
+
+    monkeypatch.setattr(ddb, "query", one_a_page)
+    # then it reads that partition again from the new index: no event twice, none missing
+    assert hot_ids(lake) == sorted(f"e-{i}" for i in range(30))
+    assert (LEGACY_INDEX_NAME, True) in calls and calls[-1][0] == INDEX_NAME
