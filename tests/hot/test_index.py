@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from eventlake import EventLake, Settings
+from eventlake.archive.writer import archive_items
 from eventlake.errors import StorageError, TransientError
 from eventlake.hot.capacity import batch_get_units, item_size, query_units
 from eventlake.hot.fetch import UNPROCESSED_ATTEMPTS, fetch_items
@@ -382,3 +383,18 @@ def test_a_reader_whose_old_index_is_deleted_between_two_pages_reads_each_event_
     # then it reads that partition again from the new index: no event twice, none missing
     assert hot_ids(lake) == sorted(f"e-{i}" for i in range(30))
     assert (LEGACY_INDEX_NAME, True) in calls and calls[-1][0] == INDEX_NAME
+
+
+def test_events_hot_read_through_the_old_index_holds_only_what_the_lake_lacks(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given a table not yet migrated, and half its events archived
+    lake = legacy_lake(tmp_path)
+    assert lake.hot.index_name() == LEGACY_INDEX_NAME
+    items = sorted(lake.hot.read_ingested(NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
+                   key=lambda i: i["event_id"]["S"])
+    archive_items(lake.cold, items[:3], name="stream-half")
+    # then events_hot (whole items from the old index) leaves out what the lake holds
+    hot = lake.sql("select event_id from events_hot order by event_id").to_pylist()
+    assert [r["event_id"] for r in hot] == ["e-3", "e-4", "e-5"]
+    assert lake.sql("select count(*) as n, count(distinct event_id) as ids from events"
+                    ).to_pylist() == [{"n": 6, "ids": 6}]
