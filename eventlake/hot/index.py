@@ -154,7 +154,7 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
     indexes = _indexes(desc)
     current = indexes.get(INDEX_NAME)
     if current is not None:
-        _check_projection(current, table)
+        _check_index(current, table)
 
     def describe() -> dict[str, Any]:
         return dict(ddb.describe_table(TableName=table)["Table"])
@@ -174,7 +174,7 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
             current = _indexes(describe()).get(INDEX_NAME)
             if current is None:
                 raise
-            _check_projection(current, table)
+            _check_index(current, table)
         else:
             changes.append(f"added index {INDEX_NAME} (keys + {', '.join(PROJECTED)}: events "
                            "are fetched whole only when the lake lacks them)")
@@ -200,11 +200,19 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
     return changes
 
 
-def _check_projection(index: dict[str, Any], table: str) -> None:
-    """Refuse an index named INDEX_NAME that projects otherwise than `index_spec` (readers
-    deciding from its entries would find attributes missing)."""
-    if index.get("Projection") != index_spec()["Projection"]:
+def _check_index(index: dict[str, Any], table: str) -> None:
+    """Refuse an index named INDEX_NAME keyed or projecting otherwise than `index_spec`
+    (readers querying it, or deciding from its entries, would fail or find attributes
+    missing). The projected attributes are compared as a set: DynamoDB does not promise the
+    order it describes them in."""
+    if index.get("KeySchema", _KEYS) != _KEYS:
+        raise StorageError(
+            f"table `{table}` has an index {INDEX_NAME} keyed {index.get('KeySchema')}; "
+            f"eventlake needs {_KEYS}: delete that index and run `eventlake init` again")
+    projection = dict(index.get("Projection") or {})
+    wanted = index_spec()["Projection"]
+    if (projection.get("ProjectionType") != wanted["ProjectionType"]
+            or sorted(projection.get("NonKeyAttributes") or []) != sorted(PROJECTED)):
         raise StorageError(
             f"table `{table}` has an index {INDEX_NAME} projecting {index.get('Projection')};"
-            f" eventlake needs {index_spec()['Projection']}: delete that index and run "
-            "`eventlake init` again")
+            f" eventlake needs {wanted}: delete that index and run `eventlake init` again")

@@ -398,3 +398,35 @@ def test_events_hot_read_through_the_old_index_holds_only_what_the_lake_lacks(
     assert [r["event_id"] for r in hot] == ["e-3", "e-4", "e-5"]
     assert lake.sql("select count(*) as n, count(distinct event_id) as ids from events"
                     ).to_pylist() == [{"n": 6, "ids": 6}]
+
+
+def test_the_new_index_described_with_its_attributes_in_another_order_is_accepted(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a migrated table whose description lists the projected attributes otherwise
+    lake = legacy_lake(tmp_path)
+    EventLake(lake.settings).init()
+    again = EventLake(lake.settings)
+    ddb = again.clients.dynamodb
+    real = ddb.describe_table
+
+    def reordered(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        for index in desc["Table"].get("GlobalSecondaryIndexes", []):
+            index["Projection"]["NonKeyAttributes"].reverse()
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", reordered)
+    # then init finds nothing to do (DynamoDB does not promise the order it lists them in)
+    assert again.init() == []
+
+
+def test_an_index_of_the_new_name_with_other_keys_is_refused_naming_them(
+        mocked_aws: None, tmp_path: Any) -> None:
+    lake = legacy_lake(tmp_path)
+    lake.clients.dynamodb.update_table(
+        TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[{"Create": {
+            **index_spec(), "KeySchema": [{"AttributeName": "ingest_key", "KeyType": "HASH"}]}}])
+
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} keyed .*ingest_key"):
+        EventLake(lake.settings).init()
+    assert LEGACY_INDEX_NAME in indexes(lake)
