@@ -415,3 +415,24 @@ def test_on_s3_a_file_vanishing_under_a_kept_connection_lists_again(
 
     assert count(s3_cold) == (20, 20)
     assert moved
+
+
+def test_manifests_accepting_and_refusing_files_between_calls_leave_each_event_once(
+        cold: EventLake, installs: list[int]) -> None:
+    from eventlake.lake.disjoint import verify
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for k in range(3):  # a stream day: disjoint files, not yet verified (read by pattern)
+        cold.cold.write(rows(10 * k, 10), f"stream-{k:06d}-{k:06d}-d{k:02d}")
+    assert count(cold) == (30, 30)
+
+    assert verify(cold.cold, [DAY.isoformat()], now=later).accepted  # now read bare
+    assert count(cold) == (30, 30)
+    cold.cold.write(rows(5, 10), "stream-000009-000009-d09")  # overlaps two verified files
+    assert count(cold) == (30, 30)
+    verify(cold.cold, [DAY.isoformat()], now=later)  # the overlapping file is refused
+    assert count(cold) == (30, 30)
+    compact(cold.cold, min_files=2)
+    assert count(cold) == (30, 30)
+    # installed again when the files or the verified set changed (a refusal changes neither)
+    assert installs == [3, 3, 4, 1]
