@@ -153,34 +153,66 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
     changes: list[str] = []
     indexes = _indexes(desc)
     current = indexes.get(INDEX_NAME)
-    if current is not None and current.get("Projection") != index_spec()["Projection"]:
-        raise StorageError(
-            f"table `{table}` has an index {INDEX_NAME} projecting {current.get('Projection')};"
-            f" eventlake needs {index_spec()['Projection']}: delete that index and run "
-            "`eventlake init` again")
+    if current is not None:
+        _check_index(current, table)
 
     def describe() -> dict[str, Any]:
         return dict(ddb.describe_table(TableName=table)["Table"])
 
     created = current is None
     if created:
-        ddb.update_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": "ingest_shard", "AttributeType": "S"},
-                                  {"AttributeName": "ingest_key", "AttributeType": "S"}],
-            GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
-        changes.append(f"added index {INDEX_NAME} (keys + {', '.join(PROJECTED)}: events are "
-                       "fetched whole only when the lake lacks them)")
-        wait_table()  # DynamoDB takes one table update at a time
+        try:
+            ddb.update_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": "ingest_shard", "AttributeType": "S"},
+                                      {"AttributeName": "ingest_key", "AttributeType": "S"}],
+                GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
+        except Exception:
+            # Another `init` may have created it since `desc` was read (DynamoDB refuses a
+            # second Create, or any update while the table is UPDATING): go on from its index.
+            wait_table()
+            current = _indexes(describe()).get(INDEX_NAME)
+            if current is None:
+                raise
+            _check_index(current, table)
+        else:
+            changes.append(f"added index {INDEX_NAME} (keys + {', '.join(PROJECTED)}: events "
+                           "are fetched whole only when the lake lacks them)")
+            wait_table()  # DynamoDB takes one table update at a time
     if created or not _active(current):
         wait_index_active(describe, INDEX_NAME, sleep=sleep)
     legacy = indexes.get(LEGACY_INDEX_NAME)
     if legacy is not None:
         changes.append(f"index {INDEX_NAME} is ACTIVE: readers use it from now on")
         if legacy.get("IndexStatus") != "DELETING":  # a previous init's delete may be running
-            ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
-                {"Delete": {"IndexName": LEGACY_INDEX_NAME}}])
+            try:
+                ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
+                    {"Delete": {"IndexName": LEGACY_INDEX_NAME}}])
+            except Exception:
+                # another `init` deleted it (or is deleting it) since `desc` was read
+                wait_table()
+                left = _indexes(describe()).get(LEGACY_INDEX_NAME)
+                if left is not None and left.get("IndexStatus") != "DELETING":
+                    raise
         changes.append(f"deleted index {LEGACY_INDEX_NAME} (it projected ALL attributes: "
                        "every event was stored twice)")
         wait_table()
     return changes
+
+
+def _check_index(index: dict[str, Any], table: str) -> None:
+    """Refuse an index named INDEX_NAME keyed or projecting otherwise than `index_spec`
+    (readers querying it, or deciding from its entries, would fail or find attributes
+    missing). The projected attributes are compared as a set: DynamoDB does not promise the
+    order it describes them in."""
+    if index.get("KeySchema", _KEYS) != _KEYS:
+        raise StorageError(
+            f"table `{table}` has an index {INDEX_NAME} keyed {index.get('KeySchema')}; "
+            f"eventlake needs {_KEYS}: delete that index and run `eventlake init` again")
+    projection = dict(index.get("Projection") or {})
+    wanted = index_spec()["Projection"]
+    if (projection.get("ProjectionType") != wanted["ProjectionType"]
+            or sorted(projection.get("NonKeyAttributes") or []) != sorted(PROJECTED)):
+        raise StorageError(
+            f"table `{table}` has an index {INDEX_NAME} projecting {index.get('Projection')};"
+            f" eventlake needs {wanted}: delete that index and run `eventlake init` again")

@@ -352,20 +352,25 @@ def read_hot(store: HotStore, since: datetime, until: datetime, *, lake: Lake | 
     the rest is fetched whole (BatchGetItem). Anti-joining against the listed files, not a
     fresh listing, is what keeps an event written meanwhile from falling between the tiers.
     A listed file that vanished (compaction) counts as holding nothing: its events are
-    fetched, and the seam drops them again. Without `lake`, every item is read whole."""
+    fetched, and the seam drops them again. Entries that are whole items already (the old
+    index, during a migration) and entries the index alone cannot place (another writer's
+    timestamp layout) are anti-joined the same way once read. Without `lake`, every item is
+    read whole and kept."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from eventlake.codec import RowBuilder
-    from eventlake.hot.index import is_whole
+    from eventlake.hot.index import entry_key, is_whole
     from eventlake.lake.dedup import KEY_COLUMNS, first_copies
 
     builder = RowBuilder()
     not_events = 0
     held = _ListedIds(lake, files) if lake is not None else None
+    undecided = False  # rows read whole without asking the lake first: asked once built
     for page in store.read_index_pages(since, until):
         whole = [entry for entry in page if is_whole(entry)]
         partial = [entry for entry in page if not is_whole(entry)]
+        undecided = undecided or bool(whole) or any(entry_key(e) is None for e in partial)
         if held is not None and partial:
             partial = held.lacking(partial)
         if partial:
@@ -382,7 +387,13 @@ def read_hot(store: HotStore, since: datetime, until: datetime, *, lake: Lake | 
         keep, _ = first_copies(table.select(KEY_COLUMNS))
         if pc.sum(keep).as_py() < table.num_rows:
             table = table.filter(keep)
-    return table.append_column(PARTITION, pc.cast(table["timestamp"], pa.date32())), not_events
+    dts = pc.cast(table["timestamp"], pa.date32())
+    if held is not None and undecided and table.num_rows:
+        # whole entries (the old index) and entries the index alone could not place (another
+        # writer's timestamp layout): the listed files may hold them too
+        lacking = pc.invert(held.holds(table["event_id"], dts))
+        table, dts = table.filter(lacking), dts.filter(lacking)
+    return table.append_column(PARTITION, dts), not_events
 
 
 class _ListedIds:
@@ -417,6 +428,20 @@ class _ListedIds:
             stored = pc.is_in(ids, value_set=present).to_pylist()
             keep += [e for e, there in zip(group, stored, strict=True) if not there]
         return keep
+
+    def holds(self, event_ids: pa.ChunkedArray, dts: pa.ChunkedArray) -> pa.Array:
+        """Per row, whether the listed files of its dt (a date32) hold its event_id."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        held = pa.array([False] * len(event_ids))
+        for day in pc.unique(dts).to_pylist():
+            if day is None or day.isoformat() not in self.files:
+                continue
+            there = pc.and_(pc.equal(dts, pa.scalar(day, pa.date32())),
+                            pc.is_in(event_ids, value_set=self._ids(day.isoformat())))
+            held = pc.or_(held, there.combine_chunks())
+        return held
 
     def _ids(self, dt: str) -> pa.Array:
         import pyarrow as pa

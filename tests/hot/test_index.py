@@ -3,16 +3,24 @@ created before issue 12, readers during it, and the BatchGetItem reader."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from eventlake import EventLake, Settings
+from eventlake.archive.writer import archive_items
 from eventlake.errors import StorageError, TransientError
 from eventlake.hot.capacity import batch_get_units, item_size, query_units
 from eventlake.hot.fetch import UNPROCESSED_ATTEMPTS, fetch_items
-from eventlake.hot.index import INDEX_NAME, LEGACY_INDEX_NAME, choose, wait_index_active
+from eventlake.hot.index import (
+    INDEX_NAME,
+    LEGACY_INDEX_NAME,
+    choose,
+    index_spec,
+    wait_index_active,
+)
 from eventlake.hot.tablesettings import tags_for
 from eventlake.lake.shards import remember_shards
 
@@ -146,6 +154,84 @@ def test_an_init_interrupted_after_the_new_index_deletes_only_the_old_one(
     assert list(indexes(lake)) == [INDEX_NAME]
 
 
+
+def test_two_inits_migrating_at_once_both_succeed_when_the_other_created_the_index_first(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given init A described the table (old index only) and init B then migrated it all
+    lake = legacy_lake(tmp_path)
+    first = EventLake(lake.settings)
+    ddb = first.clients.dynamodb
+    real = ddb.describe_table
+    raced: list[bool] = []
+
+    def described_then_raced(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        if not raced:
+            raced.append(True)
+            EventLake(lake.settings).init()
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # when A goes on from what it saw
+    first.init()
+    # then it succeeds, and the table has the new index only
+    assert raced
+    assert list(indexes(lake)) == [INDEX_NAME]
+    assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
+
+
+def test_an_init_finding_the_old_index_already_deleted_by_another_still_succeeds(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an init interrupted after creating the new index (both indexes there) ...
+    lake = legacy_lake(tmp_path)
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
+                                       GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
+    first = EventLake(lake.settings)
+    ddb = first.clients.dynamodb
+    real = ddb.describe_table
+    raced: list[bool] = []
+
+    def described_then_raced(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        if not raced:  # ... init A saw both, then init B deleted the old one
+            raced.append(True)
+            EventLake(lake.settings).init()
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # when A goes on to delete the old index, then it finds it gone and succeeds
+    assert [c.split(" (")[0] for c in first.init()] == [
+        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
+        f"deleted index {LEGACY_INDEX_NAME}"]
+    assert list(indexes(lake)) == [INDEX_NAME]
+
+
+def test_an_index_of_the_new_name_created_meanwhile_with_another_projection_is_refused(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given init A saw the old index only, and someone then made the new name KEYS_ONLY
+    lake = legacy_lake(tmp_path)
+    first = EventLake(lake.settings)
+    ddb = first.clients.dynamodb
+    real = ddb.describe_table
+    raced: list[bool] = []
+
+    def described_then_raced(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        if not raced:
+            raced.append(True)
+            spec = {**index_spec(), "Projection": {"ProjectionType": "KEYS_ONLY"}}
+            real_update(TableName=lake.settings.table,
+                        GlobalSecondaryIndexUpdates=[{"Create": spec}])
+        return desc
+
+    real_update = ddb.update_table
+    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # when A tries to create it, then it refuses clearly and leaves the old index for readers
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*KEYS_ONLY"):
+        first.init()
+    assert LEGACY_INDEX_NAME in indexes(lake)
+
+
 def test_waiting_for_an_index_polls_until_it_is_active_and_fails_if_it_vanishes() -> None:
     states = iter(["CREATING", "CREATING", "ACTIVE", "ACTIVE"])
     pauses: list[float] = []
@@ -270,3 +356,77 @@ def test_reading_whole_items_says_which_ones_vanished_between_index_and_fetch(
         assert hot_ids(lake) == ["v-0", "v-2"]
     assert "1 item(s) the index listed were gone when fetched" in caplog.text
     assert "v-1" in caplog.text
+
+
+def test_a_reader_whose_old_index_is_deleted_between_two_pages_reads_each_event_once(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a reader paging through the old index, one entry a page
+    lake = legacy_lake(tmp_path)
+    assert all(r.ok for r in lake.put_many([
+        {"event_id": f"e-{i}", "event_type": "order_placed", "event_payload": {"n": i}}
+        for i in range(6, 30)]))
+    ddb = lake.clients.dynamodb
+    real = ddb.query
+    calls: list[tuple[str, bool]] = []
+    lock = threading.Lock()  # the reader queries its partitions from several threads
+
+    def one_a_page(**kwargs: Any) -> Any:
+        with lock:
+            second_page = "ExclusiveStartKey" in kwargs
+            calls.append((kwargs["IndexName"], second_page))
+            if second_page and kwargs["IndexName"] == LEGACY_INDEX_NAME \
+                    and LEGACY_INDEX_NAME in indexes(lake):
+                EventLake(lake.settings).init()  # when init migrates mid-partition
+            return real(**kwargs, Limit=1)
+
+    monkeypatch.setattr(ddb, "query", one_a_page)
+    # then it reads that partition again from the new index: no event twice, none missing
+    assert hot_ids(lake) == sorted(f"e-{i}" for i in range(30))
+    assert (LEGACY_INDEX_NAME, True) in calls and calls[-1][0] == INDEX_NAME
+
+
+def test_events_hot_read_through_the_old_index_holds_only_what_the_lake_lacks(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given a table not yet migrated, and half its events archived
+    lake = legacy_lake(tmp_path)
+    assert lake.hot.index_name() == LEGACY_INDEX_NAME
+    items = sorted(lake.hot.read_ingested(NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
+                   key=lambda i: i["event_id"]["S"])
+    archive_items(lake.cold, items[:3], name="stream-half")
+    # then events_hot (whole items from the old index) leaves out what the lake holds
+    hot = lake.sql("select event_id from events_hot order by event_id").to_pylist()
+    assert [r["event_id"] for r in hot] == ["e-3", "e-4", "e-5"]
+    assert lake.sql("select count(*) as n, count(distinct event_id) as ids from events"
+                    ).to_pylist() == [{"n": 6, "ids": 6}]
+
+
+def test_the_new_index_described_with_its_attributes_in_another_order_is_accepted(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a migrated table whose description lists the projected attributes otherwise
+    lake = legacy_lake(tmp_path)
+    EventLake(lake.settings).init()
+    again = EventLake(lake.settings)
+    ddb = again.clients.dynamodb
+    real = ddb.describe_table
+
+    def reordered(**kwargs: Any) -> Any:
+        desc = real(**kwargs)
+        for index in desc["Table"].get("GlobalSecondaryIndexes", []):
+            index["Projection"]["NonKeyAttributes"].reverse()
+        return desc
+
+    monkeypatch.setattr(ddb, "describe_table", reordered)
+    # then init finds nothing to do (DynamoDB does not promise the order it lists them in)
+    assert again.init() == []
+
+
+def test_an_index_of_the_new_name_with_other_keys_is_refused_naming_them(
+        mocked_aws: None, tmp_path: Any) -> None:
+    lake = legacy_lake(tmp_path)
+    lake.clients.dynamodb.update_table(
+        TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[{"Create": {
+            **index_spec(), "KeySchema": [{"AttributeName": "ingest_key", "KeyType": "HASH"}]}}])
+
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} keyed .*ingest_key"):
+        EventLake(lake.settings).init()
+    assert LEGACY_INDEX_NAME in indexes(lake)

@@ -359,3 +359,80 @@ def test_archiving_between_calls_moves_the_watermark_and_counts_each_event_once(
     assert watermark()["watermark"] == now - timedelta(minutes=1)
     assert watermark()["cold_files"] >= 1
     assert count(both, hot=False) == (3, 3)
+
+
+# -- a lake on S3 (the moto server: pyarrow datasets, not DuckDB's reader) ------------------
+
+@pytest.fixture
+def s3_cold(bucket: str) -> EventLake:
+    """An EventLake whose lake is on the moto server's S3; cold-only queries."""
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=f"s3://{bucket}/lake"))
+    lake.cold.create_marker(table="events-test")
+    return lake
+
+
+def test_on_s3_compaction_and_new_files_between_calls_leave_each_event_once(
+        s3_cold: EventLake, opened: list[str]) -> None:
+    for k in range(3):
+        s3_cold.cold.write(rows(10 * k, 10), f"sweep-{k}")
+    s3_cold.cold.write(rows(0, 10), "sweep-copy")
+    assert count(s3_cold) == (30, 30)
+
+    assert compact(s3_cold.cold, min_files=2).partitions  # inputs deleted under the connection
+    assert count(s3_cold) == (30, 30)
+    s3_cold.cold.write(rows(30, 5), "sweep-3")
+    assert count(s3_cold) == (35, 35)
+    assert len(opened) == 1
+
+
+def test_on_s3_a_file_rewritten_in_place_is_read_again(s3_cold: EventLake) -> None:
+    s3_cold.cold.write(rows(0, 10), "sweep-a")
+    assert count(s3_cold) == (10, 10)
+
+    s3_cold.cold.write(rows(0, 4), "sweep-a")  # same name, other bytes
+
+    assert count(s3_cold) == (4, 4)
+
+
+def test_on_s3_a_file_vanishing_under_a_kept_connection_lists_again(
+        s3_cold: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3_cold.cold.write(rows(0, 10), "sweep-a")
+    s3_cold.cold.write(rows(10, 10), "sweep-b")
+    assert count(s3_cold) == (20, 20)
+    real = views.take_snapshot
+    moved: list[bool] = []
+
+    def then_compacted(lake: Any, **kwargs: Any) -> Any:
+        snapshot = real(lake, **kwargs)
+        if not moved:  # the listed files are replaced by a merged one before the query runs
+            moved.append(True)
+            s3_cold.cold.write(pa.concat_tables([rows(0, 10), rows(10, 10)]), "compacted-1")
+            s3_cold.cold.delete([f.path for f in snapshot.files])
+        return snapshot
+
+    s3_cold.cold.write(rows(20, 1), "sweep-c")  # so the next call installs the views again
+    monkeypatch.setattr(views, "take_snapshot", then_compacted)
+
+    assert count(s3_cold) == (20, 20)
+    assert moved
+
+
+def test_manifests_accepting_and_refusing_files_between_calls_leave_each_event_once(
+        cold: EventLake, installs: list[int]) -> None:
+    from eventlake.lake.disjoint import verify
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for k in range(3):  # a stream day: disjoint files, not yet verified (read by pattern)
+        cold.cold.write(rows(10 * k, 10), f"stream-{k:06d}-{k:06d}-d{k:02d}")
+    assert count(cold) == (30, 30)
+
+    assert verify(cold.cold, [DAY.isoformat()], now=later).accepted  # now read bare
+    assert count(cold) == (30, 30)
+    cold.cold.write(rows(5, 10), "stream-000009-000009-d09")  # overlaps two verified files
+    assert count(cold) == (30, 30)
+    verify(cold.cold, [DAY.isoformat()], now=later)  # the overlapping file is refused
+    assert count(cold) == (30, 30)
+    compact(cold.cold, min_files=2)
+    assert count(cold) == (30, 30)
+    # installed again when the files or the verified set changed (a refusal changes neither)
+    assert installs == [3, 3, 4, 1]
