@@ -14,13 +14,17 @@ first record. When a write fails, the batch reports the first record that is not
                                        dt=B holds r1 r3 r4 (failed) -> retry from r1
     retry     r1 r2 r3 r4 r5           dt=A's r2 r5 are found in A's file and skipped
 
-Files are named from the sequence numbers they hold (`stream-<first>-<last>-<digest>.parquet`),
-so an identical re-delivery rewrites its own files; a partial one reads the event_ids of the
-partition's files that may hold its rows and writes only what is missing: stream files whose
-sequence range overlaps its own, and the sweep's, compaction's and other writers' files whose
-ingestion window meets the batch's (`_ids_in_overlapping_files`). So a batch the sweep archived
-first, or one re-delivered after compaction merged it, adds no copies. A record re-delivered
-inside one batch (the same event twice) is written once, from its first copy.
+Files are named from the sequence numbers they hold (`stream-<first>-<last>-<digest>.parquet`,
+archive/streamfiles.py), so an identical re-delivery rewrites its own files; a partial one reads
+the event_ids of the partition's files that may hold its rows and writes only what is missing:
+stream files whose sequence range overlaps its own, and the sweep's, compaction's and other
+writers' files whose ingestion window meets the batch's (archive/streamwrite.py,
+`ids_in_overlapping_files`). So a batch the sweep archived first, or one re-delivered after
+compaction merged it, adds no copies. A record re-delivered inside one batch (the same event
+twice) is written once, from its first copy.
+
+This module owns the batch: records classified, rows built, quarantine written, partitions
+handed to `streamwrite.write_partition` (in parallel on S3) and the outcome reported.
 
 What a 10,000-record batch of ~100 B events pays beyond "a bare loop + the same Parquet write"
 (CPU ms, measured 2026-11 on a shared 2-core machine; the bare loop is ~35 ms), and why:
@@ -28,7 +32,7 @@ What a 10,000-record batch of ~100 B events pays beyond "a bare loop + the same 
     gather + Arrow columns  ~= the bare loop's own (one itemgetter call per image: a little less)
     whole-column checks     ~1    eventlake's items are stored as they are, without the
                                   row-wise path's normalisation: a wrong layout goes row-wise
-    sequence numbers        ~0.6  retry points and file names' ranges (`_Sequences`)
+    sequence numbers        ~0.6  retry points and file names' ranges (`streamfiles.Sequences`)
     repeats (`pc.unique`)   ~0.4  a record re-delivered inside a batch is written once
     partition listing       ~0.2  a partial re-delivery writes only what the lake lacks
     file-name digests       ~0.3  another shard's batch with the same range never overwrites
@@ -39,9 +43,7 @@ What a 10,000-record batch of ~100 B events pays beyond "a bare loop + the same 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,20 +54,17 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventlake.archive.streamfiles import Sequences, is_number, quarantine_name
+from eventlake.archive.streamwrite import listing, write_partition
 from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
 from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import redact
-from eventlake.events import canonical
 from eventlake.events.canonical import raw_identity
 from eventlake.events.schema import EVENT_SCHEMA
-from eventlake.lake.dedup import first_of_each
 from eventlake.lake.layout import split_by_dt
-from eventlake.lake.names import parse_window
-from eventlake.lake.store import Lake, LakeFile, QuarantineEntry, WrittenFile
-from eventlake.lake.vanish import retry_on_vanish
+from eventlake.lake.store import Lake, QuarantineEntry, WrittenFile
 
 _log = logging.getLogger("eventlake.archive.stream")
-_SEQ_NAME = re.compile(r"^stream-(\d+)-(\d+)(?:-[0-9a-f]+)?\.parquet$")
 VIEW_TYPE_RULE = "stream.view_type"
 MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
@@ -111,12 +110,12 @@ class _Batch:
     parsed: dict[int, Record]
     seqs: list[str | None]
     """Each record's sequence number; None where it has none, or one that is not a number."""
-    numbers: _Sequences | None = None
+    numbers: Sequences | None = None
     """`seqs` as Arrow text, once built (`sequences`)."""
 
-    def sequences(self) -> _Sequences:
+    def sequences(self) -> Sequences:
         if self.numbers is None:
-            self.numbers = _Sequences.of(self.seqs)
+            self.numbers = Sequences.of(self.seqs)
         return self.numbers
 
     def record(self, index: int) -> Record:
@@ -150,13 +149,13 @@ def archive_event(lake: Lake, event: Any) -> BatchReport:
     seqs: list[str | None]
     numbers = None
     if not fast.rest:  # the common batch: every record on the fast path, in order
-        numbers = _Sequences.of(fast.sequences)  # checked column-wise
+        numbers = Sequences.of(fast.sequences)  # checked column-wise
         seqs = list(fast.seqs) if numbers.all_numbers else [
-            s if _is_number(s) else None for s in fast.seqs]
+            s if is_number(s) else None for s in fast.seqs]
     else:
         seqs = [None] * len(raws)
         for index, seq in zip(fast.indexes, fast.seqs, strict=True):
-            seqs[index] = seq if _is_number(seq) else None
+            seqs[index] = seq if is_number(seq) else None
     parsed: dict[int, Record] = {}
     if fast.rest:
         rest = parse_stream_records({**event, "Records": [raws[i] for i in fast.rest]})
@@ -238,7 +237,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
         # An id twice in the batch (a record re-delivered inside it) is rare: one look at the
         # whole batch spares each partition its own.
         repeats = len(pc.unique(table["event_id"])) < table.num_rows
-        listed = _listing(lake, [dt for _, dt, _, _ in parts])
+        listed = listing(lake, [dt for _, dt, _, _ in parts])
         # S3 uploads wait on the network and go in parallel; on local disk writing is
         # CPU-bound and one at a time, in this thread, is faster (threads measured slower,
         # and a hand-off to a worker waits on the scheduler). The retry point is the first
@@ -248,7 +247,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         submit = pool.submit if pool is not None else _run_now
         try:
-            futures = [(first, dt, part, submit(_write_partition, lake, dt, part, part_order,
+            futures = [(first, dt, part, submit(write_partition, lake, dt, part, part_order,
                                                 sequences, repeats, listed.get(dt)))
                        for first, dt, part, part_order in parts]
         finally:
@@ -304,170 +303,6 @@ def _partitions(table: pa.Table, order: pa.Array
     return parts
 
 
-def _write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
-                     sequences: _Sequences, repeats: bool, listed: list[LakeFile] | None
-                     ) -> tuple[WrittenFile | None, int]:
-    repeated = 0
-    if repeats:
-        part, part_order, repeated = _one_per_event(part, part_order)
-    seq_range = sequences.range_of(part_order)
-    if seq_range is None:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
-        return (lake.write_partition(dt, part, f"stream-x{_ids_digest(part)}", presorted=True),
-                repeated)
-    lo, hi = seq_range
-    name = _file_name(lo, hi, part)
-    present = _ids_in_overlapping_files(lake, dt, int(lo), int(hi), name, part, listed)
-    if not present:
-        return lake.write_partition(dt, part, name, presorted=True), repeated
-    keep = pc.invert(pc.is_in(part.column("event_id"),
-                              value_set=pa.array(sorted(present), pa.string())))
-    kept = part.filter(keep)
-    skipped = part.num_rows - kept.num_rows
-    if kept.num_rows == 0:
-        return None, skipped + repeated
-    kept_range = sequences.range_of(part_order.filter(keep))
-    assert kept_range is not None  # a subset of rows that all have sequence numbers
-    name = _file_name(*kept_range, kept)
-    return lake.write_partition(dt, kept, name, presorted=True), skipped + repeated
-
-
-@dataclass(frozen=True, slots=True)
-class _Sequences:
-    """The batch's sequence numbers as one Arrow text column (null where a record has none,
-    or one that is not a number), so a partition's range is two kernel calls, not a Python
-    pass over its rows."""
-
-    numbers: pa.Array
-    equal_width: bool
-    """Every number has the same count of digits: text order is then numeric order."""
-    all_numbers: bool
-    """Every record has one."""
-
-    @classmethod
-    def of(cls, seqs: Sequence[str | None] | pa.Array) -> _Sequences:
-        numbers = seqs if isinstance(seqs, pa.Array) else pa.array(seqs, pa.string())
-        # ASCII digits only, as `_is_number`: they go into file names and through `int`.
-        digits = pc.ascii_is_decimal(numbers)
-        if not pc.all(digits).as_py():
-            numbers = pc.if_else(digits, numbers, None)
-        widths = pc.min_max(pc.binary_length(numbers))
-        return cls(numbers, widths["min"] == widths["max"], numbers.null_count == 0)
-
-    def range_of(self, records: pa.Array) -> tuple[str, str] | None:
-        """(smallest, largest) sequence number of records `records` (batch indexes), compared
-        as numbers; None when one of them has none."""
-        taken = self.numbers.take(records)
-        if taken.null_count:
-            return None
-        if self.equal_width:
-            low, high = pc.min_max(taken).values()
-            return low.as_py(), high.as_py()
-        return _seq_range(taken.to_pylist())
-
-
-def _file_name(lo: str, hi: str, part: pa.Table) -> str:
-    """`stream-<first seq>-<last seq>-<digest of the event_ids>`: an identical re-delivery
-    gets its own name back; another shard whose sequence range happens to be the same (the
-    numbers are ordered within a shard, not unique across shards) never overwrites it."""
-    return f"stream-{lo}-{hi}-{_ids_digest(part)[:12]}"
-
-
-def _ids_digest(part: pa.Table) -> str:
-    """`_digest` of the rows' event_ids joined by newlines, joined in Arrow and hashed from its
-    buffer (no Python string per id)."""
-    ids = part.column("event_id").combine_chunks()
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ids)], pa.int32()), ids),
-                            "\n")
-    return hashlib.sha256(joined[0].as_buffer()).hexdigest()[:24]
-
-
-def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
-    """The partition with one row per event_id, the one of the earliest record: Lambda
-    re-delivers a record inside a batch (retries, resharding), and the overlap check only
-    looks at files already written. Also returns how many rows were dropped."""
-    ids = part.column("event_id")
-    if pc.count_distinct(ids).as_py() == part.num_rows:  # the usual batch: nothing repeated
-        return part, part_order, 0
-    keep = first_of_each(ids, part_order)
-    kept = part.filter(keep)
-    return kept, part_order.filter(keep), part.num_rows - kept.num_rows
-
-
-def _ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
-                              part: pa.Table, listed: list[LakeFile] | None = None
-                              ) -> set[str]:
-    """event_ids already in this partition's files that may hold rows of this batch:
-
-        stream-<a>-<b>-...     sequence range [a, b] meets [lo, hi] (an earlier, partly failed
-                               delivery of the same records); our own name is excluded:
-                               rewriting it is the idempotent retry of an identical batch
-        stream-x...            named by content, no range: not read
-        sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
-                               [min, max] `ingested_at` (the sweep archived them first)
-        backfill-...           always read (its `ingested_at` may be the scan's time)
-        anything else          compacted, expiry, repair: the footer's `ingested_at` range
-                               meets the batch's; a file without that statistic is read
-
-    Only the event_id column of those files is read. The usual batch, on a partition of
-    stream files only, reads nothing. `listed`: the partition's files as the batch listed
-    them (`_listing`), used by the first attempt. A file vanishing under the check
-    (compaction merged it) makes it list again: its rows are in the merged file, which must
-    be looked at too.
-    """
-    first = [listed]  # serves the first attempt only: after a vanished file, list again
-
-    def check() -> set[str]:
-        files = first.pop() if first else None
-        if files is None:
-            files = lake.list_files(dts=[dt])
-        overlapping, others = [], []
-        for f in files:
-            base = f.path.rsplit("/", 1)[-1]
-            match = _SEQ_NAME.match(base)
-            if match:
-                if base != f"{own}.parquet" and int(match.group(1)) <= hi \
-                        and lo <= int(match.group(2)):
-                    overlapping.append(f.path)
-            elif not base.startswith("stream-"):
-                others.append(f)
-        if others:
-            low, high = (v.as_py() for v in pc.min_max(part["ingested_at"]).values())
-            overlapping += [f.path for f in others if _may_hold(lake, f, low, high)]
-        return lake.read_ids_of(overlapping) if overlapping else set()
-
-    return retry_on_vanish(check)
-
-
-def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
-    """Whether file `f` may hold events ingested in [low, high] (see the caller)."""
-    base = f.path.rsplit("/", 1)[-1]
-    if base.startswith("backfill-"):
-        # A backfill stamps other producers' items (no `ingested_at`) with its scan time, the
-        # stream with the record's creation time: their ranges need not meet. Always read.
-        return True
-    window = parse_window(base)
-    if window is not None and window.kind == "sweep":
-        return window.since <= high and low < window.until
-    found = lake.ingested_range(f)
-    return found is None or (found.low <= high and low <= found.high)
-
-
-def _listing(lake: Lake, dts: list[str]) -> dict[str, list[LakeFile]]:
-    """The files of partitions `dts`, by dt, from one listing of the lake (not one per
-    partition: each would list the `events/` folder again). When that listing fails, {}:
-    each partition then lists its own, and a failure is reported for that partition, as a
-    failed write is."""
-    try:
-        files = lake.list_files(dts=dts)
-    except Exception:
-        _log.info("listing partitions %s failed; each lists its own", dts, exc_info=True)
-        return {}
-    listed: dict[str, list[LakeFile]] = {dt: [] for dt in dts}
-    for f in files:
-        listed[f.dt].append(f)
-    return listed
-
-
 def _looks_like_record(item: Any) -> bool:
     return isinstance(item, Mapping) and any(
         key in item for key in ("eventName", "dynamodb", "kinesis", "Data"))
@@ -475,39 +310,13 @@ def _looks_like_record(item: Any) -> bool:
 
 def _seq(record: Record) -> str | None:
     seq = record.sequence_number if isinstance(record, StreamRecord) else None
-    return seq if seq and _is_number(seq) else None
-
-
-def _is_number(seq: str) -> bool:
-    """A sequence number usable in a file name and as a range bound: ASCII digits only
-    (`str.isdigit` alone admits "²" and other digits that `int` or a file name refuse)."""
-    return seq.isascii() and seq.isdigit()
-
-
-def _seq_range(seqs: list[str]) -> tuple[str, str]:
-    """Smallest and largest of decimal sequence numbers (as numbers, not as text)."""
-    if len(set(map(len, seqs))) == 1:  # the usual case: equal widths compare as text
-        return min(seqs), max(seqs)
-    return min(seqs, key=int), max(seqs, key=int)
+    return seq if seq and is_number(seq) else None
 
 
 def _quarantine_name(batch: _Batch, indexes: list[int]) -> str:
-    """Named from the quarantined records themselves, not the batch: Lambda re-delivers a
-    partly failed batch from a later record, and the records quarantined the first time must
-    then rewrite their own file rather than land in a second one. Sequence numbers are not
-    unique across shards, so a digest of the records follows them (as in the Parquet names):
-    another shard quarantining records with the same numbers never overwrites this file."""
-    seqs = [batch.seqs[i] for i in indexes]
-    numbers = [s for s in seqs if s is not None]
-    digest = _digest(chr(10).join(raw_identity(batch.raw(i)) for i in indexes))
-    if len(numbers) == len(seqs):
-        lo, hi = _seq_range(numbers)
-        return f"stream-{lo}-{hi}-{digest[:12]}"
-    return f"stream-x{digest}"
-
-
-def _digest(text: str) -> str:
-    return canonical.digest(text)[:24]
+    """`streamfiles.quarantine_name` of the batch's records `indexes`."""
+    return quarantine_name([batch.seqs[i] for i in indexes],
+                           [raw_identity(batch.raw(i)) for i in indexes])
 
 
 def _entry(raw: Any, reason: str, rule: str) -> QuarantineEntry:

@@ -1,7 +1,7 @@
-"""The stream archiver's per-batch bookkeeping done column-wise (eventlake/archive/stream.py):
-file names from a digest of the event_ids, record indexes of the rows. Both are computed in
-Arrow; these tests pin them to their plain Python definitions, so a batch archived by an
-earlier version gets its own file names back on re-delivery.
+"""The stream archiver's per-batch bookkeeping done column-wise: file names from a digest of
+the event_ids (eventlake/archive/streamfiles.py), record indexes of the rows (stream.py). Both
+are computed in Arrow; these tests pin them to their plain Python definitions, so a batch
+archived by an earlier version gets its own file names back on re-delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from stream_support import batch, lake_files, new_lake, seq_of
 
-from eventlake.archive.stream import _file_name, _ids_digest, _record_indexes, archive_event
+from eventlake.archive.stream import _record_indexes, archive_event
+from eventlake.archive.streamfiles import file_name, ids_digest
 from eventlake.events.canonical import digest
 from eventlake.events.schema import EVENT_SCHEMA
 
@@ -34,13 +35,13 @@ def test_the_ids_digest_is_the_digest_of_the_ids_joined_by_newlines() -> None:
     ids = ["evt-1", "Zoë 🦊", "", "evt-\n-x", "a" * 300]
 
     for part in (_part(ids), _part(ids, chunks=3), _part(ids, skip=2, chunks=2)):
-        assert _ids_digest(part) == digest("\n".join(ids))[:24]
+        assert ids_digest(part) == digest("\n".join(ids))[:24]
 
 
 def test_a_stream_file_name_is_its_sequence_range_and_the_digest_of_its_ids() -> None:
     ids = [f"evt-{i}" for i in range(7)]
 
-    assert _file_name("100", "106", _part(ids, skip=3, chunks=2)) == \
+    assert file_name("100", "106", _part(ids, skip=3, chunks=2)) == \
         f"stream-100-106-{digest(chr(10).join(ids))[:12]}"
 
 

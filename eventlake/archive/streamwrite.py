@@ -1,0 +1,145 @@
+"""One `dt` partition of a stream batch -> at most one file, holding only what the lake lacks.
+
+    repeats in the batch   one row per event_id, the earliest record's (`write_partition`)
+    name                   the rows' sequence range and ids digest (archive/streamfiles.py)
+    overlap check          event_ids already in the partition's files that may hold these
+                           rows are dropped (`ids_in_overlapping_files`), and the file is
+                           named from what is left
+
+So a partly failed batch re-delivered, a batch the sweep archived first, or one re-delivered
+after compaction merged it, adds no copies. `listing` lists every partition of a batch at
+once; the batch itself (archive/stream.py) decides which partitions to write and reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.archive.streamfiles import Sequences, content_name, file_name, name_range
+from eventlake.lake.dedup import first_of_each
+from eventlake.lake.names import parse_window
+from eventlake.lake.store import Lake, LakeFile, WrittenFile
+from eventlake.lake.vanish import retry_on_vanish
+
+_log = logging.getLogger("eventlake.archive.stream")
+
+
+def write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
+                    sequences: Sequences, repeats: bool, listed: list[LakeFile] | None
+                    ) -> tuple[WrittenFile | None, int]:
+    """Write partition `dt`'s rows `part` (sorted, `part_order` their batch record indexes)
+    that the lake does not hold yet: one row per event_id when the batch has `repeats`, less
+    the event_ids found by `ids_in_overlapping_files` (`listed` as there). Returns the file
+    written (None when every row was there) and how many rows were not written."""
+    repeated = 0
+    if repeats:
+        part, part_order, repeated = _one_per_event(part, part_order)
+    seq_range = sequences.range_of(part_order)
+    if seq_range is None:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
+        return lake.write_partition(dt, part, content_name(part), presorted=True), repeated
+    lo, hi = seq_range
+    name = file_name(lo, hi, part)
+    present = ids_in_overlapping_files(lake, dt, int(lo), int(hi), name, part, listed)
+    if not present:
+        return lake.write_partition(dt, part, name, presorted=True), repeated
+    keep = pc.invert(pc.is_in(part.column("event_id"),
+                              value_set=pa.array(sorted(present), pa.string())))
+    kept = part.filter(keep)
+    skipped = part.num_rows - kept.num_rows
+    if kept.num_rows == 0:
+        return None, skipped + repeated
+    kept_range = sequences.range_of(part_order.filter(keep))
+    assert kept_range is not None  # a subset of rows that all have sequence numbers
+    name = file_name(*kept_range, kept)
+    return lake.write_partition(dt, kept, name, presorted=True), skipped + repeated
+
+
+def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.Array, int]:
+    """The partition with one row per event_id, the one of the earliest record: Lambda
+    re-delivers a record inside a batch (retries, resharding), and the overlap check only
+    looks at files already written. Also returns how many rows were dropped."""
+    ids = part.column("event_id")
+    if pc.count_distinct(ids).as_py() == part.num_rows:  # the usual batch: nothing repeated
+        return part, part_order, 0
+    keep = first_of_each(ids, part_order)
+    kept = part.filter(keep)
+    return kept, part_order.filter(keep), part.num_rows - kept.num_rows
+
+
+def ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
+                             part: pa.Table, listed: list[LakeFile] | None = None
+                             ) -> set[str]:
+    """event_ids already in this partition's files that may hold rows of this batch:
+
+        stream-<a>-<b>-...     sequence range [a, b] meets [lo, hi] (an earlier, partly failed
+                               delivery of the same records); our own name is excluded:
+                               rewriting it is the idempotent retry of an identical batch
+        stream-x...            named by content, no range: not read
+        sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
+                               [min, max] `ingested_at` (the sweep archived them first)
+        backfill-...           always read (its `ingested_at` may be the scan's time)
+        anything else          compacted, expiry, repair: the footer's `ingested_at` range
+                               meets the batch's; a file without that statistic is read
+
+    Only the event_id column of those files is read. The usual batch, on a partition of
+    stream files only, reads nothing. `listed`: the partition's files as the batch listed
+    them (`listing`), used by the first attempt. A file vanishing under the check
+    (compaction merged it) makes it list again: its rows are in the merged file, which must
+    be looked at too.
+    """
+    first = [listed]  # serves the first attempt only: after a vanished file, list again
+
+    def check() -> set[str]:
+        files = first.pop() if first else None
+        if files is None:
+            files = lake.list_files(dts=[dt])
+        overlapping, others = [], []
+        for f in files:
+            base = f.path.rsplit("/", 1)[-1]
+            seqs = name_range(base)
+            if seqs is not None:
+                if base != f"{own}.parquet" and seqs[0] <= hi and lo <= seqs[1]:
+                    overlapping.append(f.path)
+            elif not base.startswith("stream-"):
+                others.append(f)
+        if others:
+            low, high = (v.as_py() for v in pc.min_max(part["ingested_at"]).values())
+            overlapping += [f.path for f in others if _may_hold(lake, f, low, high)]
+        return lake.read_ids_of(overlapping) if overlapping else set()
+
+    return retry_on_vanish(check)
+
+
+def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
+    """Whether file `f` may hold events ingested in [low, high] (see
+    `ids_in_overlapping_files`)."""
+    base = f.path.rsplit("/", 1)[-1]
+    if base.startswith("backfill-"):
+        # A backfill stamps other producers' items (no `ingested_at`) with its scan time, the
+        # stream with the record's creation time: their ranges need not meet. Always read.
+        return True
+    window = parse_window(base)
+    if window is not None and window.kind == "sweep":
+        return window.since <= high and low < window.until
+    found = lake.ingested_range(f)
+    return found is None or (found.low <= high and low <= found.high)
+
+
+def listing(lake: Lake, dts: list[str]) -> dict[str, list[LakeFile]]:
+    """The files of partitions `dts`, by dt, from one listing of the lake (not one per
+    partition: each would list the `events/` folder again). When that listing fails, {}:
+    each partition then lists its own, and a failure is reported for that partition, as a
+    failed write is."""
+    try:
+        files = lake.list_files(dts=dts)
+    except Exception:
+        _log.info("listing partitions %s failed; each lists its own", dts, exc_info=True)
+        return {}
+    listed: dict[str, list[LakeFile]] = {dt: [] for dt in dts}
+    for f in files:
+        listed[f.dt].append(f)
+    return listed
