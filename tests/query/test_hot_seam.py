@@ -61,18 +61,6 @@ def test_an_id_reused_with_other_content_shows_the_first_stored_copy_once(
                      "content_hash": first["content_hash"]["S"]}]
 
 
-@pytest.mark.xfail(strict=True, reason="an event_id is assumed to live in one dt: the seam and "
-                   "the writers match ids per partition (see the review14 report)")
-def test_an_id_reused_with_a_timestamp_on_another_day_is_still_shown_once(
-        world: World, both: EventLake) -> None:
-    now = datetime.now(UTC)
-    archive_items(world.lake, [world.item("x", now - timedelta(minutes=30),
-                                          timestamp=now - timedelta(days=2))], name="stream-x")
-    world.put_items([world.item("x", now - timedelta(minutes=10))])
-
-    assert ids_in(both) == ["x"]
-
-
 def test_an_item_whose_timestamp_is_not_in_eventlakes_layout_is_fetched_whole_and_seamed(
         world: World, both: EventLake) -> None:
     # given items of another writer (timestamp without microseconds) in the index window
