@@ -2,7 +2,9 @@
 that they de-duplicate only files that may hold copies.
 
     _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified, identity}, ...],
-                                         "refused": [{..., reason, against}, ...], ...}
+                                         "refused": [{..., reason, against}, ...],
+                                         "ids": <key of the digest of the files' ids>, ...}
+    _eventlake/disjoint/dt=<dt>.<run>.ids.parquet    the digest (`disjointids`)
 
 Every file a manifest names (by `file_identity`: name, size and modification time, the very
 file and not another written under its name) holds each of its event_ids once, and no two of
@@ -15,13 +17,16 @@ looks at for copies, so an old day nobody sweeps is verified by the next compact
     verify(dt)   L = listed files, M = manifest entries still listed (same identity),
                  C = L - M - the refused whose refusal still holds
                  nothing in C: done (one listing and one small read)
-                 read the event_id column of M and C; ids seen once over all of them cannot
-                 clash, so only the others ("contested") are compared: candidates are taken
-                 in name order, each accepted when its ids are unique and none of its
-                 contested ids is in M or in a candidate accepted before it
-                 CAS-write M + accepted, and the refused (so they are not read again while
-                 they stay; entries whose files are gone dropped); on a conflict read the
-                 manifest again and decide again
+                 the ids of M: from the manifest's digest (one read) when it names exactly
+                 the manifest's files, else by reading the event_id column of each of M
+                 read the event_id column of C; ids seen once over M and C cannot clash, so
+                 only the others ("contested") are compared: candidates are taken in name
+                 order, each accepted when its ids are unique and none of its contested ids
+                 is in M or in a candidate accepted before it
+                 write a new digest (ids of M + accepted), then CAS-write M + accepted, the
+                 refused (so they are not read again while they stay; entries whose files
+                 are gone dropped) and the digest's key; on a conflict delete that digest,
+                 read the manifest again and decide again; on success delete the old digest
 
 A refused candidate (a hand-planted copy, a partial re-delivery racing the sweep, a file with
 an id twice) stays out: readers de-duplicate it against the rest until compaction merges it.
