@@ -134,7 +134,7 @@ def test_a_hand_planted_copy_is_refused_against_the_file_the_digest_names(
     manifest = read_manifest(lake, DT)
     listed = {base(f.path): f for f in lake.list_files()}
     refusal = next(iter(manifest.refusals.values()))
-    assert refusal.against == {file_identity(listed[base(paths[3])])}
+    assert refusal.against == frozenset({file_identity(listed[base(paths[3])])})
     assert base(copy) not in trusted(lake)
     assert_digest_true(lake)
 
