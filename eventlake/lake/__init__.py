@@ -14,7 +14,8 @@
     dedup        the one first-copy rule (which copy of an event_id is kept) and the
                  de-duplicating read
     disjoint     per-partition manifests of files proven disjoint on event_id (`verify`,
-                 run by the sweep): readers read those without de-duplicating
+                 run by the sweep): readers read those without de-duplicating;
+                 `disjointids` the digest of their ids verify checks new files against
     vanish       files compacted away under a reader: list again and retry
     compact      compaction runs; `compactplan` what it merges, `compactmerge` the merge of
                  one partition, `compactrecord` its record for crash recovery

@@ -2,7 +2,9 @@
 that they de-duplicate only files that may hold copies.
 
     _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified, identity}, ...],
-                                         "refused": [{..., reason, against}, ...], ...}
+                                         "refused": [{..., reason, against}, ...],
+                                         "ids": <key of the digest of the files' ids>, ...}
+    _eventlake/disjoint/dt=<dt>.<run>.ids.parquet    the digest (`disjointids`)
 
 Every file a manifest names (by `file_identity`: name, size and modification time, the very
 file and not another written under its name) holds each of its event_ids once, and no two of
@@ -15,13 +17,16 @@ looks at for copies, so an old day nobody sweeps is verified by the next compact
     verify(dt)   L = listed files, M = manifest entries still listed (same identity),
                  C = L - M - the refused whose refusal still holds
                  nothing in C: done (one listing and one small read)
-                 read the event_id column of M and C; ids seen once over all of them cannot
-                 clash, so only the others ("contested") are compared: candidates are taken
-                 in name order, each accepted when its ids are unique and none of its
-                 contested ids is in M or in a candidate accepted before it
-                 CAS-write M + accepted, and the refused (so they are not read again while
-                 they stay; entries whose files are gone dropped); on a conflict read the
-                 manifest again and decide again
+                 the ids of M: from the manifest's digest (one read) when it names exactly
+                 the manifest's files, else by reading the event_id column of each of M
+                 read the event_id column of C; ids seen once over M and C cannot clash, so
+                 only the others ("contested") are compared: candidates are taken in name
+                 order, each accepted when its ids are unique and none of its contested ids
+                 is in M or in a candidate accepted before it
+                 write a new digest (ids of M + accepted), then CAS-write M + accepted, the
+                 refused (so they are not read again while they stay; entries whose files
+                 are gone dropped) and the digest's key; on a conflict delete that digest,
+                 read the manifest again and decide again; on success delete the old digest
 
 A refused candidate (a hand-planted copy, a partial re-delivery racing the sweep, a file with
 an id twice) stays out: readers de-duplicate it against the rest until compaction merges it.
@@ -54,6 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventlake.config import VERSION
 from eventlake.events.times import as_utc
 from eventlake.lake.compactrecord import file_identity
+from eventlake.lake.disjointids import KnownIds, delete_digest, read_digest, write_digest
 from eventlake.lake.layout import check_dt
 from eventlake.lake.store import (
     Lake,
@@ -110,6 +116,8 @@ class Manifest:
     """The state version it was read at (None: there is none yet)."""
     refusals: Mapping[str, Refusal] = field(default_factory=dict, hash=False)
     """Each of `refused`, with why."""
+    digest: str | None = None
+    """The state key of the digest of its files' ids (`disjointids`), if it names one."""
 
 
 class IdCache:
@@ -131,7 +139,7 @@ class IdCache:
 
 
 def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile, Refusal],
-                   *, now: datetime) -> bytes:
+                   *, now: datetime, digest: str | None) -> bytes:
     def entry(f: LakeFile) -> dict[str, Any]:
         return {"name": f.path.rpartition("/")[2], "size": f.size,
                 "modified": as_utc(f.modified).isoformat() if f.modified else None,
@@ -141,7 +149,7 @@ def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile
     # PUT that landed from a racer's write.
     return json.dumps({
         "dt": dt, "verified_at": now.isoformat(), "run": secrets.token_hex(8),
-        "eventlake_version": VERSION,
+        "eventlake_version": VERSION, "ids": digest,
         "files": [entry(f) for f in sorted(files, key=lambda f: f.path)],
         "refused": [{**entry(f), "reason": r.reason,
                      "against": None if r.against is None else sorted(r.against)}
@@ -156,9 +164,12 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     if found is None:
         return Manifest(dt, frozenset())
     refusals: dict[str, Refusal] = {}
+    digest: str | None = None
     try:
         data = json.loads(found.data)
         files = frozenset(str(entry["identity"]) for entry in data["files"])
+        if isinstance(data.get("ids"), str):
+            digest = data["ids"]  # anything else: no digest (verify reads the files)
         for entry in data.get("refused", []):
             against = entry.get("against")
             if against is not None and not (isinstance(against, list)
@@ -170,8 +181,8 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         _log.warning("ignoring the unreadable disjoint-files manifest of dt=%s (every file of "
                      "the partition is de-duplicated until it is rewritten): %s", dt, exc)
-        files, refusals = frozenset(), {}
-    return Manifest(dt, files, frozenset(refusals), found.version, refusals)
+        files, refusals, digest = frozenset(), {}, None
+    return Manifest(dt, files, frozenset(refusals), found.version, refusals, digest)
 
 
 def verified_files(lake: Lake, files: Iterable[LakeFile]) -> frozenset[str]:
@@ -300,25 +311,40 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
             return
         accepted: list[LakeFile] = []
         refused: dict[LakeFile, Refusal] = {}
-        if candidates:
-            try:
-                _read_ids(lake, [f for f in kept + candidates if f not in ids], ids)
-            except OSError as exc:
-                if not file_vanished(exc):
-                    raise
-                report.skipped[dt] = f"a file vanished while its ids were read ({exc})"
-                return
-            if any(isinstance(ids.get(f), LakeFileError) for f in kept):
-                # a verified file unreadable now (replaced keeping size and time?): start over
-                _read_ids(lake, [f for f in listed if f not in ids], ids)
-                kept, still_refused = [], {}
-                candidates = sorted(listed, key=lambda f: f.path)
-            accepted, refused = _choose(kept, candidates, ids)
-        data = _manifest_json(dt, kept + accepted, {**still_refused, **refused}, now=now)
+        digest = manifest.digest  # the same files: the same digest
+        if candidates or dropped:
+            known = _known_ids(lake, dt, manifest, kept)
+            if candidates:
+                try:
+                    wanted = candidates if known is not None else kept + candidates
+                    _read_ids(lake, [f for f in wanted if f not in ids], ids)
+                    if known is None and any(isinstance(ids.get(f), LakeFileError)
+                                             for f in kept):
+                        # a verified file unreadable now (replaced keeping size and time?):
+                        # start over
+                        _read_ids(lake, [f for f in listed if f not in ids], ids)
+                        kept, still_refused = [], {}
+                        candidates = sorted(listed, key=lambda f: f.path)
+                except OSError as exc:
+                    if not file_vanished(exc):
+                        raise
+                    report.skipped[dt] = f"a file vanished while its ids were read ({exc})"
+                    return
+                if known is None:
+                    known = KnownIds.of([(file_identity(f), _array(ids, f)) for f in kept])
+                accepted, refused = _choose(known, candidates, ids)
+                known = known.plus([(file_identity(f), _array(ids, f)) for f in accepted])
+            digest = None if known is None else write_digest(lake, dt, known)
+        data = _manifest_json(dt, kept + accepted, {**still_refused, **refused}, now=now,
+                              digest=digest)
         try:
             lake.swap_state(manifest_key(dt), data, expected=manifest.version)
         except StateConflictError:
+            if digest is not None and digest != manifest.digest:
+                delete_digest(lake, digest)  # nobody names it
             continue  # another verify wrote meanwhile: build on what it recorded
+        if manifest.digest is not None and manifest.digest != digest:
+            delete_digest(lake, manifest.digest)  # a verify that read it loses its swap anyway
         if accepted:
             report.accepted[dt] = [_name(f) for f in accepted]
         if refused:
@@ -358,20 +384,43 @@ def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(fn, items))
 
 
-def _choose(kept: list[LakeFile], candidates: list[LakeFile], ids: IdCache
+def _known_ids(lake: Lake, dt: str, manifest: Manifest, kept: list[LakeFile]
+               ) -> KnownIds | None:
+    """The ids of the `kept` files from the manifest's digest; None when it has no usable one
+    (the caller reads the files)."""
+    if not kept:
+        return KnownIds.of([])
+    if manifest.digest is None:
+        return None
+    known = read_digest(lake, dt, manifest.digest, manifest.files)
+    return None if known is None else known.only(file_identity(f) for f in kept)
+
+
+def _array(ids: IdCache, f: LakeFile) -> pa.Array:
+    got = ids.get(f)
+    assert got is not None and not isinstance(got, LakeFileError), f"ids of {f.path} not read"
+    return got
+
+
+def _choose(known: KnownIds, candidates: list[LakeFile], ids: IdCache
             ) -> tuple[list[LakeFile], dict[LakeFile, Refusal]]:
-    """(candidates accepted, in order; {refused file: why})."""
+    """(candidates accepted, in order; {refused file: why}), against the `known` ids of the
+    verified files kept. Only ids seen more than once over both ("contested") are compared."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    got_ids = {f: ids.get(f) for f in kept + candidates}
+    got_ids = {f: ids.get(f) for f in candidates}
     arrays = [a for a in got_ids.values() if isinstance(a, pa.Array)]
-    every = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
-    counts = pc.value_counts(every)
-    contested_ids = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    taken: dict[str, str] = {}  # contested event_id -> identity of the verified file holding it
-    for f in kept:
-        taken.update(dict.fromkeys(_contested(got_ids[f], contested_ids), file_identity(f)))
+    new_ids = pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
+    counts = pc.value_counts(new_ids)
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    # Known ids are unique: one of them is contested only when a candidate holds it too
+    in_known = pc.is_in(known.ids, value_set=new_ids)
+    contested_ids = pa.concat_arrays([repeated, known.ids.filter(in_known)])
+    taken: dict[str, str] = {  # contested event_id -> identity of the verified file holding it
+        i: known.files[o] for i, o in zip(known.ids.filter(in_known).to_pylist(),
+                                          known.owners.filter(in_known).to_pylist(),
+                                          strict=True)}
     accepted: list[LakeFile] = []
     refused: dict[LakeFile, Refusal] = {}
     for f in candidates:

@@ -1,0 +1,322 @@
+"""The id digest next to a disjoint-files manifest: a verify after k new files reads those k
+files and the digest, not every verified file; the digest always holds exactly the ids of the
+manifest's files; one missing, unreadable or naming other files is never trusted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from eventlake.config import Settings
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.compact import compact
+from eventlake.lake.compactrecord import file_identity
+from eventlake.lake.disjoint import IdCache, manifest_key, read_manifest, verified_files, verify
+from eventlake.lake.disjointids import read_digest
+from eventlake.lake.store import Lake
+
+DT = "2024-03-10"
+INGESTED = datetime(2024, 3, 10, 8, 30, tzinfo=UTC)
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def write(lake: Lake, numbers: list[int] | range, name: str) -> str:
+    rows = [{"event_id": f"e-{n:04d}", "event_type": "order.paid",
+             "timestamp": datetime(2024, 3, 10, tzinfo=UTC) + timedelta(seconds=n),
+             "ingested_at": INGESTED, "source": "shop", "subject": f"order/{n}",
+             "event_payload": json.dumps({"n": n}), "content_hash": f"hash-{n}"}
+            for n in numbers]
+    return lake.write_partition(DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), name).path
+
+
+def stream_day(lake: Lake, files: int = 6, per_file: int = 5) -> list[str]:
+    return [write(lake, range(k * per_file, (k + 1) * per_file), f"stream-{k:06d}-d{k:02d}")
+            for k in range(files)]
+
+
+def base(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def trusted(lake: Lake) -> list[str]:
+    return sorted(base(p) for p in verified_files(lake, lake.list_files()))
+
+
+def digests(lake: Lake) -> list[str]:
+    """Digest objects of DT present in the lake's state folder."""
+    folder = Path(lake.root) / "_eventlake" / "disjoint"
+    return sorted(p.name for p in folder.glob(f"dt={DT}.*.ids.parquet"))
+
+
+def assert_digest_true(lake: Lake) -> None:
+    """The manifest names a digest holding exactly the ids of its files, each with its file."""
+    manifest = read_manifest(lake, DT)
+    assert manifest.digest is not None
+    known = read_digest(lake, DT, manifest.digest, manifest.files)
+    assert known is not None
+    held = sorted(zip(known.ids.to_pylist(),
+                      [known.files[o] for o in known.owners.to_pylist()], strict=True))
+    listed = {file_identity(f): f for f in lake.list_files(dts=[DT])}
+    expected = sorted((i, identity) for identity in manifest.files
+                      for i in pq.read_table(listed[identity].path, columns=["event_id"])
+                      ["event_id"].to_pylist())
+    assert held == expected
+
+
+class Reads:
+    """Event files and state keys a lake reads."""
+
+    def __init__(self, lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.files: list[str] = []
+        self.states: list[str] = []
+        read_file, read_state = lake.read_file, lake.read_state
+
+        def counted_file(path: str, *args: Any, **kwargs: Any) -> pa.Table:
+            self.files.append(base(path))
+            return read_file(path, *args, **kwargs)
+
+        def counted_state(key: str) -> Any:
+            self.states.append(key)
+            return read_state(key)
+
+        monkeypatch.setattr(lake, "read_file", counted_file)
+        monkeypatch.setattr(lake, "read_state", counted_state)
+
+    @property
+    def digests(self) -> list[str]:
+        return [k for k in self.states if k.endswith(".ids.parquet")]
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(Settings(lake_uri=str(tmp_path / "lake")))
+
+
+# -- reading less -----------------------------------------------------------------------------
+
+def test_a_verify_after_one_new_file_reads_that_file_and_the_digest_only(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream_day(lake)
+    verify(lake, [DT])
+    late = write(lake, range(100, 103), "stream-000900-late")
+    reads = Reads(lake, monkeypatch)
+
+    report = verify(lake, [DT])
+
+    assert report.accepted == {DT: [base(late)]}
+    assert reads.files == [base(late)]
+    assert len(reads.digests) == 1
+    assert len(trusted(lake)) == 7
+    assert_digest_true(lake)
+
+
+def test_a_hand_planted_copy_is_refused_against_the_file_the_digest_names(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    copy = paths[3].replace("-d03", "-copy")
+    shutil.copy(paths[3], copy)
+    reads = Reads(lake, monkeypatch)
+
+    report = verify(lake, [DT])
+
+    assert reads.files == [base(copy)]  # the copy only: the digest says where its ids are
+    assert report.refused == {DT: {base(copy): "shares 5 event_id(s) with verified files, "
+                                               "e.g. `e-0015`"}}
+    manifest = read_manifest(lake, DT)
+    listed = {base(f.path): f for f in lake.list_files()}
+    refusal = next(iter(manifest.refusals.values()))
+    assert refusal.against == frozenset({file_identity(listed[base(paths[3])])})
+    assert base(copy) not in trusted(lake)
+    assert_digest_true(lake)
+
+
+def test_a_file_sharing_one_id_with_a_verified_file_and_one_with_another_newcomer(
+        lake: Lake) -> None:
+    stream_day(lake)
+    verify(lake, [DT])
+    first = write(lake, [200, 201], "stream-a-new")
+    clash_new = write(lake, [201, 202], "stream-b-new")
+    clash_old = write(lake, [203, 4], "stream-c-new")
+
+    report = verify(lake, [DT])
+
+    assert report.accepted == {DT: [base(first)]}
+    assert set(report.refused[DT]) == {base(clash_new), base(clash_old)}
+    assert_digest_true(lake)
+
+
+# -- a digest is never trusted blindly --------------------------------------------------------
+
+def replace_manifest(lake: Lake, change: Any) -> None:
+    current = lake.read_state(manifest_key(DT))
+    assert current is not None
+    data = json.loads(current.data)
+    change(data)
+    lake.write_state(manifest_key(DT), json.dumps(data).encode(), expected=current.version)
+
+
+@pytest.mark.parametrize("damage", ["old format", "missing", "garbage", "other files",
+                                    "other partition"])
+def test_a_manifest_without_a_usable_digest_makes_verify_read_the_files_and_write_one(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    key = read_manifest(lake, DT).digest
+    assert key is not None
+    digest_path = Path(lake.root) / "_eventlake" / key
+    if damage == "old format":  # a manifest of an earlier release
+        replace_manifest(lake, lambda d: d.pop("ids"))
+    elif damage == "missing":
+        digest_path.unlink()
+    elif damage == "garbage":
+        digest_path.write_bytes(b"PAR1 not really")
+    elif damage == "other files":  # a digest of an older manifest: one file fewer
+        stale = pq.read_table(digest_path)
+        files = json.loads(stale.schema.metadata[b"eventlake.files"])[:-1]
+        stale = stale.filter(pa.compute.less(stale["file"], len(files)))
+        pq.write_table(stale.replace_schema_metadata({
+            b"eventlake.files": json.dumps(files).encode(), b"eventlake.dt": DT.encode()}),
+            digest_path)
+    else:
+        replace_manifest(lake, lambda d: d.update(ids=key.replace(DT, "2024-03-11")))
+    copy = paths[0].replace("-d00", "-copy")
+    shutil.copy(paths[0], copy)
+    late = write(lake, range(100, 103), "stream-000900-late")
+    reads = Reads(lake, monkeypatch)
+
+    report = verify(lake, [DT])
+
+    assert sorted(reads.files) == sorted([base(p) for p in paths] + [base(copy), base(late)])
+    assert report.accepted == {DT: [base(late)]}
+    assert list(report.refused[DT]) == [base(copy)]
+    assert_digest_true(lake)
+    reads.files.clear()
+    write(lake, range(110, 112), "stream-000901-later")
+    verify(lake, [DT])
+    assert reads.files == ["stream-000901-later.parquet"]  # the new digest serves again
+
+
+def test_a_manifest_whose_ids_field_is_not_a_key_is_read_without_a_digest(lake: Lake) -> None:
+    stream_day(lake)
+    verify(lake, [DT])
+    replace_manifest(lake, lambda d: d.update(ids=["not", "a", "key"]))
+
+    manifest = read_manifest(lake, DT)
+
+    assert manifest.digest is None and len(manifest.files) == 6
+
+
+# -- crashes and races ------------------------------------------------------------------------
+
+def test_a_crash_between_the_digest_and_the_manifest_leaves_the_manifest_true(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream_day(lake)
+    verify(lake, [DT])
+    before = lake.read_state(manifest_key(DT))
+    late = write(lake, range(100, 103), "stream-000900-late")
+    real_swap = lake.swap_state
+
+    def crash(*args: Any, **kwargs: Any) -> str:
+        raise SystemExit("killed after writing the digest")
+
+    monkeypatch.setattr(lake, "swap_state", crash)
+    with pytest.raises(SystemExit):
+        verify(lake, [DT])
+    monkeypatch.setattr(lake, "swap_state", real_swap)
+
+    # the manifest is the one before, and still names a digest of exactly its files
+    assert lake.read_state(manifest_key(DT)) == before
+    assert len(digests(lake)) == 2  # the orphan: named by nobody
+    assert_digest_true(lake)
+    assert base(late) not in trusted(lake)
+
+    assert verify(lake, [DT]).accepted == {DT: [base(late)]}
+    assert_digest_true(lake)
+    assert len(digests(lake)) == 2  # the old one replaced, the orphan left (harmless)
+
+
+def test_a_verify_losing_the_swap_deletes_its_digest_and_builds_on_the_rivals(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream_day(lake)
+    verify(lake, [DT])
+    mine = write(lake, range(700, 705), "stream-mine")
+    real_swap, real_list = lake.swap_state, lake.list_files
+    rival: list[str] = []
+
+    def rival_writes_first(key: str, data: bytes, *, expected: str | None) -> str:
+        if not rival:  # a rival that listed before `mine` existed records its own file
+            rival.append(write(lake, range(800, 805), "stream-rival"))
+            monkeypatch.setattr(lake, "list_files", lambda *a, **k: [
+                f for f in real_list(*a, **k) if f.path != mine])
+            monkeypatch.setattr(lake, "swap_state", real_swap)
+            assert verify(lake, [DT]).accepted == {DT: ["stream-rival.parquet"]}
+            monkeypatch.setattr(lake, "list_files", real_list)
+            monkeypatch.setattr(lake, "swap_state", rival_writes_first)
+        return real_swap(key, data, expected=expected)
+
+    monkeypatch.setattr(lake, "swap_state", rival_writes_first)
+
+    report = verify(lake, [DT])
+
+    assert report.accepted == {DT: [base(mine)]}
+    assert {"stream-rival.parquet", base(mine)} <= set(trusted(lake))
+    assert_digest_true(lake)
+    assert len(digests(lake)) == 1  # ours from the lost swap, and the rival's, deleted
+
+
+# -- compaction -------------------------------------------------------------------------------
+
+def test_compaction_verifies_with_its_id_cache_and_leaves_a_true_digest(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream_day(lake)
+    verify(lake, [DT])
+    sizes = [f.size for f in lake.list_files(dts=[DT])]
+
+    report = compact(lake, now=NOW, min_files=4, small_file_bytes=max(sizes) + 1,
+                     target_bytes=sum(sizes) // 2 + 1)
+
+    outputs = sorted(base(f.path) for f in lake.list_files())
+    assert sorted(report.verified.accepted[DT]) == outputs and trusted(lake) == outputs
+    assert_digest_true(lake)
+    assert len(digests(lake)) == 1
+    late = write(lake, range(100, 103), "stream-000900-late")
+    reads = Reads(lake, monkeypatch)
+    assert verify(lake, [DT], ids=IdCache()).accepted == {DT: [base(late)]}
+    assert reads.files == [base(late)]
+    held = Counter(i for p in verified_files(lake, lake.list_files())
+                   for i in pq.read_table(p, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 33 and set(held.values()) == {1}
+
+
+# -- on S3 ------------------------------------------------------------------------------------
+
+def test_on_s3_a_verify_after_one_new_file_reads_it_and_the_digest(
+        s3_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = stream_day(s3_lake, files=4)
+    assert verify(s3_lake, [DT]).accepted[DT] == [base(p) for p in paths]
+    late = write(s3_lake, range(100, 103), "stream-000900-late")
+    planted = write(s3_lake, [2, 900], "hand-planted")
+    reads = Reads(s3_lake, monkeypatch)
+
+    report = verify(s3_lake, [DT])
+
+    assert sorted(reads.files) == sorted([base(late), base(planted)])
+    assert report.accepted == {DT: [base(late)]} and list(report.refused[DT]) == [base(planted)]
+    assert len(reads.digests) == 1
+    manifest = read_manifest(s3_lake, DT)
+    assert manifest.digest is not None
+    known = read_digest(s3_lake, DT, manifest.digest, manifest.files)
+    assert known is not None and len(known.ids) == 23
+    keys = [o["Key"] for o in s3_lake._s3.list_objects_v2(
+        Bucket=s3_lake._bucket, Prefix="lake/_eventlake/disjoint/").get("Contents", [])]
+    assert sorted(keys) == sorted([f"lake/_eventlake/{manifest_key(DT)}",
+                                   f"lake/_eventlake/{manifest.digest}"])
