@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def floor(entries: list[dict[str, Any]], reads: float, life_before: dict[str, fl
     path's lifetime per 1,000), the most any projection could gain."""
     from eventlake.hot.capacity import UNIT_BYTES, item_size
 
-    def mean_size(names: Any) -> float:
+    def mean_size(names: Collection[str]) -> float:
         return statistics.mean(item_size({k: e[k] for k in e if k in names}) for e in entries)
 
     keys = set(KEYS)
@@ -58,10 +59,15 @@ def floor(entries: list[dict[str, Any]], reads: float, life_before: dict[str, fl
         """A keys-only entry's bytes with ids of `id_length` characters (ingest_key ends
         with the id)."""
         new = "x" * id_length
-        return statistics.mean(item_size({
-            "event_id": {"S": new}, "ingest_shard": e["ingest_shard"],
-            "ingest_key": {"S": e["ingest_key"]["S"][:-len(e["event_id"]["S"])] + new}})
-            for e in entries)
+        sizes = []
+        for e in entries:
+            event_id, key = e["event_id"]["S"], e["ingest_key"]["S"]
+            if not key.endswith(f"#{event_id}"):
+                raise ValueError(f"index entry of `{event_id}`: ingest_key `{key}` does not "
+                                 "end with `#<event_id>` (hot/index.py's layout)")
+            sizes.append(item_size({"event_id": {"S": new}, "ingest_shard": e["ingest_shard"],
+                                    "ingest_key": {"S": key[:-len(event_id)] + new}}))
+        return statistics.mean(sizes)
 
     id_now = round(statistics.median(len(e["event_id"]["S"]) for e in entries))
     choices = {"this index (keys + projected)": size,
