@@ -77,7 +77,7 @@ class CountingS3:
         if "/s3/aws4_request" in (environ.get("HTTP_AUTHORIZATION") or ""):
             kind = s3_request_kind(environ.get("REQUEST_METHOD", ""),
                                    environ.get("QUERY_STRING", ""))
-            self.tally.s3[f"{self.phase[0]}: {kind}"] += 1
+            self.tally.count_s3(f"{self.phase[0]}: {kind}")
         return self.app(environ, start_response)
 
 

@@ -11,6 +11,7 @@ Scan sums the sizes of the items it reads and rounds the total up to 4 KB once p
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,9 @@ class Tally:
     lambda_invocations: int = 0
     table_keys: tuple[str, ...] = ("event_id",)
     indexes: list[Index] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Held by every count: botocore hooks run in the readers' thread pools, and the moto
+    server answers S3 from threads of its own (`+=` on a Counter loses updates between them)."""
 
     def record_write(self, phase: str, item: Mapping[str, Any]) -> None:
         size = item_size(item)
@@ -104,6 +108,15 @@ class Tally:
     def on_dynamodb_call(self, phase: str, operation: str, params: Mapping[str, Any],
                          parsed: Mapping[str, Any]) -> None:
         """Units for one DynamoDB / Streams call, from what it sent and what it got back."""
+        with self.lock:
+            self._on_dynamodb_call(phase, operation, params, parsed)
+
+    def count_s3(self, key: str) -> None:
+        with self.lock:
+            self.s3[key] += 1
+
+    def _on_dynamodb_call(self, phase: str, operation: str, params: Mapping[str, Any],
+                          parsed: Mapping[str, Any]) -> None:
         self.calls[f"{phase}: {operation}"] += 1
         consistent = bool(params.get("ConsistentRead"))
         if operation == "PutItem":
