@@ -4,7 +4,7 @@ that they de-duplicate only files that may hold copies.
     _eventlake/disjoint/dt=<dt>.json    {"files": [{name, size, modified, identity}, ...],
                                          "refused": [{..., reason, against}, ...],
                                          "ids": <key of the digest of the files' ids>, ...}
-    _eventlake/disjoint/dt=<dt>.<run>.ids.parquet    the digest (`disjointids`)
+    _eventlake/disjoint/dt=<dt>/<run>.ids.parquet    the digest (`disjointids`)
 
 Every file a manifest names (by `file_identity`: name, size and modification time, the very
 file and not another written under its name) holds each of its event_ids once, and no two of
@@ -59,7 +59,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventlake.config import VERSION
 from eventlake.events.times import as_utc
 from eventlake.lake.compactrecord import file_identity
-from eventlake.lake.disjointids import KnownIds, delete_digest, read_digest, write_digest
+from eventlake.lake.disjointids import (
+    KnownIds,
+    delete_digest,
+    delete_orphans,
+    read_digest,
+    write_digest,
+)
 from eventlake.lake.layout import check_dt
 from eventlake.lake.store import (
     Lake,
@@ -345,6 +351,8 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
             continue  # another verify wrote meanwhile: build on what it recorded
         if manifest.digest is not None and manifest.digest != digest:
             delete_digest(lake, manifest.digest)  # a verify that read it loses its swap anyway
+        if digest is not None and digest != manifest.digest:
+            delete_orphans(lake, dt, digest, now=now)  # those crashes and failures left
         if accepted:
             report.accepted[dt] = [_name(f) for f in accepted]
         if refused:

@@ -1,7 +1,7 @@
 """The ids of a disjoint-files manifest's files, kept next to it as one object, so that `verify`
 checks k new files against one read instead of reading every verified file again:
 
-    _eventlake/disjoint/dt=<dt>.<run>.ids.parquet    event_id (string), file (uint32: index
+    _eventlake/disjoint/dt=<dt>/<run>.ids.parquet    event_id (string), file (uint32: index
                                                       into the `eventlake.files` metadata, the
                                                       files' identities)
 
@@ -12,7 +12,9 @@ on 1M ids: ~9.7 bytes an id against ~14 for ULIDs, ~20 for UUIDs; zstd Parquet).
 A digest is written whole, under a name of its own, before the manifest that names it is
 compare-and-swapped, and never changed: a manifest naming one names ids of exactly its files. A
 crash between the two leaves an orphan nobody names (harmless; the writer deletes its own after a
-lost swap, and the one a new manifest replaces). Whoever reads a digest checks it names exactly
+lost swap, and the one a new manifest replaces; `delete_orphans`, run after each new digest,
+deletes the partition's others once they are ORPHAN_AGE old, when no verify can still be about to
+name them). Whoever reads a digest checks it names exactly
 the manifest's files; one missing, unreadable or naming other files is not used (`read_digest`
 answers None and the caller reads the files themselves).
 """
@@ -25,6 +27,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from eventlake.lake.layout import STATE_DIR, check_dt
@@ -33,19 +36,29 @@ from eventlake.lake.store import Lake
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DIGEST_SUFFIX", "KnownIds", "delete_digest", "digest_key", "read_digest",
-           "write_digest"]
+__all__ = ["DIGEST_SUFFIX", "ORPHAN_AGE", "KnownIds", "delete_digest", "delete_orphans",
+           "digest_key", "read_digest", "write_digest"]
 
 _log = logging.getLogger("eventlake.lake.disjoint")
 
 DIGEST_SUFFIX = ".ids.parquet"
+ORPHAN_AGE = timedelta(hours=1)
+"""How old a digest no manifest names must be before `delete_orphans` deletes it: a verify
+writes its digest moments before its manifest swap, so a younger one may be about to be named.
+Ages are `now` (the caller's clock) less the store's modification time: a clock running far
+ahead may delete a racer's digest, which only makes the next verify read the files again."""
 _FILES = b"eventlake.files"
 _DT = b"eventlake.dt"
 
 
 def digest_key(dt: str, run: str) -> str:
     """The lake state key of a digest of partition `dt` written by run `run`."""
-    return f"disjoint/dt={check_dt(dt)}.{run}{DIGEST_SUFFIX}"
+    return f"{_folder(dt)}/{run}{DIGEST_SUFFIX}"
+
+
+def _folder(dt: str) -> str:
+    """The state folder of partition `dt`'s digests (one listing finds them all)."""
+    return f"disjoint/dt={check_dt(dt)}"
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,8 @@ def read_digest(lake: Lake, dt: str, key: str, files: frozenset[str]) -> KnownId
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    if not key.startswith(f"disjoint/dt={dt}.") or not key.endswith(DIGEST_SUFFIX):
+    if not key.startswith(f"{_folder(dt)}/") or not key.endswith(DIGEST_SUFFIX) \
+            or "/" in key[len(_folder(dt)) + 1:]:
         problem = "it is not a digest of this partition"
     else:
         found = lake.read_state(key)
@@ -160,3 +174,33 @@ def delete_digest(lake: Lake, key: str) -> None:
     """Best effort: a digest left behind is only an object nobody reads."""
     with suppress(Exception):
         lake.delete([f"{lake.root}/{STATE_DIR}/{key}"])
+
+
+def delete_orphans(lake: Lake, dt: str, keep: str, *, now: datetime,
+                   min_age: timedelta = ORPHAN_AGE) -> int:
+    """Delete partition `dt`'s digests other than `keep` (the one its manifest now names) that
+    are at least `min_age` old: left by a crash between a digest's write and its manifest's
+    swap, or by a verify whose clean-up failed. Best effort (one listing); returns how many."""
+    import pyarrow.fs as pafs
+
+    try:
+        folder = lake.fs_path(f"{lake.root}/{STATE_DIR}/{_folder(dt)}")
+        infos = lake.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        kept = keep.rpartition("/")[2]
+        old = [f"{lake.root}/{STATE_DIR}/{_folder(dt)}/{info.base_name}" for info in infos
+               if info.type == pafs.FileType.File and info.base_name.endswith(DIGEST_SUFFIX)
+               and info.base_name != kept and info.mtime is not None
+               and now - _aware(info.mtime) >= min_age]
+        if old:
+            lake.delete(old)
+    except Exception as exc:  # a digest left behind is only an object nobody reads
+        _log.info("could not delete old id digests of dt=%s: %s: %s", dt,
+                  type(exc).__name__, exc)
+        return 0
+    return len(old)
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

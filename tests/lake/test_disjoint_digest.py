@@ -5,6 +5,7 @@ manifest's files; one missing, unreadable or naming other files is never trusted
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.compactrecord import file_identity
 from eventlake.lake.disjoint import IdCache, manifest_key, read_manifest, verified_files, verify
-from eventlake.lake.disjointids import read_digest
+from eventlake.lake.disjointids import delete_orphans, digest_key, read_digest
 from eventlake.lake.store import Lake
 
 DT = "2024-03-10"
@@ -52,8 +53,8 @@ def trusted(lake: Lake) -> list[str]:
 
 def digests(lake: Lake) -> list[str]:
     """Digest objects of DT present in the lake's state folder."""
-    folder = Path(lake.root) / "_eventlake" / "disjoint"
-    return sorted(p.name for p in folder.glob(f"dt={DT}.*.ids.parquet"))
+    folder = Path(lake.root) / "_eventlake" / "disjoint" / f"dt={DT}"
+    return sorted(p.name for p in folder.glob("*.ids.parquet"))
 
 
 def assert_digest_true(lake: Lake) -> None:
@@ -241,7 +242,46 @@ def test_a_crash_between_the_digest_and_the_manifest_leaves_the_manifest_true(
 
     assert verify(lake, [DT]).accepted == {DT: [base(late)]}
     assert_digest_true(lake)
-    assert len(digests(lake)) == 2  # the old one replaced, the orphan left (harmless)
+    assert len(digests(lake)) == 2  # the old one replaced, the orphan left: it may be a
+    # racing verify's, about to be named
+
+
+def test_a_digest_nobody_names_is_deleted_once_it_is_an_hour_old(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a verified day and an orphan digest a crash left two hours ago
+    stream_day(lake)
+    verify(lake, [DT])
+    real_swap = lake.swap_state
+    monkeypatch.setattr(lake, "swap_state", lambda *a, **k: (_ for _ in ()).throw(
+        SystemExit("killed after writing the digest")))
+    write(lake, range(100, 103), "stream-000900-late")
+    with pytest.raises(SystemExit):
+        verify(lake, [DT])
+    monkeypatch.setattr(lake, "swap_state", real_swap)
+    named = base(str(read_manifest(lake, DT).digest))
+    [orphan] = [d for d in digests(lake) if d != named]
+    folder = Path(lake.root) / "_eventlake" / "disjoint" / f"dt={DT}"
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    os.utime(folder / orphan, (two_hours_ago, two_hours_ago))
+    # when the next verify writes a digest
+    verify(lake, [DT])
+    # then only the digest its manifest names is left, and it is true
+    assert digests(lake) == [base(str(read_manifest(lake, DT).digest))]
+    assert orphan not in digests(lake)
+    assert_digest_true(lake)
+
+
+def test_a_young_digest_nobody_names_yet_is_left_alone(lake: Lake) -> None:
+    # a racing verify's digest, written a moment ago and about to be named by its swap
+    stream_day(lake)
+    verify(lake, [DT])
+    named = str(read_manifest(lake, DT).digest)
+    racer = digest_key(DT, "racer")
+    (Path(lake.root) / "_eventlake" / racer).write_bytes(b"not read")
+    assert delete_orphans(lake, DT, named, now=datetime.now(UTC)) == 0
+    assert sorted(digests(lake)) == sorted([base(named), base(racer)])
+    assert delete_orphans(lake, DT, named, now=datetime.now(UTC) + timedelta(hours=2)) == 1
+    assert digests(lake) == [base(named)]
 
 
 def test_a_verify_losing_the_swap_deletes_its_digest_and_builds_on_the_rivals(
@@ -320,3 +360,19 @@ def test_on_s3_a_verify_after_one_new_file_reads_it_and_the_digest(
         Bucket=s3_lake._bucket, Prefix="lake/_eventlake/disjoint/").get("Contents", [])]
     assert sorted(keys) == sorted([f"lake/_eventlake/{manifest_key(DT)}",
                                    f"lake/_eventlake/{manifest.digest}"])
+
+
+def test_on_s3_an_old_digest_nobody_names_is_deleted(s3_lake: Lake) -> None:
+    stream_day(s3_lake, files=3)
+    verify(s3_lake, [DT])
+    named = str(read_manifest(s3_lake, DT).digest)
+    orphan = digest_key(DT, "crashed")
+    s3_lake._s3.put_object(Bucket=s3_lake._bucket, Key=f"lake/_eventlake/{orphan}", Body=b"x")
+
+    assert delete_orphans(s3_lake, DT, named, now=datetime.now(UTC)) == 0  # too young
+    assert delete_orphans(s3_lake, DT, named, now=datetime.now(UTC) + timedelta(hours=2)) == 1
+
+    keys = [o["Key"] for o in s3_lake._s3.list_objects_v2(
+        Bucket=s3_lake._bucket, Prefix="lake/_eventlake/disjoint/").get("Contents", [])]
+    assert sorted(keys) == sorted([f"lake/_eventlake/{manifest_key(DT)}",
+                                   f"lake/_eventlake/{named}"])
