@@ -63,6 +63,7 @@ from eventlake.lake.disjointids import (
     KnownIds,
     delete_digest,
     delete_orphans,
+    is_digest_key,
     read_digest,
     write_digest,
 )
@@ -123,7 +124,8 @@ class Manifest:
     refusals: Mapping[str, Refusal] = field(default_factory=dict, hash=False)
     """Each of `refused`, with why."""
     digest: str | None = None
-    """The state key of the digest of its files' ids (`disjointids`), if it names one."""
+    """The state key of the digest of its files' ids (`disjointids`), if it names one of this
+    partition (`is_digest_key`)."""
 
 
 class IdCache:
@@ -174,8 +176,9 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     try:
         data = json.loads(found.data)
         files = frozenset(str(entry["identity"]) for entry in data["files"])
-        if isinstance(data.get("ids"), str):
-            digest = data["ids"]  # anything else: no digest (verify reads the files)
+        if isinstance(data.get("ids"), str) and is_digest_key(dt, data["ids"]):
+            digest = data["ids"]  # anything else: no digest (verify reads the files, and
+            # never deletes what a hand-edited `ids` names: lake state, another day's digest)
         for entry in data.get("refused", []):
             against = entry.get("against")
             if against is not None and not (isinstance(against, list)

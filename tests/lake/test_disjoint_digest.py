@@ -21,10 +21,11 @@ from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.compactrecord import file_identity
 from eventlake.lake.disjoint import IdCache, manifest_key, read_manifest, verified_files, verify
-from eventlake.lake.disjointids import delete_orphans, digest_key, read_digest
+from eventlake.lake.disjointids import DIGEST_SUFFIX, delete_orphans, digest_key, read_digest
 from eventlake.lake.store import Lake
 
 DT = "2024-03-10"
+OTHER_DT = "2024-03-11"
 INGESTED = datetime(2024, 3, 10, 8, 30, tzinfo=UTC)
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -36,6 +37,16 @@ def write(lake: Lake, numbers: list[int] | range, name: str) -> str:
              "event_payload": json.dumps({"n": n}), "content_hash": f"hash-{n}"}
             for n in numbers]
     return lake.write_partition(DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), name).path
+
+
+def write_other_day(lake: Lake, numbers: range, name: str) -> str:
+    rows = [{"event_id": f"o-{n:04d}", "event_type": "order.paid",
+             "timestamp": datetime(2024, 3, 11, tzinfo=UTC) + timedelta(seconds=n),
+             "ingested_at": INGESTED, "source": "shop", "subject": f"order/{n}",
+             "event_payload": json.dumps({"n": n}), "content_hash": f"hash-o{n}"}
+            for n in numbers]
+    return lake.write_partition(OTHER_DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA),
+                                name).path
 
 
 def stream_day(lake: Lake, files: int = 6, per_file: int = 5) -> list[str]:
@@ -214,6 +225,52 @@ def test_a_manifest_whose_ids_field_is_not_a_key_is_read_without_a_digest(lake: 
     manifest = read_manifest(lake, DT)
 
     assert manifest.digest is None and len(manifest.files) == 6
+
+
+@pytest.mark.parametrize("named", ["lake state", "another partition's digest",
+                                   "an event file"])
+def test_verify_never_deletes_what_a_manifest_names_outside_its_digest_folder(
+        lake: Lake, named: str) -> None:
+    # given a verified day whose manifest's "ids" was edited to name another object of the lake
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    if named == "lake state":
+        key = "watermark.json"
+        lake.write_state(key, b'{"ingested_until": "2024-03-10T09:00:00+00:00"}',
+                         expected=None)
+        target = Path(lake.root) / "_eventlake" / key
+    elif named == "another partition's digest":
+        write_other_day(lake, range(300, 303), "stream-other-a")
+        write_other_day(lake, range(303, 306), "stream-other-b")
+        verify(lake, [OTHER_DT])
+        key = str(read_manifest(lake, OTHER_DT).digest)
+        target = Path(lake.root) / "_eventlake" / key
+    else:
+        key = f"../events/dt={DT}/{base(paths[0])}"
+        target = Path(paths[0])
+    replace_manifest(lake, lambda d: d.update(ids=key))
+    assert read_manifest(lake, DT).digest is None  # not a digest of this partition
+    # when the next verify records a new file, with a digest of its own
+    late = write(lake, range(100, 103), "stream-000900-late")
+    report = verify(lake, [DT])
+    # then it read the files instead, and left the object it named where it was
+    assert report.accepted == {DT: [base(late)]}
+    assert_digest_true(lake)
+    assert target.exists()
+
+
+def test_a_manifest_naming_a_digest_key_the_lake_refuses_is_verified_without_it(
+        lake: Lake) -> None:
+    # a key in the digest folder that is not a valid state key (a hand edit, a bad copy)
+    stream_day(lake)
+    verify(lake, [DT])
+    replace_manifest(lake, lambda d: d.update(ids=f"disjoint/dt={DT}/.hidden{DIGEST_SUFFIX}"))
+    late = write(lake, range(100, 103), "stream-000900-late")
+
+    report = verify(lake, [DT])
+
+    assert report.skipped == {} and report.accepted == {DT: [base(late)]}
+    assert_digest_true(lake)
 
 
 # -- crashes and races ------------------------------------------------------------------------
