@@ -22,7 +22,7 @@ from eventlake.lake.compact import compact
 from eventlake.lake.compactrecord import file_identity
 from eventlake.lake.disjoint import IdCache, manifest_key, read_manifest, verified_files, verify
 from eventlake.lake.disjointids import DIGEST_SUFFIX, delete_orphans, digest_key, read_digest
-from eventlake.lake.store import Lake
+from eventlake.lake.store import Lake, StateConflictError
 
 DT = "2024-03-10"
 OTHER_DT = "2024-03-11"
@@ -368,6 +368,72 @@ def test_a_verify_losing_the_swap_deletes_its_digest_and_builds_on_the_rivals(
     assert {"stream-rival.parquet", base(mine)} <= set(trusted(lake))
     assert_digest_true(lake)
     assert len(digests(lake)) == 1  # ours from the lost swap, and the rival's, deleted
+
+
+def test_a_racers_digest_deleted_as_an_orphan_before_its_swap_only_costs_a_read(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a verify whose digest is deleted between its write and its swap (another verify's
+    # `delete_orphans` with a clock running hours ahead)
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    late = write(lake, range(100, 103), "stream-000900-late")
+    real_swap = lake.swap_state
+
+    def orphaned_first(key: str, data: bytes, *, expected: str | None) -> str:
+        named = read_manifest(lake, DT).digest
+        assert delete_orphans(lake, DT, str(named), now=datetime.now(UTC) + timedelta(hours=3))
+        return real_swap(key, data, expected=expected)
+
+    monkeypatch.setattr(lake, "swap_state", orphaned_first)
+    assert verify(lake, [DT]).accepted == {DT: [base(late)]}
+    monkeypatch.setattr(lake, "swap_state", real_swap)
+    # then its manifest names a digest that is gone: still true, and never trusted blindly
+    assert digests(lake) == []
+    assert len(trusted(lake)) == 7
+    copy = paths[2].replace("-d02", "-copy")
+    shutil.copy(paths[2], copy)
+    reads = Reads(lake, monkeypatch)
+    report = verify(lake, [DT])
+    assert sorted(reads.files) == sorted([base(p) for p in paths] + [base(late), base(copy)])
+    assert list(report.refused[DT]) == [base(copy)]
+    assert_digest_true(lake)
+
+
+def test_a_swap_that_landed_but_was_reported_lost_leaves_the_manifest_true(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a verify whose swap lands but answers a conflict (an S3 PUT retried after a lost
+    # response, when a rival rewrote the manifest in between, naming the same digest)
+    paths = stream_day(lake)
+    planted = paths[1].replace("-d01", "-planted")
+    shutil.copy(paths[1], planted)
+    verify(lake, [DT])  # the planted copy is refused
+    late = write(lake, range(100, 103), "stream-000900-late")
+    real_swap = lake.swap_state
+    calls: list[str] = []
+
+    def landed_then_lost(key: str, data: bytes, *, expected: str | None) -> str:
+        calls.append(key)
+        real_swap(key, data, expected=expected)
+        if len(calls) == 1:
+            monkeypatch.setattr(lake, "swap_state", real_swap)
+            Path(planted).unlink()  # the rival only drops the refusal of a file now gone
+            verify(lake, [DT])
+            monkeypatch.setattr(lake, "swap_state", landed_then_lost)
+            raise StateConflictError("lost to a rival")
+        return "unused"
+
+    monkeypatch.setattr(lake, "swap_state", landed_then_lost)
+    verify(lake, [DT])
+    monkeypatch.setattr(lake, "swap_state", real_swap)
+
+    # then the manifest names every file, each event once, whatever became of the digest
+    assert trusted(lake) == sorted([base(p) for p in paths] + [base(late)])
+    held = Counter(i for p in verified_files(lake, lake.list_files())
+                   for i in pq.read_table(p, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 33 and set(held.values()) == {1}
+    more = write(lake, range(110, 112), "stream-000901-more")
+    assert verify(lake, [DT]).accepted == {DT: [base(more)]}
+    assert_digest_true(lake)
 
 
 # -- compaction -------------------------------------------------------------------------------
