@@ -460,6 +460,28 @@ def test_compaction_verifies_with_its_id_cache_and_leaves_a_true_digest(
     assert len(held) == 33 and set(held.values()) == {1}
 
 
+def test_compaction_still_merges_a_copy_planted_beside_a_day_verified_with_a_digest(
+        lake: Lake) -> None:
+    # given a day of large files verified with a digest, and a large copy of one planted
+    paths = [write(lake, range(k * 200, (k + 1) * 200), f"sweep-{k}") for k in range(3)]
+    verify(lake, [DT])
+    copy = paths[1].replace("sweep-1", "backfill-copy")
+    shutil.copy(paths[1], copy)
+    size = min(f.size for f in lake.list_files())
+
+    # when compaction looks at the day (verify refuses the copy against the digest alone)
+    report = compact(lake, now=NOW, min_files=4, small_file_bytes=size // 2,
+                     target_bytes=size + 1)
+
+    # then it still finds the copies among files verify did not read, and merges them
+    assert report.duplicates_dropped == 200
+    held = Counter(i for f in lake.list_files()
+                   for i in pq.read_table(f.path, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 600 and set(held.values()) == {1}
+    assert sorted(trusted(lake)) == sorted(base(f.path) for f in lake.list_files())
+    assert_digest_true(lake)
+
+
 # -- on S3 ------------------------------------------------------------------------------------
 
 def test_on_s3_a_verify_after_one_new_file_reads_it_and_the_digest(
