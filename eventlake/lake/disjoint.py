@@ -38,7 +38,11 @@ again against whatever then holds its events.
 Any version of a manifest is a true statement about the files it names, whenever it is read:
 entries are only added after their ids were checked against every entry kept, and a file is
 named by its identity, so a reader matching the manifest against its own listing is never
-misled by compaction, a rewrite or a file planted under a verified name.
+misled by compaction, a rewrite or a file planted under a verified name. The limit: a file
+replaced under its name keeping its size and modification time (to the second on S3) is the
+same file to readers and to verify, which checks new files against the digest's ids, not the
+files' own: its new rows are trusted, and a later file holding them can be accepted beside it.
+eventlake's writers name a file after the ids it holds; a hand edit must not do this.
 
 What is left unverified stays correct, only slower: partitions nobody verifies (a late event's
 old day written by the stream after the sweep looked) are de-duplicated whole until the next
