@@ -15,13 +15,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.compactrecord import file_identity
 from eventlake.lake.disjoint import IdCache, manifest_key, read_manifest, verified_files, verify
-from eventlake.lake.disjointids import DIGEST_SUFFIX, delete_orphans, digest_key, read_digest
+from eventlake.lake.disjointids import (
+    DIGEST_SUFFIX,
+    KnownIds,
+    delete_orphans,
+    digest_key,
+    read_digest,
+)
 from eventlake.lake.store import Lake, StateConflictError
 
 DT = "2024-03-10"
@@ -110,6 +118,30 @@ class Reads:
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(Settings(lake_uri=str(tmp_path / "lake")))
+
+
+# -- the ids and their files ------------------------------------------------------------------
+
+def pairs(known: KnownIds) -> list[tuple[str, str]]:
+    return sorted(zip(known.ids.to_pylist(), [known.files[o] for o in known.owners.to_pylist()],
+                      strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 4), max_size=6), added=st.integers(0, 3),
+       keep=st.sets(st.integers(0, 9)))
+def test_known_ids_keep_each_id_with_its_file_through_plus_and_only(
+        sizes: list[int], added: int, keep: set[int]) -> None:
+    files = [(f"f{k}", pa.array([f"e-{k}-{i}" for i in range(n)], pa.string()))
+             for k, n in enumerate(sizes + [2] * added)]
+    first, more = files[:len(sizes)], files[len(sizes):]
+    kept = {f"f{k}" for k in keep}
+
+    known = KnownIds.of(first).plus(more).only(kept)
+
+    assert set(known.files) == kept & {name for name, _ in files}
+    assert pairs(known) == sorted((i, name) for name, a in files if name in kept
+                                  for i in a.to_pylist())
 
 
 # -- reading less -----------------------------------------------------------------------------
