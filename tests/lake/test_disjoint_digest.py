@@ -468,6 +468,31 @@ def test_a_swap_that_landed_but_was_reported_lost_leaves_the_manifest_true(
     assert_digest_true(lake)
 
 
+def test_a_verified_file_compacted_away_and_restored_with_its_identity_is_refused(
+        lake: Lake, tmp_path: Path) -> None:
+    # given a verified day, one file of which is merged into another and deleted (compaction)
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    [before] = [file_identity(f) for f in lake.list_files() if f.path == paths[0]]
+    backup = tmp_path / base(paths[0])
+    shutil.copy2(paths[0], backup)  # a backup keeping its modification time
+    merged = write(lake, [*range(0, 5), *range(100, 103)], "compacted-x-1-of-1")
+    Path(paths[0]).unlink()
+    assert verify(lake, [DT]).accepted == {DT: [base(merged)]}
+
+    # when the file comes back from the backup, the very file the manifest once named
+    shutil.copy2(backup, paths[0])
+    assert [file_identity(f) for f in lake.list_files() if f.path == paths[0]] == [before]
+    report = verify(lake, [DT])
+
+    # then it is refused against the file now holding its events: each event read once
+    assert list(report.refused[DT]) == [base(paths[0])]
+    held = Counter(i for p in verified_files(lake, lake.list_files())
+                   for i in pq.read_table(p, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 33 and set(held.values()) == {1}
+    assert_digest_true(lake)
+
+
 # -- compaction -------------------------------------------------------------------------------
 
 def test_compaction_verifies_with_its_id_cache_and_leaves_a_true_digest(
