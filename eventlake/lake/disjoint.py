@@ -38,7 +38,11 @@ again against whatever then holds its events.
 Any version of a manifest is a true statement about the files it names, whenever it is read:
 entries are only added after their ids were checked against every entry kept, and a file is
 named by its identity, so a reader matching the manifest against its own listing is never
-misled by compaction, a rewrite or a file planted under a verified name.
+misled by compaction, a rewrite or a file planted under a verified name. The limit: a file
+replaced under its name keeping its size and modification time (to the second on S3) is the
+same file to readers and to verify, which checks new files against the digest's ids, not the
+files' own: its new rows are trusted, and a later file holding them can be accepted beside it.
+eventlake's writers name a file after the ids it holds; a hand edit must not do this.
 
 What is left unverified stays correct, only slower: partitions nobody verifies (a late event's
 old day written by the stream after the sweep looked) are de-duplicated whole until the next
@@ -63,6 +67,7 @@ from eventlake.lake.disjointids import (
     KnownIds,
     delete_digest,
     delete_orphans,
+    is_digest_key,
     read_digest,
     write_digest,
 )
@@ -123,7 +128,8 @@ class Manifest:
     refusals: Mapping[str, Refusal] = field(default_factory=dict, hash=False)
     """Each of `refused`, with why."""
     digest: str | None = None
-    """The state key of the digest of its files' ids (`disjointids`), if it names one."""
+    """The state key of the digest of its files' ids (`disjointids`), if it names one of this
+    partition (`is_digest_key`)."""
 
 
 class IdCache:
@@ -174,8 +180,9 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     try:
         data = json.loads(found.data)
         files = frozenset(str(entry["identity"]) for entry in data["files"])
-        if isinstance(data.get("ids"), str):
-            digest = data["ids"]  # anything else: no digest (verify reads the files)
+        if isinstance(data.get("ids"), str) and is_digest_key(dt, data["ids"]):
+            digest = data["ids"]  # anything else: no digest (verify reads the files, and
+            # never deletes what a hand-edited `ids` names: lake state, another day's digest)
         for entry in data.get("refused", []):
             against = entry.get("against")
             if against is not None and not (isinstance(against, list)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["DIGEST_SUFFIX", "ORPHAN_AGE", "KnownIds", "delete_digest", "delete_orphans",
-           "digest_key", "read_digest", "write_digest"]
+           "digest_key", "is_digest_key", "read_digest", "write_digest"]
 
 _log = logging.getLogger("eventlake.lake.disjoint")
 
@@ -47,6 +48,8 @@ ORPHAN_AGE = timedelta(hours=1)
 writes its digest moments before its manifest swap, so a younger one may be about to be named.
 Ages are `now` (the caller's clock) less the store's modification time: a clock running far
 ahead may delete a racer's digest, which only makes the next verify read the files again."""
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._=+@-]*{re.escape(DIGEST_SUFFIX)}")
+"""A digest's base name: a run token and the suffix, a valid state key segment."""
 _FILES = b"eventlake.files"
 _DT = b"eventlake.dt"
 
@@ -54,6 +57,14 @@ _DT = b"eventlake.dt"
 def digest_key(dt: str, run: str) -> str:
     """The lake state key of a digest of partition `dt` written by run `run`."""
     return f"{_folder(dt)}/{run}{DIGEST_SUFFIX}"
+
+
+def is_digest_key(dt: str, key: str) -> bool:
+    """Whether `key` has the form of a digest of partition `dt` (`digest_key`'s): the only
+    objects a manifest may name as its digest, so that an edited manifest never makes `verify`
+    read, or delete, anything else (lake state, another partition's digest, an event file)."""
+    folder, _, name = key.rpartition("/")
+    return folder == _folder(dt) and _NAME.fullmatch(name) is not None
 
 
 def _folder(dt: str) -> str:
@@ -138,8 +149,7 @@ def read_digest(lake: Lake, dt: str, key: str, files: frozenset[str]) -> KnownId
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    if not key.startswith(f"{_folder(dt)}/") or not key.endswith(DIGEST_SUFFIX) \
-            or "/" in key[len(_folder(dt)) + 1:]:
+    if not is_digest_key(dt, key):
         problem = "it is not a digest of this partition"
     else:
         found = lake.read_state(key)

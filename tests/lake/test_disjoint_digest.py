@@ -15,16 +15,25 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.compactrecord import file_identity
 from eventlake.lake.disjoint import IdCache, manifest_key, read_manifest, verified_files, verify
-from eventlake.lake.disjointids import delete_orphans, digest_key, read_digest
-from eventlake.lake.store import Lake
+from eventlake.lake.disjointids import (
+    DIGEST_SUFFIX,
+    KnownIds,
+    delete_orphans,
+    digest_key,
+    read_digest,
+)
+from eventlake.lake.store import Lake, StateConflictError
 
 DT = "2024-03-10"
+OTHER_DT = "2024-03-11"
 INGESTED = datetime(2024, 3, 10, 8, 30, tzinfo=UTC)
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -36,6 +45,16 @@ def write(lake: Lake, numbers: list[int] | range, name: str) -> str:
              "event_payload": json.dumps({"n": n}), "content_hash": f"hash-{n}"}
             for n in numbers]
     return lake.write_partition(DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), name).path
+
+
+def write_other_day(lake: Lake, numbers: range, name: str) -> str:
+    rows = [{"event_id": f"o-{n:04d}", "event_type": "order.paid",
+             "timestamp": datetime(2024, 3, 11, tzinfo=UTC) + timedelta(seconds=n),
+             "ingested_at": INGESTED, "source": "shop", "subject": f"order/{n}",
+             "event_payload": json.dumps({"n": n}), "content_hash": f"hash-o{n}"}
+            for n in numbers]
+    return lake.write_partition(OTHER_DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA),
+                                name).path
 
 
 def stream_day(lake: Lake, files: int = 6, per_file: int = 5) -> list[str]:
@@ -99,6 +118,30 @@ class Reads:
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(Settings(lake_uri=str(tmp_path / "lake")))
+
+
+# -- the ids and their files ------------------------------------------------------------------
+
+def pairs(known: KnownIds) -> list[tuple[str, str]]:
+    return sorted(zip(known.ids.to_pylist(), [known.files[o] for o in known.owners.to_pylist()],
+                      strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 4), max_size=6), added=st.integers(0, 3),
+       keep=st.sets(st.integers(0, 9)))
+def test_known_ids_keep_each_id_with_its_file_through_plus_and_only(
+        sizes: list[int], added: int, keep: set[int]) -> None:
+    files = [(f"f{k}", pa.array([f"e-{k}-{i}" for i in range(n)], pa.string()))
+             for k, n in enumerate(sizes + [2] * added)]
+    first, more = files[:len(sizes)], files[len(sizes):]
+    kept = {f"f{k}" for k in keep}
+
+    known = KnownIds.of(first).plus(more).only(kept)
+
+    assert set(known.files) == kept & {name for name, _ in files}
+    assert pairs(known) == sorted((i, name) for name, a in files if name in kept
+                                  for i in a.to_pylist())
 
 
 # -- reading less -----------------------------------------------------------------------------
@@ -216,6 +259,52 @@ def test_a_manifest_whose_ids_field_is_not_a_key_is_read_without_a_digest(lake: 
     assert manifest.digest is None and len(manifest.files) == 6
 
 
+@pytest.mark.parametrize("named", ["lake state", "another partition's digest",
+                                   "an event file"])
+def test_verify_never_deletes_what_a_manifest_names_outside_its_digest_folder(
+        lake: Lake, named: str) -> None:
+    # given a verified day whose manifest's "ids" was edited to name another object of the lake
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    if named == "lake state":
+        key = "watermark.json"
+        lake.write_state(key, b'{"ingested_until": "2024-03-10T09:00:00+00:00"}',
+                         expected=None)
+        target = Path(lake.root) / "_eventlake" / key
+    elif named == "another partition's digest":
+        write_other_day(lake, range(300, 303), "stream-other-a")
+        write_other_day(lake, range(303, 306), "stream-other-b")
+        verify(lake, [OTHER_DT])
+        key = str(read_manifest(lake, OTHER_DT).digest)
+        target = Path(lake.root) / "_eventlake" / key
+    else:
+        key = f"../events/dt={DT}/{base(paths[0])}"
+        target = Path(paths[0])
+    replace_manifest(lake, lambda d: d.update(ids=key))
+    assert read_manifest(lake, DT).digest is None  # not a digest of this partition
+    # when the next verify records a new file, with a digest of its own
+    late = write(lake, range(100, 103), "stream-000900-late")
+    report = verify(lake, [DT])
+    # then it read the files instead, and left the object it named where it was
+    assert report.accepted == {DT: [base(late)]}
+    assert_digest_true(lake)
+    assert target.exists()
+
+
+def test_a_manifest_naming_a_digest_key_the_lake_refuses_is_verified_without_it(
+        lake: Lake) -> None:
+    # a key in the digest folder that is not a valid state key (a hand edit, a bad copy)
+    stream_day(lake)
+    verify(lake, [DT])
+    replace_manifest(lake, lambda d: d.update(ids=f"disjoint/dt={DT}/.hidden{DIGEST_SUFFIX}"))
+    late = write(lake, range(100, 103), "stream-000900-late")
+
+    report = verify(lake, [DT])
+
+    assert report.skipped == {} and report.accepted == {DT: [base(late)]}
+    assert_digest_true(lake)
+
+
 # -- crashes and races ------------------------------------------------------------------------
 
 def test_a_crash_between_the_digest_and_the_manifest_leaves_the_manifest_true(
@@ -313,6 +402,97 @@ def test_a_verify_losing_the_swap_deletes_its_digest_and_builds_on_the_rivals(
     assert len(digests(lake)) == 1  # ours from the lost swap, and the rival's, deleted
 
 
+def test_a_racers_digest_deleted_as_an_orphan_before_its_swap_only_costs_a_read(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a verify whose digest is deleted between its write and its swap (another verify's
+    # `delete_orphans` with a clock running hours ahead)
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    late = write(lake, range(100, 103), "stream-000900-late")
+    real_swap = lake.swap_state
+
+    def orphaned_first(key: str, data: bytes, *, expected: str | None) -> str:
+        named = read_manifest(lake, DT).digest
+        assert delete_orphans(lake, DT, str(named), now=datetime.now(UTC) + timedelta(hours=3))
+        return real_swap(key, data, expected=expected)
+
+    monkeypatch.setattr(lake, "swap_state", orphaned_first)
+    assert verify(lake, [DT]).accepted == {DT: [base(late)]}
+    monkeypatch.setattr(lake, "swap_state", real_swap)
+    # then its manifest names a digest that is gone: still true, and never trusted blindly
+    assert digests(lake) == []
+    assert len(trusted(lake)) == 7
+    copy = paths[2].replace("-d02", "-copy")
+    shutil.copy(paths[2], copy)
+    reads = Reads(lake, monkeypatch)
+    report = verify(lake, [DT])
+    assert sorted(reads.files) == sorted([base(p) for p in paths] + [base(late), base(copy)])
+    assert list(report.refused[DT]) == [base(copy)]
+    assert_digest_true(lake)
+
+
+def test_a_swap_that_landed_but_was_reported_lost_leaves_the_manifest_true(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a verify whose swap lands but answers a conflict (an S3 PUT retried after a lost
+    # response, when a rival rewrote the manifest in between, naming the same digest)
+    paths = stream_day(lake)
+    planted = paths[1].replace("-d01", "-planted")
+    shutil.copy(paths[1], planted)
+    verify(lake, [DT])  # the planted copy is refused
+    late = write(lake, range(100, 103), "stream-000900-late")
+    real_swap = lake.swap_state
+    calls: list[str] = []
+
+    def landed_then_lost(key: str, data: bytes, *, expected: str | None) -> str:
+        calls.append(key)
+        real_swap(key, data, expected=expected)
+        if len(calls) == 1:
+            monkeypatch.setattr(lake, "swap_state", real_swap)
+            Path(planted).unlink()  # the rival only drops the refusal of a file now gone
+            verify(lake, [DT])
+            monkeypatch.setattr(lake, "swap_state", landed_then_lost)
+            raise StateConflictError("lost to a rival")
+        return "unused"
+
+    monkeypatch.setattr(lake, "swap_state", landed_then_lost)
+    verify(lake, [DT])
+    monkeypatch.setattr(lake, "swap_state", real_swap)
+
+    # then the manifest names every file, each event once, whatever became of the digest
+    assert trusted(lake) == sorted([base(p) for p in paths] + [base(late)])
+    held = Counter(i for p in verified_files(lake, lake.list_files())
+                   for i in pq.read_table(p, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 33 and set(held.values()) == {1}
+    more = write(lake, range(110, 112), "stream-000901-more")
+    assert verify(lake, [DT]).accepted == {DT: [base(more)]}
+    assert_digest_true(lake)
+
+
+def test_a_verified_file_compacted_away_and_restored_with_its_identity_is_refused(
+        lake: Lake, tmp_path: Path) -> None:
+    # given a verified day, one file of which is merged into another and deleted (compaction)
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    [before] = [file_identity(f) for f in lake.list_files() if f.path == paths[0]]
+    backup = tmp_path / base(paths[0])
+    shutil.copy2(paths[0], backup)  # a backup keeping its modification time
+    merged = write(lake, [*range(0, 5), *range(100, 103)], "compacted-x-1-of-1")
+    Path(paths[0]).unlink()
+    assert verify(lake, [DT]).accepted == {DT: [base(merged)]}
+
+    # when the file comes back from the backup, the very file the manifest once named
+    shutil.copy2(backup, paths[0])
+    assert [file_identity(f) for f in lake.list_files() if f.path == paths[0]] == [before]
+    report = verify(lake, [DT])
+
+    # then it is refused against the file now holding its events: each event read once
+    assert list(report.refused[DT]) == [base(paths[0])]
+    held = Counter(i for p in verified_files(lake, lake.list_files())
+                   for i in pq.read_table(p, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 33 and set(held.values()) == {1}
+    assert_digest_true(lake)
+
+
 # -- compaction -------------------------------------------------------------------------------
 
 def test_compaction_verifies_with_its_id_cache_and_leaves_a_true_digest(
@@ -335,6 +515,28 @@ def test_compaction_verifies_with_its_id_cache_and_leaves_a_true_digest(
     held = Counter(i for p in verified_files(lake, lake.list_files())
                    for i in pq.read_table(p, columns=["event_id"])["event_id"].to_pylist())
     assert len(held) == 33 and set(held.values()) == {1}
+
+
+def test_compaction_still_merges_a_copy_planted_beside_a_day_verified_with_a_digest(
+        lake: Lake) -> None:
+    # given a day of large files verified with a digest, and a large copy of one planted
+    paths = [write(lake, range(k * 200, (k + 1) * 200), f"sweep-{k}") for k in range(3)]
+    verify(lake, [DT])
+    copy = paths[1].replace("sweep-1", "backfill-copy")
+    shutil.copy(paths[1], copy)
+    size = min(f.size for f in lake.list_files())
+
+    # when compaction looks at the day (verify refuses the copy against the digest alone)
+    report = compact(lake, now=NOW, min_files=4, small_file_bytes=size // 2,
+                     target_bytes=size + 1)
+
+    # then it still finds the copies among files verify did not read, and merges them
+    assert report.duplicates_dropped == 200
+    held = Counter(i for f in lake.list_files()
+                   for i in pq.read_table(f.path, columns=["event_id"])["event_id"].to_pylist())
+    assert len(held) == 600 and set(held.values()) == {1}
+    assert sorted(trusted(lake)) == sorted(base(f.path) for f in lake.list_files())
+    assert_digest_true(lake)
 
 
 # -- on S3 ------------------------------------------------------------------------------------
