@@ -327,6 +327,8 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
         digest = manifest.digest  # the same files: the same digest
         if candidates or dropped:
             known = _known_ids(lake, dt, manifest, kept)
+            # read from the manifest's digest, which names exactly the files kept
+            same_files = known is not None and manifest.digest is not None and not dropped
             if candidates:
                 try:
                     wanted = candidates if known is not None else kept + candidates
@@ -347,7 +349,10 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
                     known = KnownIds.of([(file_identity(f), _array(ids, f)) for f in kept])
                 accepted, refused = _choose(known, candidates, ids)
                 known = known.plus([(file_identity(f), _array(ids, f)) for f in accepted])
-            digest = None if known is None else write_digest(lake, dt, known)
+            if same_files and not accepted:  # only refusals: the digest is still true
+                digest = manifest.digest
+            else:
+                digest = None if known is None else write_digest(lake, dt, known)
         data = _manifest_json(dt, kept + accepted, {**still_refused, **refused}, now=now,
                               digest=digest)
         try:

@@ -169,10 +169,13 @@ def test_a_hand_planted_copy_is_refused_against_the_file_the_digest_names(
     copy = paths[3].replace("-d03", "-copy")
     shutil.copy(paths[3], copy)
     reads = Reads(lake, monkeypatch)
+    digest_before, digest_files = read_manifest(lake, DT).digest, digests(lake)
 
     report = verify(lake, [DT])
 
     assert reads.files == [base(copy)]  # the copy only: the digest says where its ids are
+    # nothing accepted, nothing dropped: the same files, so the same digest (none written)
+    assert read_manifest(lake, DT).digest == digest_before and digests(lake) == digest_files
     assert report.refused == {DT: {base(copy): "shares 5 event_id(s) with verified files, "
                                                "e.g. `e-0015`"}}
     manifest = read_manifest(lake, DT)
