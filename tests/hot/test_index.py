@@ -4,6 +4,7 @@ created before issue 12, readers during it, and the BatchGetItem reader."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -155,12 +156,10 @@ def test_an_init_interrupted_after_the_new_index_deletes_only_the_old_one(
 
 
 
-def test_two_inits_migrating_at_once_both_succeed_when_the_other_created_the_index_first(
-        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given init A described the table (old index only) and init B then migrated it all
-    lake = legacy_lake(tmp_path)
-    first = EventLake(lake.settings)
-    ddb = first.clients.dynamodb
+def race_after_describe(monkeypatch: pytest.MonkeyPatch, ddb: Any,
+                        rival: Callable[[], object]) -> list[bool]:
+    """Make `rival` run right after `ddb`'s first DescribeTable answered (what an init saw is
+    then out of date); the list returned gets a True once it ran."""
     real = ddb.describe_table
     raced: list[bool] = []
 
@@ -168,10 +167,20 @@ def test_two_inits_migrating_at_once_both_succeed_when_the_other_created_the_ind
         desc = real(**kwargs)
         if not raced:
             raced.append(True)
-            EventLake(lake.settings).init()
+            rival()
         return desc
 
     monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    return raced
+
+
+def test_two_inits_migrating_at_once_both_succeed_when_the_other_created_the_index_first(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given init A described the table (old index only) and init B then migrated it all
+    lake = legacy_lake(tmp_path)
+    first = EventLake(lake.settings)
+    raced = race_after_describe(monkeypatch, first.clients.dynamodb,
+                                lambda: EventLake(lake.settings).init())
     # when A goes on from what it saw
     first.init()
     # then it succeeds, and the table has the new index only
@@ -187,18 +196,9 @@ def test_an_init_finding_the_old_index_already_deleted_by_another_still_succeeds
     lake.clients.dynamodb.update_table(TableName=lake.settings.table,
                                        GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
     first = EventLake(lake.settings)
-    ddb = first.clients.dynamodb
-    real = ddb.describe_table
-    raced: list[bool] = []
-
-    def described_then_raced(**kwargs: Any) -> Any:
-        desc = real(**kwargs)
-        if not raced:  # ... init A saw both, then init B deleted the old one
-            raced.append(True)
-            EventLake(lake.settings).init()
-        return desc
-
-    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    # ... init A saw both, then init B deleted the old one
+    race_after_describe(monkeypatch, first.clients.dynamodb,
+                        lambda: EventLake(lake.settings).init())
     # when A goes on to delete the old index, then it finds it gone and succeeds
     assert [c.split(" (")[0] for c in first.init()] == [
         f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
@@ -212,20 +212,9 @@ def test_an_index_of_the_new_name_created_meanwhile_with_another_projection_is_r
     lake = legacy_lake(tmp_path)
     first = EventLake(lake.settings)
     ddb = first.clients.dynamodb
-    real = ddb.describe_table
-    raced: list[bool] = []
-
-    def described_then_raced(**kwargs: Any) -> Any:
-        desc = real(**kwargs)
-        if not raced:
-            raced.append(True)
-            spec = {**index_spec(), "Projection": {"ProjectionType": "KEYS_ONLY"}}
-            real_update(TableName=lake.settings.table,
-                        GlobalSecondaryIndexUpdates=[{"Create": spec}])
-        return desc
-
-    real_update = ddb.update_table
-    monkeypatch.setattr(ddb, "describe_table", described_then_raced)
+    spec = {**index_spec(), "Projection": {"ProjectionType": "KEYS_ONLY"}}
+    race_after_describe(monkeypatch, ddb, lambda: ddb.update_table(
+        TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[{"Create": spec}]))
     # when A tries to create it, then it refuses clearly and leaves the old index for readers
     with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*KEYS_ONLY"):
         first.init()
