@@ -105,11 +105,25 @@ def _active(index: dict[str, Any] | None) -> bool:
 
 def choose(desc: dict[str, Any], table: str) -> str:
     """The index a reader queries: the new one once ACTIVE, else the old one (during a
-    migration); StorageError when neither is ACTIVE."""
+    migration); StorageError when neither is ACTIVE, or when the only ACTIVE one has the new
+    name but not its keys or projection (`init` refuses such an index too: a reader would fail
+    on its keys, or fetch every entry whole)."""
     indexes = _indexes(desc)
-    for name in (INDEX_NAME, LEGACY_INDEX_NAME):
-        if _active(indexes.get(name)):
-            return name
+    current = indexes.get(INDEX_NAME)
+    if _active(current):
+        assert current is not None
+        try:
+            _check_index(current, table)
+            return INDEX_NAME
+        except StorageError:
+            if not _active(indexes.get(LEGACY_INDEX_NAME)):
+                raise
+            _log.warning("table `%s`: index %s is not the one eventlake makes; reading %s "
+                         "(run `eventlake init` for what to do)", table, INDEX_NAME,
+                         LEGACY_INDEX_NAME)
+            return LEGACY_INDEX_NAME
+    if _active(indexes.get(LEGACY_INDEX_NAME)):
+        return LEGACY_INDEX_NAME
     states = ", ".join(f"{n} {i.get('IndexStatus', '?')}" for n, i in indexes.items()
                        if n in (INDEX_NAME, LEGACY_INDEX_NAME)) or "neither exists"
     raise StorageError(f"table `{table}` has no ACTIVE ingestion-time index ({INDEX_NAME} or "

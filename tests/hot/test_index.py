@@ -18,6 +18,7 @@ from eventlake.hot.fetch import UNPROCESSED_ATTEMPTS, fetch_items
 from eventlake.hot.index import (
     INDEX_NAME,
     LEGACY_INDEX_NAME,
+    PROJECTED,
     choose,
     index_spec,
     wait_index_active,
@@ -232,6 +233,29 @@ def test_waiting_for_an_index_polls_until_it_is_active_and_fails_if_it_vanishes(
     assert pauses == [2.0, 2.0]
     with pytest.raises(StorageError, match="index y vanished"):
         wait_index_active(describe, "y", sleep=pauses.append)
+
+
+def test_readers_refuse_an_index_of_the_new_name_keyed_otherwise_unless_the_old_one_serves(
+        caplog: pytest.LogCaptureFixture) -> None:
+    wrong_keys = {**index_spec(), "IndexStatus": "ACTIVE",
+                  "KeySchema": [{"AttributeName": "event_type", "KeyType": "HASH"}]}
+    keys_only = {**index_spec(), "IndexStatus": "ACTIVE",
+                 "Projection": {"ProjectionType": "KEYS_ONLY"}}
+    legacy = {"IndexName": LEGACY_INDEX_NAME, "IndexStatus": "ACTIVE",
+              "Projection": {"ProjectionType": "ALL"}}
+    for wrong in (wrong_keys, keys_only):
+        # alone: a clear refusal naming the index, not a Query failing on its keys or every
+        # entry fetched whole
+        with pytest.raises(StorageError, match=f"index {INDEX_NAME} (keyed|projecting)"):
+            choose({"GlobalSecondaryIndexes": [wrong]}, "t")
+        # beside the old index (a migration someone got wrong): readers keep the old one
+        assert choose({"GlobalSecondaryIndexes": [wrong, legacy]}, "t") == LEGACY_INDEX_NAME
+    assert "is not the one eventlake makes" in caplog.text
+    # eventlake's own index, its attributes in any order, is chosen over the old one
+    ours = {**index_spec(), "IndexStatus": "ACTIVE",
+            "Projection": {"ProjectionType": "INCLUDE",
+                           "NonKeyAttributes": sorted(PROJECTED, reverse=True)}}
+    assert choose({"GlobalSecondaryIndexes": [legacy, ours]}, "t") == INDEX_NAME
 
 
 def test_a_table_with_no_active_index_is_refused_with_what_to_do() -> None:
