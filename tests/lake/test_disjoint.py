@@ -277,34 +277,6 @@ def test_two_verifies_racing_both_land_and_never_accept_overlapping_files(
     assert [r["name"] for r in data["refused"]] == [base(first)]
 
 
-def test_a_verify_losing_the_swap_keeps_what_the_rival_recorded_and_adds_its_own(
-        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    stream_day(lake)
-    verify(lake, [DT])
-    mine = write(lake, range(700, 705), "stream-mine")
-    real_swap = lake.swap_state
-    real_list = lake.list_files
-    rival_file: list[str] = []
-
-    def rival_writes_first(key: str, data: bytes, *, expected: str | None) -> str:
-        if not rival_file:  # a rival that listed before `mine` existed records its own file
-            rival_file.append(write(lake, range(800, 805), "stream-rival"))
-            monkeypatch.setattr(lake, "list_files", lambda *a, **k: [
-                f for f in real_list(*a, **k) if f.path != mine])
-            monkeypatch.setattr(lake, "swap_state", real_swap)
-            assert verify(lake, [DT]).accepted == {DT: ["stream-rival.parquet"]}
-            monkeypatch.setattr(lake, "list_files", real_list)
-        return real_swap(key, data, expected=expected)
-
-    monkeypatch.setattr(lake, "swap_state", rival_writes_first)
-
-    report = verify(lake, [DT])
-
-    assert report.accepted == {DT: [base(mine)]}
-    assert {"stream-rival.parquet", base(mine)} <= set(trusted(lake))
-    assert len(trusted(lake)) == 6
-
-
 def test_a_file_vanishing_while_its_ids_are_read_skips_the_partition(
         lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = stream_day(lake)

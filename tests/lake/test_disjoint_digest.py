@@ -399,8 +399,10 @@ def test_a_verify_losing_the_swap_deletes_its_digest_and_builds_on_the_rivals(
 
     report = verify(lake, [DT])
 
+    # the rival's record stands and ours is added to it: the day's 6 files, the rival's, ours
     assert report.accepted == {DT: [base(mine)]}
     assert {"stream-rival.parquet", base(mine)} <= set(trusted(lake))
+    assert len(trusted(lake)) == 8
     assert_digest_true(lake)
     assert len(digests(lake)) == 1  # ours from the lost swap, and the rival's, deleted
 
