@@ -227,7 +227,8 @@ def _read_body(event: Mapping[str, Any], limit: int) -> Any:
         raise _Rejected(413, "request.too_large",
                         f"body is {size:,} bytes; at most {limit:,} are accepted "
                         "(EVENTLAKE_MAX_REQUEST_BYTES): split the events over several requests")
-    data: str | bytes = body
+    # A leading UTF-8 byte order mark is ignored, as json.loads ignores it in bytes (base64)
+    data: str | bytes = body.removeprefix("\ufeff")
     if event.get("isBase64Encoded") in (True, "true"):
         try:
             data = base64.b64decode(body, validate=True)

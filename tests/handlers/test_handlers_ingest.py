@@ -1042,3 +1042,14 @@ def test_conflicts_of_a_direct_invocation_are_logged_one_line_each_with_the_raw_
     # and stored items are untouched
     item = stored(installed, "ord-1")
     assert item is not None and '"total":48.48' in item["event_payload"]["S"]
+
+
+@pytest.mark.parametrize("base64_encoded", [False, True])
+def test_a_body_starting_with_a_utf8_byte_order_mark_is_read_either_way(
+        installed: EventLake, base64_encoded: bool) -> None:
+    # given the same JSON with a BOM (what .NET's UTF8 StreamWriter writes), as text or base64
+    status, answer, _ = invoke(http_v2("\ufeff" + json.dumps(order("ord-bom")),
+                                       base64_encoded=base64_encoded))
+    # then both doors read it alike (RFC 8259 lets a parser ignore the mark)
+    assert status == 201, answer
+    assert stored(installed, "ord-bom") is not None
