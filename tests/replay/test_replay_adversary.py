@@ -4,15 +4,21 @@ deleting, TTL deleting hot items, all between two batches of one run."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from archive_support import NOW, World, hours
 
-from eventlake import EventLake
+from eventlake import EventLake, Settings
 from eventlake.errors import TransientError
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.store import Lake
 from eventlake.lake.vanish import VANISH_ATTEMPTS
 from eventlake.local.stack import expire_ttl
+from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay import read
 from eventlake.replay.run import replay
 from eventlake.replay.select import Selection
@@ -105,3 +111,39 @@ def test_files_that_keep_vanishing_stop_the_read_with_a_transient_error(world: W
     finally:
         con.close()
     assert len(tries) == VANISH_ATTEMPTS - 1
+
+
+def test_a_crash_between_a_send_and_its_checkpoint_resends_that_batch_and_skips_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given 7 archived events, a callable target, and a process that dies right after the
+    # target took the second batch, before its checkpoint is written
+    world_lake = Lake(Settings.from_env(table="unused", lake_uri=str(tmp_path / "lake")))
+    rows = [{"event_id": f"e{n}", "event_type": "click", "timestamp": NOW + timedelta(minutes=n),
+             "ingested_at": NOW, "source": None, "subject": None, "event_payload": "{}",
+             "content_hash": f"h{n}"} for n in range(7)]
+    world_lake.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), "a")
+    tiers = SimpleNamespace(cold=world_lake, hot=None)
+    selection = Selection(NOW, NOW + hours(1), cold_only=True)
+    ckpt = tmp_path / "ckpt"
+    got: list[str] = []
+    save = checkpoints.save
+    saves: list[int] = []
+
+    def dying_save(*args: Any, **kwargs: Any) -> None:
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # killed between the send and the checkpoint
+        save(*args, **kwargs)
+
+    def target(events: list[dict[str, Any]]) -> None:
+        got.extend(e["event_id"] for e in events)
+
+    monkeypatch.setattr(checkpoints, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        replay(tiers, selection, target, batch_size=3, checkpoint=ckpt, now=NOW)
+    monkeypatch.setattr(checkpoints, "save", save)
+    # when the replay runs again
+    report = replay(tiers, selection, target, batch_size=3, checkpoint=ckpt, now=NOW)
+    # then the unacknowledged batch comes again (at least once), and nothing is skipped
+    assert got == ["e0", "e1", "e2", "e3", "e4", "e5", "e3", "e4", "e5", "e6"]
+    assert (report.resumed_after, report.sent) == (3, 4)
