@@ -113,6 +113,10 @@ def test_files_that_keep_vanishing_stop_the_read_with_a_transient_error(world: W
     assert len(tries) == VANISH_ATTEMPTS - 1
 
 
+class Killed(BaseException):
+    """The process dying (a BaseException, as a signal's would be)."""
+
+
 def test_a_crash_between_a_send_and_its_checkpoint_resends_that_batch_and_skips_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given 7 archived events, a callable target, and a process that dies right after the
@@ -132,14 +136,14 @@ def test_a_crash_between_a_send_and_its_checkpoint_resends_that_batch_and_skips_
     def dying_save(*args: Any, **kwargs: Any) -> None:
         saves.append(1)
         if len(saves) == 2:
-            raise KeyboardInterrupt  # killed between the send and the checkpoint
+            raise Killed  # between the send and the checkpoint
         save(*args, **kwargs)
 
     def target(events: list[dict[str, Any]]) -> None:
         got.extend(e["event_id"] for e in events)
 
     monkeypatch.setattr(checkpoints, "save", dying_save)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         replay(tiers, selection, target, batch_size=3, checkpoint=ckpt, now=NOW)
     monkeypatch.setattr(checkpoints, "save", save)
     # when the replay runs again
