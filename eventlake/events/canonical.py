@@ -116,7 +116,13 @@ def _encode(value: Any, out: list[str], path: str, depth: int) -> None:
     elif isinstance(value, Mapping):
         out.append("{")
         first = True
-        for key in sorted(value):
+        try:
+            keys = sorted(value)
+        except TypeError:  # a Python caller's keys of mixed types: name one that is not a string
+            key = next(k for k in value if not isinstance(k, str))
+            raise InvalidEventError("payload.not_json",
+                                    f"key {key!r} at {path} is not a string") from None
+        for key in keys:
             if not isinstance(key, str):
                 raise InvalidEventError("payload.not_json",
                                         f"key {key!r} at {path} is not a string")

@@ -100,15 +100,15 @@ def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> 
                                 f"expected a JSON object, got {kind_of(raw)}", position=position)
     raw_id = raw.get("id") if ("specversion" in raw or "detail-type" in raw) else raw.get(
         "event_id")
-    event_id_hint = (str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool)
-                     and _valid_unicode(str(raw_id)) else None)
+    event_id_hint = _id_hint(raw_id)
     try:
         if "specversion" in raw:
             fields_ = _from_cloudevent(raw)
         elif "detail-type" in raw:
             fields_ = _from_eventbridge(raw)
         else:
-            unknown = sorted(set(raw) - _SEED_FIELDS)
+            unknown = sorted(set(raw) - _SEED_FIELDS, key=str)  # a Python caller's keys may
+            # be of any type (JSON's are strings): listed, never compared
             if unknown:
                 raise InvalidEventError(
                     "event.unknown_field",
@@ -120,6 +120,17 @@ def parse_event(raw: Any, *, position: int = 0, now: datetime | None = None) -> 
     except InvalidEventError as exc:
         raise InvalidEventError(exc.rule, exc.detail, position=position,
                                 event_id=exc.event_id or event_id_hint) from None
+
+
+def _id_hint(raw_id: Any) -> str | None:
+    """The event_id a producer sent, to name the event in an error; None when it is unusable."""
+    if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
+        return None
+    try:
+        text = str(raw_id)
+    except ValueError:  # an int past Python's int/str digit limit
+        return None
+    return text if _valid_unicode(text) else None
 
 
 def _from_cloudevent(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,7 +199,13 @@ def _event_id(value: Any) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidEventError("event_id.type", f"event_id must be a string, got {kind_of(value)}")
-    text = str(value)
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's int/str digit limit (a Python caller's)
+        raise InvalidEventError(
+            "event_id.format",
+            f"event_id is an integer of more than {MAX_EVENT_ID_CHARS} digits; it must be "
+            f"1-{MAX_EVENT_ID_CHARS} characters") from None
     _check_unicode("event_id", text)
     if not text or len(text) > MAX_EVENT_ID_CHARS or _CONTROL.search(text) or text != text.strip():
         raise InvalidEventError(

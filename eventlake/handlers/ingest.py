@@ -26,9 +26,10 @@ remaining time less max(2 s, 10 %)), so the answer always names every event.
 
 A direct or EventBridge invocation raises when an event failed transiently, so Lambda's async
 retry re-sends it. Anything else is returned. Invalid events are not raised: a retry cannot
-make them valid. Nobody may read the answer of an asynchronous invocation, so each invalid
-event is logged at ERROR (position, id, rule, message and the raw event up to 4 KB), at most
-MAX_LOGGED_INVALID_EVENTS per invocation and a count of the rest.
+make them valid, nor conflicts stored content. Nobody may read the answer of an asynchronous
+invocation, so each invalid or conflicting event (refused, stored nowhere) is logged at ERROR
+(position, id, rule, message and the raw event up to 4 KB), at most MAX_LOGGED_INVALID_EVENTS
+per outcome and invocation and a count of the rest.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ DEADLINE_MARGIN_FRACTION = 0.1
 """Throttling retries stop when the invocation has max(2 s, 10 %) of its remaining time left:
 room to answer (and for one slow DynamoDB call) before Lambda's timeout."""
 MAX_LOGGED_INVALID_EVENTS = 20
-"""Invalid events of one asynchronous invocation logged one line each; the rest are counted."""
+"""Invalid (and, apart, conflicting) events of one asynchronous invocation logged one line each;
+the rest are counted."""
 MAX_LOGGED_EVENT_CHARS = 4096
 """The raw event in an invalid-event log line is cut to this many characters."""
 RESEND_ADVICE = ("re-send the same request (safe: events get the same ids, stored ones come back "
@@ -127,7 +129,7 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     _log_invocation(level, kind, event, request_id, started, reply)
     if kind in ("apigw-v1", "apigw-v2"):
         return _http_response(reply, request_id)
-    _log_invalid_events(reply, request_id)
+    _log_refused_events(reply, request_id)
     if reply.counts[Outcome.FAILED.value]:
         # Raise, so that Lambda's async retries (and then the on-failure destination,
         # infra/template.yaml's IngestFailures queue) keep the events.
@@ -225,7 +227,8 @@ def _read_body(event: Mapping[str, Any], limit: int) -> Any:
         raise _Rejected(413, "request.too_large",
                         f"body is {size:,} bytes; at most {limit:,} are accepted "
                         "(EVENTLAKE_MAX_REQUEST_BYTES): split the events over several requests")
-    data: str | bytes = body
+    # A leading UTF-8 byte order mark is ignored, as json.loads ignores it in bytes (base64)
+    data: str | bytes = body.removeprefix("\ufeff")
     if event.get("isBase64Encoded") in (True, "true"):
         try:
             data = base64.b64decode(body, validate=True)
@@ -354,25 +357,34 @@ def _log_invocation(level: int, kind: Kind, event: Any, request_id: str | None,
     _log_json(level, line)
 
 
-def _log_invalid_events(reply: _Reply, request_id: str | None) -> None:
-    """One ERROR line per invalid event (raw event included, cut to MAX_LOGGED_EVENT_CHARS),
-    at most MAX_LOGGED_INVALID_EVENTS, then one line counting the rest by rule."""
-    invalid = [r for r in reply.results if r.outcome is Outcome.INVALID]
-    for result in invalid[:MAX_LOGGED_INVALID_EVENTS]:
-        raw = _raw_text(reply.events[result.position]) if result.position < len(
-            reply.events) else ""
-        _log_json(logging.ERROR, {
-            "msg": "ingest.invalid_event", "request_id": request_id,
-            "position": result.position, "event_id": result.event_id, "rule": result.rule,
-            "message": result.message, "raw": raw[:MAX_LOGGED_EVENT_CHARS],
-            "raw_truncated": len(raw) > MAX_LOGGED_EVENT_CHARS})
-    rest = invalid[MAX_LOGGED_INVALID_EVENTS:]
-    if rest:
-        rules = Counter(r.rule or "?" for r in rest)
-        _log_json(logging.ERROR, {
-            "msg": "ingest.invalid_events_not_logged", "request_id": request_id,
-            "count": len(rest), "rules": dict(rules),
-            "positions": [r.position for r in rest], "event_ids": [r.event_id for r in rest]})
+_REFUSED = {Outcome.INVALID: ("ingest.invalid_event", "ingest.invalid_events_not_logged"),
+            Outcome.CONFLICT: ("ingest.conflicting_event",
+                               "ingest.conflicting_events_not_logged")}
+"""The log lines of refused events: one per event, and the count of those past the cap."""
+
+
+def _log_refused_events(reply: _Reply, request_id: str | None) -> None:
+    """Per refused outcome (invalid, conflict: content stored nowhere), one ERROR line per event
+    (raw event included, cut to MAX_LOGGED_EVENT_CHARS), at most MAX_LOGGED_INVALID_EVENTS, then
+    one line counting the rest by rule."""
+    for outcome, (each, not_logged) in _REFUSED.items():
+        refused = [r for r in reply.results if r.outcome is outcome]
+        for result in refused[:MAX_LOGGED_INVALID_EVENTS]:
+            raw = _raw_text(reply.events[result.position]) if result.position < len(
+                reply.events) else ""
+            _log_json(logging.ERROR, {
+                "msg": each, "request_id": request_id,
+                "position": result.position, "event_id": result.event_id, "rule": result.rule,
+                "message": result.message, "raw": raw[:MAX_LOGGED_EVENT_CHARS],
+                "raw_truncated": len(raw) > MAX_LOGGED_EVENT_CHARS})
+        rest = refused[MAX_LOGGED_INVALID_EVENTS:]
+        if rest:
+            rules = Counter(r.rule or "?" for r in rest)
+            _log_json(logging.ERROR, {
+                "msg": not_logged, "request_id": request_id,
+                "count": len(rest), "rules": dict(rules),
+                "positions": [r.position for r in rest],
+                "event_ids": [r.event_id for r in rest]})
 
 
 def _log_json(level: int, line: dict[str, Any]) -> None:

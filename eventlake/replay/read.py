@@ -15,19 +15,29 @@ never holds the whole selection. Fewer, larger queries are what makes the read f
 per day of 10,000 events spent most of its time starting queries.
 
 All days are read through one connection: one snapshot (lake listing, hot read) for the whole
-replay, so an event archived while the replay runs is neither lost nor read twice.
+replay, so an event archived while the replay runs is neither lost nor read twice. Compaction
+may delete listed files meanwhile (their rows are in its output): a window whose query finds a
+listed file gone is read again, from just after the last event yielded, on a fresh snapshot
+(`reopen`, at most VANISH_ATTEMPTS times in a row); the position only moves forward, so no
+event is yielded twice, and the events at or before it were read already.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 
 import duckdb
 import pyarrow as pa
 
-from eventlake.query.views import COLD_PARTITIONS, Tiers, connect
+from eventlake.events.times import as_utc
+from eventlake.lake.vanish import VANISH_ATTEMPTS, vanish_backoff, vanished_too_often
+from eventlake.query.views import COLD_PARTITIONS, Tiers, connect, file_vanished_in_query, refresh
 from eventlake.replay.select import Position, Selection
+
+_log = logging.getLogger(__name__)
 
 READ_BATCH_ROWS = 10_000
 """Rows per Arrow record batch fetched from DuckDB (not the target's batch size)."""
@@ -47,23 +57,54 @@ def open_reader(tiers: Tiers, selection: Selection, *, now: datetime | None = No
     return con
 
 
+def reopen_reader(con: duckdb.DuckDBPyConnection, tiers: Tiers, selection: Selection, *,
+                  now: datetime | None = None) -> None:
+    """Point `con` (from `open_reader`) at a fresh snapshot: list the lake, read the hot tier."""
+    refresh(con, tiers, hot=not selection.cold_only, now=now)
+
+
 def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
-                 after: Position | None = None, rows: int = READ_BATCH_ROWS
-                 ) -> Iterator[pa.RecordBatch]:
+                 after: Position | None = None, rows: int = READ_BATCH_ROWS,
+                 reopen: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
     """The selected events after `after` (all when None), in (timestamp, event_id) order, as
     record batches of up to `rows` rows with the columns of `select.COLUMNS` and `_line`
-    (the seed JSON line)."""
-    for first, last in windows(con, selection, after):
-        sql, params = selection.window_sql(first, last, after)
-        relation = con.sql(sql, params=params)
-        assert relation is not None  # a SELECT always gives one
-        reader = relation.to_arrow_reader(rows)
+    (the seed JSON line). With `reopen` (which points `con` at a fresh snapshot), a listed
+    file that vanished under a query (compaction) makes the read go on after the last event
+    yielded, on a fresh snapshot; TransientError after VANISH_ATTEMPTS in a row."""
+    vanished = 0
+    while True:
         try:
-            for batch in reader:
-                if batch.num_rows:
-                    yield batch
-        finally:
-            reader.close()
+            for first, last in windows(con, selection, after):
+                sql, params = selection.window_sql(first, last, after)
+                relation = con.sql(sql, params=params)
+                assert relation is not None  # a SELECT always gives one
+                reader = relation.to_arrow_reader(rows)
+                try:
+                    for batch in reader:
+                        if batch.num_rows:
+                            yield batch
+                            after = _last_position(batch)
+                            vanished = 0
+                finally:
+                    reader.close()
+            return
+        except duckdb.Error as exc:
+            if reopen is None or not file_vanished_in_query(exc):
+                raise
+            vanished += 1
+            if vanished >= VANISH_ATTEMPTS:
+                raise vanished_too_often(exc, "under the replay's read") from exc
+            _log.info("replay: a lake file vanished under the read (%s); reading on after "
+                      "%s on a fresh listing", exc, after)
+            time.sleep(vanish_backoff(vanished + 1))
+            reopen()
+
+
+def _last_position(batch: pa.RecordBatch) -> Position:
+    """Where a record batch of the read ends in the total order."""
+    timestamp = batch.column("timestamp")[-1].as_py()
+    event_id = batch.column("event_id")[-1].as_py()
+    return Position(as_utc(timestamp), event_id)
 
 
 def windows(con: duckdb.DuckDBPyConnection, selection: Selection,

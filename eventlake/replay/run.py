@@ -37,7 +37,7 @@ from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay.batch import Batch, Event, batches
 from eventlake.replay.count import Tally, count
 from eventlake.replay.rate import TokenBucket
-from eventlake.replay.read import open_reader, read_batches
+from eventlake.replay.read import open_reader, read_batches, reopen_reader
 from eventlake.replay.resolve import target_for
 from eventlake.replay.select import Position, Selection, SelectionError
 from eventlake.replay.shapes import shape_for
@@ -185,7 +185,8 @@ def replay(tiers: Tiers, selection: Selection,
                 try:
                     _send(sink, con, selection, after, report, batch_size=batch_size,
                           bucket=bucket, checkpoint=checkpoint, clients=clients,
-                          progress=progress, started=started, scope=scope)
+                          progress=progress, started=started, scope=scope,
+                          reopen=lambda: reopen_reader(con, tiers, selection, now=now))
                 finally:
                     _close(sink)
         finally:
@@ -251,14 +252,16 @@ def _check_before(con: Any, selection: Selection, resume: checkpoints.Checkpoint
 def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
           report: ReplayReport, *, batch_size: int, bucket: TokenBucket | None,
           checkpoint: str | os.PathLike[str] | None, clients: Clients | None,
-          progress: Progress | None, started: float, scope: dict[str, str]) -> None:
+          progress: Progress | None, started: float, scope: dict[str, str],
+          reopen: Callable[[], None] | None = None) -> None:
     """The loop: each batch through the rate, to the target, then the checkpoint the target
     acknowledges (every batch, or a JSONL file on S3 part by part), then `progress`. What
     stops it carries the report (`error.report`)."""
     sent = report.resumed_after
     durable = report.resumed_after
     try:
-        for batch in batches(read_batches(con, selection, after=after), batch_size):
+        for batch in batches(read_batches(con, selection, after=after, reopen=reopen),
+                             batch_size):
             if bucket is not None:
                 report.rate_wait_s += bucket.take(len(batch))
             offset = sink.send(batch)

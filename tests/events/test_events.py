@@ -698,3 +698,19 @@ def test_a_naive_time_is_taken_as_utc_by_the_one_utc_rule() -> None:
     assert as_utc(aware.astimezone(timezone(timedelta(hours=2)))) == aware
     # the stored text does not depend on the host's time zone
     assert format_ts(naive) == format_ts(aware) == "2024-05-01T12:00:00.123456Z"
+
+
+# --- Python callers' values that JSON cannot carry: each a rule, never a crash ----------------
+
+@pytest.mark.parametrize(("raw", "rule"), [
+    ({"event_type": "a", "event_payload": {1: "x", "b": 2}}, "payload.not_json"),
+    ({"event_type": "a", "event_payload": {"n": {2: "x", "2": "y"}}}, "payload.not_json"),
+    ({"event_type": "a", 1: "x", b"y": 2}, "event.unknown_field"),
+    ({"event_id": 10**5000, "event_type": "a"}, "event_id.format"),
+])
+def test_keys_and_ids_json_cannot_carry_are_refused_by_a_rule(raw: dict[Any, Any],
+                                                              rule: str) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(raw, position=3)
+    assert caught.value.rule == rule
+    assert caught.value.position == 3

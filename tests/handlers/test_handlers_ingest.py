@@ -1022,3 +1022,34 @@ def test_a_cold_start_whose_table_lookup_is_throttled_still_answers_in_time(
         ingest.handler(page_view(1), context)
     assert context.remaining_ms >= 2_000
     assert 1 <= lookups.calls < cold.settings.aws_max_attempts
+
+
+def test_conflicts_of_a_direct_invocation_are_logged_one_line_each_with_the_raw_event(
+        installed: EventLake, caplog: pytest.LogCaptureFixture) -> None:
+    # given a stored event, and an asynchronous invocation (nobody reads its answer) that sends
+    # other content under its id
+    ingest.handler(order("ord-1"), None)
+    caplog.set_level(logging.INFO, logger=ingest.__name__)
+    result = ingest.handler([order("ord-2"), order("ord-1", total=1)], FakeContext())
+    # then the refused event, which is stored nowhere, is logged at ERROR with its content
+    assert result["statusCode"] == 409
+    [line] = [x for x in ingest_lines(caplog) if x["msg"] == "ingest.conflicting_event"]
+    assert (line["position"], line["event_id"]) == (1, "ord-1")
+    assert json.loads(line["raw"])["event_payload"]["total"] == 1
+    assert "different content" in line["message"]
+    assert any(r.levelno == logging.ERROR for r in caplog.records
+               if "ingest.conflicting_event" in r.getMessage())
+    # and stored items are untouched
+    item = stored(installed, "ord-1")
+    assert item is not None and '"total":48.48' in item["event_payload"]["S"]
+
+
+@pytest.mark.parametrize("base64_encoded", [False, True])
+def test_a_body_starting_with_a_utf8_byte_order_mark_is_read_either_way(
+        installed: EventLake, base64_encoded: bool) -> None:
+    # given the same JSON with a BOM (what .NET's UTF8 StreamWriter writes), as text or base64
+    status, answer, _ = invoke(http_v2("\ufeff" + json.dumps(order("ord-bom")),
+                                       base64_encoded=base64_encoded))
+    # then both doors read it alike (RFC 8259 lets a parser ignore the mark)
+    assert status == 201, answer
+    assert stored(installed, "ord-bom") is not None
