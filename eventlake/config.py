@@ -7,16 +7,18 @@ one raises `ConfigError` naming the variable and what it expected.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventlake.errors import ConfigError
+
+if TYPE_CHECKING:
+    import logging
 
 VERSION = "0.1.0"
 
@@ -24,7 +26,6 @@ AWS_CONNECT_TIMEOUT_S = 5
 AWS_READ_TIMEOUT_S = 30
 AWS_MAX_PAUSE_S = 20.0
 """botocore's cap on one pause between attempts (standard and adaptive modes)."""
-_log = logging.getLogger("eventlake.config")
 _RENAMED = {"EVENTLAKE_MAX_ATTEMPTS": "aws_max_attempts"}
 """Variables of earlier versions, still read: old name -> field."""
 """eventlake's version (also `eventlake.__version__`; the lake marker records it)."""
@@ -43,6 +44,14 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 
 def _env(name: str) -> dict[str, str]:
     return {"env": name}
+
+
+def _log() -> logging.Logger:
+    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
+    on `eventlake sql`'s start-up, which logs nothing."""
+    import logging
+
+    return logging.getLogger("eventlake.config")
 
 
 @dataclass(frozen=True)
@@ -186,8 +195,8 @@ class Settings:
                 raise ConfigError(f"{old}={raw} and {new}={values[name]} disagree: {old} is "
                                   f"the old name of {new}; set only {new}")
             if name not in values:
-                _log.warning("%s is the old name of %s (attempts in total, botocore's "
-                             "retries included): reading %s=%s; rename it", old, new, old, raw)
+                _log().warning("%s is the old name of %s (attempts in total, botocore's "
+                               "retries included): reading %s=%s; rename it", old, new, old, raw)
                 values[name] = value
         overrides = _renamed_keywords(overrides)
         unknown = set(overrides) - {f.name for f in fields(cls)}
@@ -310,7 +319,7 @@ def _renamed_keywords(overrides: dict[str, Any]) -> dict[str, Any]:
         if out.get(name) is not None and value is not None and out[name] != value:
             raise ConfigError(f"{old}={value!r} and {name}={out[name]!r} disagree: {old} is "
                               f"the old name of {name}; give only {name}")
-        _log.warning("setting `%s` is the old name of `%s` (attempts in total, botocore's "
-                     "retries included); rename it", old, name)
+        _log().warning("setting `%s` is the old name of `%s` (attempts in total, botocore's "
+                       "retries included); rename it", old, name)
         out.setdefault(name, value)
     return out

@@ -67,7 +67,6 @@ Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a qu
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -84,6 +83,8 @@ from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.vanish import file_vanished, retry_on_vanish
 
 if TYPE_CHECKING:
+    import logging
+
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -99,7 +100,16 @@ __all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "HELPERS", "VIEWS", "Engine", "Snaps
            "install", "list_queries", "load_sql", "names_typed_view",
            "queries_named", "read_hot", "refresh", "run_sql", "take_snapshot"]
 
-_log = logging.getLogger("eventlake.query.views")
+
+
+def _log() -> logging.Logger:
+    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
+    on `eventlake sql`'s start-up, which logs nothing."""
+    import logging
+
+    return logging.getLogger("eventlake.query.views")
+
+
 T = TypeVar("T")
 
 VIEWS = ("events", "events_cold", "events_hot")
@@ -327,8 +337,8 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until, lake=lake.cold, files=files)
     if not_events:
-        _log.warning("%d hot item(s) ingested since %s are not eventlake events; the views "
-                     "leave them out (the sweep quarantines them)", not_events, since)
+        _log().warning("%d hot item(s) ingested since %s are not eventlake events; the views "
+                       "leave them out (the sweep quarantines them)", not_events, since)
     return Snapshot(now, files, rows, watermark.at if watermark else None, since, until,
                     not_events, verified)
 
@@ -376,8 +386,8 @@ def read_hot(store: HotStore, since: datetime, until: datetime, *, lake: Lake | 
         if partial:
             fetched = store.fetch([entry["event_id"]["S"] for entry in partial])
             if fetched.vanished:
-                _log.info("%d hot item(s) were deleted (TTL) between the index read and the "
-                          "fetch; e.g. `%s`", len(fetched.vanished), fetched.vanished[0])
+                _log().info("%d hot item(s) were deleted (TTL) between the index read and the "
+                            "fetch; e.g. `%s`", len(fetched.vanished), fetched.vanished[0])
             whole += [fetched.items[entry["event_id"]["S"]] for entry in partial
                       if entry["event_id"]["S"] in fetched.items]
         not_events += len(builder.add_images(whole))
