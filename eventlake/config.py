@@ -13,12 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eventlake.errors import ConfigError
-
-if TYPE_CHECKING:
-    import logging
+from eventlake.logs import lazy_logger
 
 VERSION = "0.1.0"
 
@@ -46,13 +44,7 @@ def _env(name: str) -> dict[str, str]:
     return {"env": name}
 
 
-def _log() -> logging.Logger:
-    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
-    on `eventlake sql`'s start-up, which logs nothing."""
-    import logging
-
-    return logging.getLogger("eventlake.config")
-
+_log = lazy_logger("eventlake.config")
 
 @dataclass(frozen=True)
 class Settings:
@@ -195,8 +187,8 @@ class Settings:
                 raise ConfigError(f"{old}={raw} and {new}={values[name]} disagree: {old} is "
                                   f"the old name of {new}; set only {new}")
             if name not in values:
-                _log().warning("%s is the old name of %s (attempts in total, botocore's "
-                               "retries included): reading %s=%s; rename it", old, new, old, raw)
+                _log.warning("%s is the old name of %s (attempts in total, botocore's "
+                             "retries included): reading %s=%s; rename it", old, new, old, raw)
                 values[name] = value
         overrides = _renamed_keywords(overrides)
         unknown = set(overrides) - {f.name for f in fields(cls)}
@@ -319,7 +311,7 @@ def _renamed_keywords(overrides: dict[str, Any]) -> dict[str, Any]:
         if out.get(name) is not None and value is not None and out[name] != value:
             raise ConfigError(f"{old}={value!r} and {name}={out[name]!r} disagree: {old} is "
                               f"the old name of {name}; give only {name}")
-        _log().warning("setting `%s` is the old name of `%s` (attempts in total, botocore's "
-                       "retries included); rename it", old, name)
+        _log.warning("setting `%s` is the old name of `%s` (attempts in total, botocore's "
+                     "retries included); rename it", old, name)
         out.setdefault(name, value)
     return out

@@ -12,26 +12,16 @@ from __future__ import annotations
 import json
 from contextlib import suppress
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from eventlake.events.times import as_utc
 from eventlake.lake.store import Lake, LakeFile, StateConflictError
-
-if TYPE_CHECKING:
-    import logging
+from eventlake.logs import lazy_logger
 
 __all__ = ["CompactionRecord", "file_identity", "finish_interrupted", "read_record",
            "recorded_inputs", "write_record"]
 
-
-
-def _log() -> logging.Logger:
-    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
-    on `eventlake sql`'s start-up, which logs nothing."""
-    import logging
-
-    return logging.getLogger("eventlake.lake.compact")
-
+_log = lazy_logger("eventlake.lake.compact")
 
 # compactplan (names of compaction outputs) is imported where it is used: readers import this
 # module for `file_identity` alone (lake/disjoint.py, in every `eventlake sql`'s start-up).
@@ -62,7 +52,7 @@ def write_record(lake: Lake, dt: str, inputs: list[LakeFile], outputs: list[str]
             lake.write_state(_record_key(dt), data,
                              expected=None if current is None else current.version)
             return
-    _log().warning("could not record the compaction of dt=%s (concurrent runs?)", dt)
+    _log.warning("could not record the compaction of dt=%s (concurrent runs?)", dt)
 
 
 def read_record(lake: Lake, dt: str, files: list[LakeFile]) -> CompactionRecord | None:
@@ -78,7 +68,7 @@ def read_record(lake: Lake, dt: str, files: list[LakeFile]) -> CompactionRecord 
         record = json.loads(found.data)
         return CompactionRecord(set(record["inputs"]), set(record["outputs"]))
     except (ValueError, KeyError, TypeError) as exc:
-        _log().warning("ignoring unreadable compaction record of dt=%s: %s", dt, exc)
+        _log.warning("ignoring unreadable compaction record of dt=%s: %s", dt, exc)
         return None
 
 
@@ -99,7 +89,7 @@ def finish_interrupted(lake: Lake, dt: str, files: list[LakeFile],
             if file_identity(f) in inputs and name not in outputs]
     if left:
         lake.delete([f.path for f in left])
-        _log().info("dt=%s: deleted %d input(s) of an interrupted compaction", dt, len(left))
+        _log.info("dt=%s: deleted %d input(s) of an interrupted compaction", dt, len(left))
     return left
 
 

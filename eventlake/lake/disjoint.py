@@ -71,10 +71,9 @@ from eventlake.lake.store import (
     WrittenFile,
 )
 from eventlake.lake.vanish import file_vanished
+from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
-    import logging
-
     import pyarrow as pa
 
     from eventlake.lake.disjointids import KnownIds
@@ -86,15 +85,7 @@ __all__ = ["MANIFEST_PREFIX", "IdCache", "Manifest", "Refusal", "VerifyReport", 
            "manifest_key", "read_manifest", "verified_files", "verify", "verify_logged",
            "verify_recent"]
 
-
-
-def _log() -> logging.Logger:
-    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
-    on `eventlake sql`'s start-up, which logs nothing."""
-    import logging
-
-    return logging.getLogger("eventlake.lake.disjoint")
-
+_log = lazy_logger("eventlake.lake.disjoint")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -206,8 +197,8 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
             refusals[str(entry["identity"])] = Refusal(
                 str(entry.get("reason", "")), None if against is None else frozenset(against))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        _log().warning("ignoring the unreadable disjoint-files manifest of dt=%s (every file of "
-                       "the partition is de-duplicated until it is rewritten): %s", dt, exc)
+        _log.warning("ignoring the unreadable disjoint-files manifest of dt=%s (every file of "
+                     "the partition is de-duplicated until it is rewritten): %s", dt, exc)
         files, refusals, digest = frozenset(), {}, None
     return Manifest(dt, files, frozenset(refusals), found.version, refusals, digest)
 
@@ -270,7 +261,7 @@ def verify(lake: Lake, dts: Iterable[str], *, now: datetime | None = None,
     for dt in wanted:
         _verify_partition(lake, dt, now, report, cache)
     if report.accepted or report.refused or report.skipped:
-        _log().info("verified disjoint files: %s", report.to_dict())
+        _log.info("verified disjoint files: %s", report.to_dict())
     return report
 
 
@@ -283,10 +274,10 @@ def verify_logged(lake: Lake, dts: Iterable[str], *, now: datetime, ids: IdCache
     try:
         return verify(lake, dts, now=now, ids=ids)
     except Exception as exc:  # an optimisation failing must not fail the caller's work
-        _log().warning("could not verify disjoint files of dt %s%s (readers de-duplicate them "
-                       "meanwhile; the next sweep or compaction tries again): %s: %s",
-                       ", ".join(dts), f" after {caller}" if caller else "",
-                       type(exc).__name__, exc)
+        _log.warning("could not verify disjoint files of dt %s%s (readers de-duplicate them "
+                     "meanwhile; the next sweep or compaction tries again): %s: %s",
+                     ", ".join(dts), f" after {caller}" if caller else "",
+                     type(exc).__name__, exc)
         return VerifyReport(skipped={dt: f"{type(exc).__name__}: {exc}" for dt in dts})
 
 
@@ -385,8 +376,8 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
             report.accepted[dt] = [_name(f) for f in accepted]
         if refused:
             report.refused[dt] = {_name(f): r.reason for f, r in refused.items()}
-            _log().info("dt=%s: %d file(s) may hold copies of other files' events and stay "
-                        "de-duplicated on read: %s", dt, len(refused), report.refused[dt])
+            _log.info("dt=%s: %d file(s) may hold copies of other files' events and stay "
+                      "de-duplicated on read: %s", dt, len(refused), report.refused[dt])
         if dropped:
             report.dropped[dt] = dropped
         return

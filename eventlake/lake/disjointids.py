@@ -32,24 +32,15 @@ from typing import TYPE_CHECKING
 
 from eventlake.lake.layout import STATE_DIR, check_dt
 from eventlake.lake.store import Lake
+from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
-    import logging
-
     import pyarrow as pa
 
 __all__ = ["DIGEST_SUFFIX", "ORPHAN_AGE", "KnownIds", "delete_digest", "delete_orphans",
            "digest_key", "is_digest_key", "read_digest", "write_digest"]
 
-
-
-def _log() -> logging.Logger:
-    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
-    on `eventlake sql`'s start-up, which logs nothing."""
-    import logging
-
-    return logging.getLogger("eventlake.lake.disjoint")
-
+_log = lazy_logger("eventlake.lake.disjoint")
 
 DIGEST_SUFFIX = ".ids.parquet"
 ORPHAN_AGE = timedelta(hours=1)
@@ -184,8 +175,8 @@ def read_digest(lake: Lake, dt: str, key: str, files: frozenset[str]) -> KnownId
                 if len(set(names)) == len(names) and set(names) == files:
                     return KnownIds(tuple(names), ids, owners)
                 problem = "it names other files than the manifest"
-    _log().warning("not using the id digest `%s` of dt=%s (%s): verify reads the partition's "
-                   "verified files instead", key, dt, problem)
+    _log.warning("not using the id digest `%s` of dt=%s (%s): verify reads the partition's "
+                 "verified files instead", key, dt, problem)
     return None
 
 
@@ -213,8 +204,8 @@ def delete_orphans(lake: Lake, dt: str, keep: str, *, now: datetime,
         if old:
             lake.delete(old)
     except Exception as exc:  # a digest left behind is only an object nobody reads
-        _log().info("could not delete old id digests of dt=%s: %s: %s", dt,
-                    type(exc).__name__, exc)
+        _log.info("could not delete old id digests of dt=%s: %s: %s", dt,
+                  type(exc).__name__, exc)
         return 0
     return len(old)
 

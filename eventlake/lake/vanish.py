@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from eventlake.errors import TransientError
-
-if TYPE_CHECKING:
-    import logging
+from eventlake.logs import lazy_logger
 
 __all__ = ["VANISH_ATTEMPTS", "file_vanished", "retry_on_vanish", "vanish_backoff",
            "vanished_too_often"]
@@ -27,13 +25,7 @@ __all__ = ["VANISH_ATTEMPTS", "file_vanished", "retry_on_vanish", "vanish_backof
 T = TypeVar("T")
 
 
-def _log() -> logging.Logger:
-    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
-    on `eventlake sql`'s start-up, which logs nothing."""
-    import logging
-
-    return logging.getLogger("eventlake.lake.vanish")
-
+_log = lazy_logger("eventlake.lake.vanish")
 
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""
@@ -71,7 +63,7 @@ def retry_on_vanish(attempt: Callable[[], T], *,
                 if reraise_last:
                     raise
                 raise vanished_too_often(exc, during) from exc
-            _log().info("a lake file vanished %s (%s); listing again", during, exc)
+            _log.info("a lake file vanished %s (%s); listing again", during, exc)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

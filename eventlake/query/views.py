@@ -81,10 +81,9 @@ from eventlake.errors import ConfigError
 from eventlake.events.times import as_utc
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.vanish import file_vanished, retry_on_vanish
+from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
-    import logging
-
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -100,15 +99,7 @@ __all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "HELPERS", "VIEWS", "Engine", "Snaps
            "install", "list_queries", "load_sql", "names_typed_view",
            "queries_named", "read_hot", "refresh", "run_sql", "take_snapshot"]
 
-
-
-def _log() -> logging.Logger:
-    """This module's logger. `logging` (~2 ms) is imported when something is logged: not
-    on `eventlake sql`'s start-up, which logs nothing."""
-    import logging
-
-    return logging.getLogger("eventlake.query.views")
-
+_log = lazy_logger("eventlake.query.views")
 
 T = TypeVar("T")
 
@@ -337,8 +328,8 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until, lake=lake.cold, files=files)
     if not_events:
-        _log().warning("%d hot item(s) ingested since %s are not eventlake events; the views "
-                       "leave them out (the sweep quarantines them)", not_events, since)
+        _log.warning("%d hot item(s) ingested since %s are not eventlake events; the views "
+                     "leave them out (the sweep quarantines them)", not_events, since)
     return Snapshot(now, files, rows, watermark.at if watermark else None, since, until,
                     not_events, verified)
 
@@ -386,8 +377,8 @@ def read_hot(store: HotStore, since: datetime, until: datetime, *, lake: Lake | 
         if partial:
             fetched = store.fetch([entry["event_id"]["S"] for entry in partial])
             if fetched.vanished:
-                _log().info("%d hot item(s) were deleted (TTL) between the index read and the "
-                            "fetch; e.g. `%s`", len(fetched.vanished), fetched.vanished[0])
+                _log.info("%d hot item(s) were deleted (TTL) between the index read and the "
+                          "fetch; e.g. `%s`", len(fetched.vanished), fetched.vanished[0])
             whole += [fetched.items[entry["event_id"]["S"]] for entry in partial
                       if entry["event_id"]["S"] in fetched.items]
         not_events += len(builder.add_images(whole))
