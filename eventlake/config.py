@@ -7,7 +7,6 @@ one raises `ConfigError` naming the variable and what it expected.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -17,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from eventlake.errors import ConfigError
+from eventlake.logs import lazy_logger
 
 VERSION = "0.1.0"
 
@@ -24,7 +24,6 @@ AWS_CONNECT_TIMEOUT_S = 5
 AWS_READ_TIMEOUT_S = 30
 AWS_MAX_PAUSE_S = 20.0
 """botocore's cap on one pause between attempts (standard and adaptive modes)."""
-_log = logging.getLogger("eventlake.config")
 _RENAMED = {"EVENTLAKE_MAX_ATTEMPTS": "aws_max_attempts"}
 """Variables of earlier versions, still read: old name -> field."""
 """eventlake's version (also `eventlake.__version__`; the lake marker records it)."""
@@ -44,6 +43,8 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 def _env(name: str) -> dict[str, str]:
     return {"env": name}
 
+
+_log = lazy_logger("eventlake.config")
 
 @dataclass(frozen=True)
 class Settings:

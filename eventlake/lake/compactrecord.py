@@ -10,18 +10,19 @@ not another written again under its name.
 from __future__ import annotations
 
 import json
-import logging
 from contextlib import suppress
 from datetime import datetime
 from typing import NamedTuple
 
 from eventlake.events.times import as_utc
 from eventlake.lake.store import Lake, LakeFile, StateConflictError
+from eventlake.logs import lazy_logger
 
 __all__ = ["CompactionRecord", "file_identity", "finish_interrupted", "read_record",
            "recorded_inputs", "write_record"]
 
-_log = logging.getLogger("eventlake.lake.compact")
+_log = lazy_logger("eventlake.lake.compact")
+
 # compactplan (names of compaction outputs) is imported where it is used: readers import this
 # module for `file_identity` alone (lake/disjoint.py, in every `eventlake sql`'s start-up).
 

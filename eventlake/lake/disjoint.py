@@ -52,7 +52,6 @@ compaction or verify of that day.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,14 +62,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventlake.config import VERSION
 from eventlake.events.times import as_utc
 from eventlake.lake.compactrecord import file_identity
-from eventlake.lake.disjointids import (
-    KnownIds,
-    delete_digest,
-    delete_orphans,
-    is_digest_key,
-    read_digest,
-    write_digest,
-)
 from eventlake.lake.layout import check_dt
 from eventlake.lake.store import (
     Lake,
@@ -80,15 +71,22 @@ from eventlake.lake.store import (
     WrittenFile,
 )
 from eventlake.lake.vanish import file_vanished
+from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from eventlake.lake.disjointids import KnownIds
+
+# The id digests (`disjointids`) are verify's: a reader imports that module only when a
+# manifest names one, not at `eventlake sql`'s start-up on a lake without (a compacted one).
 
 __all__ = ["MANIFEST_PREFIX", "IdCache", "Manifest", "Refusal", "VerifyReport", "all_verified",
            "manifest_key", "read_manifest", "verified_files", "verify", "verify_logged",
            "verify_recent"]
 
-_log = logging.getLogger("eventlake.lake.disjoint")
+_log = lazy_logger("eventlake.lake.disjoint")
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -101,6 +99,13 @@ CAS_ATTEMPTS = 5
 def manifest_key(dt: str) -> str:
     """The lake state key of partition `dt`'s manifest."""
     return f"{MANIFEST_PREFIX}/dt={check_dt(dt)}.json"
+
+
+def _is_digest_key(dt: str, key: str) -> bool:
+    """`disjointids.is_digest_key`: that module is imported once a manifest names a digest."""
+    from eventlake.lake.disjointids import is_digest_key
+
+    return is_digest_key(dt, key)
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     try:
         data = json.loads(found.data)
         files = frozenset(str(entry["identity"]) for entry in data["files"])
-        if isinstance(data.get("ids"), str) and is_digest_key(dt, data["ids"]):
+        if isinstance(data.get("ids"), str) and _is_digest_key(dt, data["ids"]):
             digest = data["ids"]  # anything else: no digest (verify reads the files, and
             # never deletes what a hand-edited `ids` names: lake state, another day's digest)
         for entry in data.get("refused", []):
@@ -294,6 +299,8 @@ def all_verified(lake: Lake, dt: str, files: Iterable[LakeFile]) -> bool:
 
 def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
                       ids: IdCache) -> None:
+    from eventlake.lake.disjointids import KnownIds, delete_digest, delete_orphans, write_digest
+
     for _ in range(CAS_ATTEMPTS):
         # The manifest first, then the listing: every file the manifest names was written
         # before it, so the listing has it unless it is gone (a listing taken earlier could
@@ -408,6 +415,8 @@ def _known_ids(lake: Lake, dt: str, manifest: Manifest, kept: list[LakeFile]
                ) -> KnownIds | None:
     """The ids of the `kept` files from the manifest's digest; None when it has no usable one
     (the caller reads the files)."""
+    from eventlake.lake.disjointids import KnownIds, read_digest
+
     if not kept:
         return KnownIds.of([])
     if manifest.digest is None:

@@ -22,7 +22,6 @@ answers None and the caller reads the files themselves).
 from __future__ import annotations
 
 import json
-import logging
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from eventlake.lake.layout import STATE_DIR, check_dt
 from eventlake.lake.store import Lake
+from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["DIGEST_SUFFIX", "ORPHAN_AGE", "KnownIds", "delete_digest", "delete_orphans",
            "digest_key", "is_digest_key", "read_digest", "write_digest"]
 
-_log = logging.getLogger("eventlake.lake.disjoint")
+_log = lazy_logger("eventlake.lake.disjoint")
 
 DIGEST_SUFFIX = ".ids.parquet"
 ORPHAN_AGE = timedelta(hours=1)

@@ -7,7 +7,6 @@ compare-and-swap so two writers never both win; and whether the lake exists at a
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -77,6 +76,8 @@ class LakeState(LakeFS):
         self.fs.create_dir(directory, recursive=True)
         # Every writer of the key holds this lock while it compares and renames; readers need
         # none because the rename is atomic. flock is released by the kernel if we die.
+        import fcntl  # a writer's: not at a reader's start-up
+
         fd = os.open(f"{directory}/.{base}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -124,6 +123,8 @@ class Lake(LakeQuarantine, LakeState):
         parts = split_by_dt(conform(table))
         if len(parts) <= 1:
             return [self._write_sorted(dt, part, name, if_absent) for dt, part in parts]
+        from concurrent.futures import ThreadPoolExecutor  # a writer's: not at a reader's start-up
+
         with ThreadPoolExecutor(min(8, len(parts))) as pool:
             futures = [pool.submit(self._write_sorted, dt, part, name, if_absent)
                        for dt, part in parts]

@@ -12,18 +12,20 @@ overlap check, the query layer's DuckDB connections): what a vanished file looks
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from eventlake.errors import TransientError
+from eventlake.logs import lazy_logger
 
 __all__ = ["VANISH_ATTEMPTS", "file_vanished", "retry_on_vanish", "vanish_backoff",
            "vanished_too_often"]
 
 T = TypeVar("T")
-_log = logging.getLogger("eventlake.lake.vanish")
+
+
+_log = lazy_logger("eventlake.lake.vanish")
 
 VANISH_ATTEMPTS = 5
 """Listings a reader takes when files it listed keep vanishing (compaction deleting them)."""

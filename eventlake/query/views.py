@@ -67,7 +67,6 @@ Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a qu
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -82,6 +81,7 @@ from eventlake.errors import ConfigError
 from eventlake.events.times import as_utc
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
 from eventlake.lake.vanish import file_vanished, retry_on_vanish
+from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -99,7 +99,8 @@ __all__ = ["CLOCK_SKEW", "COLD_PARTITIONS", "HELPERS", "VIEWS", "Engine", "Snaps
            "install", "list_queries", "load_sql", "names_typed_view",
            "queries_named", "read_hot", "refresh", "run_sql", "take_snapshot"]
 
-_log = logging.getLogger("eventlake.query.views")
+_log = lazy_logger("eventlake.query.views")
+
 T = TypeVar("T")
 
 VIEWS = ("events", "events_cold", "events_hot")

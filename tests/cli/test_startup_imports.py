@@ -1,5 +1,6 @@
 """`eventlake sql --cold-only` on a local lake starts on DuckDB alone: neither pyarrow nor the
-AWS SDK nor Prefect is imported, which is what keeps it within 1.3x of a bare
+AWS SDK nor Prefect is imported (nor logging, concurrent.futures or fcntl, which only writers
+and loggers use), which is what keeps it within 1.3x of a bare
 `python -c 'import duckdb; duckdb.sql(...)'` (benchmarks/cli_startup.py times it; this test
 holds the budget without timing anything). Reading the hot tier, or a result that is not of
 plain types, still imports what it needs."""
@@ -22,6 +23,8 @@ from eventlake.lake.disjoint import verify
 from eventlake.lake.store import Lake
 
 HEAVY = ("pyarrow", "boto3", "botocore", "prefect", "eventlake.hot", "eventlake.codec")
+WRITERS_ONLY = ("logging", "concurrent.futures", "fcntl")
+"""What a reader that logs nothing and writes nothing does without (each costs 0.2-2 ms)."""
 PROBE = """
 import sys
 from eventlake.cli.main import main
@@ -87,6 +90,7 @@ def test_cold_only_sql_on_a_local_lake_imports_no_pyarrow_aws_sdk_or_prefect(
     assert "duckdb" in modules
     assert heavy(modules) == set()
     assert "eventlake.lake.compactplan" not in modules  # a reader needs no compaction plan
+    assert {m for m in modules if m.startswith(WRITERS_ONLY)} == set()
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "jsonl"])
@@ -108,6 +112,23 @@ def test_a_named_query_view_is_made_and_read_without_pyarrow(local_lake: Path) -
     assert code == 0
     assert out == "days\n9\n"  # 3 types x 3 days
     assert heavy(modules) == set()
+
+
+def test_a_lake_whose_manifests_name_no_digest_is_read_without_the_digest_module(
+        tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    lake = Lake(Settings.from_env(table="events", lake_uri=str(root)))
+    lake.create_marker(table="events")
+    table = events(4, datetime(2026, 1, 1, tzinfo=UTC))
+    lake.write(table.slice(0, 2), "sweep-a")
+    lake.write(table.slice(2, 2), "sweep-b")  # one partition, two files, never verified
+
+    out, modules, code = run(root, "sql", "--cold-only", "--format", "csv",
+                             "SELECT count(*) AS n FROM events")
+
+    assert (code, out) == (0, "n\n4\n")
+    assert "eventlake.lake.disjoint" in modules  # the manifest was looked up...
+    assert "eventlake.lake.disjointids" not in modules  # ...and named no digest to check
 
 
 def test_a_result_of_other_types_still_prints_through_arrow(local_lake: Path) -> None:
