@@ -21,6 +21,9 @@ from eventlake.query.views import connect
 
 
 def plain_count(lake: Lake) -> int:
+    """What `read_parquet` of the lake's glob counts (0 when the glob matches nothing)."""
+    if not duckdb.sql(f"select * from glob('{lake.events_glob}')").fetchall():
+        return 0
     return int(duckdb.sql(f"select count(*) from read_parquet('{lake.events_glob}')")
                .fetchall()[0][0])
 
@@ -166,3 +169,36 @@ def test_lake_uri_forms_name_one_lake(world: World, form: str) -> None:
                  clients=world.clients)
     assert other.root == world.lake.root
     assert other.events_glob == world.lake.events_glob
+
+
+def test_a_crashed_writers_temp_file_is_counted_by_no_plain_reader(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from eventlake.lake import fs as lakefs
+
+    ids = world.ingest(["a", "b"], NOW - hours(2))
+    monkeypatch.setattr(lakefs.LakeFS, "_publish", _crash_after_temp(lakefs.LakeFS._publish))
+    with pytest.raises(OSError):
+        world.sweep(NOW - hours(1))
+    monkeypatch.undo()
+    day = world.lake.root + "/events/dt=" + (NOW - hours(2)).date().isoformat()
+    assert [n for n in os.listdir(day) if n.startswith(".")]  # the crash left a hidden temp
+    assert plain_count(world.lake) == 0 and dataset_count(world.lake) == 0
+    world.sweep(NOW - hours(1))
+    once_everywhere(world, ids)
+
+
+def _crash_after_temp(real: Any) -> Any:
+    """`_publish` that leaves its filled temp file behind and raises, as a killed writer."""
+    import shutil
+
+    def publish(self: Any, path: str, fill: Any, if_absent: bool) -> int:
+        if "/events/" not in path:
+            return int(real(self, path, fill, if_absent))
+        directory, _, base = path.rpartition("/")
+        real(self, f"{directory}/.{base}.tmp-0badc0de", fill, if_absent)
+        shutil.move(f"{directory}/.{base}.tmp-0badc0de", f"{directory}/.{base}.tmp-deadbeef")
+        raise OSError("killed after the temp file")
+
+    return publish
