@@ -202,3 +202,14 @@ def _crash_after_temp(real: Any) -> Any:
         raise OSError("killed after the temp file")
 
     return publish
+
+
+def test_records_without_sequence_numbers_redelivered_in_another_split_add_no_copies(
+        world: World) -> None:
+    items = [world.item(f"k{i}", NOW - hours(1)) for i in range(6)]
+    whole = lambda_event(items)
+    for record in whole["Records"]:
+        del record["dynamodb"]["SequenceNumber"]  # e.g. delivered through Kinesis
+    archive_event(world.lake, {"Records": whole["Records"][:4]})
+    archive_event(world.lake, {"Records": whole["Records"][2:]})
+    once_everywhere(world, [f"k{i}" for i in range(6)])
