@@ -213,3 +213,41 @@ def test_records_without_sequence_numbers_redelivered_in_another_split_add_no_co
     archive_event(world.lake, {"Records": whole["Records"][:4]})
     archive_event(world.lake, {"Records": whole["Records"][2:]})
     once_everywhere(world, [f"k{i}" for i in range(6)])
+
+
+def test_a_verify_crashing_between_its_digest_and_its_manifest_then_the_next_sweep(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventlake.lake import disjoint
+
+    ids = world.ingest([f"e{i}" for i in range(3)], NOW - hours(3))
+    world.sweep(NOW - hours(2))
+    batch = [world.item(f"s{i}", NOW - hours(2)) for i in range(2)]
+    archive_event(world.lake, lambda_event(batch))
+    archive_event(world.lake, lambda_event(batch[:1], first_seq=7 * 10**20))  # a copy of s0
+    ids += ["s0", "s1"]
+    real = world.lake.swap_state
+
+    def crash_on_manifest(key: str, *a: Any, **k: Any) -> Any:
+        if key.startswith("disjoint/"):
+            raise OSError("killed before the manifest swap")
+        return real(key, *a, **k)
+
+    monkeypatch.setattr(world.lake, "swap_state", crash_on_manifest)
+    with pytest.raises(OSError):
+        disjoint.verify(world.lake, [(NOW - hours(2)).date().isoformat()], now=NOW)
+    monkeypatch.setattr(world.lake, "swap_state", real)
+    from pathlib import Path
+    assert list(Path(world.lake.root, "_eventlake").rglob("*.ids.parquet"))  # the orphan
+    assert view_ids(world) == Counter(ids)  # the orphan digest names nothing readers use
+    world.sweep(NOW - hours(1))
+    assert view_ids(world) == Counter(ids)
+    compact(world.lake, now=NOW + hours(2))
+    once_everywhere(world, ids)
+
+
+@pytest.mark.parametrize(("uri", "root"), [("s3://b/p", "s3://b/p"), ("s3://b/p/", "s3://b/p"),
+                                           ("s3://b//p//", "s3://b/p"), ("s3://b/", "s3://b")])
+def test_s3_uri_forms_name_one_lake(uri: str, root: str) -> None:
+    from eventlake.config import Settings
+
+    assert Lake(Settings(lake_uri=uri)).root == root
