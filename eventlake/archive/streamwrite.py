@@ -40,10 +40,12 @@ def write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
         part, part_order, repeated = _one_per_event(part, part_order)
     seq_range = sequences.range_of(part_order)
     if seq_range is None:  # no sequence numbers (e.g. Kinesis-wrapped): name by content
-        return lake.write_partition(dt, part, content_name(part), presorted=True), repeated
-    lo, hi = seq_range
-    name = file_name(lo, hi, part)
-    present = ids_in_overlapping_files(lake, dt, int(lo), int(hi), name, part, listed)
+        name = content_name(part)
+        present = ids_in_overlapping_files(lake, dt, None, None, name, part, listed)
+    else:
+        name = file_name(*seq_range, part)
+        present = ids_in_overlapping_files(lake, dt, int(seq_range[0]), int(seq_range[1]),
+                                           name, part, listed)
     if not present:
         return lake.write_partition(dt, part, name, presorted=True), repeated
     keep = pc.invert(pc.is_in(part.column("event_id"),
@@ -53,8 +55,7 @@ def write_partition(lake: Lake, dt: str, part: pa.Table, part_order: pa.Array,
     if kept.num_rows == 0:
         return None, skipped + repeated
     kept_range = sequences.range_of(part_order.filter(keep))
-    assert kept_range is not None  # a subset of rows that all have sequence numbers
-    name = file_name(*kept_range, kept)
+    name = content_name(kept) if kept_range is None else file_name(*kept_range, kept)
     return lake.write_partition(dt, kept, name, presorted=True), skipped + repeated
 
 
@@ -70,15 +71,18 @@ def _one_per_event(part: pa.Table, part_order: pa.Array) -> tuple[pa.Table, pa.A
     return kept, part_order.filter(keep), part.num_rows - kept.num_rows
 
 
-def ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
+def ids_in_overlapping_files(lake: Lake, dt: str, lo: int | None, hi: int | None, own: str,
                              part: pa.Table, listed: list[LakeFile] | None = None
                              ) -> set[str]:
     """event_ids already in this partition's files that may hold rows of this batch:
 
         stream-<a>-<b>-...     sequence range [a, b] meets [lo, hi] (an earlier, partly failed
                                delivery of the same records); our own name is excluded:
-                               rewriting it is the idempotent retry of an identical batch
-        stream-x...            named by content, no range: not read
+                               rewriting it is the idempotent retry of an identical batch.
+                               Rows without sequence numbers (`lo`, `hi` None): as below
+        stream-x...            named by content, no range (records without sequence numbers,
+                               re-delivered in another split): the footer's `ingested_at`
+                               range meets the batch's, as below; our own name excluded
         sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
                                [min, max] `ingested_at` (the sweep archived them first)
         backfill-...           always read (its `ingested_at` may be the scan's time)
@@ -100,11 +104,13 @@ def ids_in_overlapping_files(lake: Lake, dt: str, lo: int, hi: int, own: str,
         overlapping, others = [], []
         for f in files:
             base = f.path.rsplit("/", 1)[-1]
+            if base == f"{own}.parquet":
+                continue
             seqs = name_range(base)
-            if seqs is not None:
-                if base != f"{own}.parquet" and seqs[0] <= hi and lo <= seqs[1]:
+            if seqs is not None and lo is not None and hi is not None:
+                if seqs[0] <= hi and lo <= seqs[1]:
                     overlapping.append(f.path)
-            elif not base.startswith("stream-"):
+            else:
                 others.append(f)
         if others:
             low, high = (v.as_py() for v in pc.min_max(part["ingested_at"]).values())

@@ -152,7 +152,8 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                                                   vanished=vanished),
                               name=name, counts=counts, on_written=watch.written)
                 lease.renew_if_due()
-                mark = advance_watermark(lake, until, expected=before, run_id=run_id)
+                mark = advance_watermark(lake, until, expected=before, run_id=run_id,
+                                         skew_seconds=settings.clock_skew_seconds)
             # else nothing new to look at (a large settle, or the clock went back)
             after = mark.at if mark else since
         except Exception as exc:

@@ -64,6 +64,11 @@ class Watermark:
     version: str
     updated_at: datetime
     run_id: str
+    skew_seconds: float = 0.0
+    """The largest clock skew (EVENTLAKE_CLOCK_SKEW_SECONDS) of the sweeps that moved it, carried
+    forward: every reader of the window starts at least that far back (`window_start`), so a
+    sweep configured with a smaller skew than an earlier one cannot step over events the earlier
+    one left to be re-read. 0 in watermarks written before it was recorded."""
 
     def to_dict(self) -> dict[str, str]:
         return {"at": format_ts(self.at), "updated_at": format_ts(self.updated_at),
@@ -78,7 +83,11 @@ def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | Non
     data, version = found
     try:
         raw = json.loads(data)
-        return Watermark(_utc(raw["at"]), version, _utc(raw["updated_at"]), str(raw["run_id"]))
+        skew = float(raw.get("skew_seconds") or 0.0)
+        if not skew >= 0 or skew == float("inf"):
+            raise ValueError(f"skew_seconds {skew!r} is not a number of seconds >= 0")
+        return Watermark(_utc(raw["at"]), version, _utc(raw["updated_at"]), str(raw["run_id"]),
+                         skew)
     except (ValueError, KeyError, TypeError) as exc:
         raise StorageError(
             f"`{key}` of lake `{getattr(lake, 'root', '?')}` is not readable ({exc}): "
@@ -87,9 +96,10 @@ def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | Non
 
 
 def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | None,
-                      run_id: str, now: datetime | None = None, key: str = WATERMARK_KEY
-                      ) -> Watermark:
+                      run_id: str, now: datetime | None = None, key: str = WATERMARK_KEY,
+                      skew_seconds: float = 0.0) -> Watermark:
     """Move the watermark to `to` if it is still `expected` (None: it must not exist yet).
+    `skew_seconds`: the mover's clock skew; the mark keeps the largest seen (`Watermark`).
 
     Never backwards: when `to` is not after `expected.at`, nothing is written and `expected`
     is returned. Losing the race raises WatermarkConflictError; the watermark is then left as
@@ -99,8 +109,9 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
     if expected is not None and to <= expected.at:
         return expected
     updated_at = as_utc(now or datetime.now(UTC))
+    skew = max(skew_seconds, expected.skew_seconds if expected else 0.0)
     data = json.dumps({"at": format_ts(to), "updated_at": format_ts(updated_at),
-                       "run_id": run_id,
+                       "run_id": run_id, "skew_seconds": skew,
                        "previous": format_ts(expected.at) if expected else None},
                       sort_keys=True).encode()
     try:
@@ -115,7 +126,7 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
             "sweep ran at the same time (a lease that expired under a slow run?). Nothing is "
             "lost: this run's files are in the lake and later sweeps skip them; if it repeats, "
             "raise the sweep's lease TTL") from exc
-    return Watermark(to, version, updated_at, run_id)
+    return Watermark(to, version, updated_at, run_id, skew)
 
 
 def window_start(watermark: Watermark | None, now: datetime, settings: Settings, *,
@@ -125,7 +136,13 @@ def window_start(watermark: Watermark | None, now: datetime, settings: Settings,
     table can have (retention plus TTL's lateness before `now`). `skew=False` starts at the
     mark itself: the expiry check's band starts at its checkpoint."""
     if watermark is not None:
-        return watermark.at - settings.clock_skew if skew else watermark.at
+        if not skew:
+            return watermark.at
+        # The larger of this process's skew and the largest a sweep moving the mark used: a
+        # process configured with a smaller one must not start after what that sweep left to
+        # be re-read (a late-landing event would be behind every later window).
+        return watermark.at - timedelta(seconds=max(settings.clock_skew_seconds,
+                                                    watermark.skew_seconds))
     return as_utc(now) - timedelta(days=settings.retention_days) - TTL_LATENESS
 
 
