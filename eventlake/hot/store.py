@@ -38,7 +38,7 @@ from typing import Any, cast
 
 from eventlake.aws import Clients, OutOfTime, error_code, is_transient, retry_deadline
 from eventlake.config import Settings, redact, redact_url
-from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
+from eventlake.errors import StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event
 from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.fetch import Fetched, fetch_items
