@@ -197,6 +197,22 @@ class EventLake:
                       query=query, params=params, redact=redact, hash_=hash_, salt=salt,
                       overwrite=overwrite, clients=self.clients)
 
+    def _look_back(self) -> str:
+        """The clock skew and settle every process of the table uses, and where they come
+        from (the table's tags, or this process's own on a table that records none)."""
+        from eventlake.hot.tablesettings import TABLE_TAGS
+
+        agreed = self.hot.table_settings()
+        recorded = self.hot.recorded.recorded() or {}
+        names = ("clock_skew_seconds", "archive_settle_seconds")
+        where = ("recorded on the table" if all(n in recorded for n in names) else
+                 "this process's own: the table records no "
+                 + " or ".join(f"`{TABLE_TAGS[n]}`" for n in names if n not in recorded)
+                 + ", run `eventlake init`")
+        return (f"clock skew {agreed.clock_skew_seconds:g} s, settle "
+                f"{agreed.archive_settle_seconds:g} s ({where}); writes retry for at most "
+                f"{agreed.write_retry_seconds:g} s")
+
     def status(self) -> dict[str, Any]:
         """Hot table state, lake location (and whether the lake exists), archive watermark and
         lag, smallest TTL margin. The endpoint URL is shown without its user info."""
@@ -208,6 +224,7 @@ class EventLake:
             return out
         from eventlake.lake.watermark import read_watermark
 
+        out["look_back"] = self._look_back()
         try:
             watermark = read_watermark(self.cold)
         except Exception as exc:  # unreadable state: say so, keep the rest
@@ -228,7 +245,7 @@ class EventLake:
         else:
             out["watermark"] = watermark.at.isoformat()
             try:
-                refuse_ahead(watermark, now, self.settings, self.cold.root)
+                refuse_ahead(watermark, now, self.hot.table_settings(), self.cold.root)
                 out["archive_lag"] = human_duration(max(0.0, (now - watermark.at)
                                                         .total_seconds()))
             except WatermarkAheadError as exc:

@@ -63,11 +63,15 @@ class Settings:
 
     archive_settle_seconds: float = field(
         default=60.0, metadata=_env("EVENTLAKE_ARCHIVE_SETTLE_SECONDS"))
-    """The sweep leaves events ingested in the last N seconds to the stream path."""
+    """The sweep leaves events ingested in the last N seconds to the stream path. Recorded on
+    the table by `eventlake init` (tablesettings.py): a process that does not set it uses the
+    table's, one set to another value refuses to run; not changeable on a live table."""
 
     clock_skew_seconds: float = field(default=600.0, metadata=_env("EVENTLAKE_CLOCK_SKEW_SECONDS"))
     """How far behind the watermark a producer's clock may stamp ingested_at; the sweep,
-    events_hot and the TTL guard re-read this much before the watermark."""
+    events_hot and the TTL guard re-read this much before the watermark. Recorded on the table
+    by `eventlake init` like the settle (a writer's retry budget must fit the sweeps'
+    look-back); `init` may raise it on a live table, never lower it (tablesettings.py)."""
 
     clock_correction: bool = field(default=True, metadata=_env("EVENTLAKE_CLOCK_CORRECTION"))
     """Stamp ingested_at with this host's clock corrected by the offset measured from AWS's
@@ -232,7 +236,8 @@ class Settings:
         """How long a write keeps retrying. `ingested_at` is stamped before the first attempt,
         so a write that lands later than the sweep re-reads behind its watermark (clock skew
         + settle) would be behind every sweep window: retries stop in time for the last
-        attempt (connect + read timeout) to end within that look-back."""
+        attempt (connect + read timeout) to end within that look-back. The store uses the
+        table's values (`HotStore.table_settings`), the sweeps' look-back, not the process's."""
         return max(0.0, self.clock_skew_seconds + self.archive_settle_seconds
                    - AWS_CONNECT_TIMEOUT_S - AWS_READ_TIMEOUT_S)
 

@@ -93,7 +93,9 @@ def test_the_table_matches_what_the_hot_store_provisions() -> None:
 
 def test_the_table_records_the_settings_every_process_must_agree_on() -> None:
     # given the settings the code reads from the table's tags, and the stack's parameters
-    parameters = {"index_shards": "IndexShards", "retention_days": "RetentionDays"}
+    parameters = {"index_shards": "IndexShards", "retention_days": "RetentionDays",
+                  "clock_skew_seconds": "ClockSkewSeconds",
+                  "archive_settle_seconds": "ArchiveSettleSeconds"}
     assert set(parameters) == set(TABLE_TAGS)
     tags = {t["Key"]: t["Value"]
             for t in template()["Resources"]["EventsTable"]["Properties"]["Tags"]}

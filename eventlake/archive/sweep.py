@@ -105,7 +105,9 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     error when reading or writing fails (the watermark then stays where it was).
     """
     started = time.perf_counter()
-    settings = hot.agree(settings)  # the table's index shards and retention, or a refusal
+    # The table's shards, retention, clock skew and settle (read again at every run: `init`
+    # may have raised the skew), or a refusal (tablesettings.py).
+    settings = hot.agree(settings, fresh=True)
     settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
     if not settle >= 0:
         raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")

@@ -17,9 +17,10 @@ never scans. `read_index_pages` gives the index's entries, `fetch` whole items b
 Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
 at 10 x `index_shards`.
 
-The shard count and the retention are the table's, not the process's (tablesettings.py):
-recorded as tags by `provision`, read once per store, and used by every write and read
-(`table_settings`); a process set to other values refuses with ConfigError. Readers that have
+The shard count, the retention, the clock skew and the archive settle are the table's, not the
+process's (tablesettings.py): recorded as tags by `provision`, read once per store, and used by
+every write and read (`table_settings`: item shards and expiry, the write's retry budget); a
+process set to other values refuses with ConfigError. Readers that have
 the lake also query the shards of the largest count it has seen in force (`read_at_least`,
 lake/shards.py), so lowering the count on a live table hides no event.
 """
@@ -37,7 +38,7 @@ from typing import Any, cast
 
 from eventlake.aws import Clients, OutOfTime, error_code, is_transient, retry_deadline
 from eventlake.config import Settings, redact, redact_url
-from eventlake.errors import ConfigError, StorageError, TableNotFoundError, TransientError
+from eventlake.errors import StorageError, TableNotFoundError, TransientError
 from eventlake.events.model import Event
 from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.fetch import Fetched, fetch_items
@@ -62,8 +63,8 @@ from eventlake.hot.tablesettings import (
     TABLE_TAGS,
     RecordedSettings,
     describe_value,
-    disagreement,
     parse_tag,
+    raise_on_init,
     read_tags,
     recorded_of,
     tag_value,
@@ -141,10 +142,11 @@ class HotStore:
         ConfigError when the process set one of them to another value."""
         return self.recorded.agreed()
 
-    def agree(self, settings: Settings) -> Settings:
+    def agree(self, settings: Settings, *, fresh: bool = False) -> Settings:
         """`settings` (another process's view, e.g. the sweep's) with the table's values
-        adopted, checked like `table_settings`."""
-        return self.recorded.agree(settings)
+        adopted, checked like `table_settings`. `fresh`: read the tags again first (the sweep
+        does at every run, so a clock skew raised by `init` reaches it)."""
+        return self.recorded.agree(settings, fresh=fresh)
 
     def _read_recorded(self) -> dict[str, str] | None:
         ddb = self.clients.dynamodb
@@ -231,23 +233,29 @@ class HotStore:
 
     def _record_settings(self, arn: str) -> list[str]:
         """Tag an existing table with the settings it lacks (a table created before they were
-        recorded); refuse when a recorded one differs from what this process set. Never
-        changes a recorded value."""
+        recorded), and with a raised clock skew (`raise_on_init`); refuse when another
+        recorded value differs from what this process set."""
         ddb = self.clients.dynamodb
         recorded = recorded_of(read_tags(self._call, ddb, arn))
+        raised: dict[str, int | float] = {}
         for name, text in recorded.items():
             value = parse_tag(name, text, self.table)
-            if name in self.settings.explicit and getattr(self.settings, name) != value:
-                raise ConfigError(disagreement(self.settings, name, value, self.table))
+            if raise_on_init(self.settings, name, value, self.table):
+                raised[name] = value
         missing = [name for name in TABLE_TAGS if name not in recorded]
-        if not missing:
+        if not missing and not raised:
             return []
         ddb.tag_resource(ResourceArn=arn, Tags=[
             {"Key": TABLE_TAGS[n], "Value": tag_value(n, getattr(self.settings, n))}
-            for n in missing])
+            for n in [*missing, *raised]])
         return [f"recorded {describe_value(n, getattr(self.settings, n))} on table "
                 f"`{self.table}` (tag `{TABLE_TAGS[n]}`; it had none: every process now uses it)"
-                for n in missing]
+                for n in missing] + [
+                f"raised tag `{TABLE_TAGS[n]}` of table `{self.table}` from {old:g} to "
+                f"{getattr(self.settings, n):g} ({self.settings.env_name(n)}): processes "
+                "started from now and the next sweep use it; running writers keep the old, "
+                "shorter retry budget (safe)"
+                for n, old in raised.items()]
 
     def _wait_active(self) -> None:
         """Block until the table is ACTIVE (created, or done applying an update)."""
@@ -331,7 +339,8 @@ class HotStore:
         # ingested_at is stamped once: botocore re-sends the same item on each attempt, so
         # retries stop in time for the write to land within the sweep's look-back.
         item = self.to_item(event, self.now())
-        budget = Deadline.after(self.settings.write_retry_seconds)
+        # the table's clock skew and settle: the sweeps' look-back, which the budget must fit
+        budget = Deadline.after(self.table_settings().write_retry_seconds)
         left = budget.left if deadline is None else (
             lambda: min(budget.left(), deadline.left()))
         caller_first = deadline is not None and deadline.left() <= budget.left()

@@ -1,22 +1,54 @@
 """Settings every writer and reader of a table must agree on, recorded on the table itself.
 
-    eventlake:index_shards    the index's write shards per day: a reader that queries fewer
-                              shards than a writer used misses events, and every guard stays green
-    eventlake:retention_days  sets expires_at, which the TTL guard and the sweep's first window
-                              rely on
+    eventlake:index_shards            the index's write shards per day: a reader that queries
+                                      fewer shards than a writer used misses events, and every
+                                      guard stays green
+    eventlake:retention_days          sets expires_at, which the TTL guard and the sweep's first
+                                      window rely on
+    eventlake:clock_skew_seconds      how far behind the watermark the sweep, the TTL guard and
+    eventlake:archive_settle_seconds  `events_hot` re-read (skew), and how far behind now the
+                                      watermark stays (settle). A write keeps retrying for their
+                                      sum less the last attempt's timeouts
+                                      (`Settings.write_retry_seconds`): a producer with larger
+                                      values than the sweeps could land a write behind every
+                                      sweep window
 
 `eventlake init` records them as tags of the DynamoDB table (tags, not lake state: the ingest
-Lambda reads no S3). Every process reads them once, on its first use of the hot tier:
+Lambda reads no S3). Every process reads them once, on its first use of the hot tier, and keeps
+what it agreed on for its life (a warm Lambda too); the sweep reads them again at the start of
+every run (`HotStore.agree(..., fresh=True)`):
 
     recorded, not set by the process      -> adopted
     recorded, set to the same value       -> used
     recorded, set to another value        -> ConfigError naming both (the process refuses)
     not recorded (table older than this)  -> the process's own value, and a WARNING to run init
 
-Changing the retention on a live table is not supported: events already written carry the
-old expiry times. The shard count may change: raising it is safe (readers query the larger
-range), and lowering it hides nothing, because the lake remembers the largest count in force
-and readers that have the lake query that many shards (lake/shards.py).
+Values are parsed like the variables: shards an integer 1-100, days a finite number > 0,
+seconds a finite number >= 0; a tag edited into anything else is a ConfigError naming the tag,
+its text and what it should be.
+
+Changing the retention or the settle on a live table is not supported: events already written
+carry the old expiry times, and a writer's budget and the watermark's lag both depend on the
+settle (either direction opens a gap while processes holding the old value run). The shard
+count may change: raising it is safe (readers query the larger range), and lowering it hides
+nothing, because the lake remembers the largest count in force and readers that have the lake
+query that many shards (lake/shards.py).
+
+The clock skew may be raised on a live table (`eventlake init` with the larger
+EVENTLAKE_CLOCK_SKEW_SECONDS updates the tag; `raise_on_init`), and only raised:
+
+    writers holding the old (smaller) skew   retry for less than the new look-back: safe
+    writers started after the raise          adopt it, and may land writes up to the new skew
+                                             behind the watermark
+    the sweep                                reads the tag at the start of every run, so its
+                                             next run looks back the new skew, and records it
+                                             in the watermark (`Watermark.skew_seconds`), from
+                                             which every reader of the window starts
+    a process set explicitly to the old one  refuses (ConfigError naming both) when it next
+                                             reads the tags: update its variable
+
+Lowering it is refused by `init` (a ConfigError naming both values): running writers keep their
+longer budget, and the watermark keeps the largest look-back anyway.
 """
 
 from __future__ import annotations
@@ -31,17 +63,25 @@ from typing import Any
 from eventlake.config import Settings
 from eventlake.errors import ConfigError
 
-__all__ = ["RECHECK_SECONDS", "TABLE_TAGS", "RecordedSettings", "adopt", "describe_value",
-           "disagreement", "parse_tag", "read_tags", "recorded_of", "tag_value", "tags_for"]
+__all__ = ["RAISABLE", "RECHECK_SECONDS", "TABLE_TAGS", "RecordedSettings", "adopt",
+           "describe_value", "disagreement", "parse_tag", "raise_on_init", "read_tags",
+           "recorded_of", "tag_value", "tags_for"]
 
 TABLE_TAGS: dict[str, str] = {
     "index_shards": "eventlake:index_shards",
     "retention_days": "eventlake:retention_days",
+    "clock_skew_seconds": "eventlake:clock_skew_seconds",
+    "archive_settle_seconds": "eventlake:archive_settle_seconds",
 }
 """Setting -> the tag of the table that records it."""
 RECHECK_SECONDS = 60.0
 """How long a read of the table's tags that found settings missing is trusted before it is read
 again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
+RAISABLE = frozenset({"clock_skew_seconds"})
+"""Recorded settings `eventlake init` may raise on a live table (never lower)."""
+_EXPECTED = {"index_shards": "an integer from 1 to 100", "retention_days": "a number of days > 0",
+             "clock_skew_seconds": "a number of seconds >= 0",
+             "archive_settle_seconds": "a number of seconds >= 0"}
 _log = logging.getLogger(__name__)
 
 
@@ -68,30 +108,53 @@ def parse_tag(name: str, text: str, table: str) -> int | float:
             if 1 <= shards <= 100:
                 return shards
         else:
-            days = float(text)
-            if math.isfinite(days) and days > 0:
-                return days
+            number = float(text)
+            low_ok = number > 0 if name == "retention_days" else number >= 0
+            if math.isfinite(number) and low_ok:
+                return number
     except ValueError:
         pass
-    expected = "an integer from 1 to 100" if name == "index_shards" else "a number of days > 0"
-    raise ConfigError(f"table `{table}` has tag `{tag}`=`{text}`, which is not {expected}: set "
-                      "it back to the value the table was initialised with")
+    raise ConfigError(f"table `{table}` has tag `{tag}`=`{text}`, which is not "
+                      f"{_EXPECTED[name]}: set it back to the value the table was initialised "
+                      "with")
 
 
 def describe_value(name: str, value: int | float) -> str:
-    """`8 index shards`, `a retention of 30 days`: for messages."""
+    """`8 index shards`, `a retention of 30 days`, `a clock skew of 600 s`: for messages."""
     if name == "index_shards":
         return f"{value} index shards"
+    if name == "clock_skew_seconds":
+        return f"a clock skew of {value:g} s"
+    if name == "archive_settle_seconds":
+        return f"an archive settle of {value:g} s"
     return f"a retention of {value:g} days"
 
 
 def disagreement(settings: Settings, name: str, recorded: int | float, table: str) -> str:
+    """Why a process set to another value than the table's refuses: the variable, both values,
+    the tag, and the way out."""
     var = settings.env_name(name)
     mine = getattr(settings, name)
+    if name in RAISABLE:
+        change = (f"to raise it on a live table run `eventlake init` with {var}={mine:g}"
+                  if mine > recorded else "lowering it on a live table is not supported")
+    else:
+        change = "changing it on a live table is not supported"
     return (f"{var}={mine:g} but table `{table}` was initialised with "
             f"{describe_value(name, recorded)} (tag `{TABLE_TAGS[name]}`): every writer and "
-            f"reader must agree, and changing it on a live table is not supported; unset {var} "
-            "to use the table's value")
+            f"reader must agree, and {change}; unset {var} to use the table's value")
+
+
+def raise_on_init(settings: Settings, name: str, recorded: int | float, table: str) -> bool:
+    """Whether `eventlake init`, run with `settings` on a table that records `recorded` for
+    `name`, changes the tag: True for a raise of a RAISABLE setting the process set
+    explicitly; False when it agrees or did not set it; ConfigError otherwise."""
+    mine = getattr(settings, name)
+    if name not in settings.explicit or mine == recorded:
+        return False
+    if name in RAISABLE and mine > recorded:
+        return True
+    raise ConfigError(disagreement(settings, name, recorded, table))
 
 
 def adopt(settings: Settings, recorded: Mapping[str, str], table: str) -> Settings:
@@ -190,8 +253,11 @@ class RecordedSettings:
                 self._agreed = agreed
         return agreed
 
-    def agree(self, settings: Settings) -> Settings:
-        """`settings` (another process's view) with the recorded values adopted."""
+    def agree(self, settings: Settings, *, fresh: bool = False) -> Settings:
+        """`settings` (another process's view) with the recorded values adopted. `fresh`: read
+        the record again first (the sweep, at the start of every run: a raised clock skew)."""
+        if fresh:
+            self.forget()
         recorded = self.recorded()
         return settings if recorded is None else adopt(settings, recorded, self.table)
 
@@ -210,8 +276,9 @@ class RecordedSettings:
         self._warned = True
         missing = [TABLE_TAGS[name] for name in TABLE_TAGS if name not in recorded]
         _log.warning(
-            "table `%s` records no %s: this process uses its own %s, and every writer and "
-            "reader must agree on them; run `eventlake init` to record them", self.table,
+            "table `%s` records no %s: this process uses its own values (%s), and every "
+            "writer and reader must agree on them; run `eventlake init` to record them",
+            self.table,
             " or ".join(f"`{tag}`" for tag in missing),
             ", ".join(describe_value(n, getattr(self.settings, n))
                       for n in TABLE_TAGS if n not in recorded))

@@ -14,6 +14,8 @@ crash after it leaves the new one, with everything before it already in the lake
 `ingested_at` is stamped by the writer's clock, so "before the watermark" holds for writers
 whose clocks are at most EVENTLAKE_CLOCK_SKEW_SECONDS behind: every reader of the window (the
 sweep, `events_hot`, the TTL guard) starts that much before the watermark (`window_start`).
+Callers pass the settings agreed with the table (`HotStore.agree` / `table_settings`): the skew
+recorded on it is the one writers size their retry budget by (hot/tablesettings.py).
 What a slower clock stamps further back is found by the expiry check (`expiry.py`).
 
 The same compare-and-swap mark, under another key, is the expiry checkpoint

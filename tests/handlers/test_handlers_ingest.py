@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from archive_support import record_on_table
 from aws_support import dynamodb_error, inject_where, record_pauses
 from botocore.exceptions import ClientError
 from conftest import FIXTURES, load_event
@@ -977,6 +978,7 @@ def test_a_store_that_always_throttles_is_answered_in_time_with_per_event_result
     context = ClockedContext(remaining_ms=5_000)
     patient = EventLake(lake.settings.with_(aws_max_attempts=50, clock_skew_seconds=3000,
                                             put_concurrency=4))
+    record_on_table(patient.clients, patient.settings)  # the table's look-back
     record_pauses(monkeypatch, context.sleep)
     ingest.reset(patient)
     throttle_every_attempt(patient, {f"/docs/{i}" for i in range(8)})
@@ -995,6 +997,7 @@ def test_the_margin_is_a_tenth_of_a_long_remaining_time(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     context = ClockedContext(remaining_ms=60_000)
     patient = EventLake(lake.settings.with_(aws_max_attempts=50, clock_skew_seconds=3000))
+    record_on_table(patient.clients, patient.settings)  # the table's look-back
     record_pauses(monkeypatch, context.sleep)
     ingest.reset(patient)
     throttle_every_attempt(patient, {"/docs/1"})

@@ -113,6 +113,10 @@ def test_provisioning_completes_a_bare_table_made_by_someone_else(mocked_aws: No
         "none: every process now uses it)",
         "recorded a retention of 30 days on table `bare-table` (tag `eventlake:retention_days`;"
         " it had none: every process now uses it)",
+        "recorded a clock skew of 600 s on table `bare-table` (tag "
+        "`eventlake:clock_skew_seconds`; it had none: every process now uses it)",
+        "recorded an archive settle of 60 s on table `bare-table` (tag "
+        "`eventlake:archive_settle_seconds`; it had none: every process now uses it)",
         f"added index {INDEX_NAME} (keys + timestamp, content_hash, expires_at: events are "
         "fetched whole only when the lake lacks them)", "enabled stream NEW_AND_OLD_IMAGES",
         "enabled TTL on `expires_at`"]
@@ -499,6 +503,7 @@ def test_throttling_stops_retrying_before_the_deadline_and_fails_retryable(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given DynamoDB throttles every write, 50 attempts allowed, and 1.5 s left to answer
     store = store_with(lake, aws_max_attempts=50, clock_skew_seconds=3000)
+    record_on_table(store.clients, store.settings)  # the table's look-back
     puts = inject(store, "put_item", client_error("ThrottlingException"), times=None)
     fake = FakeTime(monkeypatch)
     deadline = Deadline.after(1.5, clock=fake.clock)
@@ -520,6 +525,7 @@ def test_a_write_stops_retrying_in_time_to_land_within_the_sweeps_look_back(
     # given a look-back that leaves 3 s for retries (0 s skew + 38 s settle - 35 s for the
     # last attempt's timeouts) and DynamoDB throttling every write
     store = store_with(lake, clock_skew_seconds=0, archive_settle_seconds=38)
+    record_on_table(store.clients, store.settings)  # the table's look-back
     assert store.settings.write_retry_seconds == 3
     puts = inject(store, "put_item", client_error("ThrottlingException"), times=None)
     # when an event is put
@@ -552,6 +558,7 @@ def test_put_many_passes_the_deadline_to_every_event(
         lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given every write throttled and 1 s left for a batch of 40 events
     store = store_with(lake, aws_max_attempts=50, clock_skew_seconds=3000, put_concurrency=4)
+    record_on_table(store.clients, store.settings)  # the table's look-back
     inject(store, "put_item", client_error("ThrottlingException"), times=None)
     fake = FakeTime(monkeypatch)
     # when they are put, then each fails retryable instead of retrying 50 times

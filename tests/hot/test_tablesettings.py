@@ -40,8 +40,9 @@ def untag(lake: EventLake) -> None:
     """Make the table look like one created before settings were recorded on it."""
     ddb = lake.clients.dynamodb
     arn = ddb.describe_table(TableName=TABLE)["Table"]["TableArn"]
-    ddb.untag_resource(ResourceArn=arn,
-                       TagKeys=["eventlake:index_shards", "eventlake:retention_days"])
+    ddb.untag_resource(ResourceArn=arn, TagKeys=[
+        "eventlake:index_shards", "eventlake:retention_days", "eventlake:clock_skew_seconds",
+        "eventlake:archive_settle_seconds"])
 
 
 # --- index shards ----------------------------------------------------------------------------
@@ -170,7 +171,9 @@ def test_init_records_shards_and_retention_on_a_new_table(mocked_aws: None,
     lake = process(tmp_path, index_shards=16, retention_days=7.5, ttl_safety_hours=12.0)
     changes = lake.init()
     assert tags(lake) == {"app": "eventlake", "eventlake:index_shards": "16",
-                          "eventlake:retention_days": "7.5"}
+                          "eventlake:retention_days": "7.5",
+                          "eventlake:clock_skew_seconds": "600",
+                          "eventlake:archive_settle_seconds": "60"}
     assert any("16 index shards recorded as tag `eventlake:index_shards`" in change
                for change in changes)
 
@@ -185,12 +188,18 @@ def test_init_records_the_settings_on_a_table_created_before_they_were_recorded(
     changes = process(tmp_path).init()
     # then it records the current settings and says so
     assert tags(lake) == {"app": "eventlake", "eventlake:index_shards": "8",
-                          "eventlake:retention_days": "30"}
+                          "eventlake:retention_days": "30",
+                          "eventlake:clock_skew_seconds": "600",
+                          "eventlake:archive_settle_seconds": "60"}
     assert changes == [
         "recorded 8 index shards on table `orders-events` (tag `eventlake:index_shards`; it "
         "had none: every process now uses it)",
         "recorded a retention of 30 days on table `orders-events` (tag "
-        "`eventlake:retention_days`; it had none: every process now uses it)"]
+        "`eventlake:retention_days`; it had none: every process now uses it)",
+        "recorded a clock skew of 600 s on table `orders-events` (tag "
+        "`eventlake:clock_skew_seconds`; it had none: every process now uses it)",
+        "recorded an archive settle of 60 s on table `orders-events` (tag "
+        "`eventlake:archive_settle_seconds`; it had none: every process now uses it)"]
     # and a further init changes nothing
     assert process(tmp_path).init() == []
 
