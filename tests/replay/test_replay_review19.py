@@ -15,6 +15,7 @@ from archive_support import NOW, World, hours
 from eventlake import EventLake
 from eventlake.export import run as export_run
 from eventlake.local.stack import expire_ttl
+from eventlake.query import views
 from eventlake.replay import read
 from eventlake.replay.run import replay
 from eventlake.replay.select import Selection
@@ -134,3 +135,72 @@ def test_an_export_whose_listed_files_compaction_deleted_is_written_whole(
     assert getattr(open_then_compact, "done", False)
     assert report.rows == len(expected)
     assert sorted(pq.read_table(out)["event_id"].to_pylist()) == expected
+
+
+def test_a_replay_over_an_s3_lake_reads_on_after_compaction(
+        s3_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the two days on an S3 lake (moto server), read cold-only, one day per query
+    el = _two_days(s3_world)
+    archived = sorted(s3_world.stored_rows())
+    monkeypatch.setattr(read, "WINDOW_BYTES", 1)
+    reopened: list[int] = []
+    real_reopen = read.reopen_reader
+
+    def counting_reopen(*args: Any, **kwargs: Any) -> None:
+        reopened.append(1)
+        real_reopen(*args, **kwargs)
+
+    monkeypatch.setattr("eventlake.replay.run.reopen_reader", counting_reopen)
+    got: list[dict[str, Any]] = []
+
+    def target(events: list[dict[str, Any]]) -> None:
+        if not got:  # compaction deletes the second day's listed objects
+            assert el.compact(min_files=2).partitions
+        got.extend(events)
+
+    # when it is replayed, then it lists again and sends each event once, in order
+    replay(el, Selection(NOW - timedelta(days=3), NOW + hours(1), cold_only=True), target,
+           batch_size=2, now=NOW)
+    assert reopened == [1]
+    assert sorted(e["event_id"] for e in got) == archived
+    assert _keys(got) == sorted(_keys(got))
+
+
+def test_compaction_deleting_files_between_the_fresh_listing_and_its_views_reads_on(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given three days of two files each, read one day per query
+    el = EventLake(world.settings, clients=world.clients)
+    days = [NOW - timedelta(days=2), NOW - timedelta(days=1), NOW - hours(3)]
+    for d, day in enumerate(days):
+        for f in range(2):
+            world.ingest([f"d{d}{f}{i}" for i in range(2)], day + hours(f),
+                         timestamp=day - hours(2 - f))
+            world.sweep(day + hours(f + 0.5))
+    archived = sorted(world.stored_rows())
+    monkeypatch.setattr(read, "WINDOW_BYTES", 1)
+    taken = views.take_snapshot
+    snapshots: list[int] = []
+
+    def snapshot_then_compact_the_last_day(*args: Any, **kwargs: Any) -> Any:
+        snapshot = taken(*args, **kwargs)
+        snapshots.append(1)
+        if len(snapshots) == 2:  # the fresh listing: compaction goes on to the last day
+            assert el.compact(start=days[2].date(), min_files=2).partitions
+        return snapshot
+
+    monkeypatch.setattr(views, "take_snapshot", snapshot_then_compact_the_last_day)
+    got: list[dict[str, Any]] = []
+
+    def target(events: list[dict[str, Any]]) -> None:
+        if not got:  # compaction merges the second day
+            assert el.compact(start=days[1].date(), end=days[1].date(),
+                              min_files=2).partitions
+        got.extend(events)
+
+    # when it is replayed, then the read lists again until the views install, and sends
+    # each event once, in order
+    replay(el, Selection(NOW - timedelta(days=3), NOW, cold_only=True), target, batch_size=2,
+           now=NOW)
+    assert len(snapshots) == 3
+    assert sorted(e["event_id"] for e in got) == archived
+    assert _keys(got) == sorted(_keys(got))
