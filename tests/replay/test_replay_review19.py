@@ -17,6 +17,7 @@ from eventlake.export import run as export_run
 from eventlake.local.stack import expire_ttl
 from eventlake.query import views
 from eventlake.replay import read
+from eventlake.replay import run as replay_run
 from eventlake.replay.run import replay
 from eventlake.replay.select import Selection
 
@@ -204,3 +205,22 @@ def test_compaction_deleting_files_between_the_fresh_listing_and_its_views_reads
     assert len(snapshots) == 3
     assert sorted(e["event_id"] for e in got) == archived
     assert _keys(got) == sorted(_keys(got))
+
+
+def test_a_dry_run_whose_listed_files_compaction_deleted_counts_on_a_fresh_listing(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a replay's reader opened just before compaction merged the lake
+    el = _two_days(world)
+    archived = len(world.stored_rows())
+    opened = replay_run.open_reader
+
+    def open_then_compact(*args: Any, **kwargs: Any) -> Any:
+        con = opened(*args, **kwargs)
+        assert el.compact(min_files=2).partitions
+        return con
+
+    monkeypatch.setattr(replay_run, "open_reader", open_then_compact)
+    # when it counts, then it counts every event once, on a fresh listing
+    report = replay(el, Selection(NOW - timedelta(days=3), NOW + hours(1), cold_only=True),
+                    lambda events: None, dry_run=True, now=NOW)
+    assert (report.sent, report.total) == (archived, archived)
