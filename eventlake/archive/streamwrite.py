@@ -90,7 +90,11 @@ def ids_in_overlapping_files(lake: Lake, dt: str, lo: int | None, hi: int | None
                                meets the batch's; a file without that statistic is read
 
     Only the event_id column of those files is read. The usual batch, on a partition of
-    stream files only, reads nothing. `listed`: the partition's files as the batch listed
+    sequence-named stream files only, reads nothing. Each other file's footer is read once
+    per Lake object (`Lake.ingested_range` remembers it): a warm Lambda reads the footers of
+    the files written since its last batch, a cold start those of every such file of the
+    partition (a day of Kinesis-wrapped batches: one stream-x footer per batch so far, until
+    compaction merges them). `listed`: the partition's files as the batch listed
     them (`listing`), used by the first attempt. A file vanishing under the check
     (compaction merged it) makes it list again: its rows are in the merged file, which must
     be looked at too.

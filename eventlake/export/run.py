@@ -46,8 +46,9 @@ from eventlake.export.named import NamedQuery, named_query, shadow_events
 from eventlake.export.redact import payload_layers, rules
 from eventlake.export.s3 import S3Target, existing_keys, is_s3_url, upload
 from eventlake.lake.layout import EVENTS_DIR
-from eventlake.query.views import Tiers
-from eventlake.replay.read import open_reader
+from eventlake.lake.vanish import retry_on_vanish
+from eventlake.query.views import Tiers, file_vanished_in_query
+from eventlake.replay.read import open_reader, reopen_reader
 from eventlake.replay.select import Selection
 
 __all__ = ["FORMATS", "PARTITIONS", "STORAGE_VERSION", "ExportError", "ExportFormat",
@@ -188,7 +189,7 @@ def _to_path(tiers: Tiers, plan: _Plan, dest: Path, overwrite: bool, now: dateti
                           query=plan.query.name if plan.query is not None else None)
     con = open_reader(tiers, plan.selection, now=now)
     try:
-        report.rows = _write(con, plan, tmp)
+        report.rows = _write_listing_again(con, tiers, plan, tmp, dest, now)
         _publish(tmp, dest)
     except BaseException as exc:
         _remove(tmp)
@@ -202,6 +203,25 @@ def _to_path(tiers: Tiers, plan: _Plan, dest: Path, overwrite: bool, now: dateti
     report.bytes = sum((dest / f).stat().st_size if f else dest.stat().st_size
                        for f in report.files)
     return report
+
+
+def _write_listing_again(con: duckdb.DuckDBPyConnection, tiers: Tiers, plan: _Plan, tmp: Path,
+                         dest: Path, now: datetime | None) -> int:
+    """`_write`; when compaction deleted a file `con` listed, again on a fresh listing
+    (`reopen_reader`; the partial `tmp` removed first: nothing is published before the write
+    ends), up to VANISH_ATTEMPTS times, then TransientError (safe to retry)."""
+    attempts = 0
+
+    def attempt() -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            _remove(tmp)
+            reopen_reader(con, tiers, plan.selection, now=now)
+        return _write(con, plan, tmp)
+
+    return retry_on_vanish(attempt, errors=duckdb.Error, vanished=file_vanished_in_query,
+                           during=f"under the export to `{dest}`")
 
 
 def _write(con: duckdb.DuckDBPyConnection, plan: _Plan, tmp: Path) -> int:

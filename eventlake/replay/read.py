@@ -18,8 +18,9 @@ All days are read through one connection: one snapshot (lake listing, hot read) 
 replay, so an event archived while the replay runs is neither lost nor read twice. Compaction
 may delete listed files meanwhile (their rows are in its output): a window whose query finds a
 listed file gone is read again, from just after the last event yielded, on a fresh snapshot
-(`reopen`, at most VANISH_ATTEMPTS times in a row); the position only moves forward, so no
-event is yielded twice, and the events at or before it were read already.
+(`reopen`, at most VANISH_ATTEMPTS times in a row, a fresh snapshot that meets a file deleted
+since its listing counting as one of them); the position only moves forward, so no event is
+yielded twice, and the events at or before it were read already.
 """
 
 from __future__ import annotations
@@ -72,8 +73,14 @@ def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
     file that vanished under a query (compaction) makes the read go on after the last event
     yielded, on a fresh snapshot; TransientError after VANISH_ATTEMPTS in a row."""
     vanished = 0
+    stale = False  # a file vanished: `con` must be pointed at a fresh snapshot first
     while True:
         try:
+            if stale and reopen is not None:
+                # the fresh listing's views may meet a file compaction deleted since: that
+                # is one more vanished file, not an error of the read
+                reopen()
+                stale = False
             for first, last in windows(con, selection, after):
                 sql, params = selection.window_sql(first, last, after)
                 relation = con.sql(sql, params=params)
@@ -97,7 +104,7 @@ def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
             _log.info("replay: a lake file vanished under the read (%s); reading on after "
                       "%s on a fresh listing", exc, after)
             time.sleep(vanish_backoff(vanished + 1))
-            reopen()
+            stale = True
 
 
 def _last_position(batch: pa.RecordBatch) -> Position:

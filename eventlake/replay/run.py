@@ -27,12 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import duckdb
 
 from eventlake.aws import Clients
 from eventlake.config import redact
 from eventlake.events.times import format_ts
-from eventlake.query.views import Tiers
+from eventlake.lake.vanish import retry_on_vanish
+from eventlake.query.views import Tiers, file_vanished_in_query
 from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay.batch import Batch, Event, batches
 from eventlake.replay.count import Tally, count
@@ -44,6 +47,7 @@ from eventlake.replay.shapes import shape_for
 from eventlake.replay.targets import CallableTarget, DeliveryError, Target
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -174,10 +178,12 @@ def replay(tiers: Tiers, selection: Selection,
                 resume = sink.resume(resume)  # None: the target cannot resume, start over
             report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
             after = resume.position if resume else None
+            counting = _listing_again(con, tiers, selection, now)
             if resume is not None:
-                _check_before(con, selection, resume, report)
+                checked = resume
+                counting(lambda: _check_before(con, selection, checked, report))
             if dry_run or count_first:
-                tally = count(con, selection, after)
+                tally = counting(lambda: count(con, selection, after))
                 report.total = tally.count
                 if dry_run:
                     report.add_tally(tally, batch_size)
@@ -193,6 +199,27 @@ def replay(tiers: Tiers, selection: Selection,
             con.close()
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _listing_again(con: Any, tiers: Tiers, selection: Selection, now: datetime | None
+                   ) -> Callable[[Callable[[], T]], T]:
+    """A runner of `con`'s counting queries: one that meets a listed file compaction deleted
+    runs again on a fresh snapshot (`reopen_reader`), up to VANISH_ATTEMPTS times, then
+    TransientError (safe to retry)."""
+    def run(query: Callable[[], T]) -> T:
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                reopen_reader(con, tiers, selection, now=now)
+            return query()
+
+        return retry_on_vanish(attempt, errors=duckdb.Error, vanished=file_vanished_in_query,
+                               during="while counting the replay's selection")
+
+    return run
 
 
 def _close(sink: Target) -> None:
