@@ -70,7 +70,9 @@ class Watermark:
     """The largest clock skew (EVENTLAKE_CLOCK_SKEW_SECONDS) of the sweeps that moved it, carried
     forward: every reader of the window starts at least that far back (`window_start`), so a
     sweep configured with a smaller skew than an earlier one cannot step over events the earlier
-    one left to be re-read. 0 in watermarks written before it was recorded."""
+    one left to be re-read. A sweep run with a shorter settle than the table's (`--settle 0`)
+    adds the difference: writers retry for the table's skew + settle, and that watermark is
+    closer to now than they allow for. 0 in watermarks written before it was recorded."""
 
     def to_dict(self) -> dict[str, str]:
         return {"at": format_ts(self.at), "updated_at": format_ts(self.updated_at),

@@ -1,0 +1,62 @@
+"""A sweep run with a shorter settle than the table's (`eventlake archive --settle 0`, the demo)
+moves the watermark closer to now than writers' retry budgets allow for (they retry for the
+table's skew + settle). The next sweep must still re-read far enough back to find a write that
+lands late just after it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from archive_support import NOW, World, hours, make_world
+
+from eventlake import EventLake, Settings
+from eventlake.config import AWS_CONNECT_TIMEOUT_S, AWS_READ_TIMEOUT_S
+from eventlake.events.model import Event, parse_event
+from eventlake.hot.store import HotStore
+from eventlake.lake.watermark import read_watermark
+
+LAST_ATTEMPT = timedelta(seconds=AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S)
+
+
+def producer_of(world: World) -> HotStore:
+    """An ingest process on the world's table that sets none of the table's settings."""
+    own = Settings.from_env(env={}, table=world.settings.table,
+                            lake_uri=world.settings.lake_uri)
+    return HotStore(own, world.clients)
+
+
+def _event(event_id: str) -> Event:
+    return parse_event({"event_id": event_id, "event_type": "order.placed",
+                        "timestamp": (NOW - hours(1)).isoformat(),
+                        "event_payload": {"id": event_id}}, now=NOW)
+
+
+def test_a_late_write_after_a_settle_0_sweep_is_in_the_next_window(lake: EventLake) -> None:
+    # given a table recording 300 s of skew and 60 s of settle, and a producer using them
+    world = make_world(lake, clock_skew_seconds=300.0, archive_settle_seconds=60.0)
+    world.sweep(NOW - hours(1), settle_seconds=None)
+    producer = producer_of(world)
+    budget = timedelta(seconds=producer.table_settings().write_retry_seconds)
+    # when it stamps an event whose write lands as late as its budget allows, just after a
+    # sweep run with --settle 0 (the watermark moves to that sweep's now)
+    stamped = NOW - timedelta(minutes=30)
+    lands = stamped + budget + LAST_ATTEMPT
+    forced = world.sweep(lands - timedelta(seconds=1), settle_seconds=0)
+    assert forced.counts.read == 0
+    world.put_items([producer.to_item(_event("late"), stamped)])
+    # then the next (ordinary) sweep still starts before it and archives it
+    report = world.sweep(lands + timedelta(minutes=15), settle_seconds=None)
+    assert report.since <= stamped
+    assert world.stored_rows() == {"late": 1}
+    assert report.expiry is not None and report.expiry.beyond_skew == 0
+
+
+def test_a_settle_0_sweep_records_the_look_back_it_owes_and_a_normal_one_adds_nothing(
+        lake: EventLake) -> None:
+    world = make_world(lake, clock_skew_seconds=300.0, archive_settle_seconds=60.0)
+    world.sweep(NOW - hours(1), settle_seconds=None)
+    mark = read_watermark(world.lake)
+    assert mark is not None and mark.skew_seconds == 300
+    world.sweep(NOW - hours(1) + timedelta(minutes=15), settle_seconds=0)
+    mark = read_watermark(world.lake)
+    assert mark is not None and mark.skew_seconds == 300 + 60
