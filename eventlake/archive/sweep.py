@@ -111,10 +111,6 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     settle = settings.archive_settle_seconds if settle_seconds is None else settle_seconds
     if not settle >= 0:
         raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")
-    # Writers retry for the table's skew + settle: a watermark moved closer to now than the
-    # table's settle (an override: `--settle 0`) owes the next sweeps the difference, which
-    # the watermark records with the skew (carried forward, like the skew: `Watermark`).
-    look_back = settings.clock_skew_seconds + max(0.0, settings.archive_settle_seconds - settle)
     run_id = new_run_id("sweep", now or hot.now())
     # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads.
     lake.require_exists()
@@ -122,6 +118,13 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     remember_shards(lake, hot)  # a lowered shard count must not hide the old shards' events
     with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
         before = read_watermark(lake)
+        # Writers retry for the skew + settle they adopted from the table: a watermark moved
+        # closer to now than the largest settle in force (an override such as `--settle 0`,
+        # or the tag lowered under warm writers) owes the next sweeps the difference, which it
+        # records with the skew (carried forward: `Watermark`).
+        table_settle = max(settings.archive_settle_seconds,
+                           before.settle_seconds if before else 0.0)
+        look_back = settings.clock_skew_seconds + max(0.0, table_settle - settle)
         # Read after the lease and the watermark: on an S3 lake their responses have measured
         # this host's clock offset by now.
         now = as_utc(now or hot.now())
@@ -160,7 +163,8 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                               name=name, counts=counts, on_written=watch.written)
                 lease.renew_if_due()
                 mark = advance_watermark(lake, until, expected=before, run_id=run_id,
-                                         skew_seconds=look_back)
+                                         skew_seconds=look_back,
+                                         settle_seconds=settings.archive_settle_seconds)
             # else nothing new to look at (a large settle, or the clock went back)
             after = mark.at if mark else since
         except Exception as exc:

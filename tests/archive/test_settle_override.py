@@ -1,19 +1,24 @@
 """A sweep run with a shorter settle than the table's (`eventlake archive --settle 0`, the demo)
 moves the watermark closer to now than writers' retry budgets allow for (they retry for the
 table's skew + settle). The next sweep must still re-read far enough back to find a write that
-lands late just after it."""
+lands late just after it. The same holds when the settle recorded on the table is lowered
+(CloudFormation edits the tag, which `init` would refuse) under warm writers."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
-from archive_support import NOW, World, hours, make_world
+import pytest
+from archive_support import NOW, World, hours, make_world, record_on_table
 
 from eventlake import EventLake, Settings
+from eventlake.archive.sweep import SweepReport, sweep
 from eventlake.config import AWS_CONNECT_TIMEOUT_S, AWS_READ_TIMEOUT_S
+from eventlake.errors import StorageError
 from eventlake.events.model import Event, parse_event
 from eventlake.hot.store import HotStore
-from eventlake.lake.watermark import read_watermark
+from eventlake.lake.watermark import WATERMARK_KEY, advance_watermark, read_watermark
 
 LAST_ATTEMPT = timedelta(seconds=AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S)
 
@@ -60,3 +65,50 @@ def test_a_settle_0_sweep_records_the_look_back_it_owes_and_a_normal_one_adds_no
     world.sweep(NOW - hours(1) + timedelta(minutes=15), settle_seconds=0)
     mark = read_watermark(world.lake)
     assert mark is not None and mark.skew_seconds == 300 + 60
+
+
+def test_a_late_write_of_a_warm_producer_after_the_settle_was_lowered_is_in_the_next_window(
+        lake: EventLake) -> None:
+    """The stack's ArchiveSettleSeconds lowered on a live table (CloudFormation edits the tag;
+    `init` would refuse): a warm producer keeps the old, longer budget."""
+    world = make_world(lake, clock_skew_seconds=300.0, archive_settle_seconds=60.0)
+    world.sweep(NOW - hours(1), settle_seconds=None)
+    warm = producer_of(world)
+    budget = timedelta(seconds=warm.table_settings().write_retry_seconds)
+    assert budget == timedelta(seconds=360) - LAST_ATTEMPT
+    # when the settle recorded on the table is lowered to 30 s and sweeps adopt it
+    record_on_table(world.clients, world.settings.with_(archive_settle_seconds=30.0))
+    stamped = NOW - timedelta(minutes=30)
+    lands = stamped + budget + LAST_ATTEMPT
+    assert _sweep(world, lands - timedelta(seconds=1)).counts.read == 0
+    world.put_items([warm.to_item(_event("late"), stamped)])
+    # then the next sweep still starts before the warm producer's late write
+    report = _sweep(world, lands + timedelta(minutes=15))
+    assert report.since <= stamped
+    assert world.stored_rows() == {"late": 1}
+
+
+def _sweep(world: World, now: datetime) -> SweepReport:
+    """A sweep process that sets none of the table's settings (it adopts the recorded ones)."""
+    own = Settings.from_env(env={}, table=world.settings.table,
+                            lake_uri=world.settings.lake_uri,
+                            ttl_safety_hours=world.settings.ttl_safety_hours)
+    return sweep(world.lake, HotStore(own, world.clients), own, now=now)
+
+
+def test_the_watermark_carries_the_largest_settle_forward_and_refuses_a_garbage_one(
+        lake: EventLake) -> None:
+    world = make_world(lake)
+    first = advance_watermark(world.lake, NOW - hours(2), expected=None, run_id="a",
+                              skew_seconds=300, settle_seconds=60)
+    second = advance_watermark(world.lake, NOW - hours(1), expected=first, run_id="b",
+                               skew_seconds=300, settle_seconds=30)
+    read = read_watermark(world.lake)
+    assert read is not None and (read.skew_seconds, read.settle_seconds) == (300, 60)
+    assert second.settle_seconds == 60
+    world.lake.swap_state(WATERMARK_KEY, json.dumps(
+        {"at": "2024-05-10T10:00:00Z", "updated_at": "2024-05-10T10:00:00Z", "run_id": "c",
+         "skew_seconds": 300, "settle_seconds": "soon"}).encode(), expected=read.version)
+    with pytest.raises(StorageError, match=r"`watermark.json` of lake .* is not readable "
+                                           r"\(could not convert string to float: 'soon'\)"):
+        read_watermark(world.lake)
