@@ -155,6 +155,9 @@ class HotStore:
             tags = read_tags(self._call, ddb, desc["Table"]["TableArn"])
         except TableNotFoundError:  # no table yet: its own error comes with the first request
             return None
+        except TransientError as exc:  # no write goes ahead with a budget not the table's
+            raise TransientError(f"reading the settings recorded on table `{self.table}` "
+                                 f"(DescribeTable, ListTagsOfResource): {exc}") from exc
         except Exception as exc:
             code = error_code(exc)
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
