@@ -202,7 +202,7 @@ class EventLake:
         from (the table's tags, or this process's own on a table that records none)."""
         from eventlake.hot.tablesettings import TABLE_TAGS
 
-        agreed = self.hot.table_settings()
+        agreed = self.hot.reader_settings()
         recorded = self.hot.recorded.recorded() or {}
         names = ("clock_skew_seconds", "archive_settle_seconds")
         where = ("recorded on the table" if all(n in recorded for n in names) else
@@ -245,7 +245,7 @@ class EventLake:
         else:
             out["watermark"] = watermark.at.isoformat()
             try:
-                refuse_ahead(watermark, now, self.hot.table_settings(), self.cold.root)
+                refuse_ahead(watermark, now, self.hot.reader_settings(), self.cold.root)
                 out["archive_lag"] = human_duration(max(0.0, (now - watermark.at)
                                                         .total_seconds()))
             except WatermarkAheadError as exc:

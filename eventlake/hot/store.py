@@ -142,6 +142,12 @@ class HotStore:
         ConfigError when the process set one of them to another value."""
         return self.recorded.agreed()
 
+    def reader_settings(self) -> Settings:
+        """`table_settings`, read again when older than READ_RECHECK_SECONDS: what a window
+        read behind the watermark starts from in a long-lived process (a raised clock skew
+        reaches it; tablesettings.py)."""
+        return self.recorded.for_reader()
+
     def agree(self, settings: Settings, *, fresh: bool = False) -> Settings:
         """`settings` (another process's view, e.g. the sweep's) with the table's values
         adopted, checked like `table_settings`. `fresh`: read the tags again first (the sweep

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 import eventlake.hot.store
+import eventlake.hot.tablesettings
 from eventlake import EventLake, Settings
 from eventlake.errors import ConfigError
+from eventlake.events.model import parse_event
 from eventlake.hot.results import Deadline
 from eventlake.hot.store import HotStore
 from eventlake.lake.watermark import read_watermark
@@ -276,3 +278,29 @@ def test_status_shows_the_look_back_and_where_it_comes_from(mocked_aws: None,
         "clock skew 120 s, settle 60 s (this process's own: the table records no "
         "`eventlake:archive_settle_seconds`, run `eventlake init`); writes retry for at most "
         "145 s")
+
+
+# --- a long-lived reader across a raise --------------------------------------------------------
+
+def test_a_long_lived_reader_reads_a_raised_skew_again_and_shows_a_late_write_of_a_new_producer(
+        mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection kept open (a notebook, a service) agreed on 600 s; after `init` raised it
+    to 900 s, a producer started since may land a write up to 900 s behind the watermark, and
+    it is not in the lake until the next sweep: the reader's next query must look back 900 s
+    (a fresh process does), once its settings are older than READ_RECHECK_SECONDS."""
+    process(tmp_path).init()
+    reader = process(tmp_path)
+    assert reader.sql("SELECT count(*) AS n FROM events").to_pylist() == [{"n": 0}]
+    process(tmp_path).archive()
+    mark = read_watermark(reader.cold)
+    assert mark is not None and mark.skew_seconds == 600
+    process(tmp_path, clock_skew_seconds=900.0).init()
+    producer = process(tmp_path)
+    event = parse_event(orders(1, "late")[0], now=datetime.now(UTC))
+    stamped = mark.at - timedelta(seconds=800)  # within the new producer's 900 s
+    producer.clients.dynamodb.put_item(TableName=TABLE,
+                                       Item=producer.hot.to_item(event, stamped))
+    query = "SELECT event_id FROM events_hot"
+    assert process(tmp_path).sql(query).to_pylist() == [{"event_id": "late-000"}]
+    monkeypatch.setattr(eventlake.hot.tablesettings, "READ_RECHECK_SECONDS", 0.0)
+    assert reader.sql(query).to_pylist() == [{"event_id": "late-000"}]
