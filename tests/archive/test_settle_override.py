@@ -112,3 +112,21 @@ def test_the_watermark_carries_the_largest_settle_forward_and_refuses_a_garbage_
     with pytest.raises(StorageError, match=r"`watermark.json` of lake .* is not readable "
                                            r"\(could not convert string to float: 'soon'\)"):
         read_watermark(world.lake)
+
+
+def test_a_late_write_of_a_warm_producer_after_the_skew_was_lowered_is_in_the_next_window(
+        lake: EventLake) -> None:
+    """The stack's ClockSkewSeconds lowered (CloudFormation edits the tag; `init` would refuse):
+    the watermark keeps the largest look-back of the sweeps that moved it."""
+    world = make_world(lake, clock_skew_seconds=900.0, archive_settle_seconds=60.0)
+    assert _sweep(world, NOW - hours(1)).counts.read == 0
+    warm = producer_of(world)
+    budget = timedelta(seconds=warm.table_settings().write_retry_seconds)
+    record_on_table(world.clients, world.settings.with_(clock_skew_seconds=300.0))
+    stamped = NOW - timedelta(minutes=40)
+    lands = stamped + budget + LAST_ATTEMPT
+    assert _sweep(world, lands - timedelta(seconds=1)).counts.read == 0
+    world.put_items([warm.to_item(_event("late"), stamped)])
+    report = _sweep(world, lands + timedelta(minutes=15))
+    assert report.since <= stamped
+    assert world.stored_rows() == {"late": 1}
