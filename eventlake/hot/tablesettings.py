@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from eventlake.config import Settings
+from eventlake.config import Settings, env_name_of
 from eventlake.errors import ConfigError
 
 __all__ = ["RAISABLE", "READ_RECHECK_SECONDS", "RECHECK_SECONDS", "TABLE_TAGS",
@@ -121,8 +121,10 @@ def parse_tag(name: str, text: str, table: str) -> int | float:
     except ValueError:
         pass
     raise ConfigError(f"table `{table}` has tag `{tag}`=`{text}`, which is not "
-                      f"{_EXPECTED[name]}: set it back to the value the table was initialised "
-                      "with")
+                      f"{_EXPECTED[name]} ({env_name_of(name)}): every process of the table "
+                      "refuses to run, `eventlake init` too; set the tag back to the value the "
+                      "table was initialised with (`aws dynamodb tag-resource --resource-arn "
+                      f"<the table's ARN> --tags Key={tag},Value=<value>`)")
 
 
 def describe_value(name: str, value: int | float) -> str:

@@ -260,9 +260,16 @@ def test_a_skew_or_settle_tag_edited_into_garbage_is_a_clear_config_error(
     set_tag(lake, key, text)
     with pytest.raises(ConfigError) as raised:
         HotStore(lake.settings, lake.clients).table_settings()
+    var = lake.settings.env_name(key.removeprefix("eventlake:"))
     assert str(raised.value) == (
         f"table `orders-events` has tag `{key}`=`{text}`, which is not a number of seconds "
-        ">= 0: set it back to the value the table was initialised with")
+        f">= 0 ({var}): every process of the table refuses to run, `eventlake init` too; set "
+        "the tag back to the value the table was initialised with (`aws dynamodb "
+        "tag-resource --resource-arn <the table's ARN> --tags "
+        f"Key={key},Value=<value>`)")
+    # and init says the same (it cannot repair it: it does not know the value)
+    with pytest.raises(ConfigError, match=rf"`{key}`=`{text}`.*tag-resource"):
+        process(tmp_path).init()
 
 
 # --- status ----------------------------------------------------------------------------------
