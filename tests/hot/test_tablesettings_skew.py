@@ -311,3 +311,15 @@ def test_a_long_lived_reader_reads_a_raised_skew_again_and_shows_a_late_write_of
     assert process(tmp_path).sql(query).to_pylist() == [{"event_id": "late-000"}]
     monkeypatch.setattr(eventlake.hot.tablesettings, "READ_RECHECK_SECONDS", 0.0)
     assert reader.sql(query).to_pylist() == [{"event_id": "late-000"}]
+
+
+def test_status_says_when_the_watermark_looks_back_further_than_the_tables_skew(
+        mocked_aws: None, tmp_path: Path) -> None:
+    process(tmp_path, clock_skew_seconds=120.0, archive_settle_seconds=40.0).init()
+    sweeper = process(tmp_path)
+    sweeper.archive()  # the table's settle: the look-back is the skew
+    assert "watermark_look_back" not in sweeper.status()
+    sweeper.archive(settle_seconds=0)  # owes the 40 s of settle writers still retry for
+    assert sweeper.status()["watermark_look_back"] == (
+        "160 s (the largest a sweep recorded, more than the table's clock skew of 120 s: "
+        "every window starts that far behind the watermark)")
