@@ -202,7 +202,7 @@ class EventLake:
         from (the table's tags, or this process's own on a table that records none)."""
         from eventlake.hot.tablesettings import TABLE_TAGS
 
-        agreed = self.hot.table_settings()
+        agreed = self.hot.reader_settings()
         recorded = self.hot.recorded.recorded() or {}
         names = ("clock_skew_seconds", "archive_settle_seconds")
         where = ("recorded on the table" if all(n in recorded for n in names) else
@@ -244,8 +244,14 @@ class EventLake:
             out["watermark"] = "none yet (run `eventlake archive`)"
         else:
             out["watermark"] = watermark.at.isoformat()
+            skew = self.hot.reader_settings().clock_skew_seconds
+            if watermark.skew_seconds > skew:  # a settle-0 sweep, or the skew tag lowered
+                out["watermark_look_back"] = (
+                    f"{watermark.skew_seconds:g} s (the largest a sweep recorded, more than "
+                    f"the table's clock skew of {skew:g} s: every window starts that far "
+                    "behind the watermark)")
             try:
-                refuse_ahead(watermark, now, self.hot.table_settings(), self.cold.root)
+                refuse_ahead(watermark, now, self.hot.reader_settings(), self.cold.root)
                 out["archive_lag"] = human_duration(max(0.0, (now - watermark.at)
                                                         .total_seconds()))
             except WatermarkAheadError as exc:

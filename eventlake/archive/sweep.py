@@ -118,6 +118,13 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     remember_shards(lake, hot)  # a lowered shard count must not hide the old shards' events
     with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
         before = read_watermark(lake)
+        # Writers retry for the skew + settle they adopted from the table: a watermark moved
+        # closer to now than the largest settle in force (an override such as `--settle 0`,
+        # or the tag lowered under warm writers) owes the next sweeps the difference, which it
+        # records with the skew (carried forward: `Watermark`).
+        table_settle = max(settings.archive_settle_seconds,
+                           before.settle_seconds if before else 0.0)
+        look_back = settings.clock_skew_seconds + max(0.0, table_settle - settle)
         # Read after the lease and the watermark: on an S3 lake their responses have measured
         # this host's clock offset by now.
         now = as_utc(now or hot.now())
@@ -137,7 +144,8 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
             refuse_ahead(before, now, settings, lake.root)
             if until > since:
                 name = window_name("sweep", since, until)
-                tail = _Tail(until, settings) if _REUSE_WINDOW_READ else None
+                kept = max(look_back, before.skew_seconds if before else 0.0)
+                tail = _Tail(until, kept) if _REUSE_WINDOW_READ else None
 
                 def pages() -> Iterator[list[Item]]:
                     # with a tail: [since, now], the window and the settle range the guard counts
@@ -155,7 +163,8 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                               name=name, counts=counts, on_written=watch.written)
                 lease.renew_if_due()
                 mark = advance_watermark(lake, until, expected=before, run_id=run_id,
-                                         skew_seconds=settings.clock_skew_seconds)
+                                         skew_seconds=look_back,
+                                         settle_seconds=settings.archive_settle_seconds)
             # else nothing new to look at (a large settle, or the clock went back)
             after = mark.at if mark else since
         except Exception as exc:
@@ -172,7 +181,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                          settings.ttl_safety_hours)
         guard_since = window_start(mark, now, settings)
         reuse = (tail is not None and tail.complete and mark is not None
-                 and guard_since >= tail.start
+                 and guard_since >= tail.start and guard_since >= since
                  and reuse_window_read(settings, now, guard_since))
         margin = ttl_margin(lake, hot, settings, now=now, since=guard_since, vanished=vanished,
                             read=tail.entries if reuse and tail is not None else None)
@@ -217,15 +226,16 @@ def _through(now: datetime) -> datetime:
 
 class _Tail:
     """Splits the window read [since, now] into the window proper [since, until), which the
-    sweep archives, and keeps the entries of [until - skew, now]: the range the TTL guard
-    checks after the watermark moves to `until` (window_start: the watermark less the skew).
+    sweep archives, and keeps the entries of [until - look-back, now]: the range the TTL guard
+    checks after the watermark moves to `until` (window_start: the watermark less the largest
+    look-back it records).
 
     The guard then judges these entries against the lake as it is after the writes instead of
     querying the range again (ttlguard.reuse_window_read says when that is allowed, and what
     a re-read would have added). Memory: the entries of skew + settle seconds of ingestion."""
 
-    def __init__(self, until: datetime, settings: Settings) -> None:
-        self.start = until - settings.clock_skew
+    def __init__(self, until: datetime, look_back_seconds: float) -> None:
+        self.start = until - timedelta(seconds=look_back_seconds)
         self._from, self._until = format_ts(self.start), format_ts(until)
         self.entries: list[Item] = []
         self.complete = True  # False once an entry without its sort key came by

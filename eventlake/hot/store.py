@@ -142,6 +142,12 @@ class HotStore:
         ConfigError when the process set one of them to another value."""
         return self.recorded.agreed()
 
+    def reader_settings(self) -> Settings:
+        """`table_settings`, read again when older than READ_RECHECK_SECONDS: what a window
+        read behind the watermark starts from in a long-lived process (a raised clock skew
+        reaches it; tablesettings.py)."""
+        return self.recorded.for_reader()
+
     def agree(self, settings: Settings, *, fresh: bool = False) -> Settings:
         """`settings` (another process's view, e.g. the sweep's) with the table's values
         adopted, checked like `table_settings`. `fresh`: read the tags again first (the sweep
@@ -155,6 +161,9 @@ class HotStore:
             tags = read_tags(self._call, ddb, desc["Table"]["TableArn"])
         except TableNotFoundError:  # no table yet: its own error comes with the first request
             return None
+        except TransientError as exc:  # no write goes ahead with a budget not the table's
+            raise TransientError(f"reading the settings recorded on table `{self.table}` "
+                                 f"(DescribeTable, ListTagsOfResource): {exc}") from exc
         except Exception as exc:
             code = error_code(exc)
             if code in ("AccessDeniedException", "UnrecognizedClientException"):

@@ -16,7 +16,8 @@
 `eventlake init` records them as tags of the DynamoDB table (tags, not lake state: the ingest
 Lambda reads no S3). Every process reads them once, on its first use of the hot tier, and keeps
 what it agreed on for its life (a warm Lambda too); the sweep reads them again at the start of
-every run (`HotStore.agree(..., fresh=True)`):
+every run (`HotStore.agree(..., fresh=True)`), a reader's window (`events_hot`, `status`) when
+they are older than READ_RECHECK_SECONDS (`HotStore.reader_settings`):
 
     recorded, not set by the process      -> adopted
     recorded, set to the same value       -> used
@@ -60,12 +61,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from eventlake.config import Settings
+from eventlake.config import Settings, env_name_of
 from eventlake.errors import ConfigError
 
-__all__ = ["RAISABLE", "RECHECK_SECONDS", "TABLE_TAGS", "RecordedSettings", "adopt",
-           "describe_value", "disagreement", "parse_tag", "raise_on_init", "read_tags",
-           "recorded_of", "tag_value", "tags_for"]
+__all__ = ["RAISABLE", "READ_RECHECK_SECONDS", "RECHECK_SECONDS", "TABLE_TAGS",
+           "RecordedSettings", "adopt", "describe_value", "disagreement", "parse_tag",
+           "raise_on_init", "read_tags", "recorded_of", "tag_value", "tags_for"]
 
 TABLE_TAGS: dict[str, str] = {
     "index_shards": "eventlake:index_shards",
@@ -77,6 +78,11 @@ TABLE_TAGS: dict[str, str] = {
 RECHECK_SECONDS = 60.0
 """How long a read of the table's tags that found settings missing is trusted before it is read
 again (ListTagsOfResource is eventually consistent right after `init` tags a table)."""
+READ_RECHECK_SECONDS = 60.0
+"""How old the record a reader's window starts from may get (`RecordedSettings.for_reader`): a
+long-lived connection reads the tags again after this long, so a clock skew raised by `init`
+reaches its next query (a producer started after the raise may land writes that far behind the
+watermark, and they are in no lake file before the next sweep). Writers keep theirs for life."""
 RAISABLE = frozenset({"clock_skew_seconds"})
 """Recorded settings `eventlake init` may raise on a live table (never lower)."""
 _EXPECTED = {"index_shards": "an integer from 1 to 100", "retention_days": "a number of days > 0",
@@ -115,8 +121,10 @@ def parse_tag(name: str, text: str, table: str) -> int | float:
     except ValueError:
         pass
     raise ConfigError(f"table `{table}` has tag `{tag}`=`{text}`, which is not "
-                      f"{_EXPECTED[name]}: set it back to the value the table was initialised "
-                      "with")
+                      f"{_EXPECTED[name]} ({env_name_of(name)}): every process of the table "
+                      "refuses to run, `eventlake init` too; set the tag back to the value the "
+                      "table was initialised with (`aws dynamodb tag-resource --resource-arn "
+                      f"<the table's ARN> --tags Key={tag},Value=<value>`)")
 
 
 def describe_value(name: str, value: int | float) -> str:
@@ -221,6 +229,8 @@ class RecordedSettings:
         self._read = read
         self._recorded = recorded
         self._recheck_at: float | None = None
+        self._read_at: float | None = None
+        """When the record was last read (monotonic seconds); None: given, never read."""
         """When an incomplete record is read again (monotonic seconds); None: complete."""
         self._warned = False
         self._agreed: Settings | None = None
@@ -232,6 +242,7 @@ class RecordedSettings:
             with self._lock:
                 if self._due():
                     recorded = self._read()
+                    self._read_at = time.monotonic()
                     complete = recorded is None or all(n in recorded for n in TABLE_TAGS)
                     self._recheck_at = (None if complete
                                         else time.monotonic() + RECHECK_SECONDS)
@@ -252,6 +263,15 @@ class RecordedSettings:
             if self._recheck_at is None:  # complete: kept for the life of the store
                 self._agreed = agreed
         return agreed
+
+    def for_reader(self) -> Settings:
+        """`agreed`, with the record read again when it is older than READ_RECHECK_SECONDS:
+        for windows read behind the watermark (`events_hot`, `status`) in a long-lived
+        process, which must start no later than a producer started after a raise may write."""
+        read_at = self._read_at
+        if read_at is not None and time.monotonic() - read_at >= READ_RECHECK_SECONDS:
+            self.forget()
+        return self.agreed()
 
     def agree(self, settings: Settings, *, fresh: bool = False) -> Settings:
         """`settings` (another process's view) with the recorded values adopted. `fresh`: read

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from eventlake.config import Settings
 from eventlake.errors import StorageError
@@ -70,7 +71,14 @@ class Watermark:
     """The largest clock skew (EVENTLAKE_CLOCK_SKEW_SECONDS) of the sweeps that moved it, carried
     forward: every reader of the window starts at least that far back (`window_start`), so a
     sweep configured with a smaller skew than an earlier one cannot step over events the earlier
-    one left to be re-read. 0 in watermarks written before it was recorded."""
+    one left to be re-read. A sweep run with a shorter settle than the table's (`--settle 0`)
+    adds the difference: writers retry for the table's skew + settle, and that watermark is
+    closer to now than they allow for. 0 in watermarks written before it was recorded."""
+    settle_seconds: float = 0.0
+    """The largest archive settle recorded on the table (EVENTLAKE_ARCHIVE_SETTLE_SECONDS) that the
+    sweeps moving it saw, carried forward: writers that adopted it may still retry for it, so a
+    sweep with a shorter settle (an override, or the tag lowered) adds the difference to the
+    look-back it records in `skew_seconds`. 0 in watermarks written before it was recorded."""
 
     def to_dict(self) -> dict[str, str]:
         return {"at": format_ts(self.at), "updated_at": format_ts(self.updated_at),
@@ -85,11 +93,9 @@ def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | Non
     data, version = found
     try:
         raw = json.loads(data)
-        skew = float(raw.get("skew_seconds") or 0.0)
-        if not skew >= 0 or skew == float("inf"):
-            raise ValueError(f"skew_seconds {skew!r} is not a number of seconds >= 0")
+        skew, settle = (_seconds(raw, name) for name in ("skew_seconds", "settle_seconds"))
         return Watermark(_utc(raw["at"]), version, _utc(raw["updated_at"]), str(raw["run_id"]),
-                         skew)
+                         skew, settle)
     except (ValueError, KeyError, TypeError) as exc:
         raise StorageError(
             f"`{key}` of lake `{getattr(lake, 'root', '?')}` is not readable ({exc}): "
@@ -99,9 +105,10 @@ def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | Non
 
 def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | None,
                       run_id: str, now: datetime | None = None, key: str = WATERMARK_KEY,
-                      skew_seconds: float = 0.0) -> Watermark:
+                      skew_seconds: float = 0.0, settle_seconds: float = 0.0) -> Watermark:
     """Move the watermark to `to` if it is still `expected` (None: it must not exist yet).
-    `skew_seconds`: the mover's clock skew; the mark keeps the largest seen (`Watermark`).
+    `skew_seconds`: the mover's look-back (clock skew, plus what a short settle owes);
+    `settle_seconds`: the table's settle; the mark keeps the largest of each (`Watermark`).
 
     Never backwards: when `to` is not after `expected.at`, nothing is written and `expected`
     is returned. Losing the race raises WatermarkConflictError; the watermark is then left as
@@ -112,8 +119,9 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
         return expected
     updated_at = as_utc(now or datetime.now(UTC))
     skew = max(skew_seconds, expected.skew_seconds if expected else 0.0)
+    settle = max(settle_seconds, expected.settle_seconds if expected else 0.0)
     data = json.dumps({"at": format_ts(to), "updated_at": format_ts(updated_at),
-                       "run_id": run_id, "skew_seconds": skew,
+                       "run_id": run_id, "skew_seconds": skew, "settle_seconds": settle,
                        "previous": format_ts(expected.at) if expected else None},
                       sort_keys=True).encode()
     try:
@@ -128,7 +136,7 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
             "sweep ran at the same time (a lease that expired under a slow run?). Nothing is "
             "lost: this run's files are in the lake and later sweeps skip them; if it repeats, "
             "raise the sweep's lease TTL") from exc
-    return Watermark(to, version, updated_at, run_id, skew)
+    return Watermark(to, version, updated_at, run_id, skew, settle)
 
 
 def window_start(watermark: Watermark | None, now: datetime, settings: Settings, *,
@@ -162,6 +170,14 @@ def refuse_ahead(watermark: Watermark | None, now: datetime, settings: Settings,
         f"every event ingested before it. Restore `{root}/_eventlake/{WATERMARK_KEY}` to its "
         "`previous` value, or delete it (safe: the next sweep re-checks the whole retention "
         "period and skips events already in the lake); then check the sweeper's clock (NTP)")
+
+
+def _seconds(raw: Any, name: str) -> float:
+    """A carried-forward number of seconds of the mark (0 when absent: an older mark)."""
+    value = float(raw.get(name) or 0.0)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name} {value!r} is not a number of seconds >= 0")
+    return value
 
 
 def _utc(text: str) -> datetime:

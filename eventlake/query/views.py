@@ -324,7 +324,7 @@ def take_snapshot(lake: Tiers, *, hot: bool = True, now: datetime | None = None
     files = _list_existing(lake.cold)
     verified = verified_files(lake.cold, files)
     read_recorded_shards(lake.cold, lake.hot)  # every shard the lake has seen in force
-    since = window_start(watermark, now, lake.hot.table_settings())
+    since = window_start(watermark, now, lake.hot.reader_settings())  # a raised skew too
     until = now + CLOCK_SKEW
     rows, not_events = read_hot(lake.hot, since, until, lake=lake.cold, files=files)
     if not_events:

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 import eventlake.hot.store
+import eventlake.hot.tablesettings
 from eventlake import EventLake, Settings
 from eventlake.errors import ConfigError
+from eventlake.events.model import parse_event
 from eventlake.hot.results import Deadline
 from eventlake.hot.store import HotStore
 from eventlake.lake.watermark import read_watermark
@@ -192,13 +194,14 @@ def test_init_raises_the_skew_on_a_live_table_and_every_kind_of_process_stays_sa
     process(tmp_path).put_many(orders(1, "new"))
     assert budgets == [625.0, 625.0, 625.0, 925.0]
     # and the warm sweeper's next run reads the raise: it looks back 900 s from the watermark
-    # and records it there, for every reader of the window
+    # and records it there, for every reader of the window (plus the 60 s of the table's
+    # settle that these `--settle 0` runs owe the writers' budgets)
     before = read_watermark(sweeper.cold)
-    assert before is not None and before.skew_seconds == 600.0
+    assert before is not None and before.skew_seconds == 600.0 + 60
     report = sweeper.archive(settle_seconds=0)
     assert report.since == before.at - timedelta(seconds=900)
     after = read_watermark(sweeper.cold)
-    assert after is not None and after.skew_seconds == 900.0
+    assert after is not None and after.skew_seconds == 900.0 + 60
 
 
 def test_a_sweeper_set_explicitly_to_the_old_skew_refuses_after_a_raise(
@@ -257,9 +260,16 @@ def test_a_skew_or_settle_tag_edited_into_garbage_is_a_clear_config_error(
     set_tag(lake, key, text)
     with pytest.raises(ConfigError) as raised:
         HotStore(lake.settings, lake.clients).table_settings()
+    var = lake.settings.env_name(key.removeprefix("eventlake:"))
     assert str(raised.value) == (
         f"table `orders-events` has tag `{key}`=`{text}`, which is not a number of seconds "
-        ">= 0: set it back to the value the table was initialised with")
+        f">= 0 ({var}): every process of the table refuses to run, `eventlake init` too; set "
+        "the tag back to the value the table was initialised with (`aws dynamodb "
+        "tag-resource --resource-arn <the table's ARN> --tags "
+        f"Key={key},Value=<value>`)")
+    # and init says the same (it cannot repair it: it does not know the value)
+    with pytest.raises(ConfigError, match=rf"`{key}`=`{text}`.*tag-resource"):
+        process(tmp_path).init()
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -275,3 +285,41 @@ def test_status_shows_the_look_back_and_where_it_comes_from(mocked_aws: None,
         "clock skew 120 s, settle 60 s (this process's own: the table records no "
         "`eventlake:archive_settle_seconds`, run `eventlake init`); writes retry for at most "
         "145 s")
+
+
+# --- a long-lived reader across a raise --------------------------------------------------------
+
+def test_a_long_lived_reader_reads_a_raised_skew_again_and_shows_a_late_write_of_a_new_producer(
+        mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection kept open (a notebook, a service) agreed on 600 s; after `init` raised it
+    to 900 s, a producer started since may land a write up to 900 s behind the watermark, and
+    it is not in the lake until the next sweep: the reader's next query must look back 900 s
+    (a fresh process does), once its settings are older than READ_RECHECK_SECONDS."""
+    process(tmp_path).init()
+    reader = process(tmp_path)
+    assert reader.sql("SELECT count(*) AS n FROM events").to_pylist() == [{"n": 0}]
+    process(tmp_path).archive()
+    mark = read_watermark(reader.cold)
+    assert mark is not None and mark.skew_seconds == 600
+    process(tmp_path, clock_skew_seconds=900.0).init()
+    producer = process(tmp_path)
+    event = parse_event(orders(1, "late")[0], now=datetime.now(UTC))
+    stamped = mark.at - timedelta(seconds=800)  # within the new producer's 900 s
+    producer.clients.dynamodb.put_item(TableName=TABLE,
+                                       Item=producer.hot.to_item(event, stamped))
+    query = "SELECT event_id FROM events_hot"
+    assert process(tmp_path).sql(query).to_pylist() == [{"event_id": "late-000"}]
+    monkeypatch.setattr(eventlake.hot.tablesettings, "READ_RECHECK_SECONDS", 0.0)
+    assert reader.sql(query).to_pylist() == [{"event_id": "late-000"}]
+
+
+def test_status_says_when_the_watermark_looks_back_further_than_the_tables_skew(
+        mocked_aws: None, tmp_path: Path) -> None:
+    process(tmp_path, clock_skew_seconds=120.0, archive_settle_seconds=40.0).init()
+    sweeper = process(tmp_path)
+    sweeper.archive()  # the table's settle: the look-back is the skew
+    assert "watermark_look_back" not in sweeper.status()
+    sweeper.archive(settle_seconds=0)  # owes the 40 s of settle writers still retry for
+    assert sweeper.status()["watermark_look_back"] == (
+        "160 s (the largest a sweep recorded, more than the table's clock skew of 120 s: "
+        "every window starts that far behind the watermark)")
