@@ -143,12 +143,18 @@ def disagreement(settings: Settings, name: str, recorded: int | float, table: st
     the tag, and the way out."""
     var = settings.env_name(name)
     mine = getattr(settings, name)
+    recorded_as = "was initialised with"
     if name in RAISABLE:
-        change = (f"to raise it on a live table run `eventlake init` with {var}={mine:g}"
-                  if mine > recorded else "lowering it on a live table is not supported")
+        if mine > recorded:
+            change = f"to raise it on a live table run `eventlake init` with {var}={mine:g}"
+        else:  # `init` lowering it, or a process configured before someone raised it
+            recorded_as = "records"
+            change = (f"it is never lowered on a live table (`eventlake init` or the stack may "
+                      f"have raised it since this process was configured): set {var}="
+                      f"{recorded:g}")
     else:
         change = "changing it on a live table is not supported"
-    return (f"{var}={mine:g} but table `{table}` was initialised with "
+    return (f"{var}={mine:g} but table `{table}` {recorded_as} "
             f"{describe_value(name, recorded)} (tag `{TABLE_TAGS[name]}`): every writer and "
             f"reader must agree, and {change}; unset {var} to use the table's value")
 

@@ -211,9 +211,10 @@ def test_a_sweeper_set_explicitly_to_the_old_skew_refuses_after_a_raise(
     sweeper.archive(settle_seconds=0)
     process(tmp_path, clock_skew_seconds=900.0).init()
     with pytest.raises(ConfigError, match=r"^EVENTLAKE_CLOCK_SKEW_SECONDS=600 but table "
-                                          r"`orders-events` was initialised with a clock skew "
-                                          r"of 900 s .*lowering it on a live table is not "
-                                          r"supported"):
+                                          r"`orders-events` records a clock skew of 900 s "
+                                          r".*may have raised it since this process was "
+                                          r"configured\): set EVENTLAKE_CLOCK_SKEW_SECONDS=900; "
+                                          r"unset"):
         sweeper.archive(settle_seconds=0)
 
 
@@ -222,9 +223,9 @@ def test_init_refuses_to_lower_the_skew_on_a_live_table(mocked_aws: None,
     process(tmp_path, clock_skew_seconds=900.0).init()
     lower = process(tmp_path, clock_skew_seconds=300.0)
     with pytest.raises(ConfigError, match=r"^EVENTLAKE_CLOCK_SKEW_SECONDS=300 but table "
-                                          r"`orders-events` was initialised with a clock skew "
+                                          r"`orders-events` records a clock skew "
                                           r"of 900 s \(tag `eventlake:clock_skew_seconds`\): "
-                                          r".*lowering it on a live table is not supported"):
+                                          r".*it is never lowered on a live table"):
         lower.init()
     assert tags(lower)[SKEW] == "900"
 
