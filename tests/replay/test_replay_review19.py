@@ -52,14 +52,7 @@ def test_ties_across_a_fresh_listing_hot_moving_cold_and_late_events(
     el = _two_days(world)
     expected = sorted(world.hot_ids())
     monkeypatch.setattr(read, "WINDOW_BYTES", 1)
-    reopened: list[int] = []
-    real_reopen = read.reopen_reader
-
-    def counting_reopen(*args: Any, **kwargs: Any) -> None:
-        reopened.append(1)
-        real_reopen(*args, **kwargs)
-
-    monkeypatch.setattr("eventlake.replay.run.reopen_reader", counting_reopen)
+    reopened = _count_reopens(monkeypatch)
     got: list[dict[str, Any]] = []
     again: list[str] = []
     resuming = False
@@ -144,14 +137,7 @@ def test_a_replay_over_an_s3_lake_reads_on_after_compaction(
     el = _two_days(s3_world)
     archived = sorted(s3_world.stored_rows())
     monkeypatch.setattr(read, "WINDOW_BYTES", 1)
-    reopened: list[int] = []
-    real_reopen = read.reopen_reader
-
-    def counting_reopen(*args: Any, **kwargs: Any) -> None:
-        reopened.append(1)
-        real_reopen(*args, **kwargs)
-
-    monkeypatch.setattr("eventlake.replay.run.reopen_reader", counting_reopen)
+    reopened = _count_reopens(monkeypatch)
     got: list[dict[str, Any]] = []
 
     def target(events: list[dict[str, Any]]) -> None:
@@ -224,3 +210,16 @@ def test_a_dry_run_whose_listed_files_compaction_deleted_counts_on_a_fresh_listi
     report = replay(el, Selection(NOW - timedelta(days=3), NOW + hours(1), cold_only=True),
                     lambda events: None, dry_run=True, now=NOW)
     assert (report.sent, report.total) == (archived, archived)
+
+
+def _count_reopens(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at each fresh listing a replay takes (`reopen_reader`)."""
+    reopened: list[int] = []
+    real_reopen = read.reopen_reader
+
+    def counting_reopen(*args: Any, **kwargs: Any) -> None:
+        reopened.append(1)
+        real_reopen(*args, **kwargs)
+
+    monkeypatch.setattr("eventlake.replay.run.reopen_reader", counting_reopen)
+    return reopened
