@@ -4,6 +4,8 @@ plain Parquet reader, across writers that disagree, crashes between steps and re
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -88,17 +90,25 @@ def test_a_sweep_with_a_smaller_clock_skew_hides_a_late_landing_event(world: Wor
     assert "late" in seen
 
 
+@contextmanager
+def crashing(monkeypatch: pytest.MonkeyPatch, owner: object, step: str) -> Iterator[None]:
+    """`owner.step` raises OSError("crash") inside the block (a process dying at that step),
+    and is itself again after it."""
+    def crash(*_: object, **__: object) -> None:
+        raise OSError("crash")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(owner, step, crash)
+        yield
+
+
 def test_a_sweep_crashing_before_the_watermark_moves_then_again(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from eventlake.archive import sweep as module
 
     ids = world.ingest([f"e{i}" for i in range(5)], NOW - hours(2))
-    real = module.advance_watermark
-    monkeypatch.setattr(module, "advance_watermark",
-                        lambda *a, **k: (_ for _ in ()).throw(OSError("crash")))
-    with pytest.raises(OSError):
+    with crashing(monkeypatch, module, "advance_watermark"), pytest.raises(OSError):
         world.sweep(NOW - hours(1))
-    monkeypatch.setattr(module, "advance_watermark", real)
     ids += world.ingest(["f0"], NOW - hours(1) - timedelta(minutes=1))
     world.sweep(NOW - hours(1))
     once_everywhere(world, ids)
@@ -111,12 +121,8 @@ def test_a_sweep_crashing_in_verify_then_again(
     ids = world.ingest([f"e{i}" for i in range(5)], NOW - hours(2))
     archive_event(world.lake, lambda_event([world.item("s0", NOW - hours(2))]))
     ids.append("s0")
-    real = module.verify_recent
-    monkeypatch.setattr(module, "verify_recent",
-                        lambda *a, **k: (_ for _ in ()).throw(OSError("crash")))
-    with pytest.raises(OSError):
+    with crashing(monkeypatch, module, "verify_recent"), pytest.raises(OSError):
         world.sweep(NOW - hours(1))
-    monkeypatch.setattr(module, "verify_recent", real)
     world.sweep(NOW - timedelta(minutes=30))
     once_everywhere(world, ids)
 
@@ -152,12 +158,8 @@ def test_compaction_crash_between_write_and_delete(
         batch = [world.item(f"c{k}-{i}", NOW - hours(2)) for i in range(3)]
         archive_event(world.lake, lambda_event(batch, first_seq=10**20 + 10 * k))
         ids += [f"c{k}-{i}" for i in range(3)]
-    real = world.lake.delete
-    monkeypatch.setattr(world.lake, "delete",
-                        lambda paths: (_ for _ in ()).throw(OSError("crash")))
-    with pytest.raises(OSError):
+    with crashing(monkeypatch, world.lake, "delete"), pytest.raises(OSError):
         compact(world.lake, min_files=2, now=NOW)
-    monkeypatch.setattr(world.lake, "delete", real)
     assert view_ids(world) == Counter(ids)
     compact(world.lake, min_files=2, now=NOW)
     once_everywhere(world, ids)

@@ -78,11 +78,17 @@ def test_a_late_write_of_a_warm_producer_after_the_settle_was_lowered_is_in_the_
     assert budget == timedelta(seconds=360) - LAST_ATTEMPT
     # when the settle recorded on the table is lowered to 30 s and sweeps adopt it
     record_on_table(world.clients, world.settings.with_(archive_settle_seconds=30.0))
-    stamped = NOW - timedelta(minutes=30)
+    # then the next sweep still starts before the warm producer's late write
+    _late_write_is_in_the_next_window(world, warm, budget, NOW - timedelta(minutes=30))
+
+
+def _late_write_is_in_the_next_window(world: World, warm: HotStore, budget: timedelta,
+                                      stamped: datetime) -> None:
+    """A write of `warm` stamped `stamped` lands as late as its `budget` lets it, just after a
+    sweep: the next sweep's window starts before it, and archives it."""
     lands = stamped + budget + LAST_ATTEMPT
     assert _sweep(world, lands - timedelta(seconds=1)).counts.read == 0
     world.put_items([warm.to_item(_event("late"), stamped)])
-    # then the next sweep still starts before the warm producer's late write
     report = _sweep(world, lands + timedelta(minutes=15))
     assert report.since <= stamped
     assert world.stored_rows() == {"late": 1}
@@ -123,10 +129,4 @@ def test_a_late_write_of_a_warm_producer_after_the_skew_was_lowered_is_in_the_ne
     warm = producer_of(world)
     budget = timedelta(seconds=warm.table_settings().write_retry_seconds)
     record_on_table(world.clients, world.settings.with_(clock_skew_seconds=300.0))
-    stamped = NOW - timedelta(minutes=40)
-    lands = stamped + budget + LAST_ATTEMPT
-    assert _sweep(world, lands - timedelta(seconds=1)).counts.read == 0
-    world.put_items([warm.to_item(_event("late"), stamped)])
-    report = _sweep(world, lands + timedelta(minutes=15))
-    assert report.since <= stamped
-    assert world.stored_rows() == {"late": 1}
+    _late_write_is_in_the_next_window(world, warm, budget, NOW - timedelta(minutes=40))
