@@ -17,8 +17,9 @@ per event; the RRU of an event's whole life in the table; and the floor no proje
 
 Scenario (moto, in process; the same events in both tables), at each volume of VOLUMES:
 a watermark 20 minutes before NOW, the events ingested over the next 15 minutes, payloads of
-~100 B and ~2 KB; the lake either holds them all (archived: the stream path wrote them, the
-normal case) or none (unarchived: the stream path is down, the sweep is the safety net).
+~100 B, ~1 KB (near the real data sets': GitHub Archive events have a median of ~930 B) and
+~2 KB; the lake either holds them all (archived: the stream path wrote them, the normal case)
+or none (unarchived: the stream path is down, the sweep is the safety net).
 
     query         `SELECT count(*) FROM events` at NOW (the hot window holds every event)
     sweep         `eventlake archive` at NOW: expiry check (the first: no checkpoint yet, so
@@ -62,9 +63,10 @@ VOLUMES = (1_000, 2_000)
 A line through two volumes is exact for costs linear in the volume; what is not (each Query
 page rounded up to 4 KB: < 0.5 RRU per non-empty Query) moves a per-1,000 figure by under 1 RRU
 (one standard deviation) at this spread. moto spends ~1 ms per item it returns (its response
-serializer): 1,000 and 5,000 events took ~2.5 min of CPU, these ~80 s."""
+serializer): 1,000 and 5,000 events took ~2.5 min of CPU a payload size, these ~45 s (~130 s
+for the three sizes, on a loaded machine)."""
 EVENTS = VOLUMES[0]
-PAYLOADS = {"~100 B": 1, "~2 KB": 24}
+PAYLOADS = {"~100 B": 1, "~1 KB": 12, "~2 KB": 24}
 """Payload label -> how many ~85-byte blocks it holds."""
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 """The sweep's `now`: a fixed noon, so every window of the scenario stays inside one day and
