@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         name = type(exc).__name__
-        if name in ("NoCredentialsError", "PartialCredentialsError"):
+        if isinstance(exc, OSError) and exc.filename:  # a local file: name it, not the class
+            error(f"cannot use `{exc.filename}`: {exc.strerror or exc}")
+        elif name in ("NoCredentialsError", "PartialCredentialsError"):
             error("no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID (for the "
                   "local stack: `eventlake demo`)")
         elif name in ("EndpointConnectionError", "ConnectTimeoutError"):
@@ -199,7 +201,7 @@ def _put_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unmapped", choices=["reject", "payload", "drop"], default="reject",
                    help="with --map: fields not mapped are refused (default), kept inside "
                         "the payload, or dropped")
-    p.add_argument("--max-problems", type=int, default=20,
+    p.add_argument("--max-problems", type=_at_least(0), default=20,
                    help="problems listed before summarising (default 20)")
 
 
@@ -211,7 +213,8 @@ def _archive_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _backfill_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--segments", type=int, default=4, help="parallel scan segments (default 4)")
+    p.add_argument("--segments", type=_at_least(1), default=4,
+                   help="parallel scan segments (default 4)")
 
 
 def _compact_arguments(p: argparse.ArgumentParser) -> None:
@@ -220,9 +223,9 @@ def _compact_arguments(p: argparse.ArgumentParser) -> None:
                         "the lake's first)")
     p.add_argument("--to", dest="end", type=_date,
                    help="last dt, included (YYYY-MM-DD; default: the lake's last)")
-    p.add_argument("--min-files", type=int, default=4,
+    p.add_argument("--min-files", type=_at_least(1), default=4,
                    help="compact partitions with at least this many files (default 4)")
-    p.add_argument("--target-mb", type=int, default=128,
+    p.add_argument("--target-mb", type=_at_least(1), default=128,
                    help="size of each output file, in MiB (default 128)")
 
 
@@ -236,12 +239,27 @@ def _reconcile_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")
+    p.add_argument("--events", type=_at_least(1), default=2000,
+                   help="events to generate (default 2000)")
     p.add_argument("--keep", metavar="DIR", default="demo-lake",
                    help="keep the demo's lake (DIR/lake) and outputs in DIR, emptied first when "
                         "an earlier demo made it (default: ./demo-lake)")
     p.add_argument("--temp", action="store_true",
                    help="keep nothing: the lake on the local stack's S3, outputs in a temp dir")
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"`{text}` must be at least {minimum}")
+        return value
+
+    return parse
 
 
 def _date(text: str) -> date:

@@ -174,6 +174,43 @@ def test_a_bad_day_is_named_as_a_day_not_as_a_missing_offset(
     assert f"argument {flag}: " in err and said in err
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["backfill", "--segments", "0"], "argument --segments: `0` must be at least 1"),
+    (["compact", "--target-mb", "0"], "argument --target-mb: `0` must be at least 1"),
+    (["compact", "--min-files", "many"], "argument --min-files: `many` is not a whole number"),
+    (["demo", "--events", "-5"], "argument --events: `-5` must be at least 1"),
+])
+def test_a_count_out_of_range_is_refused_before_anything_runs(
+        capsys: pytest.CaptureFixture[str], argv: list[str], said: str) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+
+    assert stop.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_there_is_named_not_its_exception_class(
+        table: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nosuch.jsonl"
+
+    assert main(["put", str(missing)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"cannot use `{missing}`: No such file or directory" in err
+    assert "FileNotFoundError" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("uri", ["s3:/bucket/lake", "S3:/bucket/lake", "s3:bucket/lake"])
+def test_an_s3_uri_missing_a_slash_is_refused_not_taken_for_a_local_folder(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        uri: str) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["--lake-uri", uri, "sql", "--cold-only", "SELECT 1"]) == 2
+
+    assert "`s3://bucket/prefix` (two slashes" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no folder `s3:` made
+
+
 def test_help_names_the_defaults_the_variables_and_the_exit_codes(
         capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import fields
