@@ -211,6 +211,19 @@ def test_an_s3_uri_missing_a_slash_is_refused_not_taken_for_a_local_folder(
     assert not any(tmp_path.iterdir())  # no folder `s3:` made
 
 
+def test_sql_out_to_s3_is_refused_pointing_at_export(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["--lake-uri", str(tmp_path), "sql", "--cold-only", "--format", "csv",
+                 "--out", "s3://bucket/days.csv", "SELECT 1"])
+
+    assert code == 2
+    assert "writes local files only; to S3, `eventlake export --query" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no folder `s3:` made
+
+
 def test_help_names_the_defaults_the_variables_and_the_exit_codes(
         capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import fields
