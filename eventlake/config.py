@@ -140,6 +140,9 @@ class Settings:
             raise bad("lake_uri", self.lake_uri, "`s3://bucket/prefix` with a bucket name")
         if "://" in self.lake_uri and not self.lake_uri.startswith(("s3://", "file://")):
             raise bad("lake_uri", self.lake_uri, "an `s3://` URI or a local path")
+        if self.lake_uri.lower().startswith("s3:") and not self.lake_uri.startswith("s3://"):
+            raise bad("lake_uri", self.lake_uri, "`s3://bucket/prefix` (two slashes; a local "
+                                                 "folder named `s3:` is not a lake)")
         if not self.retention_days > 0:
             raise bad("retention_days", self.retention_days, "a number of days > 0")
         if not self.ttl_safety_hours >= 0:

@@ -4,6 +4,7 @@ the selection flags of `replay` and `export`."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -52,6 +53,9 @@ def selection_of(args: argparse.Namespace) -> Selection:
                      args.cold_only)
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def moment(text: str) -> datetime:
     """`YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp with an offset."""
     from eventlake.errors import InvalidEventError
@@ -59,8 +63,11 @@ def moment(text: str) -> datetime:
 
     try:
         day = date.fromisoformat(text)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        if _DAY.fullmatch(text):  # the shape of a day, not a day: say so, not "no offset"
+            raise argparse.ArgumentTypeError(
+                f"`{text}` is not a date ({exc}); give YYYY-MM-DD, or RFC 3339 with an "
+                "offset") from None
     else:
         if len(text) == 10:
             return datetime(day.year, day.month, day.day, tzinfo=UTC)

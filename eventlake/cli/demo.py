@@ -66,6 +66,15 @@ def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    given = [flag for flag, value in (("--table", getattr(args, "table", None)),
+                                      ("--lake-uri", getattr(args, "lake_uri", None))) if value]
+    if given:
+        from eventlake.errors import ConfigError
+
+        raise ConfigError(
+            f"`eventlake demo` takes no {' or '.join(given)}: it makes its own table on an "
+            "embedded local stack, gone when it ends; --keep DIR chooses where the lake stays "
+            "(default ./demo-lake), --temp keeps nothing")
     return run_demo(events=args.events, keep=None if args.temp else args.keep)
 
 
@@ -132,11 +141,12 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
         step("read back everything ingested in the last hour (index queries, no scan)")
         now = datetime.now(UTC)
-        ids = {item["event_id"]["S"]
-               for item in lake.hot.read_ingested(now - timedelta(hours=1),
-                                                  now + timedelta(seconds=1))}
-        print(f"  {len(ids):,} distinct events; each sent event stored once: "
-              f"{ids == {e['event_id'] for e in batch}}")
+        read = [item["event_id"]["S"]
+                for item in lake.hot.read_ingested(now - timedelta(hours=1),
+                                                   now + timedelta(seconds=1))]
+        ids = set(read)
+        print(f"  {len(read):,} items read, {len(ids):,} distinct; each sent event stored "
+              f"once: {len(read) == len(ids) and ids == {e['event_id'] for e in batch}}")
 
         step("archive: the table's stream -> the stream Lambda -> Parquet "
              "(local event source mapping)")

@@ -51,6 +51,7 @@ class StreamReports(logging.Handler):
         super().__init__(logging.INFO)
         self.batches: list[dict[str, Any]] = []
         self._level = logging.NOTSET
+        self._propagate = True
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -65,6 +66,9 @@ class StreamReports(logging.Handler):
         self._level = logger.level
         if logger.getEffectiveLevel() > logging.INFO:  # the reports are INFO lines
             logger.setLevel(logging.INFO)
+        # collected, not echoed: the demo narrates them (a handler Prefect installed on the
+        # root logger would otherwise print each raw JSON line amid the narration)
+        self._propagate, logger.propagate = logger.propagate, False
         logger.addHandler(self)
         return self
 
@@ -72,6 +76,7 @@ class StreamReports(logging.Handler):
         logger = logging.getLogger(STREAM_LOGGER)
         logger.removeHandler(self)
         logger.setLevel(self._level)
+        logger.propagate = self._propagate
 
     def total(self) -> dict[str, int]:
         """Each count of `COUNTS` summed over the batches seen, and `batches`."""
@@ -99,8 +104,14 @@ def ttl_lines(expired: int, total: dict[str, int], rows_before: int, rows_after:
     if total["other_removals"]:
         lines.append("(moto's deletes carry no TTL identity, so the Lambda counts them as other "
                      "removals; on AWS a TTL delete says it is one)")
-    lines.append(f"the lake's rows: {rows_before:,} before, {rows_after:,} after: no REMOVE "
-                 "deletes from the lake")
+    expected = rows_before + total["archived"]
+    if rows_after == expected:
+        verdict = (f"= {rows_before:,} + the {total['archived']:,} archived: no REMOVE deleted "
+                   "a row")
+    else:
+        verdict = (f"expected {rows_before:,} + the {total['archived']:,} archived = "
+                   f"{expected:,}: {expected - rows_after:+,} rows unaccounted for")
+    lines.append(f"the lake's rows: {rows_before:,} before, {rows_after:,} after {verdict}")
     return lines
 
 

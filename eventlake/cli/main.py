@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         name = type(exc).__name__
-        if name in ("NoCredentialsError", "PartialCredentialsError"):
+        if isinstance(exc, OSError) and exc.filename:  # a local file: name it, not the class
+            error(f"cannot use `{exc.filename}`: {exc.strerror or exc}")
+        elif name in ("NoCredentialsError", "PartialCredentialsError"):
             error("no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID (for the "
                   "local stack: `eventlake demo`)")
         elif name in ("EndpointConnectionError", "ConnectTimeoutError"):
@@ -59,15 +61,37 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     default to SUPPRESS, so they never overwrite what was given before it."""
     common = argparse.ArgumentParser(add_help=False)
     absent: dict[str, object] = {"default": argparse.SUPPRESS} if suppress else {}
-    common.add_argument("--table", help="DynamoDB table (default: $EVENTLAKE_TABLE)",
+    common.add_argument("--table", help=f"DynamoDB table (default: $EVENTLAKE_TABLE, else "
+                                        f"{DEFAULT_TABLE})",
                         **absent)  # type: ignore[arg-type]
     common.add_argument("--lake-uri", help="lake root, s3://bucket/prefix or a path "
-                                           "(default: $EVENTLAKE_LAKE_URI)",
+                                           f"(default: $EVENTLAKE_LAKE_URI, else "
+                                           f"{DEFAULT_LAKE_URI})",
                         **absent)  # type: ignore[arg-type]
     common.add_argument("--debug", action="store_true", help="show tracebacks",
                         **absent)  # type: ignore[arg-type]
     return common
 
+
+DEFAULT_TABLE = "eventlake-events"
+DEFAULT_LAKE_URI = "./eventlake-data"
+"""What `--help` says the table and lake are when neither flag nor variable names them (the
+defaults of `Settings`, written out so that help imports no configuration; a test holds them
+equal)."""
+
+EPILOG = """\
+settings:
+  --table / --lake-uri, else EVENTLAKE_TABLE / EVENTLAKE_LAKE_URI; the other EVENTLAKE_*
+  variables (retention, TTL safety, settle, clock skew, index shards, retries) are in the
+  README's Configuration table. A bad value stops the command, naming the variable.
+AWS (boto3's own variables, no flags):
+  AWS_REGION or AWS_DEFAULT_REGION (default us-east-1); AWS_ENDPOINT_URL points every client
+  at moto or LocalStack; credentials as for the AWS CLI (AWS_PROFILE, AWS_ACCESS_KEY_ID, a role).
+exit codes:
+  0 done; 1 the command ran and reports a problem (status, archive, compact, reconcile, replay
+  deliveries); 2 it could not run (usage, settings, a missing table or lake, AWS unreachable).
+  `eventlake demo` needs none of the above: it runs on an embedded local stack.
+"""
 
 _USED = "_eventlake_parser"
 """Where a subcommand's parser notes itself in the namespace: the innermost one parsed names
@@ -112,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     common = _common(suppress=True)
     parser = argparse.ArgumentParser(
         prog="eventlake", parents=[_common(suppress=False)],
-        description="An event lake for AWS: DynamoDB hot tier, Parquet cold tier, SQL over both.")
+        description="An event lake for AWS: DynamoDB hot tier, Parquet cold tier, SQL over both.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Lazy)
 
     def add(name: str, func: Command, help_: str,
@@ -176,7 +201,7 @@ def _put_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unmapped", choices=["reject", "payload", "drop"], default="reject",
                    help="with --map: fields not mapped are refused (default), kept inside "
                         "the payload, or dropped")
-    p.add_argument("--max-problems", type=int, default=20,
+    p.add_argument("--max-problems", type=_at_least(0), default=20,
                    help="problems listed before summarising (default 20)")
 
 
@@ -188,32 +213,53 @@ def _archive_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _backfill_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--segments", type=int, default=4, help="parallel scan segments (default 4)")
+    p.add_argument("--segments", type=_at_least(1), default=4,
+                   help="parallel scan segments (default 4)")
 
 
 def _compact_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="start", type=_date, help="first dt (YYYY-MM-DD)")
-    p.add_argument("--to", dest="end", type=_date, help="last dt (YYYY-MM-DD)")
-    p.add_argument("--min-files", type=int, default=4,
+    p.add_argument("--from", dest="start", type=_date,
+                   help="first dt, the UTC day of the events' timestamp (YYYY-MM-DD; default: "
+                        "the lake's first)")
+    p.add_argument("--to", dest="end", type=_date,
+                   help="last dt, included (YYYY-MM-DD; default: the lake's last)")
+    p.add_argument("--min-files", type=_at_least(1), default=4,
                    help="compact partitions with at least this many files (default 4)")
-    p.add_argument("--target-mb", type=int, default=128, help="output file size (default 128)")
+    p.add_argument("--target-mb", type=_at_least(1), default=128,
+                   help="size of each output file, in MiB (default 128)")
 
 
 def _reconcile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", type=_date,
-                   help="first ingestion day (default: yesterday)")
-    p.add_argument("--to", dest="end", type=_date, help="last ingestion day (default: today)")
+                   help="first ingestion day, UTC (YYYY-MM-DD; default: the day before --to)")
+    p.add_argument("--to", dest="end", type=_date,
+                   help="last ingestion day, UTC, included (YYYY-MM-DD; default: today)")
     p.add_argument("--repair", action="store_true", help="re-archive what is missing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events", type=int, default=2000, help="events to generate (default 2000)")
+    p.add_argument("--events", type=_at_least(1), default=2000,
+                   help="events to generate (default 2000)")
     p.add_argument("--keep", metavar="DIR", default="demo-lake",
                    help="keep the demo's lake (DIR/lake) and outputs in DIR, emptied first when "
                         "an earlier demo made it (default: ./demo-lake)")
     p.add_argument("--temp", action="store_true",
                    help="keep nothing: the lake on the local stack's S3, outputs in a temp dir")
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"`{text}` must be at least {minimum}")
+        return value
+
+    return parse
 
 
 def _date(text: str) -> date:

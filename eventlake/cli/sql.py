@@ -34,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source.add_argument("--list", action="store_true", help="list the named queries")
     p.add_argument("--format", choices=[f.value for f in Format], default=Format.TABLE.value,
                    help="output format (default table)")
-    p.add_argument("--out", metavar="PATH", help="write to PATH instead of stdout "
-                                                 "(required for parquet)")
+    p.add_argument("--out", metavar="PATH", help="write to PATH instead of stdout (required "
+                                                 "for parquet); a local file, replaced once "
+                                                 "the result is complete")
     p.add_argument("--max-rows", type=int, default=100, metavar="N",
                    help="table output: rows shown, the rest counted (default 100; 0 = all)")
     p.add_argument("--max-width", type=int, default=40, metavar="N",
@@ -63,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     fmt = Format(args.format)
     if fmt is Format.PARQUET and not args.out:
         raise SqlUsageError("--format parquet writes a file: add --out PATH")
+    if args.out and "://" in args.out:
+        raise SqlUsageError(f"--out `{args.out}`: `eventlake sql` writes local files only; "
+                            "to S3, `eventlake export --query NAME --out s3://...` (a named "
+                            "query), or write locally and copy")
     params = parse_params(args.param)
     style = TableStyle(max_rows=max(args.max_rows, 0), max_width=max(args.max_width, 0))
     sql = _read_sql(args)

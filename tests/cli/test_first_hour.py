@@ -157,6 +157,90 @@ def test_a_mistyped_flag_names_the_subcommands_usage(capsys: pytest.CaptureFixtu
     assert "eventlake sql: error: unrecognized arguments: --bogus" in err
 
 
+@pytest.mark.parametrize(("command", "flag", "value", "said"), [
+    ("replay", "--from", "2026-13-01", "`2026-13-01` is not a date (month must be in 1..12)"),
+    ("export", "--to", "2026-02-30", "`2026-02-30` is not a date (day is out of range"),
+    ("replay", "--from", "2026-02-28T10:00:00", "has no UTC offset; add `Z` or `+HH:MM`"),
+])
+def test_a_bad_day_is_named_as_a_day_not_as_a_missing_offset(
+        capsys: pytest.CaptureFixture[str], command: str, flag: str, value: str,
+        said: str) -> None:
+    other = "--to" if flag == "--from" else "--from"
+    with pytest.raises(SystemExit) as stop:
+        main([command, other, "2026-01-01", flag, value])
+
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert f"argument {flag}: " in err and said in err
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["backfill", "--segments", "0"], "argument --segments: `0` must be at least 1"),
+    (["compact", "--target-mb", "0"], "argument --target-mb: `0` must be at least 1"),
+    (["compact", "--min-files", "many"], "argument --min-files: `many` is not a whole number"),
+    (["demo", "--events", "-5"], "argument --events: `-5` must be at least 1"),
+])
+def test_a_count_out_of_range_is_refused_before_anything_runs(
+        capsys: pytest.CaptureFixture[str], argv: list[str], said: str) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+
+    assert stop.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_there_is_named_not_its_exception_class(
+        table: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nosuch.jsonl"
+
+    assert main(["put", str(missing)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"cannot use `{missing}`: No such file or directory" in err
+    assert "FileNotFoundError" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("uri", ["s3:/bucket/lake", "S3:/bucket/lake", "s3:bucket/lake"])
+def test_an_s3_uri_missing_a_slash_is_refused_not_taken_for_a_local_folder(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        uri: str) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["--lake-uri", uri, "sql", "--cold-only", "SELECT 1"]) == 2
+
+    assert "`s3://bucket/prefix` (two slashes" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no folder `s3:` made
+
+
+def test_sql_out_to_s3_is_refused_pointing_at_export(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["--lake-uri", str(tmp_path), "sql", "--cold-only", "--format", "csv",
+                 "--out", "s3://bucket/days.csv", "SELECT 1"])
+
+    assert code == 2
+    assert "writes local files only; to S3, `eventlake export --query" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no folder `s3:` made
+
+
+def test_help_names_the_defaults_the_variables_and_the_exit_codes(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import fields
+
+    from eventlake.config import Settings
+
+    defaults = {f.name: f.default for f in fields(Settings)}
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps at the terminal's width
+    assert f"$EVENTLAKE_TABLE, else {defaults['table']})" in text
+    assert f"$EVENTLAKE_LAKE_URI, else {defaults['lake_uri']})" in text
+    assert f"AWS_DEFAULT_REGION (default {defaults['region']})" in text
+    assert "AWS_ENDPOINT_URL" in text and "exit codes: 0 done; 1 " in text
+
+
 @pytest.mark.parametrize("duckdb_shell", [None, "/usr/bin/duckdb"])
 def test_the_banner_suggests_only_what_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               duckdb_shell: str | None) -> None:
@@ -205,8 +289,41 @@ def test_the_narration_says_the_stream_handlers_own_counts() -> None:
     assert "1,028 items deleted" in lines[0]
     assert ("1,056 records in 2 batch(es): 1,028 REMOVE (0 marked as TTL deletes, 1,028 not), "
             "archived 3, already in the lake 25") in lines[1]
-    assert "85 before, 88 after" in lines[-1]
+    assert lines[-1].endswith("85 before, 88 after = 85 + the 3 archived: no REMOVE deleted a row")
     assert archive_line(total).startswith("the stream Lambda's reports: 1,056 records")
+
+
+def test_the_narration_says_no_row_was_deleted_only_when_the_counts_add_up() -> None:
+    total = {"batches": 1, "records": 10, "archived": 3, "already_archived": 0,
+             "quarantined": 0, "modified": 0, "ttl_removals": 7, "other_removals": 0}
+
+    lines = ttl_lines(7, total, 85, 86)  # 85 + 3 archived should be 88: two rows went
+
+    assert "no REMOVE" not in lines[-1]
+    assert "expected 85 + the 3 archived = 88: +2 rows unaccounted for" in lines[-1]
+    assert not any("moto's deletes" in line for line in lines)  # every REMOVE was a TTL one
+
+
+def test_the_reports_are_collected_not_echoed_by_the_root_loggers_handler(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("eventlake.handlers.stream")
+    with caplog.at_level(logging.INFO, logger="eventlake.handlers.stream"):
+        with StreamReports() as reports:
+            log.info(stream_log(records=4))
+        log.info(stream_log(records=5))  # after the block: propagates again, as before
+
+    assert reports.total()["records"] == 4
+    assert [json.loads(r.getMessage())["records"] for r in caplog.records] == [5]
+
+
+def test_the_demo_refuses_a_table_or_lake_it_would_not_use(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--table", "prod-events"]) == 2
+    assert main(["--lake-uri", "s3://prod/lake", "demo"]) == 2
+
+    err = capsys.readouterr().err
+    assert "`eventlake demo` takes no --table: it makes its own table" in err
+    assert "takes no --lake-uri" in err and "--keep DIR" in err
 
 
 def test_the_next_commands_name_the_kept_lake_and_the_weeks_dates(
