@@ -180,7 +180,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         swept = archive(settle_seconds=0)
         logging.getLogger("eventlake").setLevel(logging.WARNING)  # Prefect routed INFO to stdout
         print(f"  swept {swept['counts']['read']:,} events ingested since the watermark: "
-              f"{swept['counts']['archived']} archived, {swept['counts']['already']:,} already "
+              f"{swept['counts']['archived']:,} archived, {swept['counts']['already']:,} already "
               f"in the lake; watermark {swept['watermark_after']}")
 
         step("reconcile: every hot event older than the watermark is in the lake, same hash")
@@ -352,4 +352,4 @@ def _print_table(result: pa.Table) -> None:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing"
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items() if v) or "nothing"

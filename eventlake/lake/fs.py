@@ -300,8 +300,8 @@ class LakeFS:
 
     def _no_bucket(self) -> LakeNotFoundError:
         return LakeNotFoundError(f"bucket `{self._bucket}` of lake `{self.root}` does not "
-                                 "exist: run `eventlake init`, or set EVENTLAKE_LAKE_URI to "
-                                 "the lake's root")
+                                 "exist: run `eventlake init`, or point --lake-uri "
+                                 "(or EVENTLAKE_LAKE_URI) at the lake's root")
 
     def _arrow_error(self, exc: OSError, action: str) -> EventLakeError | None:
         text = redact(str(exc))

@@ -142,7 +142,7 @@ class LakeState(LakeFS):
     def lake_not_found(self) -> LakeNotFoundError:
         """The error for a lake that does not exist: which root, and what to do."""
         return LakeNotFoundError(f"lake `{self.root}` does not exist: run `eventlake init`, or "
-                                 "set EVENTLAKE_LAKE_URI to the lake's root")
+                                 "point --lake-uri (or EVENTLAKE_LAKE_URI) at the lake's root")
 
     def _state_path(self, key: str) -> str:
         if len(key) > 512 or not _KEY.fullmatch(key):

@@ -104,13 +104,14 @@ class ReplayReport:
     def summary(self) -> str:
         """One line: sent (or would send), failed, duration, events/s."""
         resumed = f" (resumed after {self.resumed_after})" if self.resumed_after else ""
+        batches = f"{self.batches} batch{'' if self.batches == 1 else 'es'}"
         warned = "".join(f"; WARNING: {w}" for w in self.warnings)
         if self.dry_run:
-            return (f"replay: would send {self.sent} events in {self.batches} batches{resumed} "
+            return (f"replay: would send {self.sent} events in {batches}{resumed} "
                     f"(dry run, counted in {self.duration_s:.2f} s){warned}")
         waited = (f" ({self.rate_wait_s:.2f} s of it waiting for the rate)"
                   if self.rate_wait_s else "")
-        return (f"replay: sent {self.sent} events in {self.batches} batches{resumed}, "
+        return (f"replay: sent {self.sent} events in {batches}{resumed}, "
                 f"{self.failed} failed, {self.duration_s:.2f} s{waited}, "
                 f"{self.events_per_second:,.0f} events/s{warned}")
 

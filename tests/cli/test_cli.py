@@ -421,7 +421,8 @@ def test_commands_on_a_lake_never_initialised_fail_naming_the_lake(
     assert code == 2
     assert out == ""
     assert err.splitlines() == [f"eventlake: error: lake `{typo}` does not exist: run "
-                                "`eventlake init`, or set EVENTLAKE_LAKE_URI to the lake's root"]
+                                "`eventlake init`, or point --lake-uri (or EVENTLAKE_LAKE_URI) "
+                                "at the lake's root"]
     assert not typo.exists()  # and nothing was created there
 
 

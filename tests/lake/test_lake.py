@@ -754,7 +754,8 @@ def test_a_lake_exists_once_initialised_and_the_marker_says_by_whom(tmp_path: Pa
     with pytest.raises(LakeNotFoundError) as info:
         lake.require_exists()
     assert str(info.value) == (f"lake `{tmp_path / 'lake'}` does not exist: run `eventlake "
-                               "init`, or set EVENTLAKE_LAKE_URI to the lake's root")
+                               "init`, or point --lake-uri (or EVENTLAKE_LAKE_URI) at the "
+                               "lake's root")
 
     # when it is initialised, twice
     first = lake.create_marker(table="orders-events")

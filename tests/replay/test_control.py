@@ -289,7 +289,7 @@ def test_piped_the_command_counts_nothing_and_prints_the_summary_only(
 
     captured = capsys.readouterr()
     assert captured.err == ""
-    assert captured.out.startswith("replay: sent 12 events in 1 batches")
+    assert captured.out.startswith("replay: sent 12 events in 1 batch")
 
 
 def test_a_delivery_failure_exits_1_with_the_summary_and_how_to_resume(
@@ -303,7 +303,7 @@ def test_a_delivery_failure_exits_1_with_the_summary_and_how_to_resume(
 
     captured = capsys.readouterr()
     assert code == 1
-    assert "replay: sent 4 events in 1 batches, 3 failed" in captured.out
+    assert "replay: sent 4 events in 1 batch, 3 failed" in captured.out
     assert "3 event(s) not delivered (`e-05`, `e-06`, `e-07`): throttled after 8 tries" \
         in captured.err
     assert (f"the checkpoint `{ckpt}` holds the last acknowledged batch (4 events): re-run the "
@@ -327,7 +327,7 @@ def test_the_dry_run_prints_count_first_and_last_and_per_type(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "first 2024-05-01T00:00:00.000000Z  last 2024-05-03T18:00:00.000000Z"
     assert out[1] == 'per type {"click": 8, "order": 4}'
-    assert out[2].startswith("replay: would send 12 events in 1 batches (dry run")
+    assert out[2].startswith("replay: would send 12 events in 1 batch (dry run")
     assert not (tmp_path / "out.jsonl").exists()
 
 
