@@ -16,7 +16,8 @@ folder's objects and `_SUCCESS` last.
 Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHEMA), plus
 `dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
 In CSV and JSON lines the timestamps are RFC 3339 UTC text (`2024-05-01T00:00:00.000000Z`); in
-JSON lines the payload is the JSON object itself (a payload DuckDB cannot parse stays a string).
+JSON lines the payload is the JSON object itself, its numbers as the lake holds them (a payload
+that is not JSON stays a string; export/jsonl.py).
 
 A named query (export/named.py) reads the selected events, redaction applied, as `events`; its
 result is written in its own columns and order (TIMESTAMPTZ columns as RFC 3339 text in CSV and
@@ -42,6 +43,7 @@ from eventlake.aws import Clients
 from eventlake.errors import ConfigError, EventLakeError
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.export.database import STORAGE_VERSION, write_events, write_table
+from eventlake.export.jsonl import write_json_lines
 from eventlake.export.named import NamedQuery, named_query, shadow_events
 from eventlake.export.redact import payload_layers, rules
 from eventlake.export.s3 import S3Target, existing_keys, is_s3_url, upload
@@ -235,9 +237,11 @@ def _write(con: duckdb.DuckDBPyConnection, plan: _Plan, tmp: Path) -> int:
             sql = _as_text(con, sql, params)
         return _copy(con, sql, params, tmp, plan.format, None)
     query, params = _selected(plan, with_dt=plan.format == "duckdb" or plan.partition_by == "dt",
-                              ordered=True)
+                              ordered=plan.format != "jsonl")
     if plan.format == "duckdb":
         return write_events(con, query, params, tmp)
+    if plan.format == "jsonl":  # DuckDB's JSON writer would round the payloads' numbers
+        return write_json_lines(con, query, params, tmp)
     return _copy(con, query, params, tmp, plan.format, plan.partition_by)
 
 
@@ -253,9 +257,6 @@ def _selected(plan: _Plan, *, with_dt: bool, ordered: bool) -> tuple[str, dict[s
     converted: list[str] = []
     if plan.query is None and plan.format in ("csv", "jsonl"):
         converted += [_ISO.format("timestamp"), _ISO.format("ingested_at")]
-    if plan.query is None and plan.format == "jsonl":
-        converted.append("CASE WHEN json_valid(event_payload) THEN json(event_payload) "
-                         "ELSE to_json(event_payload) END AS event_payload")
     if converted:
         sql = f"SELECT * REPLACE ({', '.join(converted)}) FROM (\n{sql}\n) AS converted"
     params = {**plan.params, **selected}

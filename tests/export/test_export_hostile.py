@@ -153,3 +153,35 @@ def test_an_s3_overwrite_leaves_the_keys_of_neighbours_sharing_its_prefix(
     assert all(s3.get_object(Bucket="exports", Key=k)["Body"].read() == b"neighbour"
                for k in neighbours)
     assert ("out" in left) == (partition_by is None)
+
+
+# A payload written as a DynamoDB map by another producer keeps its numbers' digits in the lake
+# (codec: DynamoDB numbers carry 38); one a foreign writer stored as text may carry whitespace
+# and line breaks between its tokens, or a NaN only DuckDB's lenient parser takes.
+EXACT_PAYLOADS = ['{"amount":1.2345678901234567890123,"big":123456789012345678901234567890,'
+                  '"price":100.1,"tiny":1E-130}',
+                  '{ "a" : [1.10,\r\n 2] ,\n"b": "x\\ny"}',
+                  '{"n":NaN}', "not json"]
+
+
+def test_jsonl_holds_each_payload_with_the_numbers_the_lake_holds(mocked_aws: None,
+                                                                  tmp_path: Path) -> None:
+    # given events whose payload text DuckDB's JSON writer would not give back as stored
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=str(tmp_path / "lake")))
+    lake.cold.create_marker(table=lake.settings.table)
+    rows = [{**row(n, "t", {}), "event_payload": p} for n, p in enumerate(EXACT_PAYLOADS, 1)]
+    lake.cold.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), "sweep-a")
+    out = tmp_path / "day.jsonl"
+    # when exported as JSON lines
+    report = lake.export(SELECTION, out, format="jsonl")
+    # then each line is one event; a JSON payload is the object with the lake's exact numbers
+    # (parsed as text on both sides), anything else a string
+    lines = out.read_text("utf-8").splitlines()
+    assert report.rows == len(lines) == len(EXACT_PAYLOADS)
+    got = [json.loads(line, parse_float=str, parse_int=str) for line in lines]
+    assert [g["event_payload"] for g in got] == [
+        {"amount": "1.2345678901234567890123", "big": "123456789012345678901234567890",
+         "price": "100.1", "tiny": "1E-130"},
+        {"a": ["1.10", "2"], "b": "x\ny"}, '{"n":NaN}', "not json"]
+    assert [g["event_id"] for g in got] == [r["event_id"] for r in rows]
+    assert got[0]["timestamp"] == rows[0]["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
