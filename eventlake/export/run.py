@@ -4,9 +4,14 @@ through the lake's views on one snapshot, written by DuckDB (COPY, or a database
 database (export/database.py), to a local path or to S3 (export/s3.py), atomically.
 
 Atomic: everything is written under a temporary name beside the destination
-(`.<name>.tmp-<random>`, a file or a folder), then renamed onto it. A reader sees the old
+(`.<name>.tmp-...`, a file or a folder), then renamed onto it. A reader sees the old
 destination or the whole new one, never half a file; a failed export removes what it wrote
-and leaves an existing destination as it was. An existing destination is refused unless
+and leaves an existing destination as it was. A run killed outright (SIGKILL, a lost host)
+cannot remove its temporary; its name carries the host and the process id
+(`.<name>.tmp-<host>-<pid>-<random>`), and the next export to the same destination from that
+host removes the temporaries of processes no longer running there (a plain `**` reader of the
+parent folder would otherwise count them), and puts back a destination a killed overwrite had
+moved aside. An existing destination is refused unless
 `overwrite` (a file or a symlink is then replaced in one rename; a folder, or anything a folder
 replaces, is moved aside, the new one renamed in, the old one deleted). The lake's `events/`
 folder, anything in it, and any folder holding the lake are refused as destinations. To S3,
@@ -26,8 +31,11 @@ JSON lines), and in a DuckDB file as a table named after the query.
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -49,6 +57,7 @@ from eventlake.export.redact import payload_layers, rules
 from eventlake.export.s3 import S3Target, existing_keys, is_s3_url, upload
 from eventlake.lake.layout import EVENTS_DIR
 from eventlake.lake.vanish import retry_on_vanish
+from eventlake.logs import lazy_logger
 from eventlake.query.views import Tiers, file_vanished_in_query
 from eventlake.replay.read import open_reader, reopen_reader
 from eventlake.replay.select import Selection
@@ -63,6 +72,9 @@ PARTITIONS: tuple[str, ...] = get_args(PartitionBy)
 _ISO = "strftime(timezone('UTC', {0}), '%Y-%m-%dT%H:%M:%S.%fZ') AS {0}"
 _COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER true",
                  "jsonl": "FORMAT json"}
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+"""This host, in the names of the temporaries (letters and digits: the name splits on `-`)."""
+_log = lazy_logger(__name__)
 
 
 class ExportError(EventLakeError):
@@ -186,7 +198,11 @@ def _to_path(tiers: Tiers, plan: _Plan, dest: Path, overwrite: bool, now: dateti
         raise ConfigError(f"`{dest}` exists: choose another --out, or overwrite it "
                           "(--overwrite)")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}"
+    _clear_leftovers(dest)
+    if (dest.exists() or dest.is_symlink()) and not overwrite:  # a killed overwrite's, put back
+        raise ConfigError(f"`{dest}` exists: choose another --out, or overwrite it "
+                          "(--overwrite)")
+    tmp = _sibling(dest, "tmp")
     report = ExportReport(str(dest), plan.format,
                           query=plan.query.name if plan.query is not None else None)
     con = open_reader(tiers, plan.selection, now=now)
@@ -293,7 +309,7 @@ def _publish(tmp: Path, dest: Path) -> None:
     new one cannot be renamed in, and deleted once it is."""
     there = dest.exists() or dest.is_symlink()
     if there and (tmp.is_dir() or (dest.is_dir() and not dest.is_symlink())):
-        old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
+        old = _sibling(dest, "old")
         os.replace(dest, old)
         try:
             os.replace(tmp, dest)
@@ -303,6 +319,41 @@ def _publish(tmp: Path, dest: Path) -> None:
         _remove(old)
         return
     os.replace(tmp, dest)
+
+
+def _sibling(dest: Path, kind: str) -> Path:
+    """A temporary name beside `dest` saying which host and process made it."""
+    return dest.parent / f".{dest.name}.{kind}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _clear_leftovers(dest: Path) -> None:
+    """Remove the temporaries beside `dest` of exports killed on this host (the process that
+    made one is no longer running), and put back a destination a killed overwrite moved aside
+    (`.old-`) when nothing replaced it; another host's, or a live process's, are left alone."""
+    for kind in ("tmp", "old"):
+        prefix = f".{dest.name}.{kind}-{_HOST}-"
+        for path in sorted(dest.parent.glob(f"{glob.escape(prefix)}*")):
+            pid = path.name[len(prefix):].partition("-")[0]
+            if not pid.isdigit() or _running(int(pid)):
+                continue
+            if kind == "old" and not (dest.exists() or dest.is_symlink()):
+                os.replace(path, dest)
+                _log.warning("put back `%s`, moved aside by an export killed during its "
+                             "overwrite (pid %s)", dest, pid)
+                continue
+            _remove(path)
+            _log.warning("removed `%s`, left by an export killed on this host (pid %s)",
+                         path, pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: running
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:

@@ -185,3 +185,78 @@ def test_jsonl_holds_each_payload_with_the_numbers_the_lake_holds(mocked_aws: No
         {"a": ["1.10", "2"], "b": "x\ny"}, '{"n":NaN}', "not json"]
     assert [g["event_id"] for g in got] == [r["event_id"] for r in rows]
     assert got[0]["timestamp"] == rows[0]["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- a run killed outright (SIGKILL) cannot remove its temporary: the next one does ----------
+
+def dead_pid() -> int:
+    """The id of a process that has ended (a child run and reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def killed_leftover(shop: EventLake, dest: Path, kind: str, pid: int, host: str | None = None
+                    ) -> Path:
+    """What an export to `dest` killed mid-write leaves: its `.tmp-` (or, during an overwrite,
+    the `.old-` destination moved aside), named for `host` (this one) and `pid`."""
+    from eventlake.export import run
+
+    leftover = dest.parent / f".{dest.name}.{kind}-{host or run._HOST}-{pid}-0123456789ab"
+    shop.export(SELECTION, leftover, partition_by="dt")  # a whole copy of the events
+    return leftover
+
+
+def rows_under(folder: Path) -> int:
+    """What a plain reader of `folder/**/*.parquet` counts (hidden folders included)."""
+    import duckdb
+
+    glob = str(folder / "**" / "*.parquet")
+    return int(duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall()[0][0])
+
+
+def test_a_killed_exports_temporary_is_removed_by_the_next_export_to_it(
+        shop: EventLake, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "bi" / "events"
+    out.parent.mkdir()
+    leftover = killed_leftover(shop, out, "tmp", dead_pid())
+    assert rows_under(tmp_path / "bi") == len(expected(shop))  # a BI tool counts the copy
+
+    with caplog.at_level("WARNING", logger="eventlake.export.run"):
+        shop.export(SELECTION, out, partition_by="dt")
+
+    assert not leftover.exists()
+    assert rows_under(tmp_path / "bi") == len(expected(shop))  # the export's rows, once
+    assert f"removed `{leftover}`, left by an export killed on this host" in caplog.text
+
+
+def test_a_running_exports_or_another_hosts_temporary_is_left_alone(
+        shop: EventLake, tmp_path: Path) -> None:
+    out = tmp_path / "bi" / "events"
+    out.parent.mkdir()
+    running = killed_leftover(shop, out, "tmp", os.getppid())  # this test's parent: alive
+    elsewhere = killed_leftover(shop, out, "tmp", dead_pid(), host="otherhost")
+
+    shop.export(SELECTION, out, partition_by="dt")
+
+    assert running.exists() and elsewhere.exists()
+
+
+def test_a_destination_a_killed_overwrite_moved_aside_is_put_back_not_deleted(
+        shop: EventLake, tmp_path: Path) -> None:
+    out = tmp_path / "bi" / "events"
+    out.parent.mkdir()
+    pid = dead_pid()  # killed between moving the old export aside and renaming the new one in
+    aside = killed_leftover(shop, out, "old", pid)
+    half = killed_leftover(shop, out, "tmp", pid)
+
+    with pytest.raises(ConfigError, match="exists: choose another --out, or overwrite it"):
+        shop.export(SELECTION, out, partition_by="dt")
+
+    assert out.is_dir() and not aside.exists() and not half.exists()
+    assert pq.read_table(out).num_rows == len(expected(shop))  # the previous export, whole
+    shop.export(SELECTION, out, partition_by="dt", overwrite=True)
+    assert rows_under(tmp_path / "bi") == len(expected(shop))
