@@ -391,6 +391,19 @@ def test_the_views_have_the_lake_columns_then_dt(world: World, el: EventLake) ->
     assert rows_of(con, "SELECT current_setting('TimeZone')") == [("UTC",)]
 
 
+def test_a_refresh_keeps_the_time_zone_the_user_set_a_new_connection_is_utc(
+        world: World, el: EventLake) -> None:
+    world.ingest(["h"], NOW - hours(1))
+    con = connect(el, now=NOW)
+    con.execute("SET TimeZone = 'Asia/Tokyo'")
+
+    refresh(con, el, now=NOW)
+
+    assert rows_of(con, "SELECT current_setting('TimeZone')") == [("Asia/Tokyo",)]
+    assert rows_of(con, "SELECT count(*) FROM events") == [(1,)]
+    assert rows_of(connect(el, now=NOW), "SELECT current_setting('TimeZone')") == [("UTC",)]
+
+
 def test_a_missing_file_the_query_names_itself_is_not_retried(el: EventLake, tmp_path: Path
                                                                 ) -> None:
     with pytest.raises(duckdb.IOException, match=r"missing\.parquet"):
