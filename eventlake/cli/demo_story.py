@@ -99,8 +99,11 @@ def ttl_lines(expired: int, total: dict[str, int], rows_before: int, rows_after:
     if total["other_removals"]:
         lines.append("(moto's deletes carry no TTL identity, so the Lambda counts them as other "
                      "removals; on AWS a TTL delete says it is one)")
-    lines.append(f"the lake's rows: {rows_before:,} before, {rows_after:,} after: no REMOVE "
-                 "deletes from the lake")
+    expected = rows_before + total["archived"]  # counted, not assumed: rows may not vanish
+    verdict = ("no REMOVE deletes from the lake" if rows_after == expected else
+               f"NOT the {expected:,} expected (before + archived): the lake changed under the "
+               "REMOVEs")
+    lines.append(f"the lake's rows: {rows_before:,} before, {rows_after:,} after: {verdict}")
     return lines
 
 
