@@ -3,8 +3,7 @@
 Wire it with `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source mapping:
 a failed lake write returns the first record not durably written, and Lambda re-delivers from
 there (see eventlake/archive/stream.py for why that writes nothing twice). Input that is not
-a stream event at all raises `CodecError` naming what is wrong; a lake URI that is not a lake
-(`eventlake init` never ran there) raises `LakeNotFoundError`, so every batch fails loudly.
+a stream event at all raises `CodecError` naming what is wrong.
 """
 
 from __future__ import annotations
@@ -27,14 +26,9 @@ _LAKE: Lake | None = None
 
 
 def _lake() -> Lake:
-    """The Lake of EVENTLAKE_LAKE_URI, once it is known to be a lake (one read per cold start):
-    a URI nobody initialised (a typo) fails every batch, naming it, as the sweep, backfill,
-    reconcile and compaction refuse it, rather than archiving to files nobody reads."""
     global _LAKE
     if _LAKE is None:
-        lake = Lake(Settings.from_env())
-        lake.require_exists()
-        _LAKE = lake
+        _LAKE = Lake(Settings.from_env())
     return _LAKE
 
 

@@ -33,7 +33,7 @@ from stream_support import (
 )
 
 from eventlake.codec import CodecError
-from eventlake.errors import LakeNotFoundError, StorageError
+from eventlake.errors import StorageError
 from eventlake.handlers import stream as stream_handler
 from eventlake.lake.store import Lake
 
@@ -134,8 +134,6 @@ def test_the_lake_comes_from_the_environment_and_is_kept_until_reset(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given the handler configured by EVENTLAKE_LAKE_URI only
     first, second = new_lake(tmp_path / "first"), new_lake(tmp_path / "second")
-    for initialised in (first, second):
-        initialised.create_marker(table="events")
     monkeypatch.setenv("EVENTLAKE_LAKE_URI", first.root)
     stream_handler.reset()
     try:
@@ -450,25 +448,3 @@ def test_every_real_capture_is_archived_or_refused_and_no_record_is_dropped(
     assert outcomes == line["records"], f"{name} {where}: {line}"
     assert len(lake.read_quarantine()) == line["quarantined"]
     assert len(raw_rows(lake)) == line["archived"]
-
-
-def test_a_lake_uri_nobody_initialised_fails_the_batch_and_writes_nothing_there(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given the function configured with a lake URI that is not a lake (a typo: `lak`), as
-    # the sweep, backfill, reconcile and compaction refuse it
-    typo = tmp_path / "lak"
-    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(typo))
-    stream_handler.reset()
-    try:
-        # when a batch is handled, then it fails (Lambda retries it; the stream backs up and
-        # its iterator age alarms) naming the URI, rather than writing files nobody reads
-        with pytest.raises(LakeNotFoundError, match="lak` does not exist"):
-            invoke(batch())
-        assert not typo.exists() or not any(typo.rglob("*.parquet"))
-
-        # and once the lake is initialised there, the next batch is archived
-        new_lake(typo).create_marker(table="events")
-        assert invoke(batch()) == {"batchItemFailures": []}
-    finally:
-        stream_handler.reset()
-    assert ids_in_lake(new_lake(typo)) == sorted(ARCHIVED_IN_BATCH)
