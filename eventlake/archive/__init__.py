@@ -10,6 +10,7 @@
     expiry      the last look at every event before TTL may delete it
     ttlguard    how close the oldest unarchived event is to expiry
     lease       one sweep at a time
+    lakeof      the table a lake's marker names: another table's sweep or backfill is refused
     reconcile   proof that the lake holds what the watermark vouches for
     report      what the sweep, its expiry check, the TTL guard and the backfill report
 """

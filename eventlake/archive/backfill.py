@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from eventlake.archive.lakeof import require_lake_of
 from eventlake.archive.report import BackfillReport, new_run_id
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.config import Settings
@@ -38,7 +39,8 @@ def backfill(lake: Lake, hot: HotStore, settings: Settings, *, segments: int = 4
     if not 1 <= segments <= 1_000_000:
         raise ValueError(f"segments must be from 1 to 1,000,000 (DynamoDB's limit), "
                          f"got {segments}")
-    lake.require_exists()
+    hot.require_table()  # a missing table is said first: it also explains a marker's table
+    require_lake_of(lake, settings.table)
     started = time.perf_counter()
     scan_time = datetime.now(UTC)
     run_id = new_run_id("backfill", scan_time)

@@ -57,6 +57,7 @@ import pyarrow as pa
 
 from eventlake.archive.expiry import check_expiry
 from eventlake.archive.lacking import lacking_items
+from eventlake.archive.lakeof import require_lake_of
 from eventlake.archive.lease import SweepLockedError, acquire_lease
 from eventlake.archive.metrics import publish_sweep
 from eventlake.archive.report import ExpiryCheck, SweepReport, TtlMargin, new_run_id
@@ -112,9 +113,10 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
     if not settle >= 0:
         raise ValueError(f"settle_seconds must be >= 0, got {settle!r}")
     run_id = new_run_id("sweep", now or hot.now())
-    # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads.
-    lake.require_exists()
+    # A wrong EVENTLAKE_LAKE_URI must not get a lease, a watermark and files nobody reads,
+    # nor another table's lake this table's events and a watermark on its ingestion.
     hot.require_table()
+    require_lake_of(lake, settings.table)
     remember_shards(lake, hot)  # a lowered shard count must not hide the old shards' events
     with acquire_lease(lake, SWEEP_LOCK, ttl_seconds=lock_ttl_seconds, run_id=run_id) as lease:
         before = read_watermark(lake)

@@ -98,7 +98,8 @@ def serialise_stream_records() -> None:
 
 
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
-    """Start moto's server in a thread (a thread per request); port 0 picks a free port.
+    """Start moto's server in a thread (a thread per request); port 0 picks a free port, a
+    port in use is a ConfigError.
 
     The server is moto's (`moto.server`), with S3 writes made atomic (`AtomicS3Writes`) and
     stream records numbered one at a time (`serialise_stream_records`).
@@ -120,7 +121,14 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
     serialise_stream_records()
     app = AtomicS3Writes(DomainDispatcherApplication(create_backend_app))
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    except SystemExit as exc:  # werkzeug prints "Address already in use" and exits the process
+        from eventlake.errors import ConfigError
+
+        raise ConfigError(f"the local stack cannot listen on {host}:{port}: the port is in use "
+                          "by another program; stop it, or use another port (0 picks a free "
+                          "one)") from exc
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     return MotoServer(f"http://{host}:{server.server_port}", server, thread)

@@ -290,6 +290,9 @@ def test_the_narration_says_the_stream_handlers_own_counts() -> None:
     assert ("1,056 records in 2 batch(es): 1,028 REMOVE (0 marked as TTL deletes, 1,028 not), "
             "archived 3, already in the lake 25") in lines[1]
     assert lines[-1].endswith("85 before, 88 after = 85 + the 3 archived: no REMOVE deleted a row")
+    # the verdict is counted: rows lost under the REMOVEs are said, never covered by a constant
+    assert "no REMOVE deleted" not in ttl_lines(1028, total, 85, 80)[-1]
+    assert "+8 rows unaccounted for" in ttl_lines(1028, total, 85, 80)[-1]
     assert archive_line(total).startswith("the stream Lambda's reports: 1,056 records")
 
 

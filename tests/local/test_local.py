@@ -73,3 +73,21 @@ def test_the_local_stack_handles_s3_writes_one_at_a_time_and_reads_together() ->
     # then the PUTs were handled one at a time (as S3 decides a conditional write atomically),
     # the reads side by side
     assert most == {"PUT": 1, "GET": 4}
+
+
+def test_a_port_in_use_is_a_config_error_naming_it_not_an_exit() -> None:
+    # given a port another program listens on
+    import socket
+
+    from eventlake.errors import ConfigError
+    from eventlake.local.stack import start_moto_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # when the local stack is asked to serve on it, then the caller gets an error it can
+        # catch (werkzeug's own answer is to print and exit the process), naming the port
+        with pytest.raises(ConfigError, match=rf"127\.0\.0\.1:{port}.*in use"):
+            start_moto_server(port=port)
