@@ -44,9 +44,10 @@ def archive(settle_seconds: float | None = None) -> dict[str, Any]:
         raise
     problems = report.problems()
     _publish(report, "\n\n".join(f"**{p}**" for p in problems) or None)
-    print(f"archived {report.counts.archived} new events "
-          f"({report.counts.already} already in the lake, {report.counts.conflicts} event_id(s) "
-          f"reused with other content, quarantined); watermark {report.watermark_after}")
+    counts = report.counts
+    print(f"archived {counts.archived:,} new events ({counts.already:,} already in the lake, "
+          f"{counts.conflicts:,} event_id(s) reused with other content, quarantined); "
+          f"watermark {report.watermark_after}")
     # Archived, but an operator must look: the run fails after its report is published, so a
     # scheduled run does not show green while events were quarantined or found by the last look.
     if problems:

@@ -3,6 +3,7 @@
     stream      one DynamoDB Streams batch -> Parquet (the stream Lambda's work)
     streamwrite one partition of that batch -> a file of what the lake lacks (the overlap check)
     streamfiles the stream's file names and the sequence ranges they carry
+    removed     a REMOVE's old image: the event's last copy, archived if no sweep vouched for it
     sweep       the scheduled sweep: read the index since the watermark, write what the lake lacks
     lacking     the sweep's read path: index entries anti-joined on the lake, the rest fetched whole
     backfill    a parallel Scan of the whole table (items the index does not hold)

@@ -3,7 +3,9 @@
     INSERT (NewImage)      -> a lake row (column-wise fast path for eventlake's own items)
     INSERT without image   -> quarantined: the stream must be NEW_AND_OLD_IMAGES
     MODIFY                 -> quarantined: "immutable event modified"
-    REMOVE                 -> counted (TTL vs other), never deleted from the lake
+    REMOVE                 -> counted (TTL vs other), never deleted from the lake; its old
+                              image archived when no sweep vouched for it and the lake lacks
+                              it (archive/removed.py: the event's last copy)
     undecodable / not ours -> quarantined with the reason
 
 Durability and retries: rows are written one `dt` partition at a time, in the order of their
@@ -58,6 +60,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventlake.archive.removed import archive_removed
 from eventlake.archive.streamfiles import Sequences, is_number, quarantine_name
 from eventlake.archive.streamwrite import listing, write_partition
 from eventlake.codec import CodecError, RecordError, RowBuilder, StreamRecord, parse_stream_records
@@ -86,6 +89,10 @@ class BatchReport:
     quarantined: int = 0
     ttl_removals: int = 0
     other_removals: int = 0
+    removed_checked: int = 0
+    """REMOVEs whose old image was checked against the lake (no expiry check vouched)."""
+    removed_archived: int = 0
+    """Of those, events the lake lacked, archived from the old image (logged at ERROR)."""
     modified: int = 0
     files: list[WrittenFile] = field(default_factory=list)
     quarantine_file: str | None = None
@@ -98,7 +105,8 @@ class BatchReport:
             "msg": "stream batch", "records": self.records, "archived": self.archived,
             "already_archived": self.already_archived, "quarantined": self.quarantined,
             "modified": self.modified, "ttl_removals": self.ttl_removals,
-            "other_removals": self.other_removals,
+            "other_removals": self.other_removals, "removed_checked": self.removed_checked,
+            "removed_archived": self.removed_archived,
             "partitions": sorted({f.dt for f in self.files}),
             "files": [f.path for f in self.files], "bytes": sum(f.bytes for f in self.files),
             "quarantine_file": self.quarantine_file, "failed_from": self.failed_from,
@@ -184,6 +192,7 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
     builder = RowBuilder()
     row_record: list[int] = []  # builder row i came from record row_record[i]
     quarantine: list[tuple[int, QuarantineEntry]] = []
+    removed: list[tuple[int, StreamRecord]] = []  # REMOVEs with an old image
 
     for index in sorted(batch.parsed):
         record = batch.parsed[index]
@@ -208,10 +217,13 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
             report.modified += 1
             quarantine.append((index, _entry(record.raw, "immutable event modified",
                                              MODIFY_RULE)))
-        elif record.is_ttl_removal:
-            report.ttl_removals += 1
         else:
-            report.other_removals += 1
+            if record.is_ttl_removal:
+                report.ttl_removals += 1
+            else:
+                report.other_removals += 1
+            if record.old_image is not None:
+                removed.append((index, record))
 
     # Row-wise timestamps are checked column-wise in to_table; an impossible date (Feb 30)
     # is quarantined rather than failing, and re-failing, the whole batch.
@@ -261,6 +273,19 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
             report.archived += part.num_rows - skipped
             if written is not None:
                 report.files.append(written)
+
+    # REMOVEs after the INSERTs (an event deleted in its own batch is found written), and only
+    # those before the retry point: Lambda re-delivers the rest.
+    gone = [(i, r) for i, r in removed if failed_index is None or i < failed_index]
+    if gone:
+        try:
+            checked = archive_removed(lake, [(r.old_image or {}, r.approximate_creation)
+                                             for _, r in gone])
+            report.removed_checked, report.removed_archived = checked.read, checked.archived
+        except Exception as exc:
+            failed_index = gone[0][0]
+            report.error = redact(f"archiving REMOVEs' old images failed: "
+                                  f"{type(exc).__name__}: {exc}")
 
     # Quarantined last, and only the records before the retry point: Lambda re-delivers the
     # rest, and they are quarantined then, in the file their own records name. Written with

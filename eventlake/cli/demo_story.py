@@ -24,7 +24,7 @@ MARKER = ".eventlake-demo"
 """A file in the demo's folder: a folder holding it may be emptied by the next demo."""
 STREAM_LOGGER = "eventlake.handlers.stream"
 COUNTS = ("records", "archived", "already_archived", "quarantined", "modified", "ttl_removals",
-          "other_removals")
+          "other_removals", "removed_checked", "removed_archived")
 """The stream handler's per-batch counts the demo narrates (its log line has them)."""
 
 
@@ -104,12 +104,16 @@ def ttl_lines(expired: int, total: dict[str, int], rows_before: int, rows_after:
     if total["other_removals"]:
         lines.append("(moto's deletes carry no TTL identity, so the Lambda counts them as other "
                      "removals; on AWS a TTL delete says it is one)")
-    expected = rows_before + total["archived"]
+    if total["removed_checked"]:
+        lines.append(f"{total['removed_checked']:,} REMOVEs no expiry check had vouched for were "
+                     "checked against the lake: "
+                     f"{total['removed_archived']:,} archived from their old images")
+    archived = total["archived"] + total["removed_archived"]
+    expected = rows_before + archived
     if rows_after == expected:
-        verdict = (f"= {rows_before:,} + the {total['archived']:,} archived: no REMOVE deleted "
-                   "a row")
+        verdict = f"= {rows_before:,} + the {archived:,} archived: no REMOVE deleted a row"
     else:
-        verdict = (f"expected {rows_before:,} + the {total['archived']:,} archived = "
+        verdict = (f"expected {rows_before:,} + the {archived:,} archived = "
                    f"{expected:,}: {expected - rows_after:+,} rows unaccounted for")
     lines.append(f"the lake's rows: {rows_before:,} before, {rows_after:,} after {verdict}")
     return lines

@@ -107,11 +107,11 @@ class ReplayReport:
         batches = f"{self.batches} batch{'' if self.batches == 1 else 'es'}"
         warned = "".join(f"; WARNING: {w}" for w in self.warnings)
         if self.dry_run:
-            return (f"replay: would send {self.sent} events in {batches}{resumed} "
+            return (f"replay: would send {self.sent:,} events in {batches}{resumed} "
                     f"(dry run, counted in {self.duration_s:.2f} s){warned}")
         waited = (f" ({self.rate_wait_s:.2f} s of it waiting for the rate)"
                   if self.rate_wait_s else "")
-        return (f"replay: sent {self.sent} events in {batches}{resumed}, "
+        return (f"replay: sent {self.sent:,} events in {batches}{resumed}, "
                 f"{self.failed} failed, {self.duration_s:.2f} s{waited}, "
                 f"{self.events_per_second:,.0f} events/s{warned}")
 

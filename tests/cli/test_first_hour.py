@@ -298,13 +298,27 @@ def test_the_narration_says_the_stream_handlers_own_counts() -> None:
 
 def test_the_narration_says_no_row_was_deleted_only_when_the_counts_add_up() -> None:
     total = {"batches": 1, "records": 10, "archived": 3, "already_archived": 0,
-             "quarantined": 0, "modified": 0, "ttl_removals": 7, "other_removals": 0}
+             "quarantined": 0, "modified": 0, "ttl_removals": 7, "other_removals": 0,
+             "removed_checked": 0, "removed_archived": 0}
 
     lines = ttl_lines(7, total, 85, 86)  # 85 + 3 archived should be 88: two rows went
 
     assert "no REMOVE" not in lines[-1]
     assert "expected 85 + the 3 archived = 88: +2 rows unaccounted for" in lines[-1]
     assert not any("moto's deletes" in line for line in lines)  # every REMOVE was a TTL one
+
+
+def test_the_narration_counts_what_removes_archived_from_their_old_images() -> None:
+    total = {"batches": 1, "records": 10, "archived": 3, "already_archived": 0,
+             "quarantined": 0, "modified": 0, "ttl_removals": 7, "other_removals": 0,
+             "removed_checked": 7, "removed_archived": 2}
+
+    lines = ttl_lines(7, total, 85, 90)
+
+    assert lines[-2] == ("7 REMOVEs no expiry check had vouched for were checked against the "
+                         "lake: 2 archived from their old images")
+    assert lines[-1].endswith("85 before, 90 after = 85 + the 5 archived: no REMOVE deleted "
+                              "a row")
 
 
 def test_the_reports_are_collected_not_echoed_by_the_root_loggers_handler(

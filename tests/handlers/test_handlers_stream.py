@@ -30,6 +30,7 @@ from stream_support import (
     new_lake,
     raw_rows,
     seq_of,
+    written,
 )
 
 from eventlake.codec import CodecError
@@ -155,7 +156,7 @@ def test_the_lake_comes_from_the_environment_and_is_kept_until_reset(
 
 def test_an_empty_batch_reports_no_failures_and_writes_nothing(lake: Lake) -> None:
     assert invoke({"Records": []}) == {"batchItemFailures": []}
-    assert not Path(lake.root).exists()
+    assert written(lake) == []
 
 
 # --- one log line per batch -------------------------------------------------------------------
@@ -379,7 +380,7 @@ def test_malformed_input_raises_codec_error_and_writes_nothing(
     with pytest.raises(CodecError, match=message):
         invoke(event)
 
-    assert not Path(lake.root).exists()
+    assert written(lake) == []
 
 
 # --- every real capture ----------------------------------------------------------------------
@@ -433,7 +434,7 @@ def test_every_real_capture_is_archived_or_refused_and_no_record_is_dropped(
     if where == "<text>":  # not JSON (the truncated capture): refused, nothing written
         with pytest.raises(CodecError, match="truncated"):
             invoke(event)
-        assert not Path(lake.root).exists()
+        assert written(lake) == []
         return
 
     # when the captured event is handled (a copy: the parametrized value is shared)

@@ -427,7 +427,7 @@ def test_the_command_prints_the_summary_and_resume_hint_before_a_non_delivery_er
 
     captured = capsys.readouterr()
     assert code == 2
-    assert "replay: sent 3 events in 1 batches, 0 failed" in captured.out
+    assert "replay: sent 3 events in 1 batch, 0 failed" in captured.out
     err = captured.err.splitlines()
     assert err[0] == (f"eventlake: the checkpoint `{ckpt}` holds the last acknowledged batch "
                       "(3 events): re-run the same command with the same --checkpoint to "

@@ -1,0 +1,201 @@
+"""REMOVE records as the last copy of an event (eventlake/archive/removed.py).
+
+A REMOVE's old image is the whole item. When no sweep's expiry check has vouched for it (the
+INSERT's batch was given up and no sweep ran since), the stream archives it from the old image
+if the lake lacks it; otherwise the REMOVE is only counted, reading nothing. Lake contents are
+read back raw (every row of every file), so "once" means one row.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stream_support import (
+    SERVICE,
+    STORE,
+    lake_files,
+    lambda_event,
+    new_lake,
+    raw_rows,
+)
+
+from eventlake.archive.removed import REMOVED_NAME
+from eventlake.archive.stream import archive_event
+from eventlake.events.model import Event, parse_event
+from eventlake.lake.store import Lake
+from eventlake.lake.watermark import EXPIRY_CHECK_KEY, advance_watermark
+
+INGESTED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def event_of(event_id: str) -> Event:
+    return parse_event({"event_id": event_id, "event_type": "order.placed",
+                        "timestamp": "2026-11-01T08:00:00Z",
+                        "event_payload": {"order": event_id}}, now=INGESTED)
+
+
+def item(event_id: str) -> dict[str, Any]:
+    """An eventlake item as the hot tier stores it (`HotStore.to_item`), ingested at INGESTED."""
+    return STORE.to_item(event_of(event_id), INGESTED)
+
+
+def expected_row_of(event_id: str) -> dict[str, Any]:
+    """The lake row of `item(event_id)`."""
+    event = event_of(event_id)
+    return {"event_id": event.event_id, "event_type": event.event_type,
+            "timestamp": event.timestamp, "ingested_at": INGESTED, "source": None,
+            "subject": None, "event_payload": event.payload, "content_hash": event.content_hash}
+
+
+def removal(image: dict[str, Any], seq: int, *, ttl: bool = True, key: str = "event_id"
+            ) -> dict[str, Any]:
+    """The REMOVE record DynamoDB Streams delivers for `image` (TTL's identity, or none)."""
+    return {"eventID": f"r{seq}", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
+            "eventVersion": "1.1", "awsRegion": "us-east-1",
+            **({"userIdentity": SERVICE} if ttl else {}),
+            "dynamodb": {"ApproximateCreationDateTime": 1796112000,
+                         "Keys": {key: image[key]}, "OldImage": image,
+                         "SequenceNumber": str(seq), "SizeBytes": 300,
+                         "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+
+
+def inserts(*items: dict[str, Any], first_seq: int) -> list[dict[str, Any]]:
+    return list(lambda_event(list(items), first_seq=first_seq)["Records"])
+
+
+def checkpoint(lake: Lake, at: datetime) -> None:
+    """A sweep's expiry check passed every item ingested before `at`."""
+    advance_watermark(lake, at, expected=None, run_id="sweep-x", key=EXPIRY_CHECK_KEY)
+
+
+def ids(lake: Lake) -> list[str]:
+    return sorted(r["event_id"] for r in raw_rows(lake))
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return new_lake(tmp_path / "lake", vouched=False)
+
+
+@pytest.mark.parametrize("ttl", [True, False], ids=["ttl", "delete-item"])
+def test_a_remove_of_an_event_the_lake_lacks_archives_its_old_image(
+        lake: Lake, ttl: bool, caplog: pytest.LogCaptureFixture) -> None:
+    # given an event whose INSERT never reached the lake, and no expiry check yet
+    lost = item("evt-lost")
+
+    # when the table deletes it (TTL, or someone's DeleteItem)
+    with caplog.at_level(logging.ERROR, logger="eventlake.archive.stream"):
+        report = archive_event(lake, {"Records": [removal(lost, 900, ttl=ttl)]})
+
+    # then the old image is archived, once, as the event it was, and an operator is told
+    assert raw_rows(lake) == [expected_row_of("evt-lost")]
+    assert (report.removed_checked, report.removed_archived, report.archived) == (1, 1, 0)
+    assert (report.ttl_removals, report.other_removals) == ((1, 0) if ttl else (0, 1))
+    assert [p.name.startswith(f"{REMOVED_NAME}-") for p in lake_files(lake)] == [True]
+    assert report.failed_from is None
+    assert "`evt-lost`" in caplog.text and "is the archive flow running?" in caplog.text
+    assert "its checkpoint: none yet" in caplog.text
+
+
+def test_a_remove_of_an_archived_event_adds_no_copy(lake: Lake) -> None:
+    # given an event the stream archived from its INSERT
+    kept = item("evt-kept")
+    archive_event(lake, {"Records": inserts(kept, first_seq=100)})
+    files = lake_files(lake)
+
+    # when TTL deletes it before any expiry check ran
+    report = archive_event(lake, {"Records": [removal(kept, 900)]})
+
+    # then the lake is checked and holds it once: no file is added
+    assert ids(lake) == ["evt-kept"] and lake_files(lake) == files
+    assert (report.removed_checked, report.removed_archived) == (1, 0)
+
+
+def test_a_remove_an_expiry_check_vouched_for_reads_nothing(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an expiry check past the event's ingestion (a sweep archived it, or quarantined it)
+    checkpoint(lake, INGESTED + timedelta(minutes=1))
+
+    def no_reads(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the lake was read for a REMOVE an expiry check vouched for")
+
+    monkeypatch.setattr(lake, "read_hashes", no_reads)
+
+    # when TTL deletes it
+    report = archive_event(lake, {"Records": [removal(item("evt-vouched"), 900)]})
+
+    # then it is only counted
+    assert (report.ttl_removals, report.removed_checked, report.removed_archived) == (1, 0, 0)
+    assert lake_files(lake) == [] and report.failed_from is None
+
+
+def test_a_remove_ingested_after_the_checkpoint_is_checked_and_archived(lake: Lake) -> None:
+    # given an expiry check that has not reached the event's ingestion yet
+    checkpoint(lake, INGESTED - timedelta(minutes=1))
+
+    # when TTL (or a delete) removes it before the lake held it
+    report = archive_event(lake, {"Records": [removal(item("evt-ahead"), 900)]})
+
+    # then it is archived from the old image
+    assert ids(lake) == ["evt-ahead"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
+def test_a_remove_of_another_producers_item_is_only_counted(lake: Lake) -> None:
+    # given a REMOVE of an item that is not an event (its INSERT was quarantined long ago)
+    foreign = {"pk": {"S": "user#7"}, "name": {"S": "Zoë"}}
+    record = removal(foreign, 900, ttl=False, key="pk")
+
+    # when archived
+    report = archive_event(lake, {"Records": [record]})
+
+    # then nothing is written or quarantined again
+    assert (report.other_removals, report.removed_checked, report.quarantined) == (1, 0, 0)
+    assert lake_files(lake) == [] and lake.read_quarantine() == []
+
+
+def test_an_event_inserted_and_removed_in_one_batch_is_stored_once(lake: Lake) -> None:
+    # given a batch with an INSERT and the REMOVE of the same item after it
+    short = item("evt-short")
+    event = {"Records": [*inserts(short, first_seq=100), removal(short, 900)]}
+
+    # when archived, twice (Lambda retried the whole invocation)
+    first, again = archive_event(lake, event), archive_event(lake, event)
+
+    # then the event is in the lake once, written by its INSERT (the retry rewrites that file)
+    assert ids(lake) == ["evt-short"]
+    assert (first.archived, first.removed_checked, first.removed_archived) == (1, 1, 0)
+    assert (again.removed_checked, again.removed_archived) == (1, 0)
+
+
+def test_a_failed_write_of_an_old_image_is_retried_from_its_remove_and_lands_once(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given INSERT a, REMOVE of a lost b, INSERT c; the first write of b's old image fails
+    a, b, c = item("evt-a"), item("evt-b"), item("evt-c")
+    event = {"Records": [*inserts(a, first_seq=100), removal(b, 150),
+                         *inserts(c, first_seq=200)]}
+    real = lake.write
+    failures = [OSError("SlowDown")]
+
+    def write(table: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith(f"{REMOVED_NAME}-") and failures:
+            raise failures.pop()
+        return real(table, name, *args, **kwargs)
+
+    monkeypatch.setattr(lake, "write", write)
+
+    # when archived, the batch reports the REMOVE as where to retry from
+    report = archive_event(lake, event)
+    assert report.failed_from == "150"
+    assert "archiving REMOVEs' old images failed" in (report.error or "")
+
+    # and Lambda re-delivers from there
+    retry = archive_event(lake, {"Records": event["Records"][1:]})
+
+    # then each event is in the lake once
+    assert retry.failed_from is None and retry.removed_archived == 1
+    assert ids(lake) == ["evt-a", "evt-b", "evt-c"]
