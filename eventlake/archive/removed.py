@@ -22,11 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from eventlake.archive.writer import ArchiveCounts, archive_items
 from eventlake.codec import CodecError, RowBuilder
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import Item
+from eventlake.lake.layout import dts_of
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import EXPIRY_CHECK_KEY, read_watermark
 from eventlake.logs import lazy_logger
@@ -50,15 +54,34 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
         return counts
     mark = read_watermark(lake, EXPIRY_CHECK_KEY)
     checkpoint = mark.at if mark is not None else None
-    due = [(image, deleted) for image, deleted in removed
-           if _event(image, deleted) and not _vouched(image, checkpoint)]
-    if not due:
+    builder, images = RowBuilder(), []
+    for image, deleted in removed:
+        if _vouched(image, checkpoint):
+            continue
+        try:
+            builder.add_image(image, fallback_ingested_at=deleted)
+        except CodecError:  # not an event: its INSERT was quarantined already
+            continue
+        images.append((image, deleted))
+    rejected = {position for position, _ in builder.reject_invalid()}  # Feb 30: as above
+    images = [pair for position, pair in enumerate(images) if position not in rejected]
+    if not images:
         return counts
+    rows = builder.to_table()
+    # Usually the lake holds them all: looked up by id (memory follows the matches, not the
+    # partitions' size); the few it lacks, or holds with other content, go to the writer.
+    held = lake.read_hashes(dts_of(rows), ids=pc.unique(rows["event_id"]))
+    same = pc.is_in(_keys(rows), value_set=_keys(held)).to_pylist()
+    lacking = [pair for pair, kept in zip(images, same, strict=True) if not kept]
     ids: list[str] = []
-    archive_items(lake, [image for image, _ in due], name=REMOVED_NAME, source="stream-remove",
-                  fallback_ingested_at=max((d for _, d in due if d is not None), default=None),
-                  counts=counts, on_written=lambda written: ids.extend(
-                      written.slice(0, 5 - len(ids)).to_pylist() if len(ids) < 5 else []))
+    if lacking:
+        archive_items(
+            lake, [image for image, _ in lacking], name=REMOVED_NAME, source="stream-remove",
+            fallback_ingested_at=max((d for _, d in lacking if d is not None), default=None),
+            counts=counts, on_written=lambda new: ids.extend(
+                new.slice(0, 5 - len(ids)).to_pylist() if len(ids) < 5 else []))
+    counts.read += len(images) - len(lacking)
+    counts.already += len(images) - len(lacking)
     if counts.archived:
         _log.error(
             "%d event(s) were deleted from the table (TTL, or a DeleteItem) before the lake held "
@@ -70,13 +93,9 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     return counts
 
 
-def _event(image: Item, deleted: datetime | None) -> bool:
-    """Whether the old image is an event the lake could hold."""
-    try:
-        RowBuilder().add_image(image, fallback_ingested_at=deleted)
-    except CodecError:
-        return False
-    return True
+def _keys(table: pa.Table) -> pa.ChunkedArray:
+    """`<event_id> NUL <content_hash>` per row: one value to compare whole events by."""
+    return pc.binary_join_element_wise(table["event_id"], table["content_hash"], "\x00")
 
 
 def _vouched(image: Item, checkpoint: datetime | None) -> bool:

@@ -47,6 +47,7 @@ from eventlake.lake.vanish import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
 # pyarrow (and the schema, made of its types) is imported by the functions that read or write
@@ -182,14 +183,20 @@ class Lake(LakeQuarantine, LakeState):
                                                         ["event_id"]))
         return table["event_id"].combine_chunks()
 
-    def read_hashes(self, dts: Iterable[str]) -> pa.Table:
+    def read_hashes(self, dts: Iterable[str], ids: pa.Array | None = None) -> pa.Table:
         """(event_id, content_hash) of the rows in partitions `dts`, reading only those two
-        columns of their files: "is this exact event stored", not just "is this id"."""
+        columns of their files: "is this exact event stored", not just "is this id". With
+        `ids`, only the rows of those event_ids (filtered as the files are scanned: memory
+        follows what matches, not the partitions' size)."""
+        import pyarrow.dataset as ds
+
         wanted = {check_dt(dt) for dt in dts}
         columns = ["event_id", "content_hash"]
         if not wanted:
             return projection(columns).empty_table()
-        return retry_on_vanish(lambda: self.read_files(self.list_files(dts=wanted), columns))
+        where = None if ids is None else ds.field("event_id").isin(ids)
+        return retry_on_vanish(lambda: self.read_files(self.list_files(dts=wanted), columns,
+                                                       where=where))
 
     def read_ids_of(self, paths: Iterable[str]) -> set[str]:
         """The event_ids in these files (full paths, as listed), reading only that column.
@@ -264,9 +271,10 @@ class Lake(LakeQuarantine, LakeState):
         """`read_file` of each path, in the same order (in parallel on S3)."""
         return self._map(lambda path: self.read_file(path, columns), list(paths))
 
-    def read_files(self, files: Sequence[LakeFile], columns: Sequence[str] | None = None
-                   ) -> pa.Table:
-        """The events of `files` as one table (EVENT_SCHEMA, or just `columns`), in one scan.
+    def read_files(self, files: Sequence[LakeFile], columns: Sequence[str] | None = None, *,
+                   where: pc.Expression | None = None) -> pa.Table:
+        """The events of `files` as one table (EVENT_SCHEMA, or just `columns`), in one scan;
+        `where` keeps only the rows it holds for (applied as the files are scanned).
 
         A file that is corrupt or not of the lake's schema raises LakeFileError naming it (a
         dataset would read its missing columns as NULLs); one that vanished its OSError."""
@@ -287,7 +295,7 @@ class Lake(LakeQuarantine, LakeState):
             self._map(lambda p: _check_footer(listed[p], lambda: fragments[p].physical_schema,
                                               schema), list(fragments))
             try:
-                table = dataset.to_table(columns=schema.names)
+                table = dataset.to_table(columns=schema.names, filter=where)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                 self._name_bad_file(files, schema, exc)
                 raise

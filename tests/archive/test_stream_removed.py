@@ -101,17 +101,28 @@ def test_a_remove_of_an_event_the_lake_lacks_archives_its_old_image(
     assert "its checkpoint: none yet" in caplog.text
 
 
-def test_a_remove_of_an_archived_event_adds_no_copy(lake: Lake) -> None:
-    # given an event the stream archived from its INSERT
+def test_a_remove_of_an_archived_event_adds_no_copy_and_reads_only_its_id(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an event the stream archived from its INSERT, among 50 others of its day
     kept = item("evt-kept")
-    archive_event(lake, {"Records": inserts(kept, first_seq=100)})
+    archive_event(lake, {"Records": inserts(kept, *(item(f"evt-{n}") for n in range(50)),
+                                            first_seq=100)})
     files = lake_files(lake)
+    real, looked_up = lake.read_hashes, []
+
+    def read_hashes(dts: Any, ids: Any = None) -> Any:
+        found = real(dts, ids)
+        looked_up.append((ids.to_pylist() if ids is not None else None, found.num_rows))
+        return found
+
+    monkeypatch.setattr(lake, "read_hashes", read_hashes)
 
     # when TTL deletes it before any expiry check ran
     report = archive_event(lake, {"Records": [removal(kept, 900)]})
 
-    # then the lake is checked and holds it once: no file is added
-    assert ids(lake) == ["evt-kept"] and lake_files(lake) == files
+    # then the lake is looked up for that id alone, holds it once, and no file is added
+    assert looked_up == [(["evt-kept"], 1)]
+    assert ids(lake).count("evt-kept") == 1 and lake_files(lake) == files
     assert (report.removed_checked, report.removed_archived) == (1, 0)
 
 
@@ -199,3 +210,18 @@ def test_a_failed_write_of_an_old_image_is_retried_from_its_remove_and_lands_onc
     # then each event is in the lake once
     assert retry.failed_from is None and retry.removed_archived == 1
     assert ids(lake) == ["evt-a", "evt-b", "evt-c"]
+
+
+def test_a_remove_of_an_item_with_an_impossible_date_is_only_counted(lake: Lake) -> None:
+    # given the old image of an item in eventlake's layout on Feb 30 (its INSERT was
+    # quarantined: it is no event), and a lost event beside it
+    bad = {**item("evt-feb30"), "timestamp": {"S": "2026-02-30T08:00:00.000000Z"}}
+    event = {"Records": [removal(bad, 900), removal(item("evt-lost"), 901)]}
+
+    # when removed
+    report = archive_event(lake, event)
+
+    # then the batch succeeds: the lost event archived, the other only counted
+    assert report.failed_from is None and report.quarantined == 0
+    assert ids(lake) == ["evt-lost"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
