@@ -8,9 +8,10 @@ INSERT's batch given up to the on-failure queue, and no sweep since) is the REMO
 last copy, and counting it would lose the event. So, per REMOVE with an old image:
 
     ingested_at before the expiry checkpoint  -> counted, nothing read: a sweep vouched for it
-    otherwise, or no checkpoint yet           -> archived from the old image if the lake lacks
-                                                 it (archive_items: an anti-join against its
-                                                 dt partition, then only what is missing)
+    otherwise, or no checkpoint yet           -> looked up by id in its dt partition (a
+                                                 filtered scan: memory follows the matches);
+                                                 what the lake lacks, or holds with other
+                                                 content, goes to the writer (archive_items)
 
 The normal path costs one read of the checkpoint per batch holding REMOVEs. What is archived
 here is logged at ERROR: the sweep is behind, or not running. An old image that is not an event
