@@ -379,3 +379,21 @@ def test_a_thousand_removes_over_many_days_read_the_lake_once(
     # anti-join of what the lookup found lacking): never whole partitions; each lands once
     assert calls == [(50, 1000), (50, 1000)]
     assert report.removed_archived == 1000 and len(ids(lake)) == 1000
+
+
+@pytest.mark.integration
+def test_on_an_s3_lake_a_remove_rescues_once_and_finds_what_is_there(s3_lake: Lake) -> None:
+    # given an S3 lake (moto's server) holding one event from its INSERT, no checkpoint
+    kept, lost = item("evt-kept"), item("evt-lost")
+    archive_event(s3_lake, {"Records": inserts(kept, first_seq=100)})
+
+    # when both are removed, twice (Lambda retried the whole invocation)
+    event = {"Records": [removal(kept, 900), removal(lost, 901)]}
+    first, again = archive_event(s3_lake, event), archive_event(s3_lake, event)
+
+    # then the lost one is archived from its old image, and each event is stored once
+    files = s3_lake.list_files()
+    rows = [r for f in files for r in s3_lake.read_file(f.path, ["event_id"]).to_pylist()]
+    assert sorted(r["event_id"] for r in rows) == ["evt-kept", "evt-lost"]
+    assert (first.removed_checked, first.removed_archived, first.failed_from) == (2, 1, None)
+    assert (again.removed_checked, again.removed_archived, again.failed_from) == (2, 0, None)
