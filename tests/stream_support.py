@@ -76,8 +76,8 @@ def expected_row(image: dict[str, Any]) -> dict[str, Any]:
 
 VOUCHED_UNTIL = datetime(2026, 11, 2, tzinfo=UTC)
 """The expiry checkpoint and archive watermark `new_lake` records: after every fixture item's
-ingestion, as a lake whose sweeps run has them. A REMOVE of an item ingested before it is only counted
-(archive/removed.py); tests of the REMOVE rescue make lakes without it."""
+ingestion, as a lake whose sweeps run has them. A REMOVE of an item ingested before both is
+only counted (archive/removed.py); tests of the REMOVE rescue make lakes without them."""
 
 
 def new_lake(root: Path, *, vouched: bool = True) -> Lake:
@@ -91,7 +91,7 @@ def new_lake(root: Path, *, vouched: bool = True) -> Lake:
 
 
 def written(lake: Lake) -> list[str]:
-    """Every file under the lake's root but the expiry checkpoint and watermark `new_lake` records."""
+    """Every file under the lake's root but the lake state `new_lake` records."""
     root = Path(lake.root)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
                   if p.is_file()

@@ -16,8 +16,9 @@ last copy, and counting it would lose the event. So, per REMOVE with an old imag
                                                  content, goes to the writer (archive_items)
 
 The normal path costs two state reads per batch holding REMOVEs (checkpoint and watermark).
-What is archived here is logged at ERROR: the sweep is behind, or not running. An old image that is not an event
-(another producer's item) is only counted, as before: its INSERT was quarantined already.
+What is archived here is logged at ERROR: the sweep is behind, or not running. An old image
+that is not an event (another producer's item) is only counted, as before: its INSERT was
+quarantined already.
 """
 
 from __future__ import annotations
