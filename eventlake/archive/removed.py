@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.archive.writer import ArchiveCounts, archive_items
-from eventlake.codec import CodecError, RowBuilder
+from eventlake.codec import CodecError, RowBuilder, approximate_time
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import Item
@@ -118,11 +118,15 @@ def _vouched(image: Item, checkpoint: datetime | None) -> bool:
     """Whether an expiry check passed the item's ingestion time (so the lake holds it)."""
     if checkpoint is None:
         return False
-    value = image.get("ingested_at", {})
-    text = value.get("S") if isinstance(value, dict) else None
-    if not isinstance(text, str):
+    value = image.get("ingested_at")
+    if not isinstance(value, dict) or len(value) != 1:
         return False
-    try:
-        return parse_timestamp(text) < checkpoint
-    except InvalidEventError:
-        return False
+    try:  # the layouts the codec reads: RFC 3339 text, or epoch seconds/ms (other producers)
+        if isinstance(value.get("S"), str):
+            return parse_timestamp(value["S"]) < checkpoint
+        if isinstance(value.get("N"), str):
+            when = approximate_time(value["N"])
+            return when is not None and when < checkpoint
+    except (InvalidEventError, CodecError):
+        pass
+    return False

@@ -418,3 +418,26 @@ def test_a_later_insert_of_another_producers_event_skips_what_a_remove_archived(
 
     # then no second copy is written
     assert ids(lake) == ["evt-bare"]
+
+
+@pytest.mark.parametrize("stamp", [{"N": "1793523600"}, {"N": "1793523600000"},
+                                   {"S": "2026-11-01T10:00:00+01:00"}],
+                         ids=["epoch-s", "epoch-ms", "offset"])
+def test_a_vouched_remove_with_ingested_at_in_another_layout_reads_nothing(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch, stamp: dict[str, str]) -> None:
+    # given another producer's event stamped 2026-11-01T09:00Z in a layout the codec reads,
+    # and a checkpoint and watermark past it
+    checkpoint(lake, INGESTED + timedelta(minutes=1))
+    advance_watermark(lake, INGESTED + timedelta(hours=1), expected=None, run_id="sweep-x")
+
+    def no_reads(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the lake was read for a REMOVE an expiry check vouched for")
+
+    monkeypatch.setattr(lake, "read_hashes", no_reads)
+
+    # when TTL deletes it
+    report = archive_event(lake, {"Records": [removal({**item("evt-o"), "ingested_at": stamp},
+                                                      900)]})
+
+    # then it is only counted, as one stamped in eventlake's layout
+    assert (report.removed_checked, report.failed_from) == (0, None)
