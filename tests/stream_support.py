@@ -19,7 +19,7 @@ from eventlake.events.model import Event, parse_event
 from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import HotStore
 from eventlake.lake.store import Lake
-from eventlake.lake.watermark import EXPIRY_CHECK_KEY, advance_watermark
+from eventlake.lake.watermark import EXPIRY_CHECK_KEY, WATERMARK_KEY, advance_watermark
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 STORE = HotStore(Settings(), clients=None, recorded={})  # type: ignore[arg-type]  # no AWS: nothing recorded
@@ -75,9 +75,9 @@ def expected_row(image: dict[str, Any]) -> dict[str, Any]:
 
 
 VOUCHED_UNTIL = datetime(2026, 11, 2, tzinfo=UTC)
-"""The expiry checkpoint `new_lake` records: after every fixture item's ingestion, as a lake
-whose sweeps run has it. A REMOVE of an item ingested before it is only counted
-(archive/removed.py); tests of the REMOVE rescue make lakes without it."""
+"""The expiry checkpoint and archive watermark `new_lake` records: after every fixture item's
+ingestion, as a lake whose sweeps run has them. A REMOVE of an item ingested before both is
+only counted (archive/removed.py); tests of the REMOVE rescue make lakes without them."""
 
 
 def new_lake(root: Path, *, vouched: bool = True) -> Lake:
@@ -86,14 +86,16 @@ def new_lake(root: Path, *, vouched: bool = True) -> Lake:
     if vouched:
         advance_watermark(lake, VOUCHED_UNTIL, expected=None, run_id="sweep-tests",
                           key=EXPIRY_CHECK_KEY)
+        advance_watermark(lake, VOUCHED_UNTIL, expected=None, run_id="sweep-tests")
     return lake
 
 
 def written(lake: Lake) -> list[str]:
-    """Every file under the lake's root but the expiry checkpoint `new_lake` records."""
+    """Every file under the lake's root but the lake state `new_lake` records."""
     root = Path(lake.root)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and EXPIRY_CHECK_KEY not in p.name)
+                  if p.is_file()
+                  and not any(k in p.name for k in (EXPIRY_CHECK_KEY, WATERMARK_KEY)))
 
 
 def lake_files(lake: Lake) -> list[Path]:

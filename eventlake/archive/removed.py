@@ -8,14 +8,17 @@ INSERT's batch given up to the on-failure queue, and no sweep since) is the REMO
 last copy, and counting it would lose the event. So, per REMOVE with an old image:
 
     ingested_at before the expiry checkpoint  -> counted, nothing read: a sweep vouched for it
+      and the archive watermark                  (the checkpoint alone moves over the band its
+                                                 sweep's window covers before that is written)
     otherwise, or no checkpoint yet           -> looked up by id in its dt partition (a
                                                  filtered scan: memory follows the matches);
                                                  what the lake lacks, or holds with other
                                                  content, goes to the writer (archive_items)
 
-The normal path costs one read of the checkpoint per batch holding REMOVEs. What is archived
-here is logged at ERROR: the sweep is behind, or not running. An old image that is not an event
-(another producer's item) is only counted, as before: its INSERT was quarantined already.
+The normal path costs two state reads per batch holding REMOVEs (checkpoint and watermark).
+What is archived here is logged at ERROR: the sweep is behind, or not running. An old image
+that is not an event (another producer's item) is only counted, as before: its INSERT was
+quarantined already.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.archive.writer import ArchiveCounts, archive_items
-from eventlake.codec import CodecError, RowBuilder
+from eventlake.codec import CodecError, RowBuilder, approximate_time
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import Item
@@ -53,8 +56,7 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     counts = ArchiveCounts()
     if not removed:
         return counts
-    mark = read_watermark(lake, EXPIRY_CHECK_KEY)
-    checkpoint = mark.at if mark is not None else None
+    checkpoint = _vouched_until(lake)
     builder, images = RowBuilder(), []
     for image, deleted in removed:
         if _vouched(image, checkpoint):
@@ -94,6 +96,19 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     return counts
 
 
+def _vouched_until(lake: Lake) -> datetime | None:
+    """The ingestion time before which the lake holds every item (or quarantined it): the
+    expiry checkpoint, but no further than the archive watermark. A sweep's expiry check moves
+    the checkpoint over the part of its band that the sweep's own window covers before that
+    window is written (expiry.py); until the watermark passes it too, that part is unread
+    (the window's write failed, or is running). None: nothing vouched for."""
+    mark = read_watermark(lake, EXPIRY_CHECK_KEY)
+    if mark is None:
+        return None
+    swept = read_watermark(lake)
+    return None if swept is None else min(mark.at, swept.at)
+
+
 def _keys(table: pa.Table) -> pa.ChunkedArray:
     """`<event_id> NUL <content_hash>` per row: one value to compare whole events by."""
     return pc.binary_join_element_wise(table["event_id"], table["content_hash"], "\x00")
@@ -103,11 +118,15 @@ def _vouched(image: Item, checkpoint: datetime | None) -> bool:
     """Whether an expiry check passed the item's ingestion time (so the lake holds it)."""
     if checkpoint is None:
         return False
-    value = image.get("ingested_at", {})
-    text = value.get("S") if isinstance(value, dict) else None
-    if not isinstance(text, str):
+    value = image.get("ingested_at")
+    if not isinstance(value, dict) or len(value) != 1:
         return False
-    try:
-        return parse_timestamp(text) < checkpoint
-    except InvalidEventError:
-        return False
+    try:  # the layouts the codec reads: RFC 3339 text, or epoch seconds/ms (other producers)
+        if isinstance(value.get("S"), str):
+            return parse_timestamp(value["S"]) < checkpoint
+        if isinstance(value.get("N"), str):
+            when = approximate_time(value["N"])
+            return when is not None and when < checkpoint
+    except (InvalidEventError, CodecError):
+        pass
+    return False

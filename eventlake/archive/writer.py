@@ -198,16 +198,16 @@ def _missing(lake: Lake, table: pa.Table) -> tuple[pa.Table, Conflicts]:
     the rows whose event_id is there with other content only (never written)."""
     if not table.num_rows:
         return table, {}
-    present = lake.read_hashes(dts_of(table))
+    # Only the chunk's own ids matter: the partitions may hold millions of rows (filtered as
+    # they are scanned, so memory follows the matches).
+    present = lake.read_hashes(dts_of(table), ids=pc.unique(table["event_id"]))
     if not present.num_rows:
         return table, {}
     held = pc.is_in(table["event_id"], value_set=present["event_id"])
     missing = table.filter(pc.invert(held))
     if missing.num_rows == table.num_rows:
         return missing, {}
-    # Only the chunk's own ids matter: the partitions may hold millions of rows. A held id
-    # whose (id, hash) matches any stored copy is the same event (vectorised: usually all).
-    present = present.filter(pc.is_in(present["event_id"], value_set=table["event_id"]))
+    # A held id whose (id, hash) matches any stored copy is the same event (vectorised).
     same = pc.is_in(_keys(table), value_set=_keys(present))
     reused = table.filter(pc.and_(held, pc.invert(same)))
     if not reused.num_rows:
