@@ -19,6 +19,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventlake.archive.removed import REMOVED_NAME
 from eventlake.archive.streamfiles import Sequences, content_name, file_name, name_range
 from eventlake.lake.dedup import first_of_each
 from eventlake.lake.names import parse_window
@@ -85,7 +86,8 @@ def ids_in_overlapping_files(lake: Lake, dt: str, lo: int | None, hi: int | None
                                range meets the batch's, as below; our own name excluded
         sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
                                [min, max] `ingested_at` (the sweep archived them first)
-        backfill-...           always read (its `ingested_at` may be the scan's time)
+        backfill-, removed-... always read (their `ingested_at` may be the scan's or the
+                               deletion's time)
         anything else          compacted, expiry, repair: the footer's `ingested_at` range
                                meets the batch's; a file without that statistic is read
 
@@ -128,9 +130,10 @@ def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
     """Whether file `f` may hold events ingested in [low, high] (see
     `ids_in_overlapping_files`)."""
     base = f.path.rsplit("/", 1)[-1]
-    if base.startswith("backfill-"):
-        # A backfill stamps other producers' items (no `ingested_at`) with its scan time, the
-        # stream with the record's creation time: their ranges need not meet. Always read.
+    if base.startswith(("backfill-", f"{REMOVED_NAME}-")):
+        # A backfill stamps other producers' items (no `ingested_at`) with its scan time, a
+        # REMOVE's rescue with the deletion's, the stream with the record's creation time:
+        # their ranges need not meet. Always read (rescue files are rare: archive/removed.py).
         return True
     window = parse_window(base)
     if window is not None and window.kind == "sweep":

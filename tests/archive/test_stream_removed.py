@@ -399,11 +399,6 @@ def test_on_an_s3_lake_a_remove_rescues_once_and_finds_what_is_there(s3_lake: La
     assert (again.removed_checked, again.removed_archived, again.failed_from) == (2, 0, None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review23, not fixed: the rescued copy is stamped with the REMOVE's time, the INSERT's "
-    "with its own, so streamwrite's overlap check (footer ingested_at ranges) does not read "
-    "the removed-* file; only an INSERT replayed after its REMOVE (no eventlake tool does) "
-    "meets it, and the `events` view and compaction keep one copy"))
 def test_a_later_insert_of_another_producers_event_skips_what_a_remove_archived(
         lake: Lake) -> None:
     # given another producer's lost event (no ingested_at) archived from its REMOVE, stamped
