@@ -135,3 +135,15 @@ def lambda_event(items: list[dict[str, Any]], *, first_seq: int = 50000000000000
                          "SequenceNumber": str(first_seq + i), "SizeBytes": 300,
                          "StreamViewType": "NEW_AND_OLD_IMAGES"}})
     return {"Records": records}
+
+
+def removal(image: dict[str, Any], seq: int, *, ttl: bool = True, key: str = "event_id"
+            ) -> dict[str, Any]:
+    """The REMOVE record DynamoDB Streams delivers for `image` (TTL's identity, or none)."""
+    return {"eventID": f"r{seq}", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
+            "eventVersion": "1.1", "awsRegion": "us-east-1",
+            **({"userIdentity": SERVICE} if ttl else {}),
+            "dynamodb": {"ApproximateCreationDateTime": 1796112000,
+                         "Keys": {key: image[key]}, "OldImage": image,
+                         "SequenceNumber": str(seq), "SizeBytes": 300,
+                         "StreamViewType": "NEW_AND_OLD_IMAGES"}}

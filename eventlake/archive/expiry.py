@@ -13,6 +13,9 @@ already is only counted), reports what it had to write as `beyond_skew` with
 a WARNING, and moves the checkpoint to band_end (lake state `expiry_check.json`, compare-and-
 swap, never backwards). So every event is read once more, `ttl_safety_hours` before it expires.
 The TTL guard reads the unchecked band too: what the check could not archive is at risk.
+An item TTL deleted between the check's index read and its fetch stops the checkpoint short of
+it: its REMOVE is then not taken as vouched for, and the stream archives the old image
+(archive/removed.py); the next check moves on.
 
 The part of the band the sweep window itself covers (no watermark yet: the whole retention
 period) is left to that window; the checkpoint still moves over it, because the watermark
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -31,7 +34,7 @@ from eventlake.archive.lacking import lacking_items
 from eventlake.archive.report import SAMPLE_IDS, ExpiryCheck
 from eventlake.archive.writer import archive_items
 from eventlake.config import Settings
-from eventlake.events.times import as_utc, format_ts
+from eventlake.events.times import as_utc, format_ts, parse_timestamp
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.names import window_name
 from eventlake.lake.shards import read_recorded_shards
@@ -75,6 +78,7 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     A failure leaves the checkpoint where it was.
     """
     vanished = [] if vanished is None else vanished
+    seen = len(vanished)
     read_recorded_shards(lake, hot)  # every shard the lake has seen in force
     checkpoint = read_watermark(lake, EXPIRY_CHECK_KEY)
     start = window_start(checkpoint, now, settings, skew=False)
@@ -96,6 +100,16 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
                                           vanished=vanished),
                       name=window_name("expiry", start, stop),
                       counts=check.counts, on_written=written)
+    # An item TTL deleted between the index read and the fetch is not in the lake: the
+    # checkpoint stops short of it, so that its REMOVE is not taken as vouched for and the
+    # stream archives its old image (archive/removed.py). The next check moves on.
+    held = _earliest(vanished[seen:])
+    if held is not None and held < end:
+        _log.warning("expiry check of run %s: %d item(s) were deleted by TTL before they could "
+                     "be archived; the checkpoint stops at %s, before the first, so that the "
+                     "stream archives them from their REMOVE records", run_id,
+                     len(vanished) - seen, format_ts(held))
+        end = held
     if end > start:
         renew()
         advance_watermark(lake, end, expected=checkpoint, run_id=run_id, now=now,
@@ -112,3 +126,16 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
             settings.ttl_safety_hours, examples, more,
             settings.env_name("clock_skew_seconds"), settings.clock_skew_seconds)
     return check
+
+
+def _earliest(entries: list[Item]) -> datetime | None:
+    """The earliest ingestion time of index entries (`ingest_key` = `<ingested_at>#<id>`);
+    the epoch when one cannot be read (the checkpoint then does not move)."""
+    times = []
+    for entry in entries:
+        key = entry.get("ingest_key", {}).get("S")
+        try:
+            times.append(parse_timestamp(str(key).partition("#")[0]))
+        except ValueError:
+            return datetime.fromtimestamp(0, UTC)
+    return min(times, default=None)

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from stream_support import (
-    SERVICE,
     STORE,
     lake_files,
     lambda_event,
     new_lake,
     raw_rows,
+    removal,
 )
 
 from eventlake.archive.removed import REMOVED_NAME
@@ -49,18 +49,6 @@ def expected_row_of(event_id: str) -> dict[str, Any]:
     return {"event_id": event.event_id, "event_type": event.event_type,
             "timestamp": event.timestamp, "ingested_at": INGESTED, "source": None,
             "subject": None, "event_payload": event.payload, "content_hash": event.content_hash}
-
-
-def removal(image: dict[str, Any], seq: int, *, ttl: bool = True, key: str = "event_id"
-            ) -> dict[str, Any]:
-    """The REMOVE record DynamoDB Streams delivers for `image` (TTL's identity, or none)."""
-    return {"eventID": f"r{seq}", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
-            "eventVersion": "1.1", "awsRegion": "us-east-1",
-            **({"userIdentity": SERVICE} if ttl else {}),
-            "dynamodb": {"ApproximateCreationDateTime": 1796112000,
-                         "Keys": {key: image[key]}, "OldImage": image,
-                         "SequenceNumber": str(seq), "SizeBytes": 300,
-                         "StreamViewType": "NEW_AND_OLD_IMAGES"}}
 
 
 def inserts(*items: dict[str, Any], first_seq: int) -> list[dict[str, Any]]:

@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 from archive_support import NOW, World, hours, make_world
+from stream_support import removal
 
 from eventlake import EventLake
+from eventlake.archive.stream import archive_event
 from eventlake.archive.ttlguard import TtlGuardError, reuse_window_read
 from eventlake.hot.store import Item
+from eventlake.lake.watermark import EXPIRY_CHECK_KEY, read_watermark
 
 
 def count_queried(world: World, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -119,6 +122,34 @@ def test_an_entry_that_vanished_before_its_fetch_is_counted_once(
         world.sweep(NOW)
     margin = raised.value.margin
     assert (margin.vanished, margin.at_risk, margin.unarchived) == (1, 1, 1)
+
+
+def test_an_item_ttl_deleted_during_the_expiry_check_is_left_to_its_remove(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an event the lake lacks (stamped far behind every sweep window) that expires within
+    # the margin, and TTL deleting it between the expiry check's index read and its fetch
+    # (the fixture swept an hour ago: the band this sweep checks is the last hour of its margin)
+    ingested = NOW - timedelta(seconds=world.settings.retention_seconds) + hours(5.5)
+    doomed = world.item("doomed", ingested)
+    world.put_items([doomed])
+    real = world.hot.fetch
+
+    def delete_then_fetch(event_ids: Any) -> Any:
+        world.clients.dynamodb.delete_item(TableName=world.settings.table,
+                                           Key={"event_id": {"S": "doomed"}})
+        return real(event_ids)
+
+    monkeypatch.setattr(world.hot, "fetch", delete_then_fetch)
+    # when the sweep runs (its guard names the loss)
+    with pytest.raises(TtlGuardError):
+        world.sweep(NOW)
+    # then the expiry checkpoint stops before it, so its REMOVE is not taken as vouched for
+    checkpoint = read_watermark(world.lake, EXPIRY_CHECK_KEY)
+    assert checkpoint is not None and checkpoint.at <= ingested
+    # and the stream archives it from the REMOVE's old image
+    report = archive_event(world.lake, {"Records": [removal(doomed, 900)]})
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
+    assert world.stored_rows() == Counter(["doomed"])
 
 
 def test_a_straggler_after_the_window_read_is_archived_by_the_next_sweep(
