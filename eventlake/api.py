@@ -64,7 +64,15 @@ class EventLake:
     def init(self) -> list[str]:
         """Provision the table, the bucket of an s3:// lake and the lake's marker
         (`_eventlake/lake.json`: readers and writers refuse a lake without it); idempotent.
-        Returns what changed."""
+        Returns what changed. ConfigError, before anything is made, when the lake's marker
+        names another table (archive/lakeof.py)."""
+        from contextlib import suppress
+
+        from eventlake.archive.lakeof import refuse_another_table
+        from eventlake.errors import LakeNotFoundError
+
+        with suppress(LakeNotFoundError):  # an s3:// lake whose bucket is not made yet
+            refuse_another_table(self.cold, self.settings.table)
         changes = self.hot.provision()
         if self.settings.lake_uri.startswith("s3://"):
             from eventlake.lake.bucket import ensure_bucket

@@ -20,10 +20,16 @@ from eventlake.lake.store import Lake
 def require_lake_of(lake: Lake, table: str) -> None:
     """Raise LakeNotFoundError unless the lake exists, ConfigError when its marker names a
     table other than `table` (one read of the marker, as `require_exists` makes anyway)."""
+    if not refuse_another_table(lake, table):
+        lake.require_exists()  # made before the marker (event partitions), or no lake at all
+
+
+def refuse_another_table(lake: Lake, table: str) -> bool:
+    """ConfigError when the lake's marker names a table other than `table` (`eventlake init`
+    checks it before it provisions anything); whether the marker is there."""
     stored = lake.read_state(LAKE_MARKER)
     if stored is None:
-        lake.require_exists()  # made before the marker (event partitions), or no lake at all
-        return
+        return False
     try:
         recorded = json.loads(stored.data).get("table")
     except (ValueError, AttributeError):
@@ -33,5 +39,6 @@ def require_lake_of(lake: Lake, table: str) -> None:
             f"lake `{lake.root}` archives table `{recorded}` (its marker, "
             f"_eventlake/{LAKE_MARKER}), not `{table}` (EVENTLAKE_TABLE): nothing was written; "
             "set EVENTLAKE_TABLE and EVENTLAKE_LAKE_URI to one table and its own lake "
-            "(`eventlake init` makes one). A lake handed to another table on purpose: change "
-            f"`table` in its marker")
+            "(`eventlake init` with a new EVENTLAKE_LAKE_URI makes one). A lake handed to "
+            "another table on purpose: change `table` in its marker")
+    return True

@@ -7,7 +7,7 @@ Atomic: everything is written under a temporary name beside the destination
 (`.<name>.tmp-...`, a file or a folder), then renamed onto it. A reader sees the old
 destination or the whole new one, never half a file; a failed export removes what it wrote
 and leaves an existing destination as it was. A run killed outright (SIGKILL, a lost host)
-cannot remove its temporary; its name carries the host and the process id
+cannot remove its temporary; its name carries the host (with its pid namespace) and the process id
 (`.<name>.tmp-<host>-<pid>-<random>`), and the next export to the same destination from that
 host removes the temporaries of processes no longer running there (a plain `**` reader of the
 parent folder would otherwise count them), and puts back a destination a killed overwrite had
@@ -32,6 +32,7 @@ JSON lines), and in a DuckDB file as a table named after the query.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -72,8 +73,25 @@ PARTITIONS: tuple[str, ...] = get_args(PartitionBy)
 _ISO = "strftime(timezone('UTC', {0}), '%Y-%m-%dT%H:%M:%S.%fZ') AS {0}"
 _COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER true",
                  "jsonl": "FORMAT json"}
-_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
-"""This host, in the names of the temporaries (letters and digits: the name splits on `-`)."""
+
+
+def _host_token(hostname: str, pid_namespace: str) -> str:
+    """This host and pid namespace, in the names of the temporaries: letters and digits (the
+    name splits on `-`), the hostname's first ones and a digest of it and of the namespace
+    (two containers with one hostname do not share pids; two long names may share a prefix)."""
+    digest = hashlib.sha256(f"{hostname}\0{pid_namespace}".encode()).hexdigest()[:10]
+    return (re.sub(r"[^A-Za-z0-9]", "", hostname)[:30] or "host") + digest
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:  # no /proc (macOS): the host's one namespace
+        return ""
+
+
+_HOST = _host_token(socket.gethostname(), _pid_namespace())
+"""This host, in the names of the temporaries (`_host_token`)."""
 _log = lazy_logger(__name__)
 
 
@@ -332,9 +350,10 @@ def _clear_leftovers(dest: Path) -> None:
     (`.old-`) when nothing replaced it; another host's, or a live process's, are left alone."""
     for kind in ("tmp", "old"):
         prefix = f".{dest.name}.{kind}-{_HOST}-"
+        exact = re.compile(re.escape(prefix) + r"([0-9]+)-[0-9a-f]{12}")  # `_sibling`'s names
         for path in sorted(dest.parent.glob(f"{glob.escape(prefix)}*")):
-            pid = path.name[len(prefix):].partition("-")[0]
-            if not pid.isdigit() or _running(int(pid)):
+            named = exact.fullmatch(path.name)  # not another name that only starts so
+            if named is None or _running(pid := int(named.group(1))):
                 continue
             if kind == "old" and not (dest.exists() or dest.is_symlink()):
                 os.replace(path, dest)

@@ -62,3 +62,24 @@ def test_the_lakes_own_table_is_swept(lakes: tuple[EventLake, EventLake]) -> Non
 
     assert report.counts.archived == 1
     assert prod.cold.read(columns=["event_id"]).column("event_id").to_pylist() == ["prod-1"]
+
+
+def test_init_on_another_tables_lake_is_refused_before_anything_is_provisioned(
+        mocked_aws: None, tmp_path: Path) -> None:
+    """Review24: the refusal says `eventlake init` makes a lake; `init` with staging's table and
+    prod's lake succeeded (creating staging's table) and left the lake prod's, so the sweep
+    after it was refused again."""
+    uri = str(tmp_path / "lake")
+    EventLake(Settings(table="prod-events", lake_uri=uri, index_shards=2)).init()
+    staging = EventLake(Settings(table="staging-events", lake_uri=uri, index_shards=2))
+
+    with pytest.raises(ConfigError, match=r"archives table `prod-events`.*not `staging-events`"):
+        staging.init()
+
+    assert not staging.hot.describe().get("exists")  # no table was made for it
+    assert EventLake(Settings(table="prod-events", lake_uri=uri, index_shards=2)).init() == []
+
+
+def test_init_of_a_new_s3_lake_still_makes_its_bucket(mocked_aws: None) -> None:
+    lake = EventLake(Settings(table="prod-events", lake_uri="s3://fresh-lake/x", index_shards=2))
+    assert any("fresh-lake" in change for change in lake.init())

@@ -309,11 +309,12 @@ def check_the_narration_against_the_reports(out: str, reports: list[dict[str, An
 
 
 def test_common_options_work_before_and_after_the_command(
-        cli_env: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
+        cli_env: EventLake, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["--table", "before-table", "init"]) == 0
     assert "created table `before-table`" in capsys.readouterr().out
 
-    assert main(["init", "--table", "after-table"]) == 0
+    # its own lake: `init` refuses a lake whose marker names another table (review24)
+    assert main(["init", "--table", "after-table", "--lake-uri", str(tmp_path / "after")]) == 0
     assert "created table `after-table`" in capsys.readouterr().out
 
     assert main(["--table", "before-table", "status"]) == 0

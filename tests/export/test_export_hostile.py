@@ -260,3 +260,52 @@ def test_a_destination_a_killed_overwrite_moved_aside_is_put_back_not_deleted(
     assert pq.read_table(out).num_rows == len(expected(shop))  # the previous export, whole
     shop.export(SELECTION, out, partition_by="dt", overwrite=True)
     assert rows_under(tmp_path / "bi") == len(expected(shop))
+
+
+def test_a_users_file_whose_name_starts_like_a_temporary_is_not_removed(
+        shop: EventLake, tmp_path: Path) -> None:
+    """Review24: `.a.tmp-<host>-<pid>-` is also the start of other names (the temporary of a
+    destination `a.tmp-<host>-<pid>-x`, a user's file): only an exact temporary name is one."""
+    from eventlake.export import run
+
+    out = tmp_path / "bi" / "events"
+    out.parent.mkdir()
+    pid = dead_pid()
+    notes = out.parent / f".events.tmp-{run._HOST}-{pid}-notes.txt"
+    notes.write_text("mine")
+    other = (out.parent / f".events.tmp-{run._HOST}-{pid}-x.tmp-{run._HOST}-{os.getpid()}"
+                           "-0123456789ab")
+    other.write_text("a live export's, to `.events.tmp-...-x`")
+
+    shop.export(SELECTION, out, partition_by="dt")
+
+    assert notes.read_text() == "mine" and other.exists()
+
+
+def test_a_temporary_of_another_pid_namespace_with_the_same_hostname_is_left_alone(
+        shop: EventLake, tmp_path: Path) -> None:
+    """Review24: containers with one hostname (host networking, `--hostname`) share the folder
+    but not their pids: a pid not running here may be a live export there."""
+    import re
+    import socket
+
+    from eventlake.export import run
+
+    out = tmp_path / "bi" / "events"
+    out.parent.mkdir()
+    bare = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+    assert bare != run._HOST  # the pid namespace is part of the name
+    there = killed_leftover(shop, out, "tmp", dead_pid(), host=bare)
+
+    shop.export(SELECTION, out, partition_by="dt")
+
+    assert there.exists()
+
+
+def test_hosts_whose_names_share_a_long_prefix_are_told_apart() -> None:
+    from eventlake.export import run
+
+    first = run._host_token("eventlake-batch-worker-production-cluster-a-01", "pid:[1]")
+    second = run._host_token("eventlake-batch-worker-production-cluster-a-02", "pid:[1]")
+    assert first != second and first.isalnum() and second.isalnum()
+    assert run._host_token("web-1", "pid:[1]") != run._host_token("web1", "pid:[1]")
