@@ -60,6 +60,18 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
 
 
+@pytest.fixture(autouse=True)
+def no_default_lake_in_the_checkout() -> Iterator[None]:
+    """A test that leaves the default lake (`./eventlake-data`, Settings' fallback) in the
+    working directory fails: tests sharing it would share one lake, marked for one table."""
+    default = Path.cwd() / "eventlake-data"
+    there = default.exists()
+    yield
+    if not there and default.exists():
+        pytest.fail(f"this test made the default lake `{default}`: give it a lake of its own "
+                    "(EVENTLAKE_LAKE_URI or lake_uri= under tmp_path)")
+
+
 @pytest.fixture
 def mocked_aws() -> Iterator[None]:
     """moto in-process (fast; no HTTP)."""

@@ -80,6 +80,7 @@ def test_put_with_a_field_map_stores_gh_archive_records(
         mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("EVENTLAKE_TABLE", "gh-events")
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(tmp_path / "lake"))
     main(["init"])
     capsys.readouterr()
 

@@ -10,6 +10,7 @@ import copy
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +23,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def table(server_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def table(server_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     name = f"ingest-e2e-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("EVENTLAKE_TABLE", name)
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(tmp_path / "lake"))
     EventLake.from_env().init()
     ingest.reset()
     yield name

@@ -7,6 +7,7 @@ import base64
 import json
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def lake(server_env: str) -> EventLake:
-    lake = EventLake.from_env(table=f"poller-{uuid.uuid4().hex[:12]}")
+def lake(server_env: str, tmp_path: Path) -> EventLake:
+    lake = EventLake.from_env(table=f"poller-{uuid.uuid4().hex[:12]}",
+                              lake_uri=str(tmp_path / "lake"))
     lake.init()
     return lake
 
