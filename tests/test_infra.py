@@ -475,14 +475,57 @@ def test_alarms_watch_each_named_metric_and_notify_the_topic() -> None:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
 
 
+def _stream_log_lines(lake: Any, event: dict[str, Any], caplog: pytest.LogCaptureFixture
+                      ) -> list[str]:
+    """The stream handler's log lines for `event`, as Lambda's text log format writes them
+    (`[LEVEL]\t<time>\t<request id>\t<message>`)."""
+    stream_handler.reset(lake)
+    caplog.clear()
+    try:
+        with caplog.at_level("INFO", logger=stream_handler.__name__):
+            stream_handler.handler(event, SimpleNamespace(aws_request_id="req-1"))
+    finally:
+        stream_handler.reset()
+    return [f"[{r.levelname}]\t2026-11-30T08:00:00.000Z\treq-1\t{r.getMessage()}"
+            for r in caplog.records if r.name == stream_handler.__name__]
+
+
+@pytest.mark.parametrize(("filter_name", "count"), [
+    ("StreamQuarantinedMetric", "quarantined"),
+    ("StreamRemovedArchivedMetric", "removed_archived"),
+])
+def test_stream_log_filters_count_the_batches_an_operator_must_see_and_are_alarmed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, filter_name: str, count: str) -> None:
+    from stream_support import new_lake
+
+    # given the metric filter on the stream function's log group, and its alarm
+    metric_filter = resources("AWS::Logs::MetricFilter")[filter_name]["Properties"]
+    assert metric_filter["LogGroupName"] == {"Ref": "StreamLogs"}
+    [transform] = metric_filter["MetricTransformations"]
+    watched = [m for alarm in resources("AWS::CloudWatch::Alarm").values()
+               for m in _alarm_metrics(alarm)]
+    assert (transform["MetricNamespace"], transform["MetricName"], {}) in watched
+    pattern = re.compile(metric_filter["FilterPattern"].strip("%"))
+    # when the handler logs a batch with such records (the fixture batch quarantines a MODIFY;
+    # a lake no sweep vouched for takes the REMOVEs' old images), and a batch with none
+    flagged = _stream_log_lines(new_lake(tmp_path / "a", vouched=False), batch(), caplog)
+    clean = _stream_log_lines(new_lake(tmp_path / "b"),
+                              {"Records": batch()["Records"][:5]}, caplog)
+    # then the pattern (CloudWatch regex: unanchored) matches the first line only
+    assert [json.loads(line.split("\t", 3)[3])[count] > 0 for line in flagged] == [True]
+    assert [bool(pattern.search(line)) for line in flagged] == [True]
+    assert [json.loads(line.split("\t", 3)[3])[count] for line in clean] == [0]
+    assert [bool(pattern.search(line)) for line in clean] == [False]
+
+
 def test_a_sweep_that_stops_reporting_raises_the_archive_lag_alarm() -> None:
     alarms = resources("AWS::CloudWatch::Alarm")
     [lag] = [a for a in alarms.values() if (NAMESPACE, ARCHIVE_LAG) in
-             {m[:2] for m in _alarm_metrics(a)}]
+             [m[:2] for m in _alarm_metrics(a)]]
     assert lag["Properties"]["TreatMissingData"] == "breaching"
     assert lag["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
     [margin] = [a for a in alarms.values() if (NAMESPACE, TTL_MARGIN) in
-                {m[:2] for m in _alarm_metrics(a)}]
+                [m[:2] for m in _alarm_metrics(a)]]
     assert margin["Properties"]["ComparisonOperator"] == "LessThanThreshold"
     parameters = rendered()["Parameters"]
     threshold = margin["Properties"]["Threshold"]["Ref"]
