@@ -51,6 +51,18 @@ def after_window_read(world: World, monkeypatch: pytest.MonkeyPatch, then: Any) 
     monkeypatch.setattr(world.hot, "read_index_pages", read)
 
 
+def delete_before_fetch(world: World, monkeypatch: pytest.MonkeyPatch, event_id: str) -> None:
+    """Delete item `event_id` from the table (as TTL would) just before the sweep fetches."""
+    real = world.hot.fetch
+
+    def delete_then_fetch(event_ids: Any) -> Any:
+        world.clients.dynamodb.delete_item(TableName=world.settings.table,
+                                           Key={"event_id": {"S": event_id}})
+        return real(event_ids)
+
+    monkeypatch.setattr(world.hot, "fetch", delete_then_fetch)
+
+
 @pytest.fixture
 def world(lake: EventLake) -> World:
     """Three days of retention, a 6-hour margin; swept once already, an hour ago."""
@@ -109,14 +121,7 @@ def test_an_entry_that_vanished_before_its_fetch_is_counted_once(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # given an event in the guard's range whose item is deleted before the sweep fetches it
     world.ingest(["gone"], NOW - timedelta(minutes=3))
-    real = world.hot.fetch
-
-    def delete_then_fetch(event_ids: Any) -> Any:
-        world.clients.dynamodb.delete_item(TableName=world.settings.table,
-                                           Key={"event_id": {"S": "gone"}})
-        return real(event_ids)
-
-    monkeypatch.setattr(world.hot, "fetch", delete_then_fetch)
+    delete_before_fetch(world, monkeypatch, "gone")
     # when the sweep runs, then it is reported lost once (the window read and the guard)
     with pytest.raises(TtlGuardError) as raised:
         world.sweep(NOW)
@@ -132,14 +137,7 @@ def test_an_item_ttl_deleted_during_the_expiry_check_is_left_to_its_remove(
     ingested = NOW - timedelta(seconds=world.settings.retention_seconds) + hours(5.5)
     doomed = world.item("doomed", ingested)
     world.put_items([doomed])
-    real = world.hot.fetch
-
-    def delete_then_fetch(event_ids: Any) -> Any:
-        world.clients.dynamodb.delete_item(TableName=world.settings.table,
-                                           Key={"event_id": {"S": "doomed"}})
-        return real(event_ids)
-
-    monkeypatch.setattr(world.hot, "fetch", delete_then_fetch)
+    delete_before_fetch(world, monkeypatch, "doomed")
     # when the sweep runs (its guard names the loss)
     with pytest.raises(TtlGuardError):
         world.sweep(NOW)

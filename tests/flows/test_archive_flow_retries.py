@@ -4,7 +4,6 @@ and a second sweep started while one runs. On Prefect's engine (the session's se
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +12,6 @@ from eventlake import EventLake
 from eventlake.archive.lease import SweepLockedError, acquire_lease
 from eventlake.archive.sweep import SWEEP_LOCK
 from eventlake.lake.store import Lake
-
-
-@pytest.fixture
-def env_lake(mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EventLake:
-    monkeypatch.setenv("EVENTLAKE_TABLE", "flow-events")
-    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(tmp_path / "lake"))
-    monkeypatch.setenv("EVENTLAKE_INDEX_SHARDS", "2")
-    lake = EventLake.from_env()
-    lake.init()
-    return lake
 
 
 def events(n: int) -> list[dict[str, object]]:

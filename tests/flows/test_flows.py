@@ -33,17 +33,6 @@ FAMILIES = ("archive", "compact", "reconcile", "backfill")
 
 
 @pytest.fixture
-def env_lake(mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EventLake:
-    """The lake the flows will build from EVENTLAKE_* (they read the environment)."""
-    monkeypatch.setenv("EVENTLAKE_TABLE", "flow-events")
-    monkeypatch.setenv("EVENTLAKE_LAKE_URI", str(tmp_path / "lake"))
-    monkeypatch.setenv("EVENTLAKE_INDEX_SHARDS", "2")
-    lake = EventLake.from_env()
-    lake.init()
-    return lake
-
-
-@pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[dict[str, Any], str | None]]:
     """No engine: every flow module's tasks run as plain functions, and `publish` records
     (artifact key -> its rows and note) instead of creating an artifact."""
