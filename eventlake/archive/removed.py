@@ -26,10 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlake.archive.writer import ArchiveCounts, archive_items
+from eventlake.archive.writer import ArchiveCounts, archive_items, event_keys
 from eventlake.codec import CodecError, RowBuilder, approximate_time
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import parse_timestamp
@@ -74,15 +73,14 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     # Usually the lake holds them all: looked up by id (memory follows the matches, not the
     # partitions' size); the few it lacks, or holds with other content, go to the writer.
     held = lake.read_hashes(dts_of(rows), ids=pc.unique(rows["event_id"]))
-    same = pc.is_in(_keys(rows), value_set=_keys(held)).to_pylist()
+    same = pc.is_in(event_keys(rows), value_set=event_keys(held)).to_pylist()
     lacking = [pair for pair, kept in zip(images, same, strict=True) if not kept]
     ids: list[str] = []
     if lacking:
         archive_items(
             lake, [image for image, _ in lacking], name=REMOVED_NAME, source="stream-remove",
             fallback_ingested_at=max((d for _, d in lacking if d is not None), default=None),
-            counts=counts, on_written=lambda new: ids.extend(
-                new.slice(0, 5 - len(ids)).to_pylist() if len(ids) < 5 else []))
+            counts=counts, on_written=lambda new: ids.extend(new.to_pylist()))
     counts.read += len(images) - len(lacking)
     counts.already += len(images) - len(lacking)
     if counts.archived:
@@ -91,7 +89,7 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
             "them, and were archived from their REMOVE records' old images (of %d checked, "
             "e.g. %s). No sweep's expiry check had vouched for them (its checkpoint: %s): is "
             "the archive flow running? (`eventlake status`; the ArchiveLag and TtlMargin "
-            "alarms)", counts.archived, counts.read, ", ".join(f"`{i}`" for i in ids),
+            "alarms)", counts.archived, counts.read, ", ".join(f"`{i}`" for i in ids[:5]),
             checkpoint.isoformat() if checkpoint else "none yet")
     return counts
 
@@ -107,11 +105,6 @@ def _vouched_until(lake: Lake) -> datetime | None:
         return None
     swept = read_watermark(lake)
     return None if swept is None else min(mark.at, swept.at)
-
-
-def _keys(table: pa.Table) -> pa.ChunkedArray:
-    """`<event_id> NUL <content_hash>` per row: one value to compare whole events by."""
-    return pc.binary_join_element_wise(table["event_id"], table["content_hash"], "\x00")
 
 
 def _vouched(image: Item, checkpoint: datetime | None) -> bool:

@@ -42,7 +42,7 @@ from eventlake.lake.dedup import first_of_each
 from eventlake.lake.layout import dts_of
 from eventlake.lake.store import Lake, QuarantineEntry, WrittenFile
 
-__all__ = ["ID_REUSED", "ArchiveCounts", "archive_items"]
+__all__ = ["ID_REUSED", "ArchiveCounts", "archive_items", "event_keys"]
 
 DEFAULT_CHUNK_ROWS = 50_000
 ID_REUSED = "event.id_reused"
@@ -208,7 +208,7 @@ def _missing(lake: Lake, table: pa.Table) -> tuple[pa.Table, Conflicts]:
     if missing.num_rows == table.num_rows:
         return missing, {}
     # A held id whose (id, hash) matches any stored copy is the same event (vectorised).
-    same = pc.is_in(_keys(table), value_set=_keys(present))
+    same = pc.is_in(event_keys(table), value_set=event_keys(present))
     reused = table.filter(pc.and_(held, pc.invert(same)))
     if not reused.num_rows:
         return missing, {}
@@ -224,7 +224,7 @@ def _missing(lake: Lake, table: pa.Table) -> tuple[pa.Table, Conflicts]:
     return missing, conflicts
 
 
-def _keys(table: pa.Table) -> pa.ChunkedArray:
+def event_keys(table: pa.Table) -> pa.ChunkedArray:
     """`<event_id> NUL <content_hash>` per row: one value to compare whole events by."""
     return pc.binary_join_element_wise(table["event_id"], table["content_hash"], "\x00")
 
