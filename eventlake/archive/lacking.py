@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlake.archive.writer import DEFAULT_CHUNK_ROWS, ArchiveCounts
+from eventlake.archive.writer import DEFAULT_CHUNK_ROWS, ArchiveCounts, event_keys
 from eventlake.hot.index import entry_key, is_whole
 from eventlake.hot.store import HotStore, Item
 from eventlake.lake.store import Lake
@@ -86,11 +86,9 @@ def _lacking(lake: Lake, hot: HotStore, chunk: list[Item], counts: ArchiveCounts
 
 def _held(lake: Lake, keys: list[tuple[str, str, str]]) -> list[bool]:
     """For each (event_id, dt, hash): whether a lake file of dt holds that exact event."""
-    ids = pa.array([k[0] for k in keys], pa.string())
-    present = lake.read_hashes({k[1] for k in keys})
+    ids = pc.unique(pa.array([k[0] for k in keys], pa.string()))
+    present = lake.read_hashes({k[1] for k in keys}, ids=ids)  # only these ids' rows
     if not present.num_rows:
         return [False] * len(keys)
-    present = present.filter(pc.is_in(present["event_id"], value_set=ids))
     wanted = pa.array([f"{k[0]}\x00{k[2]}" for k in keys], pa.string())
-    stored = pc.binary_join_element_wise(present["event_id"], present["content_hash"], "\x00")
-    return [bool(v) for v in pc.is_in(wanted, value_set=stored).to_pylist()]
+    return [bool(v) for v in pc.is_in(wanted, value_set=event_keys(present)).to_pylist()]
