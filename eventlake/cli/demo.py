@@ -18,6 +18,8 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -101,14 +103,14 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
     started = time.perf_counter()
     kept = prepare_folder(Path(keep).resolve()) if keep else None
-    with local_stack() as stack:
+    lake_uri = str(kept / "lake") if kept else "s3://eventlake-demo/lake"
+    # The flows configure themselves from the environment, as on a Prefect worker.
+    env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}
+    if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ:
+        env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    with local_stack() as stack, _scoped(env), _level_kept(logging.getLogger("eventlake")):
         print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
               "(AWS_ENDPOINT_URL)")
-        lake_uri = str(kept / "lake") if kept else "s3://eventlake-demo/lake"
-        # The flows configure themselves from the environment, as on a Prefect worker.
-        env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         settings = Settings.from_env()
         lake = EventLake(settings)
 
@@ -174,7 +176,6 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
                  "event_payload": {"note": "arrived 5 days late, stream Lambda was down"}}
                 for i in range(25)]
         lake.put_many(late)  # ingested now; the stream path is not polled for these
-        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         from flows.archive import archive
 
         swept = archive(settle_seconds=0)
@@ -241,17 +242,38 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
 
         step("status")
         print_status(lake.status())
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
     if kept:
         step(f"next: the lake stays in {kept / 'lake'}; in a new shell, from this folder, try")
         for line in next_commands(kept / "lake", datetime.now(UTC).date()):
             print(f"  {line}")
     return 0
+
+
+@contextmanager
+def _scoped(env: dict[str, str]) -> Iterator[None]:
+    """`env` set in os.environ while inside; each variable back as it was on the way out, also
+    when a step raised (the demo also runs in-process: EventLake's users, the tests)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _level_kept(logger: logging.Logger) -> Iterator[None]:
+    """`logger`'s level back as it was on the way out (the demo quietens it after Prefect)."""
+    level = logger.level
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class _Crash(Exception):

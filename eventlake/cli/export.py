@@ -37,7 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                              "--param from_type=cart.created")
     p.add_argument("--redact", action="append", default=[], metavar="PATH",
                    help="drop this payload field, a dotted path such as customer.email "
-                        "(repeatable)")
+                        "(repeatable); with any --redact/--hash, DuckDB re-writes the "
+                        "payloads' JSON: integers stay exact, a number with a fraction or an "
+                        "exponent becomes the nearest double (1.50 -> 1.5; "
+                        "0.10000000000000000555 -> 0.1)")
     p.add_argument("--hash", dest="hash_", action="append", default=[], metavar="PATH",
                    help="replace this payload field by sha256(salt || value) in hex, the salt "
                         "from $EVENTLAKE_EXPORT_SALT (repeatable)")

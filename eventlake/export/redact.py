@@ -12,6 +12,12 @@ A payload DuckDB cannot parse as JSON cannot be redacted: the export fails namin
 rather than ship the field it was asked to hide. So does a payload where a rule's path runs
 through a list (`items.email` with `items` a list, or a payload that is a list): DuckDB's
 json_remove/json_replace take no wildcards, so the items' fields would ship.
+
+With any rule, DuckDB re-writes each payload's JSON: integers stay exact (yyjson keeps big ones
+as raw text), a number with a fraction or an exponent becomes the nearest double (`1.50` ->
+`1.5`, 34 digits -> 17), as `eventlake export --help` says. Kept so: an exact re-write would
+apply the rules in Python per row (the payload parsed with decimals) and hash a number's own
+text where DuckDB hashes its double's, so hashes would no longer join with earlier exports.
 """
 
 from __future__ import annotations

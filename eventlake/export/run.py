@@ -18,6 +18,13 @@ folder, anything in it, and any folder holding the lake are refused as destinati
 the export is written so in a local temporary folder, then uploaded: one object (atomic), or a
 folder's objects and `_SUCCESS` last.
 
+A selection that matches nothing is exported as any other: a file of 0 rows with the columns
+(Parquet, DuckDB), a CSV file of its header, an empty JSON lines file. Partitioned, there is no
+partition to write: the folder holds one Parquet file of 0 rows (EMPTY_PARTITIONED) with the
+columns a Hive reader sees in a non-empty export, so readers of `folder/**/*.parquet` read 0
+rows (an empty folder fails DuckDB and Spark: "No files found"); an overwrite replaces the old
+export with it.
+
 Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHEMA), plus
 `dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
 In CSV and JSON lines the timestamps are RFC 3339 UTC text (`2024-05-01T00:00:00.000000Z`); in
@@ -63,14 +70,16 @@ from eventlake.query.views import Tiers, file_vanished_in_query
 from eventlake.replay.read import open_reader, reopen_reader
 from eventlake.replay.select import Selection
 
-__all__ = ["FORMATS", "PARTITIONS", "STORAGE_VERSION", "ExportError", "ExportFormat",
-           "ExportReport", "PartitionBy", "export"]
+__all__ = ["EMPTY_PARTITIONED", "FORMATS", "PARTITIONS", "STORAGE_VERSION", "ExportError",
+           "ExportFormat", "ExportReport", "PartitionBy", "export"]
 
 ExportFormat = Literal["parquet", "csv", "jsonl", "duckdb"]
 PartitionBy = Literal["dt", "event_type"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 PARTITIONS: tuple[str, ...] = get_args(PartitionBy)
 _ISO = "strftime(timezone('UTC', {0}), '%Y-%m-%dT%H:%M:%S.%fZ') AS {0}"
+EMPTY_PARTITIONED = "data_0.parquet"
+"""The one file of a partitioned export of nothing (named as DuckDB names a partition's)."""
 _COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER true",
                  "jsonl": "FORMAT json"}
 
@@ -102,7 +111,7 @@ class ExportError(EventLakeError):
 @dataclass
 class ExportReport:
     """What an export wrote: `rows` events (or, for `query`, result rows) into `files` (paths
-    under `out`), `bytes` in all."""
+    under `out`), `bytes` in all; `partition_by` the key of a partitioned export."""
 
     out: str
     format: str
@@ -111,6 +120,7 @@ class ExportReport:
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
     query: str | None = None
+    partition_by: str | None = None
 
     def summary(self) -> str:
         what = f"{self.rows:,} events" if self.query is None else \
@@ -118,8 +128,11 @@ class ExportReport:
         empty = "" if self.rows else (" (the selection is empty)" if self.query is None
                                       else " (the result is empty)")
         where = self.out if len(self.files) <= 1 else f"{self.out} ({len(self.files)} files)"
+        no_partitions = "" if self.rows or self.partition_by is None else (
+            f"; no partitions: one file of 0 rows holds the columns ({EMPTY_PARTITIONED}), "
+            "so readers of the folder read 0 rows")
         return (f"exported {what}{empty} as {self.format} to {where}: "
-                f"{self.bytes:,} bytes in {self.seconds:.2f} s")
+                f"{self.bytes:,} bytes in {self.seconds:.2f} s{no_partitions}")
 
 
 @dataclass(frozen=True)
@@ -222,7 +235,8 @@ def _to_path(tiers: Tiers, plan: _Plan, dest: Path, overwrite: bool, now: dateti
                           "(--overwrite)")
     tmp = _sibling(dest, "tmp")
     report = ExportReport(str(dest), plan.format,
-                          query=plan.query.name if plan.query is not None else None)
+                          query=plan.query.name if plan.query is not None else None,
+                          partition_by=plan.partition_by)
     con = open_reader(tiers, plan.selection, now=now)
     try:
         report.rows = _write_listing_again(con, tiers, plan, tmp, dest, now)
@@ -315,9 +329,28 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tm
     if partition_by is not None:
         tmp.mkdir()
         options += f", PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE true"
-    target = "'" + str(tmp).replace("'", "''") + "'"
-    [(rows,)] = con.execute(f"COPY (\n{query}\n) TO {target} ({options})", params).fetchall()
+    [(rows,)] = con.execute(f"COPY (\n{query}\n) TO {_quoted(tmp)} ({options})",
+                            params).fetchall()
+    if partition_by is not None and not rows:
+        _write_empty_partitioned(con, query, params, tmp, partition_by)
     return int(rows)
+
+
+def _write_empty_partitioned(con: duckdb.DuckDBPyConnection, query: str,
+                             params: dict[str, Any], folder: Path, partition_by: str) -> None:
+    """Write into the empty `folder` of a partitioned export of nothing one Parquet file of 0
+    rows (EMPTY_PARTITIONED): its columns those a Hive reader sees in a non-empty export (the
+    files' columns, then the partition key), so readers of the folder read 0 rows where an
+    empty folder fails them (DuckDB, Spark: "No files found"), as a single-file export of
+    nothing is a file of 0 rows."""
+    key = f'"{partition_by}"'
+    empty = f"SELECT * EXCLUDE ({key}), {key} FROM (\n{query}\n) AS selected LIMIT 0"
+    con.execute(f"COPY ({empty}) TO {_quoted(folder / EMPTY_PARTITIONED)} "
+                f"({_COPY_OPTIONS['parquet']})", params).fetchall()
+
+
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _publish(tmp: Path, dest: Path) -> None:
