@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,17 +38,59 @@ class Record(NamedTuple):
     """The parsed JSON value, or Unparseable."""
 
 
+@dataclass
+class _Tally:
+    """What a put has answered so far."""
+
+    totals: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+    foreign: Any = None
+    """The first record refused for its shape, when no --map was given."""
+
+    def counts(self) -> str:
+        return "  ".join(f"{k} {v}" for k, v in self.totals.items())
+
+    def print_problems(self, limit: int) -> None:
+        for line in self.problems[:limit]:
+            print(f"  {line}", file=sys.stderr)
+        if len(self.problems) > limit:
+            print(f"  ... and {len(self.problems) - limit} more problems "
+                  "(--max-problems N or --json for all)", file=sys.stderr)
+
+
 def cmd_put(args: argparse.Namespace) -> int:
-    from eventlake.errors import InvalidEventError, TableNotFoundError
-    from eventlake.events.fieldmap import Unmapped, parse_field_map, remap
-    from eventlake.hot.results import TABLE_MISSING, Outcome
+    from eventlake.hot.results import Outcome
 
     lake = open_lake(args)
+    tally = _Tally(dict.fromkeys((o.value for o in Outcome), 0))
+    try:
+        _put(args, lake, tally)
+    except KeyboardInterrupt:
+        # Say what was answered; the writes of the batch in flight not yet started were
+        # cancelled (put_many), those already sent landed or not: running again is safe.
+        tally.print_problems(args.max_problems)
+        print(tally.counts())
+        print("eventlake put: interrupted; the counts above are what was answered before it. "
+              f"Events of the batch in flight (up to {BATCH:,}) may or may not be stored: run "
+              "the same command again (safe: stored events come back as `duplicate`)",
+              file=sys.stderr)
+        raise
+    tally.print_problems(args.max_problems)
+    if tally.foreign is not None:
+        print(shape_hint(tally.foreign), file=sys.stderr)
+    print(tally.counts())
+    totals = tally.totals
+    return 1 if totals["invalid"] or totals["conflict"] or totals["failed"] else 0
+
+
+def _put(args: argparse.Namespace, lake: Any, tally: _Tally) -> None:
+    from eventlake.errors import InvalidEventError, TableNotFoundError
+    from eventlake.events.fieldmap import Unmapped, parse_field_map, remap
+    from eventlake.hot.results import TABLE_MISSING
+
     mapping = parse_field_map(args.map or [])
     unmapped = Unmapped(args.unmapped)
-    totals = dict.fromkeys((o.value for o in Outcome), 0)
-    problems: list[str] = []
-    foreign: Any = None  # the first record refused for its shape, when no --map was given
+    totals, problems = tally.totals, tally.problems
     read = 0
     for batch in read_batches(args.files):
         ready: list[Record] = []  # the raw events in the seed shape
@@ -70,23 +113,14 @@ def cmd_put(args: argparse.Namespace) -> int:
             if args.json:
                 fields = {k: v for k, v in result.to_dict().items() if k != "position"}
                 print(json.dumps({"input": record.where, **fields}))
-            if result.rule == "event.unknown_field" and not mapping and foreign is None:
-                foreign = record.item
+            if result.rule == "event.unknown_field" and not mapping and tally.foreign is None:
+                tally.foreign = record.item
             if not result.ok:
                 problems.append(f"{record.where}: {result.outcome.value}: "
                                 f"{without_position(result.message)}")
         read += len(batch)
         if read >= 10 * BATCH:
             print(f"  ... {read:,} events read", file=sys.stderr)
-    for line in problems[: args.max_problems]:
-        print(f"  {line}", file=sys.stderr)
-    if len(problems) > args.max_problems:
-        print(f"  ... and {len(problems) - args.max_problems} more problems "
-              "(--max-problems N or --json for all)", file=sys.stderr)
-    if foreign is not None:
-        print(shape_hint(foreign), file=sys.stderr)
-    print("  ".join(f"{k} {v}" for k, v in totals.items()))
-    return 1 if totals["invalid"] or totals["conflict"] or totals["failed"] else 0
 
 
 _POSITION = re.compile(r"^event #\d+(: | )")

@@ -48,7 +48,8 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 _SEED_FIELDS = frozenset(
     {"event_id", "event_type", "timestamp", "event_payload", "source", "subject"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc): C0, DEL and C1."""
 
 
 @dataclass(frozen=True, slots=True)

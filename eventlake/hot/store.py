@@ -425,21 +425,37 @@ class HotStore:
 
     def put_many(self, events: Sequence[Event], positions: Sequence[int] | None = None, *,
                  deadline: Deadline | None = None) -> list[PutResult]:
-        """Store events concurrently (bounded pool); one result per event, in order."""
+        """Store events concurrently (bounded pool); one result per event, in order.
+
+        An event_id repeated in `events` is written in a later wave than its earlier
+        occurrence, so the first one sent is the one stored and the later ones are compared
+        with it (`duplicate` or `conflict`), whichever concurrent write would land first."""
         positions = list(range(len(events))) if positions is None else list(positions)
         if len(positions) != len(events):
             raise ValueError(f"{len(events)} events but {len(positions)} positions")
         if events:
             self.table_settings()  # a disagreeing process refuses here, before any write
 
-        def put(event: Event, position: int) -> PutResult:
-            return self.put(event, position, deadline=deadline)
+        def put(index: int) -> PutResult:
+            return self.put(events[index], positions[index], deadline=deadline)
 
         if len(events) <= 1:
-            return [put(e, p) for e, p in zip(events, positions, strict=True)]
-        workers = min(self.settings.put_concurrency, len(events))
+            return [put(i) for i in range(len(events))]
+        waves: list[list[int]] = []  # wave n: the (n+1)-th occurrence of each event_id
+        seen: dict[str, int] = {}
+        for index, event in enumerate(events):
+            n = seen.get(event.event_id, 0)
+            seen[event.event_id] = n + 1
+            if n == len(waves):
+                waves.append([])
+            waves[n].append(index)
+        results: list[PutResult | None] = [None] * len(events)
+        workers = min(self.settings.put_concurrency, len(waves[0]))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-put") as pool:
-            return list(pool.map(put, events, positions))
+            for wave in waves:
+                for index, result in zip(wave, pool.map(put, wave), strict=True):
+                    results[index] = result
+        return [r for r in results if r is not None]
 
     # --- reads -----------------------------------------------------------------------------
 

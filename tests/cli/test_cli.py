@@ -540,3 +540,37 @@ def test_the_console_script_points_at_the_cli() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     module, _, name = pyproject["project"]["scripts"]["eventlake"].partition(":")
     assert getattr(importlib.import_module(module), name) is main
+
+
+def test_put_interrupted_mid_batch_says_what_was_answered_and_a_rerun_stores_the_rest_once(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventlake.hot.store import HotStore
+
+    # given a file of 40 events, one write at a time, and Ctrl-C during the write of e-3
+    main(["init"])
+    capsys.readouterr()
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(event(i)) + "\n" for i in range(40)))
+    monkeypatch.setenv("EVENTLAKE_PUT_CONCURRENCY", "1")
+    put = HotStore.put
+
+    def interrupted(self: HotStore, ev: Any, *args: Any, **kwargs: Any) -> Any:
+        if ev.event_id == "e-3":
+            raise KeyboardInterrupt
+        return put(self, ev, *args, **kwargs)
+
+    monkeypatch.setattr(HotStore, "put", interrupted)
+    # when it is put
+    assert main(["put", str(path)]) == 130
+    # then the user is told what was answered and what to do
+    out, err = capsys.readouterr()
+    assert "created 0  duplicate 0" in out
+    assert "interrupted" in err and "run the same command again" in err
+    # and running it again stores every event once
+    monkeypatch.setattr(HotStore, "put", put)
+    assert main(["put", str(path)]) == 0
+    counts = re.search(r"created (\d+)  duplicate (\d+)", capsys.readouterr().out)
+    assert counts is not None and int(counts[1]) + int(counts[2]) == 40 and int(counts[2]) >= 3
+    scanned = cli_env.clients.dynamodb.scan(TableName="cli-events")["Items"]
+    assert sorted(i["event_id"]["S"] for i in scanned) == sorted(f"e-{i}" for i in range(40))

@@ -183,6 +183,21 @@ def test_an_event_id_must_be_1_to_256_plain_characters(event_id: str) -> None:
     assert rejection(order(event_id=event_id)).rule == "event_id.format"
 
 
+@pytest.mark.parametrize("char", ["\x85", "\x9b", "\x80", "\x9f"])
+def test_a_c1_control_character_is_a_control_character_too(char: str) -> None:
+    # U+0080-U+009F are Unicode controls (category Cc) like U+0000-U+001F: U+0085 ends a line
+    # for Python's str.splitlines and U+009B starts a terminal escape sequence
+    assert rejection(order(event_id=f"order{char}1")).rule == "event_id.format"
+    assert rejection(order(event_type=f"order{char}placed")).rule == "event_type.format"
+    assert rejection(order(subject=f"order/{char}8812")).rule == "subject.format"
+
+
+def test_other_unicode_in_names_is_accepted() -> None:
+    event = parse_event(order(event_id="commande-été-\u00a0-\u200b", event_type="tür.öffnen"),
+                        now=NOW)
+    assert (event.event_id, event.event_type) == ("commande-été-\u00a0-\u200b", "tür.öffnen")
+
+
 def test_an_integer_event_id_is_kept_as_its_decimal_text() -> None:
     assert parse_event(order(event_id=8812), now=NOW).event_id == "8812"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+import pytest
 
 from eventlake import EventLake, Outcome
 
@@ -26,3 +29,34 @@ def test_a_python_value_json_cannot_carry_is_refused_alone_and_the_rest_stored(
         (2, Outcome.INVALID, "event.unknown_field"), (3, Outcome.INVALID, "event_id.format"),
         (4, Outcome.CREATED, None)]
     assert set(lake.hot.fetch(["ok-1", "ok-2"]).items) == {"ok-1", "ok-2"}
+
+
+def test_the_first_of_two_events_with_one_id_in_a_request_is_stored_whichever_write_is_faster(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a request holding one event_id twice with different content, where the write of
+    # the first would land after the second's if both were in flight at once
+    client = lake.clients.dynamodb
+    put_item = client.put_item
+    second_done = threading.Event()
+
+    def slow_first(**kwargs: Any) -> Any:
+        if '"which":"first"' in kwargs["Item"]["event_payload"]["S"]:
+            second_done.wait(timeout=1.0)
+            return put_item(**kwargs)
+        try:
+            return put_item(**kwargs)
+        finally:
+            second_done.set()
+
+    monkeypatch.setattr(client, "put_item", slow_first)
+    # when it is put
+    results = lake.put_many([seed("twice", which="first"), seed("twice", which="second")])
+    # then the first in the request is stored and the second is the conflict, as the
+    # producer sent them (and as a re-sent request answers again)
+    assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CONFLICT]
+    stored = lake.hot.fetch(["twice"]).items["twice"]
+    assert '"which":"first"' in stored["event_payload"]["S"]
+    assert [r.outcome for r in lake.put_many([seed("twice", which="first"),
+                                              seed("twice", which="second")])] == [
+        Outcome.DUPLICATE, Outcome.CONFLICT]
+
