@@ -77,6 +77,9 @@ def print_quarantine(summary: dict[str, Any] | str) -> None:
             count["reason"][:_REASON - 3] + "...")
         print(f"{'':<12}{rule:<{width}}  {count['records']:>6,}  newest {count['newest']}  "
               f"from {', '.join(count['sources'])}: {reason}")
+    if summary["repeats"]:
+        print(f"{'':<12}{summary['repeats']:,} line(s) quarantined a record again (a re-delivered "
+              "batch, a sweep over the same window): counted once")
     if summary["files_read"] < summary["files"]:
         print(f"{'':<12}counted in the newest {summary['files_read']:,} of "
               f"{summary['files']:,} files (older ones listed, not read)")

@@ -1,14 +1,18 @@
-"""The quarantine's summary (`Lake.summarize_quarantine`, behind `eventlake status`): bounded
-reads, hand-planted files named rather than fatal."""
+"""The quarantine's readers (`Lake.read_quarantine`, `Lake.summarize_quarantine` behind
+`eventlake status`): each record once however many files hold it, bounded reads, hand-planted
+files named rather than fatal."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from eventlake.config import Settings
+from eventlake.lake.quarantine import record_key
 from eventlake.lake.store import Lake, QuarantineEntry
 
 
@@ -60,3 +64,40 @@ def test_a_hand_planted_file_is_named_not_counted_and_the_rest_still_counts(lake
     [problem] = summary.unreadable
     assert problem.startswith(f"{planted}: JSONDecodeError")
     assert summary.as_dict()["unreadable"] == [problem]
+
+
+def test_each_line_carries_the_key_readers_de_duplicate_on(lake: Lake) -> None:
+    # given records of the awkward kinds a stream delivers
+    record = {"eventID": "e-1", "blob": b"\x00\xff", "n": Decimal("1.10"), "tags": {"b", "a"},
+              "when": datetime(2026, 11, 1, tzinfo=UTC), "text": "Grüße \u2028 ✓", "big": 10**30}
+    path = lake.quarantine([QuarantineEntry("bad", "rule.x", record)], "awkward", now=day(1))
+
+    # then the key written is the one every reader computes from the record as stored, so
+    # another engine counting `distinct key` agrees with eventlake
+    [line] = Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+    stored = json.loads(line)
+    assert stored["key"] == record_key(stored["record"])
+    assert stored["record"]["text"] == "Grüße \u2028 ✓" and stored["record"]["big"] == 10**30
+    [back] = lake.read_quarantine()
+    assert record_key(back.record) == stored["key"]
+
+
+def test_two_records_that_differ_only_in_one_value_are_both_kept(lake: Lake) -> None:
+    lake.quarantine([entry(1), QuarantineEntry("reason 1", "stream.modify", {"eventID": "e-1 "})],
+                    "near", now=day(1))
+    assert len(lake.read_quarantine()) == 2
+    assert lake.summarize_quarantine().repeats == 0
+
+
+def test_the_summary_counts_a_record_quarantined_again_once_and_says_so(lake: Lake) -> None:
+    # given a record quarantined on two days, and again in a file read later
+    lake.quarantine([entry(1), entry(2)], "whole", now=day(1))
+    lake.quarantine([entry(1)], "half", now=day(2))
+    lake.quarantine([entry(2, "stream.modify")], "other-half", now=day(2))
+
+    summary = lake.summarize_quarantine()
+
+    # then each record counts once, as first quarantined, and the repeats are told
+    assert (summary.records, summary.repeats) == (2, 2)
+    [rule] = summary.rules
+    assert (rule.records, rule.newest) == (2, day(1))
