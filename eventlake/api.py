@@ -221,13 +221,24 @@ class EventLake:
                 f"{agreed.archive_settle_seconds:g} s ({where}); writes retry for at most "
                 f"{agreed.write_retry_seconds:g} s")
 
+    def _quarantine_status(self) -> dict[str, Any] | str:
+        """What every path quarantined (`Lake.summarize_quarantine`: a listing and a read of
+        the newest files), or why it could not be read."""
+        try:
+            return self.cold.summarize_quarantine().as_dict()
+        except Exception as exc:  # an unreadable quarantine: say so, keep the rest
+            return f"unreadable ({type(exc).__name__}: {redact(str(exc))})"
+
     def status(self) -> dict[str, Any]:
-        """Hot table state, lake location (and whether the lake exists), archive watermark and
-        lag, smallest TTL margin. The endpoint URL is shown without its user info."""
+        """Hot table state, lake location (and whether the lake exists), what was quarantined,
+        archive watermark and lag, smallest TTL margin. The endpoint URL is shown without its
+        user info."""
         out: dict[str, Any] = {"hot": self.hot.describe(), "lake_uri": self.settings.lake_uri,
                                "lake_exists": self.cold.lake_exists(),
                                "region": self.settings.region,
                                "endpoint_url": redact_url(self.settings.endpoint_url)}
+        if out["lake_exists"]:
+            out["quarantine"] = self._quarantine_status()
         if not out["hot"].get("exists") or not out["lake_exists"]:
             return out
         from eventlake.lake.watermark import read_watermark

@@ -27,7 +27,10 @@ twice) is written once, from its first copy.
 
 Quarantine is written last, and holds only the records before the retry point: those after it
 come again with the re-delivery and are quarantined then (quarantine files are named from their
-records, so the batch's set and the re-delivery's smaller one would be two files).
+records, so the batch's set and the re-delivery's smaller one would be two files). A batch that
+fails as a whole after its quarantine was written (a timeout) comes again whole, or bisected in
+two (BisectBatchOnFunctionError): each half names a file of its own, so a record may be in two
+files; the quarantine's readers count it once (lake/quarantine.py, `record_key`).
 
 This module owns the batch: records classified, rows built, partitions handed to
 `streamwrite.write_partition` (in parallel on S3), quarantine written, the outcome reported.

@@ -53,10 +53,41 @@ def print_status(status: dict[str, Any]) -> None:
     print(f"lake        {status['lake_uri']}"
           + ("" if status.get("lake_exists", True) else ": does not exist (run `eventlake init`)"))
     for key, value in status.items():
-        if key not in ("hot", "lake_uri", "lake_exists", "region", "endpoint_url"):
+        if key not in ("hot", "lake_uri", "lake_exists", "region", "endpoint_url", "quarantine"):
             print(f"{key:<11} {value}")
+    if "quarantine" in status:
+        print_quarantine(status["quarantine"])
     print(f"aws         region {status['region']}"
           + (f", endpoint {status['endpoint_url']}" if status.get("endpoint_url") else ""))
 
 
-__all__ = ["cmd_init", "cmd_status", "print_status"]
+def print_quarantine(summary: dict[str, Any] | str) -> None:
+    """`QuarantineSummary.as_dict()` (or why it is unreadable): a line, then one per rule."""
+    if isinstance(summary, str):
+        print(f"quarantine  {summary}")
+        return
+    if not summary["records"] and not summary["unreadable"]:
+        print(f"quarantine  none ({summary['files']} file(s) under {summary['where']})")
+        return
+    print(f"quarantine  {summary['records']:,} record(s) in {summary['files']:,} file(s) "
+          f"under {summary['where']}, newest {summary['newest']}")
+    width = max((len(rule) for rule in summary["by_rule"]), default=0)
+    for rule, count in summary["by_rule"].items():
+        reason = count["reason"] if len(count["reason"]) <= _REASON else (
+            count["reason"][:_REASON - 3] + "...")
+        print(f"{'':<12}{rule:<{width}}  {count['records']:>6,}  newest {count['newest']}  "
+              f"from {', '.join(count['sources'])}: {reason}")
+    if summary["repeats"]:
+        print(f"{'':<12}{summary['repeats']:,} line(s) quarantined a record again (a re-delivered "
+              "batch, a sweep over the same window): counted once")
+    if summary["files_read"] < summary["files"]:
+        print(f"{'':<12}counted in the newest {summary['files_read']:,} of "
+              f"{summary['files']:,} files (older ones listed, not read)")
+    for problem in summary["unreadable"]:
+        print(f"{'':<12}not counted, unreadable: {problem}")
+
+
+_REASON = 100
+"""Characters of a rule's newest reason shown (the JSON output has it whole)."""
+
+__all__ = ["cmd_init", "cmd_status", "print_quarantine", "print_status"]

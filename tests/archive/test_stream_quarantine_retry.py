@@ -9,14 +9,17 @@ once with the whole batch and again with the re-delivery's smaller set landed in
 from __future__ import annotations
 
 import copy
+from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from stream_support import batch, new_lake, seq_of
 
 from eventlake.archive.stream import archive_event
-from eventlake.lake.store import Lake
+from eventlake.handlers import stream as stream_handler
+from eventlake.lake.store import Lake, QuarantineEntry
 
 OCT31 = "2026-10-31"
 
@@ -120,3 +123,58 @@ def test_a_batch_cut_short_while_writing_parquet_is_quarantined_once_when_re_del
 
     # then each MODIFY is quarantined once
     assert quarantined_sequences(lake) == [seq_of(event, 0), seq_of(event, 6)]
+
+
+# -- a batch re-delivered bisected (BisectBatchOnFunctionError) ----------------------------------
+
+def invoke(event: dict[str, Any]) -> dict[str, Any]:
+    return stream_handler.handler(event, SimpleNamespace(aws_request_id="req-bisect"))
+
+
+def test_a_batch_re_delivered_bisected_after_its_quarantine_was_written_counts_each_record_once(
+        lake: Lake) -> None:
+    # given a batch with a MODIFY in each half, archived by the Lambda up to its quarantine
+    # file, which then crashed (a timeout after the write): Lambda saw a function error
+    event = with_modify_first(batch())
+    stream_handler.reset(lake)
+    try:
+        invoke(copy.deepcopy(event))
+        assert len(lake.list_quarantine()) == 1
+
+        # when Lambda re-delivers it bisected in two (each half names its file from its own
+        # quarantined records: two more files)
+        half = len(event["Records"]) // 2
+        for part in (event["Records"][:half], event["Records"][half:]):
+            assert invoke({**event, "Records": copy.deepcopy(part)}) == {
+                "batchItemFailures": []}
+    finally:
+        stream_handler.reset()
+
+    # then the files hold each MODIFY twice, but every reader counts it once
+    assert len(lake.list_quarantine()) == 3
+    assert quarantined_sequences(lake) == [seq_of(event, 0), seq_of(event, 6)]
+    summary = lake.summarize_quarantine()
+    assert summary.records == 2
+    assert [(r.rule, r.records) for r in summary.rules] == [("stream.modify", 2)]
+
+
+def test_a_record_quarantined_again_on_another_day_or_by_another_writer_counts_once(
+        lake: Lake) -> None:
+    # given the batch's quarantine written just before midnight, its bisected halves' just
+    # after, and the same record planted under another name (the sweep's, say)
+    event = with_modify_first(batch())
+    first, second = event["Records"][0], event["Records"][6]
+    entry = QuarantineEntry("immutable event modified", "stream.modify", first)
+    other = QuarantineEntry("immutable event modified", "stream.modify", second)
+    lake.quarantine([entry, other], "stream-whole", now=datetime(2026, 11, 1, 23, 59, tzinfo=UTC))
+    lake.quarantine([entry], "stream-half-1", now=datetime(2026, 11, 2, 0, 1, tzinfo=UTC))
+    lake.quarantine([other], "stream-half-2", now=datetime(2026, 11, 2, 0, 1, tzinfo=UTC))
+    lake.quarantine([entry, entry], "planted", now=datetime(2026, 11, 3, tzinfo=UTC))
+
+    # then each record is read once, as first quarantined
+    back = lake.read_quarantine()
+    assert [e.record["eventID"] for e in back] == [first["eventID"], second["eventID"]]
+    assert {e.quarantined_at for e in back} == {datetime(2026, 11, 1, 23, 59, tzinfo=UTC)}
+    assert lake.summarize_quarantine().records == 2
+    # and a reader of one day alone sees that day's records, each once
+    assert len(lake.read_quarantine(date(2026, 11, 2), date(2026, 11, 3))) == 2

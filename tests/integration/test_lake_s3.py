@@ -196,6 +196,22 @@ def test_quarantine_round_trips_on_s3(lake: Lake, bucket: str) -> None:
         ("undecodable", "codec.undecodable", {"raw": "AAE="})]
 
 
+def test_quarantine_summary_counts_every_file_on_s3(lake: Lake, bucket: str) -> None:
+    # given two days of quarantine files on S3
+    lake.quarantine([QuarantineEntry("modified", "stream.modify", {"eventID": "a"}),
+                     QuarantineEntry("no type", "record.not_an_event", {"eventID": "b"})],
+                    "batch-1", now=MIDNIGHT)
+    lake.quarantine([QuarantineEntry("modified", "stream.modify", {"eventID": "c"})],
+                    "batch-2", now=MIDNIGHT + timedelta(days=1))
+
+    summary = lake.summarize_quarantine()
+
+    assert summary.where == f"s3://{bucket}/lake/_quarantine"
+    assert (summary.files, summary.files_read, summary.records) == (2, 2, 3)
+    assert [(r.rule, r.records) for r in summary.rules] == [
+        ("stream.modify", 2), ("record.not_an_event", 1)]
+
+
 def test_state_compare_and_swap_on_s3(lake: Lake, bucket: str, server_env: str) -> None:
     assert lake.read_state("watermark") is None
 

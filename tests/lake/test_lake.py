@@ -654,7 +654,7 @@ def test_a_retried_quarantine_batch_rewrites_its_file(lake: Lake) -> None:
     now = datetime(2024, 3, 10, tzinfo=UTC)
 
     lake.quarantine([entry], "batch-7", now=now)
-    lake.quarantine([entry, entry], "batch-7", now=now)
+    lake.quarantine([entry, QuarantineEntry("bad", "rule.x", {"id": 2})], "batch-7", now=now)
 
     assert [f.dt for f in lake.list_quarantine()] == ["2024-03-10"]
     assert len(lake.read_quarantine()) == 2
