@@ -471,7 +471,10 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
     import pyarrow as pa
 
     if pa.types.is_string(want):
-        return bool(pa.types.is_large_string(got) or pa.types.is_string_view(got))
+        if pa.types.is_dictionary(got):  # dictionary-encoded text (pandas categoricals)
+            got = got.value_type
+        return bool(pa.types.is_string(got) or pa.types.is_large_string(got)
+                    or pa.types.is_string_view(got))
     return bool(pa.types.is_timestamp(got) and got.tz is not None)
 
 
