@@ -452,15 +452,17 @@ def test_two_compactions_at_once_lose_nothing(lake: Lake) -> None:
 
 def test_read_distinct_dedupes_only_partitions_with_several_files(lake: Lake) -> None:
     write_files(lake, [[1, 2], [2, 3]], day=date(2024, 3, 9))
-    # a single file is trusted: writers never put two copies in one file
-    lake.write_partition("2024-03-10", table([event(1), event(1)]), "single")
+    # a single file of an eventlake writer is trusted: they never put two copies in one file
+    lake.write_partition("2024-03-10", table([event(1), event(1)]), "stream-single")
+    # a single file planted by hand is not
+    lake.write_partition("2024-03-08", table([event(1, date(2024, 3, 8))] * 2), "restored")
 
     got = read_distinct(lake, columns=["event_id", "event_type"])
 
     assert got.schema.names == ["event_id", "event_type"]
     assert Counter(got["event_id"].to_pylist()) == Counter(
-        [*ids(date(2024, 3, 9), [1, 2, 3]), *ids(DAY, [1, 1])])
-    assert read_distinct(lake, end=date(2024, 3, 9)).num_rows == 3
+        [*ids(date(2024, 3, 8), [1]), *ids(date(2024, 3, 9), [1, 2, 3]), *ids(DAY, [1, 1])])
+    assert read_distinct(lake, start=date(2024, 3, 9), end=date(2024, 3, 9)).num_rows == 3
     assert read_distinct(lake, start=date(2024, 4, 1)).schema == EVENT_SCHEMA
 
 
