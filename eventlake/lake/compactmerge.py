@@ -28,10 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.events.schema import SORT_KEYS
-from eventlake.lake.compactplan import NO_COPIES, Copies, Plan
+from eventlake.lake.compactplan import NO_COPIES, Copies, Plan, base_name
 from eventlake.lake.compactrecord import write_record
 from eventlake.lake.dedup import KEY_COLUMNS, first_copies
 from eventlake.lake.disjoint import IdCache, all_verified, verify_logged
+from eventlake.lake.names import is_own_file
 from eventlake.lake.store import (
     Lake,
     LakeFile,
@@ -86,9 +87,15 @@ def find_copies(lake: Lake, dt: str, inputs: list[LakeFile], held: list[LakeFile
     files, nor for the large files of a busy day. When it does not name them all, the
     partition is verified (`disjoint.verify`, which records what it proves, so an old day
     nobody sweeps is read bare afterwards), and only when that leaves some out are the ids
-    compared here (from `ids`, where verify left what it read)."""
+    compared here (from `ids`, where verify left what it read).
+
+    A lone file is asked about only when no writer of eventlake named it (`is_own_file`: those
+    write each event_id once): a file planted by hand may hold one twice, which readers, who
+    read a lone file bare, and plain scans would count twice until it is rewritten. Verify
+    reads it once and names it in the manifest when it holds each id once."""
     files = [*inputs, *held]
-    if len(files) < 2 or all_verified(lake, dt, files):
+    if (len(files) < 2 and all(is_own_file(base_name(f.path)) for f in files)) \
+            or all_verified(lake, dt, files):
         return NO_COPIES
     cache = IdCache() if ids is None else ids
     verify_logged(lake, [dt], now=now or datetime.now(UTC), ids=cache, caller="compaction")

@@ -6,10 +6,12 @@ One rule chooses the copy everywhere: the first of each event_id in an order the
 its batch.
 
 The read contract (the query layer's SQL follows it too): a partition with one file is read as
-it is, because every writer writes files without duplicates (the stream path dedupes a batch,
-compaction its inputs); a partition with several files may hold copies of an event
-(un-compacted writes, a compaction between writing its output and deleting its inputs) and is
-de-duplicated by event_id. An event_id lives in one partition only: the date of its timestamp.
+it is when an eventlake writer named it (`names.is_own_file`), because every writer writes files
+without duplicates (the stream path dedupes a batch, compaction its inputs; a lone file planted
+by hand may not, and is de-duplicated like several); a partition with several files may hold
+copies of an event (un-compacted writes, a compaction between writing its output and deleting
+its inputs) and is de-duplicated by event_id. An event_id lives in one partition only: the
+date of its timestamp.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from eventlake.lake.store import Lake, projection
+from eventlake.lake.names import is_own_file
+from eventlake.lake.store import Lake, LakeFile, projection
 from eventlake.lake.vanish import retry_on_vanish
 
 if TYPE_CHECKING:
@@ -91,10 +94,10 @@ def read_distinct(lake: Lake, start: date | None = None, end: date | None = None
                   columns: Sequence[str] | None = None) -> pa.Table:
     """Events of the partitions in [start, end], each event_id once, in no particular order.
 
-    Partitions with one file are read as they are; those with several are de-duplicated (see
-    the module docstring). When a file vanishes between listing and reading (compaction deleted
-    it after writing its merged output) the read starts over from a fresh listing, like every
-    reader of `Lake` (up to `VANISH_ATTEMPTS` listings, then TransientError).
+    Partitions with one file of an eventlake writer are read as they are; the others are
+    de-duplicated (see the module docstring). When a file vanishes between listing and reading
+    (compaction deleted it after writing its merged output) the read starts over from a fresh
+    listing, like every reader of `Lake` (up to `VANISH_ATTEMPTS` listings, then TransientError).
     """
     import pyarrow as pa
 
@@ -107,8 +110,8 @@ def read_distinct(lake: Lake, start: date | None = None, end: date | None = None
     def read() -> pa.Table:
         files = lake.list_files(start, end)
         counts = Counter(f.dt for f in files)
-        single = [f for f in files if counts[f.dt] == 1]
-        several = [f for f in files if counts[f.dt] > 1]
+        single = [f for f in files if counts[f.dt] == 1 and is_own_file(_name(f))]
+        several = [f for f in files if f not in single]
         parts = [lake.read_files(single, columns)] if single else []
         if several:
             table = lake.read_files(several, keyed)
@@ -117,3 +120,7 @@ def read_distinct(lake: Lake, start: date | None = None, end: date | None = None
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     return retry_on_vanish(read)
+
+
+def _name(f: LakeFile) -> str:
+    return f.path.rpartition("/")[2]

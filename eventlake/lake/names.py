@@ -6,6 +6,8 @@
     backfill-<k>of<n>-...            the backfill, Scan segment k of n
     repair-<start>-<end>-<day>-...   reconcile's repair
     compacted-<digest>-<k>-of-<n>    compaction (lake/compactplan.py)
+    removed-...                      the stream archiver, old images of REMOVEs the lake
+                                     lacked (archive/removed.py)
 
 (`...`: the writer's `<chunk>-<digest of the ids>`, archive/writer.py.)
 
@@ -27,7 +29,7 @@ __all__ = ["WRITERS", "Window", "WindowKind", "is_own_file", "parse_window", "wi
 
 WindowKind = Literal["sweep", "expiry"]
 """The writers that name their files after the ingestion window they read."""
-WRITERS = ("stream", "sweep", "expiry", "backfill", "repair", "compacted")
+WRITERS = ("stream", "sweep", "expiry", "backfill", "repair", "compacted", "removed")
 """The prefixes of the names eventlake's writers give their files."""
 _OWN_FILE = re.compile(rf"(?:{'|'.join(WRITERS)})-[^/]*\.parquet")
 _TIME = "%Y%m%dT%H%M%S%f"

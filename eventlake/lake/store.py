@@ -338,7 +338,7 @@ class Lake(LakeQuarantine, LakeState):
         """Refuse (LakeFileError, naming it) any of `files` that none of eventlake's writers
         named and whose footer is not the lake's schema: engines reading the lake by its
         schema would turn its missing columns into NULL rows. The writers' own files
-        (`stream-`, `sweep-`, `backfill-`, `repair-`, `compacted-`) are written with the
+        (`names.WRITERS`: `stream-`, `sweep-`, `backfill-`, `removed-`, `compacted-`...) have the
         lake's schema and are not opened, so the usual lake costs nothing here."""
         foreign = [f.path for f in files if not is_own_file(f.path.rpartition("/")[2])]
         if not foreign:
@@ -471,7 +471,10 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
     import pyarrow as pa
 
     if pa.types.is_string(want):
-        return bool(pa.types.is_large_string(got) or pa.types.is_string_view(got))
+        if pa.types.is_dictionary(got):  # dictionary-encoded text (pandas categoricals)
+            got = got.value_type
+        return bool(pa.types.is_string(got) or pa.types.is_large_string(got)
+                    or pa.types.is_string_view(got))
     return bool(pa.types.is_timestamp(got) and got.tz is not None)
 
 

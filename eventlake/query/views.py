@@ -23,7 +23,8 @@ The order is what loses nothing: a sweep writes its files before it moves the wa
 the files listed after reading the watermark hold everything before it. A late event (an old
 timestamp, ingested now) is hot by its ingestion time and lands in its own old `dt`.
 
-    events_cold  bare: single-file partitions, and partitions whose files are all named by
+    events_cold  bare: single-file partitions of an eventlake writer's file (a lone file planted
+                 by hand goes through the window), and partitions whose files are all named by
                  their manifest (`lake/disjoint.py`: proven disjoint on event_id, each id
                  once; the sweep verifies)                              <- no window, no join
                  UNION ALL
@@ -80,6 +81,7 @@ import duckdb
 from eventlake.errors import ConfigError
 from eventlake.events.times import as_utc
 from eventlake.lake.layout import EVENTS_DIR, PARTITION
+from eventlake.lake.names import is_own_file
 from eventlake.lake.vanish import file_vanished, retry_on_vanish
 from eventlake.logs import lazy_logger
 
@@ -559,7 +561,9 @@ class _ColdGroups:
     plain class: a frozen dataclass costs ~0.7 ms to create at import, on every `eventlake sql`."""
 
     bare: list[LakeFile]
-    """Single-file partitions, and the files of partitions whose files are all verified."""
+    """Single-file partitions of a file an eventlake writer named (they write each id once),
+    and the files of partitions whose files are all verified. A lone file planted by hand
+    may hold an id twice: it is read through the window until verified or compacted."""
     kept: list[LakeFile]
     """Verified files of partitions that also have unverified ones."""
     unverified: list[LakeFile]
@@ -578,7 +582,8 @@ class _ColdGroups:
         trusted = Counter(f.dt for f in files if f.path in verified)
         bare, kept, unverified = [], [], []
         for f in files:
-            if per_dt[f.dt] == 1 or trusted[f.dt] == per_dt[f.dt]:
+            if (per_dt[f.dt] == 1 and is_own_file(f.path.rpartition("/")[2])) \
+                    or trusted[f.dt] == per_dt[f.dt]:
                 bare.append(f)
             elif f.path in verified:
                 kept.append(f)

@@ -452,15 +452,17 @@ def test_two_compactions_at_once_lose_nothing(lake: Lake) -> None:
 
 def test_read_distinct_dedupes_only_partitions_with_several_files(lake: Lake) -> None:
     write_files(lake, [[1, 2], [2, 3]], day=date(2024, 3, 9))
-    # a single file is trusted: writers never put two copies in one file
-    lake.write_partition("2024-03-10", table([event(1), event(1)]), "single")
+    # a single file of an eventlake writer is trusted: they never put two copies in one file
+    lake.write_partition("2024-03-10", table([event(1), event(1)]), "stream-single")
+    # a single file planted by hand is not
+    lake.write_partition("2024-03-08", table([event(1, date(2024, 3, 8))] * 2), "restored")
 
     got = read_distinct(lake, columns=["event_id", "event_type"])
 
     assert got.schema.names == ["event_id", "event_type"]
     assert Counter(got["event_id"].to_pylist()) == Counter(
-        [*ids(date(2024, 3, 9), [1, 2, 3]), *ids(DAY, [1, 1])])
-    assert read_distinct(lake, end=date(2024, 3, 9)).num_rows == 3
+        [*ids(date(2024, 3, 8), [1]), *ids(date(2024, 3, 9), [1, 2, 3]), *ids(DAY, [1, 1])])
+    assert read_distinct(lake, start=date(2024, 3, 9), end=date(2024, 3, 9)).num_rows == 3
     assert read_distinct(lake, start=date(2024, 4, 1)).schema == EVENT_SCHEMA
 
 
@@ -845,3 +847,49 @@ def test_an_unreadable_file_skips_its_partition_names_it_and_the_others_go_on(
     assert f"`{bad}`" in failed["reason"] and not report.ok
     assert report.to_dict()["failed"] == [failed]
     assert f"`{bad}`" in caplog.text
+
+
+# -- a lone file holding an event twice (review26) ---------------------------------------------
+
+def test_a_lone_hand_planted_file_holding_an_event_twice_is_rewritten_once_each(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a day whose only file was planted by hand (a restore, another tool) and holds
+    # events 2 and 3 twice, and a day whose lone planted file holds each event once
+    other = date(2024, 3, 11)
+    for day, numbers in ((DAY, [1, 2, 2, 3, 3, 4]), (other, [1, 2])):
+        folder = Path(lake.root) / "events" / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True)
+        pq.write_table(table([event(n, day) for n in numbers]), folder / "restored.parquet")
+    assert plain_count(lake) == 8
+
+    # when the scheduled compaction runs (min_files=4, as the hourly flow calls it)
+    report = compact(lake, min_files=4)
+
+    # then the day with copies is rewritten holding each event once (a plain scan counts
+    # each once), and the day without copies is left as it is
+    [file] = lake.list_files(dts=[DAY.isoformat()])
+    assert sorted(pq.read_table(file.path)["event_id"].to_pylist()) == ids(DAY, range(1, 5))
+    assert ([p.dt for p in report.partitions], report.duplicates_dropped) == (["2024-03-10"], 2)
+    assert names(lake, other) == ["restored.parquet"] and plain_count(lake) == 6
+
+    # and the next runs read neither lone file again (the verified one is in its manifest)
+    reads: list[str] = []
+    read_file = lake.read_file
+    monkeypatch.setattr(lake, "read_file",
+                        lambda path, columns=None: reads.append(path) or read_file(path, columns))
+    again = compact(lake, min_files=4)
+    assert (again.partitions, again.skipped, reads) == ([], 2, [])
+
+
+def test_a_lone_file_of_an_eventlake_writer_is_not_read_by_compaction(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a day whose only file a writer of eventlake wrote (writers write each id once)
+    write_files(lake, [[1, 2, 3]], prefix="stream")
+    reads: list[str] = []
+    read_file = lake.read_file
+    monkeypatch.setattr(lake, "read_file",
+                        lambda path, columns=None: reads.append(path) or read_file(path, columns))
+
+    report = compact(lake, min_files=4)
+
+    assert (report.partitions, report.skipped, reads) == ([], 1, [])

@@ -210,6 +210,27 @@ def test_string_views_and_other_utc_timestamp_units_are_cast(lake: Lake) -> None
     assert lake.read().to_pylist() == rows
 
 
+def test_a_planted_file_with_dictionary_encoded_strings_is_read_with_the_lakes_types(
+        lake: Lake) -> None:
+    # given a file another tool wrote with the lake's columns, its strings dictionary-encoded
+    # (pandas categoricals, pyarrow's dictionary_encode), which plain readers read as text
+    rows = day_rows(date(2024, 3, 10))
+    t = table(rows)
+    for name in ("event_type", "source"):
+        i = t.schema.get_field_index(name)
+        t = t.set_column(i, name, t[name].dictionary_encode())
+    folder = Path(lake.root) / "events" / "dt=2024-03-10"
+    folder.mkdir(parents=True)
+    pq.write_table(t, folder / "restored.parquet")
+    [planted] = lake.list_files()
+
+    # then the lake takes it for one of its own: checked, read and typed as the lake's
+    lake.check_foreign([planted])
+    got = lake.read()
+    assert got.schema == EVENT_SCHEMA and got.to_pylist() == rows
+    assert lake.read_file(planted.path).to_pylist() == rows
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda t: t.drop_columns(["content_hash"]), r"missing \['content_hash'\]"),
     (lambda t: t.append_column("dt", pa.array(["x"] * t.num_rows)), r"unexpected \['dt'\]"),

@@ -31,7 +31,7 @@ def test_a_window_is_named_in_utc() -> None:
 @pytest.mark.parametrize("file_name", [
     "stream-1-2-0123456789ab.parquet", "backfill-000of004-0000-0123456789ab.parquet",
     "compacted-0123456789abcdef-1-of-2.parquet", "repair-2026-03-01-2026-03-02-x.parquet",
-    "sweep-20260301T235959123456.parquet",
+    "sweep-20260301T235959123456.parquet", "removed-0000-0123456789ab.parquet",
 ])
 def test_names_without_a_window_have_none(file_name: str) -> None:
     assert parse_window(file_name) is None

@@ -167,6 +167,24 @@ def test_a_file_with_an_event_twice_is_read_through_the_window(lake: Lake) -> No
         ("2024-05-01-300", T0, "h-300-0")]
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "arrow"])
+def test_a_lone_planted_file_with_an_event_twice_is_counted_once(lake: Lake, engine: Engine
+                                                                 ) -> None:
+    # given a day whose only file was planted by hand and holds event 300 twice, and a day
+    # whose only file an eventlake writer wrote
+    write(lake, [event(300), event(300, late=5), event(301)], "restored")
+    write(lake, [event(1, DAYS[1]), event(2, DAYS[1])], "stream-000001-000002-d00")
+
+    # then every reader counts each event once, the earliest copy: the view, and lake.dedup's
+    con = con_of(lake, engine)
+    assert rows(con) == one_copy_rule(lake)
+    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM events_cold"
+                       ).fetchall() == [(4, 4)]
+    assert [r for r in rows(con) if r[0] == "2024-05-01-300"] == [
+        ("2024-05-01-300", T0, "h-300-0")]
+    assert read_distinct(lake).num_rows == 4
+
+
 def test_a_verified_name_rewritten_with_other_events_is_not_trusted(lake: Lake) -> None:
     paths = stream_day(lake)
     verify(lake, [DAYS[0].isoformat()])

@@ -145,7 +145,7 @@ def test_copies_across_uncompacted_files_are_read_once_keeping_the_earliest(
     write(world.lake, [event(n, day) for n in range(0, 6)], "stream-a")
     write(world.lake, [event(n, day, ingested_at=later) for n in range(4, 9)], "stream-b")
     write(world.lake, [event(n, day, ingested_at=later) for n in range(8, 10)], "sweep-c")
-    write(world.lake, [event(n, DAYS[1]) for n in range(3)], "compacted")  # one file: as is
+    write(world.lake, [event(n, DAYS[1]) for n in range(3)], "compacted-0")  # one file: as is
 
     con = connect(el, hot=False)
 
@@ -159,7 +159,7 @@ def test_copies_across_uncompacted_files_are_read_once_keeping_the_earliest(
 def test_only_partitions_with_several_files_pay_for_deduplication(world: World,
                                                                    el: EventLake) -> None:
     for day in DAYS[:2]:
-        write(world.lake, [event(n, day) for n in range(5)], "compacted")
+        write(world.lake, [event(n, day) for n in range(5)], "compacted-0")
 
     plan = rows_of(connect(el, hot=False), "EXPLAIN SELECT * FROM events")[0][1]
     assert "WINDOW" not in plan.upper() and "DISTINCT" not in plan.upper()
@@ -296,7 +296,7 @@ def test_on_arrow_datasets_a_timestamp_predicate_alone_skips_other_days_files(
         el: EventLake, world: World) -> None:
     # single-file partitions: over several files the de-duplicating window stops timestamp
     # predicates (copies must meet first), so those partitions are read whole
-    files = {day: write(world.lake, [event(n, day) for n in range(6)], "compacted")
+    files = {day: write(world.lake, [event(n, day) for n in range(6)], "compacted-0")
              for day in DAYS}
     con = connect(el, hot=False, engine="arrow")
     corrupt_all_but(files, DAYS[2])
@@ -309,7 +309,7 @@ def test_on_arrow_datasets_a_timestamp_predicate_alone_skips_other_days_files(
 def test_on_duckdbs_reader_a_timestamp_predicate_alone_skips_other_days_row_groups(
         el: EventLake, world: World) -> None:
     for day in DAYS:
-        write(world.lake, [event(n, day) for n in range(6)], "compacted")
+        write(world.lake, [event(n, day) for n in range(6)], "compacted-0")
     con = connect(el, hot=False)
 
     profile = rows_of(con, "EXPLAIN ANALYZE SELECT count(*) FROM events "
@@ -325,7 +325,7 @@ def test_on_duckdbs_reader_a_timestamp_predicate_alone_skips_other_days_row_grou
 
 def test_events_between_is_half_open_and_takes_text_or_timestamps(
         world: World, el: EventLake) -> None:
-    write(world.lake, [event(n, DAYS[0]) for n in range(6)], "compacted")  # every 7 minutes
+    write(world.lake, [event(n, DAYS[0]) for n in range(6)], "compacted-0")  # every 7 minutes
     con = connect(el, hot=False)
 
     assert ids(con, "events_between('2024-05-01 00:07:00', '2024-05-01 00:21:00')") == \
@@ -340,7 +340,7 @@ def test_events_between_is_half_open_and_takes_text_or_timestamps(
 
 def test_a_cold_only_connection_never_calls_dynamodb(world: World, el: EventLake,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    write(world.lake, [event(n, DAYS[0]) for n in range(3)], "compacted")
+    write(world.lake, [event(n, DAYS[0]) for n in range(3)], "compacted-0")
 
     def refuse(self: Clients) -> Any:
         pytest.fail("DynamoDB was called")
@@ -355,7 +355,7 @@ def test_a_cold_only_connection_never_calls_dynamodb(world: World, el: EventLake
 
 
 def test_sql_returns_arrow_and_takes_named_parameters(world: World, el: EventLake) -> None:
-    write(world.lake, [event(n, day) for day in DAYS[:2] for n in range(4)], "compacted")
+    write(world.lake, [event(n, day) for day in DAYS[:2] for n in range(4)], "compacted-0")
 
     got = el.sql("SELECT event_id, dt FROM events WHERE event_type = $type AND dt = $day "
                  "ORDER BY event_id", {"type": "order", "day": DAYS[1]}, hot=False)
