@@ -116,7 +116,8 @@ class Batch:
 
     @property
     def digest(self) -> int | None:
-        """The XOR of the events' identities (select.IDENTITY_SQL, read as `_ident`): what the
+        """The XOR of the events' identities (select.IDENTITY_SQL or QUICK_IDENTITY_SQL, read as
+        `_ident`): what the
         batch adds to a checkpoint's digest; None when the rows do not carry them."""
         if IDENTITY not in self.rows.column_names:
             return None
