@@ -10,6 +10,8 @@ bytes as they are, so no Python object is made per event; the other targets and 
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ import pyarrow as pa
 from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import canonical_json, loads_exact
 from eventlake.events.times import as_utc, format_ts
-from eventlake.replay.select import Position
+from eventlake.replay.select import IDENTITY, Position
 
 Event = dict[str, Any]
 LINE = "_line"
@@ -30,7 +32,7 @@ LINE = "_line"
 
 class Batch:
     """Selected events in (timestamp, event_id) order: a pyarrow Table with the columns of
-    `select.COLUMNS` and `_line`."""
+    `select.COLUMNS`, `_line` and (from the read) `_ident`."""
 
     def __init__(self, rows: pa.Table) -> None:
         if rows.num_rows == 0:
@@ -111,6 +113,18 @@ class Batch:
     @property
     def last_timestamp(self) -> datetime:
         return as_utc(self._at("timestamp", -1))
+
+    @property
+    def digest(self) -> int | None:
+        """The XOR of the events' identities (select.IDENTITY_SQL or QUICK_IDENTITY_SQL, read as
+        `_ident`): what the
+        batch adds to a checkpoint's digest; None when the rows do not carry them."""
+        if IDENTITY not in self.rows.column_names:
+            return None
+        values = self.rows.column(IDENTITY).to_pylist()
+        if None in values:
+            return None
+        return functools.reduce(operator.xor, values, 0)
 
     def types(self) -> Counter[str]:
         counts = self.rows.column("event_type").value_counts()

@@ -1,8 +1,9 @@
 """The replay's checkpoint: a small JSON document naming the last event a target acknowledged,
 in a local file or an S3 object (`s3://bucket/key`).
 
-    {"timestamp": "...Z", "event_id": "...", "count": 1500, "offset": 123456,
-     "selection": {...}, "sink": "jsonl:out.jsonl", "shape": "seed",
+    {"version": 2, "timestamp": "...Z", "event_id": "...", "count": 1500,
+     "digest": "9f86d081884c7d65", "offset": 123456, "selection": {...},
+     "sink": "jsonl:out.jsonl", "shape": "seed",
      "target": {...}}                          ("target" only when the target keeps state)
 
 It is written after each acknowledged batch, atomically: a local file through a temporary file
@@ -15,6 +16,13 @@ digest of its bytes before `offset`; JSONL on S3: its multipart upload). `select
 (the target, any password redacted) and `shape` say what was replayed where and how: a
 checkpoint is resumed only by the same replay, since another target would silently miss the
 events before the position and another shape would mix shapes in one output.
+
+`digest` (version 2) is the XOR of the identities (select.IDENTITY_SQL) of the `count` events
+sent, 16 hex digits: a resumed run compares it with the events at or before the position now, so
+a late event and a vanished one that leave the count equal are still seen. A version 1
+checkpoint (no `version`, no `digest`) resumes as before, checked by its count alone, and so do
+the checkpoints a run resumed from it writes (it cannot know the digest of what was sent
+before). A version above VERSION is refused: a newer eventlake wrote it.
 
 A checkpoint without `sink` and `shape` (written before they were recorded) is refused:
 eventlake is not released, no such checkpoint exists outside its own history, and accepting
@@ -51,6 +59,10 @@ if TYPE_CHECKING:
     from eventlake.config import Settings
 
 
+VERSION = 2
+"""The checkpoint format `dumps` writes (1: no `version` field, no `digest`)."""
+
+
 class CheckpointError(ConfigError):
     """A checkpoint that cannot be resumed or written: unreadable, malformed, written by
     another replay (selection, target, shape), or a location that cannot be written."""
@@ -58,14 +70,16 @@ class CheckpointError(ConfigError):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The last acknowledged event, how many were sent, the JSONL file's size then, and the
-    target's own resume state (None for most targets)."""
+    """The last acknowledged event, how many were sent, the JSONL file's size then, the
+    target's own resume state (None for most targets), and the digest of the identities of the
+    events sent (None: unknown, a version 1 checkpoint or one resumed from it)."""
 
     timestamp: datetime
     event_id: str
     count: int
     offset: int | None = None
     target: dict[str, Any] | None = None
+    digest: int | None = None
 
     @property
     def position(self) -> Position:
@@ -176,7 +190,7 @@ def held(path: str | os.PathLike[str] | None) -> Iterator[None]:
 def dumps(checkpoint: Checkpoint, selection: Selection, *, sink: str | None = None,
           shape: str | None = None) -> str:
     """The checkpoint's JSON document (one line)."""
-    data: dict[str, Any] = {"timestamp": format_ts(checkpoint.timestamp),
+    data: dict[str, Any] = {"version": VERSION, "timestamp": format_ts(checkpoint.timestamp),
                             "event_id": checkpoint.event_id, "count": checkpoint.count,
                             "offset": checkpoint.offset, "selection": selection.describe()}
     if sink is not None:
@@ -185,6 +199,8 @@ def dumps(checkpoint: Checkpoint, selection: Selection, *, sink: str | None = No
         data["shape"] = shape
     if checkpoint.target is not None:
         data["target"] = checkpoint.target
+    if checkpoint.digest is not None:
+        data["digest"] = f"{checkpoint.digest:016x}"
     return json.dumps(data, sort_keys=True) + "\n"
 
 
@@ -199,6 +215,13 @@ def parse(text: str, selection: Selection, where: str, *, sink: str | None = Non
     except ValueError as exc:
         raise CheckpointError(f"cannot read the checkpoint `{where}` ({exc}); delete it to "
                               "replay from the start") from exc
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _malformed(where, "version", version, f"a whole number from 1 to {VERSION}")
+    if version > VERSION:
+        raise CheckpointError(f"the checkpoint `{where}` is of format version {version}, newer "
+                              f"than this eventlake reads ({VERSION}): resume it with the "
+                              "eventlake that wrote it, or delete it to replay from the start")
     if data.get("selection") != selection.describe():
         raise CheckpointError(f"the checkpoint `{where}` was written by another selection "
                               f"({data.get('selection')}); use another --checkpoint path, or "
@@ -218,7 +241,8 @@ def parse(text: str, selection: Selection, where: str, *, sink: str | None = Non
                                   "events before it (or mix shapes); use another --checkpoint "
                                   "path, or delete it to replay from the start")
     return Checkpoint(_timestamp(data, selection, where), _event_id(data, where),
-                      _count(data, where), _offset(data, where), _target(data, where))
+                      _count(data, where), _offset(data, where), _target(data, where),
+                      _digest(data, where))
 
 
 def _malformed(where: str, field: str, value: Any, expected: str) -> CheckpointError:
@@ -268,6 +292,16 @@ def _target(data: dict[str, Any], where: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise _malformed(where, "target", value, "null or an object")
     return value
+
+
+def _digest(data: dict[str, Any], where: str) -> int | None:
+    value = data.get("digest")
+    if value is None:
+        return None
+    if (not isinstance(value, str) or len(value) != 16
+            or value.strip("0123456789abcdef")):
+        raise _malformed(where, "digest", value, "null or 16 lower-case hex digits")
+    return int(value, 16)
 
 
 def _folder(file: Path) -> str:

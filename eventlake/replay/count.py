@@ -7,19 +7,24 @@ It runs on the replay's own connection, so it counts the same snapshot the repla
 wraps the day's selection unordered: DuckDB reads only the columns the predicates and the
 aggregate need, builds no seed line and sorts nothing. On a compacted lake it costs a small
 part of a replay of the same events (benchmarks/replay.py measures it).
+
+`through` counts the events at or before a position and XORs their identities
+(select.IDENTITY_SQL) in the same aggregate: what a resumed run compares with its checkpoint,
+and what the end of a run compares with what it sent. The MD5 per event is most of its cost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
 from eventlake.events.times import as_utc
 from eventlake.replay.read import windows
-from eventlake.replay.select import Position, Selection
+from eventlake.replay.select import IDENTITY_SQL, Position, Selection
 
 
 @dataclass
@@ -49,3 +54,37 @@ def count(con: duckdb.DuckDBPyConnection, selection: Selection,
             tally.first = first if tally.first is None else min(tally.first, first)
             tally.last = last if tally.last is None else max(tally.last, last)
     return tally
+
+
+@dataclass(frozen=True)
+class Identities:
+    """A set of events as a count and the XOR of their identities (select.IDENTITY_SQL)."""
+
+    count: int = 0
+    digest: int = 0
+
+    def plus(self, count: int, digest: int) -> Identities:
+        """This set and `count` more events whose identities XOR to `digest` (disjoint)."""
+        return Identities(self.count + count, self.digest ^ digest)
+
+
+def through(con: duckdb.DuckDBPyConnection, selection: Selection, position: Position,
+            identity: str = IDENTITY_SQL) -> Identities:
+    """`selection`'s events at or before `position` (in (timestamp, event_id) order), over
+    `con`'s views, their identities `identity` (select.IDENTITY_SQL, or QUICK_IDENTITY_SQL for a
+    digest that stays in the process): one aggregate query per window of days up to the
+    position's."""
+    upto = dataclasses.replace(selection, to_ts=min(
+        selection.to_ts, as_utc(position.timestamp) + timedelta(microseconds=1)))
+    total = Identities()
+    for first, last in windows(con, upto):
+        sql, params = upto.window_sql(first, last, ordered=False,
+                                      columns=f"timestamp, event_id, {identity} AS _ident")
+        params.update(at_ts=as_utc(position.timestamp), at_id=position.event_id)
+        relation = con.sql("SELECT count(*), bit_xor(_ident)\n"
+                           f"FROM (\n{sql}\n) AS selected\n"
+                           "WHERE timestamp < $at_ts OR event_id <= $at_id", params=params)
+        assert relation is not None  # a SELECT always gives one
+        [(n, digest)] = relation.fetchall()  # an aggregate without GROUP BY: one row
+        total = total.plus(int(n), int(digest or 0))
+    return total

@@ -36,7 +36,7 @@ import pyarrow as pa
 from eventlake.events.times import as_utc
 from eventlake.lake.vanish import VANISH_ATTEMPTS, vanish_backoff, vanished_too_often
 from eventlake.query.views import COLD_PARTITIONS, Tiers, connect, file_vanished_in_query, refresh
-from eventlake.replay.select import Position, Selection
+from eventlake.replay.select import IDENTITY_SQL, Position, Selection
 
 _log = logging.getLogger(__name__)
 
@@ -66,12 +66,14 @@ def reopen_reader(con: duckdb.DuckDBPyConnection, tiers: Tiers, selection: Selec
 
 def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
                  after: Position | None = None, rows: int = READ_BATCH_ROWS,
-                 reopen: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
+                 reopen: Callable[[], None] | None = None,
+                 identity: str = IDENTITY_SQL) -> Iterator[pa.RecordBatch]:
     """The selected events after `after` (all when None), in (timestamp, event_id) order, as
-    record batches of up to `rows` rows with the columns of `select.COLUMNS` and `_line`
-    (the seed JSON line). With `reopen` (which points `con` at a fresh snapshot), a listed
-    file that vanished under a query (compaction) makes the read go on after the last event
-    yielded, on a fresh snapshot; TransientError after VANISH_ATTEMPTS in a row."""
+    record batches of up to `rows` rows with the columns of `select.COLUMNS`, `_line` (the seed
+    JSON line) and `_ident` (`identity`: select.IDENTITY_SQL or QUICK_IDENTITY_SQL). With
+    `reopen` (which points `con` at a fresh snapshot), a listed file that vanished under a
+    query (compaction) makes the read go on after the last event yielded, on a fresh snapshot;
+    TransientError after VANISH_ATTEMPTS in a row."""
     vanished = 0
     stale = False  # a file vanished: `con` must be pointed at a fresh snapshot first
     while True:
@@ -82,7 +84,7 @@ def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
                 reopen()
                 stale = False
             for first, last in windows(con, selection, after):
-                sql, params = selection.window_sql(first, last, after)
+                sql, params = selection.window_sql(first, last, after, identity=identity)
                 relation = con.sql(sql, params=params)
                 assert relation is not None  # a SELECT always gives one
                 reader = relation.to_arrow_reader(rows)

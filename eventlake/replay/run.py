@@ -3,12 +3,17 @@ batch; and its `ReplayReport`.
 
     checkpoint? (refused unless of this selection, target and shape) -> target.resume
         (a JSONL file checks its last bytes, truncates to the checkpoint's offset)
-    resumed? count the events at or before the checkpoint now: more than it counted are late
-        arrivals it cannot send (a WARNING, report.missed_before_resume); fewer, vanished ones
+    resumed? count the events at or before the checkpoint now, and XOR their identities (one
+        aggregate): more than it counted are late arrivals it cannot send (a WARNING,
+        report.missed_before_resume); fewer, vanished ones; as many but another digest, both
     count first? (dry run, or a progress bar's total) -> count.count, same snapshot
     for each day, in order: rows after the checkpoint's position, in (timestamp, event_id)
         -> Batches of `batch_size` (they run across days) -> rate.take -> target.send
-        -> checkpoint -> progress(report)
+        -> checkpoint (count and digest of what was sent) -> progress(report)
+    done, or stopped by the target? recount the events at or before the last position made
+        durable, on a fresh snapshot (one aggregate): more than this run sent and found are
+        events that arrived during the run behind its position, never sent (a WARNING,
+        report.missed_during_run); fewer vanished; as many but another digest, both
 
 Whatever stops the loop once sending began carries the report (`error.report`: what was sent
 and made durable), so a caller can say what a re-run resumes from.
@@ -38,11 +43,17 @@ from eventlake.lake.vanish import retry_on_vanish
 from eventlake.query.views import Tiers, file_vanished_in_query
 from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay.batch import Batch, Event, batches
-from eventlake.replay.count import Tally, count
+from eventlake.replay.count import Identities, Tally, count, through
 from eventlake.replay.rate import TokenBucket
 from eventlake.replay.read import open_reader, read_batches, reopen_reader
 from eventlake.replay.resolve import target_for
-from eventlake.replay.select import Position, Selection, SelectionError
+from eventlake.replay.select import (
+    IDENTITY_SQL,
+    QUICK_IDENTITY_SQL,
+    Position,
+    Selection,
+    SelectionError,
+)
 from eventlake.replay.shapes import shape_for
 from eventlake.replay.targets import CallableTarget, DeliveryError, Target
 
@@ -77,6 +88,20 @@ class ReplayReport:
     vanished_before_resume: int = 0
     """A resumed run: events the checkpoint counted that the selection no longer holds at or
     before its position (a lost-event alarm)."""
+    late_and_vanished_before_resume: bool = False
+    """A resumed run: as many events at or before the checkpoint's position as it counted, but
+    not the same ones (its digest differs): some arrived late and as many vanished; the counts
+    cannot tell how many (a WARNING)."""
+    missed_during_run: int = 0
+    """Selected events that arrived while this run went on, with a place at or before the last
+    position it sent (its snapshot did not have them): not sent (a WARNING naming the range to
+    replay again). Counted when the run ends or the target stops it."""
+    vanished_during_run: int = 0
+    """Events at or before that position, sent or found by this run, that the selection no
+    longer holds when it ends (a lost-event alarm)."""
+    late_and_vanished_during_run: bool = False
+    """As many events at or before that position as the run sent and found, but not the same
+    ones: some arrived and as many vanished during the run (a WARNING)."""
     warnings: list[str] = field(default_factory=list)
     """What the run found wrong without stopping, one sentence each (the summary ends with
     them)."""
@@ -126,6 +151,10 @@ class ReplayReport:
                 "rate_wait_s": round(self.rate_wait_s, 3), "dry_run": self.dry_run,
                 "missed_before_resume": self.missed_before_resume,
                 "vanished_before_resume": self.vanished_before_resume,
+                "late_and_vanished_before_resume": self.late_and_vanished_before_resume,
+                "missed_during_run": self.missed_during_run,
+                "vanished_during_run": self.vanished_during_run,
+                "late_and_vanished_during_run": self.late_and_vanished_during_run,
                 "warnings": list(self.warnings)}
 
 
@@ -156,9 +185,13 @@ def replay(tiers: Tiers, selection: Selection,
 
     A checkpoint is resumed only by the same selection, target and shape (CheckpointError
     otherwise); a local one that cannot be written is refused before anything is sent. A
-    resumed run counts the selected events at or before the checkpoint's position (aggregate
-    queries over the days up to it) and reports those that arrived since, which it cannot send
-    (`report.missed_before_resume`, a WARNING), and those that vanished.
+    resumed run counts the selected events at or before the checkpoint's position and XORs
+    their identities (aggregate queries over the days up to it) and reports those that arrived
+    since, which it cannot send (`report.missed_before_resume`, a WARNING), and those that
+    vanished. When it ends, or a target stops it, a run that sent anything (or resumed)
+    counts the same way, on a fresh snapshot, the events at or before the last position made
+    durable: those that arrived during the run behind it were not sent
+    (`report.missed_during_run`, a WARNING); those that vanished are a lost-event alarm.
 
     A target that gives up on events raises DeliveryError: the replay stops there, with the
     report (`error.report`) saying what was sent and how many failed. Any other exception
@@ -180,20 +213,31 @@ def replay(tiers: Tiers, selection: Selection,
             report = ReplayReport(dry_run=dry_run, resumed_after=resume.count if resume else 0)
             after = resume.position if resume else None
             counting = _listing_again(con, tiers, selection, now)
+            before = Identities()
             if resume is not None:
                 checked = resume
-                counting(lambda: _check_before(con, selection, checked, report))
+                before = counting(lambda: _check_before(con, selection, checked, report))
             if dry_run or count_first:
                 tally = counting(lambda: count(con, selection, after))
                 report.total = tally.count
                 if dry_run:
                     report.add_tally(tally, batch_size)
             if sink is not None:
+                # a digest written into a checkpoint must outlive DuckDB's version: MD5; one
+                # compared only with this run's recount: DuckDB's hash(), 15 times cheaper
+                identity = IDENTITY_SQL if checkpoint is not None else QUICK_IDENTITY_SQL
+                ledger = _Ledger(resume, before, identity)
+                fresh = lambda: reopen_reader(con, tiers, selection, now=now)  # noqa: E731
                 try:
-                    _send(sink, con, selection, after, report, batch_size=batch_size,
-                          bucket=bucket, checkpoint=checkpoint, clients=clients,
-                          progress=progress, started=started, scope=scope,
-                          reopen=lambda: reopen_reader(con, tiers, selection, now=now))
+                    try:
+                        _send(sink, con, selection, after, report, batch_size=batch_size,
+                              bucket=bucket, checkpoint=checkpoint, clients=clients,
+                              progress=progress, started=started, scope=scope,
+                              reopen=fresh, ledger=ledger)
+                    except DeliveryError:
+                        _check_after(con, selection, ledger, report, counting, fresh)
+                        raise
+                    _check_after(con, selection, ledger, report, counting, fresh)
                 finally:
                     _close(sink)
         finally:
@@ -251,15 +295,24 @@ def sink_name(target: str | Target | Callable[[list[Event]], Any]) -> str:
 
 
 def _check_before(con: Any, selection: Selection, resume: checkpoints.Checkpoint,
-                  report: ReplayReport) -> None:
-    """Compare the selected events at or before `resume`'s position now with the count it
-    recorded: more are late arrivals this run cannot send (they sort before where it goes on),
-    fewer vanished. Aggregate queries only, over the days up to the position."""
-    through = dataclasses.replace(selection,
-                                  to_ts=resume.timestamp + timedelta(microseconds=1))
-    now = count(con, through).count - count(con, through, resume.position).count
+                  report: ReplayReport) -> Identities:
+    """Compare the selected events at or before `resume`'s position now with the count (and
+    digest, when it has one) it recorded: more are late arrivals this run cannot send (they
+    sort before where it goes on), fewer vanished, as many with another digest both. One
+    aggregate query per window of days up to the position. Returns what it counted."""
+    found = through(con, selection, resume.position)
+    now = found.count
     at = format_ts(resume.timestamp)
-    if now > resume.count:
+    if now == resume.count and resume.digest is not None and found.digest != resume.digest:
+        report.late_and_vanished_before_resume = True
+        report.warnings.append(
+            f"the selection holds as many events at or before {at} as the checkpoint counted "
+            f"({now}), but not the same ones: some arrived after it was written and were not "
+            "sent, and as many vanished (the counts cannot tell how many). "
+            + _replay_again(selection, resume.position) + "; and check the lake with "
+            "`eventlake reconcile` (a lost-event alarm)")
+        _log.error("replay: %s", report.warnings[-1])
+    elif now > resume.count:
         report.missed_before_resume = now - resume.count
         report.warnings.append(
             f"{now - resume.count} events with timestamps before the checkpoint arrived after "
@@ -275,27 +328,124 @@ def _check_before(con: Any, selection: Selection, resume: checkpoints.Checkpoint
             f"before {at} are no longer in the selection: events vanished from the lake "
             "(a lost-event alarm: check it with `eventlake reconcile`)")
         _log.error("replay: %s", report.warnings[-1])
+    return found
+
+
+def _replay_again(selection: Selection, position: Position) -> str:
+    """How to get the events at or before `position` again."""
+    start, at = format_ts(selection.from_ts), format_ts(position.timestamp)
+    end = format_ts(position.timestamp + timedelta(microseconds=1))
+    return (f"Replay [{start}, {at}] again to get them (--from {start} --to {end}, without "
+            "this checkpoint; it resends what was sent)")
+
+
+class _Ledger:
+    """What the target made durable: its position, how many events and the XOR of their
+    identities (the run's own, and with the resumed checkpoint's), for the checkpoint and for
+    the recount at the end. `before`: the events at or before the resumed position that the
+    run's first snapshot held (what `_check_before` counted; nothing without a checkpoint)."""
+
+    def __init__(self, resume: checkpoints.Checkpoint | None, before: Identities,
+                 identity: str = IDENTITY_SQL) -> None:
+        self.before = before
+        self.identity = identity
+        self.position = resume.position if resume else None
+        self.base = resume.count if resume else 0
+        self.base_digest = resume.digest if resume else 0  # None: a version 1 checkpoint
+        self.count = 0
+        """Events this run made durable."""
+        self.digest: int | None = 0
+        """The XOR of their identities (None: some batch did not carry them)."""
+        self._sent: int | None = 0
+        self._marks: dict[int, int | None] = {}
+
+    def sent(self, batch: Batch, count: int) -> None:
+        """`batch` went to the target; `count`: events sent so far, earlier runs included."""
+        digest = batch.digest
+        self._sent = None if self._sent is None or digest is None else self._sent ^ digest
+        self._marks[count] = self._sent
+
+    def durable(self, done: checkpoints.Checkpoint) -> checkpoints.Checkpoint:
+        """Record that the target made the events up to `done` durable; `done` with the digest
+        of all it counts (None when unknown)."""
+        if done.count == self.base:
+            return dataclasses.replace(done, digest=self.base_digest)
+        digest = self._marks.get(done.count)
+        for mark in [mark for mark in self._marks if mark <= done.count]:
+            del self._marks[mark]
+        self.position, self.count, self.digest = done.position, done.count - self.base, digest
+        whole = None if digest is None or self.base_digest is None else self.base_digest ^ digest
+        return dataclasses.replace(done, digest=whole)
+
+
+def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: ReplayReport,
+                 counting: Callable[[Callable[[], Identities]], Identities],
+                 fresh: Callable[[], None]) -> None:
+    """Count the selected events at or before the last durable position on a fresh snapshot
+    (`fresh`, then one aggregate query per window of days) and compare with what the run
+    found before its position and sent: more arrived during the run behind it (not sent),
+    fewer vanished. A recount that fails is a WARNING, not the run's failure."""
+    position = ledger.position
+    if position is None:
+        return  # nothing sent, nothing resumed: no place behind which an event could be late
+    expected = ledger.before.count + ledger.count
+    try:
+        fresh()
+        found = counting(lambda: through(con, selection, position, ledger.identity))
+    except Exception as exc:
+        report.warnings.append(f"could not recount the selection after the run to find events "
+                               f"that arrived behind it: {exc}")
+        _log.warning("replay: %s", report.warnings[-1], exc_info=True)
+        return
+    at = format_ts(position.timestamp)
+    digest = None if ledger.digest is None else ledger.before.digest ^ ledger.digest
+    if found.count > expected:
+        report.missed_during_run = found.count - expected
+        report.warnings.append(
+            f"{report.missed_during_run} events with timestamps at or before the last one sent "
+            f"({at}) arrived during the run and were not sent. "
+            + _replay_again(selection, position).replace("this checkpoint", "a checkpoint"))
+        _log.warning("replay: %s", report.warnings[-1])
+    elif found.count < expected:
+        report.vanished_during_run = expected - found.count
+        report.warnings.append(
+            f"{report.vanished_during_run} of the {expected} events at or before {at} that "
+            "this run sent or found are no longer in the selection: events vanished from the "
+            "lake during the run (a lost-event alarm: check it with `eventlake reconcile`)")
+        _log.error("replay: %s", report.warnings[-1])
+    elif digest is not None and found.digest != digest:
+        report.late_and_vanished_during_run = True
+        report.warnings.append(
+            f"the selection holds as many events at or before {at} as this run sent and found "
+            f"({expected}), but not the same ones: some arrived during the run and were not "
+            "sent, and as many vanished (the counts cannot tell how many). "
+            + _replay_again(selection, position).replace("this checkpoint", "a checkpoint")
+            + "; and check the lake with `eventlake reconcile` (a lost-event alarm)")
+        _log.error("replay: %s", report.warnings[-1])
 
 
 def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
           report: ReplayReport, *, batch_size: int, bucket: TokenBucket | None,
           checkpoint: str | os.PathLike[str] | None, clients: Clients | None,
           progress: Progress | None, started: float, scope: dict[str, str],
-          reopen: Callable[[], None] | None = None) -> None:
+          reopen: Callable[[], None] | None = None, ledger: _Ledger | None = None) -> None:
     """The loop: each batch through the rate, to the target, then the checkpoint the target
-    acknowledges (every batch, or a JSONL file on S3 part by part), then `progress`. What
-    stops it carries the report (`error.report`)."""
+    acknowledges (every batch, or a JSONL file on S3 part by part; with the digest `ledger`
+    keeps), then `progress`. What stops it carries the report (`error.report`)."""
+    ledger = ledger or _Ledger(None, Identities())
     sent = report.resumed_after
     durable = report.resumed_after
     try:
-        for batch in batches(read_batches(con, selection, after=after, reopen=reopen),
-                             batch_size):
+        for batch in batches(read_batches(con, selection, after=after, reopen=reopen,
+                                          identity=ledger.identity), batch_size):
             if bucket is not None:
                 report.rate_wait_s += bucket.take(len(batch))
             offset = sink.send(batch)
             sent += len(batch)
+            ledger.sent(batch, sent)
             done = sink.acknowledged(batch, sent, offset)
             if done is not None:
+                done = ledger.durable(done)
                 if checkpoint is not None:
                     checkpoints.save(checkpoint, done, selection, clients, **scope)
                 durable = done.count  # after the save: a failed save leaves it not durable
@@ -304,8 +454,10 @@ def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
                 report.duration_s = time.perf_counter() - started
                 progress(report)
         done = sink.finish()
-        if done is not None and checkpoint is not None:
-            checkpoints.save(checkpoint, done, selection, clients, **scope)
+        if done is not None:
+            done = ledger.durable(done)
+            if checkpoint is not None:
+                checkpoints.save(checkpoint, done, selection, clients, **scope)
     except BaseException as exc:
         # What the target had taken but not yet made durable counts as not sent.
         report.sent = min(report.sent, durable - report.resumed_after)
