@@ -88,3 +88,20 @@ def through(con: duckdb.DuckDBPyConnection, selection: Selection, position: Posi
         [(n, digest)] = relation.fetchall()  # an aggregate without GROUP BY: one row
         total = total.plus(int(n), int(digest or 0))
     return total
+
+
+def count_after(con: duckdb.DuckDBPyConnection, selection: Selection, position: Position
+                ) -> int:
+    """How many of `selection`'s events come after `position`: one `count(*)` per window of
+    the days from the position's on (what a finished run compares with nothing: it sent none
+    of them, so each arrived while it ran)."""
+    total = 0
+    for first, last in windows(con, selection, position):
+        sql, params = selection.window_sql(first, last, position, ordered=False,
+                                           columns="event_id")
+        relation = con.sql(f"SELECT count(*) FROM (\n{sql}\n) AS selected", params=params)
+        assert relation is not None  # a SELECT always gives one
+        [(n,)] = relation.fetchall()
+        total += int(n)
+    return total
+

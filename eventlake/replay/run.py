@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
@@ -43,7 +43,7 @@ from eventlake.lake.vanish import retry_on_vanish
 from eventlake.query.views import Tiers, file_vanished_in_query
 from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay.batch import Batch, Event, batches
-from eventlake.replay.count import Identities, Tally, count, through
+from eventlake.replay.count import Identities, Tally, count, count_after, through
 from eventlake.replay.rate import TokenBucket
 from eventlake.replay.read import open_reader, read_batches, reopen_reader
 from eventlake.replay.resolve import target_for
@@ -99,6 +99,9 @@ class ReplayReport:
     vanished_during_run: int = 0
     """Events at or before that position, sent or found by this run, that the selection no
     longer holds when it ends (a lost-event alarm)."""
+    arrived_after_run: int = 0
+    """A run that finished: selected events after the last position it sent that its
+    snapshot did not hold (they arrived during the run): not sent (a WARNING)."""
     late_and_vanished_during_run: bool = False
     """As many events at or before that position as the run sent and found, but not the same
     ones: some arrived and as many vanished during the run (a WARNING)."""
@@ -155,6 +158,7 @@ class ReplayReport:
                 "missed_during_run": self.missed_during_run,
                 "vanished_during_run": self.vanished_during_run,
                 "late_and_vanished_during_run": self.late_and_vanished_during_run,
+                "arrived_after_run": self.arrived_after_run,
                 "warnings": list(self.warnings)}
 
 
@@ -237,7 +241,8 @@ def replay(tiers: Tiers, selection: Selection,
                     except DeliveryError:
                         _check_after(con, selection, ledger, report, counting, fresh)
                         raise
-                    _check_after(con, selection, ledger, report, counting, fresh)
+                    _check_after(con, selection, ledger, report, counting, fresh,
+                                 finished=True)
                 finally:
                     _close(sink)
         finally:
@@ -378,13 +383,23 @@ class _Ledger:
         return dataclasses.replace(done, digest=whole)
 
 
+class _Counting(Protocol):
+    """`_listing_again`'s runner: a counting query, run again on a fresh snapshot when a file
+    vanished under it."""
+
+    def __call__(self, query: Callable[[], T], /) -> T: ...
+
+
 def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: ReplayReport,
-                 counting: Callable[[Callable[[], Identities]], Identities],
-                 fresh: Callable[[], None]) -> None:
+                 counting: _Counting, fresh: Callable[[], None], *,
+                 finished: bool = False) -> None:
     """Count the selected events at or before the last durable position on a fresh snapshot
     (`fresh`, then one aggregate query per window of days) and compare with what the run
     found before its position and sent: more arrived during the run behind it (not sent),
-    fewer vanished. A recount that fails is a WARNING, not the run's failure."""
+    fewer vanished. A run that `finished` also counts the selected events after that position
+    (the days after it only): they arrived during the run after the last event it saw, and
+    were not sent either (`report.arrived_after_run`). A recount that fails is a WARNING, not
+    the run's failure."""
     position = ledger.position
     if position is None:
         return  # nothing sent, nothing resumed: no place behind which an event could be late
@@ -392,6 +407,7 @@ def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: Replay
     try:
         fresh()
         found = counting(lambda: through(con, selection, position, ledger.identity))
+        later = counting(lambda: count_after(con, selection, position)) if finished else 0
     except Exception as exc:
         report.warnings.append(f"could not recount the selection after the run to find events "
                                f"that arrived behind it: {exc}")
@@ -422,6 +438,14 @@ def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: Replay
             + _replay_again(selection, position).replace("this checkpoint", "a checkpoint")
             + "; and check the lake with `eventlake reconcile` (a lost-event alarm)")
         _log.error("replay: %s", report.warnings[-1])
+    if later:
+        report.arrived_after_run = later
+        report.warnings.append(
+            f"{later} selected events with timestamps after the last one sent ({at}) arrived "
+            "during the run and were not sent: run the same replay again with a checkpoint "
+            f"to send them (or --from {format_ts(position.timestamp)}; an event at exactly "
+            "that time is then sent again)")
+        _log.warning("replay: %s", report.warnings[-1])
 
 
 def _send(sink: Target, con: Any, selection: Selection, after: Position | None,

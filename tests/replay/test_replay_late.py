@@ -263,6 +263,55 @@ def test_a_late_event_planted_during_a_run_without_checkpoint_is_reported(
             "checkpoint" in report.summary())
 
 
+def test_an_event_arriving_during_a_run_after_its_last_position_is_reported(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # given: a target that, at the first run's second batch, finds events planted after b3
+    # (the last event of the run's snapshot) but inside the selection
+    root = tmp_path / "lake"
+    tiers = two_files(root)
+    got: list[str] = []
+    planted: list[bool] = []
+
+    def target(events: list[dict[str, Any]]) -> None:
+        if len(got) == 2 and not planted:
+            plant(tiers, "after", {"after1": 90, "after2": 24 * 60 + 5})  # next day too
+            planted.append(True)
+        got.extend(e["event_id"] for e in events)
+
+    with caplog.at_level(logging.WARNING, logger="eventlake.replay.run"):
+        report = go(tiers, target, batch_size=2, checkpoint=tmp_path / "ckpt")
+
+    # then: not sent (the snapshot lacked them), and the run says so, with how to get them
+    assert "after1" not in got and len(got) == 8
+    assert (report.arrived_after_run, report.missed_during_run) == (2, 0)
+    assert report.to_dict()["arrived_after_run"] == 2
+    hint = ("2 selected events with timestamps after the last one sent "
+            "(2024-05-01T01:10:00.000000Z) arrived during the run and were not sent")
+    assert hint in report.summary() and hint in caplog.text
+    # and the same replay again resumes from its checkpoint and sends exactly them
+    report = go(tiers, target, batch_size=2, checkpoint=tmp_path / "ckpt")
+    assert got[8:] == ["after1", "after2"] and report.arrived_after_run == 0
+
+
+def test_a_run_stopped_by_its_target_does_not_report_what_it_had_not_reached(
+        tmp_path: Path) -> None:
+    # given: a target that takes two batches, then refuses: six events of the snapshot unsent
+    tiers = two_files(tmp_path / "lake")
+    got: list[str] = []
+
+    def target(events: list[dict[str, Any]]) -> None:
+        if len(got) == 2:
+            raise DeliveryError("down", [e["event_id"] for e in events], "unavailable")
+        got.extend(e["event_id"] for e in events)
+
+    with pytest.raises(DeliveryError) as stopped:
+        go(tiers, target, batch_size=2)
+    # then: the events after its position were never reached, not "arrived during the run"
+    report = stopped.value.report
+    assert report is not None and report.sent == 2
+    assert (report.arrived_after_run, report.missed_during_run, report.warnings) == (0, 0, [])
+
+
 def test_a_late_event_and_a_vanished_one_during_a_run_are_both_reported(
         tmp_path: Path) -> None:
     root = tmp_path / "lake"
@@ -366,7 +415,9 @@ def test_the_recount_is_one_aggregate_query_not_a_read(
                 checkpoint=tmp_path / "ckpt" if checkpoint else None)
 
     assert (report.sent, report.warnings, recounts) == (8, [], [1])
-    assert [ordered for ordered, _ in queries] == [True, False]  # the read, then one aggregate
+    # the read, one aggregate up to the last position, one count of the days after it (the
+    # events that arrived after it: `arrived_after_run`)
+    assert [ordered for ordered, _ in queries] == [True, False, False]
     recount = queries[1][1] or ""
     assert identity in recount and "event_payload" not in recount
 

@@ -299,8 +299,9 @@ def test_events_vanished_before_the_checkpoint_raise_a_lost_event_alarm(
     assert "lost-event alarm" in caplog.text
 
 
-def test_a_fresh_run_counts_nothing_and_warns_nothing(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fresh_run_does_not_count_first_and_warns_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (no tally before sending; the recount at the end is `through` and `count_after`)
     tiers = cold_lake(tmp_path / "lake", ids(4))
 
     def no_count(*args: Any) -> None:
