@@ -101,3 +101,27 @@ def test_the_summary_counts_a_record_quarantined_again_once_and_says_so(lake: La
     assert (summary.records, summary.repeats) == (2, 2)
     [rule] = summary.rules
     assert (rule.records, rule.newest) == (2, day(1))
+
+
+@pytest.mark.parametrize("field, value", [("reason", 5), ("rule", ["a"]), ("source", None),
+                                          ("quarantined_at", 17)])
+def test_a_planted_line_whose_fields_are_not_text_is_named_not_counted(
+        lake: Lake, field: str, value: object) -> None:
+    # given a quarantine file, and a planted one whose line is JSON with a field of another
+    # kind (a number for the reason, a list for the rule, ...) beside a well-formed one
+    lake.quarantine([entry(1)], "batch-1", now=day(1))
+    line = {"reason": "r", "rule": "stream.modify", "source": "stream",
+            "quarantined_at": day(2).isoformat(), "record": {"eventID": "e-2"}}
+    planted = Path(lake.root) / "_quarantine" / "dt=2026-11-02" / "planted.jsonl"
+    planted.parent.mkdir(parents=True)
+    planted.write_text(json.dumps({**line, field: value}) + "\n")
+
+    # when summarized (and printed: the status's text formats each field as text)
+    summary = lake.summarize_quarantine()
+
+    # then the planted file is named with the field at fault, and the rest counts
+    assert (summary.records, [r.rule for r in summary.rules]) == (1, ["stream.modify"])
+    [problem] = summary.unreadable
+    assert problem.startswith(f"{planted}: ") and f"`{field}`" in problem
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        lake.read_quarantine()
