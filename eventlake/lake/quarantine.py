@@ -148,7 +148,10 @@ class LakeQuarantine(LakeFS):
         rather than failing the status.
         """
         files = self.list_quarantine()
-        newest = sorted(files, key=lambda f: (f.dt, f.path))[-max_files:] if max_files else []
+        # newest by the day and the store's time: names (digests, sequence numbers) are not
+        # in the order of writing, and a day of a MODIFY storm holds more than `max_files`
+        newest = sorted(files, key=lambda f: (f.dt, f.modified or _EPOCH, f.path)
+                        )[-max_files:] if max_files else []
         unreadable: list[str] = []
 
         def read(path: str) -> list[tuple[str, QuarantineEntry]]:
@@ -196,6 +199,8 @@ class LakeQuarantine(LakeFS):
                     reason, rule, raw["record"], source, as_utc(datetime.fromisoformat(at)))))
         return entries
 
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _TEXT_FIELDS = ("reason", "rule", "source", "quarantined_at")
 """A quarantine line's fields that are text (a planted line may hold anything)."""

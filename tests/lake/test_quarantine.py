@@ -5,6 +5,7 @@ files named rather than fatal."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -125,3 +126,21 @@ def test_a_planted_line_whose_fields_are_not_text_is_named_not_counted(
     assert problem.startswith(f"{planted}: ") and f"`{field}`" in problem
     with pytest.raises(ValueError, match=f"`{field}`"):
         lake.read_quarantine()
+
+
+def test_the_newest_files_read_are_the_last_written_not_the_last_named(lake: Lake) -> None:
+    # given a day of more quarantine files than are read, the last written named first (the
+    # names of the sweep's and compaction's files are digests: their order is not time's)
+    for name, hour in (("b-sweep", 10), ("c-compaction", 11), ("a-stream", 12)):
+        at = datetime(2026, 11, 5, hour, tzinfo=UTC)
+        path = lake.quarantine([QuarantineEntry(f"at {hour}", "stream.modify", {"n": hour})],
+                               name, now=at)
+        os.utime(path, (at.timestamp(), at.timestamp()))
+
+    # when summarized reading at most two files
+    summary = lake.summarize_quarantine(max_files=2)
+
+    # then the two read are the last two written: the newest record is the one shown
+    assert (summary.files, summary.files_read, summary.records) == (3, 2, 2)
+    assert summary.newest == datetime(2026, 11, 5, 12, tzinfo=UTC)
+    assert summary.rules[0].reason == "at 12"
