@@ -24,7 +24,8 @@ the files listed after reading the watermark hold everything before it. A late e
 timestamp, ingested now) is hot by its ingestion time and lands in its own old `dt`.
 
     events_cold  bare: single-file partitions of an eventlake writer's file (a lone file planted
-                 by hand goes through the window), and partitions whose files are all named by
+                 by hand goes through the window until its manifest names it), and
+                 partitions whose files are all named by
                  their manifest (`lake/disjoint.py`: proven disjoint on event_id, each id
                  once; the sweep verifies)                              <- no window, no join
                  UNION ALL
