@@ -71,12 +71,15 @@ def print_quarantine(summary: dict[str, Any] | str) -> None:
         return
     print(f"quarantine  {summary['records']:,} record(s) in {summary['files']:,} file(s) "
           f"under {summary['where']}, newest {summary['newest']}")
-    width = max((len(rule) for rule in summary["by_rule"]), default=0)
-    for rule, count in summary["by_rule"].items():
-        reason = count["reason"] if len(count["reason"]) <= _REASON else (
-            count["reason"][:_REASON - 3] + "...")
+    rules = {_one_line(rule): count for rule, count in summary["by_rule"].items()}
+    width = max((len(rule) for rule in rules), default=0)
+    for rule, count in rules.items():
+        reason = _one_line(count["reason"])
+        if len(reason) > _REASON:
+            reason = reason[:_REASON - 3] + "..."
+        sources = _one_line(", ".join(count["sources"]))
         print(f"{'':<12}{rule:<{width}}  {count['records']:>6,}  newest {count['newest']}  "
-              f"from {', '.join(count['sources'])}: {reason}")
+              f"from {sources}: {reason}")
     if summary["repeats"]:
         print(f"{'':<12}{summary['repeats']:,} line(s) quarantined a record again (a re-delivered "
               "batch, a sweep over the same window): counted once")
@@ -84,7 +87,16 @@ def print_quarantine(summary: dict[str, Any] | str) -> None:
         print(f"{'':<12}counted in the newest {summary['files_read']:,} of "
               f"{summary['files']:,} files (older ones listed, not read)")
     for problem in summary["unreadable"]:
-        print(f"{'':<12}not counted, unreadable: {problem}")
+        print(f"{'':<12}not counted, unreadable: {_one_line(problem)}")
+
+
+def _one_line(text: str) -> str:
+    """`text` with what is not printable escaped (`\\n`, `\\x1b`, `\\u2028`): a quarantined
+    record's reason quotes what it held (an event_id with a terminal escape or a newline),
+    which must neither drive the terminal nor break the status's one line per rule."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # repr escapes it
 
 
 _REASON = 100

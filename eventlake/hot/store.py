@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -429,7 +430,10 @@ class HotStore:
 
         An event_id repeated in `events` is written in a later wave than its earlier
         occurrence, so the first one sent is the one stored and the later ones are compared
-        with it (`duplicate` or `conflict`), whichever concurrent write would land first."""
+        with it (`duplicate` or `conflict`), whichever concurrent write would land first. An
+        event sent again identical is not written again: it is answered as its first
+        occurrence was (`created` read as `duplicate`), so 1,000 copies of one event cost one
+        write, not 1,000 waves of one write each."""
         positions = list(range(len(events))) if positions is None else list(positions)
         if len(positions) != len(events):
             raise ValueError(f"{len(events)} events but {len(positions)} positions")
@@ -441,9 +445,14 @@ class HotStore:
 
         if len(events) <= 1:
             return [put(i) for i in range(len(events))]
-        waves: list[list[int]] = []  # wave n: the (n+1)-th occurrence of each event_id
+        waves: list[list[int]] = []  # wave n: the (n+1)-th distinct event under each id
         seen: dict[str, int] = {}
+        first: dict[Event, int] = {}  # each distinct event's first index
+        copies: list[tuple[int, int]] = []  # (index, its identical first occurrence's index)
         for index, event in enumerate(events):
+            if (earlier := first.setdefault(event, index)) != index:
+                copies.append((index, earlier))
+                continue
             n = seen.get(event.event_id, 0)
             seen[event.event_id] = n + 1
             if n == len(waves):
@@ -455,6 +464,9 @@ class HotStore:
             for wave in waves:
                 for index, result in zip(wave, pool.map(put, wave), strict=True):
                     results[index] = result
+        for index, earlier in copies:  # each `earlier` was written in a wave above
+            if (answered := results[earlier]) is not None:
+                results[index] = _as_copy(answered, events[index], positions[index])
         return [r for r in results if r is not None]
 
     # --- reads -----------------------------------------------------------------------------
@@ -627,6 +639,15 @@ class HotStore:
             if error_code(exc) == "ResourceNotFoundException":
                 raise self.table_not_found() from exc
             raise
+
+
+def _as_copy(answered: PutResult, event: Event, position: int) -> PutResult:
+    """The result of `event` at `position`, identical to an event of its request answered
+    `answered`: what writing it again would answer (stored then: `duplicate`)."""
+    if answered.outcome is Outcome.CREATED:
+        return PutResult(position, event.event_id, Outcome.DUPLICATE,
+                         DERIVED_DUPLICATE if event.event_id_derived else None)
+    return replace(answered, position=position)
 
 
 def _out_of_time(event: Event, position: int, attempts: int, last: BaseException | None,

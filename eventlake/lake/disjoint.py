@@ -208,13 +208,16 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
 
 def verified_files(lake: Lake, files: Iterable[LakeFile]) -> frozenset[str]:
     """The paths among `files` (a listing) that their partition's manifest names: pairwise
-    disjoint on event_id, each id once. Only partitions with several listed files are looked
-    up (one small state read each; in parallel on S3): a single file is read bare anyway."""
+    disjoint on event_id, each id once. Only partitions with several listed files, or a lone
+    file no eventlake writer named (a planted file may hold an id twice until verified), are
+    looked up (one small state read each; in parallel on S3): a lone file of eventlake's
+    writers is read bare anyway."""
     by_dt: dict[str, list[LakeFile]] = defaultdict(list)
     for f in files:
         by_dt[f.dt].append(f)
-    several = sorted(dt for dt, group in by_dt.items() if len(group) > 1)
-    manifests = _each(lake, lambda dt: read_manifest(lake, dt), several)
+    asked = sorted(dt for dt, group in by_dt.items()
+                   if len(group) > 1 or not is_own_file(_name(group[0])))
+    manifests = _each(lake, lambda dt: read_manifest(lake, dt), asked)
     return frozenset(f.path for m in manifests for f in by_dt[m.dt]
                      if file_identity(f) in m.files)
 

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from eventlake.events.canonical import digest, raw_identity
+from eventlake.events.canonical import digest, kind_of, raw_identity
 from eventlake.events.times import as_utc
 from eventlake.lake.fs import LakeFile, LakeFS
 from eventlake.lake.layout import QUARANTINE_DIR, LakeDataError, check_name, dt_filter
@@ -148,7 +148,10 @@ class LakeQuarantine(LakeFS):
         rather than failing the status.
         """
         files = self.list_quarantine()
-        newest = sorted(files, key=lambda f: (f.dt, f.path))[-max_files:] if max_files else []
+        # newest by the day and the store's time: names (digests, sequence numbers) are not
+        # in the order of writing, and a day of a MODIFY storm holds more than `max_files`
+        newest = sorted(files, key=lambda f: (f.dt, f.modified or _EPOCH, f.path)
+                        )[-max_files:] if max_files else []
         unreadable: list[str] = []
 
         def read(path: str) -> list[tuple[str, QuarantineEntry]]:
@@ -182,13 +185,25 @@ class LakeQuarantine(LakeFS):
         entries = []
         # By "\n" only: a line is one JSON document, which never holds a raw newline but
         # may hold U+0085 or U+2028 (written unescaped), where splitlines() would cut.
-        for line in text.split("\n"):
+        for number, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 raw = json.loads(line)
+                texts = [raw[field] for field in _TEXT_FIELDS]
+                if wrong := [f for f, v in zip(_TEXT_FIELDS, texts, strict=True)
+                             if not isinstance(v, str)]:
+                    raise LakeDataError(
+                        f"line {number} of `{path}` is not a quarantine line: "
+                        + ", ".join(f"`{f}` is {kind_of(raw[f])}, not text" for f in wrong))
+                reason, rule, source, at = texts
                 entries.append((record_key(raw["record"]), QuarantineEntry(
-                    raw["reason"], raw["rule"], raw["record"], raw["source"],
-                    as_utc(datetime.fromisoformat(raw["quarantined_at"])))))
+                    reason, rule, raw["record"], source, as_utc(datetime.fromisoformat(at)))))
         return entries
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_TEXT_FIELDS = ("reason", "rule", "source", "quarantined_at")
+"""A quarantine line's fields that are text (a planted line may hold anything)."""
 
 
 def record_key(record: Any) -> str:

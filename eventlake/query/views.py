@@ -24,9 +24,10 @@ the files listed after reading the watermark hold everything before it. A late e
 timestamp, ingested now) is hot by its ingestion time and lands in its own old `dt`.
 
     events_cold  bare: single-file partitions of an eventlake writer's file (a lone file planted
-                 by hand goes through the window), and partitions whose files are all named by
-                 their manifest (`lake/disjoint.py`: proven disjoint on event_id, each id
-                 once; the sweep verifies)                              <- no window, no join
+                 by hand goes through the window until its manifest names it), and
+                 partitions whose files are all named by their manifest
+                 (`lake/disjoint.py`: proven disjoint on event_id, each id once; the sweep
+                 and compaction verify)                                 <- no window, no join
                  UNION ALL
                  kept (verified files of a partition that also has unverified ones): rows
                  whose (dt, event_id) no unverified file holds          <- bare, a LEFT join

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,3 +124,32 @@ def test_status_says_how_many_lines_repeated_a_record_and_counts_it_once(
     out = capsys.readouterr().out
     assert out.startswith("quarantine  2 record(s) in 2 file(s)")
     assert "1 line(s) quarantined a record again" in out
+
+
+def test_status_shows_what_a_quarantined_record_holds_escaped_one_line_per_rule(
+        cli_env: EventLake, capsys: pytest.CaptureFixture[str]) -> None:
+    # given items refused because of what they hold: an event_id with a terminal escape, a
+    # newline, U+2028 and NUL (the reason quotes it), and a planted line whose rule, source
+    # and reason hold escapes too
+    hostile = "bad\x1b[2J\x1b]0;owned\x07\nnext\u2028x\x00\x85end"
+    archive_items(cli_env.cold, [{"event_id": {"S": hostile}, "event_type": {"S": "a"},
+                                  "timestamp": {"S": "2024-05-10T00:00:00Z"},
+                                  "event_payload": {"S": "{}"}}], name="sweep-window-1")
+    cli_env.cold.quarantine([QuarantineEntry(f"why {hostile}", f"rule{hostile}", {"n": 1},
+                                             source=f"src{hostile}")], "planted")
+    capsys.readouterr()
+
+    # when the status is printed
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+
+    # then no control character reaches the terminal (each is shown escaped) and each rule
+    # is one line; the JSON keeps the reason whole, as valid JSON
+    lines = out.split("\n")
+    assert not [c for c in out if unicodedata.category(c) == "Cc" and c != "\n"]
+    assert "\u2028" not in out
+    assert len([line for line in lines if "newest" in line and "from" in line]) == 2
+    assert "\\x1b[2J" in out and "\\n" in out
+    assert main(["status", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["quarantine"]
+    assert any(hostile in c["reason"] for c in summary["by_rule"].values())

@@ -113,3 +113,29 @@ def test_a_partitioned_export_of_nothing_to_s3_is_one_empty_file_then_success(
         s3.get_object(Bucket=BUCKET, Key="parts/data_0.parquet")["Body"].read())
     columns, rows = hive_read(local)
     assert rows == 0 and [name for name, _ in columns] == [*COLUMNS, "dt"]
+
+
+@pytest.mark.parametrize("key", ["dt", "event_type"])
+def test_an_export_over_an_s3_export_of_nothing_leaves_no_empty_file_beside_its_partitions(
+        shop: EventLake, tmp_path: Path, key: str) -> None:
+    # given an S3 export of nothing (its one file of 0 rows), and what a full one reads as
+    s3: Any = shop.clients.s3
+    s3.create_bucket(Bucket=BUCKET)
+    shop.export(NOTHING, f"s3://{BUCKET}/parts", partition_by=key)
+    full = tmp_path / "full"
+    shop.export(SELECTION, full, partition_by=key)
+
+    # when events are exported there, overwriting it
+    report = shop.export(SELECTION, f"s3://{BUCKET}/parts", partition_by=key, overwrite=True)
+
+    # then the file of 0 rows is gone: the keys are the new partitions' and _SUCCESS, and a
+    # download of them reads as the local export does (no stale schema beside the partitions)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+    data = [k for k in keys if k != f"parts/{SUCCESS}"]
+    assert "parts/data_0.parquet" not in keys and f"parts/{SUCCESS}" in keys
+    assert sorted(f"parts/{f}" for f in report.files) == data and len(data) > 1
+    local = tmp_path / "download"
+    for k in data:
+        (local / k).parent.mkdir(parents=True, exist_ok=True)
+        (local / k).write_bytes(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+    assert hive_read(local / "parts") == hive_read(full)

@@ -60,3 +60,33 @@ def test_the_first_of_two_events_with_one_id_in_a_request_is_stored_whichever_wr
                                               seed("twice", which="second")])] == [
         Outcome.DUPLICATE, Outcome.CONFLICT]
 
+
+
+def test_a_thousand_copies_of_one_event_in_a_request_cost_one_write_not_a_thousand_in_turn(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a request holding one event 1,000 times (a producer's retry loop gone wrong) and
+    # an event that conflicts with what the table holds, twice
+    lake.put_many([seed("taken", which="stored")])
+    client = lake.clients.dynamodb
+    put_item = client.put_item
+    writes: list[str] = []
+
+    def counted(**kwargs: Any) -> Any:
+        writes.append(kwargs["Item"]["event_id"]["S"])
+        return put_item(**kwargs)
+
+    monkeypatch.setattr(client, "put_item", counted)
+    batch = [seed("same")] * 1000 + [seed("taken", which="other")] * 2 + [seed("same", n=2)]
+    # when it is put
+    results = lake.put_many(batch)
+    # then the first copy is stored and each later one answers as a re-sent copy would
+    # (duplicate; the conflict twice, with its message), each at its position, and a later
+    # event with other content under the id is still compared with the stored one
+    assert [r.position for r in results] == list(range(1003))
+    assert [r.outcome for r in results] == (
+        [Outcome.CREATED] + [Outcome.DUPLICATE] * 999 + [Outcome.CONFLICT] * 3)
+    assert results[1000].message == results[1001].message and "`taken`" in str(
+        results[1000].message)
+    # and identical copies are not written again: one write per distinct event, not 1,000
+    # writes made one after the other (each waited for the previous: seconds of latency)
+    assert sorted(writes) == ["same", "same", "taken"]

@@ -5,6 +5,7 @@ files named rather than fatal."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -101,3 +102,45 @@ def test_the_summary_counts_a_record_quarantined_again_once_and_says_so(lake: La
     assert (summary.records, summary.repeats) == (2, 2)
     [rule] = summary.rules
     assert (rule.records, rule.newest) == (2, day(1))
+
+
+@pytest.mark.parametrize("field, value", [("reason", 5), ("rule", ["a"]), ("source", None),
+                                          ("quarantined_at", 17)])
+def test_a_planted_line_whose_fields_are_not_text_is_named_not_counted(
+        lake: Lake, field: str, value: object) -> None:
+    # given a quarantine file, and a planted one whose line is JSON with a field of another
+    # kind (a number for the reason, a list for the rule, ...) beside a well-formed one
+    lake.quarantine([entry(1)], "batch-1", now=day(1))
+    line = {"reason": "r", "rule": "stream.modify", "source": "stream",
+            "quarantined_at": day(2).isoformat(), "record": {"eventID": "e-2"}}
+    planted = Path(lake.root) / "_quarantine" / "dt=2026-11-02" / "planted.jsonl"
+    planted.parent.mkdir(parents=True)
+    planted.write_text(json.dumps({**line, field: value}) + "\n")
+
+    # when summarized (and printed: the status's text formats each field as text)
+    summary = lake.summarize_quarantine()
+
+    # then the planted file is named with the field at fault, and the rest counts
+    assert (summary.records, [r.rule for r in summary.rules]) == (1, ["stream.modify"])
+    [problem] = summary.unreadable
+    assert problem.startswith(f"{planted}: ") and f"`{field}`" in problem
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        lake.read_quarantine()
+
+
+def test_the_newest_files_read_are_the_last_written_not_the_last_named(lake: Lake) -> None:
+    # given a day of more quarantine files than are read, the last written named first (the
+    # names of the sweep's and compaction's files are digests: their order is not time's)
+    for name, hour in (("b-sweep", 10), ("c-compaction", 11), ("a-stream", 12)):
+        at = datetime(2026, 11, 5, hour, tzinfo=UTC)
+        path = lake.quarantine([QuarantineEntry(f"at {hour}", "stream.modify", {"n": hour})],
+                               name, now=at)
+        os.utime(path, (at.timestamp(), at.timestamp()))
+
+    # when summarized reading at most two files
+    summary = lake.summarize_quarantine(max_files=2)
+
+    # then the two read are the last two written: the newest record is the one shown
+    assert (summary.files, summary.files_read, summary.records) == (3, 2, 2)
+    assert summary.newest == datetime(2026, 11, 5, 12, tzinfo=UTC)
+    assert summary.rules[0].reason == "at 12"

@@ -185,6 +185,26 @@ def test_a_lone_planted_file_with_an_event_twice_is_counted_once(lake: Lake, eng
     assert read_distinct(lake).num_rows == 4
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "arrow"])
+def test_a_lone_planted_file_once_verified_is_read_bare(lake: Lake, engine: Engine) -> None:
+    # given days whose only file another tool wrote (a lake migrated in: part-0000.parquet a
+    # day), each id once, read through the window while nobody has looked at them
+    for day in DAYS:
+        write(lake, [event(n, day) for n in range(4)], "part-0000")
+    before = rows(con_of(lake, engine))
+    assert "WINDOW" in plan(con_of(lake, engine))
+
+    # when they are verified (compaction and the sweep verify the days they look at)
+    verify(lake, [day.isoformat() for day in DAYS])
+
+    # then every query reads them bare, as the manifests allow: no window over the whole lake
+    snapshot = views.take_snapshot(ColdOnly(lake), hot=False, now=NOW)
+    assert len(snapshot.verified) == len(DAYS)
+    con = con_of(lake, engine)
+    assert "WINDOW" not in plan(con) and "JOIN" not in plan(con)
+    assert rows(con) == before == one_copy_rule(lake) and len(before) == 12
+
+
 def test_a_verified_name_rewritten_with_other_events_is_not_trusted(lake: Lake) -> None:
     paths = stream_day(lake)
     verify(lake, [DAYS[0].isoformat()])
