@@ -10,7 +10,8 @@ part of a replay of the same events (benchmarks/replay.py measures it).
 
 `through` counts the events at or before a position and XORs their identities
 (select.IDENTITY_SQL) in the same aggregate: what a resumed run compares with its checkpoint,
-and what the end of a run compares with what it sent. The MD5 per event is most of its cost.
+and what the end of a run compares with what it sent. An event's identity is a cast of its
+content_hash's prefix.
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ class Identities:
 def through(con: duckdb.DuckDBPyConnection, selection: Selection, position: Position,
             identity: str = IDENTITY_SQL) -> Identities:
     """`selection`'s events at or before `position` (in (timestamp, event_id) order), over
-    `con`'s views, their identities `identity` (select.IDENTITY_SQL, or QUICK_IDENTITY_SQL for a
-    digest that stays in the process): one aggregate query per window of days up to the
-    position's."""
+    `con`'s views, their identities `identity` (select.IDENTITY_SQL): one aggregate query per
+    window of days up to the position's."""
     upto = dataclasses.replace(selection, to_ts=min(
         selection.to_ts, as_utc(position.timestamp) + timedelta(microseconds=1)))
     total = Identities()

@@ -6,6 +6,7 @@ during the run, which its snapshot lacked, are named with the range to replay ag
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import operator
@@ -47,7 +48,7 @@ def plant(tiers: ColdTiers, name: str, events: dict[str, float]) -> None:
     rows = [{"event_id": e, "event_type": "click",
              "timestamp": START + timedelta(minutes=m), "ingested_at": START,
              "source": "shop", "subject": None, "event_payload": '{"n":1}',
-             "content_hash": f"h{e}"} for e, m in events.items()]
+             "content_hash": sha(e)} for e, m in events.items()]
     tiers.cold.write(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA), name)
 
 
@@ -73,20 +74,29 @@ def go(tiers: Any, target: Any, **kw: Any) -> ReplayReport:
 
 
 def digest(*event_ids: str) -> int:
-    return functools.reduce(operator.xor, (identity_of(e, f"h{e}") for e in event_ids), 0)
+    return functools.reduce(operator.xor, (identity_of(e, sha(e)) for e in event_ids), 0)
+
+
+def sha(event_id: str) -> str:
+    """A content_hash for a planted event: 64 hex digits, as eventlake's writers store."""
+    return hashlib.sha256(event_id.encode()).hexdigest()
 
 
 # --- the identity -------------------------------------------------------------------------------
 
-def test_duckdbs_identity_is_the_md5_prefix_python_computes() -> None:
-    # the digest outlives DuckDB versions: it is MD5, the same in Python
-    rows = [("e-1", "0123456789abcdef" * 4), ("é/ü 😀", "0" * 64), ("x|y", None), ("", "")]
+def test_duckdbs_identity_is_the_content_hash_prefix_python_computes() -> None:
+    # the digest outlives DuckDB versions: the content_hash's first 16 hex digits (a SHA-256 of
+    # the event, id included), or for a content_hash that is not hex (planted) an MD5
+    rows = [("e-1", "0123456789abcdef" * 4), ("é/ü 😀", "0" * 64), ("x|y", None), ("", ""),
+            ("p", "not a hash"), ("q", "ABCDEF0123456789" + "0" * 48)]
     got = duckdb.sql(f"SELECT {IDENTITY_SQL} FROM (VALUES " + ", ".join(
         f"('{e}', {'NULL' if h is None else repr(h)})" for e, h in rows)
         + ") AS t(event_id, content_hash)").fetchall()
     assert [g for (g,) in got] == [identity_of(e, h) for e, h in rows]
-    # pinned: md5("e-1|0123456789abcdef") starts 9b3eb23bf667e8cd
-    assert got[0] == (0x9b3eb23bf667e8cd,)
+    # pinned: the prefix itself, and the MD5 fallback
+    assert got[0] == (0x0123456789abcdef,) and got[5] == (0xABCDEF0123456789,)
+    import hashlib
+    assert got[4] == (int(hashlib.md5(b"p|not a hash").hexdigest()[:16], 16),)
     assert identity_of("a", "b") != identity_of("a", "c") != identity_of("b", "b")
 
 
@@ -388,11 +398,11 @@ def test_a_late_hot_event_during_a_run_is_reported(world: World) -> None:
     assert (report.missed_during_run, report.vanished_during_run) == (1, 0)
 
 
-@pytest.mark.parametrize(("checkpoint", "identity"), [(True, "md5("), (False, "hash(")])
+@pytest.mark.parametrize(("checkpoint", "identity"), [(True, "TRY_CAST("), (False, "TRY_CAST(")])
 def test_the_recount_is_one_aggregate_query_not_a_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint: bool, identity: str
 ) -> None:
-    # (with a checkpoint, the identity it writes down: MD5; without, DuckDB's cheaper hash())
+    # (with a checkpoint or without, the same identity: the content_hash's prefix)
     tiers = two_files(tmp_path / "lake")
     queries: list[tuple[bool, str | None]] = []
     window_sql = Selection.window_sql
@@ -410,6 +420,8 @@ def test_the_recount_is_one_aggregate_query_not_a_read(
         return through(*args)
 
     monkeypatch.setattr("eventlake.replay.run.through", counted)
+    # as for a selection reading the hot tier: no listing says nothing changed
+    monkeypatch.setattr("eventlake.replay.run._cold_listing", lambda *args: None)
 
     report = go(tiers, lambda events: None, batch_size=3,
                 checkpoint=tmp_path / "ckpt" if checkpoint else None)
@@ -422,6 +434,25 @@ def test_the_recount_is_one_aggregate_query_not_a_read(
     assert identity in recount and "event_payload" not in recount
 
 
+def test_a_cold_only_run_nothing_wrote_to_makes_no_recount(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the selection's days list the same files before the run's snapshot and after it
+    tiers = two_files(tmp_path / "lake")
+    queries: list[bool] = []
+    window_sql = Selection.window_sql
+
+    def spy(self: Selection, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        queries.append(kwargs.get("ordered", True))
+        return window_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(Selection, "window_sql", spy)
+
+    report = go(tiers, lambda events: None, batch_size=3, checkpoint=tmp_path / "ckpt")
+
+    # then: the recount would find exactly what the run read: only the read's query ran
+    assert (report.sent, report.warnings, queries) == (8, [], [True])
+
+
 def test_a_recount_that_fails_is_a_warning_not_the_runs_failure(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tiers = two_files(tmp_path / "lake")
@@ -430,6 +461,7 @@ def test_a_recount_that_fails_is_a_warning_not_the_runs_failure(
         raise duckdb.IOException("disk gone")
 
     monkeypatch.setattr("eventlake.replay.run.through", broken)
+    monkeypatch.setattr("eventlake.replay.run._cold_listing", lambda *args: None)  # recount
 
     report = go(tiers, lambda events: None, batch_size=3)
 

@@ -210,9 +210,8 @@ def test_a_fifty_year_range_visits_only_the_days_that_hold_events(
     got = ids_of(tiers, fifty_years)
 
     assert got == ["d0-0", "d0-1", "d3-0", "d3-1", "d40-0", "d40-1"]
-    # the read's, then the recount's at the end, then the count of the days after its last
-    # position (events that arrived during the run after it)
-    assert visited == days(0, 3, 40) * 2 + days(40)
+    # the read's only: nothing wrote to the lake during the run, so nothing is recounted
+    assert visited == days(0, 3, 40)
     visited.clear()
     report = replay(tiers, fifty_years, "stdout", dry_run=True, now=START)
     assert (report.sent, visited) == (6, days(0, 3, 40))
@@ -221,7 +220,7 @@ def test_a_fifty_year_range_visits_only_the_days_that_hold_events(
     monkeypatch.setattr(read, "WINDOW_BYTES", 8 * 2**20)
     visited.clear()
     assert ids_of(tiers, fifty_years) == got
-    assert visited == [(DAY, DAY + timedelta(days=40))] * 2 + days(40)
+    assert visited == [(DAY, DAY + timedelta(days=40))]
 
 
 def test_a_window_holds_consecutive_days_up_to_its_budget(lake: Any) -> None:
