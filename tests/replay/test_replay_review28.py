@@ -79,3 +79,29 @@ def test_a_live_streams_tail_arriving_during_the_run_is_no_warning(
     assert report.arrived_after_run == 1
     assert report.warnings == []
     assert "arrived during the run" in caplog.text
+
+
+def test_a_file_replaced_with_the_same_size_and_time_is_still_recounted(tmp_path: Path) -> None:
+    # given: during the run, file b is replaced by other events (g0..g3) of the same size, its
+    # modification time set back (cp -p, rsync -t, a restore): the listing reads the same
+    import os
+
+    root = tmp_path / "lake"
+    tiers = two_files(root)
+    [old] = (root / "events").rglob("b.parquet")
+    size, stamp = old.stat().st_size, old.stat().st_mtime_ns
+    got: list[str] = []
+
+    def target(events: list[dict[str, Any]]) -> None:
+        if not got:
+            old.unlink()
+            plant(tiers, "b", {f"g{i}": 20 * i + 10 for i in range(4)})
+            os.utime(old, ns=(stamp, stamp))
+            assert old.stat().st_size == size  # the listing's (path, size, time): unchanged
+        got.extend(e["event_id"] for e in events)
+
+    report = go(tiers, target, batch_size=2, checkpoint=tmp_path / "ckpt")
+
+    # then: what the run sent (b0..b3) is no longer there and g0..g3 were not sent: said
+    assert "g0" not in got and report.warnings
+    assert report.vanished_during_run or report.late_and_vanished_during_run
