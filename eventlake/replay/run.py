@@ -388,13 +388,29 @@ class _Ledger:
 
 
 def _cold_listing(tiers: Tiers, selection: Selection
-                  ) -> tuple[tuple[str, int, datetime | None], ...] | None:
-    """The files of the selection's days as listed now (path, size, modification time), for a
-    cold-only selection; None when the hot tier is read too (its rows change without a file)."""
+                  ) -> tuple[tuple[str, int, datetime | None, int, int], ...] | None:
+    """The files of the selection's days as listed now (path, size, modification time, and for
+    a local lake the file's inode and change time), for a cold-only selection; None when the
+    hot tier is read too (its rows change without a file) or a listed file is gone already.
+    A local file replaced by another of the same size with its modification time set back
+    (`cp -p`, `rsync -t`, a restore) has a new change time, which no one can set back. An S3
+    object overwritten under the same key with the same size in the same second (LastModified
+    counts seconds) is not told apart: eventlake's writers never reuse a key for other bytes."""
     if not selection.cold_only:
         return None
     files = tiers.cold.list_files(selection.from_ts.date(), selection.to_ts.date())
-    return tuple((f.path, f.size, f.modified) for f in files)
+    local = not tiers.cold.is_s3
+    try:
+        return tuple((f.path, f.size, f.modified, *(_changed(f.path) if local else (0, 0)))
+                     for f in files)
+    except FileNotFoundError:
+        return None  # deleted since listed (compaction): the lake is changing, recount
+
+
+def _changed(path: str) -> tuple[int, int]:
+    """A local file's inode and change time (ns): what a replacement cannot keep."""
+    info = os.stat(path)
+    return info.st_ino, info.st_ctime_ns
 
 
 class _Counting(Protocol):

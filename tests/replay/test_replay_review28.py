@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from archive_support import NOW, World, hours
-from test_replay_late import SELECTION, go, plant, two_files
+from test_replay_late import go, plant, two_files
 
 from eventlake import EventLake
 from eventlake.lake.compact import compact
