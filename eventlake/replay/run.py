@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -38,7 +38,7 @@ import duckdb
 
 from eventlake.aws import Clients
 from eventlake.config import redact
-from eventlake.events.times import format_ts
+from eventlake.events.times import as_utc, format_ts
 from eventlake.lake.vanish import retry_on_vanish
 from eventlake.query.views import Tiers, file_vanished_in_query
 from eventlake.replay import checkpoint as checkpoints
@@ -100,7 +100,8 @@ class ReplayReport:
     longer holds when it ends (a lost-event alarm)."""
     arrived_after_run: int = 0
     """A run that finished: selected events after the last position it sent that its
-    snapshot did not hold (they arrived during the run): not sent (a WARNING)."""
+    snapshot did not hold (they arrived during the run): not sent (a WARNING; logged at INFO
+    when the selection's end is after the run began: a live stream's tail, expected)."""
     late_and_vanished_during_run: bool = False
     """As many events at or before that position as the run sent and found, but not the same
     ones: some arrived and as many vanished during the run (a WARNING)."""
@@ -202,6 +203,7 @@ def replay(tiers: Tiers, selection: Selection,
     if batch_size < 1:
         raise SelectionError(f"batch size `{batch_size}` must be at least 1")
     started = time.perf_counter()
+    began = as_utc(now) if now is not None else datetime.now(UTC)
     bucket = TokenBucket(rate, batch_size) if isinstance(rate, int | float) else rate
     chosen_shape = shape_for(shape)  # an unknown shape is refused by a dry run too
     scope = {"sink": sink_name(target), "shape": shape}
@@ -243,7 +245,8 @@ def replay(tiers: Tiers, selection: Selection,
                                      unchanged=unchanged)
                         raise
                     _check_after(con, selection, ledger, report, counting, fresh,
-                                 finished=True, unchanged=unchanged)
+                                 finished=True, unchanged=unchanged,
+                                 live=selection.to_ts > began)
                 finally:
                     _close(sink)
         finally:
@@ -385,13 +388,29 @@ class _Ledger:
 
 
 def _cold_listing(tiers: Tiers, selection: Selection
-                  ) -> tuple[tuple[str, int, datetime | None], ...] | None:
-    """The files of the selection's days as listed now (path, size, modification time), for a
-    cold-only selection; None when the hot tier is read too (its rows change without a file)."""
+                  ) -> tuple[tuple[str, int, datetime | None, int, int], ...] | None:
+    """The files of the selection's days as listed now (path, size, modification time, and for
+    a local lake the file's inode and change time), for a cold-only selection; None when the
+    hot tier is read too (its rows change without a file) or a listed file is gone already.
+    A local file replaced by another of the same size with its modification time set back
+    (`cp -p`, `rsync -t`, a restore) has a new change time, which no one can set back. An S3
+    object overwritten under the same key with the same size in the same second (LastModified
+    counts seconds) is not told apart: eventlake's writers never reuse a key for other bytes."""
     if not selection.cold_only:
         return None
     files = tiers.cold.list_files(selection.from_ts.date(), selection.to_ts.date())
-    return tuple((f.path, f.size, f.modified) for f in files)
+    local = not tiers.cold.is_s3
+    try:
+        return tuple((f.path, f.size, f.modified, *(_changed(f.path) if local else (0, 0)))
+                     for f in files)
+    except FileNotFoundError:
+        return None  # deleted since listed (compaction): the lake is changing, recount
+
+
+def _changed(path: str) -> tuple[int, int]:
+    """A local file's inode and change time (ns): what a replacement cannot keep."""
+    info = os.stat(path)
+    return info.st_ino, info.st_ctime_ns
 
 
 class _Counting(Protocol):
@@ -403,7 +422,8 @@ class _Counting(Protocol):
 
 def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: ReplayReport,
                  counting: _Counting, fresh: Callable[[], None], *,
-                 finished: bool = False, unchanged: Callable[[], bool] | None = None) -> None:
+                 finished: bool = False, unchanged: Callable[[], bool] | None = None,
+                 live: bool = False) -> None:
     """Count the selected events at or before the last durable position on a fresh snapshot
     (`fresh`, then one aggregate query per window of days) and compare with what the run
     found before its position and sent: more arrived during the run behind it (not sent),
@@ -412,7 +432,9 @@ def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: Replay
     were not sent either (`report.arrived_after_run`). A recount that fails is a WARNING, not
     the run's failure. When `unchanged` says the selection's days list the same files as
     before the run's snapshot (a cold-only selection nothing wrote to or compacted meanwhile),
-    the recount would find exactly what the run read: it is not made."""
+    the recount would find exactly what the run read: it is not made. A `live` selection (its
+    end after the run began) expects events after its last position to keep arriving: those
+    are logged (INFO) and counted, not a WARNING."""
     position = ledger.position
     if position is None:
         return  # nothing sent, nothing resumed: no place behind which an event could be late
@@ -455,12 +477,15 @@ def _check_after(con: Any, selection: Selection, ledger: _Ledger, report: Replay
         _log.error("replay: %s", report.warnings[-1])
     if later:
         report.arrived_after_run = later
-        report.warnings.append(
-            f"{later} selected events with timestamps after the last one sent ({at}) arrived "
-            "during the run and were not sent: run the same replay again with a checkpoint "
-            f"to send them (or --from {format_ts(position.timestamp)}; an event at exactly "
-            "that time is then sent again)")
-        _log.warning("replay: %s", report.warnings[-1])
+        said = (f"{later} selected events with timestamps after the last one sent ({at}) "
+                "arrived during the run and were not sent: run the same replay again with a "
+                f"checkpoint to send them (or --from {format_ts(position.timestamp)}; an event "
+                "at exactly that time is then sent again)")
+        if live:  # the selection reaches past the run's start: its stream went on meanwhile
+            _log.info("replay: %s", said)
+        else:
+            report.warnings.append(said)
+            _log.warning("replay: %s", said)
 
 
 def _send(sink: Target, con: Any, selection: Selection, after: Position | None,
