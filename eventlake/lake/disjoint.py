@@ -21,7 +21,9 @@ looks at for copies, so an old day nobody sweeps is verified by the next compact
                  nothing in C: done (one listing and one small read)
                  the ids of M: from the manifest's digest (one read) when it names exactly
                  the manifest's files, else by reading the event_id column of each of M
-                 read the event_id column of C; ids seen once over M and C cannot clash, so
+                 read the event_id column of C, each footer checked against the lake's whole
+                 schema (`check_foreign`'s rule; readers do not check a file M names), a
+                 file failing it refused; ids seen once over M and C cannot clash, so
                  only the others ("contested") are compared: candidates are taken in name
                  order, each accepted when its ids are unique and none of its contested ids
                  is in M or in a candidate accepted before it
@@ -97,6 +99,11 @@ MANIFEST_PREFIX = "disjoint"
 """Manifests live at `_eventlake/disjoint/dt=<dt>.json`."""
 CAS_ATTEMPTS = 5
 """Times `verify` re-reads a partition's manifest after losing a compare-and-swap."""
+_SCHEMA_CHECKED = "schema_checked"
+"""Set in the manifests of releases whose verify checks each file's footer against the lake's
+whole schema. An older one checked only `event_id`: the files it names that no eventlake writer
+named are not trusted (readers check their footers and de-duplicate them; verify examines them
+again, its digest unused as it names them)."""
 
 
 def manifest_key(dt: str) -> str:
@@ -147,12 +154,29 @@ class IdCache:
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, str], pa.Array | LakeFileError] = {}
+        self._whole: set[tuple[str, str]] = set()
 
     def get(self, f: LakeFile) -> pa.Array | LakeFileError | None:
         return self._ids.get((f.path, file_identity(f)))
 
-    def put(self, f: LakeFile, ids: pa.Array | LakeFileError) -> None:
-        self._ids[(f.path, file_identity(f))] = ids
+    def put(self, f: LakeFile, ids: pa.Array | LakeFileError, *,
+            whole_schema: bool = False) -> None:
+        """`whole_schema`: read with `Lake.read_file(..., whole_schema=True)`."""
+        key = (f.path, file_identity(f))
+        self._ids[key] = ids
+        if whole_schema:
+            self._whole.add(key)
+        else:
+            self._whole.discard(key)
+
+    def trusted(self, f: LakeFile) -> bool:
+        """Whether `verify` may take `f` from here: its ids are here, and its footer was
+        checked against the lake's whole schema or an eventlake writer named it (those write
+        the lake's schema). A file another tool wrote, read for a few columns only (as
+        compaction reads the files it keeps), is read again: readers trust the manifest
+        instead of checking its footer (`Lake.check_foreign`)."""
+        key = (f.path, file_identity(f))
+        return key in self._ids and (key in self._whole or is_own_file(_name(f)))
 
     def __contains__(self, f: LakeFile) -> bool:
         return (f.path, file_identity(f)) in self._ids
@@ -169,7 +193,7 @@ def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile
     # PUT that landed from a racer's write.
     return json.dumps({
         "dt": dt, "verified_at": now.isoformat(), "run": secrets.token_hex(8),
-        "eventlake_version": VERSION, "ids": digest,
+        "eventlake_version": VERSION, "ids": digest, _SCHEMA_CHECKED: True,
         "files": [entry(f) for f in sorted(files, key=lambda f: f.path)],
         "refused": [{**entry(f), "reason": r.reason,
                      "against": None if r.against is None else sorted(r.against)}
@@ -187,8 +211,10 @@ def read_manifest(lake: Lake, dt: str) -> Manifest:
     digest: str | None = None
     try:
         data = json.loads(found.data)
-        files = frozenset(str(entry["identity"]) for entry in data["files"])
-        if isinstance(data.get("ids"), str) and _is_digest_key(dt, data["ids"]):
+        files = frozenset(str(entry["identity"]) for entry in data["files"]
+                          if data.get(_SCHEMA_CHECKED) is True or is_own_file(entry["name"]))
+        if isinstance(data.get("ids"), str) and _is_digest_key(dt, data["ids"]) \
+                and len(files) == len(data["files"]):
             digest = data["ids"]  # anything else: no digest (verify reads the files, and
             # never deletes what a hand-edited `ids` names: lake state, another day's digest)
         for entry in data.get("refused", []):
@@ -345,12 +371,12 @@ def _verify_partition(lake: Lake, dt: str, now: datetime, report: VerifyReport,
             if candidates:
                 try:
                     wanted = candidates if known is not None else kept + candidates
-                    _read_ids(lake, [f for f in wanted if f not in ids], ids)
+                    _read_ids(lake, [f for f in wanted if not ids.trusted(f)], ids)
                     if known is None and any(isinstance(ids.get(f), LakeFileError)
                                              for f in kept):
                         # a verified file unreadable now (replaced keeping size and time?):
                         # start over
-                        _read_ids(lake, [f for f in listed if f not in ids], ids)
+                        _read_ids(lake, [f for f in listed if not ids.trusted(f)], ids)
                         kept, still_refused = [], {}
                         candidates = sorted(listed, key=lambda f: f.path)
                 except OSError as exc:
@@ -395,16 +421,19 @@ def _name(f: LakeFile) -> str:
 
 
 def _read_ids(lake: Lake, files: list[LakeFile], into: IdCache) -> None:
-    """The event_id column of each of `files`, or the LakeFileError that names it."""
+    """The event_id column of each of `files`, or the LakeFileError that names it. Each
+    footer is checked against the lake's whole schema (it is opened anyway): a file the
+    manifest names is one readers may read by the lake's schema without opening it."""
 
     def read(f: LakeFile) -> pa.Array | LakeFileError:
         try:
-            return lake.read_file(f.path, ["event_id"])["event_id"].combine_chunks()
+            table = lake.read_file(f.path, ["event_id"], whole_schema=True)
         except LakeFileError as exc:
             return exc
+        return table["event_id"].combine_chunks()
 
     for f, got in zip(files, _each(lake, read, files), strict=True):
-        into.put(f, got)
+        into.put(f, got, whole_schema=True)
 
 
 def _each(lake: Lake, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -259,12 +259,18 @@ class Lake(LakeQuarantine, LakeState):
             else:
                 return
 
-    def read_file(self, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    def read_file(self, path: str, columns: Sequence[str] | None = None, *,
+                  whole_schema: bool = False) -> pa.Table:
         """One file (a full path, as listed): its events (EVENT_SCHEMA, or just `columns`).
 
         A file that is corrupt or not of the lake's schema raises LakeFileError naming it; one
-        that vanished (compaction deleted it) its OSError (see `vanish`)."""
-        return self._read_file(path, projection(columns))
+        that vanished (compaction deleted it) its OSError (see `vanish`). `whole_schema`: its
+        footer must hold every column of the lake (castable variants aside, `check_foreign`'s
+        rule), not just `columns`: free, the footer is read anyway."""
+        from eventlake.events.schema import EVENT_SCHEMA
+
+        schema = projection(columns)
+        return self._read_file(path, schema, EVENT_SCHEMA if whole_schema else schema)
 
     def read_each(self, paths: Iterable[str], columns: Sequence[str] | None = None
                   ) -> list[pa.Table]:
@@ -313,14 +319,17 @@ class Lake(LakeQuarantine, LakeState):
             raise LakeDataError(f"reading {len(files)} file(s) of `{self.root}` gave nulls in "
                                 "required columns, yet each file reads correctly alone")
 
-    def _read_file(self, path: str, schema: pa.Schema) -> pa.Table:
+    def _read_file(self, path: str, schema: pa.Schema, footer: pa.Schema | None = None
+                   ) -> pa.Table:
+        """`path`'s columns of `schema`, its footer checked against `footer` (default: `schema`)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         with self._mapped(f"read `{path}`"), self.fs.open_input_file(self.fs_path(path)) as f:
             try:
                 parquet = pq.ParquetFile(f)
-                _check_footer(path, lambda: parquet.schema_arrow, schema)
+                _check_footer(path, lambda: parquet.schema_arrow,
+                              schema if footer is None else footer)
                 table = parquet.read(columns=schema.names)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                 raise LakeFileError(path, f"it cannot be read as Parquet ({exc})") from exc
@@ -339,7 +348,10 @@ class Lake(LakeQuarantine, LakeState):
         named and whose footer is not the lake's schema: engines reading the lake by its
         schema would turn its missing columns into NULL rows. The writers' own files
         (`names.WRITERS`: `stream-`, `sweep-`, `backfill-`, `removed-`, `compacted-`...) have the
-        lake's schema and are not opened, so the usual lake costs nothing here."""
+        lake's schema and are not opened, so the usual lake costs nothing here. Callers leave
+        out the files a disjoint-files manifest names (`disjoint.verify` checked their footers
+        this way when it read their ids): a lake copied in from another tool is then opened
+        here only until its first verify, not on every query."""
         foreign = [f.path for f in files if not is_own_file(f.path.rpartition("/")[2])]
         if not foreign:
             return

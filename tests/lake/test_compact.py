@@ -551,7 +551,8 @@ def test_a_partition_found_disjoint_is_not_read_again_until_its_files_change(
     reads: list[str] = []
     read_file = lake.read_file
     monkeypatch.setattr(lake, "read_file",
-                        lambda path, columns=None: reads.append(path) or read_file(path, columns))
+                        lambda path, columns=None, **kw: reads.append(path)
+                        or read_file(path, columns, **kw))
     # when the hourly compaction runs twice
     first = compact(lake, min_files=4)
     read_first = len(reads)
@@ -671,10 +672,10 @@ def test_large_files_found_disjoint_are_not_read_again_until_they_change(
     id_reads: list[str] = []
     read_file = lake.read_file
 
-    def counting(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    def counting(path: str, columns: Sequence[str] | None = None, **kw: Any) -> pa.Table:
         if columns == ["event_id"]:
             id_reads.append(path)
-        return read_file(path, columns)
+        return read_file(path, columns, **kw)
 
     monkeypatch.setattr(lake, "read_file", counting)
 
@@ -876,7 +877,8 @@ def test_a_lone_hand_planted_file_holding_an_event_twice_is_rewritten_once_each(
     reads: list[str] = []
     read_file = lake.read_file
     monkeypatch.setattr(lake, "read_file",
-                        lambda path, columns=None: reads.append(path) or read_file(path, columns))
+                        lambda path, columns=None, **kw: reads.append(path)
+                        or read_file(path, columns, **kw))
     again = compact(lake, min_files=4)
     assert (again.partitions, again.skipped, reads) == ([], 2, [])
 
@@ -888,7 +890,8 @@ def test_a_lone_file_of_an_eventlake_writer_is_not_read_by_compaction(
     reads: list[str] = []
     read_file = lake.read_file
     monkeypatch.setattr(lake, "read_file",
-                        lambda path, columns=None: reads.append(path) or read_file(path, columns))
+                        lambda path, columns=None, **kw: reads.append(path)
+                        or read_file(path, columns, **kw))
 
     report = compact(lake, min_files=4)
 
