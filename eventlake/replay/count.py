@@ -70,16 +70,18 @@ class Identities:
 
 
 def through(con: duckdb.DuckDBPyConnection, selection: Selection, position: Position,
-            identity: str = IDENTITY_SQL) -> Identities:
+            identity: str | None = IDENTITY_SQL) -> Identities:
     """`selection`'s events at or before `position` (in (timestamp, event_id) order), over
-    `con`'s views, their identities `identity` (select.IDENTITY_SQL): one aggregate query per
+    `con`'s views, their identities `identity` (select.IDENTITY_SQL; None: the count alone,
+    the digest 0): one aggregate query per
     window of days up to the position's."""
     upto = dataclasses.replace(selection, to_ts=min(
         selection.to_ts, as_utc(position.timestamp) + timedelta(microseconds=1)))
     total = Identities()
     for first, last in windows(con, upto):
         sql, params = upto.window_sql(first, last, ordered=False,
-                                      columns=f"timestamp, event_id, {identity} AS _ident")
+                                      columns=f"timestamp, event_id, "
+                                              f"{identity or '0::UBIGINT'} AS _ident")
         params.update(at_ts=as_utc(position.timestamp), at_id=position.event_id)
         relation = con.sql("SELECT count(*), bit_xor(_ident)\n"
                            f"FROM (\n{sql}\n) AS selected\n"

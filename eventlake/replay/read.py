@@ -67,10 +67,10 @@ def reopen_reader(con: duckdb.DuckDBPyConnection, tiers: Tiers, selection: Selec
 def read_batches(con: duckdb.DuckDBPyConnection, selection: Selection, *,
                  after: Position | None = None, rows: int = READ_BATCH_ROWS,
                  reopen: Callable[[], None] | None = None,
-                 identity: str = IDENTITY_SQL) -> Iterator[pa.RecordBatch]:
+                 identity: str | None = IDENTITY_SQL) -> Iterator[pa.RecordBatch]:
     """The selected events after `after` (all when None), in (timestamp, event_id) order, as
     record batches of up to `rows` rows with the columns of `select.COLUMNS`, `_line` (the seed
-    JSON line) and `_ident` (`identity`: select.IDENTITY_SQL). With
+    JSON line) and `_ident` (`identity`: select.IDENTITY_SQL; none when None). With
     `reopen` (which points `con` at a fresh snapshot), a listed file that vanished under a
     query (compaction) makes the read go on after the last event yielded, on a fresh snapshot;
     TransientError after VANISH_ATTEMPTS in a row."""

@@ -142,13 +142,13 @@ class Selection:
 
     def window_sql(self, first: date, last: date, after: Position | None = None, *,
                    ordered: bool = True, columns: str | None = None,
-                   identity: str = IDENTITY_SQL) -> tuple[str, dict[str, Any]]:
+                   identity: str | None = IDENTITY_SQL) -> tuple[str, dict[str, Any]]:
         """The query of the selected events of the UTC days `first`..`last` after `after`, in
         (timestamp, event_id) order (unordered when not `ordered`: for counting), and its
         parameters. It selects `columns` (SQL over the `events` columns; default COLUMNS,
-        `_line` and `_ident` (`identity`), what a replay reads). `dt BETWEEN $first_dt AND
-        $last_dt` says what the timestamp range implies (dt is the UTC date of timestamp): it
-        lets the views skip other days' files unopened."""
+        `_line` and `_ident` (`identity`; left out when None), what a replay reads).
+        `dt BETWEEN $first_dt AND $last_dt` says what the timestamp range implies (dt is the UTC
+        date of timestamp): it lets the views skip other days' files unopened."""
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         params: dict[str, Any] = {"first_dt": first, "last_dt": last,
@@ -177,7 +177,7 @@ class Selection:
             source = f"(SELECT * FROM {self.view} WHERE (\n{self.where}\n)) AS selected"
         if columns is None:
             columns = (", ".join(f'"{c}"' for c in COLUMNS) + f",\n  {SEED_LINE_SQL} AS _line"
-                       + f",\n  {identity} AS {IDENTITY}")
+                       + (f",\n  {identity} AS {IDENTITY}" if identity is not None else ""))
         sql = (f"SELECT {columns} FROM {source}\nWHERE " + "\n  AND ".join(where)
                + ("\nORDER BY timestamp, event_id" if ordered else ""))
         return sql, params
