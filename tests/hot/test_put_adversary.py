@@ -87,6 +87,39 @@ def test_a_thousand_copies_of_one_event_in_a_request_cost_one_write_not_a_thousa
         [Outcome.CREATED] + [Outcome.DUPLICATE] * 999 + [Outcome.CONFLICT] * 3)
     assert results[1000].message == results[1001].message and "`taken`" in str(
         results[1000].message)
-    # and identical copies are not written again: one write per distinct event, not 1,000
-    # writes made one after the other (each waited for the previous: seconds of latency)
-    assert sorted(writes) == ["same", "same", "taken"]
+    # and identical copies are not written again, nor is a later event under an id this
+    # call stored: 2 writes, not 1,000 made one after the other (seconds of latency)
+    assert sorted(writes) == ["same", "taken"]
+
+
+def test_a_thousand_different_events_under_one_id_cost_one_write_and_are_answered_in_order(
+        lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a request holding 1,000 different events under one id (a producer reusing an id),
+    # a copy of the first among them, and under an id stored before by another request, an
+    # event that conflicts and then the stored event itself
+    lake.put_many([seed("taken", which="stored")])
+    client = lake.clients.dynamodb
+    put_item = client.put_item
+    writes: list[str] = []
+
+    def counted(**kwargs: Any) -> Any:
+        writes.append(kwargs["Item"]["event_id"]["S"])
+        return put_item(**kwargs)
+
+    monkeypatch.setattr(client, "put_item", counted)
+    batch = ([seed("reused", k=k) for k in range(1000)] + [seed("reused", k=0)]
+             + [seed("taken", which="other"), seed("taken", which="stored")])
+    # when it is put
+    results = lake.put_many(batch)
+    # then the first is stored, the other 999 conflict with it and its copy is a duplicate,
+    # each at its position, and the first event stays what is stored
+    assert [r.position for r in results] == list(range(1003))
+    assert [r.outcome for r in results[:1001]] == (
+        [Outcome.CREATED] + [Outcome.CONFLICT] * 999 + [Outcome.DUPLICATE])
+    assert "`reused` is already stored with different content" in str(results[1].message)
+    assert '"k":0' in lake.hot.fetch(["reused"]).items["reused"]["event_payload"]["S"]
+    # and an id this call did not store is still written and compared with what the table
+    # holds: the conflict, then the stored event itself a duplicate
+    assert [r.outcome for r in results[1001:]] == [Outcome.CONFLICT, Outcome.DUPLICATE]
+    # one write for the 1,001 events under `reused`; both under `taken` went to DynamoDB
+    assert sorted(writes) == ["reused", "taken", "taken"]
