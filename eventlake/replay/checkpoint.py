@@ -1,7 +1,7 @@
 """The replay's checkpoint: a small JSON document naming the last event a target acknowledged,
 in a local file or an S3 object (`s3://bucket/key`).
 
-    {"version": 2, "timestamp": "...Z", "event_id": "...", "count": 1500,
+    {"version": 3, "timestamp": "...Z", "event_id": "...", "count": 1500,
      "digest": "9f86d081884c7d65", "offset": 123456, "selection": {...},
      "sink": "jsonl:out.jsonl", "shape": "seed",
      "target": {...}}                          ("target" only when the target keeps state)
@@ -17,12 +17,14 @@ digest of its bytes before `offset`; JSONL on S3: its multipart upload). `select
 checkpoint is resumed only by the same replay, since another target would silently miss the
 events before the position and another shape would mix shapes in one output.
 
-`digest` (version 2) is the XOR of the identities (select.IDENTITY_SQL) of the `count` events
+`digest` (version 3) is the XOR of the identities (select.IDENTITY_SQL) of the `count` events
 sent, 16 hex digits: a resumed run compares it with the events at or before the position now, so
 a late event and a vanished one that leave the count equal are still seen. A version 1
 checkpoint (no `version`, no `digest`) resumes as before, checked by its count alone, and so do
 the checkpoints a run resumed from it writes (it cannot know the digest of what was sent
-before). A version above VERSION is refused: a newer eventlake wrote it.
+before). So does a version 2 one: its digest is of an earlier identity (an MD5 of the event_id
+and content_hash), which compared with today's would report events late and vanished that are
+not. A version above VERSION is refused: a newer eventlake wrote it.
 
 A checkpoint without `sink` and `shape` (written before they were recorded) is refused:
 eventlake is not released, no such checkpoint exists outside its own history, and accepting
@@ -59,8 +61,11 @@ if TYPE_CHECKING:
     from eventlake.config import Settings
 
 
-VERSION = 2
-"""The checkpoint format `dumps` writes (1: no `version` field, no `digest`)."""
+VERSION = 3
+"""The checkpoint format `dumps` writes (1: no `version` field, no `digest`; 2: a digest of
+another identity, not compared)."""
+DIGEST_FROM = 3
+"""The first format whose `digest` is of select.IDENTITY_SQL's identity."""
 
 
 class CheckpointError(ConfigError):
@@ -242,7 +247,7 @@ def parse(text: str, selection: Selection, where: str, *, sink: str | None = Non
                                   "path, or delete it to replay from the start")
     return Checkpoint(_timestamp(data, selection, where), _event_id(data, where),
                       _count(data, where), _offset(data, where), _target(data, where),
-                      _digest(data, where))
+                      _digest(data, where) if version >= DIGEST_FROM else None)
 
 
 def _malformed(where: str, field: str, value: Any, expected: str) -> CheckpointError:

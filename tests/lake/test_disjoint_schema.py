@@ -16,6 +16,7 @@ import pytest
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.compactrecord import file_identity
 from eventlake.lake.disjoint import (
     IdCache,
     manifest_key,
@@ -202,3 +203,37 @@ def test_an_older_manifest_of_eventlake_files_only_is_trusted_as_it_is(
     assert len(trusted(lake)) == 2 and read_manifest(lake, DT).digest is not None
     assert verify(lake, [DT], now=NOW).to_dict()["accepted"] == {}
     assert not reads
+
+
+def test_an_older_release_winning_the_swap_race_cannot_get_a_foreign_file_trusted(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # review29: given a verified stream file, then a foreign file lacking a column planted
+    with_stream_file(lake)
+    lake.write_partition(DT, events(range(200, 203)), "stream-000200-000299-d01")
+    verify(lake, [DT], now=NOW)
+    plant(lake, events(range(5)).drop_columns(["source"]))
+    original = lake.swap_state
+    raced: list[str] = []
+
+    def swap_state(key: str, data: bytes, *, expected: str | None) -> Any:
+        if not raced:  # an older release's verify (event_id only, no marker) swaps first
+            raced.append(key)
+            current = lake.read_state(key)
+            assert current is not None
+            old = json.loads(current.data)
+            old.pop("schema_checked")
+            old["files"] += [{"name": "part-0000.parquet", "size": f.size, "modified": None,
+                              "identity": file_identity(f)}
+                             for f in lake.list_files() if f.path.endswith("part-0000.parquet")]
+            original(key, json.dumps(old).encode(), expected=current.version)
+        return original(key, data, expected=expected)
+
+    monkeypatch.setattr(lake, "swap_state", swap_state)
+
+    # when this release's verify loses its swap to it and decides again
+    report = verify(lake, [DT], now=NOW)
+
+    # then the foreign file is refused by name and no reader trusts it
+    assert raced and "source" in report.refused[DT]["part-0000.parquet"]
+    assert "part-0000.parquet" not in trusted(lake)
+    assert read_manifest(lake, DT).digest is not None
