@@ -45,9 +45,10 @@ named by its identity, so a reader matching the manifest against its own listing
 misled by compaction, a rewrite or a file planted under a verified name. The limit: a file
 replaced under its name keeping its size and modification time (to the second on S3) is the
 same file to readers and to verify, which checks new files against the digest's ids, not the
-files' own: its new rows are trusted, and a later file holding them can be accepted beside it; and a
-foreign file so replaced by one lacking a column is not opened again (views.install checks only
-the files no manifest names), so that column reads as NULL rows instead of failing by name.
+files' own: its new rows are trusted, and a later file holding them can be accepted beside it.
+A foreign file so replaced by one lacking a column is still refused by name on local disk
+(views.install checks every foreign footer there); on S3, where it needs an overwrite in the
+same second, its footer is not fetched again and the column would read as NULL rows.
 eventlake's writers name a file after the ids it holds; a hand edit must not do this.
 
 What is left unverified stays correct, only slower: partitions nobody verifies (a late event's

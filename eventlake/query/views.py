@@ -486,9 +486,12 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
     made (default: all)."""
     files = snapshot.files
     # Both readers below take the lake's schema as given: a foreign file's missing columns
-    # would read as NULL rows, so such a file is refused here, by name. A verified file's
-    # footer was checked by the verify that named it (by name, size and time: this very file).
-    lake.check_foreign([f for f in files if f.path not in snapshot.verified])
+    # would read as NULL rows, so such a file is refused here, by name. On S3 a verified file's
+    # footer was checked by the verify that named it (by key, size and LastModified, which no
+    # client sets: this very object, a same-second overwrite aside) and is not fetched again,
+    # a GET each; on local disk a modification time can be set back (`cp -p`, `touch -r`) and
+    # a footer costs a read of the page cache: every foreign file is checked.
+    lake.check_foreign([f for f in files if not lake.is_s3 or f.path not in snapshot.verified])
     groups = _ColdGroups.of(files, snapshot.verified)
     hot_dts = _dts_of(snapshot.hot_table)
     seam = [f for f in files if f.dt in hot_dts]
