@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from eventlake.config import Settings
+from eventlake.lake.store import Lake
 from eventlake.replay.batch import Batch
 from eventlake.replay.select import COLUMNS, SEED_LINE_SQL
 
@@ -42,3 +45,11 @@ def batch_of(rows: list[dict[str, Any]]) -> Batch:
         return Batch(relation.to_arrow_table())
     finally:
         con.close()
+
+
+class ColdTiers:
+    """A local lake alone (cold-only replays never read DynamoDB)."""
+
+    def __init__(self, root: Path) -> None:
+        self.cold = Lake(Settings.from_env(table="unused", lake_uri=str(root)))
+        self.hot = None

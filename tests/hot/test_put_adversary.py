@@ -15,6 +15,20 @@ def seed(event_id: str, **payload: Any) -> dict[str, Any]:
             "timestamp": "2026-03-14T09:26:51Z", "event_payload": {"n": 1, **payload}}
 
 
+def count_writes(lake: EventLake, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The event_id of each PutItem the lake's DynamoDB client makes from now on."""
+    client = lake.clients.dynamodb
+    put_item = client.put_item
+    writes: list[str] = []
+
+    def counted(**kwargs: Any) -> Any:
+        writes.append(kwargs["Item"]["event_id"]["S"])
+        return put_item(**kwargs)
+
+    monkeypatch.setattr(client, "put_item", counted)
+    return writes
+
+
 def test_a_python_value_json_cannot_carry_is_refused_alone_and_the_rest_stored(
         lake: EventLake) -> None:
     # given a batch whose middle events hold what only a Python caller can send
@@ -67,15 +81,7 @@ def test_a_thousand_copies_of_one_event_in_a_request_cost_one_write_not_a_thousa
     # given a request holding one event 1,000 times (a producer's retry loop gone wrong) and
     # an event that conflicts with what the table holds, twice
     lake.put_many([seed("taken", which="stored")])
-    client = lake.clients.dynamodb
-    put_item = client.put_item
-    writes: list[str] = []
-
-    def counted(**kwargs: Any) -> Any:
-        writes.append(kwargs["Item"]["event_id"]["S"])
-        return put_item(**kwargs)
-
-    monkeypatch.setattr(client, "put_item", counted)
+    writes = count_writes(lake, monkeypatch)
     batch = [seed("same")] * 1000 + [seed("taken", which="other")] * 2 + [seed("same", n=2)]
     # when it is put
     results = lake.put_many(batch)
@@ -98,15 +104,7 @@ def test_a_thousand_different_events_under_one_id_cost_one_write_and_are_answere
     # a copy of the first among them, and under an id stored before by another request, an
     # event that conflicts and then the stored event itself
     lake.put_many([seed("taken", which="stored")])
-    client = lake.clients.dynamodb
-    put_item = client.put_item
-    writes: list[str] = []
-
-    def counted(**kwargs: Any) -> Any:
-        writes.append(kwargs["Item"]["event_id"]["S"])
-        return put_item(**kwargs)
-
-    monkeypatch.setattr(client, "put_item", counted)
+    writes = count_writes(lake, monkeypatch)
     batch = ([seed("reused", k=k) for k in range(1000)] + [seed("reused", k=0)]
              + [seed("taken", which="other"), seed("taken", which="stored")])
     # when it is put

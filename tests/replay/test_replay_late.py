@@ -18,11 +18,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 from archive_support import NOW, World, hours
+from replay_support import ColdTiers
 
-from eventlake import EventLake, Settings
+from eventlake import EventLake
 from eventlake.cli.main import main
 from eventlake.events.schema import EVENT_SCHEMA
-from eventlake.lake.store import Lake
 from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay import count as count_module
 from eventlake.replay.batch import Batch
@@ -33,14 +33,6 @@ from eventlake.replay.targets import DeliveryError, Target
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 SELECTION = Selection(START, START + timedelta(days=2), cold_only=True)
-
-
-class ColdTiers:
-    """A local lake alone (cold-only replays never read DynamoDB)."""
-
-    def __init__(self, root: Path) -> None:
-        self.cold = Lake(Settings.from_env(table="unused", lake_uri=str(root)))
-        self.hot = None
 
 
 def plant(tiers: ColdTiers, name: str, events: dict[str, float]) -> None:
