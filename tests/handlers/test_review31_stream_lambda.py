@@ -195,3 +195,41 @@ def test_the_item_identifier_is_the_records_sequence_number(
 def test_settings_default_lake_is_a_relative_path() -> None:
     # why the cold-start check matters: without the variable, the lake is ./eventlake-data
     assert not Path(Settings().lake_uri).is_absolute()
+
+
+# --- S3: a partition listed past ListObjectsV2's 1,000 keys a page (held; pinned) -----------
+
+def test_a_redelivery_finds_its_earlier_file_past_the_first_listing_page(s3_lake: Lake) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    # given 1,001 files in the partition ahead of the stream's own in key order (other
+    # shards' stream files, never read: their ranges do not meet this batch's)
+    bucket, _, prefix = s3_lake.root.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    folder = f"{prefix}/events/dt=2026-11-01".lstrip("/")
+
+    def filler(i: int) -> None:
+        s3.put_object(Bucket=bucket, Key=f"{folder}/stream-0-0-{i:012x}.parquet", Body=b"")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(filler, range(1001)))
+    stream_handler.reset(s3_lake)
+    try:
+        # when the INSERTs are archived, then re-delivered from the second record
+        event = _only_inserts(batch(), [0, 1, 2, 3, 4])
+        assert invoke(event) == {"batchItemFailures": []}
+        assert invoke({**event, "Records": copy.deepcopy(event["Records"][1:])}) == {
+            "batchItemFailures": []}
+    finally:
+        stream_handler.reset()
+    # then the re-delivery found the first delivery's files (listed on a later page) and
+    # wrote nothing again: each event once, raw rows
+    ours = [f for f in s3_lake.list_files() if "/stream-0-0-" not in f.path]
+    assert len(s3_lake.list_files()) == len(ours) + 1001
+    rows = [i for f in ours for i in pq.read_table(
+        s3_lake.fs_path(f.path), filesystem=s3_lake.fs, columns=["event_id"]
+    )["event_id"].to_pylist()]
+    assert sorted(rows) == sorted(ARCHIVED_IN_BATCH)
