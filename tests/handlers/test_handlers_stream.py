@@ -136,6 +136,8 @@ def test_the_lake_comes_from_the_environment_and_is_kept_until_reset(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given the handler configured by EVENTLAKE_LAKE_URI only
     first, second = new_lake(tmp_path / "first"), new_lake(tmp_path / "second")
+    for made in (first, second):  # as `eventlake init` leaves them (the handler checks)
+        made.create_marker(table="eventlake-events")
     monkeypatch.setenv("EVENTLAKE_LAKE_URI", first.root)
     stream_handler.reset()
     try:
