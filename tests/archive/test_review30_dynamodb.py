@@ -156,3 +156,33 @@ def test_an_expired_item_ttl_has_not_deleted_yet_is_counted_once_and_not_at_risk
     # then the expired event is read once (from the lake), and only `fresh` is unarchived
     assert rows == [("expired",), ("fresh",)]
     assert (margin.unarchived, margin.at_risk) == (1, 0)
+
+
+def test_keys_dynamodb_never_processes_fail_the_sweep_without_counting_them_archived(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given events the lake lacks, and a BatchGetItem that leaves every key unprocessed
+    from eventlake.hot import fetch
+
+    ids = world.ingest([f"b-{i:02d}" for i in range(5)], NOW - timedelta(minutes=30))
+    before = read_watermark(world.lake)
+    ddb = world.clients.dynamodb
+    real = ddb.batch_get_item
+    calls: list[int] = []
+
+    def throttled(**kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        [(table, _)] = kwargs["RequestItems"].items()
+        return {"Responses": {table: []}, "UnprocessedKeys": kwargs["RequestItems"]}
+
+    monkeypatch.setattr(fetch, "UNPROCESSED_ATTEMPTS", 2)  # a short back-off for the test
+    monkeypatch.setattr(ddb, "batch_get_item", throttled)
+    # when the sweep runs: it fails naming the keys, writes nothing, keeps the watermark
+    with pytest.raises(TransientError, match=r"unprocessed.*`b-0\d`"):
+        world.sweep(NOW)
+    assert calls and world.stored_rows() == Counter()
+    after = read_watermark(world.lake)
+    assert before is not None and after is not None and after.at == before.at
+    # and once DynamoDB answers, the next sweep archives each event once
+    monkeypatch.setattr(ddb, "batch_get_item", real)
+    world.sweep(NOW + timedelta(minutes=1))
+    assert world.stored_rows() == Counter(ids)
