@@ -2,7 +2,9 @@
 
     ids -> unique, in batches of 100 (DynamoDB's limit; it refuses duplicate keys)
         -> BatchGetItem, eventually consistent (half the read units)
-             UnprocessedKeys (throttling, 16 MB) -> asked again, backing off, UNPROCESSED_ATTEMPTS
+             UnprocessedKeys (throttling, 16 MB) -> asked again, backing off; given up
+                                                    after UNPROCESSED_ATTEMPTS calls in a row
+                                                    that returned none of the keys left
         -> ids it did not return -> asked again with ConsistentRead
         -> ids still not returned: `vanished` (TTL deleted them after the index listed them)
 
@@ -28,7 +30,9 @@ __all__ = ["BATCH_KEYS", "UNPROCESSED_ATTEMPTS", "Fetched", "fetch_items"]
 BATCH_KEYS = 100
 """Keys per BatchGetItem call (DynamoDB's maximum)."""
 UNPROCESSED_ATTEMPTS = 8
-"""Calls made for keys DynamoDB keeps returning unprocessed, before TransientError."""
+"""Calls in a row that return none of the keys left, before TransientError. A call that
+returns some of them starts the count again: DynamoDB cuts a response at 16 MB and returns a
+throttled table's keys a few at a time, and a fetch it keeps advancing must not be given up."""
 _FIRST_PAUSE, _MAX_PAUSE = 0.05, 2.0
 
 Item = dict[str, Any]
@@ -76,20 +80,27 @@ def _batch(ddb: Any, table: str, ids: list[str], call: Call, sleep: Callable[[fl
     request: dict[str, Any] = {table: {"Keys": [{"event_id": {"S": i}} for i in ids],
                                        "ConsistentRead": consistent}}
     pause = _FIRST_PAUSE
-    for attempt in range(1, UNPROCESSED_ATTEMPTS + 1):
+    asked, stalled = len(ids), 0
+    while True:
         response = call(partial(ddb.batch_get_item, RequestItems=request))
         for item in response.get("Responses", {}).get(table, []):
             event_id = item.get("event_id", {}).get("S")
             if isinstance(event_id, str):
                 found[event_id] = item
         request = response.get("UnprocessedKeys") or {}
-        if not request.get(table, {}).get("Keys"):
+        left = len(request.get(table, {}).get("Keys") or [])
+        if not left:
             return found
-        if attempt < UNPROCESSED_ATTEMPTS:
-            sleep(pause)
-            pause = min(pause * 2, _MAX_PAUSE)
-    left = [k["event_id"]["S"] for k in request[table]["Keys"]]
-    examples = ", ".join(f"`{i}`" for i in left[:5])
+        # each call leaves fewer keys or counts as a stall: the loop ends either way
+        stalled = 0 if left < asked else stalled + 1
+        asked = left
+        if stalled >= UNPROCESSED_ATTEMPTS:
+            break
+        sleep(pause)
+        pause = min(pause * 2, _MAX_PAUSE)
+    keys = [k["event_id"]["S"] for k in request[table]["Keys"]]
+    examples = ", ".join(f"`{i}`" for i in keys[:5])
     raise TransientError(
-        f"DynamoDB left {len(left)} key(s) of table `{table}` unprocessed after "
-        f"{UNPROCESSED_ATTEMPTS} BatchGetItem calls (throttled), e.g. {examples}: retry later")
+        f"DynamoDB left {len(keys)} key(s) of table `{table}` unprocessed after "
+        f"{UNPROCESSED_ATTEMPTS} BatchGetItem calls in a row that returned none of them "
+        f"(throttled), e.g. {examples}: retry later")

@@ -103,26 +103,35 @@ def _active(index: dict[str, Any] | None) -> bool:
     return index is not None and index.get("IndexStatus", "ACTIVE") == "ACTIVE"
 
 
+def _queryable(index: dict[str, Any] | None) -> bool:
+    """ACTIVE, or UPDATING: an index whose configuration is being changed (throughput, warm
+    throughput, the billing mode) "remains available for data operations" (DynamoDB API
+    reference, IndexStatus); readers must not stop for the minutes that takes. One being
+    created (CREATING) or deleted is not read."""
+    return _active(index) or (index is not None and index.get("IndexStatus") == "UPDATING"
+                              and not index.get("Backfilling", False))
+
+
 def choose(desc: dict[str, Any], table: str) -> str:
-    """The index a reader queries: the new one once ACTIVE, else the old one (during a
-    migration); StorageError when neither is ACTIVE, or when the only ACTIVE one has the new
-    name but not its keys or projection (`init` refuses such an index too: a reader would fail
-    on its keys, or fetch every entry whole)."""
+    """The index a reader queries: the new one once ACTIVE (or UPDATING: `_queryable`), else
+    the old one (during a migration); StorageError when neither is, or when the only queryable
+    one has the new name but not its keys or projection (`init` refuses such an index too: a
+    reader would fail on its keys, or fetch every entry whole)."""
     indexes = _indexes(desc)
     current = indexes.get(INDEX_NAME)
-    if _active(current):
+    if _queryable(current):
         assert current is not None
         try:
             _check_index(current, table)
             return INDEX_NAME
         except StorageError:
-            if not _active(indexes.get(LEGACY_INDEX_NAME)):
+            if not _queryable(indexes.get(LEGACY_INDEX_NAME)):
                 raise
             _log.warning("table `%s`: index %s is not the one eventlake makes; reading %s "
                          "(run `eventlake init` for what to do)", table, INDEX_NAME,
                          LEGACY_INDEX_NAME)
             return LEGACY_INDEX_NAME
-    if _active(indexes.get(LEGACY_INDEX_NAME)):
+    if _queryable(indexes.get(LEGACY_INDEX_NAME)):
         return LEGACY_INDEX_NAME
     states = ", ".join(f"{n} {i.get('IndexStatus', '?')}" for n, i in indexes.items()
                        if n in (INDEX_NAME, LEGACY_INDEX_NAME)) or "neither exists"

@@ -550,7 +550,11 @@ class HotStore:
         and index.PROJECTED (the whole item while the old index is still in use: `is_whole`).
 
         Entries come grouped by (day, shard), not globally sorted. The index is eventually
-        consistent: callers that need completeness leave a settle lag before `until`.
+        consistent: callers that need completeness leave a settle lag before `until`, and an
+        item written a moment ago (normally < 1 s, longer while the index is throttled) is not
+        listed yet, so a reader (the `events` view) sees an accepted event once the index
+        has it, not the instant its PutItem returns. moto's index is synchronous; real
+        DynamoDB's is not (tests/archive/test_review30_dynamodb.py simulates the lag).
         """
         if since.tzinfo is None or until.tzinfo is None:
             raise ValueError("read_ingested needs timezone-aware datetimes (UTC)")
