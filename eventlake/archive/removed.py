@@ -7,8 +7,8 @@ before its checkpoint was archived, or quarantined with its reason). Only when b
 INSERT's batch given up to the on-failure queue, and no sweep since) is the REMOVE the event's
 last copy, and counting it would lose the event. So, per REMOVE with an old image:
 
-    ingested_at before the expiry checkpoint  -> counted, nothing read: a sweep vouched for it
-      and the archive watermark                  (the checkpoint alone moves over the band its
+    listed by the index before the expiry      -> counted, nothing read: a sweep vouched for it
+      checkpoint and the archive watermark       (the checkpoint alone moves over the band its
                                                  sweep's window covers before that is written)
     otherwise, or no checkpoint yet           -> looked up by id in its dt partition (a
                                                  filtered scan: memory follows the matches);
@@ -29,7 +29,7 @@ from datetime import datetime
 import pyarrow.compute as pc
 
 from eventlake.archive.writer import ArchiveCounts, archive_items, event_keys
-from eventlake.codec import CodecError, RowBuilder, approximate_time
+from eventlake.codec import CodecError, RowBuilder
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import Item
@@ -108,18 +108,23 @@ def _vouched_until(lake: Lake) -> datetime | None:
 
 
 def _vouched(image: Item, checkpoint: datetime | None) -> bool:
-    """Whether an expiry check passed the item's ingestion time (so the lake holds it)."""
+    """Whether an expiry check read the item (so the lake holds it, or quarantined it): the
+    index lists it at the time its sort key carries (`<ingested_at>#<id>`, under the shard
+    `<that UTC day>#<n>`), and that time is before the checkpoint. An item without the index's
+    keys (another producer's), or whose shard names another day, is never read by a Query of
+    the band's days, whatever its `ingested_at` says: it is checked against the lake."""
     if checkpoint is None:
         return False
-    value = image.get("ingested_at")
-    if not isinstance(value, dict) or len(value) != 1:
+    shard, key = image.get("ingest_shard"), image.get("ingest_key")
+    if not isinstance(shard, dict) or not isinstance(key, dict):
         return False
-    try:  # the layouts the codec reads: RFC 3339 text, or epoch seconds/ms (other producers)
-        if isinstance(value.get("S"), str):
-            return parse_timestamp(value["S"]) < checkpoint
-        if isinstance(value.get("N"), str):
-            when = approximate_time(value["N"])
-            return when is not None and when < checkpoint
-    except (InvalidEventError, CodecError):
-        pass
-    return False
+    shard_text, key_text = shard.get("S"), key.get("S")
+    if not isinstance(shard_text, str) or not isinstance(key_text, str):
+        return False
+    stamp = key_text.split("#", 1)[0]
+    if shard_text.split("#", 1)[0] != stamp[:10]:
+        return False
+    try:
+        return parse_timestamp(stamp) < checkpoint
+    except InvalidEventError:
+        return False

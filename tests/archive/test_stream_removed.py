@@ -424,3 +424,25 @@ def test_a_vouched_remove_with_ingested_at_in_another_layout_reads_nothing(
 
     # then it is only counted, as one stamped in eventlake's layout
     assert (report.removed_checked, report.failed_from) == (0, None)
+
+
+@pytest.mark.parametrize("index_keys", ["none", "other-day"])
+def test_a_remove_of_an_item_the_index_never_listed_is_checked_though_the_checkpoint_passed_it(
+        lake: Lake, index_keys: str) -> None:
+    # given another producer's event stamped with an `ingested_at` before the checkpoint but
+    # without the index's keys (or with a shard of another day than its sort key: a Query of
+    # the band's days never reads it), so no expiry check ever read it; its INSERT was lost
+    checkpoint(lake, INGESTED + timedelta(minutes=1))
+    advance_watermark(lake, INGESTED + timedelta(hours=1), expected=None, run_id="sweep-x")
+    stored = item("evt-unindexed")
+    if index_keys == "none":
+        stored = {k: v for k, v in stored.items() if k not in ("ingest_shard", "ingest_key")}
+    else:
+        stored = {**stored, "ingest_shard": {"S": "2026-10-01#0"}}
+
+    # when TTL deletes it
+    report = archive_event(lake, {"Records": [removal(stored, 900)]})
+
+    # then the lake is checked, and the event archived from the old image
+    assert ids(lake) == ["evt-unindexed"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
