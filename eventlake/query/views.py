@@ -52,8 +52,10 @@ must be `refresh`ed; `run_sql` lists again by itself. The manifest read with the
 true whenever it was written: it names files by name, size and modification time.
 An S3 lake (DuckDB's httpfs is not available offline): pyarrow datasets registered with
 the connection, one fragment per listed file, DuckDB pushing projections and filters into
-the Arrow scan. A listed file that vanished fails the query; `run_sql` (EventLake.sql) then
-lists again and retries.
+the Arrow scan; fragments are kept per lake with the footers pyarrow read while the listing
+shows the same object (`query/fragments.py`): a footer is one GET per file and lake object.
+A listed file that vanished fails the query; `run_sql` (EventLake.sql) then lists again and
+retries.
 
 Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a query reads):
 - `dt` predicates skip whole partitions on both paths; a skipped file is never opened.
