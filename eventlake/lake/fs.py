@@ -173,7 +173,10 @@ class LakeFS:
 
     # -- listing -----------------------------------------------------------------------------
 
-    def _list(self, top: str, suffix: str, keep: Callable[[str], bool]) -> list[LakeFile]:
+    def _list(self, top: str, suffix: str, keep: Callable[[str], bool] | None
+              ) -> list[LakeFile]:
+        """The files under `top` named `*suffix` in the dt partitions `keep` accepts (None:
+        every partition; on S3 one recursive listing)."""
         # A local listing races with writers: a temp file renamed away, or a directory made,
         # between readdir and stat fails it with ENOENT. Listing again sees a settled state.
         for attempt in range(4):
@@ -184,13 +187,23 @@ class LakeFS:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _list_once(self, top: str, suffix: str, keep: Callable[[str], bool]) -> list[LakeFile]:
+    def _list_once(self, top: str, suffix: str, keep: Callable[[str], bool] | None
+                   ) -> list[LakeFile]:
         top_path = f"{self._base}/{top}"
         if not self.is_s3:
-            return _list_local(top_path, suffix, keep)
+            return _list_local(top_path, suffix, keep or (lambda dt: True))
         import pyarrow.fs as pafs
 
         with self._mapped(f"list `{self._full(top_path)}`"):
+            if keep is None:  # every partition: one recursive listing, no folder listing first
+                infos = self.fs.get_file_info(
+                    pafs.FileSelector(top_path, recursive=True, allow_not_found=True))
+                if not infos:
+                    self._require_bucket()
+                folders = {info.path.rpartition("/")[0] for info in infos}
+                return self._listed(infos, {
+                    folder: dt for folder in folders if folder.rpartition("/")[0] == top_path
+                    and (dt := dt_of_dir(folder.rpartition("/")[2])) is not None}, suffix)
             entries = self.fs.get_file_info(pafs.FileSelector(top_path, allow_not_found=True))
             partitions: dict[str, str] = {}
             for entry in entries:
@@ -209,6 +222,13 @@ class LakeFS:
                 infos = [info for listing in self._map(
                     lambda p: self.fs.get_file_info(pafs.FileSelector(p, allow_not_found=True)),
                     list(partitions)) for info in listing]
+        return self._listed(infos, partitions, suffix)
+
+    def _listed(self, infos: list[pafs.FileInfo], partitions: dict[str, str], suffix: str
+                ) -> list[LakeFile]:
+        """The files among `infos` directly in one of `partitions` (folder path -> dt)."""
+        import pyarrow.fs as pafs
+
         files = []
         for info in infos:
             parent, _, base = info.path.rpartition("/")

@@ -165,7 +165,8 @@ class Lake(LakeQuarantine, LakeState):
         Pruning uses directory names only; no file is opened. Hidden and temporary files
         (".", "_") and anything not `*.parquet` are ignored.
         """
-        return self._list(EVENTS_DIR, ".parquet", dt_filter(start, end, dts))
+        every = start is None and end is None and dts is None
+        return self._list(EVENTS_DIR, ".parquet", None if every else dt_filter(start, end, dts))
 
     def read(self, start: date | None = None, end: date | None = None,
              columns: Sequence[str] | None = None) -> pa.Table:

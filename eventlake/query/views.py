@@ -52,8 +52,10 @@ must be `refresh`ed; `run_sql` lists again by itself. The manifest read with the
 true whenever it was written: it names files by name, size and modification time.
 An S3 lake (DuckDB's httpfs is not available offline): pyarrow datasets registered with
 the connection, one fragment per listed file, DuckDB pushing projections and filters into
-the Arrow scan. A listed file that vanished fails the query; `run_sql` (EventLake.sql) then
-lists again and retries.
+the Arrow scan; fragments are kept per lake with the footers pyarrow read while the listing
+shows the same object (`query/fragments.py`): a footer is one GET per file and lake object.
+A listed file that vanished fails the query; `run_sql` (EventLake.sql) then lists again and
+retries.
 
 Pruning, verified on DuckDB 2.0 (tests/test_query.py proves it by the files a query reads):
 - `dt` predicates skip whole partitions on both paths; a skipped file is never opened.
@@ -73,7 +75,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
@@ -135,6 +137,8 @@ _VANISHED = (r"No files found that match the pattern|No such file or directory|"
              r"errno 2\b|NO_SUCH_KEY|NoSuchKey|RESOURCE_NOT_FOUND|"
              r"Path does not exist")
 """What a reader says of a listed file that is gone (compiled on first need: an error's)."""
+_REGISTERED = "registered as '_eventlake_"
+"""How DuckDB names a dataset `install` registered (`_eventlake_<group>`) in a reading error."""
 _HOT_TABLE = "_eventlake.hot"
 COLD_PARTITIONS = "_eventlake.cold_partitions"
 """A table of the connection: the `dt` (DATE) of each partition the listing found, once each,
@@ -502,6 +506,7 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
                           "needs httpfs, and glob characters in paths are not escapable): "
                           "use engine `arrow` or `auto`")
     native = engine == "duckdb" or (engine == "auto" and reachable)
+    kept: dict[str, ds.ParquetFileFragment] = {}
 
     def source(name: str, group: Sequence[LakeFile]) -> str | None:
         if not group:
@@ -510,7 +515,11 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
             return _read_parquet(list(dict.fromkeys(
                 f"{f.path.rpartition('/')[0]}/{_FILES}" if f.dt in groups.by_pattern
                 else f.path for f in group)))
-        con.register(f"_eventlake_{name}", _dataset(lake, group))
+        from eventlake.query.fragments import dataset, fragments
+
+        if not kept:  # once per install: on S3 the lake's fragments, footers read once
+            kept.update(fragments(lake, files))
+        con.register(f"_eventlake_{name}", dataset(lake, group, kept, cold_schema()))
         return f"_eventlake_{name}"
 
     made = set(HELPERS if helpers is None else helpers)
@@ -649,31 +658,6 @@ def _read_parquet(paths: Sequence[str]) -> str:
             f"hive_types_autocast = false, schema = {_SCHEMA})")
 
 
-def _dataset(lake: Lake, files: Sequence[LakeFile]) -> ds.Dataset:
-    """One fragment per file, each carrying what all its rows satisfy (its dt, and a timestamp
-    on that UTC day): pyarrow skips fragments a filter excludes without opening them."""
-    import pyarrow.dataset as ds
-
-    parquet = ds.ParquetFileFormat()
-    fragments = [parquet.make_fragment(lake.fs_path(f.path), filesystem=lake.fs,
-                                       partition_expression=_bounds(f.dt), file_size=f.size)
-                 for f in files]
-    return ds.FileSystemDataset(fragments, cold_schema(), parquet, lake.fs)
-
-
-def _bounds(dt: str) -> ds.Expression:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    from eventlake.events.schema import UTC_MICROS
-
-    day = date.fromisoformat(dt)
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return ((ds.field(PARTITION) == pa.scalar(day, pa.date32()))
-            & (ds.field("timestamp") >= pa.scalar(start, UTC_MICROS))
-            & (ds.field("timestamp") < pa.scalar(start + timedelta(days=1), UTC_MICROS)))
-
-
 def _snapshot_sql(s: Snapshot, engine: str) -> str:
     def ts(value: datetime | None) -> str:
         return f"TIMESTAMPTZ {_literal(value.isoformat())}" if value else "NULL::TIMESTAMPTZ"
@@ -727,7 +711,9 @@ def _listing_again_on_vanish(attempt: Callable[[], T]) -> T:
 
 def file_vanished_in_query(exc: BaseException) -> bool:
     """Whether a DuckDB error says a listed lake file has gone missing (compaction deleted it),
-    not, say, a file the query itself names."""
+    not, say, a file the query itself names. On S3 the error names the file when reading its
+    footer; reading the column chunks of a file whose footer was kept (query/fragments.py), it
+    names only the dataset the views registered."""
     text = str(exc)
-    return (f"/{EVENTS_DIR}/dt=" in text
+    return ((f"/{EVENTS_DIR}/dt=" in text or _REGISTERED in text)
             and re.search(_VANISHED, text, re.IGNORECASE) is not None)
