@@ -115,12 +115,21 @@ def table(rows: list[list[str]]) -> str:
 
 
 def upload(root: Path, bucket: str, prefix: str) -> str:
-    """Copy a local lake (state files included) to s3://bucket/prefix; its URI."""
+    """Copy a local lake (state files included) to s3://bucket/prefix, then verify it there as
+    the sweep would (the copied manifests name the local files' times, which S3's LastModified
+    does not match: unverified, every multi-file day would be read de-duplicated); its URI."""
     import boto3
+
+    from benchmarks.peers.data import settings
+    from eventlake.lake.disjoint import verify
+    from eventlake.lake.store import Lake
 
     s3 = boto3.client("s3")
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=bucket)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
-    return f"s3://{bucket}/{prefix}"
+    uri = f"s3://{bucket}/{prefix}"
+    lake = Lake(settings(uri))
+    verify(lake, sorted({f.dt for f in lake.list_files()}))
+    return uri
