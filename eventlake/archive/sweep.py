@@ -185,8 +185,21 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         reuse = (tail is not None and tail.complete and mark is not None
                  and guard_since >= tail.start and guard_since >= since
                  and reuse_window_read(settings, now, guard_since))
-        margin = ttl_margin(lake, hot, settings, now=now, since=guard_since, vanished=vanished,
-                            read=tail.entries if reuse and tail is not None else None)
+        try:
+            margin = ttl_margin(lake, hot, settings, now=now, since=guard_since,
+                                vanished=vanished,
+                                read=tail.entries if reuse and tail is not None else None)
+        except Exception as exc:  # the sweep's own work stands: say what it was
+            moved = f"moved to {format_ts(after)}" if mark is not None and mark is not before \
+                else f"stays at {format_ts(after)}"
+            exc.add_note(f"sweep {run_id}: archived {counts.archived} event(s) "
+                         f"({counts.already} already in the lake, {counts.quarantined} "
+                         f"quarantined) and the watermark {moved} before this; the TTL "
+                         "margin was not checked: the next sweep checks it")
+            _log.warning("sweep %s: archived %d event(s), watermark %s; the TTL guard's check "
+                         "then failed: %s: %s", run_id, counts.archived,
+                         format_ts(after), type(exc).__name__, exc)
+            raise
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,
                              expiry=expiry)

@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except EventLakeError as exc:
         error(str(exc))
+        _notes(exc)
         return 2
     except KeyboardInterrupt:
         print("eventlake: interrupted", file=sys.stderr)
@@ -53,7 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             error(f"cannot reach AWS ({exc}); check AWS_ENDPOINT_URL / network")
         else:
             error(f"{name}: {exc} (run with --debug for the traceback)")
+        _notes(exc)
         return 2
+
+
+def _notes(exc: BaseException) -> None:
+    """What the code that failed added to the error (`add_note`: what a sweep had done before
+    it failed, where the watermark stays, which statement), one line each after it."""
+    from eventlake.config import redact
+
+    for note in getattr(exc, "__notes__", []):
+        print(f"eventlake: note: {redact(str(note))}", file=sys.stderr)
 
 
 def _common(*, suppress: bool) -> argparse.ArgumentParser:

@@ -433,3 +433,27 @@ def test_reconcile_reports_a_reused_event_id_as_different_and_repairs_nothing(
     assert (report.different, report.missing, report.repaired) == (1, 0, 0)
     assert report.different_ids == ["ord-42"]
     assert payloads(world, "ord-42") == [{"order_id": "ORD-42", "total": 10}]
+
+
+def test_a_guard_failing_after_the_watermark_moved_says_what_the_sweep_did(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given events a sweep archives, and a TTL guard whose read fails after the watermark moved
+    ids = world.ingest([f"g-{i}" for i in range(5)], NOW - hours(2))
+    from eventlake.errors import TransientError
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise TransientError("Query throttled (ProvisionedThroughputExceededException)")
+
+    monkeypatch.setattr("eventlake.archive.sweep.ttl_margin", throttled)
+
+    # when the sweep runs
+    with pytest.raises(TransientError, match="throttled") as raised:
+        world.sweep(NOW)
+
+    # then the work done is kept and the error says so: archived, watermark moved, guard unchecked
+    assert world.stored_rows() == Counter(ids)
+    mark = read_watermark(world.lake)
+    assert mark is not None and mark.at > NOW - hours(2)
+    notes = " ".join(getattr(raised.value, "__notes__", []))
+    assert "archived 5 event(s)" in notes and "watermark moved to" in notes, notes
+    assert "TTL margin was not checked" in notes, notes

@@ -574,3 +574,31 @@ def test_put_interrupted_mid_batch_says_what_was_answered_and_a_rerun_stores_the
     assert counts is not None and int(counts[1]) + int(counts[2]) == 40 and int(counts[2]) >= 3
     scanned = cli_env.clients.dynamodb.scan(TableName="cli-events")["Items"]
     assert sorted(i["event_id"]["S"] for i in scanned) == sorted(f"e-{i}" for i in range(40))
+
+
+def test_a_failed_archive_prints_what_the_sweep_did_before_it_failed(
+        cli_env: EventLake, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # given stored events, and a TTL guard whose read is throttled after the sweep's writes
+    from eventlake.errors import TransientError
+
+    main(["init"])
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([event(1), event(2)]))
+    assert main(["put", str(path)]) == 0
+    capsys.readouterr()
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise TransientError("Query throttled")
+
+    monkeypatch.setattr("eventlake.archive.sweep.ttl_margin", throttled)
+
+    # when `eventlake archive` runs (no settle: the events are in its window)
+    code = main(["archive", "--settle", "0"])
+
+    # then the error is followed by what the sweep did: the operator knows nothing is lost
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "eventlake: error: Query throttled" in err
+    assert re.search(r"eventlake: note: sweep \S+: archived 2 event\(s\)", err), err
+    assert "the TTL margin was not checked" in err
