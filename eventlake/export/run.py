@@ -29,7 +29,9 @@ Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHE
 `dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
 In CSV and JSON lines the timestamps are RFC 3339 UTC text (`2024-05-01T00:00:00.000000Z`); in
 JSON lines the payload is the JSON object itself, its numbers as the lake holds them (a payload
-that is not JSON stays a string; export/jsonl.py).
+that is not JSON stays a string; export/jsonl.py). CSV values are written verbatim, UTF-8
+without a BOM: a value starting with `=`, `+`, `-` or `@` is not neutralised for spreadsheets
+(that would change it for every other reader); the README says how to open it in Excel.
 
 A named query (export/named.py) reads the selected events, redaction applied, as `events`; its
 result is written in its own columns and order (TIMESTAMPTZ columns as RFC 3339 text in CSV and
