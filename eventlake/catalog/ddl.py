@@ -180,7 +180,9 @@ def _raw_statements(catalog: Catalog, s: Spelling) -> list[str]:
                 f"CREATE OR REPLACE TEMPORARY VIEW {table} (\n  {columns})\n"
                 f"USING parquet\nOPTIONS (path {location})"]
     schema = s.literal(catalog.database or TRINO_DEFAULT_SCHEMA)
-    return [f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns})\n"
+    return ["-- IF NOT EXISTS keeps a table an earlier run made as it is: DROP TABLE it "
+            "first when the lake moved (an external table: its files stay)\n"
+            f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns})\n"
             f"WITH (external_location = {location}, format = 'PARQUET', "
             f"partitioned_by = ARRAY[{s.literal(catalog.partition.name)}])",
             "-- registers the dt folders found; re-run after new days land (Trino's partition "

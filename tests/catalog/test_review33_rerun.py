@@ -54,3 +54,12 @@ def test_the_alters_come_after_the_create_and_before_the_views() -> None:
 
     assert kinds[0] == "Create" and kinds[-1] == "Create"  # the table ... the events view
     assert set(kinds[1:-1]) == {"Alter"}
+
+
+def test_the_trino_ddl_says_a_moved_lake_needs_the_old_table_dropped() -> None:
+    catalog = build([], "s3://bucket/lake/events/", "trino", database="shop")
+
+    create = statements(catalog)[0]
+
+    assert "IF NOT EXISTS" in create and "DROP TABLE it first when the lake moved" in create
+    assert isinstance(sqlglot.parse_one(create, read="trino"), exp.Create)
