@@ -16,7 +16,9 @@ How each engine sees a new day's partition:
           formatted text put into `storage.location.template` (the `dt=` folder name), so
           `dt = '2024-05-01'` and ranges on the text prune (yyyy-MM-dd sorts as dates). The
           views cast it to `date`, as DuckDB's `events` has it. Events older than the first
-          day (a later backfill) fall outside the range: run `eventlake catalog` again then.
+          day (a later backfill) fall outside the range: run `eventlake catalog` again then
+          (the DDL's `ALTER TABLE ... SET LOCATION / SET TBLPROPERTIES` after its `CREATE ...
+          IF NOT EXISTS` bring a table an earlier run made to this run's range and location).
 - spark   temporary views, the raw one `USING parquet OPTIONS (path ...)`: Spark discovers the
           dt partitions when the view is made (a `CREATE TABLE ... USING parquet` over the
           same path reads 0 rows until `MSCK REPAIR TABLE`, and again misses each new day until
@@ -162,7 +164,13 @@ def _raw_statements(catalog: Catalog, s: Spelling) -> list[str]:
         return [f"-- partition projection on dt: new days are read with no MSCK REPAIR\n"
                 f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n  {columns})\n"
                 f"PARTITIONED BY ({tick(catalog.partition.name)} {catalog.partition.type})\n"
-                f"STORED AS PARQUET\nLOCATION {location}\nTBLPROPERTIES (\n  {properties})"]
+                f"STORED AS PARQUET\nLOCATION {location}\nTBLPROPERTIES (\n  {properties})",
+                # IF NOT EXISTS keeps a table an earlier run made as it was: a re-run (after a
+                # backfill older than the first day, or a moved lake) sets its location and
+                # projection to this run's
+                f"-- a re-run: the table an earlier run made gets this run's location and "
+                f"projection range\nALTER TABLE {table} SET LOCATION {location}",
+                f"ALTER TABLE {table} SET TBLPROPERTIES (\n  {properties})"]
     columns = ",\n  ".join(f"{s.ident(c.name)} {c.type}"
                            for c in (*catalog.columns, catalog.partition))
     table = s.qualified(catalog.database, catalog.table)
@@ -172,7 +180,9 @@ def _raw_statements(catalog: Catalog, s: Spelling) -> list[str]:
                 f"CREATE OR REPLACE TEMPORARY VIEW {table} (\n  {columns})\n"
                 f"USING parquet\nOPTIONS (path {location})"]
     schema = s.literal(catalog.database or TRINO_DEFAULT_SCHEMA)
-    return [f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns})\n"
+    return ["-- IF NOT EXISTS keeps a table an earlier run made as it is: DROP TABLE it "
+            "first when the lake moved (an external table: its files stay)\n"
+            f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns})\n"
             f"WITH (external_location = {location}, format = 'PARQUET', "
             f"partitioned_by = ARRAY[{s.literal(catalog.partition.name)}])",
             "-- registers the dt folders found; re-run after new days land (Trino's partition "

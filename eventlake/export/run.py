@@ -14,7 +14,8 @@ parent folder would otherwise count them), and puts back a destination a killed 
 moved aside. An existing destination is refused unless
 `overwrite` (a file or a symlink is then replaced in one rename; a folder, or anything a folder
 replaces, is moved aside, the new one renamed in, the old one deleted). The lake's `events/`
-folder, anything in it, and any folder holding the lake are refused as destinations. To S3,
+folder, its state (`_eventlake/`) and quarantine (`_quarantine/`) folders, anything in them,
+and any folder holding the lake are refused as destinations. To S3,
 the export is written so in a local temporary folder, then uploaded: one object (atomic), or a
 folder's objects and `_SUCCESS` last.
 
@@ -29,7 +30,9 @@ Rows are written in (timestamp, event_id) order. Columns: the lake's (EVENT_SCHE
 `dt` in a DuckDB file (the sql/ queries and the typed views, created there as views, use it).
 In CSV and JSON lines the timestamps are RFC 3339 UTC text (`2024-05-01T00:00:00.000000Z`); in
 JSON lines the payload is the JSON object itself, its numbers as the lake holds them (a payload
-that is not JSON stays a string; export/jsonl.py).
+that is not JSON stays a string; export/jsonl.py). CSV values are written verbatim, UTF-8
+without a BOM: a value starting with `=`, `+`, `-` or `@` is not neutralised for spreadsheets
+(that would change it for every other reader); the README says how to open it in Excel.
 
 A named query (export/named.py) reads the selected events, redaction applied, as `events`; its
 result is written in its own columns and order (TIMESTAMPTZ columns as RFC 3339 text in CSV and
@@ -63,7 +66,7 @@ from eventlake.export.jsonl import write_json_lines
 from eventlake.export.named import NamedQuery, named_query, shadow_events
 from eventlake.export.redact import payload_layers, rules
 from eventlake.export.s3 import S3Target, existing_keys, is_s3_url, upload
-from eventlake.lake.layout import EVENTS_DIR
+from eventlake.lake.layout import EVENTS_DIR, QUARANTINE_DIR, STATE_DIR
 from eventlake.lake.vanish import retry_on_vanish
 from eventlake.logs import lazy_logger
 from eventlake.query.views import Tiers, file_vanished_in_query
@@ -80,6 +83,9 @@ PARTITIONS: tuple[str, ...] = get_args(PartitionBy)
 _ISO = "strftime(timezone('UTC', {0}), '%Y-%m-%dT%H:%M:%S.%fZ') AS {0}"
 EMPTY_PARTITIONED = "data_0.parquet"
 """The one file of a partitioned export of nothing (named as DuckDB names a partition's)."""
+_KEPT = {STATE_DIR: "state: marker, watermark, leases, compaction records",
+         QUARANTINE_DIR: "quarantined records, kept until someone deals with them"}
+"""The lake's folders beside `events/` that no export may land in or replace."""
 _COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER true",
                  "jsonl": "FORMAT json"}
 
@@ -186,7 +192,9 @@ def export(tiers: Tiers, selection: Selection, out: str | os.PathLike[str], *,
 
 def _refuse_the_lake(tiers: Tiers, out: str | os.PathLike[str]) -> None:
     """ConfigError when `out` is the lake's `events/` folder or inside it (the export would be
-    read as events), or holds the lake (an overwrite would delete it). The name `out` itself is
+    read as events), its `_eventlake/` or `_quarantine/` or inside them (read as lake state or
+    quarantined records; an overwrite would delete them), or holds the lake (an overwrite
+    would delete it). The name `out` itself is
     compared, not what a symlink there points to: an overwrite replaces the link."""
     lake = tiers.cold
     if is_s3_url(out) != lake.is_s3:
@@ -204,6 +212,12 @@ def _refuse_the_lake(tiers: Tiers, out: str | os.PathLike[str]) -> None:
         raise ConfigError(f"--out `{out}` is the lake's `{lake.root}` or its events, or holds "
                           "them: an export there would be read as events, or an overwrite "
                           "would delete the lake; choose another --out")
+    for kept in (STATE_DIR, QUARANTINE_DIR):
+        folder = root / kept
+        if where == folder or folder in where.parents:
+            raise ConfigError(f"--out `{out}` is in the lake's `{kept}` folder (its "
+                              f"{_KEPT[kept]}): an export there would be taken for it, or an "
+                              "overwrite would delete it; choose another --out")
 
 
 def _to_s3(tiers: Tiers, plan: _Plan, target: S3Target, overwrite: bool, now: datetime | None,

@@ -54,7 +54,7 @@ def test_the_header_and_view_comments_are_comment_lines_only(dialect: str) -> No
 
     assert all(line.startswith("-- ") for line in header.splitlines())
     comments: list[Any] = [s for s in statements(catalog) if s.startswith("--")]
-    assert comments and all(s.split("\n", 1)[1].startswith(("CREATE", "CALL"))
+    assert comments and all(s.split("\n", 1)[1].startswith(("CREATE", "ALTER", "CALL"))
                             for s in comments)
 
 
