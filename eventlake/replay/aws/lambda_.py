@@ -14,7 +14,9 @@ The function's answer:
   from the first one reported on are resent, in order (as Lambda does for a stream: the
   consumer may have stopped there; those after it are then seen again, at least once). An
   `itemIdentifier` is matched to an event by its event_id, the shaped value's `id` or
-  `eventID`, or a stream record's `SequenceNumber`; one that matches none fails the call;
+  `eventID`, or a stream record's `SequenceNumber` (one that names several events, as
+  SequenceNumbers of events stamped alike may, counts for the first of them: resending more
+  is at least once, resending less would skip events); one that matches none fails the call;
 - anything else acknowledges the call.
 """
 
@@ -107,7 +109,10 @@ class LambdaTarget(EntryTarget):
         failures = parsed.get("batchItemFailures") if isinstance(parsed, dict) else None
         if not failures:
             return []
-        where = {name: i for i, entry in enumerate(entries) for name in entry.names}
+        where: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            for name in entry.names:
+                where.setdefault(name, i)  # a name several events share: from the first on
         idents = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
         unknown = [ident for ident in idents if ident is None or str(ident) not in where]
         if unknown:
