@@ -3,9 +3,10 @@
 Payload = a JSON list of the shaped events; with the `stream` shape (DynamoDB Streams
 records), `{"Records": [...]}`, the event a stream consumer such as
 `eventlake.handlers.stream.handler` expects. A batch bigger than Invoke's payload limit
-(fewer than 6,291,456 bytes) is split by size into several calls, in order. Each Invoke waits for the function's answer as
-long as a function may run (config.LAMBDA_READ_TIMEOUT_S, the Lambda client's read timeout):
-timing out sooner would invoke it again with the same batch while the first still runs.
+(fewer than 6,291,456 bytes) is split by size into several calls, in order. Each Invoke
+waits for the function's answer as long as a function may run (config.LAMBDA_READ_TIMEOUT_S,
+the Lambda client's read timeout): timing out sooner would invoke it again with the same batch
+while the first still runs.
 
 The function's answer:
 - `FunctionError` (it raised, timed out, ran out of memory): the whole call is retried with
