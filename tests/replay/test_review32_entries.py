@@ -147,3 +147,41 @@ def test_an_eventbridge_throttle_is_resent_and_one_final_refusal_among_them_stop
     assert calls == [["e-0", "e-1", "e-2"], ["e-0", "e-1"]]
     assert caught.value.event_ids == ["e-1"]  # e-0 went on the second call
     assert "MalformedDetail: not JSON" in caught.value.reason and len(waits) == 1
+
+
+def drain(clients: Clients, url: str) -> list[str]:
+    """The event_ids of every message of the queue, in the order received."""
+    got: list[str] = []
+    while messages := clients.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        for message in messages:
+            got.append(message["MessageAttributes"]["event_id"]["StringValue"])
+            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return got
+
+
+def test_a_fifo_batch_sent_again_within_the_dedup_window_lands_once_in_order(
+        clients: Clients) -> None:
+    # a first run gets the batch's first call (10 messages) in, then SQS fails its second call
+    # on every try: the replay stops with its checkpoint before the batch. The resume (within
+    # SQS's 5 minutes) sends the whole batch again: SQS takes the first ten as duplicates
+    # (reported Successful, not enqueued again) and the queue holds each event once, in order.
+    waits: list[float] = []
+    down = {"Code": "InternalError", "SenderFault": False, "Message": "try again"}
+    healed = False
+    sink, calls = sqs_target(clients, waits,
+                             lambda _i, n: down if n >= 2 and not healed else None, fifo=True)
+    batch = batch_of([row(f"e-{i:02d}", seconds=i) for i in range(15)])
+    with pytest.raises(DeliveryError) as caught:
+        sink.send(batch)
+    assert caught.value.event_ids == [f"e-{i:02d}" for i in range(10, 15)]
+
+    healed = True
+    resumed = aws.target("sqs", "replayed.fifo", clients, Backoff(sleep=waits.append))
+    resumed.start(None)
+    resumed.send(batch)
+
+    assert calls[-2:] == [[f"e-{i:02d}" for i in range(10)],
+                          [f"e-{i:02d}" for i in range(10, 15)]]
+    assert drain(clients, sink.url) == [f"e-{i:02d}" for i in range(15)]
