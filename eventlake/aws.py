@@ -30,6 +30,7 @@ from eventlake.config import (
     AWS_CONNECT_TIMEOUT_S,
     AWS_MAX_PAUSE_S,
     AWS_READ_TIMEOUT_S,
+    LAMBDA_READ_TIMEOUT_S,
     Settings,
 )
 
@@ -179,7 +180,9 @@ class Clients:
                         retries=retries_config(self.settings),  # type: ignore[arg-type]
                         max_pool_connections=self.settings.put_concurrency + 4,
                         connect_timeout=AWS_CONNECT_TIMEOUT_S,
-                        read_timeout=AWS_READ_TIMEOUT_S,
+                        read_timeout=(LAMBDA_READ_TIMEOUT_S if service == "lambda"
+                                      else AWS_READ_TIMEOUT_S),
+                        tcp_keepalive=service == "lambda",  # an Invoke may wait minutes
                         # Account-based DynamoDB endpoints (boto3 >= 1.37) are not routed by
                         # moto's in-process mock; the regional endpoint works everywhere.
                         account_id_endpoint_mode="disabled",

@@ -22,6 +22,11 @@ VERSION = "0.1.0"
 
 AWS_CONNECT_TIMEOUT_S = 5
 AWS_READ_TIMEOUT_S = 30
+LAMBDA_READ_TIMEOUT_S = 900 + 60
+"""The Lambda client's read timeout: a synchronous Invoke answers when the function returns,
+after up to 900 s (Lambda's longest timeout), plus room for an init phase and the network. At
+AWS_READ_TIMEOUT_S, a slower function's Invoke would time out and be sent again while the first
+invocation still runs (the replay's `lambda:` target: the same batch twice, then a failure)."""
 AWS_MAX_PAUSE_S = 20.0
 """botocore's cap on one pause between attempts (standard and adaptive modes)."""
 _RENAMED = {"EVENTLAKE_MAX_ATTEMPTS": "aws_max_attempts"}

@@ -40,11 +40,14 @@ class Backoff:
 
 @dataclass(frozen=True)
 class Refused(Generic[Entry]):
-    """One entry a target refused, with its event_id and the target's reason."""
+    """One entry a target refused, with its event_id and the target's reason; `final` when
+    the service says resending cannot help (SQS's SenderFault, EventBridge's non-retryable
+    codes)."""
 
     entry: Entry
     event_id: str
     reason: str
+    final: bool = False
 
 
 def deliver(target: str, entries: Sequence[Entry],
@@ -52,16 +55,27 @@ def deliver(target: str, entries: Sequence[Entry],
             backoff: Backoff) -> int:
     """Send `entries` with `send` (which returns those refused), resending the refused ones
     after a backoff wait, until all are accepted; returns the number of tries. DeliveryError
-    (naming the events and the last reason) when tries run out."""
+    (naming the events and the last reason) when tries run out, or at once when an entry is
+    refused for good (`Refused.final`: waiting would only delay the same answer)."""
     refused = send(entries)
     tries = 1
     for wait in backoff.waits():
+        _stop_if_final(target, refused)
         if not refused:
             return tries
         backoff.sleep(wait)
         refused = send([r.entry for r in refused])
         tries += 1
+    _stop_if_final(target, refused)
     if refused:
         raise DeliveryError(target, [r.event_id for r in refused],
                             f"still refused after {tries} tries: {refused[-1].reason}")
     return tries
+
+
+def _stop_if_final(target: str, refused: list[Refused[Entry]]) -> None:
+    final = next((r for r in refused if r.final), None)
+    if final is not None:
+        raise DeliveryError(target, [r.event_id for r in refused],
+                            f"refused, not retried (the service says resending cannot help): "
+                            f"{final.reason}")

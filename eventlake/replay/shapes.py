@@ -16,7 +16,10 @@ table's settings when the event was stored; the record assumes the defaults:
     NewImage.expires_at                                  ingested_at + retention (default 30 days)
     NewImage.ingest_shard / ingest_key                   from ingested_at and `index_shards` (8)
     SequenceNumber                                       from (timestamp, event_id), see below:
-                                                         it grows in the replay's order
+                                                         it grows with the timestamp (not
+                                                         between events stamped alike, and
+                                                         about one such pair in a million
+                                                         shares one: lambda_.py copes)
     everything else (content_hash included)              equal to the stored item
 
 `content_hash` is recomputed from the same canonical fields, so it is the stored one: an

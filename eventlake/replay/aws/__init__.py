@@ -8,9 +8,10 @@
 Each checks at `start` that its queue, bus, stream or function exists (TargetError naming
 it), refuses an event above its per-entry limit before sending anything of the batch
 (DeliveryError naming it and the limit), sends calls one after another, and resends what AWS
-refused per entry with full-jitter backoff until delivered or DeliveryError. Whole-call
-transient errors are retried by botocore (eventlake.aws). Every message carries the event's
-event_id: delivery is at least once around a crash, and event_id is the consumer's key.
+refused per entry with full-jitter backoff until delivered or DeliveryError (at once for an
+entry the service refuses for good: SQS's SenderFault, EventBridge's non-retryable codes).
+Whole-call transient errors are retried by botocore (eventlake.aws). Every message carries the
+event's event_id: delivery is at least once around a crash, and event_id is the consumer's key.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ into calls, and `EntryTarget`, which sends those calls one after another through
           ─ one too big alone? ─> DeliveryError, nothing of the batch sent
           ─ chunks(limits) ─> call 1, call 2, ... (one after another: no call overtakes)
           ─ deliver(put) ─> refused entries resent after a full-jitter wait, else DeliveryError
+                            (at once when one is refused for good: Refused.final)
 """
 
 from __future__ import annotations
@@ -149,13 +150,15 @@ def ensure_exists(target: str, check: Callable[[], Any],
         raise
 
 
-def refused_in(action: str, entries: Sequence[Entry], results: list[dict[str, Any]]
-               ) -> list[Refused[Entry]]:
+def refused_in(action: str, entries: Sequence[Entry], results: list[dict[str, Any]],
+               final_codes: frozenset[str] = frozenset()) -> list[Refused[Entry]]:
     """The entries a call's per-entry `results` (one per entry, in order: PutEvents'
-    `Entries`, PutRecords' `Records`) mark with an ErrorCode."""
+    `Entries`, PutRecords' `Records`) mark with an ErrorCode; those of `final_codes` are
+    refused for good (not resent)."""
     if len(results) != len(entries):
         raise ValueError(f"{action} answered {len(results)} results for {len(entries)} entries")
-    return [Refused(entry, entry.event_id, reason(result["ErrorCode"], result.get("ErrorMessage")))
+    return [Refused(entry, entry.event_id, reason(result["ErrorCode"], result.get("ErrorMessage")),
+                    final=result["ErrorCode"] in final_codes)
             for entry, result in zip(entries, results, strict=True) if result.get("ErrorCode")]
 
 

@@ -31,6 +31,13 @@ from eventlake.replay.shapes import EVENTBRIDGE_SOURCE
 EVENTBRIDGE_LIMITS = Limits(entries=10, request_bytes=262_144, entry_bytes=262_144,
                             what="an EventBridge entry")
 
+NOT_RETRYABLE = frozenset({
+    "AccessDeniedException", "InvalidAccountIdException", "InvalidArgument", "MalformedDetail",
+    "RedactionFailure", "NotAuthorizedForSourceException", "NotAuthorizedForDetailTypeException",
+})
+"""The ErrorCodes PutEvents' API reference calls non-retryable: such an entry stops the replay
+at once (InternalFailure and ThrottlingException, and codes not listed, are resent)."""
+
 
 def entry_size(entry: dict[str, Any]) -> int:
     """An entry's size as EventBridge counts it toward the 256 KB of a PutEvents call."""
@@ -67,4 +74,4 @@ class EventBridgeTarget(EntryTarget):
     def put(self, entries: Sequence[Entry]) -> list[Refused[Entry]]:
         response = call(self.label, entries, self.clients.events.put_events,
                         Entries=[e.fields for e in entries])
-        return refused_in("PutEvents", entries, response.get("Entries") or [])
+        return refused_in("PutEvents", entries, response.get("Entries") or [], NOT_RETRYABLE)

@@ -3,7 +3,10 @@
 Payload = a JSON list of the shaped events; with the `stream` shape (DynamoDB Streams
 records), `{"Records": [...]}`, the event a stream consumer such as
 `eventlake.handlers.stream.handler` expects. A batch bigger than Invoke's payload limit
-(fewer than 6,291,456 bytes) is split by size into several calls, in order.
+(fewer than 6,291,456 bytes) is split by size into several calls, in order. Each Invoke
+waits for the function's answer as long as a function may run (config.LAMBDA_READ_TIMEOUT_S,
+the Lambda client's read timeout): timing out sooner would invoke it again with the same batch
+while the first still runs.
 
 The function's answer:
 - `FunctionError` (it raised, timed out, ran out of memory): the whole call is retried with
@@ -12,7 +15,9 @@ The function's answer:
   from the first one reported on are resent, in order (as Lambda does for a stream: the
   consumer may have stopped there; those after it are then seen again, at least once). An
   `itemIdentifier` is matched to an event by its event_id, the shaped value's `id` or
-  `eventID`, or a stream record's `SequenceNumber`; one that matches none fails the call;
+  `eventID`, or a stream record's `SequenceNumber` (one that names several events, as
+  SequenceNumbers of events stamped alike may, counts for the first of them: resending more
+  is at least once, resending less would skip events); one that matches none fails the call;
 - anything else acknowledges the call.
 """
 
@@ -105,7 +110,10 @@ class LambdaTarget(EntryTarget):
         failures = parsed.get("batchItemFailures") if isinstance(parsed, dict) else None
         if not failures:
             return []
-        where = {name: i for i, entry in enumerate(entries) for name in entry.names}
+        where: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            for name in entry.names:
+                where.setdefault(name, i)  # a name several events share: from the first on
         idents = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
         unknown = [ident for ident in idents if ident is None or str(ident) not in where]
         if unknown:

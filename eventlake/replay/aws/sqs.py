@@ -63,6 +63,12 @@ def sqs_text(body: str) -> str:
     return _NOT_ALLOWED.sub(lambda m: f"\\u{ord(m.group()):04x}", body)
 
 
+def sender_fault(failed: dict[str, Any]) -> bool:
+    """Whether SQS refused a message for good: SenderFault (the request itself is wrong), a
+    throttle excepted (that one passes)."""
+    return bool(failed.get("SenderFault")) and "throttl" not in str(failed.get("Code")).lower()
+
+
 class SqsTarget(EntryTarget):
     """SendMessageBatch to one queue (standard or FIFO)."""
 
@@ -120,7 +126,8 @@ class SqsTarget(EntryTarget):
         if self.fifo and failed:
             self._check_group_order(entries, failed)
         return [Refused(entries[i], entries[i].event_id,
-                        reason(failed[i].get("Code"), failed[i].get("Message")))
+                        reason(failed[i].get("Code"), failed[i].get("Message")),
+                        final=sender_fault(failed[i]))
                 for i in sorted(failed)]
 
     def _check_group_order(self, entries: Sequence[Entry], failed: dict[int, Any]) -> None:
