@@ -44,9 +44,12 @@ if TYPE_CHECKING:
 
 __all__ = ["KEPT_FRAGMENTS_LIMIT", "dataset", "fragments"]
 
-KEPT_FRAGMENTS_LIMIT = 50_000
-"""At most this many fragments (and footers: a few KiB each) are kept per lake; a listing with
-more files keeps the first ones (by dt and path) and makes the rest afresh per connection."""
+KEPT_FRAGMENTS_LIMIT = 2_048
+"""At most this many fragments are kept per lake; a listing with more files keeps the first ones
+(by dt and path) and makes the rest afresh per connection. A fragment whose footer a scan read
+holds ~24-38 KiB (pyarrow 26, a lake file of one row group: the parsed footer, not its ~2 KiB on
+disk), so the kept ones stay under ~80 MiB a lake; 50,000 held ~1.8 GiB
+(tests/query/test_review34_fragments.py measures it)."""
 
 _Key = tuple[int, datetime]
 """(size, LastModified) as listed: what makes a kept fragment still this object's."""

@@ -1,0 +1,111 @@
+"""review34: the fragments kept per S3 lake (query/fragments.py) under many threads, with
+files added and compacted away meanwhile, and the memory the kept footers hold."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from eventlake import EventLake
+from tests.query.test_s3_requests import COUNT, DAYS, EXPECTED, counts, el, rows
+
+pytestmark = pytest.mark.integration
+__all__ = ["el"]  # the fixture, shared
+
+
+def test_many_threads_share_the_kept_fragments_and_each_answers_a_whole_snapshot(
+        el: EventLake) -> None:
+    # given the lake's states as a writer moves it on: a new file on day 0, then day 1
+    # compacted into one file (written, then its two files deleted)
+    d0 = DAYS[0].isoformat()
+    states = [EXPECTED, EXPECTED | {d0: (12, 12)}]
+    stop = threading.Event()
+    answers: list[dict[str, tuple[int, int]]] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            answers.append(counts(el))  # EventLake.sql: a warm connection per thread
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(reader) for _ in range(5)]
+        try:
+            while len(answers) < 10:
+                stop.wait(0.05)
+            el.cold.write(rows(8, 4, DAYS[0]), "sweep-c")
+            seen = len(answers)
+            while len(answers) < seen + 10:
+                stop.wait(0.05)
+            gone = [f.path for f in el.cold.list_files(DAYS[1], DAYS[1])]
+            el.cold.write(rows(0, 10, DAYS[1]), "compacted-1")
+            el.cold.delete(gone)
+            seen = len(answers)
+            while len(answers) < seen + 10:
+                stop.wait(0.05)
+        finally:
+            stop.set()
+        for future in futures:
+            future.result()  # no reader failed (a vanished file is listed again)
+    # then every answer is one of the lake's states (compaction changes no count)
+    assert answers and all(a in states for a in answers), [a for a in answers if a not in states]
+    assert answers[-1] == states[-1]
+    assert el.sql(COUNT, hot=False).num_rows == 3
+
+
+MEASURE = r"""
+import json, os, sys
+from datetime import UTC, datetime, timedelta
+import pyarrow as pa, pyarrow.dataset as ds, pyarrow.fs as pafs
+from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.store import _write_parquet
+from eventlake.query.fragments import bounds
+from eventlake.query.views import cold_schema
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+start = datetime(2024, 5, 1, tzinfo=UTC)
+table = pa.Table.from_pylist([
+    {"event_id": f"e{i:06d}", "event_type": "order", "source": "shop",
+     "timestamp": start + timedelta(seconds=i), "ingested_at": start, "subject": None,
+     "event_payload": json.dumps({"n": i}), "content_hash": f"h{i}"} for i in range(1000)],
+    schema=EVENT_SCHEMA)
+path = sys.argv[1]
+with pa.OSFile(path, "wb") as sink:
+    _write_parquet(table, sink)
+size, fs, parquet = os.path.getsize(path), pafs.LocalFileSystem(), ds.ParquetFileFormat()
+n = int(sys.argv[2])
+ds.FileSystemDataset([parquet.make_fragment(path, filesystem=fs, file_size=size)],
+                     cold_schema(), parquet, fs).to_table(columns=["event_type"])  # warm up
+before = rss()
+kept = [parquet.make_fragment(path, filesystem=fs, partition_expression=bounds("2024-05-01"),
+                              file_size=size) for _ in range(n)]
+ds.FileSystemDataset(kept, cold_schema(), parquet, fs).to_table(columns=["event_type"])
+print((rss() - before) / n)
+"""
+
+
+def test_the_kept_footers_of_a_lake_fit_in_a_bounded_memory(tmp_path: Path) -> None:
+    # given the memory one fragment holds once a scan read its footer, as the kept ones do
+    # (measured in a fresh process: a worker's freed heap would hide it)
+    import os
+    import subprocess
+    import sys
+
+    import eventlake
+    from eventlake.query.fragments import KEPT_FRAGMENTS_LIMIT
+
+    root = str(Path(eventlake.__file__).parents[1])  # this checkout's eventlake
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "f.parquet"), "1000"],
+                         capture_output=True, text=True, check=True, timeout=120, env=env)
+    per_fragment = float(out.stdout.strip())
+    assert per_fragment > 4 * 1024  # the measurement saw the footers (~24-35 KiB here)
+    # then the most a lake keeps stays within a small part of a worker's or Lambda's memory
+    assert KEPT_FRAGMENTS_LIMIT * per_fragment <= 128 * 2**20, (
+        f"{KEPT_FRAGMENTS_LIMIT:,} kept fragments x {per_fragment / 1024:.0f} KiB = "
+        f"{KEPT_FRAGMENTS_LIMIT * per_fragment / 2**20:,.0f} MiB")
