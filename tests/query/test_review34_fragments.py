@@ -109,3 +109,24 @@ def test_the_kept_footers_of_a_lake_fit_in_a_bounded_memory(tmp_path: Path) -> N
     assert KEPT_FRAGMENTS_LIMIT * per_fragment <= 128 * 2**20, (
         f"{KEPT_FRAGMENTS_LIMIT:,} kept fragments x {per_fragment / 1024:.0f} KiB = "
         f"{KEPT_FRAGMENTS_LIMIT * per_fragment / 2**20:,.0f} MiB")
+
+
+def test_a_dropped_lake_drops_its_kept_fragments(bucket: str) -> None:
+    import gc
+    import weakref
+
+    from eventlake import Settings
+    from eventlake.query import fragments
+
+    # given a lake queried once (a warm connection, and its fragments kept)
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=f"s3://{bucket}/lake"))
+    lake.cold.create_marker(table="events-test")
+    lake.cold.write(rows(0, 5, DAYS[0]), "compacted-0")
+    assert lake.sql("SELECT count(*) AS n FROM events", hot=False).to_pylist() == [{"n": 5}]
+    cold = weakref.ref(lake.cold)
+    assert cold() in fragments._kept
+    # when it is dropped, then nothing holds its Lake (not its fragments, nor the warm
+    # connection's datasets), and the kept fragments go with it
+    del lake
+    gc.collect()
+    assert cold() is None

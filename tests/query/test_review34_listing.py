@@ -76,3 +76,26 @@ def test_every_partition_is_listed_past_one_page_of_keys(bucket: str) -> None:
     assert [f.dt for f in everything].count("2026-03-02") == 500
     assert lake.cold.list_files(dts=["2026-03-02"]) == [
         f for f in everything if f.dt == "2026-03-02"]
+
+
+def test_files_named_with_spaces_and_unicode_are_read_on_s3(bucket: str) -> None:
+    # given lake files moved by hand to names with a space, unicode and a percent sign
+    from tests.query.test_s3_requests import rows
+
+    lake = EventLake(Settings.from_env(table="events-test", lake_uri=f"s3://{bucket}/lake"))
+    lake.cold.create_marker(table="events-test")
+    s3 = boto3.client("s3")
+    for n, name in enumerate(("plain.parquet", "with space.parquet", "unicodé ✓.parquet",
+                              "100%.parquet")):
+        (written,) = lake.cold.write(rows(5 * n, 5, date(2024, 5, 1)), f"part-{n}")
+        key = written.path.split("/", 3)[3]
+        s3.copy_object(Bucket=bucket, Key=f"{key.rpartition('/')[0]}/{name}",
+                       CopySource={"Bucket": bucket, "Key": key})
+        s3.delete_object(Bucket=bucket, Key=key)
+    # when queried (twice: the second through the kept fragments), then every file is read
+    for _ in range(2):
+        got = lake.sql("SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM events",
+                       hot=False).to_pylist()
+        assert got == [{"n": 20, "ids": 20}]
+    assert sorted(f.path.rpartition("/")[2] for f in lake.cold.list_files()) == [
+        "100%.parquet", "plain.parquet", "unicodé ✓.parquet", "with space.parquet"]
