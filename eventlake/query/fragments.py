@@ -24,10 +24,14 @@ A kept fragment does not hide a file that vanished: a scan still opens the file 
 column chunks, and that GET fails (NoSuchKey) the query, which `run_sql` lists again for. A
 query needing no column at all (a bare `count(*)`) answers from the footer it holds, which is
 the answer of the snapshot the connection was made from.
+
+A child made by fork starts with no kept fragments (`_forget_in_child`): a lock a parent's
+thread held at the fork would hang it, and it makes its own, as its own connections.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -65,6 +69,20 @@ class _Kept:
 
 _kept: weakref.WeakKeyDictionary[Lake, _Kept] = weakref.WeakKeyDictionary()
 _kept_lock = threading.Lock()
+_inherited: list[object] = []
+"""What a child made by fork inherited: kept referenced, never used (as query/warm.py does with
+connections). A lock another thread held at the fork stays held in the child for good, and the
+parent's fragments carry its filesystem's clients: the child makes its own."""
+
+
+def _forget_in_child() -> None:
+    global _kept, _kept_lock
+    _inherited.append((_kept, _kept_lock))
+    _kept, _kept_lock = weakref.WeakKeyDictionary(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def fragments(lake: Lake, files: Sequence[LakeFile]) -> dict[str, ds.ParquetFileFragment]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,49 @@ def test_a_dropped_lake_drops_its_kept_fragments(bucket: str) -> None:
     del lake
     gc.collect()
     assert cold() is None
+
+
+def _fragments_in_child(lake: EventLake, send: Any) -> None:
+    from eventlake.query import fragments
+
+    made = fragments.fragments(lake.cold, lake.cold.list_files())
+    send.send(sorted(id(f) for f in made.values()))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork only")
+def test_a_forked_child_makes_its_own_fragments_though_a_thread_held_the_lock(
+        el: EventLake) -> None:
+    # given the lake's fragments kept, and another thread inside `fragments` (holding the
+    # lake's lock) at the moment the process forks
+    import multiprocessing
+
+    from eventlake.query import fragments
+
+    files = el.cold.list_files()
+    parent = sorted(id(f) for f in fragments.fragments(el.cold, files).values())
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with fragments._kept[el.cold].lock:
+            holding.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_fragments_in_child, args=(el, send))
+    try:
+        child.start()
+        # when the child asks for the lake's fragments, then it gets its own (the parent's
+        # lock, held by a thread the child does not have, does not hang it)
+        got = receive.recv() if receive.poll(60) else None
+    finally:
+        release.set()
+        holder.join()
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert got is not None, "the child hung on the lock a parent's thread held at the fork"
+    assert len(got) == len(parent) and not set(got) & set(parent)
