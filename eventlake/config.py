@@ -100,11 +100,14 @@ class Settings:
     dropped connection, with botocore's jittered exponential backoff (at most 20 s a pause)."""
 
     max_request_bytes: int = field(
-        default=5 * 1024 * 1024, metadata=_env("EVENTLAKE_MAX_REQUEST_BYTES"))
-    """Largest request body the ingest Lambda accepts (413 above it). Lambda's own cap, 6 MB,
+        default=4 * 1024 * 1024, metadata=_env("EVENTLAKE_MAX_REQUEST_BYTES"))
+    """Largest request body the ingest Lambda accepts (413 above it). Lambda's own cap, 6 MiB,
     is on the whole event as JSON: the body is a string in it (its quotes escaped, base64 a
     third longer) next to headers and the request context. A request over that cap is refused
-    by AWS before the handler runs (API Gateway answers 5xx), so the default leaves a margin."""
+    by AWS before the handler runs (API Gateway answers 5xx, which clients retry), so the
+    default leaves a margin: payloads carrying JSON as strings make the event ~1.26x the body
+    (5 MiB of them did not fit); a body of mostly quotes or backslashes doubles, and only a
+    lower limit lets it through."""
 
     metrics: str = field(default="off", metadata=_env("EVENTLAKE_METRICS"))
     """`cloudwatch`: the sweep publishes ArchiveLagSeconds and TtlMarginHours (namespace

@@ -7,6 +7,7 @@ pins that), so a row can be compared with the `Event` it came from.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from eventlake.config import Settings
 from eventlake.events.model import Event, parse_event
 from eventlake.events.times import parse_timestamp
 from eventlake.hot.store import HotStore
+from eventlake.lake.shards import INDEX_KEY, read_shard_record
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import EXPIRY_CHECK_KEY, WATERMARK_KEY, advance_watermark
 
@@ -76,18 +78,28 @@ def expected_row(image: dict[str, Any]) -> dict[str, Any]:
 
 VOUCHED_UNTIL = datetime(2026, 11, 2, tzinfo=UTC)
 """The expiry checkpoint and archive watermark `new_lake` records: after every fixture item's
-ingestion, as a lake whose sweeps run has them. A REMOVE of an item ingested before both is
-only counted (archive/removed.py); tests of the REMOVE rescue make lakes without them."""
+ingestion, as a lake whose sweeps run has them (with the index shards they record). A REMOVE
+of an item ingested before both is only counted (archive/removed.py); tests of the REMOVE
+rescue make lakes without them."""
 
 
 def new_lake(root: Path, *, vouched: bool = True) -> Lake:
-    """A local lake at `root`; `vouched`: with an expiry checkpoint at VOUCHED_UNTIL."""
+    """A local lake at `root`; `vouched`: with an expiry checkpoint at VOUCHED_UNTIL (and the
+    index shards the sweep recorded before reading)."""
     lake = Lake(Settings(lake_uri=str(root)))
     if vouched:
+        record_shards(lake)
         advance_watermark(lake, VOUCHED_UNTIL, expected=None, run_id="sweep-tests",
                           key=EXPIRY_CHECK_KEY)
         advance_watermark(lake, VOUCHED_UNTIL, expected=None, run_id="sweep-tests")
     return lake
+
+
+def record_shards(lake: Lake) -> None:
+    """What a sweep records before it reads the index: the table's shard count (STORE's)."""
+    if read_shard_record(lake) is None:
+        lake.write_state(INDEX_KEY, json.dumps(
+            {"index_shards_max": STORE.table_settings().index_shards}).encode(), expected=None)
 
 
 def written(lake: Lake) -> list[str]:
@@ -95,7 +107,7 @@ def written(lake: Lake) -> list[str]:
     root = Path(lake.root)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
                   if p.is_file()
-                  and not any(k in p.name for k in (EXPIRY_CHECK_KEY, WATERMARK_KEY)))
+                  and not any(k in p.name for k in (EXPIRY_CHECK_KEY, WATERMARK_KEY, INDEX_KEY)))
 
 
 def lake_files(lake: Lake) -> list[Path]:

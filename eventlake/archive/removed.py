@@ -15,7 +15,8 @@ last copy, and counting it would lose the event. So, per REMOVE with an old imag
                                                  what the lake lacks, or holds with other
                                                  content, goes to the writer (archive_items)
 
-The normal path costs two state reads per batch holding REMOVEs (checkpoint and watermark).
+The normal path costs three state reads per batch holding REMOVEs (checkpoint, watermark,
+and the index shard count the lake records).
 What is archived here is logged at ERROR: the sweep is behind, or not running. An old image
 that is not an event (another producer's item) is only counted, as before: its INSERT was
 quarantined already.
@@ -31,9 +32,10 @@ import pyarrow.compute as pc
 from eventlake.archive.writer import ArchiveCounts, archive_items, event_keys
 from eventlake.codec import CodecError, RowBuilder
 from eventlake.errors import InvalidEventError
-from eventlake.events.times import parse_timestamp
+from eventlake.events.times import format_ts, parse_timestamp
 from eventlake.hot.store import Item
 from eventlake.lake.layout import dts_of
+from eventlake.lake.shards import read_shard_record
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import EXPIRY_CHECK_KEY, read_watermark
 from eventlake.logs import lazy_logger
@@ -56,9 +58,10 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     if not removed:
         return counts
     checkpoint = _vouched_until(lake)
+    shards = _shards_read(lake) if checkpoint is not None else None
     builder, images = RowBuilder(), []
     for image, deleted in removed:
-        if _vouched(image, checkpoint):
+        if _vouched(image, checkpoint, shards):
             continue
         try:
             builder.add_image(image, fallback_ingested_at=deleted)
@@ -107,13 +110,25 @@ def _vouched_until(lake: Lake) -> datetime | None:
     return None if swept is None else min(mark.at, swept.at)
 
 
-def _vouched(image: Item, checkpoint: datetime | None) -> bool:
+def _shards_read(lake: Lake) -> int | None:
+    """The index shards per day every sweep since the lake recorded them has queried (the
+    sweep records the table's count before it reads: `remember_shards`); None when the lake
+    records none."""
+    record = read_shard_record(lake)
+    return None if record is None else record.index_shards_max
+
+
+def _vouched(image: Item, checkpoint: datetime | None, shards: int | None) -> bool:
     """Whether an expiry check read the item (so the lake holds it, or quarantined it): the
-    index lists it at the time its sort key carries (`<ingested_at>#<id>`, under the shard
-    `<that UTC day>#<n>`), and that time is before the checkpoint. An item without the index's
-    keys (another producer's), or whose shard names another day, is never read by a Query of
-    the band's days, whatever its `ingested_at` says: it is checked against the lake."""
-    if checkpoint is None:
+    index lists it where a sweep's Query of the band reads, and at a time before the
+    checkpoint. A sweep queries shards `<UTC day>#0` to `#<shards - 1>` (at least the count the
+    lake records, `lake/shards.py`) with `ingest_key BETWEEN` two fixed-width times, as text.
+    So the sort key must start with such a time (`format_ts`), and the shard must be that
+    time's day and one of those numbers, written as a Query names it. An item without the
+    index's keys (another producer's), or with keys no such Query reads, is checked against
+    the lake, whatever its `ingested_at` says; so is every item while the lake records no
+    shard count (`shards` None)."""
+    if checkpoint is None or shards is None:
         return False
     shard, key = image.get("ingest_shard"), image.get("ingest_key")
     if not isinstance(shard, dict) or not isinstance(key, dict):
@@ -122,9 +137,11 @@ def _vouched(image: Item, checkpoint: datetime | None) -> bool:
     if not isinstance(shard_text, str) or not isinstance(key_text, str):
         return False
     stamp = key_text.split("#", 1)[0]
-    if shard_text.split("#", 1)[0] != stamp[:10]:
-        return False
     try:
-        return parse_timestamp(stamp) < checkpoint
+        when = parse_timestamp(stamp)
     except InvalidEventError:
         return False
+    if format_ts(when) != stamp:  # another text of a time sorts elsewhere in BETWEEN
+        return False
+    return (shard_text in {f"{stamp[:10]}#{n}" for n in range(shards)}
+            and when < checkpoint)

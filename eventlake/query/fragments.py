@@ -24,10 +24,14 @@ A kept fragment does not hide a file that vanished: a scan still opens the file 
 column chunks, and that GET fails (NoSuchKey) the query, which `run_sql` lists again for. A
 query needing no column at all (a bare `count(*)`) answers from the footer it holds, which is
 the answer of the snapshot the connection was made from.
+
+A child made by fork starts with no kept fragments (`_forget_in_child`): a lock a parent's
+thread held at the fork would hang it, and it makes its own, as its own connections.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,9 +48,12 @@ if TYPE_CHECKING:
 
 __all__ = ["KEPT_FRAGMENTS_LIMIT", "dataset", "fragments"]
 
-KEPT_FRAGMENTS_LIMIT = 50_000
-"""At most this many fragments (and footers: a few KiB each) are kept per lake; a listing with
-more files keeps the first ones (by dt and path) and makes the rest afresh per connection."""
+KEPT_FRAGMENTS_LIMIT = 2_048
+"""At most this many fragments are kept per lake; a listing with more files keeps the first ones
+(by dt and path) and makes the rest afresh per connection. A fragment whose footer a scan read
+holds ~24-38 KiB (pyarrow 26, a lake file of one row group: the parsed footer, not its ~2 KiB on
+disk), so the kept ones stay under ~80 MiB a lake; 50,000 held ~1.8 GiB
+(tests/query/test_review34_fragments.py measures it)."""
 
 _Key = tuple[int, datetime]
 """(size, LastModified) as listed: what makes a kept fragment still this object's."""
@@ -62,6 +69,20 @@ class _Kept:
 
 _kept: weakref.WeakKeyDictionary[Lake, _Kept] = weakref.WeakKeyDictionary()
 _kept_lock = threading.Lock()
+_inherited: list[object] = []
+"""What a child made by fork inherited: kept referenced, never used (as query/warm.py does with
+connections). A lock another thread held at the fork stays held in the child for good, and the
+parent's fragments carry its filesystem's clients: the child makes its own."""
+
+
+def _forget_in_child() -> None:
+    global _kept, _kept_lock
+    _inherited.append((_kept, _kept_lock))
+    _kept, _kept_lock = weakref.WeakKeyDictionary(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def fragments(lake: Lake, files: Sequence[LakeFile]) -> dict[str, ds.ParquetFileFragment]:

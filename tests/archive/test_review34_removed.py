@@ -1,0 +1,78 @@
+"""review34: a REMOVE is vouched for (counted, the lake not read) only when the expiry check's
+Query could have listed its item: the shard a sweep queries (`<day>#<n>`, n below the shard
+count the lake records, as the sweep reads at least that many) and a sort key in the index's
+own fixed-width time text (`ingest_key BETWEEN` compares text). Another producer's item with
+keys no Query of the band reads was counted, and its event lost with the REMOVE."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stream_support import new_lake, removal
+
+from eventlake.archive.stream import archive_event
+from eventlake.lake.shards import read_shard_record
+from eventlake.lake.store import Lake
+from eventlake.lake.watermark import EXPIRY_CHECK_KEY, advance_watermark
+from tests.archive.test_stream_removed import INGESTED, checkpoint, ids, item
+
+KEY = "2026-11-01T09:00:00.000000Z#evt-odd"
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    """A lake a sweep checked past INGESTED, reading 8 index shards a day."""
+    lake = new_lake(tmp_path / "lake", vouched=False)
+    checkpoint(lake, INGESTED + timedelta(minutes=1))  # recording the table's 8 shards
+    advance_watermark(lake, INGESTED + timedelta(hours=1), expected=None, run_id="sweep-x")
+    record = read_shard_record(lake)
+    assert record is not None and record.index_shards_max == 8
+    return lake
+
+
+@pytest.mark.parametrize(("shard", "key"), [
+    ("2026-11-01#8", KEY),                       # above the shards a sweep queries
+    ("2026-11-01#99", KEY),
+    ("2026-11-01#07", KEY),                      # not the text a Query names
+    ("2026-11-01#x", KEY),
+    ("2026-11-01", KEY),                         # no shard at all
+    ("2026-11-01#-1", KEY),
+    ("2026-11-01#3", "2026-11-01 09:00:00Z#evt-odd"),        # sorts outside BETWEEN's text
+    ("2026-11-01#3", "2026-11-01T09:00:00+00:00#evt-odd"),
+    ("2026-11-01#3", "2026-11-01T09:00:00Z#evt-odd"),
+], ids=lambda v: v)
+def test_a_remove_whose_index_keys_no_sweep_query_reads_is_checked_against_the_lake(
+        lake: Lake, shard: str, key: str) -> None:
+    # given another producer's event, its INSERT lost, whose index keys no expiry check's
+    # Query of the band (shards 0-7 of each day, ingest_key BETWEEN fixed-width times) lists
+    stored: dict[str, Any] = {**item("evt-odd"), "ingest_shard": {"S": shard},
+                              "ingest_key": {"S": key}}
+    # when TTL deletes it
+    report = archive_event(lake, {"Records": [removal(stored, 900)]})
+    # then the lake is checked, and the event archived from the old image
+    assert ids(lake) == ["evt-odd"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
+def test_a_remove_of_an_item_a_sweep_read_is_still_only_counted(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_reads(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the lake was read for a REMOVE an expiry check vouched for")
+
+    monkeypatch.setattr(lake, "read_hashes", no_reads)
+    report = archive_event(lake, {"Records": [removal(item("evt-ok"), 900)]})
+    assert (report.ttl_removals, report.removed_checked, report.removed_archived) == (1, 0, 0)
+
+
+def test_without_the_lakes_shard_record_a_remove_is_checked(tmp_path: Path) -> None:
+    # given a checkpoint but no record of the shards a sweep read (a sweep writes it first)
+    lake = new_lake(tmp_path / "lake", vouched=False)
+    advance_watermark(lake, INGESTED + timedelta(minutes=1), expected=None, run_id="sweep-x",
+                      key=EXPIRY_CHECK_KEY)
+    advance_watermark(lake, INGESTED + timedelta(hours=1), expected=None, run_id="sweep-x")
+    report = archive_event(lake, {"Records": [removal(item("evt-a"), 900)]})
+    assert ids(lake) == ["evt-a"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
