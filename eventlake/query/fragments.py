@@ -49,11 +49,11 @@ if TYPE_CHECKING:
 __all__ = ["KEPT_FRAGMENTS_LIMIT", "dataset", "fragments"]
 
 KEPT_FRAGMENTS_LIMIT = 2_048
-"""At most this many fragments are kept per lake; a listing with more files keeps the first ones
-(by dt and path) and makes the rest afresh per connection. A fragment whose footer a scan read
-holds ~24-38 KiB (pyarrow 26, a lake file of one row group: the parsed footer, not its ~2 KiB on
-disk), so the kept ones stay under ~80 MiB a lake; 50,000 held ~1.8 GiB
-(tests/query/test_review34_fragments.py measures it)."""
+"""At most this many fragments are kept per lake; a listing with more files keeps those of the
+newest partitions (by dt, then path, descending) and makes the rest afresh per connection. A
+fragment whose footer a scan read holds ~24-38 KiB (pyarrow 26, a lake file of one row group:
+the parsed footer, not its ~2 KiB on disk), so the kept ones stay under ~80 MiB a lake; 50,000
+held ~1.8 GiB (tests/query/test_review34_fragments.py measures it)."""
 
 _Key = tuple[int, datetime]
 """(size, LastModified) as listed: what makes a kept fragment still this object's."""
@@ -107,7 +107,8 @@ def fragments(lake: Lake, files: Sequence[LakeFile]) -> dict[str, ds.ParquetFile
     with kept.lock:
         old = kept.by_path
         new: dict[str, tuple[_Key, ds.ParquetFileFragment]] = {}
-        for f in files:
+        # the newest partitions are kept when they do not all fit: queries look at recent days
+        for f in sorted(files, key=lambda f: (f.dt, f.path), reverse=True):
             key = None if f.modified is None else (f.size, f.modified)
             entry = old.get(f.path)
             fragment = entry[1] if entry is not None and key is not None \
