@@ -11,6 +11,7 @@ into calls, and `EntryTarget`, which sends those calls one after another through
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from eventlake.replay.backoff import Backoff, Refused, deliver
 from eventlake.replay.batch import Batch
 from eventlake.replay.shapes import SHAPES
 from eventlake.replay.targets import DeliveryError, Target, TargetError
+
+_log = logging.getLogger("eventlake.replay")
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,18 @@ def missing(target: str, exc: Exception) -> TargetError:
                        "or check the name, the region and AWS_ENDPOINT_URL")
 
 
+DENIED = ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation",
+          "AuthorizationError")
+"""Error codes of a call the role may not make."""
+
+
 def ensure_exists(target: str, check: Callable[[], Any],
                   codes: tuple[str, ...] = ("ResourceNotFoundException",)) -> None:
     """Run `check` (a Describe/Get call); a ClientError with one of `codes` becomes the
-    TargetError of `missing`, other errors pass through."""
+    TargetError of `missing`. A role allowed to send but not to describe (least privilege:
+    `events:PutEvents` without `events:DescribeEventBus`) skips the check with a warning: a
+    target that is not there then fails the first batch, naming its events. Other errors pass
+    through."""
     from botocore.exceptions import ClientError
 
     try:
@@ -147,7 +158,17 @@ def ensure_exists(target: str, check: Callable[[], Any],
     except ClientError as exc:
         if error_code(exc) in codes:
             raise missing(target, exc) from exc
+        if error_code(exc) in DENIED:
+            cannot_check(target, exc)
+            return
         raise
+
+
+def cannot_check(target: str, exc: Exception) -> None:
+    """Log that the role may not describe `target`, so its check was skipped."""
+    operation = getattr(exc, "operation_name", None) or "the check"
+    _log.warning("could not check target `%s` before sending (%s denied: %s); sending anyway: "
+                 "a missing target fails the first batch", target, operation, error_code(exc))
 
 
 def refused_in(action: str, entries: Sequence[Entry], results: list[dict[str, Any]],

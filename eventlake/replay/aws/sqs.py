@@ -30,10 +30,12 @@ from typing import Any
 
 from eventlake.aws import error_code
 from eventlake.replay.aws.entries import (
+    DENIED,
     Entry,
     EntryTarget,
     Limits,
     call,
+    cannot_check,
     fitted,
     metas,
     missing,
@@ -43,7 +45,7 @@ from eventlake.replay.aws.entries import (
 from eventlake.replay.backoff import Refused
 from eventlake.replay.batch import Batch
 from eventlake.replay.checkpoint import Checkpoint
-from eventlake.replay.targets import DeliveryError
+from eventlake.replay.targets import DeliveryError, TargetError
 
 SQS_LIMITS = Limits(entries=10, request_bytes=1_048_576, entry_bytes=1_048_576,
                     what="an SQS message")
@@ -51,6 +53,10 @@ ATTRIBUTE = "event_id"
 _SQS_ID = re.compile(r"[!-~]+")
 _NOT_ALLOWED = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+_UNKNOWN_QUEUE_MAXIMUM = 262_144
+"""The message size assumed of a queue whose attributes the role may not read: 256 KiB, the
+largest SQS took before 2025; a queue set lower refuses a larger message at send, naming its
+event."""
 
 
 def sqs_id(value: str) -> str:
@@ -87,12 +93,27 @@ class SqsTarget(EntryTarget):
                 url = self.name
             else:
                 url = sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                raise missing(self.label, exc) from exc
+            if error_code(exc) in DENIED:
+                raise TargetError(f"target `{self.label}`: the role may not look up the "
+                                  f"queue's URL ({error_code(exc)}): give the queue URL "
+                                  "instead (`sqs:https://sqs.REGION.amazonaws.com/ACCOUNT/"
+                                  "NAME`)") from exc
+            raise
+        try:
             attributes = sqs.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["MaximumMessageSize", "FifoQueue"])["Attributes"]
         except ClientError as exc:
             if error_code(exc) in _MISSING:
                 raise missing(self.label, exc) from exc
-            raise
+            if error_code(exc) not in DENIED:
+                raise
+            # least privilege (sqs:SendMessage only): FIFO by the name SQS requires of one,
+            # and the smallest message size a queue is created with by default
+            cannot_check(self.label, exc)
+            attributes = {"MaximumMessageSize": str(_UNKNOWN_QUEUE_MAXIMUM)}
         self.url = url
         self.fifo = attributes.get("FifoQueue") == "true" or url.endswith(".fifo")
         most = int(attributes.get("MaximumMessageSize", SQS_LIMITS.entry_bytes))
