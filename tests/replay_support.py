@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,3 +55,29 @@ class ColdTiers:
     def __init__(self, root: Path) -> None:
         self.cold = Lake(Settings.from_env(table="unused", lake_uri=str(root)))
         self.hot = None
+
+
+EntryRefusal = Callable[[str, int], "dict[str, Any] | None"]
+"""(event_id, call number) -> the ErrorCode/ErrorMessage an entry is refused with, or None."""
+
+
+def refusing_put_events(events: Any, refuse: EntryRefusal) -> list[list[str]]:
+    """Wrap an EventBridge client's `put_events` so that the entries `refuse` names come back
+    refused (the rest are put); the event_ids of each call, in order, fill the list returned."""
+    real = events.put_events
+    calls: list[list[str]] = []
+
+    def put_events(Entries: list[dict[str, Any]]) -> Any:
+        ids = [json.loads(e["Detail"])["event_id"] for e in Entries]
+        calls.append(ids)
+        answer = real(Entries=Entries)
+        for result, event_id in zip(answer["Entries"], ids, strict=True):
+            how = refuse(event_id, len(calls))
+            if how is not None:
+                result.clear()
+                result.update(how)
+        answer["FailedEntryCount"] = sum(1 for r in answer["Entries"] if "ErrorCode" in r)
+        return answer
+
+    events.put_events = put_events
+    return calls

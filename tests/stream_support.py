@@ -8,6 +8,8 @@ pins that), so a row can be compared with the `Event` it came from.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,20 @@ def new_lake(root: Path, *, vouched: bool = True) -> Lake:
                           key=EXPIRY_CHECK_KEY)
         advance_watermark(lake, VOUCHED_UNTIL, expected=None, run_id="sweep-tests")
     return lake
+
+
+@contextmanager
+def handler_lake(root: Path) -> Iterator[Lake]:
+    """A fresh local lake (`new_lake`) that the stream handler uses instead of building one
+    from the environment, for the block; then the handler forgets it."""
+    from eventlake.handlers import stream
+
+    lake = new_lake(root)
+    stream.reset(lake)
+    try:
+        yield lake
+    finally:
+        stream.reset()
 
 
 def record_shards(lake: Lake) -> None:

@@ -25,6 +25,7 @@ from stream_support import (
     ARCHIVED_IN_BATCH,
     batch,
     expected_row,
+    handler_lake,
     ids_in_lake,
     lake_files,
     new_lake,
@@ -46,10 +47,8 @@ OCT30, OCT31, NOV1 = "2026-10-30", "2026-10-31", "2026-11-01"
 @pytest.fixture
 def lake(tmp_path: Path) -> Iterator[Lake]:
     """A fresh local lake that the handler uses instead of building one from the env."""
-    lake = new_lake(tmp_path / "lake")
-    stream_handler.reset(lake)
-    yield lake
-    stream_handler.reset()
+    with handler_lake(tmp_path / "lake") as made:
+        yield made
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from stream_support import ARCHIVED_IN_BATCH, batch, new_lake, raw_rows, seq_of
+from stream_support import ARCHIVED_IN_BATCH, batch, handler_lake, new_lake, raw_rows, seq_of
 
 from eventlake.config import Settings
 from eventlake.errors import ConfigError, LakeNotFoundError
@@ -118,10 +118,9 @@ def test_the_lake_is_checked_once_per_execution_environment(
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Iterator[Lake]:
-    lake = new_lake(tmp_path / "lake")
-    stream_handler.reset(lake)
-    yield lake
-    stream_handler.reset()
+    """A fresh local lake that the handler uses instead of building one from the env."""
+    with handler_lake(tmp_path / "lake") as made:
+        yield made
 
 
 def _only_inserts(event: dict[str, Any], positions: list[int]) -> dict[str, Any]:

@@ -5,20 +5,18 @@ that vanished or changed still never read from a stale footer."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import unquote
 
 import duckdb
-import pyarrow as pa
 import pytest
+from lake_support import day_rows
 
 from eventlake import EventLake, Settings
-from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.local.stack import MotoServer
 from eventlake.query import fragments, views
 
@@ -28,13 +26,7 @@ DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)]
 COUNT = "SELECT dt, count(*) AS n, count(DISTINCT event_id) AS ids FROM events GROUP BY dt"
 
 
-def rows(first: int, n: int, day: date) -> pa.Table:
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return pa.Table.from_pylist([
-        {"event_id": f"{day}-{i:04d}", "event_type": "order", "source": "shop",
-         "timestamp": start + timedelta(seconds=i), "ingested_at": start + timedelta(hours=1),
-         "subject": None, "event_payload": json.dumps({"n": i}), "content_hash": f"h{i}"}
-        for i in range(first, first + n)], schema=EVENT_SCHEMA)
+rows = day_rows
 
 
 class Requests:

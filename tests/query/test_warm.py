@@ -5,7 +5,6 @@ forked children, and two lakes in one process."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import threading
@@ -18,9 +17,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 from archive_support import World
+from lake_support import day_rows
 
 from eventlake import EventLake, Settings
-from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.store import Lake
 from eventlake.query import views, warm
@@ -31,12 +30,7 @@ COUNT = "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM events"
 
 def rows(first: int, n: int, day: date = DAY) -> pa.Table:
     """Events first..first+n-1 of `day`, as the lake stores them."""
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return pa.Table.from_pylist([
-        {"event_id": f"{day}-{i:04d}", "event_type": "order", "source": "shop",
-         "timestamp": start + timedelta(seconds=i), "ingested_at": start + timedelta(hours=1),
-         "subject": None, "event_payload": json.dumps({"n": i}), "content_hash": f"h{i}"}
-        for i in range(first, first + n)], schema=EVENT_SCHEMA)
+    return day_rows(first, n, day)
 
 
 def count(lake: EventLake, *, hot: bool = False) -> tuple[int, int]:

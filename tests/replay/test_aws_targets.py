@@ -20,7 +20,7 @@ import boto3
 import pytest
 from archive_support import NOW, World, hours
 from moto import mock_aws
-from replay_support import batch_of, row
+from replay_support import batch_of, refusing_put_events, row
 
 from eventlake import EventLake, Settings
 from eventlake.aws import Clients
@@ -397,20 +397,10 @@ def test_the_eventbridge_shape_is_sent_as_the_entry_it_is(
 def test_eventbridge_refused_entries_are_resent_and_named_when_they_never_go(
         clients: Clients, waits: list[float], bus_queue: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = clients.events.put_events
-    calls: list[list[str]] = []
-
-    def put_events(Entries: list[dict[str, Any]]) -> Any:
-        ids = [json.loads(e["Detail"])["event_id"] for e in Entries]
-        calls.append(ids)
-        answer = real(Entries=Entries)
-        for result, event_id in zip(answer["Entries"], ids, strict=True):
-            if event_id == "e-001" or (event_id == "e-004" and len(calls) < 3):
-                result.clear()
-                result.update(ErrorCode="ThrottlingException", ErrorMessage="injected")
-        return answer
-
-    monkeypatch.setattr(clients.events, "put_events", put_events)
+    throttled = {"ErrorCode": "ThrottlingException", "ErrorMessage": "injected"}
+    calls = refusing_put_events(
+        clients.events, lambda event_id, n: throttled if event_id == "e-001"
+        or (event_id == "e-004" and n < 3) else None)
     sink = aws.target("eventbridge", "replayed", clients, Backoff(attempts=3,
                                                                  sleep=waits.append))
     sink.start(None)

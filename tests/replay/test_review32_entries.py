@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from replay_support import batch_of, row
+from replay_support import batch_of, refusing_put_events, row
 
 from eventlake import Settings
 from eventlake.aws import Clients
@@ -85,25 +85,8 @@ def test_an_sqs_failure_on_its_side_or_a_throttle_is_still_resent_until_it_goes(
 
 def eventbridge_target(clients: Clients, waits: list[float], refuse: Refusal
                        ) -> tuple[Any, list[list[str]]]:
-    import json
-
     clients.events.create_event_bus(Name="replayed")
-    real = clients.events.put_events
-    calls: list[list[str]] = []
-
-    def put_events(Entries: list[dict[str, Any]]) -> Any:
-        ids = [json.loads(e["Detail"])["event_id"] for e in Entries]
-        calls.append(ids)
-        answer = real(Entries=Entries)
-        for result, event_id in zip(answer["Entries"], ids, strict=True):
-            how = refuse(event_id, len(calls))
-            if how is not None:
-                result.clear()
-                result.update(how)
-        answer["FailedEntryCount"] = sum(1 for r in answer["Entries"] if "ErrorCode" in r)
-        return answer
-
-    clients.events.put_events = put_events
+    calls = refusing_put_events(clients.events, refuse)
     sink = aws.target("eventbridge", "replayed", clients, Backoff(sleep=waits.append))
     sink.start(None)
     return sink, calls
