@@ -182,7 +182,9 @@ class Clients:
                         connect_timeout=AWS_CONNECT_TIMEOUT_S,
                         read_timeout=(LAMBDA_READ_TIMEOUT_S if service == "lambda"
                                       else AWS_READ_TIMEOUT_S),
-                        tcp_keepalive=service == "lambda",  # an Invoke may wait minutes
+                        # SO_KEEPALIVE on the connections of Invokes, which may wait minutes
+                        # (the OS's probe timing applies: Linux's first probe is after 2 h)
+                        tcp_keepalive=service == "lambda",
                         # Account-based DynamoDB endpoints (boto3 >= 1.37) are not routed by
                         # moto's in-process mock; the regional endpoint works everywhere.
                         account_id_endpoint_mode="disabled",

@@ -15,8 +15,8 @@ last copy, and counting it would lose the event. So, per REMOVE with an old imag
                                                  what the lake lacks, or holds with other
                                                  content, goes to the writer (archive_items)
 
-The normal path costs three state reads per batch holding REMOVEs (checkpoint, watermark,
-and the index shard count the lake records).
+The normal path costs two state reads per batch holding REMOVEs (checkpoint and watermark),
+and the index shard count the lake records once per process (`_shards_read`).
 What is archived here is logged at ERROR: the sweep is behind, or not running. An old image
 that is not an event (another producer's item) is only counted, as before: its INSERT was
 quarantined already.
@@ -24,6 +24,7 @@ quarantined already.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -45,6 +46,8 @@ __all__ = ["REMOVED_NAME", "Removed", "archive_removed"]
 REMOVED_NAME = "removed"
 """The name the files written from REMOVEs start with (`removed-<chunk>-<digest>.parquet`)."""
 _log = lazy_logger("eventlake.archive.stream")
+_known_shards: weakref.WeakKeyDictionary[Lake, int] = weakref.WeakKeyDictionary()
+"""The shard count each lake recorded, as this process last read it (`_shards_read`)."""
 
 Removed = tuple[Item, datetime | None]
 """A REMOVE's old image and its record's ApproximateCreationDateTime (the deletion)."""
@@ -58,7 +61,8 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     if not removed:
         return counts
     checkpoint = _vouched_until(lake)
-    shards = _shards_read(lake) if checkpoint is not None else None
+    shards = _shards_read(lake, [image for image, _ in removed]) \
+        if checkpoint is not None else None
     builder, images = RowBuilder(), []
     for image, deleted in removed:
         if _vouched(image, checkpoint, shards):
@@ -110,12 +114,32 @@ def _vouched_until(lake: Lake) -> datetime | None:
     return None if swept is None else min(mark.at, swept.at)
 
 
-def _shards_read(lake: Lake) -> int | None:
+def _shards_read(lake: Lake, images: Sequence[Item]) -> int | None:
     """The index shards per day every sweep since the lake recorded them has queried (the
     sweep records the table's count before it reads: `remember_shards`); None when the lake
-    records none."""
-    record = read_shard_record(lake)
-    return None if record is None else record.index_shards_max
+    records none. The record only ever grows, so a count read earlier by this process is kept
+    (a smaller one only vouches for fewer items) and read again only when an image names a
+    shard at or past it: a warm stream Lambda reads it once."""
+    known = _known_shards.get(lake)
+    if known is None or max(map(_shard_number, images), default=-1) >= known:
+        record = read_shard_record(lake)
+        if record is None:
+            return None
+        known = _known_shards[lake] = record.index_shards_max
+    return known
+
+
+def _shard_number(image: Item) -> int:
+    """n of an item's `ingest_shard` `<day>#<n>` written as a Query names it (decimal, no
+    leading zero); -1 for anything else."""
+    shard = image.get("ingest_shard")
+    text = shard.get("S") if isinstance(shard, dict) else None
+    if not isinstance(text, str):
+        return -1
+    _, sep, n = text.partition("#")
+    if not sep or not (n.isascii() and n.isdigit()) or str(int(n)) != n:
+        return -1
+    return int(n)
 
 
 def _vouched(image: Item, checkpoint: datetime | None, shards: int | None) -> bool:
@@ -143,5 +167,5 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None) -> bo
         return False
     if format_ts(when) != stamp:  # another text of a time sorts elsewhere in BETWEEN
         return False
-    return (shard_text in {f"{stamp[:10]}#{n}" for n in range(shards)}
-            and when < checkpoint)
+    return (shard_text.partition("#")[0] == stamp[:10]
+            and 0 <= _shard_number(image) < shards and when < checkpoint)

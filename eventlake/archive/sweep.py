@@ -196,9 +196,6 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                          f"({counts.already} already in the lake, {counts.quarantined} "
                          f"quarantined) and the watermark {moved} before this; the TTL "
                          "margin was not checked: the next sweep checks it")
-            _log.warning("sweep %s: archived %d event(s), watermark %s; the TTL guard's check "
-                         "then failed: %s: %s", run_id, counts.archived,
-                         format_ts(after), type(exc).__name__, exc)
             raise
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,

@@ -165,9 +165,6 @@ def _raw_statements(catalog: Catalog, s: Spelling) -> list[str]:
                 f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n  {columns})\n"
                 f"PARTITIONED BY ({tick(catalog.partition.name)} {catalog.partition.type})\n"
                 f"STORED AS PARQUET\nLOCATION {location}\nTBLPROPERTIES (\n  {properties})",
-                # IF NOT EXISTS keeps a table an earlier run made as it was: a re-run (after a
-                # backfill older than the first day, or a moved lake) sets its location and
-                # projection to this run's
                 f"-- a re-run: the table an earlier run made gets this run's location and "
                 f"projection range\nALTER TABLE {table} SET LOCATION {location}",
                 f"ALTER TABLE {table} SET TBLPROPERTIES (\n  {properties})"]

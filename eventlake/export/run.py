@@ -212,7 +212,7 @@ def _refuse_the_lake(tiers: Tiers, out: str | os.PathLike[str]) -> None:
         raise ConfigError(f"--out `{out}` is the lake's `{lake.root}` or its events, or holds "
                           "them: an export there would be read as events, or an overwrite "
                           "would delete the lake; choose another --out")
-    for kept in (STATE_DIR, QUARANTINE_DIR):
+    for kept in _KEPT:
         folder = root / kept
         if where == folder or folder in where.parents:
             raise ConfigError(f"--out `{out}` is in the lake's `{kept}` folder (its "

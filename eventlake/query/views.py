@@ -90,7 +90,6 @@ from eventlake.logs import lazy_logger
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     from eventlake.hot.store import HotStore, Item
     from eventlake.lake.store import Lake, LakeFile
@@ -506,7 +505,10 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
                           "needs httpfs, and glob characters in paths are not escapable): "
                           "use engine `arrow` or `auto`")
     native = engine == "duckdb" or (engine == "auto" and reachable)
-    kept: dict[str, ds.ParquetFileFragment] = {}
+    from eventlake.query import fragments
+
+    # pyarrow's reader: one fragment per file (on S3 the lake's kept ones, footers read once)
+    fragment_of = {} if native or not files else fragments.fragments(lake, files)
 
     def source(name: str, group: Sequence[LakeFile]) -> str | None:
         if not group:
@@ -515,11 +517,8 @@ def install(con: duckdb.DuckDBPyConnection, lake: Lake, snapshot: Snapshot, *,
             return _read_parquet(list(dict.fromkeys(
                 f"{f.path.rpartition('/')[0]}/{_FILES}" if f.dt in groups.by_pattern
                 else f.path for f in group)))
-        from eventlake.query.fragments import dataset, fragments
-
-        if not kept:  # once per install: on S3 the lake's fragments, footers read once
-            kept.update(fragments(lake, files))
-        con.register(f"_eventlake_{name}", dataset(lake, group, kept, cold_schema()))
+        con.register(f"_eventlake_{name}",
+                     fragments.dataset(lake, group, fragment_of, cold_schema()))
         return f"_eventlake_{name}"
 
     made = set(HELPERS if helpers is None else helpers)

@@ -76,3 +76,40 @@ def test_without_the_lakes_shard_record_a_remove_is_checked(tmp_path: Path) -> N
     report = archive_event(lake, {"Records": [removal(item("evt-a"), 900)]})
     assert ids(lake) == ["evt-a"]
     assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
+def test_a_warm_process_reads_the_shard_record_once_and_again_for_a_raised_count(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a warm stream Lambda: batches of REMOVEs on the same lake
+    import json
+
+    from eventlake.archive import removed
+    from eventlake.lake.shards import INDEX_KEY
+
+    reads: list[int] = []
+    real = removed.read_shard_record
+
+    def counted(lake: Lake) -> Any:
+        reads.append(1)
+        return real(lake)
+
+    monkeypatch.setattr(removed, "read_shard_record", counted)
+
+    # when three batches of eventlake's own items are archived
+    for n in range(3):
+        report = archive_event(lake, {"Records": [removal(item(f"evt-{n}"), 900 + n)]})
+        assert report.removed_checked == 0  # vouched for: only counted
+
+    # then the record was read once
+    assert len(reads) == 1
+
+    # and when the table's shards were raised (a sweep recorded 12) and an item names shard 10
+    record = read_shard_record(lake)
+    assert record is not None
+    lake.write_state(INDEX_KEY, json.dumps({"index_shards_max": 12}).encode(),
+                     expected=record.version)
+    raised = {**item("evt-raised"), "ingest_shard": {"S": "2026-11-01#10"}}
+    report = archive_event(lake, {"Records": [removal(raised, 950)]})
+
+    # then the record is read again, and the item vouched for by it
+    assert len(reads) == 2 and report.removed_checked == 0
