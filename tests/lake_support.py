@@ -1,13 +1,18 @@
-"""Rows as the lake stores them, for tests that write lake files directly."""
+"""Rows as the lake stores them, for tests that write lake files directly, and a reader of
+the lake alone."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pyarrow as pa
 
 from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.lake.store import Lake
 
 
 def day_rows(first: int, n: int, day: date) -> pa.Table:
@@ -19,3 +24,16 @@ def day_rows(first: int, n: int, day: date) -> pa.Table:
          "timestamp": start + timedelta(seconds=i), "ingested_at": start + timedelta(hours=1),
          "subject": None, "event_payload": json.dumps({"n": i}), "content_hash": f"h{i}"}
         for i in range(first, first + n)], schema=EVENT_SCHEMA)
+
+
+@dataclass
+class ColdOnly:
+    """The Tiers of a reader of the cold tier only (every read passes hot=False), whose clock
+    says `now`."""
+
+    cold: Lake
+    now: datetime
+
+    @property
+    def hot(self) -> Any:
+        return SimpleNamespace(now=lambda: self.now)

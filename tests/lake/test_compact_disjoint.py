@@ -10,19 +10,17 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_support import ColdOnly
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
-from eventlake.hot.store import HotStore
 from eventlake.lake import compact as compact_module
 from eventlake.lake.compact import compact
 from eventlake.lake.disjoint import manifest_key, read_manifest, verified_files, verify
@@ -33,18 +31,6 @@ OLD_DAY = date(2024, 3, 10)  # long past: no sweep verifies it (today/yesterday 
 DT = OLD_DAY.isoformat()
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 INGESTED = datetime(2024, 3, 10, 8, 30, tzinfo=UTC)
-
-
-@dataclass
-class ColdOnly:
-    """A reader of the cold tier only (every read passes hot=False)."""
-
-    cold: Lake
-
-    @property
-    def hot(self) -> HotStore:
-        clock: Any = SimpleNamespace(now=lambda: NOW)
-        return clock  # type: ignore[no-any-return]
 
 
 def event(n: int) -> dict[str, Any]:
@@ -75,7 +61,7 @@ def trusted(lake: Lake) -> list[str]:
 
 def counted(lake: Lake) -> tuple[int, int]:
     """(rows, distinct event_ids) through events_cold, as a reader sees the lake now."""
-    con = connect(ColdOnly(lake), hot=False, now=NOW)
+    con = connect(ColdOnly(lake, NOW), hot=False, now=NOW)
     rows, distinct = con.sql("select count(*), count(distinct event_id) from events_cold"
                              ).fetchall()[0]
     return int(rows), int(distinct)

@@ -9,21 +9,19 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from lake_support import ColdOnly
 from moto.s3.responses import S3Response
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
-from eventlake.hot.store import HotStore
 from eventlake.lake.disjoint import verify
 from eventlake.lake.store import Lake, LakeFileError
 from eventlake.query.views import Engine, connect
@@ -33,18 +31,6 @@ LONE, SHARED = DAYS[0], DAYS[1]
 """LONE: a day whose only file is foreign; SHARED: a foreign file beside a stream file."""
 NOW = datetime(2024, 5, 6, tzinfo=UTC)
 FOREIGN = "part-0000.parquet"
-
-
-@dataclass
-class ColdOnly:
-    """The Tiers of a cold-only reader (every read passes hot=False)."""
-
-    cold: Lake
-
-    @property
-    def hot(self) -> HotStore:
-        clock: Any = SimpleNamespace(now=lambda: NOW)
-        return clock  # type: ignore[no-any-return]
 
 
 def event(n: int, day: date) -> dict[str, Any]:
@@ -72,7 +58,7 @@ def foreign_path(lake: Lake, day: date) -> str:
 
 
 def count_all(lake: Lake, engine: Engine) -> int:
-    con = connect(ColdOnly(lake), hot=False, now=NOW, engine=engine)
+    con = connect(ColdOnly(lake, NOW), hot=False, now=NOW, engine=engine)
     return int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
 
 
@@ -165,7 +151,7 @@ def opened_by_connect(lake: Lake, opens: Counter[str]) -> dict[str, int]:
     """Footer opens by eventlake while a connection is made (DuckDB's own reader, which
     does not go through `lake.fs`, reads the files for the query)."""
     opens.clear()
-    connect(ColdOnly(lake), hot=False, now=NOW, engine="duckdb")
+    connect(ColdOnly(lake, NOW), hot=False, now=NOW, engine="duckdb")
     return {Path(p).parent.name: n for p, n in opens.items()}
 
 
@@ -206,7 +192,7 @@ def test_a_verified_foreign_file_replaced_by_a_bad_one_is_checked_again_and_refu
     # and refused by name, with the column it lacks
     opens.clear()
     with pytest.raises(LakeFileError, match="source") as caught:
-        connect(ColdOnly(lake), hot=False, now=NOW, engine="duckdb")
+        connect(ColdOnly(lake, NOW), hot=False, now=NOW, engine="duckdb")
     assert f"`{path}`" in str(caught.value)
     assert opens[path] == 1
 
@@ -260,7 +246,7 @@ def test_on_s3_verified_foreign_files_cost_no_get_per_query(
     # before any verify: each connection GETs both foreign files' footers
     for _ in range(2):
         gets.clear()
-        connect(ColdOnly(s3_lake), hot=False, now=NOW, engine="arrow")
+        connect(ColdOnly(s3_lake, NOW), hot=False, now=NOW, engine="arrow")
         before = _event_gets(gets)
         assert set(before) == {"dt=2024-05-01", "dt=2024-05-02"} and all(before.values())
 
@@ -269,7 +255,7 @@ def test_on_s3_verified_foreign_files_cost_no_get_per_query(
     # after it: none, however many connections
     for _ in range(2):
         gets.clear()
-        connect(ColdOnly(s3_lake), hot=False, now=NOW, engine="arrow")
+        connect(ColdOnly(s3_lake, NOW), hot=False, now=NOW, engine="arrow")
         assert _event_gets(gets) == {}
     assert count_all(s3_lake, "arrow") == 16
 
@@ -278,7 +264,7 @@ def test_on_s3_verified_foreign_files_cost_no_get_per_query(
     replace_with_bad_file(path, s3_lake.fs)
     gets.clear()
     with pytest.raises(LakeFileError, match="source") as caught:
-        connect(ColdOnly(s3_lake), hot=False, now=NOW, engine="arrow")
+        connect(ColdOnly(s3_lake, NOW), hot=False, now=NOW, engine="arrow")
     assert f"`{path}`" in str(caught.value)
     assert set(_event_gets(gets)) == {"dt=2024-05-02"}
 
@@ -286,7 +272,7 @@ def test_on_s3_verified_foreign_files_cost_no_get_per_query(
 def test_duckdb_answers_from_the_verified_foreign_files_as_from_the_lake(
         lake: Lake) -> None:
     verify(lake, [d.isoformat() for d in DAYS], now=NOW)
-    con = connect(ColdOnly(lake), hot=False, now=NOW, engine="duckdb")
+    con = connect(ColdOnly(lake, NOW), hot=False, now=NOW, engine="duckdb")
     got = con.execute("SELECT dt, count(*), count(source) FROM events GROUP BY ALL ORDER BY ALL"
                       ).fetchall()
     assert got == [(d, n, n) for d, n in zip(DAYS, (4, 8, 4), strict=True)]
@@ -320,5 +306,5 @@ def test_a_verified_foreign_file_replaced_keeping_size_and_time_is_not_read_as_n
     assert verify(lake, [LONE.isoformat()], now=NOW).accepted == {}  # the same identity
 
     with pytest.raises(LakeFileError, match="source"):
-        con = connect(ColdOnly(lake), hot=False, now=NOW, engine="duckdb")
+        con = connect(ColdOnly(lake, NOW), hot=False, now=NOW, engine="duckdb")
         con.execute("SELECT count(source) FROM events").fetchall()
