@@ -76,7 +76,7 @@ from eventlake.lake.compactplan import (
 from eventlake.lake.compactrecord import finish_interrupted, read_record, recorded_inputs
 from eventlake.lake.dedup import read_distinct
 from eventlake.lake.disjoint import IdCache, VerifyReport, verify_logged
-from eventlake.lake.layout import EVENTS_DIR, dt_filter, dt_of_dir
+from eventlake.lake.layout import EVENTS_DIR, QUARANTINE_DIR, STATE_DIR, dt_filter, dt_of_dir
 from eventlake.lake.store import (
     Lake,
     LakeDataError,
@@ -255,35 +255,49 @@ def remove_stale_temp_files(lake: Lake, *, start: date | None = None, end: date 
                             now: datetime | None = None,
                             older_than_s: float = STALE_TEMP_SECONDS) -> int:
     """Delete hidden temp files (`.<name>.tmp-<hex>`) older than `older_than_s` that crashed
-    writers left in the event partitions in [start, end]; returns how many. Local disk only:
-    an S3 write is one PUT, which leaves nothing behind when it fails."""
+    writers left in the event partitions in [start, end], and anywhere under the lake's state
+    (`_eventlake/`) and quarantine (`_quarantine/`) folders, whatever the range: a writer
+    killed between its temp file and the rename leaves one there too (a lease, a watermark,
+    a quarantine batch). Returns how many. Local disk only: an S3 write is one PUT, which
+    leaves nothing behind when it fails."""
     if lake.is_s3:
         return 0
     cutoff = as_utc(now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
     keep = dt_filter(start, end, None)
     top = f"{lake.root}/{EVENTS_DIR}"
-    infos: list[pafs.FileInfo] = []
+
+    def in_range(path: str) -> bool:
+        parent = path.rpartition("/")[0]
+        up, _, folder = parent.rpartition("/")
+        dt = dt_of_dir(folder)
+        return up == top and dt is not None and keep(dt)
+
+    removed = 0
+    for folder, wanted in ((top, in_range), (f"{lake.root}/{STATE_DIR}", None),
+                           (f"{lake.root}/{QUARANTINE_DIR}", None)):
+        stale = [info.path for info in _files_under(lake, folder)
+                 if _TEMP.fullmatch(info.base_name) and info.mtime is not None
+                 and info.mtime < cutoff and (wanted is None or wanted(info.path))]
+        for path in stale:
+            with suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+        if stale:
+            _log.info("removed %d stale temp file(s) under `%s`", len(stale), folder)
+    return removed
+
+
+def _files_under(lake: Lake, folder: str) -> list[pafs.FileInfo]:
+    """The files below local `folder`, recursively (none when it does not exist)."""
     for attempt in range(3):  # a temp renamed away between readdir and stat fails a listing
         try:
-            infos = lake.fs.get_file_info(pafs.FileSelector(top, recursive=True,
+            infos = lake.fs.get_file_info(pafs.FileSelector(folder, recursive=True,
                                                             allow_not_found=True))
-            break
+            return [info for info in infos if info.type == pafs.FileType.File]
         except FileNotFoundError:
             if attempt == 2:
                 raise
-    removed = 0
-    for info in infos:
-        parent, _, base = info.path.rpartition("/")
-        up, _, folder = parent.rpartition("/")
-        dt = dt_of_dir(folder)
-        if (up == top and dt is not None and keep(dt) and info.type == pafs.FileType.File
-                and _TEMP.fullmatch(base) and info.mtime is not None and info.mtime < cutoff):
-            with suppress(FileNotFoundError):
-                os.unlink(info.path)
-                removed += 1
-    if removed:
-        _log.info("removed %d stale temp file(s) under `%s`", removed, top)
-    return removed
+    return []  # pragma: no cover - the loop returns or raises
 
 
 # -- small helpers -----------------------------------------------------------------------------

@@ -490,6 +490,32 @@ def test_stale_temp_files_of_crashed_writers_are_removed(lake: Lake) -> None:
     assert remove_stale_temp_files(lake) == 1  # the whole lake: the one out of range
 
 
+def test_stale_temp_files_in_state_and_quarantine_are_removed_whatever_the_range(
+        lake: Lake) -> None:
+    # given temp files a killed writer left beside a lease, the watermark and a quarantine batch
+    write_files(lake, [[1]])
+    root = Path(lake.root)
+    stale = [root / "_eventlake/locks/.sweep.tmp-0123456789ab",
+             root / "_eventlake/.watermark.json.tmp-00112233aabb",
+             root / "_quarantine/dt=2024-03-10/.stream-q.jsonl.tmp-ffeeddccbbaa"]
+    fresh = root / "_eventlake/.watermark.json.tmp-abcdefabcdef"
+    other = root / "_eventlake/.keep-me"
+    for path in (*stale, fresh, other):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a state object")
+    two_hours_ago = time.time() - 7200
+    for path in (*stale, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    # when a compaction runs, over a range that holds no partition
+    report = compact(lake, start=date(2030, 1, 1))
+
+    # then the stale ones are gone, the fresh one (a writer may be renaming it) and others stay
+    assert report.temp_files_removed == 3
+    assert not any(path.exists() for path in stale)
+    assert fresh.exists() and other.exists()
+
+
 def test_compacting_a_lake_that_was_never_made_fails_naming_it(tmp_path: Path) -> None:
     # given a lake URI with a typo: nothing there, no marker
     typo = Lake(Settings(lake_uri=str(tmp_path / "laek")))
