@@ -123,13 +123,13 @@ def _short_leases(ttl: float) -> None:
     """The sweep takes its lease for `ttl` seconds (a test waits it out instead of 15 min)."""
     import eventlake.archive.sweep as sweep
 
-    real = sweep.acquire_lease
+    real = sweep.acquire_lease  # type: ignore[attr-defined]
 
     def acquire(*args: Any, **kwargs: Any) -> Any:
         kwargs["ttl_seconds"] = ttl
         return real(*args, **kwargs)
 
-    sweep.acquire_lease = acquire  # type: ignore[assignment]
+    sweep.acquire_lease = acquire  # type: ignore[attr-defined]
 
 
 def _act(action: list[str]) -> int:
