@@ -4,7 +4,7 @@ in (the one rule of lake/dedup.py: the stream keeps the first record of its batc
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from stream_support import STORE, lambda_event, new_lake, raw_rows
 
 from eventlake.archive.stream import archive_event
 from eventlake.events.model import parse_event
+from eventlake.lake.names import window_name
 
 INGESTED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -37,3 +38,20 @@ def test_one_batch_keeps_the_earliest_records_copy_once(tmp_path: Path) -> None:
     # then the lake holds the earlier record's copy, once
     assert _types(raw_rows(lake)) == ["z.first"]
     assert (report.archived, report.already_archived) == (1, 1)
+
+
+def test_a_sweep_window_starting_at_the_batchs_last_ingestion_is_checked(
+        tmp_path: Path) -> None:
+    # given the sweep archived an event in a window [since, until) that starts exactly at the
+    # event's ingestion time (the window's first instant is in it)
+    stored = _item("order.placed")
+    first = new_lake(tmp_path / "first")
+    archive_event(first, lambda_event([stored], first_seq=100))
+    rows = first.read_files(first.list_files())
+    lake = new_lake(tmp_path / "lake")
+    lake.write(rows, f"{window_name('sweep', INGESTED, INGESTED + timedelta(hours=1))}-0000")
+    # when the stream delivers it
+    report = archive_event(lake, lambda_event([stored], first_seq=100))
+    # then no second copy is written
+    assert len(raw_rows(lake)) == 1
+    assert (report.archived, report.already_archived) == (0, 1)
