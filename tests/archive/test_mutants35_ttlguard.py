@@ -93,3 +93,16 @@ def test_the_error_says_when_no_copy_is_left_in_dynamodb_and_only_then() -> None
     assert " 2 of them were deleted from the table (TTL)" in gone
     assert "no copy is left in DynamoDB; recover them from the stream (24 h)" in gone
     assert "deleted from the table" not in kept
+
+
+def test_the_sample_names_the_twenty_nearest_expiries_nearest_first(tmp_path: Path) -> None:
+    check = _check(tmp_path)
+    # given 25 vanished entries, expiring 1..25 h ago, in no particular order
+    hours = [7, 3, 25, 1, 12, 19, 5, 22, 9, 14, 2, 17, 24, 11, 6, 20, 4, 23, 8, 15, 13, 21, 10,
+             18, 16]
+    check.add_vanished([_entry(f"e{h:02d}", NOW - timedelta(hours=h)) for h in hours])
+
+    margin = check.result()
+    assert margin.at_risk == 25
+    assert margin.at_risk_ids == [f"e{h:02d}" for h in range(25, 5, -1)]
+
