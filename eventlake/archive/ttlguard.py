@@ -225,7 +225,7 @@ class MarginCheck:
         """An unarchived event no longer in the table: lost to DynamoDB, so at risk
         whatever its expires_at said."""
         self.vanished += 1
-        event_id = entry.get("event_id", {}).get("S", "?")
+        event_id = entry["event_id"]["S"]  # the table's key: every entry has it
         expires = expires_at(entry)
         self._unarchived(event_id, expires if expires is not None else self.now.timestamp(),
                          force=True)

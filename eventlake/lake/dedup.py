@@ -112,12 +112,12 @@ def read_distinct(lake: Lake, start: date | None = None, end: date | None = None
         counts = Counter(f.dt for f in files)
         single = [f for f in files if counts[f.dt] == 1 and is_own_file(_name(f))]
         several = [f for f in files if f not in single]
-        parts = [lake.read_files(single, columns)] if single else []
+        parts = [lake.read_files(single, columns)]  # no files: an empty table of `schema`
         if several:
             table = lake.read_files(several, keyed)
             keep, _ = first_copies(table)
             parts.append(table.filter(keep).select(schema.names))
-        return pa.concat_tables(parts) if parts else schema.empty_table()
+        return pa.concat_tables(parts)
 
     return retry_on_vanish(read)
 
