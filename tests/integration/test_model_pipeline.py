@@ -38,7 +38,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from clock_support import Clock
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from stream_support import lambda_event, removal
@@ -147,6 +147,7 @@ class Pipeline(RuleBasedStateMachine):
                       if r["dynamodb"]["SequenceNumber"] == failure["itemIdentifier"])
             done, rest = batch[:at], batch[at:]
             assert rest, "failed_from names a record of the batch"
+            event("stream batch failed part-way, re-delivered from failed_from")
         self.modifies_sent.update(r["dynamodb"]["SequenceNumber"] for r in done
                                   if r["eventName"] == "MODIFY")
         self.delivered.append(batch)
@@ -280,7 +281,7 @@ class Pipeline(RuleBasedStateMachine):
 
     # --- time, sweep, compaction, TTL ----------------------------------------------------
 
-    @rule(hours=st.sampled_from([1, 2, 5, 9]))
+    @rule(hours=st.sampled_from([2, 6, 12, 18]))
     def advance(self, hours: int) -> None:
         later = self.clock.at + timedelta(hours=hours)
         if later - self.last_sweep > MAX_SWEEP_GAP:  # keep the guarantee's precondition
@@ -294,16 +295,20 @@ class Pipeline(RuleBasedStateMachine):
         try:
             sweep(self.cold, self.lake.hot, self.settings)  # the flow's call: hot.now()
         except InjectedFailure:
+            event("sweep failed, nothing at risk: the injected error")
             assert not at_risk, (f"a sweep failed with {sorted(at_risk)} unarchived within "
                                  f"{SAFETY_HOURS} h of expiry, but not with TtlGuardError")
             return
         except TtlGuardError as exc:
+            event("sweep failed with events at risk: TtlGuardError")
             assert fail_at is not None and at_risk, f"TtlGuardError from a sound sweep: {exc}"
             assert set(exc.event_ids) <= at_risk | set(self.accepted), exc.event_ids
             return
         finally:
             self._arm(None)
         self.last_sweep = self.clock.at
+        if at_risk:
+            event("a sound sweep archived events within the safety margin")
         in_lake = {i for i, _ in self._lake_rows()}
         assert at_risk <= in_lake, f"a sound sweep left {sorted(at_risk - in_lake)} at risk"
 
@@ -323,6 +328,8 @@ class Pipeline(RuleBasedStateMachine):
                 f"TTL deleted {event_id} which the lake does not hold with its accepted hash "
                 f"(holds {rows.get(event_id)!r})")
         self.expired.update(deleted)
+        if deleted:
+            event(f"TTL deleted events, REMOVEs {'delivered' if deliver_removes else 'lost'}")
         if deliver_removes:
             for event_id in deleted:
                 self.seq += 1
@@ -352,6 +359,8 @@ class Pipeline(RuleBasedStateMachine):
 
     def _final_checks(self) -> None:
         self._arm(None)
+        event(f"simulated {(self.clock.at - START) // timedelta(hours=24)} day(s), "
+              f"{'some' if self.expired else 'no'} TTL deletes")
         rows = self.lake.sql("select event_id, content_hash from events").to_pylist()
         seen = Counter(r["event_id"] for r in rows)
         doubled = sorted(i for i, n in seen.items() if n > 1)
@@ -386,7 +395,7 @@ if LONG:
         database=None)
 else:
     Pipeline.TestCase.settings = settings(
-        max_examples=12, stateful_step_count=25, deadline=None,
+        max_examples=12, stateful_step_count=35, deadline=None,
         suppress_health_check=list(HealthCheck), derandomize=True, database=None,
         print_blob=False)
 
