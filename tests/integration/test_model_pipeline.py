@@ -53,7 +53,7 @@ from eventlake.hot.store import Item
 from eventlake.lake.compact import compact
 from eventlake.local.stack import expire_ttl
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # in-process moto; ~25 s
 
 START = datetime(2026, 3, 1, 6, tzinfo=UTC)
 RETENTION_HOURS = 24
