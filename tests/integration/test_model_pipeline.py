@@ -87,10 +87,12 @@ class Pipeline(RuleBasedStateMachine):
         self.lake.hot._clock = self.clock
         self.cold = self.lake.cold
         stream.reset(self.cold)
-        self.real_write = self.cold.write_partition
+        self.real_write = self.cold.write_partition  # the stream's and compaction's writes
+        self.real_sweep_write = self.cold.write  # the sweep's (archive_items)
         self.fail_on: int | None = None  # fail the n-th lake write from now (1 = the next)
         self.writes = 0
         self.cold.write_partition = self._write  # type: ignore[method-assign]
+        self.cold.write = self._sweep_write  # type: ignore[method-assign]
 
         self.accepted: dict[str, str] = {}  # event_id -> the content hash accepted
         self.items: dict[str, Item] = {}  # event_id -> its item as stored
@@ -111,6 +113,13 @@ class Pipeline(RuleBasedStateMachine):
             self.fail_on = None
             raise InjectedFailure("injected: the lake write failed")
         return self.real_write(*args, **kwargs)
+
+    def _sweep_write(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        if self.fail_on is not None and self.writes >= self.fail_on:
+            self.fail_on = None
+            raise InjectedFailure("injected: the sweep's lake write failed")
+        return self.real_sweep_write(*args, **kwargs)
 
     def _arm(self, nth: int | None) -> None:
         self.writes = 0
@@ -352,6 +361,7 @@ class Pipeline(RuleBasedStateMachine):
             self._final_checks()
         finally:
             self.cold.write_partition = self.real_write  # type: ignore[method-assign]
+            self.cold.write = self.real_sweep_write  # type: ignore[method-assign]
             stream.reset()
             self.lake.close()
             self.mock.stop()
