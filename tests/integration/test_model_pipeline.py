@@ -1,0 +1,412 @@
+"""A model-based test of the whole pipeline: hypothesis chooses the interleaving.
+
+The machine drives the real code in process, on moto: producers put events (new ids,
+identical re-sends, conflicting re-sends, invalid ones, late timestamps, a producer clock
+minutes off); the DynamoDB stream is a queue of records that Lambda delivers in batches
+(in order, as subsets, again, with a record twice, with a lake write failing part-way and
+re-delivered from `failed_from`), or loses for good (Lambda down past 24 h); the clock moves;
+the archive flow's sweep runs, sometimes with a lake write failing mid-way; a partition is
+compacted; TTL deletes what expired (`local.stack.expire_ttl`) and its REMOVEs are delivered
+or lost; MODIFY records arrive.
+
+The precondition of the guarantee is kept: a successful sweep runs within MAX_SWEEP_GAP
+(< retention) of the last one, so nothing expires unswept. The gap may exceed retention -
+ttl_safety_hours, so events get within the safety margin of expiry: a sweep that fails then
+must fail loudly (TtlGuardError), never quietly.
+
+Invariants: after every step, each lake row carries an accepted (event_id, content_hash) and
+nothing refused (invalid or conflicting) is there; at each TTL expiry every deleted event is
+already in the lake with its accepted hash; at the end, the `events` view holds every accepted
+event once with its hash, after compaction a plain pyarrow read counts each id once, and the
+quarantine holds exactly the MODIFY records delivered.
+
+CI runs a fixed, derandomized profile; EVENTLAKE_MODEL_EXAMPLES=500 (and optionally
+EVENTLAKE_MODEL_STEPS) runs a longer, random exploration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from clock_support import Clock
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from stream_support import lambda_event, removal
+
+from eventlake import EventLake, Outcome, Settings
+from eventlake.archive.sweep import sweep
+from eventlake.archive.ttlguard import TtlGuardError
+from eventlake.events.model import FUTURE_TOLERANCE
+from eventlake.events.times import parse_timestamp
+from eventlake.handlers import stream
+from eventlake.hot.store import Item
+from eventlake.lake.compact import compact
+from eventlake.local.stack import expire_ttl
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # in-process moto; ~25 s
+
+START = datetime(2026, 3, 1, 6, tzinfo=UTC)
+RETENTION_HOURS = 24
+SAFETY_HOURS = 6
+MAX_SWEEP_GAP = timedelta(hours=20)
+"""The precondition: a successful sweep at least this often (< retention less the producers'
+clock error; > retention - safety, so events do come within the safety margin)."""
+LONG = int(os.environ.get("EVENTLAKE_MODEL_EXAMPLES", "0"))
+MODIFY_RULE = "stream.modify"
+
+
+class InjectedFailure(OSError):
+    """A lake write made to fail by the machine."""
+
+
+class Pipeline(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        from moto import mock_aws
+
+        self.mock = mock_aws()
+        self.mock.start()
+        self.tmp = Path(tempfile.mkdtemp(prefix="eventlake-model-"))
+        self.settings = Settings(table="model", lake_uri=str(self.tmp / "lake"),
+                                 retention_days=RETENTION_HOURS / 24,
+                                 ttl_safety_hours=SAFETY_HOURS, index_shards=1,
+                                 clock_correction=False)
+        self.lake = EventLake(self.settings)
+        self.lake.init()
+        self.clock = Clock(START)
+        self.lake.hot._clock = self.clock
+        self.cold = self.lake.cold
+        stream.reset(self.cold)
+        self.real_write = self.cold.write_partition  # the stream's and compaction's writes
+        self.real_sweep_write = self.cold.write  # the sweep's (archive_items)
+        self.fail_on: int | None = None  # fail the n-th lake write from now (1 = the next)
+        self.writes = 0
+        self.cold.write_partition = self._write  # type: ignore[method-assign]
+        self.cold.write = self._sweep_write  # type: ignore[method-assign]
+
+        self.accepted: dict[str, str] = {}  # event_id -> the content hash accepted
+        self.items: dict[str, Item] = {}  # event_id -> its item as stored
+        self.expired: set[str] = set()  # deleted by TTL
+        self.refused: set[str] = set()  # ids of invalid events (never accepted)
+        self.next_id = 0
+        self.seq = 500000000000000000000
+        self.pending: list[dict[str, Any]] = []  # stream records not yet delivered
+        self.delivered: list[list[dict[str, Any]]] = []  # batches Lambda finished
+        self.modifies_sent: set[str] = set()  # sequence numbers of MODIFYs delivered
+        self.last_sweep = START
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _write(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        if self.fail_on is not None and self.writes >= self.fail_on:
+            self.fail_on = None
+            raise InjectedFailure("injected: the lake write failed")
+        return self.real_write(*args, **kwargs)
+
+    def _sweep_write(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        if self.fail_on is not None and self.writes >= self.fail_on:
+            self.fail_on = None
+            raise InjectedFailure("injected: the sweep's lake write failed")
+        return self.real_sweep_write(*args, **kwargs)
+
+    def _arm(self, nth: int | None) -> None:
+        self.writes = 0
+        self.fail_on = nth
+
+    def _record(self, item: Item, name: str = "INSERT") -> dict[str, Any]:
+        self.seq += 1
+        record: dict[str, Any] = lambda_event([item], first_seq=self.seq)["Records"][0]
+        if name == "MODIFY":
+            changed = {**item, "event_type": {"S": "order.changed"}}
+            record["eventName"] = "MODIFY"
+            record["dynamodb"]["OldImage"] = item
+            record["dynamodb"]["NewImage"] = changed
+        return record
+
+    def _stored(self, event_id: str) -> Item:
+        item: Item = self.lake.clients.dynamodb.get_item(
+            TableName=self.settings.table, Key={"event_id": {"S": event_id}},
+            ConsistentRead=True)["Item"]
+        return item
+
+    def _in_hot(self) -> list[str]:
+        return sorted(set(self.accepted) - self.expired)
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Lambda's handler on `batch`; the records it must re-deliver (from failed_from)."""
+        response = stream.handler({"Records": batch})
+        failures: list[dict[str, str]] = response["batchItemFailures"]
+        done = batch
+        rest: list[dict[str, Any]] = []
+        if failures:
+            [failure] = failures
+            at = next(i for i, r in enumerate(batch)
+                      if r["dynamodb"]["SequenceNumber"] == failure["itemIdentifier"])
+            done, rest = batch[:at], batch[at:]
+            assert rest, "failed_from names a record of the batch"
+            event("stream batch failed part-way, re-delivered from failed_from")
+        self.modifies_sent.update(r["dynamodb"]["SequenceNumber"] for r in done
+                                  if r["eventName"] == "MODIFY")
+        self.delivered.append(batch)
+        return rest
+
+    def _deliver_until_done(self, batch: list[dict[str, Any]]) -> None:
+        for _ in range(10):
+            batch = self._deliver(batch)
+            if not batch:
+                return
+        raise AssertionError("a batch was still failing after 10 re-deliveries")
+
+    def _lake_rows(self) -> list[tuple[str, str]]:
+        table = self.cold.read(columns=["event_id", "content_hash"])
+        return list(zip(table["event_id"].to_pylist(), table["content_hash"].to_pylist(),
+                        strict=True))
+
+    def _at_risk(self) -> set[str]:
+        """Accepted events still in the table, missing from the lake, within the safety
+        margin of their expiry (what the TTL guard must name)."""
+        in_lake = {i for i, _ in self._lake_rows()}
+        edge = self.clock.at + timedelta(hours=SAFETY_HOURS)
+        return {i for i in self._in_hot() if i not in in_lake
+                and datetime.fromtimestamp(int(self.items[i]["expires_at"]["N"]), UTC) <= edge}
+
+    # --- producers -----------------------------------------------------------------------
+
+    @rule(new=st.integers(1, 4), late_days=st.sampled_from([0, 0, 0, 1, 2, 3]),
+          skew_minutes=st.sampled_from([0, 0, -8, -3, 2]),
+          resend=st.integers(0, 2), conflict=st.booleans(), invalid=st.booleans())
+    def put(self, new: int, late_days: int, skew_minutes: int, resend: int, conflict: bool,
+            invalid: bool) -> None:
+        now = self.clock.at
+        producer = Clock(now + timedelta(minutes=skew_minutes))
+        self.lake.hot._clock = producer
+        raws: list[dict[str, Any]] = []
+        expected: list[Outcome] = []
+        for _ in range(new):
+            self.next_id += 1
+            ts = producer.at - timedelta(days=late_days, minutes=self.next_id % 50)
+            raws.append({"event_id": f"e{self.next_id:05d}", "event_type": "order.placed",
+                         "timestamp": ts.isoformat(), "source": "model",
+                         "event_payload": {"n": self.next_id}})
+            expected.append(Outcome.CREATED)
+        live = [i for i in self._in_hot() if i in self.items]
+        ahead = producer.at + FUTURE_TOLERANCE  # a slow producer refuses what it sees ahead
+        for event_id in live[:resend]:  # a producer retrying: identical
+            raws.append(self._raw_of(event_id))
+            expected.append(Outcome.INVALID if self._stamp(event_id) > ahead
+                            else Outcome.DUPLICATE)
+        if conflict and live:  # the same id, other content
+            raws.append({**self._raw_of(live[-1]), "event_payload": {"other": True}})
+            expected.append(Outcome.INVALID if self._stamp(live[-1]) > ahead
+                            else Outcome.CONFLICT)
+        if invalid:
+            self.next_id += 1
+            bad = f"e{self.next_id:05d}"
+            raws.append({"event_id": bad, "timestamp": now.isoformat(), "event_payload": {}})
+            expected.append(Outcome.INVALID)
+            self.refused.add(bad)
+        try:
+            results = self.lake.put_many(raws)
+        finally:
+            self.lake.hot._clock = self.clock
+        for result in results:
+            if result.outcome is Outcome.CREATED and result.event_id is not None:
+                item = self._stored(result.event_id)
+                self.items[result.event_id] = item
+                self.accepted[result.event_id] = item["content_hash"]["S"]
+                self.pending.append(self._record(item))
+        assert [r.outcome for r in results] == expected, [(r.event_id, r.outcome, r.message)
+                                                          for r in results]
+
+    def _stamp(self, event_id: str) -> datetime:
+        return parse_timestamp(self.items[event_id]["timestamp"]["S"])
+
+    def _raw_of(self, event_id: str) -> dict[str, Any]:
+        item = self.items[event_id]
+        return {"event_id": event_id, "event_type": item["event_type"]["S"],
+                "timestamp": item["timestamp"]["S"], "source": item["source"]["S"],
+                "event_payload": json.loads(item["event_payload"]["S"])}
+
+    # --- the stream ----------------------------------------------------------------------
+
+    @precondition(lambda self: self.pending)
+    @rule(n=st.integers(1, 8), twice=st.booleans())
+    def deliver(self, n: int, twice: bool) -> None:
+        batch, self.pending = self.pending[:n], self.pending[n:]
+        if twice:  # a record twice in one batch
+            batch = batch + batch[:1]
+        self._deliver_until_done(batch)
+
+    @precondition(lambda self: len(self.pending) > 1)
+    @rule(picks=st.lists(st.integers(0, 15), min_size=1, max_size=5, unique=True))
+    def deliver_subset(self, picks: list[int]) -> None:
+        chosen = sorted({p % len(self.pending) for p in picks})
+        batch = [self.pending[i] for i in chosen]
+        self.pending = [r for i, r in enumerate(self.pending) if i not in set(chosen)]
+        self._deliver_until_done(batch)
+
+    @precondition(lambda self: self.pending)
+    @rule(n=st.integers(1, 8), nth=st.integers(1, 3))
+    def deliver_failing(self, n: int, nth: int) -> None:
+        """A lake write fails part-way; Lambda re-delivers from failed_from."""
+        batch, self.pending = self.pending[:n], self.pending[n:]
+        self._arm(nth)
+        try:
+            rest = self._deliver(batch)
+        finally:
+            self._arm(None)
+        if rest:
+            self._deliver_until_done(rest)
+
+    @precondition(lambda self: self.delivered)
+    @rule(pick=st.integers(0, 1000))
+    def redeliver(self, pick: int) -> None:
+        """At-least-once: a batch already done comes again."""
+        self._deliver_until_done(list(self.delivered[pick % len(self.delivered)]))
+
+    @precondition(lambda self: self.pending)
+    @rule(n=st.integers(1, 10))
+    def lose(self, n: int) -> None:
+        """Lambda down past the stream's 24 h: records gone for good."""
+        self.pending = self.pending[n:]
+
+    @precondition(lambda self: self.items and len(self.accepted) > len(self.expired))
+    @rule(pick=st.integers(0, 1000))
+    def modify(self, pick: int) -> None:
+        live = [i for i in self._in_hot() if i in self.items]
+        self.pending.append(self._record(self.items[live[pick % len(live)]], "MODIFY"))
+
+    # --- time, sweep, compaction, TTL ----------------------------------------------------
+
+    @rule(hours=st.sampled_from([2, 6, 12, 18]))
+    def advance(self, hours: int) -> None:
+        later = self.clock.at + timedelta(hours=hours)
+        if later - self.last_sweep > MAX_SWEEP_GAP:  # keep the guarantee's precondition
+            later = self.last_sweep + MAX_SWEEP_GAP
+        self.clock.at = max(self.clock.at, later)
+
+    @rule(fail_at=st.sampled_from([None, None, 1, 2]))
+    def run_sweep(self, fail_at: int | None) -> None:
+        at_risk = self._at_risk()
+        self._arm(fail_at)
+        try:
+            sweep(self.cold, self.lake.hot, self.settings)  # the flow's call: hot.now()
+        except InjectedFailure:
+            event("sweep failed, nothing at risk: the injected error")
+            assert not at_risk, (f"a sweep failed with {sorted(at_risk)} unarchived within "
+                                 f"{SAFETY_HOURS} h of expiry, but not with TtlGuardError")
+            return
+        except TtlGuardError as exc:
+            event("sweep failed with events at risk: TtlGuardError")
+            assert fail_at is not None and at_risk, f"TtlGuardError from a sound sweep: {exc}"
+            assert set(exc.event_ids) <= at_risk | set(self.accepted), exc.event_ids
+            return
+        finally:
+            self._arm(None)
+        self.last_sweep = self.clock.at
+        if at_risk:
+            event("a sound sweep archived events within the safety margin")
+        in_lake = {i for i, _ in self._lake_rows()}
+        assert at_risk <= in_lake, f"a sound sweep left {sorted(at_risk - in_lake)} at risk"
+
+    @precondition(lambda self: self.cold.list_files())
+    @rule(pick=st.integers(0, 1000), min_files=st.sampled_from([1, 2]))
+    def compact_partition(self, pick: int, min_files: int) -> None:
+        dts = sorted({f.dt for f in self.cold.list_files()})
+        day = datetime.fromisoformat(dts[pick % len(dts)]).date()
+        compact(self.cold, start=day, end=day, min_files=min_files).raise_if_failed()
+
+    @rule(deliver_removes=st.booleans())
+    def ttl(self, deliver_removes: bool) -> None:
+        deleted = expire_ttl(self.lake.clients, self.settings.table, now=self.clock.at)
+        rows = dict(self._lake_rows())
+        for event_id in deleted:
+            assert rows.get(event_id) == self.accepted[event_id], (
+                f"TTL deleted {event_id} which the lake does not hold with its accepted hash "
+                f"(holds {rows.get(event_id)!r})")
+        self.expired.update(deleted)
+        if deleted:
+            event(f"TTL deleted events, REMOVEs {'delivered' if deliver_removes else 'lost'}")
+        if deliver_removes:
+            for event_id in deleted:
+                self.seq += 1
+                self.pending.append(removal(self.items[event_id], self.seq))
+
+    # --- invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def lake_holds_only_accepted_content(self) -> None:
+        for event_id, content_hash in self._lake_rows():
+            assert event_id not in self.refused, f"invalid event {event_id} is in the lake"
+            assert self.accepted.get(event_id) == content_hash, (
+                f"{event_id} is in the lake with {content_hash}, accepted with "
+                f"{self.accepted.get(event_id)}")
+
+    def teardown(self) -> None:
+        try:
+            if not hasattr(self, "accepted"):
+                return
+            self._final_checks()
+        finally:
+            self.cold.write_partition = self.real_write  # type: ignore[method-assign]
+            self.cold.write = self.real_sweep_write  # type: ignore[method-assign]
+            stream.reset()
+            self.lake.close()
+            self.mock.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _final_checks(self) -> None:
+        self._arm(None)
+        event(f"simulated {(self.clock.at - START) // timedelta(hours=24)} day(s), "
+              f"{'some' if self.expired else 'no'} TTL deletes")
+        rows = self.lake.sql("select event_id, content_hash from events").to_pylist()
+        seen = Counter(r["event_id"] for r in rows)
+        doubled = sorted(i for i, n in seen.items() if n > 1)
+        assert not doubled, f"the events view holds {doubled[:5]} more than once"
+        assert set(seen) == set(self.accepted), (
+            f"events view: missing {sorted(set(self.accepted) - set(seen))[:5]}, "
+            f"extra {sorted(set(seen) - set(self.accepted))[:5]}")
+        assert all(self.accepted[r["event_id"]] == r["content_hash"] for r in rows)
+
+        compact(self.cold, min_files=1).raise_if_failed()
+        ids: list[str] = []
+        for f in self.cold.list_files():  # pyarrow alone: no eventlake de-duplication
+            ids.extend(pq.read_table(f.path, columns=["event_id"])["event_id"].to_pylist())
+        counted = Counter(ids)
+        assert all(n == 1 for n in counted.values()), \
+            f"after compaction {sorted(i for i, n in counted.items() if n > 1)[:5]} twice"
+        assert self.expired <= set(counted), "an expired event is not in the lake"
+
+        quarantined = [e.record for e in self.cold.read_quarantine()]
+        modifies = {r["dynamodb"]["SequenceNumber"] for r in quarantined
+                    if isinstance(r, dict) and r.get("eventName") == "MODIFY"}
+        assert modifies == self.modifies_sent, (sorted(self.modifies_sent - modifies),
+                                                sorted(modifies - self.modifies_sent))
+        assert all(isinstance(r, dict) and r.get("eventName") == "MODIFY"
+                   for r in quarantined), "something other than a MODIFY was quarantined"
+
+
+if LONG:
+    Pipeline.TestCase.settings = settings(
+        max_examples=LONG, stateful_step_count=int(os.environ.get("EVENTLAKE_MODEL_STEPS", "40")),
+        deadline=None, suppress_health_check=list(HealthCheck), derandomize=False,
+        database=None)
+else:
+    Pipeline.TestCase.settings = settings(
+        max_examples=12, stateful_step_count=35, deadline=None,
+        suppress_health_check=list(HealthCheck), derandomize=True, database=None,
+        print_blob=False)
+
+TestPipelineModel = Pipeline.TestCase
