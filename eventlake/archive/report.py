@@ -115,6 +115,9 @@ class SweepReport:
     """Set when the sweep failed part way (the exception says more)."""
     expiry: ExpiryCheck | None = None
     """The expiry check of this sweep (None: it did not run, the sweep failed before)."""
+    overdue_until: datetime | None = None
+    """Set when the previous sweep's watermark was more than the retention period ago: events
+    ingested in [since, overdue_until) reached their TTL expiry before any sweep read them."""
 
     @property
     def beyond_skew(self) -> int:
@@ -124,6 +127,14 @@ class SweepReport:
         """What an operator must look at although everything was archived (empty: nothing):
         event_ids reused with other content, events found only by the expiry check."""
         found = [p for p in [self.counts.problem()] if p]
+        if self.overdue_until is not None:
+            found.append(f"no sweep ran for longer than the retention period: events ingested in "
+                         f"[{format_ts(self.since)}, {format_ts(self.overdue_until)}) reached "
+                         "their TTL expiry before any sweep read them. This sweep archived those "
+                         "still in the table; those TTL deleted first are in the lake only if "
+                         "the stream path archived them (their INSERT, or their REMOVE's old "
+                         "image): look at the stream Lambda's errors and the StreamFailures "
+                         "queue for that period, and at why the sweeps stopped")
         if self.expiry is not None and self.beyond_skew:
             examples = ", ".join(f"`{i}`" for i in self.expiry.beyond_skew_ids[:5])
             found.append(f"{self.beyond_skew} event(s) were stamped further behind the watermark "
@@ -141,6 +152,7 @@ class SweepReport:
             "watermark_after": format_ts(self.watermark_after),
             "counts": self.counts.to_dict(),
             "rescued": self.rescued,
+            "overdue_until": format_ts(self.overdue_until) if self.overdue_until else None,
             "beyond_skew": self.beyond_skew,
             "expiry_check": self.expiry.to_dict() if self.expiry else None,
             "ttl": self.ttl.to_dict(),
@@ -170,4 +182,6 @@ class SweepNeedsAttentionError(EventLakeError):
 
     def __init__(self, report: SweepReport | BackfillReport, problems: list[str]) -> None:
         self.report = report
-        super().__init__(f"{'; '.join(problems)} (run `{report.run_id}`; nothing is lost)")
+        lost = ("events may be lost: see above" if getattr(report, "overdue_until", None)
+                else "nothing is lost")
+        super().__init__(f"{'; '.join(problems)} (run `{report.run_id}`; {lost})")

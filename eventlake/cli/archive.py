@@ -40,6 +40,10 @@ def _print_sweep(report: SweepReport, as_json: bool) -> None:
           f"{c.quarantined} quarantined, {c.conflicts} id(s) reused (quarantined), "
           f"{len(c.files)} file(s) written")
     print(f"watermark   {report.watermark_after.isoformat()}")
+    if report.overdue_until is not None:
+        print(f"overdue     events ingested {report.since.isoformat()} .. "
+              f"{report.overdue_until.isoformat()} passed their TTL expiry before any sweep "
+              "read them (see below)")
     if report.expiry is not None and report.beyond_skew:
         ids = ", ".join(report.expiry.beyond_skew_ids[:5])
         print(f"expiry      {report.beyond_skew} event(s) found only by the expiry check, "

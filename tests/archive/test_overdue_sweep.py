@@ -1,0 +1,60 @@
+"""A sweep after an outage longer than the retention period says that the safety net had a
+hole: events ingested in [window start, now - retention) reached their TTL expiry before any
+sweep read them, and those DynamoDB deleted first are in the lake only if the stream path
+archived them. The report, the CLI and the flows' error say so; a sweep in time says nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from archive_support import NOW, World, hours
+
+from eventlake.archive.report import SweepNeedsAttentionError
+from eventlake.cli.archive import _print_sweep
+from eventlake.local.stack import expire_ttl
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
+
+
+def test_a_sweep_after_more_than_the_retention_period_says_events_may_be_lost(
+        world: World, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a sweep 5 days ago (retention 3 days), then no sweep and no stream path
+    world.sweep(NOW - days(5))
+    world.ingest(["gone-1", "gone-2"], NOW - days(4.5))  # expired 1.5 days ago
+    world.ingest(["late-1"], NOW - days(4))  # expired a day ago, not deleted yet
+    world.ingest(["new-1"], NOW - hours(1))
+    assert sorted(expire_ttl(world.clients, world.settings.table, now=NOW - days(1.2))) == [
+        "gone-1", "gone-2"]
+
+    # when the sweeps come back
+    report = world.sweep(NOW)
+
+    # then what is still in the table is archived, and the report names the hole
+    assert set(world.stored_rows()) == {"late-1", "new-1"}
+    assert report.overdue_until == NOW - days(3)
+    assert report.since < report.overdue_until
+    assert report.to_dict()["overdue_until"] == "2024-05-07T12:00:00.000000Z"
+    [problem] = report.problems()
+    assert "no sweep ran for longer than the retention period" in problem
+    assert "2024-05-07T12:00:00.000000Z" in problem and "StreamFailures" in problem
+    error = SweepNeedsAttentionError(report, report.problems())
+    assert "events may be lost" in str(error) and "nothing is lost" not in str(error)
+    assert any("more than the retention period old" in r.getMessage() for r in caplog.records)
+    _print_sweep(report, as_json=False)
+    assert "overdue     events ingested" in capsys.readouterr().out
+
+
+def test_sweeps_in_time_and_the_first_sweep_report_no_hole(world: World) -> None:
+    world.ingest(["a-1"], NOW - days(4))  # before the first sweep: nothing was promised yet
+    first = world.sweep(NOW - days(2))
+    world.ingest(["b-1"], NOW - days(1))
+    second = world.sweep(NOW)
+
+    assert first.watermark_before is None and first.since < NOW - days(2) - days(3)
+    assert first.overdue_until is None and second.overdue_until is None
+    assert first.problems() == [] and second.problems() == []
+    assert "nothing is lost" in str(SweepNeedsAttentionError(second, ["x"]))
