@@ -200,14 +200,13 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
             raise
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,
-                             expiry=expiry, overdue_until=_overdue_until(before, since, now,
+                             expiry=expiry, overdue_until=_overdue_until(before, now,
                                                                          settings))
-        if report.overdue_until is not None:
-            _log.warning("sweep %s: the previous sweep's watermark (%s) is more than the "
-                         "retention period old: events ingested in [%s, %s) reached their TTL "
-                         "expiry before any sweep read them; those TTL deleted first are in "
-                         "the lake only if the stream path archived them", run_id,
-                         format_ts(before.at) if before else "-", format_ts(since),
+        if before is not None and report.overdue_until is not None:
+            _log.warning("sweep %s: the previous sweep's watermark is more than the retention "
+                         "period old: events ingested in [%s, %s) reached their TTL expiry "
+                         "before any sweep read them; those TTL deleted first are in the lake "
+                         "only if the stream path archived them", run_id, format_ts(before.at),
                          format_ts(report.overdue_until))
         publish_sweep(report, settings, hot.clients, now)  # EVENTLAKE_METRICS (metrics.py)
         if margin.at_risk:
@@ -240,15 +239,16 @@ def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: date
                  f"{settings.ttl_safety_hours:g} h of TTL expiry")
 
 
-def _overdue_until(before: Watermark | None, since: datetime, now: datetime,
-                   settings: Settings) -> datetime | None:
-    """Where the stretch of this window that TTL may have deleted from ends, when the window
-    starts (`since`) more than the retention period before `now`: items ingested before
-    `now - retention` have expired (expires_at = ingested_at + retention), and DynamoDB
-    deletes them some time after. None on the first sweep (no watermark: nothing was
-    promised yet) and on every sweep that runs in time."""
+def _overdue_until(before: Watermark | None, now: datetime, settings: Settings
+                   ) -> datetime | None:
+    """Where the stretch no sweep had read, from the previous watermark on, that TTL may have
+    deleted from ends, when that watermark is more than the retention period before `now`:
+    items ingested before `now - retention` have expired (expires_at = ingested_at +
+    retention), and DynamoDB deletes them some time after. None on the first sweep (no
+    watermark: nothing was promised yet) and on every sweep that runs in time. (The window's
+    look-back before the watermark was read by earlier sweeps.)"""
     horizon = now - timedelta(seconds=settings.retention_seconds)
-    return horizon if before is not None and since < horizon else None
+    return horizon if before is not None and before.at < horizon else None
 
 
 def _through(now: datetime) -> datetime:

@@ -1,5 +1,5 @@
 """A sweep after an outage longer than the retention period says that the safety net had a
-hole: events ingested in [window start, now - retention) reached their TTL expiry before any
+hole: events ingested in [previous watermark, now - retention) reached their TTL expiry before any
 sweep read them, and those DynamoDB deleted first are in the lake only if the stream path
 archived them. The report, the CLI and the flows' error say so; a sweep in time says nothing."""
 
@@ -36,7 +36,8 @@ def test_a_sweep_after_more_than_the_retention_period_says_events_may_be_lost(
     # then what is still in the table is archived, and the report names the hole
     assert set(world.stored_rows()) == {"late-1", "new-1"}
     assert report.overdue_until == NOW - days(3)
-    assert report.since < report.overdue_until
+    assert report.watermark_before == NOW - days(5)
+    assert "[2024-05-05T12:00:00.000000Z, 2024-05-07T12:00:00.000000Z)" in report.problems()[0]
     assert report.to_dict()["overdue_until"] == "2024-05-07T12:00:00.000000Z"
     [problem] = report.problems()
     assert "no sweep ran for longer than the retention period" in problem
@@ -58,3 +59,12 @@ def test_sweeps_in_time_and_the_first_sweep_report_no_hole(world: World) -> None
     assert first.overdue_until is None and second.overdue_until is None
     assert first.problems() == [] and second.problems() == []
     assert "nothing is lost" in str(SweepNeedsAttentionError(second, ["x"]))
+
+
+def test_the_look_back_before_a_watermark_just_within_retention_is_no_hole(world: World
+                                                                             ) -> None:
+    # given a watermark one minute younger than the retention period (its look-back older)
+    world.sweep(NOW - days(3) + timedelta(minutes=1))
+    report = world.sweep(NOW)
+    assert report.since < NOW - days(3) < report.watermark_before  # type: ignore[operator]
+    assert report.overdue_until is None and report.problems() == []
