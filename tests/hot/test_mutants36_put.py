@@ -10,7 +10,13 @@ from typing import Any
 
 from eventlake.config import Settings
 from eventlake.events.model import Event, parse_event
-from eventlake.hot.results import DERIVED_DUPLICATE, RETRY_ADVICE, Outcome, PutResult
+from eventlake.hot.results import (
+    DERIVED_DUPLICATE,
+    RETRY_ADVICE,
+    Deadline,
+    Outcome,
+    PutResult,
+)
 from eventlake.hot.store import HotStore, _as_copy, _out_of_time
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -117,3 +123,18 @@ def test_the_attempts_a_failure_reports() -> None:
     no_count = _Throttled()
     no_count.response = {"ResponseMetadata": {}}
     assert STORE._attempts(no_count) == Settings().aws_max_attempts
+
+
+def test_nothing_is_attempted_past_the_callers_deadline() -> None:
+    # given a caller whose deadline has passed (no table behind this store: a write would fail)
+    late = Deadline.after(-1)
+    one = _event({"n": 1}, event_id="evt-1", timestamp="2026-11-01T08:00:00Z")
+    two = _event({"n": 2}, event_id="evt-2", timestamp="2026-11-01T08:00:00Z")
+    not_attempted = (f"not attempted to answer in time (the caller's deadline was near); "
+                     f"{RETRY_ADVICE}")
+    # when it puts one event, or several, then every event is answered retryable, unwritten
+    assert STORE.put(one, deadline=late) == PutResult(0, "evt-1", Outcome.FAILED,
+                                                       not_attempted, retryable=True)
+    assert STORE.put_many([one, two], [4, 9], deadline=late) == [
+        PutResult(4, "evt-1", Outcome.FAILED, not_attempted, retryable=True),
+        PutResult(9, "evt-2", Outcome.FAILED, not_attempted, retryable=True)]
