@@ -98,8 +98,13 @@ def test_a_repeat_in_a_request_is_answered_as_its_first_occurrence() -> None:
                                                     retryable=True)
 
 
+_THROTTLED = {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}
+
+
 class _Throttled(Exception):
-    response = {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.response: dict[str, Any] = dict(_THROTTLED)
 
 
 def test_a_put_out_of_time_is_retryable_and_says_why() -> None:
@@ -117,7 +122,7 @@ def test_a_put_out_of_time_is_retryable_and_says_why() -> None:
 
 def test_the_attempts_a_failure_reports() -> None:
     exc = _Throttled()
-    exc.response = {**_Throttled.response, "ResponseMetadata": {"RetryAttempts": 4}}
+    exc.response = {**_THROTTLED, "ResponseMetadata": {"RetryAttempts": 4}}
     assert STORE._attempts(exc) == 5
     assert STORE._attempts(ConnectionError()) == Settings().aws_max_attempts
     no_count = _Throttled()
