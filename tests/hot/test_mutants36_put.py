@@ -118,6 +118,9 @@ def test_a_put_out_of_time_is_retryable_and_says_why() -> None:
     budget = _out_of_time(event, 5, 0, None, caller=False)
     assert budget.message is not None and budget.message.startswith("not attempted so that it")
     assert "EVENTLAKE_CLOCK_SKEW_SECONDS" in budget.message and budget.retryable
+    dropped = _out_of_time(event, 5, 2, ConnectionError("reset"))  # no AWS error code
+    assert (dropped.message or "").startswith("stopped retrying after 2 attempt(s) "
+                                              "(ConnectionError: reset)")
 
 
 def test_the_attempts_a_failure_reports() -> None:
@@ -128,6 +131,7 @@ def test_the_attempts_a_failure_reports() -> None:
     no_count = _Throttled()
     no_count.response = {"ResponseMetadata": {}}
     assert STORE._attempts(no_count) == Settings().aws_max_attempts
+    assert STORE._attempts(_Throttled()) == Settings().aws_max_attempts  # no metadata at all
 
 
 def test_nothing_is_attempted_past_the_callers_deadline() -> None:
