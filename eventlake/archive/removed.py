@@ -55,8 +55,9 @@ Removed = tuple[Item, datetime | None]
 
 def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     """Archive the events among `removed` that no expiry check vouched for and the lake lacks;
-    the counts (`read`: the REMOVEs checked against the lake). Raises on a failed read or
-    write (the batch is then retried from its first REMOVE)."""
+    the counts the stream reports: `read` (the REMOVEs checked against the lake) and
+    `archived`. Raises on a failed read or write (the batch is then retried from its first
+    REMOVE)."""
     counts = ArchiveCounts()
     if not removed:
         return counts
@@ -89,7 +90,6 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
             fallback_ingested_at=max((d for _, d in lacking if d is not None), default=None),
             counts=counts, on_written=lambda new: ids.extend(new.to_pylist()))
     counts.read += len(images) - len(lacking)
-    counts.already += len(images) - len(lacking)
     if counts.archived:
         _log.error(
             "%d event(s) were deleted from the table (TTL, or a DeleteItem) before the lake held "

@@ -2,7 +2,8 @@
 
     stream-<first>-<last>-<digest>.parquet   rows whose records all have sequence numbers:
                                              their range, and a digest of their event_ids
-    stream-x<digest>.parquet                 rows without (e.g. Kinesis-wrapped records)
+    stream-x<digest>.parquet                 rows without (e.g. Kinesis-wrapped records):
+                                             a digest of their ids, hashes and ingestion times
 
 The same records get the same name back (an identical re-delivery rewrites its own file);
 another shard whose numbers happen to be the same (they are ordered within a shard, not
@@ -81,15 +82,27 @@ def file_name(lo: str, hi: str, part: pa.Table) -> str:
 
 
 def content_name(part: pa.Table) -> str:
-    """`stream-x<digest of the event_ids>`: the name of rows without sequence numbers."""
-    return f"stream-x{ids_digest(part)}"
+    """`stream-x<digest of each row's event_id, content_hash and ingested_at>`: the name of
+    rows without sequence numbers. Not of the event_ids alone: an event deleted from the table
+    and sent again (other content, a later ingestion) would get the first copy's name, and
+    rewriting that file would lose the first copy (files are immutable: a name holds one set
+    of rows)."""
+    micros = pc.cast(pc.cast(part.column("ingested_at"), pa.int64()), pa.string())
+    rows = pc.binary_join_element_wise(part.column("event_id"), part.column("content_hash"),
+                                       micros, "\x00", null_handling="replace")
+    return f"stream-x{_digest(rows)}"
 
 
 def ids_digest(part: pa.Table) -> str:
     """`canonical.digest` (first 24 hex digits) of the rows' event_ids joined by newlines,
     joined in Arrow and hashed from its buffer (no Python string per id)."""
-    ids = part.column("event_id").combine_chunks()
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ids)], pa.int32()), ids),
+    return _digest(part.column("event_id"))
+
+
+def _digest(texts: pa.Array | pa.ChunkedArray) -> str:
+    """sha256 (first 24 hex digits) of `texts` joined by newlines, joined in Arrow."""
+    flat = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(flat)], pa.int32()), flat),
                             "\n")
     return hashlib.sha256(joined[0].as_buffer()).hexdigest()[:24]
 

@@ -22,7 +22,6 @@ import pyarrow.compute as pc
 from eventlake.archive.removed import REMOVED_NAME
 from eventlake.archive.streamfiles import Sequences, content_name, file_name, name_range
 from eventlake.lake.dedup import first_of_each
-from eventlake.lake.names import parse_window
 from eventlake.lake.store import Lake, LakeFile, WrittenFile
 from eventlake.lake.vanish import retry_on_vanish
 
@@ -84,12 +83,13 @@ def ids_in_overlapping_files(lake: Lake, dt: str, lo: int | None, hi: int | None
         stream-x...            named by content, no range (records without sequence numbers,
                                re-delivered in another split): the footer's `ingested_at`
                                range meets the batch's, as below; our own name excluded
-        sweep-<since>-<until>  its ingestion window [since, until) meets the batch's
-                               [min, max] `ingested_at` (the sweep archived them first)
         backfill-, removed-... always read (their `ingested_at` may be the scan's or the
                                deletion's time)
-        anything else          compacted, expiry, repair: the footer's `ingested_at` range
-                               meets the batch's; a file without that statistic is read
+        anything else          sweep, expiry, compacted, repair: the footer's `ingested_at`
+                               range meets the batch's; a file without that statistic is read.
+                               Not the window a sweep or expiry file is named after: an item
+                               TTL deleted after the index read and sent again before the
+                               fetch comes back ingested later, outside it
 
     Only the event_id column of those files is read. The usual batch, on a partition of
     sequence-named stream files only, reads nothing. Each other file's footer is read once
@@ -135,9 +135,6 @@ def _may_hold(lake: Lake, f: LakeFile, low: datetime, high: datetime) -> bool:
         # REMOVE's rescue with the deletion's, the stream with the record's creation time:
         # their ranges need not meet. Always read (rescue files are rare: archive/removed.py).
         return True
-    window = parse_window(base)
-    if window is not None and window.kind == "sweep":
-        return window.since <= high and low < window.until
     found = lake.ingested_range(f)
     return found is None or (found.low <= high and low <= found.high)
 

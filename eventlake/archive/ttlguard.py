@@ -273,9 +273,9 @@ def reuse_window_read(settings: Settings, now: datetime, since: datetime) -> boo
 
 
 def _ingest_key(entry: Item) -> str:
-    """The entry's index sort key `<ingested_at>#<id>` (compared like the Query compares)."""
-    key = entry.get("ingest_key", {}).get("S")
-    return key if isinstance(key, str) else ""
+    """The entry's index sort key `<ingested_at>#<id>` (compared like the Query compares):
+    always there, a string (the index is keyed by it, hot/index.py)."""
+    return str(entry["ingest_key"]["S"])
 
 
 def event_key(item: Item, now: datetime) -> EventKey | None:
