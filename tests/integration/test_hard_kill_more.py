@@ -378,3 +378,26 @@ def check_local(root: Path) -> None:
     state = {str(p.relative_to(root / "_eventlake")): p.read_bytes()
              for p in (root / "_eventlake").rglob("*") if p.is_file()}
     assert state_problems(state) == []
+
+
+def test_s3_export_staging_removes_only_dead_processes_folders_of_this_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from eventlake.export import run
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / f"eventlake-export-{run._HOST}-{gone.stdout.strip()}-abc_123x"
+    live = tmp_path / f"eventlake-export-{run._HOST}-{os.getpid()}-abc_123x"
+    other = tmp_path / f"eventlake-export-otherhost0123456789-{gone.stdout.strip()}-abc_123x"
+    for folder in (dead, live, other):
+        (folder / "all").mkdir(parents=True)
+
+    made = run._staging()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name,
+                                                                 made.name])
+    assert made.name.startswith(f"eventlake-export-{run._HOST}-{os.getpid()}-")
