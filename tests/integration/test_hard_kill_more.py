@@ -408,3 +408,19 @@ def test_s3_export_staging_removes_only_dead_processes_folders_of_this_host(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name,
                                                                  made.name])
     assert made.name.startswith(f"eventlake-export-{run._HOST}-{os.getpid()}-")
+
+
+def test_held_checkpoint_removes_only_the_temp_files_of_its_saves(tmp_path: Path) -> None:
+    from eventlake.replay.checkpoint import held
+
+    ckpt = tmp_path / "out.ckpt"
+    names = [".out.ckpt.ab_12cd9.tmp",  # a killed save's (mkstemp's 8 characters)
+             ".out.ckpt.notes.tmp", ".out.ckpt.x.ab_12cd9.tmp", ".other.ab_12cd9.tmp",
+             ".out.ckpt.ab_12cd9.tmp.keep"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+
+    with held(ckpt):
+        left = sorted(p.name for p in tmp_path.iterdir())
+
+    assert left == sorted([*names[1:], "out.ckpt.lock"])
