@@ -210,7 +210,7 @@ def test_local_export_killed_shows_no_half_export_and_a_rerun_finishes_it(
         assert old == sorted(expected)
         export.append("--overwrite")
 
-    if kill([export], env, target, when, n) and target == REPLACE:
+    if kill([export], env, target, when, n) and (target, overwrite, n) == (REPLACE, True, 1):
         assert not dest.exists()  # the old export moved aside, the new one not yet in place
     # a reader: the destination is whole (the old export or the new one) or absent (a killed
     # overwrite between its two renames: put back by the next export)
