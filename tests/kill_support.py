@@ -10,6 +10,10 @@ only; the library has no crash hooks.
     when="after"     make the N-th call, then die (its work done, nobody told)
     when="truncate"  at the N-th call whose first argument is a file, cut that file to half
                      its size, then die (a local writer killed while writing its temp file)
+    when="torn"      make the N-th call, then cut the file it wrote to (its first argument, or
+                     that argument's `path`) back to halfway between its size before the call
+                     and after it, then die (killed while its write was half on disk: a torn
+                     last line)
 
 The checks read the lake as other readers would: `plain_ids` with pyarrow.dataset alone, no
 eventlake code; `state_problems` parses every state object.
@@ -36,8 +40,11 @@ HERE = Path(__file__).resolve()
 def run_child(actions: Sequence[Sequence[str]], *, env: Mapping[str, str],
               kill: str | None = None, n: int = 1, when: str = "before",
               lease_ttl: float | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `actions` in order in a fresh process (each `["cli", *argv]`, or `["stream", path]`
-    for the stream handler on the Lambda event in that JSON file)."""
+    """Run `actions` in order in a fresh process (each `["cli", *argv]`, `["stream", path]`
+    for the stream handler on the Lambda event in that JSON file, `["ingest", path]` for the
+    ingest handler on the one in that file (its response printed), or `["put", path]` for
+    `EventLake.put_many` of the events in that JSON file, with settings from the environment,
+    one result a line printed)."""
     spec = {"actions": [list(a) for a in actions], "kill": kill, "n": n, "when": when,
             "lease_ttl": lease_ttl}
     root = str(HERE.parent.parent)
@@ -103,6 +110,15 @@ def _arm(target: str, n: int, when: str) -> None:
         with lock:
             calls[0] += 1
             hit = calls[0] == n
+        if hit and when == "torn":
+            path = str(getattr(args[0], "path", args[0]))
+            before = os.path.getsize(path)
+            real(*args, **kwargs)
+            after = os.path.getsize(path)
+            assert after > before, f"torn: the call wrote nothing to {path}"
+            with open(path, "r+b") as f:
+                f.truncate((before + after) // 2)
+            die()
         if hit and when == "before":
             die()
         if hit and when == "truncate":
@@ -145,6 +161,23 @@ def _act(action: list[str]) -> int:
         result = stream.handler(json.loads(Path(rest[0]).read_text()))
         print(json.dumps(result))
         return 1 if result["batchItemFailures"] else 0
+    if kind == "ingest":
+        from eventlake.handlers import ingest
+
+        ingest.reset()
+        print(json.dumps(ingest.handler(json.loads(Path(rest[0]).read_text()))))
+        return 0
+    if kind == "put":
+        from eventlake.api import EventLake
+        from eventlake.config import Settings
+
+        lake = EventLake(Settings.from_env())
+        try:
+            for result in lake.put_many(json.loads(Path(rest[0]).read_text())):
+                print(json.dumps(result.to_dict()))
+        finally:
+            lake.close()
+        return 0
     raise ValueError(f"unknown action {kind!r}")
 
 

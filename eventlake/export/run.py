@@ -229,11 +229,31 @@ def _to_s3(tiers: Tiers, plan: _Plan, target: S3Target, overwrite: bool, now: da
         raise ConfigError(f"`{target.url}` exists ({len(existing)} object(s), e.g. "
                           f"`{existing[0]}`): choose another --out, or overwrite it "
                           "(--overwrite)")
-    with tempfile.TemporaryDirectory(prefix="eventlake-export-") as folder:
-        report = _to_path(tiers, plan, Path(folder) / target.name, False, now)
-        upload(s3, Path(folder) / target.name, target, existing)
+    folder = _staging()
+    try:
+        report = _to_path(tiers, plan, folder / target.name, False, now)
+        upload(s3, folder / target.name, target, existing)
+    finally:
+        _remove(folder)
     report.out = target.url
     return report
+
+
+def _staging() -> Path:
+    """A new private folder in the system's temp folder for an S3 export's local copy, named
+    for this host and process; first removes those of S3 exports killed on this host (their
+    process gone), which no `finally` removed: each holds a whole export."""
+    parent = Path(tempfile.gettempdir())
+    prefix = f"eventlake-export-{_HOST}-"
+    exact = re.compile(re.escape(prefix) + r"([0-9]+)-[A-Za-z0-9_]+")  # mkdtemp's names
+    for path in sorted(parent.glob(f"{glob.escape(prefix)}*")):
+        named = exact.fullmatch(path.name)
+        if named is None or _running(pid := int(named.group(1))):
+            continue
+        _remove(path)
+        _log.warning("removed `%s`, the local copy of an S3 export killed on this host "
+                     "(pid %s)", path, pid)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
 
 
 def _to_path(tiers: Tiers, plan: _Plan, dest: Path, overwrite: bool, now: datetime | None

@@ -1,6 +1,7 @@
-"""Export to S3 (`--out s3://bucket/key`): the export is written to a local temporary folder as
-for a local path, then uploaded with boto3's managed transfer (multipart for large files,
-several files at once) through the project's S3 client (endpoint and retries from Settings).
+"""Export to S3 (`--out s3://bucket/key`): the export is written to a local temporary folder
+(run.py's `_staging`) as for a local path, then uploaded with boto3's managed transfer
+(multipart for large files, several files at once) through the project's S3 client (endpoint
+and retries from Settings).
 
     one file      one object at `key`. S3 makes an object visible whole: readers see the old
                   object or the new one, never part of it (as a local rename)

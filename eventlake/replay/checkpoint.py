@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import os
 import tempfile
@@ -169,8 +170,10 @@ def held(path: str | os.PathLike[str] | None) -> Iterator[None]:
     it (kept there; the lock, not the file, is what counts), so a second replay given the same
     checkpoint at the same time stops with CheckpointError instead of interleaving with the
     first (two writers would break both the file target and the checkpoint). The lock goes with
-    the process, a killed one included. S3 checkpoints take no lock (say so: README). A
-    location that cannot be written is refused first (`check_writable`)."""
+    the process, a killed one included. Once held, the temp files of `save`s killed before
+    their rename are removed (no live replay writes them: the lock says so). S3 checkpoints
+    take no lock (say so: README). A location that cannot be written is refused first
+    (`check_writable`)."""
     if path is None or _is_s3(path):
         yield
         return
@@ -189,7 +192,18 @@ def held(path: str | os.PathLike[str] | None) -> Iterator[None]:
             raise CheckpointError(f"another replay is using the checkpoint `{path}` (it holds "
                                   f"`{lock}`); wait for it, or give this one another "
                                   "--checkpoint") from None
+        _remove_temps(Path(path))
         yield
+
+
+def _remove_temps(file: Path) -> None:
+    """Delete the temp files `save` left beside `file` when killed before its rename
+    (mkstemp's names: `.NAME.`, 8 letters, digits or `_`, `.tmp`)."""
+    prefix, suffix = f".{file.name}.", ".tmp"
+    for temp in Path(_folder(file)).glob(f"{glob.escape(prefix)}*{suffix}"):
+        middle = temp.name[len(prefix):-len(suffix)]
+        if len(middle) == 8 and all(c.isalnum() or c == "_" for c in middle):
+            temp.unlink(missing_ok=True)
 
 
 def dumps(checkpoint: Checkpoint, selection: Selection, *, sink: str | None = None,
