@@ -41,6 +41,7 @@ from eventlake.lake.shards import read_recorded_shards
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import (
     EXPIRY_CHECK_KEY,
+    Hole,
     advance_watermark,
     read_watermark,
     window_start,
@@ -69,13 +70,17 @@ def unchecked_band(lake: Lake, now: datetime, settings: Settings, since: datetim
 def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime,
                  window_since: datetime, run_id: str,
                  renew: Callable[[], None] = lambda: None,
-                 vanished: list[Item] | None = None) -> ExpiryCheck:
+                 vanished: list[Item] | None = None, hole: Hole | None = None
+                 ) -> ExpiryCheck:
     """Archive what the lake lacks of the unchecked band, then move the checkpoint.
 
     `window_since` is where this sweep's window starts (the band stops there); `renew` is
     called between pages (the sweep's lease). Index entries whose items TTL deleted before
     they could be fetched are appended to `vanished` (the sweep's TTL guard reports them).
-    A failure leaves the checkpoint where it was.
+    `hole`: a stretch of ingestion time no sweep read before TTL could empty it (the sweep's
+    `_unread_expired`), recorded on the checkpoint in the same write that moves it, so the
+    checkpoint never vouches for it (archive/removed.py); written even when the checkpoint
+    does not move. A failure leaves the checkpoint where it was.
     """
     vanished = [] if vanished is None else vanished
     seen = len(vanished)
@@ -110,10 +115,10 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
                      "stream archives them from their REMOVE records", run_id,
                      len(vanished) - seen, format_ts(held))
         end = held
-    if end > start:
+    if end > start or hole is not None:
         renew()
-        advance_watermark(lake, end, expected=checkpoint, run_id=run_id, now=now,
-                          key=EXPIRY_CHECK_KEY)
+        advance_watermark(lake, max(start, end), expected=checkpoint, run_id=run_id, now=now,
+                          key=EXPIRY_CHECK_KEY, holes=[hole] if hole else ())
     if check.beyond_skew:
         examples = ", ".join(f"`{i}`" for i in check.beyond_skew_ids[:5])
         more = (f" and {check.beyond_skew - 5} more" if check.beyond_skew > 5 else "")

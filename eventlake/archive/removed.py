@@ -8,8 +8,10 @@ INSERT's batch given up to the on-failure queue, and no sweep since) is the REMO
 last copy, and counting it would lose the event. So, per REMOVE with an old image:
 
     listed by the index before the expiry      -> counted, nothing read: a sweep vouched for it
-      checkpoint and the archive watermark       (the checkpoint alone moves over the band its
-                                                 sweep's window covers before that is written)
+      checkpoint and the archive watermark,      (the checkpoint alone moves over the band its
+      outside the checkpoint's holes             sweep's window covers before that is written;
+                                                 a hole: a stretch TTL may have emptied before
+                                                 any sweep read it, after an outage)
     otherwise, or no checkpoint yet           -> looked up by id in its dt partition (a
                                                  filtered scan: memory follows the matches);
                                                  what the lake lacks, or holds with other
@@ -38,7 +40,7 @@ from eventlake.hot.store import Item
 from eventlake.lake.layout import dts_of
 from eventlake.lake.shards import read_shard_record
 from eventlake.lake.store import Lake
-from eventlake.lake.watermark import EXPIRY_CHECK_KEY, read_watermark
+from eventlake.lake.watermark import EXPIRY_CHECK_KEY, Hole, read_watermark
 from eventlake.logs import lazy_logger
 
 __all__ = ["REMOVED_NAME", "Removed", "archive_removed"]
@@ -61,12 +63,12 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     counts = ArchiveCounts()
     if not removed:
         return counts
-    checkpoint = _vouched_until(lake)
+    checkpoint, holes = _vouched_until(lake)
     shards = _shards_read(lake, [image for image, _ in removed]) \
         if checkpoint is not None else None
     builder, images = RowBuilder(), []
     for image, deleted in removed:
-        if _vouched(image, checkpoint, shards):
+        if _vouched(image, checkpoint, shards, holes):
             continue
         try:
             builder.add_image(image, fallback_ingested_at=deleted)
@@ -101,17 +103,19 @@ def archive_removed(lake: Lake, removed: Sequence[Removed]) -> ArchiveCounts:
     return counts
 
 
-def _vouched_until(lake: Lake) -> datetime | None:
+def _vouched_until(lake: Lake) -> tuple[datetime | None, tuple[Hole, ...]]:
     """The ingestion time before which the lake holds every item (or quarantined it): the
     expiry checkpoint, but no further than the archive watermark. A sweep's expiry check moves
     the checkpoint over the part of its band that the sweep's own window covers before that
     window is written (expiry.py); until the watermark passes it too, that part is unread
-    (the window's write failed, or is running). None: nothing vouched for."""
+    (the window's write failed, or is running). None: nothing vouched for. With it, the
+    checkpoint's holes: stretches before it that TTL may have emptied before any sweep read
+    them (the sweeps had stopped for longer than the retention period), vouched for by no one."""
     mark = read_watermark(lake, EXPIRY_CHECK_KEY)
     if mark is None:
-        return None
+        return None, ()
     swept = read_watermark(lake)
-    return None if swept is None else min(mark.at, swept.at)
+    return (None, ()) if swept is None else (min(mark.at, swept.at), mark.holes)
 
 
 def _shards_read(lake: Lake, images: Sequence[Item]) -> int | None:
@@ -142,7 +146,8 @@ def _shard_number(image: Item) -> int:
     return int(n)
 
 
-def _vouched(image: Item, checkpoint: datetime | None, shards: int | None) -> bool:
+def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
+             holes: Sequence[Hole] = ()) -> bool:
     """Whether an expiry check read the item (so the lake holds it, or quarantined it): the
     index lists it where a sweep's Query of the band reads, and at a time before the
     checkpoint. A sweep queries shards `<UTC day>#0` to `#<shards - 1>` (at least the count the
@@ -151,7 +156,7 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None) -> bo
     time's day and one of those numbers, written as a Query names it. An item without the
     index's keys (another producer's), or with keys no such Query reads, is checked against
     the lake, whatever its `ingested_at` says; so is every item while the lake records no
-    shard count (`shards` None)."""
+    shard count (`shards` None), and every item ingested in one of the checkpoint's `holes`."""
     if checkpoint is None or shards is None:
         return False
     shard, key = image.get("ingest_shard"), image.get("ingest_key")
@@ -168,4 +173,5 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None) -> bo
     if format_ts(when) != stamp:  # another text of a time sorts elsewhere in BETWEEN
         return False
     return (shard_text.partition("#")[0] == stamp[:10]
-            and 0 <= _shard_number(image) < shards and when < checkpoint)
+            and 0 <= _shard_number(image) < shards and when < checkpoint
+            and not any(start <= when < end for start, end in holes))

@@ -19,12 +19,16 @@ recorded on it is the one writers size their retry budget by (hot/tablesettings.
 What a slower clock stamps further back is found by the expiry check (`expiry.py`).
 
 The same compare-and-swap mark, under another key, is the expiry checkpoint
-(`expiry_check.json`): `read_watermark` and `advance_watermark` take `key=`.
+(`expiry_check.json`): `read_watermark` and `advance_watermark` take `key=`. The checkpoint also
+carries its `holes`: stretches of ingestion time it moved over that TTL may have emptied before
+any sweep read them (the sweeps stopped for longer than the retention period), so that nothing
+takes "before the checkpoint" there as "read by a sweep" (archive/removed.py).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,14 +38,19 @@ from eventlake.errors import StorageError
 from eventlake.events.times import as_utc, format_ts, human_duration
 from eventlake.lake.state import LakeState, StateConflictError
 
-__all__ = ["EXPIRY_CHECK_KEY", "TTL_LATENESS", "WATERMARK_KEY", "Watermark", "WatermarkAheadError",
-           "WatermarkConflictError", "advance_watermark", "read_watermark", "refuse_ahead",
-           "window_start"]
+__all__ = ["EXPIRY_CHECK_KEY", "MAX_HOLES", "TTL_LATENESS", "WATERMARK_KEY", "Hole", "Watermark",
+           "WatermarkAheadError", "WatermarkConflictError", "advance_watermark", "merge_holes",
+           "read_watermark", "refuse_ahead", "window_start"]
 
 WATERMARK_KEY = "watermark.json"
 EXPIRY_CHECK_KEY = "expiry_check.json"
 """The expiry checkpoint (`expiry.py`): every item ingested before it has had its last look."""
 _NAMES = {WATERMARK_KEY: "the watermark", EXPIRY_CHECK_KEY: "the expiry checkpoint"}
+MAX_HOLES = 16
+"""The most `Watermark.holes` a mark keeps: beyond it the two closest are merged into one
+stretch covering both (wider is safe: it only sends more REMOVEs to the lake to be checked)."""
+Hole = tuple[datetime, datetime]
+"""[start, end) of ingestion time."""
 TTL_LATENESS = timedelta(days=2)
 """How long DynamoDB may keep an item after its `expires_at` (TTL deletes lazily, typically
 within 48 hours): with no watermark yet, items ingested this much before the retention period
@@ -79,6 +88,11 @@ class Watermark:
     sweeps moving it saw, carried forward: writers that adopted it may still retry for it, so a
     sweep with a shorter settle (an override, or the tag lowered) adds the difference to the
     look-back it records in `skew_seconds`. 0 in watermarks written before it was recorded."""
+    holes: tuple[Hole, ...] = ()
+    """Stretches of ingestion time before `at` that no sweep read while TTL could not yet have
+    deleted their items (the sweeps had stopped for longer than the retention period), carried
+    forward: "ingested before the mark" does not mean "read by a sweep" there. Sorted, apart,
+    at most MAX_HOLES. Empty in marks written before they were recorded."""
 
     def to_dict(self) -> dict[str, str]:
         return {"at": format_ts(self.at), "updated_at": format_ts(self.updated_at),
@@ -94,8 +108,9 @@ def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | Non
     try:
         raw = json.loads(data)
         skew, settle = (_seconds(raw, name) for name in ("skew_seconds", "settle_seconds"))
+        holes = tuple((_utc(a), _utc(b)) for a, b in raw.get("holes") or [])
         return Watermark(_utc(raw["at"]), version, _utc(raw["updated_at"]), str(raw["run_id"]),
-                         skew, settle)
+                         skew, settle, holes)
     except (ValueError, KeyError, TypeError) as exc:
         raise StorageError(
             f"`{key}` of lake `{getattr(lake, 'root', '?')}` is not readable ({exc}): "
@@ -105,25 +120,33 @@ def read_watermark(lake: LakeState, key: str = WATERMARK_KEY) -> Watermark | Non
 
 def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | None,
                       run_id: str, now: datetime | None = None, key: str = WATERMARK_KEY,
-                      skew_seconds: float = 0.0, settle_seconds: float = 0.0) -> Watermark:
+                      skew_seconds: float = 0.0, settle_seconds: float = 0.0,
+                      holes: Sequence[Hole] = ()) -> Watermark:
     """Move the watermark to `to` if it is still `expected` (None: it must not exist yet).
     `skew_seconds`: the mover's look-back (clock skew, plus what a short settle owes);
     `settle_seconds`: the table's settle; the mark keeps the largest of each (`Watermark`).
+    `holes`: stretches to add to the mark's (`Watermark.holes`), in the same write.
 
-    Never backwards: when `to` is not after `expected.at`, nothing is written and `expected`
-    is returned. Losing the race raises WatermarkConflictError; the watermark is then left as
-    the other writer set it.
+    Never backwards: when `to` is not after `expected.at`, the mark stays (and nothing is
+    written unless `holes` adds to it). Losing the race raises WatermarkConflictError; the
+    watermark is then left as the other writer set it.
     """
     to = as_utc(to)
+    kept = merge_holes([*(expected.holes if expected else ()), *holes])
     if expected is not None and to <= expected.at:
-        return expected
+        if kept == expected.holes:
+            return expected
+        to = expected.at
     updated_at = as_utc(now or datetime.now(UTC))
     skew = max(skew_seconds, expected.skew_seconds if expected else 0.0)
     settle = max(settle_seconds, expected.settle_seconds if expected else 0.0)
-    data = json.dumps({"at": format_ts(to), "updated_at": format_ts(updated_at),
-                       "run_id": run_id, "skew_seconds": skew, "settle_seconds": settle,
-                       "previous": format_ts(expected.at) if expected else None},
-                      sort_keys=True).encode()
+    record: dict[str, Any] = {
+        "at": format_ts(to), "updated_at": format_ts(updated_at), "run_id": run_id,
+        "skew_seconds": skew, "settle_seconds": settle,
+        "previous": format_ts(expected.at) if expected else None}
+    if kept:
+        record["holes"] = [[format_ts(a), format_ts(b)] for a, b in kept]
+    data = json.dumps(record, sort_keys=True).encode()
     try:
         version = lake.swap_state(key, data, expected=expected.version if expected else None)
     except StateConflictError as exc:
@@ -136,7 +159,23 @@ def advance_watermark(lake: LakeState, to: datetime, *, expected: Watermark | No
             "sweep ran at the same time (a lease that expired under a slow run?). Nothing is "
             "lost: this run's files are in the lake and later sweeps skip them; if it repeats, "
             "raise the sweep's lease TTL") from exc
-    return Watermark(to, version, updated_at, run_id, skew, settle)
+    return Watermark(to, version, updated_at, run_id, skew, settle, kept)
+
+
+def merge_holes(holes: Sequence[Hole]) -> tuple[Hole, ...]:
+    """`holes` sorted, those that overlap or touch joined, empty ones dropped; then, while
+    there are more than MAX_HOLES, the two with the smallest gap between them joined (the
+    stretch between them is then taken as a hole too: safe, see MAX_HOLES)."""
+    joined: list[Hole] = []
+    for start, end in sorted((as_utc(a), as_utc(b)) for a, b in holes if b > a):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    while len(joined) > MAX_HOLES:
+        i = min(range(len(joined) - 1), key=lambda j: joined[j + 1][0] - joined[j][1])
+        joined[i:i + 2] = [(joined[i][0], joined[i + 1][1])]
+    return tuple(joined)
 
 
 def window_start(watermark: Watermark | None, now: datetime, settings: Settings, *,
