@@ -62,7 +62,7 @@ from eventlake.hot.store import Item
 from eventlake.lake.compact import compact
 from eventlake.local.stack import expire_ttl
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # in-process moto; ~25 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # in-process moto; ~15 s CPU
 
 START = datetime(2026, 3, 1, 6, tzinfo=UTC)
 RETENTION_HOURS = 24
@@ -392,6 +392,15 @@ class Pipeline(RuleBasedStateMachine):
     def scheduler_down(self) -> None:
         """The archive flow stops (Prefect worker gone, schedule paused): no sweeps."""
         self.scheduler_up = False
+
+    @rule(hours=st.sampled_from([26, 36]), lose=st.integers(0, 6),
+          deliver_removes=st.booleans())
+    def outage(self, hours: int, lose: int, deliver_removes: bool) -> None:
+        """The scheduler down and Lambda failing past the stream's 24 h (`lose` records gone),
+        for longer than retention, TTL deleting meanwhile: the precondition broken at once."""
+        self.scheduler_up = False
+        self.pending = self.pending[lose:]
+        self.pass_time(hours, ttl=True, deliver_removes=deliver_removes)
 
     @precondition(lambda self: not self.scheduler_up)
     @rule()
