@@ -76,6 +76,10 @@ KNOWN_REMOVE_AFTER_OVERDUE = True
 """A known defect (.worktrees/_brief/model36-found.md): a REMOVE delivered after the sweep that
 reported its event's overdue stretch is counted as vouched for, its old image not archived.
 While True the model tolerates exactly that case (an `event`), so that the exploration goes on."""
+KNOWN_OVERDUE_LOOK_BACK = True
+"""A known defect (model36-found.md): the overdue stretch starts at the previous watermark, but
+an event a slow clock stamped behind it (within the skew) after that sweep was read by no sweep;
+lost, it lies in [since, watermark_before). While True the model accepts that (an `event`)."""
 SWEEP_EVERY = timedelta(hours=8)
 """The archive flow's schedule, as pass_time runs it (< MAX_SWEEP_GAP)."""
 
@@ -453,6 +457,18 @@ class Pipeline(RuleBasedStateMachine):
         if not lost:
             return
         event("events were lost to TTL; the next sweep reports their stretch")
+        if KNOWN_OVERDUE_LOOK_BACK:
+            horizon = datetime.fromtimestamp(int(self.clock.at.timestamp()) + 1, UTC) \
+                - timedelta(hours=RETENTION_HOURS)
+            behind = {i for i in lost if report.since <= self._ingested(i) < horizon
+                      and (report.watermark_before is None or report.overdue_until is None
+                           or self._ingested(i) < report.watermark_before)}
+            if behind:
+                event("KNOWN DEFECT: lost in the look-back before the reported stretch")
+                self.reported_lost |= behind
+                lost -= behind
+                if not lost:
+                    return
         assert report.watermark_before is not None and report.overdue_until is not None, (
             f"{sorted(lost)[:5]} were TTL deleted unarchived, and the next sweep "
             f"({report.run_id}) reports no overdue stretch: lost silently")
