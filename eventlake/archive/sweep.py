@@ -49,9 +49,10 @@ The backfill (backfill.py) scans the whole table instead. Lower-level pieces: th
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -246,8 +247,13 @@ def _overdue_until(before: Watermark | None, now: datetime, settings: Settings
     items ingested before `now - retention` have expired (expires_at = ingested_at +
     retention), and DynamoDB deletes them some time after. None on the first sweep (no
     watermark: nothing was promised yet) and on every sweep that runs in time. (The window's
-    look-back before the watermark was read by earlier sweeps.)"""
-    horizon = now - timedelta(seconds=settings.retention_seconds)
+    look-back before the watermark was read by earlier sweeps.)
+
+    expires_at is whole seconds (`int(ingested_at) + retention`, hot/store.py `item_of`): an
+    item ingested up to a second after `now - retention` has expired too, so the stretch ends
+    at the first ingestion time not expired, `floor(now) - retention + 1 s`."""
+    first_unexpired = math.floor(now.timestamp()) - settings.retention_seconds + 1
+    horizon = datetime.fromtimestamp(first_unexpired, UTC)
     return horizon if before is not None and before.at < horizon else None
 
 

@@ -35,13 +35,13 @@ def test_a_sweep_after_more_than_the_retention_period_says_events_may_be_lost(
 
     # then what is still in the table is archived, and the report names the hole
     assert set(world.stored_rows()) == {"late-1", "new-1"}
-    assert report.overdue_until == NOW - days(3)
+    assert report.overdue_until == NOW - days(3) + timedelta(seconds=1)  # whole-second TTL
     assert report.watermark_before == NOW - days(5)
-    assert "[2024-05-05T12:00:00.000000Z, 2024-05-07T12:00:00.000000Z)" in report.problems()[0]
-    assert report.to_dict()["overdue_until"] == "2024-05-07T12:00:00.000000Z"
+    assert "[2024-05-05T12:00:00.000000Z, 2024-05-07T12:00:01.000000Z)" in report.problems()[0]
+    assert report.to_dict()["overdue_until"] == "2024-05-07T12:00:01.000000Z"
     [problem] = report.problems()
     assert "no sweep ran for longer than the retention period" in problem
-    assert "2024-05-07T12:00:00.000000Z" in problem and "StreamFailures" in problem
+    assert "2024-05-07T12:00:01.000000Z" in problem and "StreamFailures" in problem
     error = SweepNeedsAttentionError(report, report.problems())
     assert "events may be lost" in str(error) and "nothing is lost" not in str(error)
     assert any("more than the retention period old" in r.getMessage() for r in caplog.records)
