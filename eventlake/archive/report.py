@@ -116,9 +116,9 @@ class SweepReport:
     expiry: ExpiryCheck | None = None
     """The expiry check of this sweep (None: it did not run, the sweep failed before)."""
     overdue_until: datetime | None = None
-    """Set when the previous sweep's watermark was more than the retention period ago: events
-    ingested in [watermark_before, overdue_until) reached their TTL expiry before any sweep
-    read them."""
+    """Set when this window starts (`since`: the previous watermark less its look-back) more
+    than the retention period ago: events ingested in [since, overdue_until) reached their TTL
+    expiry before any sweep read them. None on the first sweep."""
 
     @property
     def beyond_skew(self) -> int:
@@ -129,9 +129,8 @@ class SweepReport:
         event_ids reused with other content, events found only by the expiry check."""
         found = [p for p in [self.counts.problem()] if p]
         if self.overdue_until is not None:
-            start = self.watermark_before or self.since
             found.append(f"no sweep ran for longer than the retention period: events ingested in "
-                         f"[{format_ts(start)}, {format_ts(self.overdue_until)}) reached "
+                         f"[{format_ts(self.since)}, {format_ts(self.overdue_until)}) reached "
                          "their TTL expiry before any sweep read them. This sweep archived those "
                          "still in the table; those TTL deleted first are in the lake only if "
                          "the stream path archived them (their INSERT, or their REMOVE's old "

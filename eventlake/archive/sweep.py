@@ -77,6 +77,7 @@ from eventlake.lake.names import window_name
 from eventlake.lake.shards import remember_shards
 from eventlake.lake.store import Lake
 from eventlake.lake.watermark import (
+    Hole,
     Watermark,
     WatermarkConflictError,
     advance_watermark,
@@ -140,11 +141,16 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
         tail: _Tail | None = None  # what the window read saw of the guard's range
         expiry: ExpiryCheck | None = None
         mark = before
+        # What TTL may have emptied before any sweep read it: recorded on the expiry
+        # checkpoint before anything moves past it (REMOVEs from it are then checked against
+        # the lake), and reported (`overdue_until`) unless this is the first sweep.
+        unread = _unread_expired(before, since, now, settings)
         try:
             # First the events about to expire: they are the most urgent, and a watermark
             # that cannot be swept from must not keep them from the lake.
             expiry = check_expiry(lake, hot, settings, now=now, window_since=since,
-                                  run_id=run_id, renew=lease.renew_if_due, vanished=vanished)
+                                  run_id=run_id, renew=lease.renew_if_due, vanished=vanished,
+                                  hole=unread)
             refuse_ahead(before, now, settings, lake.root)
             if until > since:
                 name = window_name("sweep", since, until)
@@ -201,14 +207,14 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
             raise
         report = SweepReport(since, until, counts, before.at if before else None, after, margin,
                              time.perf_counter() - started, run_id, watch.rescued,
-                             expiry=expiry, overdue_until=_overdue_until(before, now,
-                                                                         settings))
-        if before is not None and report.overdue_until is not None:
-            _log.warning("sweep %s: the previous sweep's watermark is more than the retention "
-                         "period old: events ingested in [%s, %s) reached their TTL expiry "
-                         "before any sweep read them; those TTL deleted first are in the lake "
-                         "only if the stream path archived them", run_id, format_ts(before.at),
-                         format_ts(report.overdue_until))
+                             expiry=expiry,
+                             overdue_until=unread[1] if unread and before is not None else None)
+        if before is not None and unread is not None:
+            _log.warning("sweep %s: the previous sweep's watermark (%s) is more than the "
+                         "retention period old: events ingested in [%s, %s) reached their TTL "
+                         "expiry before any sweep read them; those TTL deleted first are in "
+                         "the lake only if the stream path archived them", run_id,
+                         format_ts(before.at), format_ts(since), format_ts(unread[1]))
         publish_sweep(report, settings, hot.clients, now)  # EVENTLAKE_METRICS (metrics.py)
         if margin.at_risk:
             raise TtlGuardError(margin, report=report)
@@ -240,21 +246,22 @@ def _guard_failed_sweep(lake: Lake, hot: HotStore, settings: Settings, now: date
                  f"{settings.ttl_safety_hours:g} h of TTL expiry")
 
 
-def _overdue_until(before: Watermark | None, now: datetime, settings: Settings
-                   ) -> datetime | None:
-    """Where the stretch no sweep had read, from the previous watermark on, that TTL may have
-    deleted from ends, when that watermark is more than the retention period before `now`:
-    items ingested before `now - retention` have expired (expires_at = ingested_at +
-    retention), and DynamoDB deletes them some time after. None on the first sweep (no
-    watermark: nothing was promised yet) and on every sweep that runs in time. (The window's
-    look-back before the watermark was read by earlier sweeps.)
+def _unread_expired(before: Watermark | None, since: datetime, now: datetime,
+                    settings: Settings) -> Hole | None:
+    """[start, end) of the ingestion times no sweep has read whose items may have expired
+    by `now` (so TTL may have deleted them unread): from this window's start (`since`, the
+    previous watermark less its look-back: a writer whose clock runs slow stamps that far
+    back after the sweep that moved it; with no watermark, the epoch: nothing was read yet)
+    to the first ingestion time not expired. None when the window starts after that, which
+    is every sweep that runs in time.
 
     expires_at is whole seconds (`int(ingested_at) + retention`, hot/store.py `item_of`): an
     item ingested up to a second after `now - retention` has expired too, so the stretch ends
-    at the first ingestion time not expired, `floor(now) - retention + 1 s`."""
+    at `floor(now) - retention + 1 s`."""
     first_unexpired = math.floor(now.timestamp()) - settings.retention_seconds + 1
-    horizon = datetime.fromtimestamp(first_unexpired, UTC)
-    return horizon if before is not None and before.at < horizon else None
+    end = datetime.fromtimestamp(first_unexpired, UTC)
+    start = since if before is not None else datetime.fromtimestamp(0, UTC)
+    return (start, end) if start < end else None
 
 
 def _through(now: datetime) -> datetime:

@@ -41,8 +41,7 @@ def _print_sweep(report: SweepReport, as_json: bool) -> None:
           f"{len(c.files)} file(s) written")
     print(f"watermark   {report.watermark_after.isoformat()}")
     if report.overdue_until is not None:
-        start = report.watermark_before or report.since
-        print(f"overdue     events ingested {start.isoformat()} .. "
+        print(f"overdue     events ingested {report.since.isoformat()} .. "
               f"{report.overdue_until.isoformat()} passed their TTL expiry before any sweep "
               "read them (see below)")
     if report.expiry is not None and report.beyond_skew:

@@ -12,6 +12,7 @@ from archive_support import NOW, World, hours
 
 from eventlake.archive.report import SweepNeedsAttentionError
 from eventlake.cli.archive import _print_sweep
+from eventlake.lake.watermark import EXPIRY_CHECK_KEY, read_watermark
 from eventlake.local.stack import expire_ttl
 
 
@@ -37,7 +38,12 @@ def test_a_sweep_after_more_than_the_retention_period_says_events_may_be_lost(
     assert set(world.stored_rows()) == {"late-1", "new-1"}
     assert report.overdue_until == NOW - days(3) + timedelta(seconds=1)  # whole-second TTL
     assert report.watermark_before == NOW - days(5)
-    assert "[2024-05-05T12:00:00.000000Z, 2024-05-07T12:00:01.000000Z)" in report.problems()[0]
+    assert report.since < report.watermark_before  # the look-back: a slow clock stamps there
+    since = report.to_dict()["since"]
+    assert f"[{since}, 2024-05-07T12:00:01.000000Z)" in report.problems()[0]
+    # and the stretch is recorded on the expiry checkpoint: REMOVEs from it are checked
+    mark = read_watermark(world.lake, EXPIRY_CHECK_KEY)
+    assert mark is not None and (report.since, report.overdue_until) in mark.holes
     assert report.to_dict()["overdue_until"] == "2024-05-07T12:00:01.000000Z"
     [problem] = report.problems()
     assert "no sweep ran for longer than the retention period" in problem
@@ -61,10 +67,21 @@ def test_sweeps_in_time_and_the_first_sweep_report_no_hole(world: World) -> None
     assert "nothing is lost" in str(SweepNeedsAttentionError(second, ["x"]))
 
 
-def test_the_look_back_before_a_watermark_just_within_retention_is_no_hole(world: World
-                                                                             ) -> None:
-    # given a watermark one minute younger than the retention period (its look-back older)
+def test_the_look_back_before_a_watermark_just_within_retention_is_in_the_hole(world: World
+                                                                                ) -> None:
+    # given a watermark one minute younger than the retention period: its look-back (where a
+    # writer whose clock runs slow stamps after that sweep) reaches past it
     world.sweep(NOW - days(3) + timedelta(minutes=1))
     report = world.sweep(NOW)
+    # then the look-back is reported: no sweep read what was stamped there
     assert report.since < NOW - days(3) < report.watermark_before  # type: ignore[operator]
-    assert report.overdue_until is None and report.problems() == []
+    assert report.overdue_until == NOW - days(3) + timedelta(seconds=1)
+    assert f"[{report.to_dict()['since']}, " in report.problems()[0]
+
+
+def test_a_sweep_in_time_reports_no_hole_and_records_none(world: World) -> None:
+    world.sweep(NOW - hours(1))
+    report = world.sweep(NOW)
+    mark = read_watermark(world.lake, EXPIRY_CHECK_KEY)
+    assert report.overdue_until is None and mark is not None
+    assert all(end <= NOW - hours(1) - days(3) + timedelta(seconds=1) for _, end in mark.holes)

@@ -72,14 +72,6 @@ MAX_SWEEP_GAP = timedelta(hours=20)
 clock error; > retention - safety, so events do come within the safety margin)."""
 LONG = int(os.environ.get("EVENTLAKE_MODEL_EXAMPLES", "0"))
 MODIFY_RULE = "stream.modify"
-KNOWN_REMOVE_AFTER_OVERDUE = True
-"""A known defect (.worktrees/_brief/model36-found.md): a REMOVE delivered after the sweep that
-reported its event's overdue stretch is counted as vouched for, its old image not archived.
-While True the model tolerates exactly that case (an `event`), so that the exploration goes on."""
-KNOWN_OVERDUE_LOOK_BACK = True
-"""A known defect (model36-found.md): the overdue stretch starts at the previous watermark, but
-an event a slow clock stamped behind it (within the skew) after that sweep was read by no sweep;
-lost, it lies in [since, watermark_before). While True the model accepts that (an `event`)."""
 SWEEP_EVERY = timedelta(hours=8)
 """The archive flow's schedule, as pass_time runs it (< MAX_SWEEP_GAP)."""
 
@@ -198,11 +190,6 @@ class Pipeline(RuleBasedStateMachine):
         self.insert_done.update(_id(r) for r in done if r["eventName"] == "INSERT")
         durable = self._durable(done)
         dropped = {_id(r) for r, ok in zip(done, durable, strict=True) if not ok}
-        if KNOWN_REMOVE_AFTER_OVERDUE and dropped and all(
-                r["eventName"] == "REMOVE" and _id(r) in self.reported_lost
-                for r in done if _id(r) in dropped):
-            event("KNOWN DEFECT: a REMOVE after the overdue sweep was not archived")
-            dropped = set()
         assert not dropped, f"a batch reported done holds records not durable: {sorted(dropped)}"
         rescued = {_id(r) for r in done if r["eventName"] == "REMOVE"} - had
         if rescued:
@@ -447,7 +434,8 @@ class Pipeline(RuleBasedStateMachine):
 
     def _check_overdue(self, report: SweepReport, in_lake: set[str]) -> None:
         """Nothing lost silently: each event TTL deleted before anything archived it lies in
-        the stretch this sweep reports overdue, [watermark_before, overdue_until)."""
+        the stretch this sweep reports overdue, [since, overdue_until): the window's start, the
+        previous watermark less its look-back (a slow clock stamps there after that sweep)."""
         if report.overdue_until is not None:
             event("a sweep reported an overdue stretch (no sweep for > retention)")
             assert self.gap_broken, f"overdue_until {report.overdue_until} in time: {report}"
@@ -457,26 +445,14 @@ class Pipeline(RuleBasedStateMachine):
         if not lost:
             return
         event("events were lost to TTL; the next sweep reports their stretch")
-        if KNOWN_OVERDUE_LOOK_BACK:
-            horizon = datetime.fromtimestamp(int(self.clock.at.timestamp()) + 1, UTC) \
-                - timedelta(hours=RETENTION_HOURS)
-            behind = {i for i in lost if report.since <= self._ingested(i) < horizon
-                      and (report.watermark_before is None or report.overdue_until is None
-                           or self._ingested(i) < report.watermark_before)}
-            if behind:
-                event("KNOWN DEFECT: lost in the look-back before the reported stretch")
-                self.reported_lost |= behind
-                lost -= behind
-                if not lost:
-                    return
         assert report.watermark_before is not None and report.overdue_until is not None, (
             f"{sorted(lost)[:5]} were TTL deleted unarchived, and the next sweep "
             f"({report.run_id}) reports no overdue stretch: lost silently")
-        outside = sorted(i for i in lost if not report.watermark_before <= self._ingested(i)
+        outside = sorted(i for i in lost if not report.since <= self._ingested(i)
                          < report.overdue_until)
         assert not outside, (
             f"lost {outside[:5]} ingested at {[str(self._ingested(i)) for i in outside[:5]]}, "
-            f"outside the reported [{report.watermark_before}, {report.overdue_until})")
+            f"outside the reported [{report.since}, {report.overdue_until})")
         self.reported_lost |= lost
 
     @precondition(lambda self: self.cold.list_files())
