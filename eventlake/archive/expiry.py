@@ -50,6 +50,7 @@ from eventlake.lake.watermark import (
 __all__ = ["band_end", "check_expiry", "unchecked_band"]
 
 _log = logging.getLogger("eventlake.archive.sweep")
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def band_end(now: datetime, settings: Settings) -> datetime:
@@ -78,9 +79,14 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     called between pages (the sweep's lease). Index entries whose items TTL deleted before
     they could be fetched are appended to `vanished` (the sweep's TTL guard reports them).
     `hole`: a stretch of ingestion time no sweep read before TTL could empty it (the sweep's
-    `_unread_expired`), recorded on the checkpoint in the same write that moves it, so the
-    checkpoint never vouches for it (archive/removed.py); written even when the checkpoint
-    does not move. A failure leaves the checkpoint where it was.
+    `_unread_expired`: the sweeps stopped for longer than the retention period). It is
+    recorded on the checkpoint, widened, in the same write that moves it, so the checkpoint
+    never vouches for it (archive/removed.py), and written even when the checkpoint does not
+    move. Widened back to the old checkpoint (what a clock slower than the skew stamped behind
+    the watermark only this check reads, and it may have expired unread too) and on to the
+    band's end (an item expiring while this sweep runs, deleted before its Query lists it, is
+    read by no one). `ExpiryCheck.hole` is what was recorded. A failure leaves the checkpoint
+    where it was.
     """
     vanished = [] if vanished is None else vanished
     seen = len(vanished)
@@ -90,6 +96,9 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     end = band_end(now, settings)
     stop = min(end, window_since)
     check = ExpiryCheck(start, max(start, stop))
+    if hole is not None:
+        check.hole = (min(hole[0], start) if checkpoint is not None else _EPOCH,
+                      max(hole[1], end))
     if stop > start:
         def pages() -> Iterator[list[Item]]:
             for page in hot.read_index_pages(start, stop):
@@ -118,7 +127,7 @@ def check_expiry(lake: Lake, hot: HotStore, settings: Settings, *, now: datetime
     if end > start or hole is not None:
         renew()
         advance_watermark(lake, max(start, end), expected=checkpoint, run_id=run_id, now=now,
-                          key=EXPIRY_CHECK_KEY, holes=[hole] if hole else ())
+                          key=EXPIRY_CHECK_KEY, holes=[check.hole] if check.hole else ())
     if check.beyond_skew:
         examples = ", ".join(f"`{i}`" for i in check.beyond_skew_ids[:5])
         more = (f" and {check.beyond_skew - 5} more" if check.beyond_skew > 5 else "")

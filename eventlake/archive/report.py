@@ -82,6 +82,9 @@ class ExpiryCheck:
     counts: ArchiveCounts = field(default_factory=ArchiveCounts)
     beyond_skew_ids: list[str] = field(default_factory=list)
     """Up to SAMPLE_IDS of the events it archived."""
+    hole: tuple[datetime, datetime] | None = None
+    """The stretch recorded on the checkpoint as one no sweep read before TTL could empty
+    it (after an outage longer than the retention period; expiry.py)."""
 
     @property
     def beyond_skew(self) -> int:
@@ -91,6 +94,7 @@ class ExpiryCheck:
         return {"since": format_ts(self.since), "until": format_ts(self.until),
                 "read": self.counts.read, "already": self.counts.already,
                 "beyond_skew": self.beyond_skew, "beyond_skew_ids": list(self.beyond_skew_ids),
+                "hole": [format_ts(t) for t in self.hole] if self.hole else None,
                 "files": [f.path for f in self.counts.files]}
 
 
@@ -129,9 +133,14 @@ class SweepReport:
         event_ids reused with other content, events found only by the expiry check."""
         found = [p for p in [self.counts.problem()] if p]
         if self.overdue_until is not None:
+            behind = self.expiry.hole[0] if self.expiry and self.expiry.hole else self.since
             found.append(f"no sweep ran for longer than the retention period: events ingested in "
                          f"[{format_ts(self.since)}, {format_ts(self.overdue_until)}) reached "
-                         "their TTL expiry before any sweep read them. This sweep archived those "
+                         "their TTL expiry before any sweep read them"
+                         + (f" (and so may have those stamped further behind the watermark than "
+                            f"EVENTLAKE_CLOCK_SKEW_SECONDS, from {format_ts(behind)}: only the "
+                            "expiry check reads them)" if behind < self.since else "")
+                         + ". This sweep archived those "
                          "still in the table; those TTL deleted first are in the lake only if "
                          "the stream path archived them (their INSERT, or their REMOVE's old "
                          "image): look at the stream Lambda's errors and the StreamFailures "
