@@ -129,14 +129,15 @@ class SweepReport:
         return self.expiry.beyond_skew if self.expiry else 0
 
     def problems(self) -> list[str]:
-        """What an operator must look at although everything was archived (empty: nothing):
-        event_ids reused with other content, events found only by the expiry check."""
+        """What an operator must look at (empty: nothing): event_ids reused with other content,
+        events found only by the expiry check, a stretch TTL may have emptied before any sweep
+        read it (`overdue_until`: then events may be lost)."""
         found = [p for p in [self.counts.problem()] if p]
         if self.overdue_until is not None:
             behind = self.expiry.hole[0] if self.expiry and self.expiry.hole else self.since
-            found.append(f"no sweep ran for longer than the retention period: events ingested in "
-                         f"[{format_ts(self.since)}, {format_ts(self.overdue_until)}) reached "
-                         "their TTL expiry before any sweep read them"
+            found.append("the sweeps fell more than the retention period behind: events "
+                         f"ingested in [{format_ts(self.since)}, {format_ts(self.overdue_until)}) "
+                         "reached their TTL expiry before any sweep read them"
                          + (f" (and so may have those stamped further behind the watermark than "
                             f"EVENTLAKE_CLOCK_SKEW_SECONDS, from {format_ts(behind)}: only the "
                             "expiry check reads them)" if behind < self.since else "")

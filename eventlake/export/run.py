@@ -251,8 +251,12 @@ def _staging() -> Path:
         if named is None or _running(pid := int(named.group(1))):
             continue
         _remove(path)
-        _log.warning("removed `%s`, the local copy of an S3 export killed on this host "
-                     "(pid %s)", path, pid)
+        if path.exists():  # another user's, in a shared temp folder: not ours to remove
+            _log.warning("could not remove `%s`, the local copy of an S3 export killed on "
+                         "this host (pid %s): remove it by hand", path, pid)
+        else:
+            _log.warning("removed `%s`, the local copy of an S3 export killed on this host "
+                         "(pid %s)", path, pid)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
 
 
