@@ -210,9 +210,9 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                              expiry=expiry,
                              overdue_until=unread[1] if unread and before is not None else None)
         if before is not None and unread is not None:
-            _log.warning("sweep %s: the previous sweep's watermark (%s) is more than the "
-                         "retention period old: events ingested in [%s, %s) reached their TTL "
-                         "expiry before any sweep read them; those TTL deleted first are in "
+            _log.warning("sweep %s: the sweeps fell more than the retention period behind "
+                         "(previous watermark %s): events ingested in [%s, %s) reached their "
+                         "TTL expiry before any sweep read them; those TTL deleted first are in "
                          "the lake only if the stream path archived them", run_id,
                          format_ts(before.at), format_ts(since), format_ts(unread[1]))
         publish_sweep(report, settings, hot.clients, now)  # EVENTLAKE_METRICS (metrics.py)
