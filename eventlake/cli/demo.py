@@ -108,6 +108,11 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}
     if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ:
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ:
+        # Prefect waits 20 s for its temporary server; on a busy 2-core machine it took longer
+        # and the demo died at the sweep step ("Timed out while attempting to connect to
+        # ephemeral Prefect API server"). The tests' harness waits 120 s too.
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     with local_stack() as stack, _scoped(env), _level_kept(logging.getLogger("eventlake")):
         print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
               "(AWS_ENDPOINT_URL)")

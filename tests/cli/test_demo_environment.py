@@ -1,7 +1,7 @@
 """`run_demo` called in-process (by a test, a notebook, EventLake's user) leaves the calling
 process as it found it, also when the demo stops half-way: the environment variables it sets
 (the local stack's endpoint and credentials, the demo's table and lake, Prefect's analytics
-switch) and the `eventlake` logger's level."""
+switch and its server's start-up wait) and the `eventlake` logger's level."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def test_a_demo_that_stops_half_way_leaves_the_environment_as_it_was(
 
     monkeypatch.setattr(EventLake, step, fail)
     monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
     before = dict(os.environ)
     level = logging.getLogger("eventlake").level
 
@@ -54,6 +55,7 @@ def test_a_demo_sets_every_variable_it_needs_before_its_first_step(
 
     monkeypatch.setattr(EventLake, "init", look)
     monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
 
     with pytest.raises(_Failed):
         demo.run_demo(events=5, keep=str(tmp_path / "demo"))
@@ -62,5 +64,7 @@ def test_a_demo_sets_every_variable_it_needs_before_its_first_step(
     assert seen["EVENTLAKE_TABLE"] == "eventlake-demo"
     assert seen["EVENTLAKE_LAKE_URI"] == str((tmp_path / "demo" / "lake").resolve())
     assert seen["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    # Prefect's temporary server gets 120 s to start, not 20 (a busy machine took longer)
+    assert seen["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "120"
     assert seen["AWS_ENDPOINT_URL"].startswith("http://")
     assert "EVENTLAKE_TABLE" not in os.environ
