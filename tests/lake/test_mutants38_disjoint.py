@@ -1,17 +1,21 @@
 """What mutation testing found unchecked in the disjoint-files manifest and its id digest
-(mutants38, docs/mutation-testing.md): a corrupt digest never stops verify, a digest that
-cannot be deleted never undoes a verify, the sweep's clock ages the orphans, and a refusal
-names the event_id a file holds twice."""
+(mutants38, docs/mutation-testing.md): a digest that does not hold (a null id, a file index
+out of range, a wrong column type, another day's stamp) is never used, so a copy planted by
+hand is still refused (else `events` counts its event twice); a digest that cannot be deleted
+never undoes a verify; the sweep's clock ages the orphans; a refusal names the event_id a file
+holds twice."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -36,6 +40,74 @@ def digest_path(lake: Lake) -> Path:
 def digests(lake: Lake) -> list[str]:
     folder = Path(lake.root) / "_eventlake" / "disjoint" / f"dt={DT}"
     return sorted(p.name for p in folder.glob("*.ids.parquet"))
+
+
+def damage_digest(lake: Lake, change: Callable[[pa.Table], pa.Table],
+                  dt: str = DT) -> None:
+    """Rewrite the digest the manifest names: `change` of its table, stamped for `dt`."""
+    path = digest_path(lake)
+    table = pq.read_table(path)
+    files = table.schema.metadata[b"eventlake.files"]
+    pq.write_table(change(table).replace_schema_metadata({
+        b"eventlake.files": files, b"eventlake.dt": dt.encode()}), path)
+
+
+def with_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+def at_id(table: pa.Table, event_id: str, column: str, value: Any) -> pa.Array:
+    """`column` with `value` in the row of `event_id`."""
+    here = pc.equal(table["event_id"], event_id)
+    return pc.if_else(here, pa.scalar(value, table[column].type), table[column])
+
+
+def plant_copy_of_event_7(lake: Lake) -> str:
+    """A file planted by hand: two new events and a copy of `e-0007` (a verified file's)."""
+    rows = [event(200), event(7), event(201)]
+    return lake.write_partition(DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA),
+                                "hand-planted").path
+
+
+@pytest.mark.parametrize("damage", ["a null id", "a file index out of range",
+                                    "another day's stamp"])
+def test_a_digest_that_does_not_hold_is_not_used_and_a_planted_copy_stays_out(
+        lake: Lake, damage: str) -> None:
+    # given a verified day whose digest was damaged
+    stream_day(lake)
+    verify(lake, [DT])
+    if damage == "a null id":  # the id a planted copy shares would not be known
+        damage_digest(lake, lambda t: with_column(t, "event_id",
+                                                  at_id(t, "e-0007", "event_id", None)))
+    elif damage == "a file index out of range":  # one past the last file
+        files = len(read_manifest(lake, DT).files)
+        damage_digest(lake, lambda t: with_column(t, "file", at_id(t, "e-0007", "file", files)))
+    else:  # another day's ids under this day's file names
+        damage_digest(lake, lambda t: with_column(
+            t, "event_id", pc.binary_join_element_wise("x", t["event_id"], "")), dt="2024-03-11")
+    # and a file planted by hand holding a copy of `e-0007`
+    planted = plant_copy_of_event_7(lake)
+    # when verify runs
+    report = verify(lake, [DT])
+    # then it read the verified files instead of the digest, and refused the copy
+    assert report.refused == {DT: {base(planted): "shares 1 event_id(s) with verified "
+                                                  "files, e.g. `e-0007`"}}
+    assert base(planted) not in trusted(lake)
+
+
+def test_a_digest_whose_file_index_is_not_uint32_is_not_used(lake: Lake) -> None:
+    # given a verified day whose digest's file column was rewritten as int64
+    stream_day(lake)
+    verify(lake, [DT])
+    damage_digest(lake, lambda t: with_column(t, "file", t["file"].cast(pa.int64())))
+    # and a new file, and a file planted by hand holding a copy of `e-0007`
+    late = write(lake, range(100, 103), "stream-000900-000999-late")
+    planted = plant_copy_of_event_7(lake)
+    # when verify runs
+    report = verify(lake, [DT])
+    # then the new file is in and the copy out, by the files' own ids
+    assert report.accepted == {DT: [base(late)]}
+    assert list(report.refused[DT]) == [base(planted)]
 
 
 def test_a_digest_whose_file_list_holds_no_names_is_not_used(lake: Lake) -> None:
