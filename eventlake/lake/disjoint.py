@@ -508,12 +508,11 @@ def _choose(known: KnownIds, candidates: list[LakeFile], ids: IdCache
     return accepted, refused
 
 
-def _contested(got: pa.Array | LakeFileError | None, contested_ids: pa.Array) -> list[str]:
+def _contested(got: pa.Array, contested_ids: pa.Array) -> list[str]:
     """The ids of `got` seen more than once over the partition (all occurrences)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not isinstance(got, pa.Array) or not len(contested_ids):
+    if not len(contested_ids):  # the common case: nothing to compare
         return []
     values: list[str] = got.filter(pc.is_in(got, value_set=contested_ids)).to_pylist()
     return values

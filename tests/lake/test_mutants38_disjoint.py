@@ -3,7 +3,7 @@
 out of range, a wrong column type, another day's stamp) is never used, so a copy planted by
 hand is still refused (else `events` counts its event twice); a digest that cannot be deleted
 never undoes a verify; the sweep's clock ages the orphans; a refusal names the event_id a file
-holds twice."""
+holds twice; a lone stream file costs a reader no manifest read."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ import pytest
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
-from eventlake.lake.disjoint import read_manifest, verify, verify_recent
+from eventlake.lake.disjoint import (
+    manifest_key,
+    read_manifest,
+    verified_files,
+    verify,
+    verify_recent,
+)
 from eventlake.lake.store import Lake, WrittenFile
 from tests.lake.test_disjoint import DT, base, event, stream_day, trusted, write
 
@@ -180,3 +186,35 @@ def test_a_refusal_names_the_event_id_the_file_holds_twice(lake: Lake) -> None:
     report = verify(lake, [DT])
     # then it is refused for the id it holds twice, not for the first contested one
     assert report.refused == {DT: {base(path): "holds event_id `e-0300` more than once"}}
+
+
+def test_a_file_refused_for_an_id_twice_does_not_stop_the_files_after_it(lake: Lake) -> None:
+    # given a verified day, a file holding `e-0300` twice and a new file named after it
+    stream_day(lake)
+    verify(lake, [DT])
+    rows = [event(300), event(301), event(300)]
+    twice = lake.write_partition(DT, pa.Table.from_pylist(rows, schema=EVENT_SCHEMA),
+                                 "stream-000500-000599-twice").path
+    late = write(lake, range(100, 103), "stream-000900-000999-late")
+    # when verify examines both (in name order)
+    report = verify(lake, [DT])
+    # then the first is refused and the second accepted in the same run
+    assert list(report.refused[DT]) == [base(twice)]
+    assert report.accepted == {DT: [base(late)]}
+
+
+def test_a_reader_reads_no_manifest_for_a_day_of_one_stream_file(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a day of one stream file, and another day of one file planted by hand
+    write(lake, range(3), "stream-000000-000099-d00")
+    planted = lake.write_partition("2024-03-11", pa.Table.from_pylist(
+        [event(9, event_id="p-1", timestamp=datetime(2024, 3, 11, tzinfo=UTC))],
+        schema=EVENT_SCHEMA), "hand-planted").path
+    states: list[str] = []
+    real = lake.read_state
+    monkeypatch.setattr(lake, "read_state", lambda key: states.append(key) or real(key))
+    # when a reader asks which listed files are verified
+    verified = verified_files(lake, lake.list_files())
+    # then only the planted file's day costs a manifest read (the stream file is read bare)
+    assert verified == frozenset() and Path(planted).exists()
+    assert states == [manifest_key("2024-03-11")]
