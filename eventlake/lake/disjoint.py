@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -180,9 +180,6 @@ class IdCache:
         instead of checking its footer (`Lake.check_foreign`)."""
         key = (f.path, file_identity(f))
         return key in self._ids and (key in self._whole or is_own_file(_name(f)))
-
-    def __contains__(self, f: LakeFile) -> bool:
-        return (f.path, file_identity(f)) in self._ids
 
 
 def _manifest_json(dt: str, files: Sequence[LakeFile], refused: Mapping[LakeFile, Refusal],
@@ -511,21 +508,16 @@ def _choose(known: KnownIds, candidates: list[LakeFile], ids: IdCache
     return accepted, refused
 
 
-def _contested(got: pa.Array | LakeFileError | None, contested_ids: pa.Array) -> list[str]:
+def _contested(got: pa.Array, contested_ids: pa.Array) -> list[str]:
     """The ids of `got` seen more than once over the partition (all occurrences)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not isinstance(got, pa.Array) or not len(contested_ids):
+    if not len(contested_ids):  # the common case: nothing to compare
         return []
     values: list[str] = got.filter(pc.is_in(got, value_set=contested_ids)).to_pylist()
     return values
 
 
 def _first_repeat(values: list[str]) -> str:
-    seen: set[str] = set()
-    for value in sorted(values):
-        if value in seen:
-            return value
-        seen.add(value)
-    return ""
+    """The smallest value `values` holds more than once (the caller saw one)."""
+    return min(value for value, n in Counter(values).items() if n > 1)

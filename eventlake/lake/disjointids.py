@@ -200,7 +200,7 @@ def delete_orphans(lake: Lake, dt: str, keep: str, *, now: datetime,
         old = [f"{lake.root}/{STATE_DIR}/{_folder(dt)}/{info.base_name}" for info in infos
                if info.type == pafs.FileType.File and info.base_name.endswith(DIGEST_SUFFIX)
                and info.base_name != kept and info.mtime is not None
-               and now - _aware(info.mtime) >= min_age]
+               and now - info.mtime >= min_age]  # pyarrow's mtime: aware, UTC
         if old:
             lake.delete(old)
     except Exception as exc:  # a digest left behind is only an object nobody reads
@@ -209,8 +209,3 @@ def delete_orphans(lake: Lake, dt: str, keep: str, *, now: datetime,
         return 0
     return len(old)
 
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
