@@ -53,3 +53,18 @@ def test_a_window_starting_one_second_too_late_is_overdue_by_that_second(world: 
     late = world.sweep(since + timedelta(seconds=world.settings.retention_seconds))
     # then the second whose items expired unread is the overdue stretch
     assert late.since == since and late.overdue_until == since + timedelta(seconds=1)
+
+
+def test_a_first_sweep_whose_settle_covers_the_whole_window_moves_nothing(world: World) -> None:
+    # given an event, and no sweep yet
+    world.ingest(["evt-1"], NOW - hours(1))
+    # when the first sweep runs with a settle longer than the retention period and TTL's
+    # lateness (its window, [now - retention - 2 days, now - settle), is empty)
+    report = world.sweep(NOW, settle_seconds=hours(24 * 10).total_seconds())
+    # then it reports the empty window, writes no watermark, and counts the event unarchived
+    assert report.watermark_before is None and report.watermark_after == report.since
+    assert report.until == report.since and read_watermark(world.lake) is None
+    assert world.stored_rows() == {} and report.ttl.unarchived == 1
+    # and a sweep with the usual settle archives it
+    world.sweep(NOW + hours(1))
+    assert world.stored_rows().keys() == {"evt-1"}
