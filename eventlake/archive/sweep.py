@@ -190,7 +190,7 @@ def sweep(lake: Lake, hot: HotStore, settings: Settings, *, settle_seconds: floa
                          "expiry: the stream path missed them; check it", run_id, watch.rescued,
                          settings.ttl_safety_hours)
         guard_since = window_start(mark, now, settings)
-        reuse = (tail is not None and tail.complete and mark is not None
+        reuse = (tail is not None and mark is not None
                  and guard_since >= tail.start and guard_since >= since
                  and reuse_window_read(settings, now, guard_since))
         try:
@@ -283,17 +283,14 @@ class _Tail:
         self.start = until - timedelta(seconds=look_back_seconds)
         self._from, self._until = format_ts(self.start), format_ts(until)
         self.entries: list[Item] = []
-        self.complete = True  # False once an entry without its sort key came by
 
     def split(self, page: list[Item]) -> list[Item]:
         """The entries of `page` in the window proper; keeps those the guard will need."""
         window: list[Item] = []
         for entry in page:
-            key = entry.get("ingest_key", {}).get("S")
-            if not isinstance(key, str):  # not an index entry: archive it, let the guard re-read
-                self.complete = False
-                window.append(entry)
-                continue
+            # Every entry of either index carries its sort key, a string (hot/index.py `_KEYS`;
+            # DynamoDB rejects an item whose key attribute has another type).
+            key: str = entry["ingest_key"]["S"]
             if key >= self._from:
                 self.entries.append(entry)
             if key < self._until:  # as the Query compares: `<ts>#<id>` < `<until>` iff ts < until
