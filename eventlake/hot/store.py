@@ -684,8 +684,8 @@ def _out_of_time(event: Event, position: int, attempts: int, last: BaseException
 
 def _same_except_timestamp(event: Event, stored: Item) -> bool:
     def s(name: str) -> str | None:
-        value = stored.get(name, {}).get("S")
-        return value if isinstance(value, str) else None
+        # an item's string attributes: "S" of the low-level client's form is always a str
+        return cast("str | None", stored.get(name, {}).get("S"))
 
     return (s("event_type") == event.event_type and s("event_payload") == event.payload
             and s("source") == event.source and s("subject") == event.subject)
