@@ -30,15 +30,6 @@ logging.raiseExceptions = False
 serialise_stream_records()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked slow run first, the rest after them, each in collection order.
-
-    pytest-xdist hands tests out in this order: a slow test collected late (the ten-day test
-    takes ~100 s) started when the other worker had little left kept one worker busy alone
-    at the end of the run; first, the short tests fill in around it."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # a stable sort
-
-
 @pytest.fixture(autouse=True)
 def eventlake_loggers_enabled() -> None:
     """eventlake's loggers log in every test, whatever ran before in this worker.
