@@ -240,6 +240,7 @@ def test_a_bad_setting_stops_with_the_variable_named(
     assert "EVENTLAKE_RETENTION_DAYS='a week'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_demo_runs_end_to_end_on_the_local_stack(capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
