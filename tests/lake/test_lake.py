@@ -30,7 +30,7 @@ from eventlake.lake.store import (
     QuarantineEntry,
     StateConflictError,
 )
-from eventlake.lake.vanish import file_vanished, retry_on_vanish
+from eventlake.lake.vanish import VANISH_ATTEMPTS, file_vanished, retry_on_vanish
 
 MIDNIGHT = datetime(2024, 3, 10, tzinfo=UTC)
 INGESTED = datetime(2024, 3, 11, 8, 30, 0, 123456, tzinfo=UTC)
@@ -507,7 +507,7 @@ def test_files_vanishing_twice_is_a_transient_error(two_small_files: Lake,
     monkeypatch.setattr(two_small_files, "list_files",
                         lambda *a, **k: [*real_list(*a, **k), ghost])
 
-    with pytest.raises(TransientError, match="vanished 5 times"):
+    with pytest.raises(TransientError, match=f"vanished {VANISH_ATTEMPTS} times"):
         two_small_files.read()
 
 

@@ -23,6 +23,7 @@ from eventlake.aws import Clients
 from eventlake.events.schema import EVENT_SCHEMA
 from eventlake.lake.compact import compact
 from eventlake.lake.store import Lake, LakeFileError
+from eventlake.lake.vanish import VANISH_ATTEMPTS
 from eventlake.query.views import Engine, connect, refresh
 
 DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3), date(2024, 5, 4)]
@@ -250,9 +251,9 @@ def test_sql_gives_up_with_a_transient_error_when_files_keep_vanishing(
 
     monkeypatch.setattr(query, "take_snapshot", listed_then_deleted)
 
-    with pytest.raises(TransientError, match="vanished 5 times"):
+    with pytest.raises(TransientError, match=f"vanished {VANISH_ATTEMPTS} times"):
         el.sql("SELECT count(*) FROM events", hot=False)
-    assert len(attempts) == 5
+    assert len(attempts) == VANISH_ATTEMPTS
 
 
 # -- pruning, proven by the files a query reads ---------------------------------------------------
