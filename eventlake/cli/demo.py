@@ -37,6 +37,7 @@ PRODUCTS = (("sku-1001", "Café au lait mug", Decimal("12.50")),
             ("sku-1002", "Über-soft hoodie", Decimal("54.99")),
             ("sku-1003", "東京 tote bag", Decimal("19.90")),
             ("sku-1004", "Trail socks (3 pairs)", Decimal("14.00")))
+_PREFECT_WAIT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 
 def sample_events(n: int, *, seed: int = 7, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -108,11 +109,13 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
     env = {"EVENTLAKE_TABLE": "eventlake-demo", "EVENTLAKE_LAKE_URI": lake_uri}
     if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ:
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ:
+    if _PREFECT_WAIT not in os.environ:
         # Prefect waits 20 s for its temporary server; on a busy 2-core machine it took longer
         # and the demo died at the sweep step ("Timed out while attempting to connect to
-        # ephemeral Prefect API server"). The tests' harness waits 120 s too.
-        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+        # ephemeral Prefect API server"). The variable reaches a process that imports Prefect
+        # later (`eventlake demo`); `_prefect_wait` sets the setting itself at the sweep step
+        # for a process that imported Prefect before (a notebook, a test).
+        env[_PREFECT_WAIT] = "120"
     with local_stack() as stack, _scoped(env), _level_kept(logging.getLogger("eventlake")):
         print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
               "(AWS_ENDPOINT_URL)")
@@ -183,7 +186,8 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         lake.put_many(late)  # ingested now; the stream path is not polled for these
         from flows.archive import archive
 
-        swept = archive(settle_seconds=0)
+        with _prefect_wait(env.get(_PREFECT_WAIT)):
+            swept = archive(settle_seconds=0)
         logging.getLogger("eventlake").setLevel(logging.WARNING)  # Prefect routed INFO to stdout
         print(f"  swept {swept['counts']['read']:,} events ingested since the watermark: "
               f"{swept['counts']['archived']:,} archived, {swept['counts']['already']:,} already "
@@ -269,6 +273,21 @@ def _scoped(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def _prefect_wait(seconds: str | None) -> Iterator[None]:
+    """Prefect's own setting for its temporary server's start-up wait at `seconds` while inside
+    (None: left as the user set it). Prefect reads its variables when it is first imported, so
+    a variable set after that, in a notebook or a test, is not seen: this sets the setting."""
+    if seconds is None:
+        yield
+        return
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as WAIT
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={WAIT: int(seconds)}):
+        yield
 
 
 @contextmanager

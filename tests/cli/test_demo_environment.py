@@ -68,3 +68,37 @@ def test_a_demo_sets_every_variable_it_needs_before_its_first_step(
     assert seen["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "120"
     assert seen["AWS_ENDPOINT_URL"].startswith("http://")
     assert "EVENTLAKE_TABLE" not in os.environ
+
+
+
+@pytest.mark.parametrize("user_set", [None, "45"], ids=["no wait set", "the user's wait"])
+def test_prefect_already_imported_still_gets_the_demo_s_start_up_wait_at_the_sweep(
+        user_set: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # given a process that imported Prefect before the demo (a notebook, this test run), so
+    # Prefect has read its variables already; and a user who set the wait, or not
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as WAIT
+
+    import flows.archive
+
+    if user_set is None:
+        monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", user_set)
+    before = WAIT.value()
+    seen: dict[str, int] = {}
+
+    def sweep(**kwargs: object) -> None:
+        seen["wait"] = WAIT.value()
+        raise _Failed
+
+    monkeypatch.setattr(flows.archive, "archive", sweep)
+
+    # when the demo reaches its sweep step (the one that runs a Prefect flow)
+    with pytest.raises(_Failed):
+        demo.run_demo(events=5, keep=str(tmp_path / "demo"))
+
+    # then Prefect's own setting, the one its client waits by, was 120 s there unless the user
+    # had set a wait (theirs is left alone); after the step it is back as it was
+    assert before != 120
+    assert seen["wait"] == (120 if user_set is None else before)
+    assert WAIT.value() == before
