@@ -15,7 +15,7 @@ from eventlake.lake.watermark import read_watermark
 
 
 def test_an_event_ingested_at_the_sweeps_now_is_counted_unarchived(world: World) -> None:
-    # given an event archived long ago and one ingested at the very instant the sweep runs
+    # given an event ingested an hour before the sweep and one ingested at the very instant it runs
     world.ingest(["evt-old"], NOW - hours(1))
     world.ingest(["evt-now"], NOW)
     # when the sweep runs at that instant (settle 0: its window is [since, now))

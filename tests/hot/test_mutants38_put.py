@@ -10,12 +10,17 @@ The table here is a fake DynamoDB client: it records the calls and answers as Dy
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
+import eventlake.hot.store as store_module
 from eventlake.aws import OutOfTime
 from eventlake.config import Settings
 from eventlake.events.model import Event, parse_event
@@ -123,30 +128,64 @@ def test_a_write_stopped_out_of_time_is_answered_at_its_position_with_its_attemp
 
 
 class _Crowded(_Table):
-    """A table that notes when three writes are in flight at once: each write waits (briefly)
-    for two others to join it."""
+    """A table that holds every write until the test lets go, counting the writes in flight
+    (the most at once)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.three = threading.Barrier(3, timeout=0.5)
-        self.three_at_once = False
+        self.in_flight = self.most = 0
+        self.go = threading.Event()
 
     def put_item(self, **kwargs: Any) -> dict[str, Any]:
-        try:
-            self.three.wait()
-            self.three_at_once = True
-        except threading.BrokenBarrierError:
-            pass  # never three at once: the pool holds two
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        self.go.wait(timeout=60)  # a guard against a hang, not a pace: the test lets go
+        with self.lock:
+            self.in_flight -= 1
         return super().put_item(**kwargs)
 
 
-def test_a_request_writes_no_more_events_at_once_than_put_concurrency() -> None:
-    # given a store allowed two writes at once
+def _until(done: Callable[[], bool], what: str) -> None:
+    """Wait for `done` (a guard of a minute against a hang; no test waits that long)."""
+    give_up = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < give_up, f"never {what}"
+        time.sleep(0.001)
+
+
+def test_a_request_writes_no_more_events_at_once_than_put_concurrency(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a store allowed two writes at once, on a table that holds every write
     table = _Crowded()
     events = [_event(n, f"evt-{n}") for n in range(6)]
-    # when a request of six events is put
-    results = _store(table, put_concurrency=2).put_many(events)
-    # then all are stored, never three writes at once
+    handed: list[int] = []
+
+    class Pool(ThreadPoolExecutor):
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            future = super().submit(fn, *args, **kwargs)  # starts a thread if none is idle
+            handed.append(1)
+            return future
+
+    monkeypatch.setattr(store_module, "ThreadPoolExecutor", Pool)
+    before = set(threading.enumerate())
+    results: list[PutResult] = []
+    caller = threading.Thread(
+        target=lambda: results.extend(_store(table, put_concurrency=2).put_many(events)))
+    # when a request of six events is put, and all six are handed to the pool, and each
+    # thread the pool started holds a write (every write is held: none is idle, so the pool
+    # started as many threads as it may)
+    caller.start()
+
+    def all_held() -> bool:
+        started = set(threading.enumerate()) - before - {caller}  # the pool's threads
+        return len(handed) == 6 and table.in_flight == len(started)
+
+    _until(all_held, "all writes held")
+    most = table.most
+    table.go.set()
+    caller.join(timeout=60)
+    # then two writes were in flight at once, never more, and all six are stored
+    assert most == 2
     assert [r.outcome for r in results] == [Outcome.CREATED] * 6
     assert sorted(table.items) == [f"evt-{n}" for n in range(6)]
-    assert not table.three_at_once

@@ -31,6 +31,7 @@ from eventlake.lake.store import (
     StateConflictError,
 )
 from eventlake.lake.vanish import VANISH_ATTEMPTS, file_vanished, retry_on_vanish
+from tests.lake.test_vanish import EVERY_PAUSE, pauses_recorded
 
 MIDNIGHT = datetime(2024, 3, 10, tzinfo=UTC)
 INGESTED = datetime(2024, 3, 11, 8, 30, 0, 123456, tzinfo=UTC)
@@ -507,8 +508,11 @@ def test_files_vanishing_twice_is_a_transient_error(two_small_files: Lake,
     monkeypatch.setattr(two_small_files, "list_files",
                         lambda *a, **k: [*real_list(*a, **k), ghost])
 
+    pauses = pauses_recorded(monkeypatch)
+
     with pytest.raises(TransientError, match=f"vanished {VANISH_ATTEMPTS} times"):
         two_small_files.read()
+    assert pauses == EVERY_PAUSE  # one listing after each
 
 
 @pytest.mark.parametrize(("error", "vanished"), [

@@ -2,14 +2,16 @@
 (mutants38, docs/mutation-testing.md): a digest that does not hold (a null id, a file index
 out of range, a wrong column type, another day's stamp) is never used, so a copy planted by
 hand is still refused (else `events` counts its event twice); a digest that cannot be deleted
-never undoes a verify; the sweep's clock ages the orphans; a refusal names the event_id a file
-holds twice; a lone stream file costs a reader no manifest read."""
+never undoes a verify; the sweep's clock ages the orphans, and a verify without a clock ages
+them by UTC on any host; a refusal names the event_id a file holds twice; a lone stream file
+costs a reader no manifest read."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,47 @@ def test_the_sweeps_verify_ages_orphan_digests_by_the_sweeps_clock(lake: Lake) -
     assert report.accepted == {DT: [base(late)]}
     assert orphan.name not in digests(lake)
     assert digests(lake) == [digest_path(lake).name]
+
+
+@pytest.fixture
+def host_nine_hours_east_of_utc() -> Iterator[None]:
+    """This process's local time zone UTC+9 (a POSIX rule: no time zone database needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "JST-9"
+    time.tzset()
+    try:
+        assert datetime.now().astimezone().utcoffset() == timedelta(hours=9)
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("host_nine_hours_east_of_utc")
+def test_a_verify_without_a_clock_ages_orphans_by_utc_on_a_host_east_of_utc(
+        lake: Lake) -> None:
+    # given a host whose local time is nine hours ahead of UTC, a verified day, and a digest
+    # a racing verify wrote a moment ago and is about to name
+    stream_day(lake)
+    verify(lake, [DT])
+    racer = digest_path(lake).with_name("racing-run.ids.parquet")
+    racer.write_bytes(b"a racing verify's, not named yet")
+    late = write(lake, range(100, 103), "stream-000900-000999-late")
+    # when verify runs with no clock of its own (it takes the time now)
+    before = datetime.now(UTC)
+    report = verify(lake, [DT])
+    after = datetime.now(UTC)
+    # then the racer's digest is a moment old by UTC, and left alone
+    assert report.accepted == {DT: [base(late)]}
+    assert racer.name in digests(lake)
+    # and the manifest says when it was verified in UTC, not in the host's local time
+    state = lake.read_state(manifest_key(DT))
+    assert state is not None
+    verified_at = datetime.fromisoformat(json.loads(state.data)["verified_at"])
+    assert before <= verified_at <= after
 
 
 def test_a_refusal_names_the_event_id_the_file_holds_twice(lake: Lake) -> None:

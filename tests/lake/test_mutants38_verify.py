@@ -39,6 +39,15 @@ def count_reads(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return reads
 
 
+def verified_day_with_a_copy(lake: Lake) -> Path:
+    """A verified day, and a copy of one of its files planted by hand (not examined yet)."""
+    paths = stream_day(lake)
+    verify(lake, [DT])
+    copy = Path(paths[1].replace("-d01", "-copy"))
+    shutil.copy(paths[1], copy)
+    return copy
+
+
 def test_a_verified_file_unreadable_now_makes_verify_examine_the_whole_day_again(
         lake: Lake) -> None:
     # given a verified day, and a copy of a verified file planted by hand, refused
@@ -90,10 +99,7 @@ def test_a_copy_refused_against_every_verified_file_is_not_read_again(
 def test_a_refused_file_that_is_gone_leaves_the_manifest_which_keeps_its_digest(
         lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a verified day and a copy planted by hand, refused
-    paths = stream_day(lake)
-    verify(lake, [DT])
-    copy = Path(paths[1].replace("-d01", "-copy"))
-    shutil.copy(paths[1], copy)
+    copy = verified_day_with_a_copy(lake)
     assert list(verify(lake, [DT]).refused[DT]) == [copy.name]
     before = read_manifest(lake, DT)
     assert before.refusals.keys() and before.digest is not None
@@ -132,10 +138,7 @@ def test_a_verified_file_gone_when_the_digest_is_gone_too_is_dropped(lake: Lake)
 def test_a_verify_losing_its_swap_deletes_no_digest_a_manifest_names(
         lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a verified day and a copy of a verified file planted by hand
-    paths = stream_day(lake)
-    verify(lake, [DT])
-    copy = Path(paths[1].replace("-d01", "-copy"))
-    shutil.copy(paths[1], copy)
+    copy = verified_day_with_a_copy(lake)
     real_swap = lake.swap_state
     calls: list[str] = []
 

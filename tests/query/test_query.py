@@ -25,6 +25,7 @@ from eventlake.lake.compact import compact
 from eventlake.lake.store import Lake, LakeFileError
 from eventlake.lake.vanish import VANISH_ATTEMPTS
 from eventlake.query.views import Engine, connect, refresh
+from tests.lake.test_vanish import EVERY_PAUSE, pauses_recorded
 
 DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3), date(2024, 5, 4)]
 EARLY = datetime(2024, 5, 5, 8, 0, tzinfo=UTC)
@@ -251,9 +252,12 @@ def test_sql_gives_up_with_a_transient_error_when_files_keep_vanishing(
 
     monkeypatch.setattr(query, "take_snapshot", listed_then_deleted)
 
+    pauses = pauses_recorded(monkeypatch)
+
     with pytest.raises(TransientError, match=f"vanished {VANISH_ATTEMPTS} times"):
         el.sql("SELECT count(*) FROM events", hot=False)
     assert len(attempts) == VANISH_ATTEMPTS
+    assert pauses == EVERY_PAUSE
 
 
 # -- pruning, proven by the files a query reads ---------------------------------------------------

@@ -22,6 +22,7 @@ from eventlake.replay import checkpoint as checkpoints
 from eventlake.replay import read
 from eventlake.replay.run import replay
 from eventlake.replay.select import Selection
+from tests.lake.test_vanish import EVERY_PAUSE, pauses_recorded
 
 
 def test_a_replay_sends_each_event_once_in_order_while_the_lake_changes_under_it(
@@ -93,7 +94,8 @@ def test_compaction_in_the_middle_of_a_day_read_loses_and_doubles_nothing(
     assert got == [f"e{f}{i}" for f in range(3) for i in range(4)]
 
 
-def test_files_that_keep_vanishing_stop_the_read_with_a_transient_error(world: World) -> None:
+def test_files_that_keep_vanishing_stop_the_read_with_a_transient_error(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a connection whose listing names files compaction has deleted, and a reopen that
     # never finds better
     el = EventLake(world.settings, clients=world.clients)
@@ -104,6 +106,7 @@ def test_files_that_keep_vanishing_stop_the_read_with_a_transient_error(world: W
     con = read.open_reader(el, selection, now=NOW)
     assert len(el.compact(min_files=2).partitions) == 1
     tries: list[int] = []
+    pauses = pauses_recorded(monkeypatch, read)
     # when it is read, then it gives up after VANISH_ATTEMPTS tries, saying it is safe to retry
     try:
         with pytest.raises(TransientError, match=r"vanished .* under the replay's read"):
@@ -111,6 +114,7 @@ def test_files_that_keep_vanishing_stop_the_read_with_a_transient_error(world: W
     finally:
         con.close()
     assert len(tries) == VANISH_ATTEMPTS - 1
+    assert pauses == EVERY_PAUSE  # one before each fresh snapshot
 
 
 class Killed(BaseException):
