@@ -21,7 +21,13 @@ from eventlake.archive.report import SAMPLE_IDS
 from eventlake.archive.writer import archive_items
 from eventlake.hot.store import Item
 from eventlake.lake.names import window_name
-from eventlake.lake.watermark import EXPIRY_CHECK_KEY, advance_watermark, read_watermark
+from eventlake.lake.watermark import (
+    EXPIRY_CHECK_KEY,
+    MAX_HOLES,
+    advance_watermark,
+    merge_holes,
+    read_watermark,
+)
 
 EPOCH = datetime.fromtimestamp(0, UTC)
 SINCE = NOW - hours(1)  # where the sweep's own window starts: the band stops before it
@@ -134,3 +140,19 @@ def test_the_sample_of_events_archived_beyond_the_skew_holds_at_most_sample_ids(
     # then it counts all 30 and names SAMPLE_IDS of them (the report and its warning stay short)
     assert check.beyond_skew == 30 and len(check.counts.files) == 2
     assert len(check.beyond_skew_ids) == SAMPLE_IDS
+
+
+def test_past_max_holes_the_two_closest_are_joined_wherever_they_are() -> None:
+    # given MAX_HOLES + 1 holes, the gaps between them shrinking: the closest pair is the
+    # last one (a 1-hour gap), the last hole 30 hours long (their ends are far apart)
+    starts, at = [], NOW - hours(400)
+    for gap in range(MAX_HOLES + 1, 0, -1):
+        starts.append(at)
+        at += hours(1 + gap)
+    holes = [(start, start + hours(1)) for start in starts]
+    holes[-1] = (holes[-1][0], holes[-1][0] + hours(30))
+    # when they are merged
+    kept = merge_holes(holes)
+    # then only the last two are joined, over the gap between them: the others stay as narrow
+    # as they were (a wider hole sends more REMOVEs to the lake to be checked)
+    assert kept == (*holes[:-2], (holes[-2][0], holes[-1][1]))
