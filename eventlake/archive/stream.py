@@ -142,8 +142,9 @@ class _Batch:
         return record
 
     def raw(self, index: int) -> Any:
-        record = self.parsed.get(index)
-        return record.raw if record is not None else self.raws[index]
+        """The record as delivered, of a record the row-wise loop saw: only those are
+        quarantined (the fast path leaves a row it cannot take to that loop, `rest`)."""
+        return self.parsed[index].raw
 
 
 def archive_event(lake: Lake, event: Any) -> BatchReport:
