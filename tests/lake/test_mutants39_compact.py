@@ -8,6 +8,7 @@ an input's size and time. A second compaction writes its own record over the fir
 ages files by UTC, removes temp files by its own clock and only in its range, verifies a day it
 only finished, and its verify takes the ids the merge read.
 """
+
 from __future__ import annotations
 
 import json
