@@ -114,7 +114,8 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         # and the demo died at the sweep step ("Timed out while attempting to connect to
         # ephemeral Prefect API server"). The variable reaches a process that imports Prefect
         # later (`eventlake demo`); `_prefect_wait` sets the setting itself at the sweep step
-        # for a process that imported Prefect before (a notebook, a test).
+        # for a process that imported Prefect before (a notebook, a test), as it does a
+        # wait the user set.
         env[_PREFECT_WAIT] = "120"
     with local_stack() as stack, _scoped(env), _level_kept(logging.getLogger("eventlake")):
         print(f"local stack: moto server at {redact_url(stack.endpoint_url)} "
@@ -186,7 +187,7 @@ def run_demo(*, events: int = 2000, keep: str | None = None) -> int:
         lake.put_many(late)  # ingested now; the stream path is not polled for these
         from flows.archive import archive
 
-        with _prefect_wait(env.get(_PREFECT_WAIT)):
+        with _prefect_wait(os.environ.get(_PREFECT_WAIT)):
             swept = archive(settle_seconds=0)
         logging.getLogger("eventlake").setLevel(logging.WARNING)  # Prefect routed INFO to stdout
         print(f"  swept {swept['counts']['read']:,} events ingested since the watermark: "
@@ -278,9 +279,10 @@ def _scoped(env: dict[str, str]) -> Iterator[None]:
 @contextmanager
 def _prefect_wait(seconds: str | None) -> Iterator[None]:
     """Prefect's own setting for its temporary server's start-up wait at `seconds` while inside
-    (None: left as the user set it). Prefect reads its variables when it is first imported, so
-    a variable set after that, in a notebook or a test, is not seen: this sets the setting."""
-    if seconds is None:
+    (the variable's value: the demo's 120 or the user's own). Prefect reads its variables when
+    it is first imported, so a variable set after that, in a notebook or a test, is not seen:
+    this sets the setting. A value that is not whole seconds is left to Prefect to judge."""
+    if seconds is None or not seconds.strip().isdigit():
         yield
         return
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as WAIT

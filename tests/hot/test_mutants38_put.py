@@ -160,15 +160,16 @@ def test_a_request_writes_no_more_events_at_once_than_put_concurrency(
     table = _Crowded()
     events = [_event(n, f"evt-{n}") for n in range(6)]
     handed: list[int] = []
+    pools: list[ThreadPoolExecutor] = []
 
     class Pool(ThreadPoolExecutor):
         def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             future = super().submit(fn, *args, **kwargs)  # starts a thread if none is idle
+            pools.append(self)
             handed.append(1)
             return future
 
     monkeypatch.setattr(store_module, "ThreadPoolExecutor", Pool)
-    before = set(threading.enumerate())
     results: list[PutResult] = []
     caller = threading.Thread(
         target=lambda: results.extend(_store(table, put_concurrency=2).put_many(events)))
@@ -178,13 +179,15 @@ def test_a_request_writes_no_more_events_at_once_than_put_concurrency(
     caller.start()
 
     def all_held() -> bool:
-        started = set(threading.enumerate()) - before - {caller}  # the pool's threads
-        return len(handed) == 6 and table.in_flight == len(started)
+        started = len(pools[-1]._threads) if pools else -1  # the pool's own threads
+        return len(handed) == 6 and table.in_flight == started
 
-    _until(all_held, "all writes held")
-    most = table.most
-    table.go.set()
-    caller.join(timeout=60)
+    try:
+        _until(all_held, "all writes held")
+        most = table.most
+    finally:
+        table.go.set()  # let every held write go, also when the wait above failed
+        caller.join(timeout=60)
     # then two writes were in flight at once, never more, and all six are stored
     assert most == 2
     assert [r.outcome for r in results] == [Outcome.CREATED] * 6
