@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from clock_support import nine_hours_east_of_utc
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
@@ -179,19 +179,9 @@ def test_the_sweeps_verify_ages_orphan_digests_by_the_sweeps_clock(lake: Lake) -
 
 @pytest.fixture
 def host_nine_hours_east_of_utc() -> Iterator[None]:
-    """This process's local time zone UTC+9 (a POSIX rule: no time zone database needed)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "JST-9"
-    time.tzset()
-    try:
-        assert datetime.now().astimezone().utcoffset() == timedelta(hours=9)
+    """This process's local time zone UTC+9 for the test."""
+    with nine_hours_east_of_utc():
         yield
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 @pytest.mark.usefixtures("host_nine_hours_east_of_utc")

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from clock_support import nine_hours_east_of_utc
 
 from eventlake.config import Settings
 from eventlake.events.schema import EVENT_SCHEMA
@@ -196,19 +197,9 @@ def test_compactions_verify_takes_the_ids_of_a_held_file_from_the_merge_not_the_
 
 @pytest.fixture
 def host_nine_hours_east_of_utc() -> Iterator[None]:
-    """This process's local time zone UTC+9 (a POSIX rule: no time zone database needed)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "JST-9"
-    time.tzset()
-    try:
-        assert datetime.now().astimezone().utcoffset() == timedelta(hours=9)
+    """This process's local time zone UTC+9 for the test."""
+    with nine_hours_east_of_utc():
         yield
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 @pytest.mark.usefixtures("host_nine_hours_east_of_utc")
