@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import load_event
@@ -28,6 +27,7 @@ from stream_support import (
 from eventlake.archive.stream import archive_event
 from eventlake.events.model import parse_event
 from eventlake.lake.store import Lake
+from tests.archive.test_stream_quarantine_retry import fail_partition
 
 NOV01 = "2026-11-01"
 
@@ -91,14 +91,7 @@ def test_a_partition_written_after_an_earlier_one_failed_is_reported_archived(
     # given the fixture batch (Nov 1's partition starts at record 0, Oct 31's at record 1)
     # and a lake whose Nov 1 write fails
     event = batch()
-    real = lake.write_partition
-
-    def write_partition(dt: str, table: Any, name: str, **kwargs: Any) -> Any:
-        if dt == NOV01:
-            raise OSError(5, "I/O error")
-        return real(dt, table, name, **kwargs)
-
-    monkeypatch.setattr(lake, "write_partition", write_partition)
+    fail_partition(lake, monkeypatch, NOV01)
 
     # when archived
     report = archive_event(lake, event)

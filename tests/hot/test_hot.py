@@ -279,10 +279,9 @@ def test_different_content_under_a_stored_id_is_a_conflict_and_keeps_the_stored_
     assert stored(store, "cart-77-item-1") == original
 
 
-def test_a_conflict_is_found_even_when_the_failed_condition_returns_no_item(
-        store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given a DynamoDB that does not return the old item with a failed condition
-    store.put(event("cart-77-item-1"))
+def refusals_carry_no_item(store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DynamoDB whose failed conditions do not return the stored item (the store must read
+    it): ReturnValuesOnConditionCheckFailure dropped from every PutItem."""
     ddb = store.clients.dynamodb
     real_put = ddb.put_item
 
@@ -291,6 +290,13 @@ def test_a_conflict_is_found_even_when_the_failed_condition_returns_no_item(
         return real_put(**kwargs)
 
     monkeypatch.setattr(ddb, "put_item", put_item)
+
+
+def test_a_conflict_is_found_even_when_the_failed_condition_returns_no_item(
+        store: HotStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a DynamoDB that does not return the old item with a failed condition
+    store.put(event("cart-77-item-1"))
+    refusals_carry_no_item(store, monkeypatch)
     # then the store reads the stored copy to tell a duplicate from a conflict
     assert store.put(event("cart-77-item-1")).outcome is Outcome.DUPLICATE
     changed = event("cart-77-item-1", event_type="cart.item_removed")

@@ -9,14 +9,20 @@ pauses on a fake clock."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from archive_support import record_on_table
 
 from eventlake import EventLake
 from eventlake.hot.results import Deadline, Outcome
-from tests.hot.test_hot import FakeTime, client_error, event, inject, store_with, stored
+from tests.hot.test_hot import (
+    FakeTime,
+    client_error,
+    event,
+    inject,
+    refusals_carry_no_item,
+    store_with,
+    stored,
+)
 
 
 def test_the_read_after_a_refused_write_stops_at_the_callers_deadline(
@@ -26,14 +32,8 @@ def test_the_read_after_a_refused_write_stops_at_the_callers_deadline(
     store = store_with(lake, aws_max_attempts=50, clock_skew_seconds=3000)
     record_on_table(store.clients, store.settings)  # the table's look-back
     assert store.put(event("cart-77-item-1")).outcome is Outcome.CREATED
+    refusals_carry_no_item(store, monkeypatch)
     ddb = store.clients.dynamodb
-    real_put = ddb.put_item
-
-    def put_item(**kwargs: Any) -> Any:
-        kwargs.pop("ReturnValuesOnConditionCheckFailure", None)
-        return real_put(**kwargs)
-
-    monkeypatch.setattr(ddb, "put_item", put_item)
     first = stored(store, "cart-77-item-1")
     reads = inject(store, "get_item", client_error("ThrottlingException", operation="GetItem"),
                    times=None)
