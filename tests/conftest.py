@@ -47,9 +47,19 @@ def eventlake_loggers_enabled() -> None:
             logger.disabled = False
 
 
+ISOLATED = "EVENTLAKE_TESTS_ISOLATED_AWS_ENV"
+"""Set by `aws_env` for the whole test: gone before the test ends only if the test undid it."""
+
+
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test ever reaches real AWS or reads the developer's EVENTLAKE_* settings."""
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test ever reaches real AWS or reads the developer's EVENTLAKE_* settings.
+
+    The test shares this `monkeypatch`: a `monkeypatch.undo()` in the test would also undo
+    these settings, and the rest of the test would run with the developer's credentials,
+    endpoint and EVENTLAKE_* settings (any client built after it would reach real AWS). So
+    such a test fails here; patch for part of a test with `with monkeypatch.context() as m:`.
+    """
     for key in list(os.environ):
         if key.startswith(("EVENTLAKE_", "AWS_")):
             monkeypatch.delenv(key, raising=False)
@@ -58,6 +68,11 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv(ISOLATED, "1")
+    yield
+    assert os.environ.get(ISOLATED) == "1", (
+        "the test undid the isolated AWS environment (`monkeypatch.undo()` undoes every "
+        "fixture's patches too): patch for part of a test with `monkeypatch.context()`")
 
 
 @pytest.fixture(autouse=True)

@@ -184,10 +184,10 @@ def test_a_crashed_writers_temp_file_is_counted_by_no_plain_reader(
     from eventlake.lake import fs as lakefs
 
     ids = world.ingest(["a", "b"], NOW - hours(2))
-    monkeypatch.setattr(lakefs.LakeFS, "_publish", _crash_after_temp(lakefs.LakeFS._publish))
-    with pytest.raises(OSError):
-        world.sweep(NOW - hours(1))
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lakefs.LakeFS, "_publish", _crash_after_temp(lakefs.LakeFS._publish))
+        with pytest.raises(OSError):
+            world.sweep(NOW - hours(1))
     day = world.lake.root + "/events/dt=" + (NOW - hours(2)).date().isoformat()
     assert [n for n in os.listdir(day) if n.startswith(".")]  # the crash left a hidden temp
     assert plain_count(world.lake) == 0 and dataset_count(world.lake) == 0

@@ -146,13 +146,13 @@ def test_a_crash_after_the_files_but_before_the_watermark_loses_and_doubles_noth
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise OSError("killed before the watermark moved")
 
-    monkeypatch.setattr("eventlake.archive.sweep.advance_watermark", crash)
-    with pytest.raises(OSError, match="killed") as raised:
-        world.sweep(NOW)
+    with monkeypatch.context() as killed:
+        killed.setattr("eventlake.archive.sweep.advance_watermark", crash)
+        with pytest.raises(OSError, match="killed") as raised:
+            world.sweep(NOW)
     assert world.stored_rows() == Counter(ids)  # the files were written ...
     assert read_watermark(world.lake) is None  # ... the watermark did not move
     assert any("watermark stays" in note for note in raised.value.__notes__)
-    monkeypatch.undo()
     # when it runs again (later: a new window name)
     world.ingest(["after"], NOW + timedelta(minutes=5))
     report = world.sweep(NOW + timedelta(minutes=10))
@@ -168,10 +168,10 @@ def test_a_crash_after_the_watermark_moved_leaves_everything_before_it_in_the_la
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise OSError("killed in the guard")
 
-    monkeypatch.setattr("eventlake.archive.sweep.ttl_margin", crash)
-    with pytest.raises(OSError, match="killed"):
-        world.sweep(NOW)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr("eventlake.archive.sweep.ttl_margin", crash)
+        with pytest.raises(OSError, match="killed"):
+            world.sweep(NOW)
     assert read_watermark(world.lake).at == NOW  # type: ignore[union-attr]
     assert world.stored_rows() == Counter(ids)
     again = world.sweep(NOW + timedelta(minutes=1))
@@ -191,11 +191,11 @@ def test_a_crash_between_two_dates_is_repaired_by_the_next_sweep(
             raise OSError("disk full")
         return real(dt, *args)
 
-    monkeypatch.setattr(world.lake, "_write_sorted", flaky)
-    with pytest.raises(OSError, match="disk full"):
-        world.sweep(NOW)
+    with monkeypatch.context() as full:
+        full.setattr(world.lake, "_write_sorted", flaky)
+        with pytest.raises(OSError, match="disk full"):
+            world.sweep(NOW)
     assert world.stored_rows() == Counter(["yesterday"]) and read_watermark(world.lake) is None
-    monkeypatch.undo()
     world.sweep(NOW + timedelta(minutes=1))
     assert world.stored_rows() == Counter(ids)
 

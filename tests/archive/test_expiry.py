@@ -134,20 +134,20 @@ def test_the_guard_says_at_risk_when_the_expiry_check_cannot_archive(
     world.ingest(["slow-1", "slow-2"], NOW - hours(1) + timedelta(minutes=5))
     world.sweep(NOW + hours(1))
     # and, once they are within the safety margin of expiry, a lake that refuses writes
-    monkeypatch.setattr(world.lake, "write", lambda *a, **k: (_ for _ in ()).throw(
-        OSError("access denied")))
     later = NOW + hours(72 - 4)
-    # when the sweep runs, the guard fails it naming them
-    with pytest.raises(TtlGuardError) as raised:
-        world.sweep(later)
-    assert sorted(raised.value.event_ids) == ["slow-1", "slow-2"]
-    assert isinstance(raised.value.__cause__, OSError)
-    # and the guard alone (what `status` runs) says the same: never 0 at risk
-    margin = ttl_margin(world.lake, world.hot, world.settings, now=later)
-    assert (margin.at_risk, sorted(margin.at_risk_ids)) == (2, ["slow-1", "slow-2"])
-    assert margin.hours_left == pytest.approx(3 + 5 / 60)  # expires_at: NOW + 71 h 05
+    with monkeypatch.context() as refusing:
+        refusing.setattr(world.lake, "write", lambda *a, **k: (_ for _ in ()).throw(
+            OSError("access denied")))
+        # when the sweep runs, the guard fails it naming them
+        with pytest.raises(TtlGuardError) as raised:
+            world.sweep(later)
+        assert sorted(raised.value.event_ids) == ["slow-1", "slow-2"]
+        assert isinstance(raised.value.__cause__, OSError)
+        # and the guard alone (what `status` runs) says the same: never 0 at risk
+        margin = ttl_margin(world.lake, world.hot, world.settings, now=later)
+        assert (margin.at_risk, sorted(margin.at_risk_ids)) == (2, ["slow-1", "slow-2"])
+        assert margin.hours_left == pytest.approx(3 + 5 / 60)  # expires_at: NOW + 71 h 05
     # once the lake takes writes again, the next sweep archives them
-    monkeypatch.undo()
     report = world.sweep(later + timedelta(minutes=15))
     assert report.beyond_skew == 2 and report.ttl.at_risk == 0
     assert world.stored_rows() == Counter(["slow-1", "slow-2"])

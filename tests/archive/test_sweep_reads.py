@@ -154,14 +154,14 @@ def test_a_straggler_after_the_window_read_is_archived_by_the_next_sweep(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # given an item that shows up in the index (ingested 2 minutes ago) after the window read
     late = world.item("late", NOW - timedelta(minutes=2))
-    after_window_read(world, monkeypatch, lambda: world.put_items([late]))
-    assert reuse_window_read(world.settings, NOW, NOW - world.settings.clock_skew)
-    # when the sweep runs, its guard judges what the window read listed: no late item there,
-    # and none could be near expiry (ingested after the guard's start: 3 days to go)
-    report = world.sweep(NOW)
-    assert (report.ttl.unarchived, report.ttl.at_risk) == (0, 0)
+    with monkeypatch.context() as straggling:
+        after_window_read(world, straggling, lambda: world.put_items([late]))
+        assert reuse_window_read(world.settings, NOW, NOW - world.settings.clock_skew)
+        # when the sweep runs, its guard judges what the window read listed: no late item
+        # there, and none could be near expiry (ingested after the guard's start: 3 days to go)
+        report = world.sweep(NOW)
+        assert (report.ttl.unarchived, report.ttl.at_risk) == (0, 0)
     # then the next sweep's window, which starts a clock skew before the watermark, has it
-    monkeypatch.undo()
     world.sweep(NOW + timedelta(minutes=15))
     assert world.stored_rows() == Counter(["late"])
 

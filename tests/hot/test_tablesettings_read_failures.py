@@ -60,9 +60,9 @@ def test_a_put_after_a_throttled_tag_read_reads_them_again_and_writes(
         mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     process(tmp_path).init()
     producer = process(tmp_path)
-    failing_list_tags(producer, monkeypatch, "ThrottlingException")
-    with pytest.raises(TransientError):
-        producer.put_many([order()])
-    monkeypatch.undo()
+    with monkeypatch.context() as throttled:
+        failing_list_tags(producer, throttled, "ThrottlingException")
+        with pytest.raises(TransientError):
+            producer.put_many([order()])
     assert [r.outcome.value for r in producer.put_many([order()])] == ["created"]
     assert len(items(producer)) == 1

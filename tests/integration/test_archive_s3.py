@@ -17,11 +17,11 @@ pytestmark = pytest.mark.integration
 def test_a_sweep_on_s3_archives_once_and_survives_a_crash_before_the_watermark(
         s3_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = s3_world.ingest([f"e-{i}" for i in range(6)], NOW - hours(2))
-    monkeypatch.setattr("eventlake.archive.sweep.advance_watermark",
-                        lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
-    with pytest.raises(OSError, match="killed"):
-        s3_world.sweep(NOW)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr("eventlake.archive.sweep.advance_watermark",
+                       lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
+        with pytest.raises(OSError, match="killed"):
+            s3_world.sweep(NOW)
     assert read_watermark(s3_world.lake) is None
     report = s3_world.sweep(NOW + timedelta(minutes=1))
     assert (report.counts.archived, report.counts.already) == (0, 6)

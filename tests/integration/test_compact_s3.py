@@ -75,10 +75,10 @@ def test_a_crash_while_deleting_on_s3_is_finished_by_the_next_run(
         real_delete(list(paths)[:2])
         raise OSError("killed while deleting")
 
-    monkeypatch.setattr(lake, "delete", delete_two_then_crash)
-    with pytest.raises(OSError, match="killed"):
-        compact(lake)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lake, "delete", delete_two_then_crash)
+        with pytest.raises(OSError, match="killed"):
+            compact(lake)
     assert len(lake.list_files()) == 5
     assert sorted(read_distinct(lake)["event_id"].to_pylist()) == ids(range(12))
 

@@ -330,10 +330,10 @@ def test_a_crash_while_deleting_the_inputs_is_finished_by_the_next_run(
         real_delete(list(paths)[:3])
         raise OSError("killed while deleting")
 
-    monkeypatch.setattr(lake, "delete", delete_three_then_crash)
-    with pytest.raises(OSError, match="killed"):
-        compact(lake)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lake, "delete", delete_three_then_crash)
+        with pytest.raises(OSError, match="killed"):
+            compact(lake)
 
     # meanwhile: the output and 7 inputs, copies that readers de-duplicate
     assert len(lake.list_files()) == 8
@@ -351,11 +351,10 @@ def test_leftovers_without_a_record_are_merged_again(
         ten_small_files: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     lake = ten_small_files
     real_delete = lake.delete
-    monkeypatch.setattr(lake, "delete", lambda paths: (real_delete(list(paths)[:8]),
-                                                       1 / 0))
-    with pytest.raises(ZeroDivisionError):
-        compact(lake)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lake, "delete", lambda paths: (real_delete(list(paths)[:8]), 1 / 0))
+        with pytest.raises(ZeroDivisionError):
+            compact(lake)
     (Path(lake.root) / "_eventlake/compaction/dt=2024-03-10").unlink()
 
     report = compact(lake, min_files=2)
@@ -369,10 +368,10 @@ def test_a_crash_while_writing_outputs_is_redone_with_the_same_names(
         ten_small_files: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     lake = ten_small_files
     target = sum(f.size for f in lake.list_files()) // 3 + 1
-    written = crash_after_one_write(lake, monkeypatch)
-    with pytest.raises(OSError, match="killed"):
-        compact(lake, target_bytes=target)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        written = crash_after_one_write(lake, killed)
+        with pytest.raises(OSError, match="killed"):
+            compact(lake, target_bytes=target)
     assert len(lake.list_files()) == 11  # every input, and the first output
 
     report = compact(lake, target_bytes=target)
@@ -749,10 +748,10 @@ def test_a_crash_while_deleting_merged_large_files_is_finished_by_the_next_run(
         real_delete(list(paths)[:1])
         raise OSError("killed while deleting")
 
-    monkeypatch.setattr(lake, "delete", delete_one_then_crash)
-    with pytest.raises(OSError, match="killed"):
-        compact(lake, **thresholds)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lake, "delete", delete_one_then_crash)
+        with pytest.raises(OSError, match="killed"):
+            compact(lake, **thresholds)
     assert len(lake.list_files()) == 2  # the output, and one input it replaces
 
     # when the next scheduled run comes
@@ -773,10 +772,10 @@ def test_a_crash_while_writing_merged_large_files_is_redone_with_the_same_names(
     sizes = [f.size for f in lake.list_files()]
     thresholds: dict[str, Any] = {"min_files": 4, "small_file_bytes": min(sizes) // 2,
                                   "target_bytes": sum(sizes) // 2 + 1}
-    written = crash_after_one_write(lake, monkeypatch)
-    with pytest.raises(OSError, match="killed"):
-        compact(lake, **thresholds)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        written = crash_after_one_write(lake, killed)
+        with pytest.raises(OSError, match="killed"):
+            compact(lake, **thresholds)
     assert len(lake.list_files()) == 3  # both inputs, and the first output
 
     # when the next scheduled run comes

@@ -199,10 +199,10 @@ def test_a_crash_between_compaction_steps_never_lets_readers_read_two_copies_bar
     shutil.copy(paths[2], paths[2].replace("stream-", "planted-"))
 
     # when compaction is killed at one of its steps
-    crash(lake, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        compact(lake, now=NOW, **thresholds)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        crash(lake, killed)
+        with pytest.raises(KeyboardInterrupt):
+            compact(lake, now=NOW, **thresholds)
 
     # then the manifest is absent, stale or right; readers count each event once, before and
     # after a sweep's verify
@@ -229,11 +229,11 @@ def test_outputs_refused_beside_their_inputs_are_accepted_once_the_inputs_are_go
     stream_day(lake)
     thresholds = split_thresholds(lake)
     verify(lake, [DT], now=NOW)
-    monkeypatch.setattr(lake, "delete", lambda paths: (_ for _ in ()).throw(
-        KeyboardInterrupt("killed before deleting")))
-    with pytest.raises(KeyboardInterrupt):
-        compact(lake, now=NOW, **thresholds)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lake, "delete", lambda paths: (_ for _ in ()).throw(
+            KeyboardInterrupt("killed before deleting")))
+        with pytest.raises(KeyboardInterrupt):
+            compact(lake, now=NOW, **thresholds)
     # a sweep sees outputs and inputs side by side, and refuses the outputs
     seen = verify(lake, [DT], now=NOW)
     outputs = sorted(base(f.path) for f in lake.list_files() if "compacted-" in f.path)

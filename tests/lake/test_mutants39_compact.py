@@ -66,10 +66,10 @@ def crash_while_deleting(lake: Lake, monkeypatch: pytest.MonkeyPatch, keep: int 
         real_delete(list(paths)[:keep])
         raise OSError("killed while deleting")
 
-    monkeypatch.setattr(lake, "delete", delete_some_then_crash)
-    with pytest.raises(OSError, match="killed"):
-        compact(lake, min_files=2)
-    monkeypatch.undo()
+    with monkeypatch.context() as killed:
+        killed.setattr(lake, "delete", delete_some_then_crash)
+        with pytest.raises(OSError, match="killed"):
+            compact(lake, min_files=2)
 
 
 def rewrite_same_size(path: str, numbers: range, *, like: str | None = None,
@@ -256,10 +256,10 @@ def test_a_run_finishing_two_days_interrupted_compactions_counts_and_verifies_bo
     knobs = {"min_files": 2, "small_file_bytes": late + 100,  # the sweep files are large
              "target_bytes": 4 * late + 200}  # the late files fit in one output, not the sweep
     for day in days:
-        monkeypatch.setattr(lake, "delete", lambda paths: 1 / 0)
-        with pytest.raises(ZeroDivisionError):
-            compact(lake, start=day, end=day, **knobs)
-        monkeypatch.undo()
+        with monkeypatch.context() as killed:
+            killed.setattr(lake, "delete", lambda paths: 1 / 0)
+            with pytest.raises(ZeroDivisionError):
+                compact(lake, start=day, end=day, **knobs)
 
     # when the next run looks at both days
     report = compact(lake, **knobs)
