@@ -447,7 +447,8 @@ def run() -> dict[str, float]:
     lines = m.lines()
     fixed_and_marginal(m, lines)
     before_life = lifetime(lines, summary)
-    parts, rows, floor_summary = floor(m.entries, m.reads, before_life)
+    sweep_before = {label: lines[label, "archived", "sweep", "before"][1] for label in PAYLOADS}
+    parts, rows, floor_summary = floor(m.entries, m.reads, before_life, sweep_before)
     summary.update(floor_summary)
     print(f"\n### the floor: the {len(m.entries):,} index entries the after-sweep read "
           "(mean bytes by DynamoDB's sizing rules, attribute names included)")

@@ -95,9 +95,31 @@ def test_the_floor_splits_entries_into_their_keys_and_prices_a_keys_only_index(
     per_read = 76_000 / 8192
     assert rows[1] == ["keys only, ids of 3 chars (these)", f"{per_read:.1f}",
                        f"{per_read * 2.5:.1f}"]
-    assert rows[-1][2] == f"{100 / (per_read * 2.5):,.1f}x"
+    assert rows[-2] == ["before's life at ~100 B / keys-only life (the most a projection can "
+                        "gain)", "", f"{100 / (per_read * 2.5):,.1f}x"]
     assert summary["rru_floor_read_keys_only"] == pytest.approx(per_read)
-    assert len(rows) == 3  # no real data set here: none printed
+    assert len(rows) == 5  # no real data set here: none printed
+
+
+def test_the_floor_prices_a_compact_layout_against_the_before_sweep_and_life(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(read_floor, "REALCASES", tmp_path / "absent")
+    _, rows, summary = floor([entry("abc")], 2.5, {"~100 B": 100.0}, {"~100 B": 40.0})
+    # the compact entry: event_id 8 + 3, `s` 1 + 12, `k` 1 + 37 (ingested_at 8, timestamp 8,
+    # expires_at 5, 16 bytes of the hash): 62 bytes, the id not repeated
+    compact = 62_000 / 8192
+    keys_only = 76_000 / 8192
+    assert rows[2] == [read_floor.COMPACT, f"{compact:.1f}", f"{compact * 2.5:.1f}"]
+    assert summary["rru_floor_read_compact"] == pytest.approx(compact)
+    assert rows[3:] == [
+        ["before's sweep per 1,000 more at ~100 B / one keys-only read",
+         f"{40 / keys_only:,.1f}x", ""],
+        ["before's sweep per 1,000 more at ~100 B / one compact-layout read",
+         f"{40 / compact:,.1f}x", ""],
+        ["before's life at ~100 B / keys-only life (the most a projection can gain)", "",
+         f"{100 / (keys_only * 2.5):,.1f}x"],
+        ["before's life at ~100 B / the compact layout's life", "",
+         f"{100 / (compact * 2.5):,.1f}x"]]
 
 
 def test_a_keys_only_entry_repeats_a_longer_id_in_both_keys(
