@@ -77,7 +77,9 @@ def _refuse_writes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_failed_sweeps_report_carries_the_guards_margin(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given two events 4 h from expiry, one fresh, and a lake that refuses writes
+    # given a sweep 21 h ago, then two events 4 h from expiry, one fresh, and a lake that
+    # refuses writes
+    first = world.sweep(NOW - hours(21))
     world.ingest(["urgent-1", "urgent-2"], NOW - hours(20))
     world.ingest(["fresh"], NOW - hours(1))
     _refuse_writes(world, monkeypatch)
@@ -88,6 +90,12 @@ def test_a_failed_sweeps_report_carries_the_guards_margin(
     assert report is not None and "access denied" in (report.error or "")
     assert (report.ttl.unarchived, report.ttl.at_risk) == (3, 2), report.to_dict()
     assert sorted(report.ttl.at_risk_ids) == ["urgent-1", "urgent-2"]
+    # and the window it tried, the watermark that stays, what it read, and who it was
+    assert report.since < first.watermark_after == report.watermark_before
+    assert report.watermark_after == first.watermark_after and report.until == NOW
+    assert report.counts.archived == 0 and report.rescued == 0
+    assert report.run_id.startswith("sweep") and report.run_id != first.run_id
+    assert report.expiry is not None and report.duration_s >= 0
 
 
 def test_an_event_deleted_under_a_failed_sweep_is_reported_lost(
