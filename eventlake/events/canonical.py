@@ -167,7 +167,8 @@ def canonical_number(value: float | int | Decimal) -> str:
     sign, digits_t, exp = d.as_tuple()
     assert isinstance(exp, int)
     # Strip trailing zeros by hand: Decimal.normalize rounds to its context's precision.
-    full = "".join(map(str, digits_t)).lstrip("0")
+    # (A Decimal's coefficient has no leading zeros: zero's is the one digit 0, stripped below.)
+    full = "".join(map(str, digits_t))
     digits = full.rstrip("0")
     if not digits:
         return "0"

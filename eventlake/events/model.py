@@ -166,32 +166,30 @@ def _from_eventbridge(raw: Mapping[str, Any]) -> dict[str, Any]:
 def _build(f: Mapping[str, Any], now: datetime) -> Event:
     # An id is derived only for a valid event, so errors name only ids the producer sent.
     given_id = _event_id(f.get("event_id"))
-    try:
-        event_type = _name("event_type", f.get("event_type"), MAX_EVENT_TYPE_CHARS, required=True)
-        assert event_type is not None
-        source = _name("source", f.get("source"), MAX_SOURCE_CHARS, required=False)
-        subject = _name("subject", f.get("subject"), MAX_SOURCE_CHARS, required=False)
-        raw_ts = f.get("timestamp")
-        defaulted = raw_ts is None
-        ts = now if defaulted else parse_timestamp(raw_ts)
-        if ts > now + FUTURE_TOLERANCE:
-            raise InvalidEventError(
-                "timestamp.future",
-                f"timestamp `{format_ts(ts)}` is {_human(ts - now)} in the future; "
-                f"at most {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes ahead is accepted")
-        payload = _payload(f.get("event_payload"))
-        event_id = given_id or derive_event_id(event_type, None if defaulted else ts, payload,
-                                               source, subject)
-        event = Event(event_id, event_type, ts, payload, source, subject, defaulted,
-                      event_id_derived=given_id is None)
-        size = estimated_item_bytes(event)
-        if size > MAX_ITEM_BYTES:
-            raise InvalidEventError(
-                "item.too_large",
-                f"stored item would be {size:,} bytes; DynamoDB's limit is {MAX_ITEM_BYTES:,} "
-                "bytes (400 KB): store large payloads elsewhere and send a reference")
-    except InvalidEventError as exc:
-        raise InvalidEventError(exc.rule, exc.detail, event_id=given_id) from None
+    # A refusal below carries no id: parse_event names the event by the id the producer sent.
+    event_type = _name("event_type", f.get("event_type"), MAX_EVENT_TYPE_CHARS, required=True)
+    assert event_type is not None
+    source = _name("source", f.get("source"), MAX_SOURCE_CHARS, required=False)
+    subject = _name("subject", f.get("subject"), MAX_SOURCE_CHARS, required=False)
+    raw_ts = f.get("timestamp")
+    defaulted = raw_ts is None
+    ts = now if defaulted else parse_timestamp(raw_ts)
+    if ts > now + FUTURE_TOLERANCE:
+        raise InvalidEventError(
+            "timestamp.future",
+            f"timestamp `{format_ts(ts)}` is {_human(ts - now)} in the future; "
+            f"at most {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes ahead is accepted")
+    payload = _payload(f.get("event_payload"))
+    event_id = given_id or derive_event_id(event_type, None if defaulted else ts, payload,
+                                           source, subject)
+    event = Event(event_id, event_type, ts, payload, source, subject, defaulted,
+                  event_id_derived=given_id is None)
+    size = estimated_item_bytes(event)
+    if size > MAX_ITEM_BYTES:
+        raise InvalidEventError(
+            "item.too_large",
+            f"stored item would be {size:,} bytes; DynamoDB's limit is {MAX_ITEM_BYTES:,} "
+            "bytes (400 KB): store large payloads elsewhere and send a reference")
     return event
 
 

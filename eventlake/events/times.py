@@ -50,12 +50,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise InvalidEventError(
             "timestamp.unparseable",
             f"timestamp `{value[:80]}` is not RFC 3339 (e.g. `2026-01-31T12:00:00Z`)")
-    text = value.strip()
-    frac = match.group(1)
-    if frac and len(frac) > 7:  # fromisoformat truncates; keep that explicit for nanoseconds
-        text = text.replace(frac, frac[:7], 1)
+    # fromisoformat (Python 3.11+) takes a lowercase `t` and truncates a fraction of more than
+    # six digits (nanoseconds) to microseconds; only a lowercase `z` it refuses.
     try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
     except ValueError:
         raise InvalidEventError("timestamp.unparseable",
                                 f"timestamp `{value[:80]}` is not a valid date and time") from None
