@@ -13,8 +13,11 @@ from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import kind_of
 
 # RFC 3339 date-time; a space may stand for the `T` (as in CloudTrail's LookupEvents output).
+# ASCII digits only (RFC 3339's DIGIT): `\d` alone also takes other scripts' digits, and
+# `fromisoformat` drops a fraction's digits past the sixth without looking at them. An
+# offset's minutes are 00-59 (`fromisoformat` reads `+00:60` as an hour).
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:[0-5]\d)$", re.ASCII)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -42,7 +45,8 @@ def parse_timestamp(value: Any) -> datetime:
                                 f"timestamp must be an RFC 3339 string, got {kind_of(value)}")
     match = _RFC3339.match(value.strip())
     if not match:
-        naive = re.match(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$", value.strip())
+        naive = re.match(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$", value.strip(),
+                         re.ASCII)
         if naive:
             raise InvalidEventError(
                 "timestamp.naive",

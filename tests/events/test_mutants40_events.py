@@ -308,3 +308,23 @@ def test_a_name_with_a_leading_space_is_refused(field: str) -> None:
     raw = DELETE_EVENT | {field: " " + DELETE_EVENT[field]}
     # when it is parsed, then it is refused by that name's format rule
     assert rejection(raw).rule == f"{field}.format"
+
+
+def test_a_fraction_with_a_digit_of_another_script_is_refused_not_cut_off() -> None:
+    # given a timestamp whose seventh fraction digit is an Arabic-Indic three (U+0663)
+    value = "2026-01-31T12:00:00.123456\u0663Z"
+    # when it is parsed, then it is not RFC 3339 (whose digits are ASCII), though Python's
+    # fromisoformat would drop the seventh digit unread and accept it
+    with pytest.raises(InvalidEventError) as raised:
+        parse_timestamp(value)
+    assert raised.value.rule == "timestamp.unparseable"
+
+
+def test_an_offset_of_sixty_minutes_is_refused_not_read_as_an_hour() -> None:
+    # given a timestamp whose offset has 60 minutes (RFC 3339's time-minute is 00-59)
+    # when it is parsed, then it is refused, not stored an hour earlier
+    with pytest.raises(InvalidEventError) as raised:
+        parse_timestamp("2026-01-31T12:00:00+00:60")
+    assert raised.value.rule == "timestamp.unparseable"
+    assert parse_timestamp("2026-01-31T12:00:00+00:59") == datetime(2026, 1, 31, 11, 1,
+                                                                    tzinfo=UTC)
