@@ -59,6 +59,9 @@ PRICE = {  # us-east-1, on-demand, USD
     "firehose_convert_gb": 0.018,    # JSON -> Parquet, per GB ingested (5 KB steps) [FIREHOSE]
 }
 GB = 1024 ** 3
+STORAGE_OVERHEAD_BYTES = 100
+"""DynamoDB bills each item's bytes plus 100 bytes of overhead, and the same for each of its
+entries in a secondary index [DYNAMODB; the developer guide's "Item sizes and formats"]."""
 SQL = ("SELECT event_type, count(*) FROM events GROUP BY 1",
        "SELECT count(*) FROM events WHERE timestamp > now() - INTERVAL 1 HOUR",
        "SELECT avg(CAST(json_extract_string(event_payload, '$.cart_total') AS DOUBLE)) FROM events")
@@ -147,6 +150,8 @@ class Run:
     events: int
     item_bytes: float
     lake_bytes: int
+    index_bytes: float = 0.0
+    """Mean bytes of an item's entries in the table's indexes (keys + projected), summed."""
 
 
 def counted_run(events: int, payload_bytes: int) -> Run:
@@ -204,8 +209,11 @@ def counted_run(events: int, payload_bytes: int) -> Run:
         from benchmarks.cost_units import item_size
 
         item_bytes = sum(item_size(i) for i in items) / max(1, len(items))
+        index_bytes = sum(entry for i in items for index in tally.indexes
+                          if (entry := tally.entry_bytes(index, i)) is not None
+                          ) / max(1, len(items))
         lake_bytes = sum(f.size for f in lake.cold.list_files())
-    return Run(tally, events, item_bytes, lake_bytes)
+    return Run(tally, events, item_bytes, lake_bytes, index_bytes)
 
 
 # --- pricing ------------------------------------------------------------------------------------
@@ -271,8 +279,12 @@ def price_run(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], floa
         f"{gb_s:,.1f} GB-s, {invocations:,.0f} invocations",
         gb_s * PRICE["lambda_gb_s"] + invocations * PRICE["lambda_request"])
     add("DynamoDB Streams reads (by Lambda)", f"{t.stream_records * scale:,.0f} records", 0.0)
-    ddb_gb = 1e6 * run.item_bytes * (1 + len(t.indexes)) / GB
-    add(f"DynamoDB storage ({args.retention_days} days retention, table + index copies)",
+    # Each item, and each index entry, is billed its bytes plus 100 bytes of overhead; an
+    # index entry holds the keys and what the index projects, not the whole item.
+    entries = 1 + sum(1 for _ in t.indexes)
+    ddb_gb = 1e6 * (run.item_bytes + run.index_bytes + STORAGE_OVERHEAD_BYTES * entries) / GB
+    add(f"DynamoDB storage ({args.retention_days} days retention, table + index entries, "
+        f"{STORAGE_OVERHEAD_BYTES} B overhead each)",
         f"{ddb_gb:,.2f} GB for {args.retention_days / 30:.2f} months",
         ddb_gb * args.retention_days / 30 * PRICE["ddb_storage_gb_month"])
     s3_gb = run.lake_bytes * scale / GB
@@ -308,8 +320,9 @@ def price_peer(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], flo
     add("Firehose ingestion (5 KB steps)", f"{fh_gb:,.2f} GB", fh_gb * PRICE["firehose_in_gb"])
     add("Firehose format conversion to Parquet (5 KB steps)", f"{fh_gb:,.2f} GB",
         fh_gb * PRICE["firehose_convert_gb"])
-    ddb_gb = 1e6 * run.item_bytes / GB
-    add(f"DynamoDB storage ({args.retention_days} days retention, table only)",
+    ddb_gb = 1e6 * (run.item_bytes + STORAGE_OVERHEAD_BYTES) / GB
+    add(f"DynamoDB storage ({args.retention_days} days retention, table only, "
+        f"{STORAGE_OVERHEAD_BYTES} B overhead)",
         f"{ddb_gb:,.2f} GB", ddb_gb * args.retention_days / 30 * PRICE["ddb_storage_gb_month"])
     s3_gb = run.lake_bytes * scale / GB
     add("S3 storage (taken equal to eventlake's compacted Parquet), per month kept",

@@ -82,18 +82,22 @@ class Tally:
     """Held by every count: botocore hooks run in the readers' thread pools, and the moto
     server answers S3 from threads of its own (`+=` on a Counter loses updates between them)."""
 
+    def entry_bytes(self, index: Index, item: Mapping[str, Any]) -> int | None:
+        """Bytes of `item`'s entry in `index` (its keys, the table's and what it projects);
+        None when the item lacks a key of the index (a sparse index leaves it out)."""
+        if not all(k in item for k in index.keys):
+            return None
+        if index.projected is None:
+            return item_size(item)
+        names = set(index.projected) | set(index.keys) | set(self.table_keys)
+        return item_size({k: v for k, v in item.items() if k in names})
+
     def record_write(self, phase: str, item: Mapping[str, Any]) -> None:
-        size = item_size(item)
-        self.wru[f"{phase}: table"] += write_units(size)
+        self.wru[f"{phase}: table"] += write_units(item_size(item))
         for index in self.indexes:
-            if not all(k in item for k in index.keys):
-                continue  # sparse: the item is not in this index
-            if index.projected is None:
-                projected = size
-            else:
-                names = set(index.projected) | set(index.keys) | set(self.table_keys)
-                projected = item_size({k: v for k, v in item.items() if k in names})
-            self.wru[f"{phase}: index {index.name}"] += write_units(projected)
+            entry = self.entry_bytes(index, item)
+            if entry is not None:
+                self.wru[f"{phase}: index {index.name}"] += write_units(entry)
 
     def record_read(self, phase: str, items: list[Mapping[str, Any]], *, consistent: bool,
                     per_item: bool) -> None:

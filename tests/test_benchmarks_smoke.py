@@ -58,6 +58,30 @@ def test_a_put_pays_for_the_table_and_each_index_it_appears_in() -> None:
     assert tally.calls == Counter({"ingest: PutItem": 1})
 
 
+def test_an_items_index_entry_holds_its_keys_and_what_the_index_projects() -> None:
+    tally = Tally(indexes=[Index("all", ("ingest_shard",), None),
+                           Index("keys", ("ingest_shard",), frozenset()),
+                           Index("sparse", ("missing",), None)])
+    item = _item(1500)
+    assert tally.entry_bytes(tally.indexes[0], item) == 1538  # the whole item
+    assert tally.entry_bytes(tally.indexes[1], item) == 8 + 2 + 12 + 3  # table + index keys
+    assert tally.entry_bytes(tally.indexes[2], item) is None  # not in a sparse index
+
+
+def test_storage_prices_index_entries_not_copies_of_the_item() -> None:
+    from benchmarks.cost import GB, PRICE, STORAGE_OVERHEAD_BYTES, Run, parse, price_run
+
+    # given a run whose items are 810 B with one index entry of 276 B each
+    tally = Tally(indexes=[Index("v2", ("ingest_shard", "ingest_key"), frozenset({"x"}))])
+    run = Run(tally, events=1000, item_bytes=810.0, lake_bytes=0, index_bytes=276.0)
+    rows, _ = price_run(run, parse(["--retention-days", "30"]))
+    # then the storage row prices 1e6 x (810 + 276 + 2 x 100) bytes for a month
+    [row] = [r for r in rows if r[0].startswith("DynamoDB storage")]
+    gb = 1e6 * (810 + 276 + 2 * STORAGE_OVERHEAD_BYTES) / GB
+    assert row[1] == f"{gb:,.2f} GB for 1.00 months"
+    assert row[2] == f"${gb * PRICE['ddb_storage_gb_month']:,.4f}"
+
+
 def test_batch_write_skips_unprocessed_items() -> None:
     tally = Tally()
     done, left = {"PutRequest": {"Item": _item(10)}}, {"PutRequest": {"Item": _item(2000)}}
