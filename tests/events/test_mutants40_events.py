@@ -17,6 +17,7 @@ from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import DuplicateKeyError, loads_exact
 from eventlake.events.model import parse_event
 from eventlake.events.times import format_ts, parse_timestamp
+from tests.events.test_events import EVENTBRIDGE  # the EventBridge docs' example event
 
 NOW = datetime(2021, 7, 21, 7, 0, tzinfo=UTC)
 
@@ -275,25 +276,13 @@ def test_an_event_parsed_without_a_clock_is_judged_by_the_time_in_utc() -> None:
     assert undated.timestamp_defaulted and undated.timestamp.utcoffset() == timedelta(0)
 
 
-EC2_STATE_CHANGE: dict[str, Any] = {
-    "version": "0",
-    "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-    "detail-type": "EC2 Instance State-change Notification",
-    "source": "aws.ec2",
-    "account": "111122223333",
-    "time": "2017-12-22T18:43:48Z",
-    "region": "us-west-1",
-    "resources": ["arn:aws:ec2:us-west-1:123456789012:instance/i-1234567890abcdef0"],
-    "detail": {"instance-id": "i-1234567890abcdef0", "state": "terminated"},
-}
-"""The EventBridge documentation's example event."""
 
 
 def test_an_eventbridge_event_with_a_malformed_id_is_named_by_that_id() -> None:
     """Mutants `parse_event`: the EventBridge test of the id's field misspelt, so a refused id
     (refused before the fields are read) was looked up as `event_id`: the error named none."""
     # given the EC2 notification with a trailing space in its id
-    raw = EC2_STATE_CHANGE | {"id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718 "}
+    raw = EVENTBRIDGE | {"id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718 "}
     # when it is parsed, then the refusal names the event by the id it carries
     error = rejection(raw)
     assert error.rule == "event_id.format"
