@@ -281,7 +281,7 @@ def price_run(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], floa
     add("DynamoDB Streams reads (by Lambda)", f"{t.stream_records * scale:,.0f} records", 0.0)
     # Each item, and each index entry, is billed its bytes plus 100 bytes of overhead; an
     # index entry holds the keys and what the index projects, not the whole item.
-    entries = 1 + sum(1 for _ in t.indexes)
+    entries = 1 + len(t.indexes)
     ddb_gb = 1e6 * (run.item_bytes + run.index_bytes + STORAGE_OVERHEAD_BYTES * entries) / GB
     add(f"DynamoDB storage ({args.retention_days} days retention, table + index entries, "
         f"{STORAGE_OVERHEAD_BYTES} B overhead each)",
