@@ -17,7 +17,7 @@ from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import DuplicateKeyError, loads_exact
 from eventlake.events.model import parse_event
 from eventlake.events.times import format_ts, parse_timestamp
-from tests.events.test_events import EVENTBRIDGE  # the EventBridge docs' example event
+from tests.events.test_events import CLOUDEVENT, EVENTBRIDGE  # the specs' example events
 
 NOW = datetime(2021, 7, 21, 7, 0, tzinfo=UTC)
 
@@ -32,14 +32,7 @@ DELETE_EVENT: dict[str, Any] = {
 """A GH Archive DeleteEvent (2021-07-21) in the seed shape."""
 
 PULL_REQUEST_CLOUDEVENT: dict[str, Any] = {
-    "specversion": "1.0",
-    "id": "A234-1234-1234",
-    "source": "https://github.com/cloudevents/spec/pull",
-    "subject": "123",
-    "type": "com.github.pull_request.opened",
-    "time": "2018-04-05T17:31:00Z",
-    "datacontenttype": "application/json",
-}
+    k: v for k, v in CLOUDEVENT.items() if k not in ("data", "comexampleextension1")}
 """The CloudEvents spec's example, its data to be added as `data_base64`."""
 
 
