@@ -26,6 +26,8 @@ quarantined already.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -36,6 +38,7 @@ from eventlake.archive.writer import ArchiveCounts, archive_items, event_keys
 from eventlake.codec import CodecError, RowBuilder
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import format_ts, parse_timestamp
+from eventlake.hot.index import KEY, SHARD, key_bound
 from eventlake.hot.store import Item
 from eventlake.lake.layout import dts_of
 from eventlake.lake.shards import read_shard_record
@@ -146,17 +149,35 @@ def _shard_number(image: Item) -> int:
     return int(n)
 
 
+def _binary(value: object) -> bytes:
+    """The bytes of a B attribute: as boto3 gives them, or as Lambda's JSON (base64); b""
+    for anything else (a sort key no Query of the index reads)."""
+    body = value.get("B") if isinstance(value, dict) else None
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return b""
+    return b""
+
+
 def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
              holes: Sequence[Hole] = ()) -> bool:
     """Whether an expiry check read the item (so the lake holds it, or quarantined it): the
     index lists it where a sweep's Query of the band reads, and at a time before the
     checkpoint. A sweep queries shards `<UTC day>#0` to `#<shards - 1>` (at least the count the
-    lake records, `lake/shards.py`) with `ingest_key BETWEEN` two fixed-width times, as text.
-    So the sort key must start with such a time (`format_ts`), and the shard must be that
-    time's day and one of those numbers, written as a Query names it. An item without the
-    index's keys (another producer's), or with keys no such Query reads, is checked against
-    the lake, whatever its `ingested_at` says; so is every item while the lake records no
-    shard count (`shards` None), and every item ingested in one of the checkpoint's `holes`."""
+    lake records, `lake/shards.py`) with `ingest_key BETWEEN` two fixed-width times, as text
+    (an old index, during a migration), or `k BETWEEN` their 8-byte forms (hot/index.py).
+    So the sort key must start with such a time (`format_ts`), the shard must be that
+    time's day and one of those numbers, written as a Query names it, and the item must be in
+    both indexes alike: `s` the same shard, `k` starting with the same time (an item without
+    them, written before the index had them or by an older writer, is in no index once the
+    old one is gone). An item without the index's keys (another producer's), or with keys no
+    such Query reads, is checked against the lake, whatever its `ingested_at` says; so is
+    every item while the lake records no shard count (`shards` None), and every item
+    ingested in one of the checkpoint's `holes`."""
     if checkpoint is None or shards is None:
         return False
     shard, key = image.get("ingest_shard"), image.get("ingest_key")
@@ -171,6 +192,8 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
     except InvalidEventError:
         return False
     if format_ts(when) != stamp:  # another text of a time sorts elsewhere in BETWEEN
+        return False
+    if image.get(SHARD) != shard or _binary(image.get(KEY))[:8] != key_bound(when):
         return False
     return (shard_text.partition("#")[0] == stamp[:10]
             and 0 <= _shard_number(image) < shards and when < checkpoint
