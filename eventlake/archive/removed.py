@@ -26,8 +26,6 @@ quarantined already.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -38,7 +36,7 @@ from eventlake.archive.writer import ArchiveCounts, archive_items, event_keys
 from eventlake.codec import CodecError, RowBuilder
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import format_ts, parse_timestamp
-from eventlake.hot.index import KEY, SHARD, key_bound
+from eventlake.hot.index import KEY, SHARD, binary, key_bound
 from eventlake.hot.store import Item
 from eventlake.lake.layout import dts_of
 from eventlake.lake.shards import read_shard_record
@@ -149,20 +147,6 @@ def _shard_number(image: Item) -> int:
     return int(n)
 
 
-def _binary(value: object) -> bytes:
-    """The bytes of a B attribute: as boto3 gives them, or as Lambda's JSON (base64); b""
-    for anything else (a sort key no Query of the index reads)."""
-    body = value.get("B") if isinstance(value, dict) else None
-    if isinstance(body, bytes | bytearray):
-        return bytes(body)
-    if isinstance(body, str):
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return b""
-    return b""
-
-
 def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
              holes: Sequence[Hole] = ()) -> bool:
     """Whether an expiry check read the item (so the lake holds it, or quarantined it): the
@@ -193,8 +177,9 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
         return False
     if format_ts(when) != stamp:  # another text of a time sorts elsewhere in BETWEEN
         return False
-    if image.get(SHARD) != shard or _binary(image.get(KEY))[:8] != key_bound(when):
-        return False
+    if (when.year < 1970 or image.get(SHARD) != shard
+            or (binary(image.get(KEY)) or b"")[:8] != key_bound(when)):
+        return False  # (before 1970 `k` cannot say the time: key_bound holds it as 1970)
     return (shard_text.partition("#")[0] == stamp[:10]
             and 0 <= _shard_number(image) < shards and when < checkpoint
             and not any(start <= when < end for start, end in holes))

@@ -73,8 +73,7 @@ from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import redact
 from eventlake.events.canonical import raw_identity
 from eventlake.events.schema import EVENT_SCHEMA
-from eventlake.hot.index import KEY as INDEX_KEY
-from eventlake.hot.index import SHARD as INDEX_SHARD
+from eventlake.hot.index import adds_only_keys
 from eventlake.lake.layout import split_by_dt
 from eventlake.lake.store import Lake, QuarantineEntry, WrittenFile
 
@@ -86,14 +85,12 @@ Record = StreamRecord | RecordError
 T = TypeVar("T")
 
 
-def is_reindexing(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
-    """Whether a MODIFY only gave an item the index keys `s` and `k`, which it lacked (the
-    backfill of `eventlake init`, hot/index.py): the event is unchanged. Anything else
-    changed, or keys replaced, is an immutable event modified."""
-    if (old is None or new is None or INDEX_KEY in old or INDEX_SHARD in old
-            or INDEX_KEY not in new or INDEX_SHARD not in new):
-        return False
-    return {n: v for n, v in new.items() if n not in (INDEX_SHARD, INDEX_KEY)} == old
+def is_reindexing(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Whether a MODIFY only gave an item the index keys `s` and `k` it lacked, exactly as the
+    backfill of `eventlake init` computes them from the item (hot/index.py,
+    `adds_only_keys`): the event is unchanged. Anything else changed, other keys, or keys
+    replaced, is an immutable event modified."""
+    return adds_only_keys(old, new)
 
 
 @dataclass

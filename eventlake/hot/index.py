@@ -14,7 +14,7 @@ a table from the indexes before it.
                  content_hash 32  "is this exact event archived", not just "is this id" (an
                                   id reused with other content must still reach the
                                   quarantine) (all zeros: not 64 lowercase hex characters)
-    entry    event_id · s · k: ~110 bytes with a 36-character id
+    entry    event_id · s · k: ~114 bytes with a 36-character id
 
 So a reader decides from the entry alone whether the lake holds an event, and fetches the
 whole item (BatchGetItem, hot/fetch.py) only when it does not. `decode_entry` turns an entry
@@ -37,22 +37,28 @@ readers or writers:
     2. wait until it is ACTIVE    it holds only items written with s and k
     3. backfill                   every item with ingest_shard and ingest_key but no k gets
                                   s and k (UpdateItem, conditional on the item being
-                                  unchanged); the stream path lets these MODIFYs pass
-                                  (archive/stream.py, `is_reindexing`)
-    4. delete the old index       only when every item it holds was placed; a reader still
-                                  holding its name re-chooses and queries again
+                                  unchanged), in passes of a strongly consistent Scan until
+                                  one finds no such item; the stream path lets these MODIFYs
+                                  pass (archive/stream.py, `is_reindexing`)
+    4. delete the old index       only then, and only when every item it holds was placed;
+                                  a reader still holding its name re-chooses and queries again
 
 Readers query an old index while one is queryable (`choose`): it holds every item until
 step 4, the new one only after step 3. A crash between the steps leaves a state the next
 `init` continues from (the backfill skips items that have k). Writers must run this version
-before step 3: an item an older writer writes after it has no k, and once the old index is
-gone no index lists it (the stream path still archives it; the sweep would not see it).
-A table in a CloudFormation stack keeps its old index until the template drops it (`init`
-says so; infra/template.yaml, PreviousIndex).
+before step 3: items an older writer stores during the backfill are found by the next pass
+(after BACKFILL_PASSES passes that keep finding some, `init` stops, keeping the old index);
+one it stores after the last pass has no k, and once the old index is gone no index lists it
+(the stream path still archives it; the sweep would not see it). `eventlake init --reindex`
+runs the backfill with no old index left (an old index dropped too soon). A table in a
+CloudFormation stack keeps its old index until the template drops it (`init
+--keep-old-index`; infra/template.yaml, PreviousIndex).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 import struct
@@ -71,8 +77,10 @@ __all__ = [
     "LEGACY_INDEX_NAME",
     "OLD_INDEX_NAMES",
     "PREVIOUS_INDEX_NAME",
+    "adds_only_keys",
     "attribute_definitions",
     "backfill",
+    "binary",
     "choose",
     "decode_entry",
     "entry_key",
@@ -194,6 +202,31 @@ def key_of_item(item: dict[str, Any]) -> dict[str, Any] | None:
     return {SHARD: {"S": shard}, KEY: {"B": key}}
 
 
+def binary(value: object) -> bytes | None:
+    """The bytes of a B attribute as boto3 gives them (bytes) or as Lambda's JSON carries
+    them (base64 text); None for anything else."""
+    body = value.get("B") if isinstance(value, dict) else None
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+def adds_only_keys(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Whether an item image `new` is `old` plus exactly the `s` and `k` the backfill gives
+    it (`key_of_item(old)`): an item given the index keys, its event unchanged."""
+    if old is None or new is None or KEY in old or SHARD in old:
+        return False
+    keys = key_of_item(old)
+    return (keys is not None and new.get(SHARD) == keys[SHARD]
+            and binary(new.get(KEY)) == keys[KEY]["B"]
+            and {n: v for n, v in new.items() if n not in (SHARD, KEY)} == old)
+
+
 def decode_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """An entry of this index as the attributes readers use (the module docstring): event_id,
     ingest_shard, ingest_key, and timestamp, expires_at and content_hash where `k` knows them.
@@ -206,9 +239,15 @@ def decode_entry(entry: dict[str, Any]) -> dict[str, Any]:
                            f" eventlake writes {KEY_BYTES} (hot/index.py): the item was written"
                            " by something else; delete or rewrite it")
     ingested, stamp = struct.unpack_from(">QQ", key)
+    try:
+        at = _EPOCH + ingested * _MICROSECOND
+    except OverflowError:
+        raise StorageError(f"index {INDEX_NAME} lists event `{event_id}` with a key `k` whose "
+                           "ingestion time is past year 9999: the item was written by "
+                           "something else; delete or rewrite it") from None
     out: dict[str, Any] = {
         "event_id": entry["event_id"], "ingest_shard": entry[SHARD],
-        "ingest_key": {"S": f"{format_ts(_EPOCH + ingested * _MICROSECOND)}#{event_id}"}}
+        "ingest_key": {"S": f"{format_ts(at)}#{event_id}"}}
     if key[8:16] != _NO_TS:
         with suppress(OverflowError):  # not a time eventlake wrote: the item is fetched
             out["timestamp"] = {"S": format_ts(_EPOCH + (stamp - _TS_OFFSET) * _MICROSECOND)}
@@ -322,15 +361,17 @@ def wait_index_active(describe: Callable[[], dict[str, Any]], name: str, *,
 
 
 def backfill(ddb: Any, table: str, *, workers: int = BACKFILL_WORKERS,
-             page_size: int | None = None) -> tuple[int, list[str]]:
-    """Give every item that has the old indexes' keys (`ingest_shard`, `ingest_key`) but
-    no `k` its `s` and `k` (`key_of_item`): a Scan for such items, one conditional
-    UpdateItem each (the item unchanged since the Scan read it: `ingest_key` the same, no
-    `k` yet; an item deleted or backfilled meanwhile is skipped). Returns how many items
-    were given keys, and the ids of items the new index cannot place (at most 20)."""
+             page_size: int | None = None) -> tuple[int, int, list[str]]:
+    """One pass giving every item that has the old indexes' keys (`ingest_shard`,
+    `ingest_key`) but no `k` its `s` and `k` (`key_of_item`): a strongly consistent Scan for
+    such items, one conditional UpdateItem each (the item unchanged since the Scan read it:
+    `ingest_key` the same, no `k` yet; an item deleted, re-put or given its keys meanwhile is
+    left to the next pass). Returns the items given keys, the placeable items the Scan found
+    (a pass finding none proves every item placed), and the ids of items the new index cannot
+    place (at most 20 named)."""
     names = {"#k": KEY, "#ts": "timestamp"}
     kwargs: dict[str, Any] = {
-        "TableName": table, "ExpressionAttributeNames": names,
+        "TableName": table, "ExpressionAttributeNames": names, "ConsistentRead": True,
         "FilterExpression": ("attribute_exists(ingest_shard) AND attribute_exists(ingest_key)"
                              " AND attribute_not_exists(#k)"),
         "ProjectionExpression": "event_id, ingest_shard, ingest_key, #ts, content_hash, "
@@ -338,7 +379,7 @@ def backfill(ddb: Any, table: str, *, workers: int = BACKFILL_WORKERS,
     }
     if page_size is not None:
         kwargs["Limit"] = page_size
-    written = 0
+    written = seen = 0
     unplaced: list[str] = []
 
     def update(item: dict[str, Any]) -> int:
@@ -362,11 +403,44 @@ def backfill(ddb: Any, table: str, *, workers: int = BACKFILL_WORKERS,
             for item, done in zip(page, pool.map(update, page), strict=True):
                 if done < 0:
                     unplaced.append(str(_text(item, "event_id")))
-                written += max(done, 0)
+                else:
+                    seen += 1
+                    written += done
             if page:
                 _log.info("index %s: %d item(s) given its keys so far", INDEX_NAME, written)
-    return written, unplaced[:20] + ([f"... {len(unplaced) - 20} more"]
-                                     if len(unplaced) > 20 else [])
+    return written, seen, unplaced[:20] + ([f"... {len(unplaced) - 20} more"]
+                                           if len(unplaced) > 20 else [])
+
+
+BACKFILL_PASSES = 5
+"""Passes `migrate` makes before it gives up on items that keep appearing without `k` (a
+writer older than this version is still storing events)."""
+
+
+def backfill_all(ddb: Any, table: str, old: list[str], *,
+                 workers: int = BACKFILL_WORKERS) -> list[str]:
+    """`backfill` passes until one finds no placeable item without `k`; returns what changed.
+    StorageError when items cannot be placed, or still appear after BACKFILL_PASSES passes
+    (the old index `old` is then kept: readers use it)."""
+    total = 0
+    for _ in range(BACKFILL_PASSES):
+        written, seen, unplaced = backfill(ddb, table, workers=workers)
+        total += written
+        if unplaced:
+            raise StorageError(
+                f"table `{table}`: index {INDEX_NAME} cannot place items whose `ingest_key` "
+                f"is not `<ingested_at>#<event_id>` in eventlake's layout: "
+                f"{', '.join(unplaced)}; {' and '.join(old) or 'nothing'} kept (readers use "
+                "it): rewrite or delete those items, then run `eventlake init` again")
+        if not seen:
+            return ([f"gave {total} existing item(s) the keys of index {INDEX_NAME} "
+                     "(attributes s and k; the stream path lets these MODIFYs pass)"]
+                    if total else [])
+    raise StorageError(
+        f"table `{table}`: items without the keys of index {INDEX_NAME} kept appearing over "
+        f"{BACKFILL_PASSES} passes ({total} given keys): a writer older than this version is "
+        f"still storing events; {' and '.join(old) or 'nothing'} kept (readers use it): "
+        "deploy this version to every writer, then run `eventlake init` again")
 
 
 def _scan(ddb: Any, kwargs: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
@@ -380,12 +454,13 @@ def _scan(ddb: Any, kwargs: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
 
 
 def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[[], None],
-            sleep: Callable[[float], None] = time.sleep, stack: str | None = None,
-            workers: int = BACKFILL_WORKERS) -> list[str]:
+            sleep: Callable[[float], None] = time.sleep, keep_old: str | None = None,
+            reindex: bool = False, workers: int = BACKFILL_WORKERS) -> list[str]:
     """Give an existing table the index of `index_spec`: create it, backfill it, and remove
-    the old ones (the module docstring's steps); returns what changed. `stack`: the
-    CloudFormation stack the table belongs to, whose template removes the old index
-    (`init` must not: the stack's next update would fail on an index that is gone)."""
+    the old ones (the module docstring's steps); returns what changed. `keep_old`: why the
+    old index must stay (a CloudFormation template removes it: deleting it here would fail
+    the stack's next update); `reindex`: backfill even when no old index is left (items that
+    lost theirs: an old index dropped before a backfill finished)."""
     changes: list[str] = []
     indexes = _indexes(desc)
     current = indexes.get(INDEX_NAME)
@@ -415,22 +490,12 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
     if created or not _active(current):
         wait_index_active(describe, INDEX_NAME, sleep=sleep)
     old = [name for name in OLD_INDEX_NAMES if name in indexes]
-    if not old:
+    if not old and not reindex:
         return changes
-    written, unplaced = backfill(ddb, table, workers=workers)
-    if written:
-        changes.append(f"gave {written} existing item(s) the keys of index {INDEX_NAME} "
-                       "(attributes s and k; the stream path lets these MODIFYs pass)")
-    if unplaced:
-        raise StorageError(
-            f"table `{table}`: index {INDEX_NAME} cannot place items whose `ingest_key` is not "
-            f"`<ingested_at>#<event_id>` in eventlake's layout: {', '.join(unplaced)}; "
-            f"{' and '.join(old)} kept (readers use it): rewrite or delete those items, then "
-            "run `eventlake init` again")
-    if stack is not None:
+    changes += backfill_all(ddb, table, old, workers=workers)
+    if old and keep_old is not None:
         changes.append(f"kept index {' and '.join(old)} (readers use it until it is gone): "
-                       f"table `{table}` belongs to CloudFormation stack `{stack}`; deploy "
-                       "infra/template.yaml with PreviousIndex=drop to remove it")
+                       f"{keep_old}")
         return changes
     for name in old:
         if indexes[name].get("IndexStatus") != "DELETING":  # a previous init's delete

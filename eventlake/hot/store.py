@@ -197,8 +197,11 @@ class HotStore:
 
     # --- provisioning ----------------------------------------------------------------------
 
-    def provision(self) -> list[str]:
-        """Create or complete the table; returns what changed (empty when nothing did)."""
+    def provision(self, *, keep_old_index: bool = False, reindex: bool = False) -> list[str]:
+        """Create or complete the table; returns what changed (empty when nothing did).
+        `keep_old_index`: migrate an old table's index but leave the old index for its
+        CloudFormation template to drop; `reindex`: give every item lacking the index keys
+        its keys even when no old index is left (index.migrate)."""
         ddb = self.clients.dynamodb
         changes: list[str] = []
         try:
@@ -226,9 +229,14 @@ class HotStore:
             # First: a process configured against the table must change nothing.
             changes += self._record_settings(desc["TableArn"])
             # the index of index_spec; the ones before it are replaced (index.py)
-            tags = read_tags(self._call, ddb, desc["TableArn"])
+            stack = read_tags(self._call, ddb, desc["TableArn"]).get(
+                "aws:cloudformation:stack-name")
+            keep = ("asked to (`eventlake init --keep-old-index`): update the stack with "
+                    "PreviousIndex=drop to remove it" if keep_old_index else
+                    f"table `{self.table}` belongs to CloudFormation stack `{stack}`; update "
+                    "it with PreviousIndex=drop to remove it" if stack is not None else None)
             changes += migrate(ddb, self.table, dict(desc), wait_table=self._wait_active,
-                               stack=tags.get("aws:cloudformation:stack-name"),
+                               keep_old=keep, reindex=reindex,
                                workers=self.settings.put_concurrency)
             self._index = None  # choose again
             stream: Any = desc.get("StreamSpecification") or {}

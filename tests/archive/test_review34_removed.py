@@ -86,6 +86,21 @@ def test_a_remove_of_an_item_the_new_index_does_not_list_alike_is_checked(
     assert (report.removed_checked, report.removed_archived) == (1, 1)
 
 
+def test_a_remove_of_an_item_ingested_before_1970_is_checked(lake: Lake) -> None:
+    # given an item stamped before 1970 (only a replayed stream record carries one): `k`
+    # cannot say its time (held as 1970), so no Query of its day's band lists it
+    from datetime import UTC, datetime
+
+    from eventlake.hot.store import item_of
+    from tests.archive.test_stream_removed import event_of
+
+    stored = item_of(event_of("evt-old"), datetime(1969, 12, 31, 23, 0, tzinfo=UTC),
+                     retention_seconds=86400, index_shards=8)
+    report = archive_event(lake, {"Records": [removal(stored, 900)]})
+    assert ids(lake) == ["evt-old"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
 def test_a_remove_with_k_in_base64_as_lambda_sends_it_is_vouched_for(lake: Lake) -> None:
     report = archive_event(lake, {"Records": [removal(wire_image(item("evt-ok")), 900)]})
     assert (report.ttl_removals, report.removed_checked, report.removed_archived) == (1, 0, 0)

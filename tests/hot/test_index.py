@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_support import wire_image
 
 from eventlake import EventLake, Settings
 from eventlake.archive.stream import archive_event, is_reindexing
@@ -193,6 +194,9 @@ def test_a_key_not_of_this_layout_is_refused_naming_the_event() -> None:
     with pytest.raises(StorageError, match=r"event `odd-1` with a key `k` of 3 bytes"):
         decode_entry({"event_id": {"S": "odd-1"}, "s": {"S": "2026-11-01#0"},
                       "k": {"B": b"abc"}})
+    with pytest.raises(StorageError, match=r"event `odd-2` .* past year 9999"):
+        decode_entry({"event_id": {"S": "odd-2"}, "s": {"S": "2026-11-01#0"},
+                      "k": {"B": b"\xff" * KEY_BYTES}})
 
 
 def test_a_window_read_is_half_open_to_the_microsecond(lake: EventLake) -> None:
@@ -251,8 +255,13 @@ def test_the_backfills_modifies_pass_the_stream_path_but_other_modifies_do_not(
     EventLake(lake.settings).init()
     new = stored(lake)["e-0"]
     assert is_reindexing(old, new)
-    # anything else changed, or keys there before, is an immutable event modified
+    # and as Lambda's JSON carries it (base64)
+    assert is_reindexing(old, wire_image(new))
+    # anything else changed, keys other than the backfill computes from the item, or keys
+    # there before, is an immutable event modified
     assert not is_reindexing(old, {**new, "event_payload": {"S": "{}"}})
+    assert not is_reindexing(old, {**new, "k": {"B": new["k"]["B"][:21] + bytes(32)}})
+    assert not is_reindexing(old, {**new, "s": {"S": "2026-01-01#0"}})
     assert not is_reindexing(new, {**new, "k": {"B": bytes(KEY_BYTES)}})
     assert not is_reindexing({**old, "s": new["s"]}, new)
     assert not is_reindexing(old, {**old, "s": new["s"]})
@@ -366,6 +375,109 @@ def test_an_item_the_new_index_cannot_place_keeps_the_old_index_and_is_named(
     assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
     assert sum("k" in item for item in stored(lake).values()) == 6
     assert EventLake(lake.settings).hot.index_name() == PREVIOUS_INDEX_NAME
+
+
+def test_init_asked_to_keep_the_old_index_backfills_and_leaves_it(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given an old table whose stack template still holds the old index (PreviousIndex=keep)
+    lake = old_lake(tmp_path)
+    # when init runs with --keep-old-index
+    changes = EventLake(lake.settings).init(keep_old_index=True)
+    # then it backfills, keeps the old index and says how it goes away
+    assert short(changes)[:2] == [f"added index {INDEX_NAME}",
+                                  f"gave 6 existing item(s) the keys of index {INDEX_NAME}"]
+    assert changes[2].startswith(f"kept index {PREVIOUS_INDEX_NAME}")
+    assert "--keep-old-index" in changes[2] and "PreviousIndex=drop" in changes[2]
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    assert all("k" in item for item in stored(lake).values())
+    # and a later init with the flag has nothing to give keys to
+    assert short(EventLake(lake.settings).init(keep_old_index=True)) == [
+        f"kept index {PREVIOUS_INDEX_NAME}"]
+
+
+def test_the_cli_passes_keep_old_index_and_reindex_to_init(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from eventlake.cli.main import main
+
+    lake = old_lake(tmp_path)
+    monkeypatch.setenv("EVENTLAKE_TABLE", lake.settings.table)
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", lake.settings.lake_uri)
+    assert main(["init", "--keep-old-index"]) == 0
+    out = capsys.readouterr().out
+    assert f"gave 6 existing item(s) the keys of index {INDEX_NAME}" in out
+    assert f"kept index {PREVIOUS_INDEX_NAME}" in out
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    assert main(["init", "--reindex"]) == 0
+    assert f"deleted index {PREVIOUS_INDEX_NAME}" in capsys.readouterr().out
+    assert list(indexes(lake)) == [INDEX_NAME]
+
+
+def test_reindex_gives_keys_to_items_left_without_them_when_the_old_index_is_gone(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given the old index dropped before any init had backfilled (a stack updated keep ->
+    # drop too soon): the old items are in no index
+    lake = old_lake(tmp_path)
+    create_new_index(lake)
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
+                                       GlobalSecondaryIndexUpdates=[
+                                           {"Delete": {"IndexName": PREVIOUS_INDEX_NAME}}])
+    assert hot_ids(EventLake(lake.settings)) == []
+    # when init runs without --reindex nothing is found to do; with it, they are indexed
+    assert EventLake(lake.settings).init() == []
+    assert short(EventLake(lake.settings).init(reindex=True)) == [
+        f"gave 6 existing item(s) the keys of index {INDEX_NAME}"]
+    assert hot_ids(EventLake(lake.settings)) == [f"e-{i}" for i in range(6)]
+
+
+def test_items_an_old_writer_stores_during_the_backfill_are_given_keys_by_the_next_pass(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an old writer storing one event without s and k while the first pass runs
+    lake = old_lake(tmp_path)
+    first = EventLake(lake.settings)
+    real = first.clients.dynamodb.scan
+    passes: list[int] = []
+
+    def scan(**kwargs: Any) -> Any:
+        response = real(**kwargs)
+        if kwargs.get("ConsistentRead") and "ExclusiveStartKey" not in kwargs:
+            passes.append(1)
+            if len(passes) == 1:
+                write_old(lake, ["late-1"])
+        return response
+
+    monkeypatch.setattr(first.clients.dynamodb, "scan", scan)
+    # when init migrates, then a second pass finds it, a third finds none, and the old index
+    # goes only then
+    assert short(first.init()) == [f"added index {INDEX_NAME}",
+                                   f"gave 7 existing item(s) the keys of index {INDEX_NAME}",
+                                   f"deleted index {PREVIOUS_INDEX_NAME}"]
+    assert len(passes) == 3
+    assert hot_ids(EventLake(lake.settings)) == sorted([*(f"e-{i}" for i in range(6)), "late-1"])
+
+
+def test_an_old_writer_still_storing_keeps_the_old_index_and_is_named(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an old writer storing an event without s and k during every pass
+    lake = old_lake(tmp_path)
+    first = EventLake(lake.settings)
+    real = first.clients.dynamodb.scan
+    late = iter(range(100))
+
+    def scan(**kwargs: Any) -> Any:
+        response = real(**kwargs)
+        if kwargs.get("ConsistentRead") and "ExclusiveStartKey" not in kwargs:
+            write_old(lake, [f"late-{next(late)}"])
+        return response
+
+    monkeypatch.setattr(first.clients.dynamodb, "scan", scan)
+    # then init gives up, saying why, and readers keep the old index, which lists them all
+    with pytest.raises(StorageError, match="a writer older than this version is still"):
+        first.init()
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    reader = EventLake(lake.settings)
+    assert reader.hot.index_name() == PREVIOUS_INDEX_NAME
+    assert len(hot_ids(reader)) == 6 + 5
 
 
 def test_a_table_of_a_cloudformation_stack_keeps_its_old_index_for_the_template_to_drop(
