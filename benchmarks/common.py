@@ -35,3 +35,9 @@ def reset_peak_rss() -> bool:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def without_index_keys(item: dict[str, Any]) -> dict[str, Any]:
+    """An item without the index keys `s` and `k` (eventlake/hot/index.py): the item as stored
+    before by_ingested_at_v3, for benchmarks whose baselines read every attribute."""
+    return {name: value for name, value in item.items() if name not in ("s", "k")}

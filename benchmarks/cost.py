@@ -152,6 +152,13 @@ class Run:
     lake_bytes: int
     index_bytes: float = 0.0
     """Mean bytes of an item's entries in the table's indexes (keys + projected), summed."""
+    peer_item_bytes: float = 0.0
+    """Mean bytes of an item without eventlake's index attributes (`INDEX_ATTRIBUTES`): what
+    the peer's table stores."""
+
+
+INDEX_ATTRIBUTES = ("ingest_shard", "ingest_key", "s", "k")
+"""The attributes eventlake's items carry for its ingestion-time index (hot/index.py)."""
 
 
 def counted_run(events: int, payload_bytes: int) -> Run:
@@ -212,8 +219,11 @@ def counted_run(events: int, payload_bytes: int) -> Run:
         index_bytes = sum(entry for i in items for index in tally.indexes
                           if (entry := tally.entry_bytes(index, i)) is not None
                           ) / max(1, len(items))
+        peer_item_bytes = sum(item_size({n: v for n, v in i.items()
+                                         if n not in INDEX_ATTRIBUTES}) for i in items
+                              ) / max(1, len(items))
         lake_bytes = sum(f.size for f in lake.cold.list_files())
-    return Run(tally, events, item_bytes, lake_bytes, index_bytes)
+    return Run(tally, events, item_bytes, lake_bytes, index_bytes, peer_item_bytes)
 
 
 # --- pricing ------------------------------------------------------------------------------------
@@ -320,9 +330,9 @@ def price_peer(run: Run, args: argparse.Namespace) -> tuple[list[list[str]], flo
     add("Firehose ingestion (5 KB steps)", f"{fh_gb:,.2f} GB", fh_gb * PRICE["firehose_in_gb"])
     add("Firehose format conversion to Parquet (5 KB steps)", f"{fh_gb:,.2f} GB",
         fh_gb * PRICE["firehose_convert_gb"])
-    ddb_gb = 1e6 * (run.item_bytes + STORAGE_OVERHEAD_BYTES) / GB
-    add(f"DynamoDB storage ({args.retention_days} days retention, table only, "
-        f"{STORAGE_OVERHEAD_BYTES} B overhead)",
+    ddb_gb = 1e6 * ((run.peer_item_bytes or run.item_bytes) + STORAGE_OVERHEAD_BYTES) / GB
+    add(f"DynamoDB storage ({args.retention_days} days retention, table only, items without "
+        f"eventlake's index attributes, {STORAGE_OVERHEAD_BYTES} B overhead)",
         f"{ddb_gb:,.2f} GB", ddb_gb * args.retention_days / 30 * PRICE["ddb_storage_gb_month"])
     s3_gb = run.lake_bytes * scale / GB
     add("S3 storage (taken equal to eventlake's compacted Parquet), per month kept",

@@ -1,7 +1,7 @@
 """DynamoDB read request units per 1,000 events: a sweep and an `events` query, with the
-ingestion-time index projecting ALL attributes (before issue 12) and projecting only what the
-readers decide by (after: eventlake/hot/index.py); what of it is paid per sweep run and what
-per event; the RRU of an event's whole life in the table; and the floor no projection beats.
+ingestion-time index projecting ALL attributes (before issue 12) and keys only, the sort key
+packing what the readers decide by (after: eventlake/hot/index.py); what of it is paid per
+sweep run and what per event; the RRU of an event's whole life in the table; and the floor.
 
     before   a table as `eventlake init` created it until issue 12: index `by_ingested_at`,
              projection ALL, and the sweep's read path before issue 12: the TTL guard queries
@@ -10,10 +10,12 @@ per event; the RRU of an event's whole life in the table; and the floor no proje
              Queries, whole items in every entry, nothing fetched (`index.is_whole`). The
              expiry check predates issue 12 (41a0738, "Clock skew"): it read its band through
              the same index, whole items (`read_ingested_pages`), as today's check does on it.
-    after    a table as `eventlake init` creates it now: `by_ingested_at_v2`, projection keys +
-             timestamp, content_hash, expires_at; whole items fetched (BatchGetItem) only for
-             what the lake lacks; the window read runs on to `now` and the TTL guard judges
-             its entries instead of querying that range again (archive/sweep.py).
+    after    a table as `eventlake init` creates it now: `by_ingested_at_v3`, keys only (`s`,
+             and `k`, 53 bytes packing ingested_at, timestamp, expires_at, content_hash);
+             whole items fetched (BatchGetItem) only for what the lake lacks; the window read
+             runs on to `now` and the TTL guard judges its entries instead of querying that
+             range again (archive/sweep.py). Its items carry `s` and `k` (68 more bytes);
+             the before table's do not, as before.
 
 Scenario (moto, in process; the same events in both tables), at each volume of VOLUMES:
 a watermark 20 minutes before NOW, the events ingested over the next 15 minutes, payloads of
@@ -37,7 +39,8 @@ run (empty Queries are charged 0.5 each) and the cost per 1,000 more events. An 
 life is the per-1,000 cost of the three sweeps, plus that of each `events` query run while it
 is in the hot window. After the first sweep both lakes hold every event, so the later sweeps
 are measured on the archived lake only. The floor: the index entries the after-sweep read, by
-part, and what a keys-only index would read per 1,000 events.
+part, and what the same entries would read per 1,000 events in the layouts before
+(read_floor.py).
 
 Read units come from the items each call returned, by DynamoDB's sizing rules
 (eventlake/hot/capacity.py), counted by a botocore hook on every Query, Scan, GetItem and
@@ -186,10 +189,13 @@ def open_lake(kind: str, table: str, lake_dir: Path, *, create: bool) -> tuple[A
     return lake, ReadMeter(lake.clients.dynamodb)
 
 
-def fill(lake: Any, count: int, blocks: int) -> list[Any]:
-    """`count` events in the table, ingested over [NOW - 20 min, NOW - 5 min); their items."""
+def fill(lake: Any, count: int, blocks: int, *, keys: bool) -> list[Any]:
+    """`count` events in the table, ingested over [NOW - 20 min, NOW - 5 min); their items,
+    without the index keys `s` and `k` unless `keys` (the before table's writer had none)."""
     start = NOW - timedelta(minutes=20)
     items = [lake.hot.to_item(event, at) for event, at in events(count, blocks, start)]
+    if not keys:
+        items = [{n: v for n, v in item.items() if n not in ("s", "k")} for item in items]
     ddb = lake.clients.dynamodb
     for i in range(0, len(items), 25):
         ddb.batch_write_item(RequestItems={lake.settings.table: [
@@ -272,7 +278,7 @@ def measure(blocks: int, count: int, root: Path
         items: list[Any] = []
         for state in ("archived", "unarchived"):
             lake, meter = open_lake(kind, table, root / f"{table}-{state}", create=not items)
-            items = items or fill(lake, count, blocks)
+            items = items or fill(lake, count, blocks, keys=kind == "after")
             advance_watermark(lake.cold, NOW - timedelta(minutes=20), expected=None,
                               run_id="bench", now=NOW)
             if state == "archived":
@@ -375,7 +381,7 @@ def per_call(m: Measured, summary: dict[str, float]) -> None:
                              m.queries_of(label, state, call) if call == "sweep" else ""])
                 summary[f"rru_{call}_{state}_{label.strip('~ ')}_before"] = b
                 summary[f"rru_{call}_{state}_{label.strip('~ ')}_after"] = a
-    print_table(["payload", "events", "call", "RRU before (ALL)", "RRU after (projected)",
+    print_table(["payload", "events", "call", "RRU before (ALL)", "RRU after (keys only)",
                  "before/after", "sweep Queries b / a"], rows, 3)
     print("(before/after > 1: the projected index reads less; < 1: it reads more. Unarchived "
           "events are fetched whole by BatchGetItem, which rounds each item up to 4 KB)")
@@ -456,9 +462,9 @@ def run() -> dict[str, float]:
     print()
     print_table(["RRU per 1,000 events, index entries", "per read",
                  f"life ({m.reads:.2f} reads)"], rows, 1)
-    print("(a read of the index costs at least its keys: the table key and the index keys, "
-          "which repeat the event id. Each read of an event's life pays it once; the fixed "
-          "per-run costs come on top)")
+    print("(a read of a keys-only index costs its keys: the table key and the index keys; "
+          "DESIGN.md's keys repeat the event id, this index's do not. Each read of an event's "
+          "life pays it once; the fixed per-run costs come on top)")
     return summary
 
 

@@ -61,11 +61,14 @@ class EventLake:
 
         return Lake(self.settings, clients=self.clients)
 
-    def init(self) -> list[str]:
+    def init(self, *, keep_old_index: bool = False, reindex: bool = False) -> list[str]:
         """Provision the table, the bucket of an s3:// lake and the lake's marker
         (`_eventlake/lake.json`: readers and writers refuse a lake without it); idempotent.
         Returns what changed. ConfigError, before anything is made, when the lake's marker
-        names another table (archive/lakeof.py)."""
+        names another table (archive/lakeof.py). On a table of an earlier version, migrates
+        its ingestion-time index (hot/index.py): `keep_old_index` leaves the old index for a
+        CloudFormation template to drop, `reindex` backfills the index keys even when no old
+        index is left."""
         from contextlib import suppress
 
         from eventlake.archive.lakeof import refuse_another_table
@@ -73,7 +76,7 @@ class EventLake:
 
         with suppress(LakeNotFoundError):  # an s3:// lake whose bucket is not made yet
             refuse_another_table(self.cold, self.settings.table)
-        changes = self.hot.provision()
+        changes = self.hot.provision(keep_old_index=keep_old_index, reindex=reindex)
         if self.settings.lake_uri.startswith("s3://"):
             from eventlake.lake.bucket import ensure_bucket
 

@@ -7,6 +7,7 @@ pins that), so a row can be compared with the `Event` it came from.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,6 +147,12 @@ def ids_in_lake(lake: Lake) -> list[str]:
     return sorted(lake.read(columns=["event_id"])["event_id"].to_pylist())
 
 
+def wire_image(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as Lambda's JSON carries it: binary values (the index key `k`) in base64."""
+    return {name: {"B": base64.b64encode(value["B"]).decode("ascii")} if "B" in value else value
+            for name, value in item.items()}
+
+
 def lambda_event(items: list[dict[str, Any]], *, first_seq: int = 500000000000000000000,
                  source_arn: str = "arn:aws:dynamodb:us-east-1:123456789012:table/events/"
                  "stream/2024-05-01T00:00:00.000") -> dict[str, Any]:
@@ -159,7 +166,8 @@ def lambda_event(items: list[dict[str, Any]], *, first_seq: int = 50000000000000
             "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
             "eventSourceARN": source_arn,
             "dynamodb": {"ApproximateCreationDateTime": int(created.timestamp()),
-                         "Keys": {"event_id": item["event_id"]}, "NewImage": item,
+                         "Keys": {"event_id": item["event_id"]},
+                         "NewImage": wire_image(item),
                          "SequenceNumber": str(first_seq + i), "SizeBytes": 300,
                          "StreamViewType": "NEW_AND_OLD_IMAGES"}})
     return {"Records": records}

@@ -6,6 +6,7 @@ values. (The benchmark itself runs on moto for minutes: `python -m benchmarks re
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -77,52 +78,41 @@ def test_the_line_through_two_volumes_gives_the_fixed_cost_and_the_cost_per_1000
     assert fixed == pytest.approx(17) and per_1000 == pytest.approx(34)
 
 
-def entry(event_id: str) -> dict[str, dict[str, str]]:
+def entry(event_id: str) -> dict[str, Any]:
+    """An entry of by_ingested_at_v3 as DynamoDB returns it."""
+    from eventlake.hot.index import item_keys
+
+    at = datetime(2026, 11, 10, 11, 40, tzinfo=UTC)
     return {"event_id": {"S": event_id},                              # 8 + len(id)
-            "ingest_shard": {"S": "2026-11-10#3"},                    # 12 + 12
-            "ingest_key": {"S": f"2026-11-10T11:40:00.000000Z#{event_id}"},  # 10 + 28 + id
-            "content_hash": {"S": "h" * 20}}                          # 12 + 20
+            "s": {"S": "2026-11-10#3"},                               # 1 + 12
+            "k": {"B": item_keys(at, at, 1_790_000_000, "ab" * 32)}}  # 1 + 53
 
 
-def test_the_floor_splits_entries_into_their_keys_and_prices_a_keys_only_index(
+def test_the_floor_splits_entries_into_their_keys_and_prices_the_layouts_before(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(read_floor, "REALCASES", tmp_path / "absent")
-    parts, rows, summary = floor([entry("abc"), entry("abc")], 2.5, {"~100 B": 100.0})
-    assert parts == [["table key (event_id)", "11.0"],
-                     ["index keys (ingest_shard, ingest_key)", "65.0"],
-                     ["projected (content_hash)", "32.0"], ["entry", "108.0"]]
-    # keys only: 11 + 65 = 76 bytes; 1,000 reads of them, eventually consistent: 76000 / 8192
-    per_read = 76_000 / 8192
-    assert rows[1] == ["keys only, ids of 3 chars (these)", f"{per_read:.1f}",
-                       f"{per_read * 2.5:.1f}"]
-    assert rows[-2] == ["before's life at ~100 B / keys-only life (the most a projection can "
-                        "gain)", "", f"{100 / (per_read * 2.5):,.1f}x"]
-    assert summary["rru_floor_read_keys_only"] == pytest.approx(per_read)
-    assert len(rows) == 5  # no real data set here: none printed
+    parts, rows, summary = floor([entry("abc"), entry("abc")], 2.5, {"~100 B": 100.0},
+                                 {"~100 B": 40.0})
+    assert parts == [["table key (event_id)", "11.0"], ["index keys (s, k)", "67.0"],
+                     ["entry", "78.0"]]
+    this = 78_000 / 8192  # 1,000 entries, eventually consistent
+    # decoded: ingest_shard 12 + 12, ingest_key 10 + 27 + 1 + 3 (the id again), timestamp
+    # 9 + 27, content_hash 12 + 64, expires_at 10 + 3 (1790000000: 3 significant digits)
+    design = (11 + 24 + 41) * 1000 / 8192
+    previous = (11 + 24 + 41 + 36 + 76 + 13) * 1000 / 8192
+    assert rows == [
+        [read_floor.THIS, f"{this:.1f}", f"{this * 2.5:.1f}"],
+        [read_floor.PREVIOUS, f"{previous:.1f}", f"{previous * 2.5:.1f}"],
+        [read_floor.DESIGN_KEYS, f"{design:.1f}", f"{design * 2.5:.1f}"],
+        ["before's sweep per 1,000 more at ~100 B / one read of this index",
+         f"{40 / this:,.1f}x", ""],
+        ["before's life at ~100 B / this index's life", "", f"{100 / (this * 2.5):,.1f}x"]]
+    assert summary["rru_floor_read"] == pytest.approx(this)
+    assert summary["rru_floor_read_previous"] == pytest.approx(previous)
+    assert summary["rru_floor_read_design_keys"] == pytest.approx(design)
 
 
-def test_the_floor_prices_a_compact_layout_against_the_before_sweep_and_life(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(read_floor, "REALCASES", tmp_path / "absent")
-    _, rows, summary = floor([entry("abc")], 2.5, {"~100 B": 100.0}, {"~100 B": 40.0})
-    # the compact entry: event_id 8 + 3, `s` 1 + 12, `k` 1 + 37 (ingested_at 8, timestamp 8,
-    # expires_at 5, 16 bytes of the hash): 62 bytes, the id not repeated
-    compact = 62_000 / 8192
-    keys_only = 76_000 / 8192
-    assert rows[2] == [read_floor.COMPACT, f"{compact:.1f}", f"{compact * 2.5:.1f}"]
-    assert summary["rru_floor_read_compact"] == pytest.approx(compact)
-    assert rows[3:] == [
-        ["before's sweep per 1,000 more at ~100 B / one keys-only read",
-         f"{40 / keys_only:,.1f}x", ""],
-        ["before's sweep per 1,000 more at ~100 B / one compact-layout read",
-         f"{40 / compact:,.1f}x", ""],
-        ["before's life at ~100 B / keys-only life (the most a projection can gain)", "",
-         f"{100 / (keys_only * 2.5):,.1f}x"],
-        ["before's life at ~100 B / the compact layout's life", "",
-         f"{100 / (compact * 2.5):,.1f}x"]]
-
-
-def test_a_keys_only_entry_repeats_a_longer_id_in_both_keys(
+def test_this_index_holds_the_id_once_so_a_longer_id_costs_its_length_once(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "gh.jsonl").write_text("\n".join(json.dumps({"id": "1" * n}) for n in (9, 11, 40))
                                        + "\n")
@@ -130,12 +120,12 @@ def test_a_keys_only_entry_repeats_a_longer_id_in_both_keys(
     monkeypatch.setattr(read_floor, "REAL_IDS", {"GH": ("gh.jsonl", "id")})
     assert real_id_lengths() == {"GH (3 ids)": 11}
     _, rows, _ = floor([entry("abc")], 1.0, {})
-    # the median id (11 chars) is 8 more than these: 16 bytes more per entry (both keys)
-    assert rows[2] == ["keys only, GH (3 ids): median id 11 chars",
-                       f"{(76 + 16) * 1000 / 8192:.1f}", f"{(76 + 16) * 1000 / 8192:.1f}"]
+    # the median id (11 chars) is 8 more than these: 8 bytes more per entry
+    assert rows[3] == ["this index, GH (3 ids): median id 11 chars (these: 3)",
+                       f"{(78 + 8) * 1000 / 8192:.1f}", f"{(78 + 8) * 1000 / 8192:.1f}"]
 
 
-def test_the_floor_refuses_an_entry_whose_sort_key_does_not_end_with_its_id() -> None:
-    bad = entry("abc") | {"ingest_key": {"S": "2026-11-10T11:40:00.000000Z#zzz"}}
+def test_the_floor_refuses_an_entry_that_is_not_this_indexs() -> None:
+    bad = entry("abc") | {"ingest_key": {"S": "2026-11-10T11:40:00.000000Z#abc"}}
     with pytest.raises(ValueError, match="`abc`"):
         floor([bad], 1.0, {})

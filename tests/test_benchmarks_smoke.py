@@ -82,6 +82,17 @@ def test_storage_prices_index_entries_not_copies_of_the_item() -> None:
     assert row[2] == f"${gb * PRICE['ddb_storage_gb_month']:,.4f}"
 
 
+def test_the_peers_table_stores_items_without_eventlakes_index_attributes() -> None:
+    from benchmarks.cost import GB, STORAGE_OVERHEAD_BYTES, Run, parse, price_peer
+
+    # given items of 877 B, 700 B of them without the index attributes
+    run = Run(Tally(), events=1000, item_bytes=877.0, lake_bytes=0, peer_item_bytes=700.0)
+    rows, _ = price_peer(run, parse(["--retention-days", "30"]))
+    # then the peer's table is priced at 700 B an item
+    [row] = [r for r in rows if r[0].startswith("DynamoDB storage")]
+    assert row[1] == f"{1e6 * (700 + STORAGE_OVERHEAD_BYTES) / GB:,.2f} GB"
+
+
 def test_batch_write_skips_unprocessed_items() -> None:
     tally = Tally()
     done, left = {"PutRequest": {"Item": _item(10)}}, {"PutRequest": {"Item": _item(2000)}}

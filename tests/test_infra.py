@@ -28,7 +28,7 @@ from eventlake.archive.metrics import ARCHIVE_LAG, NAMESPACE, TTL_MARGIN
 from eventlake.config import Settings
 from eventlake.handlers import ingest
 from eventlake.handlers import stream as stream_handler
-from eventlake.hot.index import index_spec
+from eventlake.hot.index import PREVIOUS_INDEX_NAME, attribute_definitions, index_spec
 from eventlake.hot.store import INDEX_NAME, TTL_ATTRIBUTE
 from eventlake.hot.tablesettings import TABLE_TAGS
 from eventlake.local.stack import MotoServer
@@ -80,10 +80,18 @@ def test_every_environment_variable_is_a_setting() -> None:
 def test_the_table_matches_what_the_hot_store_provisions() -> None:
     table = template()["Resources"]["EventsTable"]["Properties"]
     assert table["KeySchema"] == [{"AttributeName": "event_id", "KeyType": "HASH"}]
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == INDEX_NAME
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["ingest_shard", "ingest_key"]
-    assert index["Projection"] == index_spec()["Projection"]
+    index, previous = table["GlobalSecondaryIndexes"]
+    assert index == index_spec()
+    definitions = [d for d in table["AttributeDefinitions"] if "Fn::If" not in d]
+    assert definitions == [{"AttributeName": "event_id", "AttributeType": "S"},
+                           *attribute_definitions()]
+    # the previous index only while a stack deployed before it migrates (PreviousIndex)
+    condition, spec, absent = previous["Fn::If"]
+    assert (condition, absent) == ("KeepPreviousIndex", {"Ref": "AWS::NoValue"})
+    assert spec["IndexName"] == PREVIOUS_INDEX_NAME
+    assert template()["Conditions"]["KeepPreviousIndex"] == {
+        "Fn::Equals": [{"Ref": "PreviousIndex"}, "keep"]}
+    assert template()["Parameters"]["PreviousIndex"]["Default"] == "drop"
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -431,7 +439,7 @@ def test_the_table_is_protected_from_deletion_and_recoverable() -> None:
     assert table["Properties"]["DeletionProtectionEnabled"] is True
     assert table["Properties"]["PointInTimeRecoverySpecification"] == {
         "PointInTimeRecoveryEnabled": True}
-    [index] = table["Properties"]["GlobalSecondaryIndexes"]
+    index, _ = table["Properties"]["GlobalSecondaryIndexes"]
     assert index["IndexName"] == INDEX_NAME
 
 

@@ -36,6 +36,7 @@ from eventlake.archive.writer import ArchiveCounts, archive_items, event_keys
 from eventlake.codec import CodecError, RowBuilder
 from eventlake.errors import InvalidEventError
 from eventlake.events.times import format_ts, parse_timestamp
+from eventlake.hot.index import KEY, SHARD, binary, key_bound
 from eventlake.hot.store import Item
 from eventlake.lake.layout import dts_of
 from eventlake.lake.shards import read_shard_record
@@ -151,12 +152,16 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
     """Whether an expiry check read the item (so the lake holds it, or quarantined it): the
     index lists it where a sweep's Query of the band reads, and at a time before the
     checkpoint. A sweep queries shards `<UTC day>#0` to `#<shards - 1>` (at least the count the
-    lake records, `lake/shards.py`) with `ingest_key BETWEEN` two fixed-width times, as text.
-    So the sort key must start with such a time (`format_ts`), and the shard must be that
-    time's day and one of those numbers, written as a Query names it. An item without the
-    index's keys (another producer's), or with keys no such Query reads, is checked against
-    the lake, whatever its `ingested_at` says; so is every item while the lake records no
-    shard count (`shards` None), and every item ingested in one of the checkpoint's `holes`."""
+    lake records, `lake/shards.py`) with `ingest_key BETWEEN` two fixed-width times, as text
+    (an old index, during a migration), or `k BETWEEN` their 8-byte forms (hot/index.py).
+    So the sort key must start with such a time (`format_ts`), the shard must be that
+    time's day and one of those numbers, written as a Query names it, and the item must be in
+    both indexes alike: `s` the same shard, `k` starting with the same time (an item without
+    them, written before the index had them or by an older writer, is in no index once the
+    old one is gone). An item without the index's keys (another producer's), or with keys no
+    such Query reads, is checked against the lake, whatever its `ingested_at` says; so is
+    every item while the lake records no shard count (`shards` None), and every item
+    ingested in one of the checkpoint's `holes`."""
     if checkpoint is None or shards is None:
         return False
     shard, key = image.get("ingest_shard"), image.get("ingest_key")
@@ -172,6 +177,9 @@ def _vouched(image: Item, checkpoint: datetime | None, shards: int | None,
         return False
     if format_ts(when) != stamp:  # another text of a time sorts elsewhere in BETWEEN
         return False
+    if (when.year < 1970 or image.get(SHARD) != shard
+            or (binary(image.get(KEY)) or b"")[:8] != key_bound(when)):
+        return False  # (before 1970 `k` cannot say the time: key_bound holds it as 1970)
     return (shard_text.partition("#")[0] == stamp[:10]
             and 0 <= _shard_number(image) < shards and when < checkpoint
             and not any(start <= when < end for start, end in holes))

@@ -2,7 +2,9 @@
 
     INSERT (NewImage)      -> a lake row (column-wise fast path for eventlake's own items)
     INSERT without image   -> quarantined: the stream must be NEW_AND_OLD_IMAGES
-    MODIFY                 -> quarantined: "immutable event modified"
+    MODIFY                 -> quarantined: "immutable event modified", except one that
+                              only gives an item the index keys `s` and `k` (`eventlake
+                              init` migrating the index: hot/index.py): counted `reindexed`
     REMOVE                 -> counted (TTL vs other), never deleted from the lake; its old
                               image archived when no sweep vouched for it and the lake lacks
                               it (archive/removed.py: the event's last copy)
@@ -71,6 +73,7 @@ from eventlake.codec.columns import lambda_insert_columns
 from eventlake.config import redact
 from eventlake.events.canonical import raw_identity
 from eventlake.events.schema import EVENT_SCHEMA
+from eventlake.hot.index import adds_only_keys
 from eventlake.lake.layout import split_by_dt
 from eventlake.lake.store import Lake, QuarantineEntry, WrittenFile
 
@@ -80,6 +83,14 @@ MODIFY_RULE = "stream.modify"
 MAX_PARALLEL_WRITES = 8
 Record = StreamRecord | RecordError
 T = TypeVar("T")
+
+
+def is_reindexing(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Whether a MODIFY only gave an item the index keys `s` and `k` it lacked, exactly as the
+    backfill of `eventlake init` computes them from the item (hot/index.py,
+    `adds_only_keys`): the event is unchanged. Anything else changed, other keys, or keys
+    replaced, is an immutable event modified."""
+    return adds_only_keys(old, new)
 
 
 @dataclass
@@ -97,6 +108,8 @@ class BatchReport:
     removed_archived: int = 0
     """Of those, events the lake lacked, archived from the old image (logged at ERROR)."""
     modified: int = 0
+    reindexed: int = 0
+    """MODIFYs that only added the index keys s and k (`is_reindexing`): not quarantined."""
     files: list[WrittenFile] = field(default_factory=list)
     quarantine_file: str | None = None
     failed_from: str | None = None
@@ -107,9 +120,9 @@ class BatchReport:
         return {
             "msg": "stream batch", "records": self.records, "archived": self.archived,
             "already_archived": self.already_archived, "quarantined": self.quarantined,
-            "modified": self.modified, "ttl_removals": self.ttl_removals,
-            "other_removals": self.other_removals, "removed_checked": self.removed_checked,
-            "removed_archived": self.removed_archived,
+            "modified": self.modified, "reindexed": self.reindexed,
+            "ttl_removals": self.ttl_removals, "other_removals": self.other_removals,
+            "removed_checked": self.removed_checked, "removed_archived": self.removed_archived,
             "partitions": sorted({f.dt for f in self.files}),
             "files": [f.path for f in self.files], "bytes": sum(f.bytes for f in self.files),
             "quarantine_file": self.quarantine_file, "failed_from": self.failed_from,
@@ -218,6 +231,9 @@ def _archive(lake: Lake, batch: _Batch, fast_table: pa.Table, fast_indexes: list
                 continue
             row_record.append(index)
         elif record.event_name == "MODIFY":
+            if is_reindexing(record.old_image, record.new_image):
+                report.reindexed += 1
+                continue
             report.modified += 1
             quarantine.append((index, _entry(record.raw, "immutable event modified",
                                              MODIFY_RULE)))

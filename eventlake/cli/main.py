@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         p.fill = fill
 
     add("init", _command("status", "cmd_init"),
-        "create the table (and the lake's bucket); safe to run again")
+        "create the table (and the lake's bucket); safe to run again", _init_arguments)
     add("put", _command("put", "cmd_put"), "store events from JSON / JSONL files or stdin",
         _put_arguments)
     add("archive", _command("archive", "cmd_archive"), "sweep: archive what the stream path "
@@ -221,6 +221,16 @@ def _archive_arguments(p: argparse.ArgumentParser) -> None:
                    help="leave events this recent to the stream path (default "
                         "$EVENTLAKE_ARCHIVE_SETTLE_SECONDS; 0 archives everything)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _init_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-old-index", action="store_true",
+                   help="migrating a table of an earlier version: give its items the new "
+                        "index's keys but leave the old index (a CloudFormation stack drops it "
+                        "with PreviousIndex=drop; README, Upgrading a table's index)")
+    p.add_argument("--reindex", action="store_true",
+                   help="give every item without the index keys its keys, even when no old "
+                        "index is left (an old index dropped before `init` had backfilled)")
 
 
 def _backfill_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from eventlake.cli.common import error, open_lake
 
 def cmd_init(args: argparse.Namespace) -> int:
     lake = open_lake(args)
-    changes = lake.init()
+    changes = lake.init(keep_old_index=args.keep_old_index, reindex=args.reindex)
     for change in changes:
         print(f"  {change}")
     print(f"ready: table `{lake.settings.table}`, lake {lake.settings.lake_uri}"

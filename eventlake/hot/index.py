@@ -1,72 +1,261 @@
-"""The ingestion-time index: what it projects, which index a reader queries, and the migration
-of a table from the index that projected every attribute.
+"""The ingestion-time index: its layout, which index a reader queries, and the migration of
+a table from the indexes before it.
 
-    index    by_ingested_at_v2
-             ingest_shard = "<UTC day>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
-    entry    event_id · ingest_shard · ingest_key  (keys: always there)
-             timestamp      its UTC date is the lake partition (dt) the event is archived in
-             content_hash   "is this exact event archived", not just "is this id" (an id reused
-                            with other content must still reach the quarantine)
-             expires_at     the TTL guard's margin and the sweep's rescue count, unfetched
+    index    by_ingested_at_v3 (keys only)
+             s = "<UTC day>#<shard>"  ·  k = 53 bytes, binary:
+                 ingested_at  8   microseconds since the epoch, big-endian: `k` sorts by it,
+                                  so "ingested in [a, b)" is `k BETWEEN <a, 8 bytes> AND
+                                  <b, 8 bytes>` (every k is longer than a bound, so sorts
+                                  after the bound it starts with)
+                 timestamp    8   microseconds + 2**63: its UTC date is the lake partition
+                                  (dt) the event is archived in (0: not in format_ts's layout)
+                 expires_at   5   epoch seconds: the TTL guard's margin, unfetched
+                                  (all ones: none, or not a whole number of seconds)
+                 content_hash 32  "is this exact event archived", not just "is this id" (an
+                                  id reused with other content must still reach the
+                                  quarantine) (all zeros: not 64 lowercase hex characters)
+    entry    event_id · s · k: ~114 bytes with a 36-character id
 
 So a reader decides from the entry alone whether the lake holds an event, and fetches the
-whole item (BatchGetItem, hot/fetch.py) only when it does not. `ingested_at` is not projected:
-the sort key carries it verbatim (`<ingested_at>#<id>`). An entry is ~250 bytes where the item
-is the payload plus ~300: a sweep over archived events reads a fraction of their bytes.
+whole item (BatchGetItem, hot/fetch.py) only when it does not. `decode_entry` turns an entry
+into the attributes readers use (`ingest_shard`, `ingest_key` = `<ingested_at>#<id>`,
+`timestamp`, `content_hash`, `expires_at`), so every reader reads every index alike; a field
+the key marks unknown is left out, and the reader fetches the item (as for any entry the
+index alone cannot place).
 
-Before issue 12 the index was `by_ingested_at`, projecting ALL attributes (every event stored
-twice). `migrate` (run by `eventlake init`) moves a table over without stopping readers:
+Items keep `ingest_shard` and `ingest_key` (DESIGN.md's index keys), so the index before this
+one stays complete while a migration runs, and stream images keep them. `s` and `k` are the
+same facts in fewer bytes: an entry of by_ingested_at_v2 (keys `ingest_shard`, `ingest_key`,
+projecting timestamp, content_hash, expires_at) is ~276 bytes, and a sweep pays read units
+by the bytes of the entries it reads.
 
-    1. create by_ingested_at_v2   readers keep querying by_ingested_at (ACTIVE) meanwhile
-    2. wait until it is ACTIVE    (DynamoDB backfills it from the table)
-    3. readers switch             `choose` prefers the new index as soon as it is ACTIVE
-    4. delete by_ingested_at      a reader still holding its name re-chooses and queries again
+Indexes before this one: by_ingested_at (projection ALL, before issue 12) and
+by_ingested_at_v2. `migrate` (run by `eventlake init`) moves a table over without stopping
+readers or writers:
 
-An entry read from the old index is the whole item (`is_whole`): nothing is fetched for it.
-A crash between the steps leaves a state the next `init` continues from.
+    1. create by_ingested_at_v3   (keys s, k) readers keep querying the old index meanwhile
+    2. wait until it is ACTIVE    it holds only items written with s and k
+    3. backfill                   every item with ingest_shard and ingest_key but no k gets
+                                  s and k (UpdateItem, conditional on the item being
+                                  unchanged), in passes of a strongly consistent Scan until
+                                  one finds no such item; the stream path lets these MODIFYs
+                                  pass (archive/stream.py, `is_reindexing`)
+    4. delete the old index       only then, and only when every item it holds was placed;
+                                  a reader still holding its name re-chooses and queries again
+
+Readers query an old index while one is queryable (`choose`): it holds every item until
+step 4, the new one only after step 3. A crash between the steps leaves a state the next
+`init` continues from (the backfill skips items that have k). Writers must run this version
+before step 3: items an older writer stores during the backfill are found by the next pass
+(after BACKFILL_PASSES passes that keep finding some, `init` stops, keeping the old index);
+one it stores after the last pass has no k, and once the old index is gone no index lists it
+(the stream path still archives it; the sweep would not see it). `eventlake init --reindex`
+runs the backfill with no old index left (an old index dropped too soon). A table in a
+CloudFormation stack keeps its old index until the template drops it (`init
+--keep-old-index`; infra/template.yaml, PreviousIndex).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
+import struct
 import time
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from eventlake.errors import StorageError
+from eventlake.events.times import format_ts
 
 __all__ = [
     "INDEX_NAME",
     "LEGACY_INDEX_NAME",
-    "PROJECTED",
+    "OLD_INDEX_NAMES",
+    "PREVIOUS_INDEX_NAME",
+    "adds_only_keys",
+    "attribute_definitions",
+    "backfill",
+    "binary",
     "choose",
+    "decode_entry",
     "entry_key",
     "index_spec",
     "is_whole",
+    "item_keys",
+    "key_bound",
+    "key_of_item",
     "migrate",
     "missing_index",
     "wait_index_active",
 ]
 
-INDEX_NAME = "by_ingested_at_v2"
+INDEX_NAME = "by_ingested_at_v3"
+PREVIOUS_INDEX_NAME = "by_ingested_at_v2"
+"""The index of tables initialised between issue 12's two steps (keys ingest_shard,
+ingest_key; projecting timestamp, content_hash, expires_at)."""
 LEGACY_INDEX_NAME = "by_ingested_at"
-"""The index of tables initialised before issue 12 (projection ALL); `migrate` replaces it."""
-PROJECTED = ("timestamp", "content_hash", "expires_at")
-"""The non-key attributes the index carries (the module docstring says why each)."""
+"""The index of tables initialised before issue 12 (same keys, projection ALL)."""
+OLD_INDEX_NAMES = (PREVIOUS_INDEX_NAME, LEGACY_INDEX_NAME)
+"""The indexes `migrate` replaces, in the order readers prefer them while they exist."""
+SHARD = "s"
+KEY = "k"
+KEY_BYTES = 8 + 8 + 5 + 32
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_TS_OFFSET = 1 << 63
+_NO_TS = bytes(8)
+_NO_EXPIRY = b"\xff" * 5
+_NO_HASH = bytes(32)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_OLD_KEYS = [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
+             {"AttributeName": "ingest_key", "KeyType": "RANGE"}]
+_OLD_PROJECTED = ("timestamp", "content_hash", "expires_at")
+_KEYS = [{"AttributeName": SHARD, "KeyType": "HASH"},
+         {"AttributeName": KEY, "KeyType": "RANGE"}]
 WAIT_DELAY_SECONDS = 5.0
-_KEYS = [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
-         {"AttributeName": "ingest_key", "KeyType": "RANGE"}]
+BACKFILL_WORKERS = 8
 _log = logging.getLogger(__name__)
 _LAYOUT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 """format_ts's layout: the timestamps eventlake stores, whose first 10 characters are dt."""
 
 
+def attribute_definitions() -> list[dict[str, str]]:
+    """The AttributeDefinitions of the index's keys (CreateTable, UpdateTable)."""
+    return [{"AttributeName": SHARD, "AttributeType": "S"},
+            {"AttributeName": KEY, "AttributeType": "B"}]
+
+
 def index_spec() -> dict[str, Any]:
     """The GlobalSecondaryIndex of a table eventlake creates (CreateTable, UpdateTable)."""
     return {"IndexName": INDEX_NAME, "KeySchema": list(_KEYS),
-            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(PROJECTED)}}
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def key_bound(at: datetime) -> bytes:
+    """The 8-byte prefix of `k` at ingestion time `at` (aware): a Query's range bound (a
+    time before 1970, when nothing was ingested, bounds like 1970)."""
+    return struct.pack(">Q", max(0, _micros(at)))
+
+
+def item_keys(ingested_at: datetime, timestamp: datetime | None, expires_at: int,
+              content_hash: str | None) -> bytes:
+    """`k` (aware datetimes): a timestamp, expiry or hash `k` cannot hold as eventlake writes
+    it (None; a negative or too large expiry; not 64 lowercase hex characters) is marked
+    unknown. An ingestion time before 1970 (only replay's `stream` shape makes one: the store
+    stamps its clock's time) is held as 1970."""
+    return (struct.pack(">Q", max(0, _micros(ingested_at)))
+            + (_NO_TS if timestamp is None
+               else struct.pack(">Q", _micros(timestamp) + _TS_OFFSET))
+            + (expires_at.to_bytes(5, "big") if 0 <= expires_at < (1 << 40) - 1
+               else _NO_EXPIRY)
+            + (bytes.fromhex(content_hash)
+               if content_hash is not None and _HEX64.fullmatch(content_hash) else _NO_HASH))
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    text = value.get("S") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _layout_time(text: str | None) -> datetime | None:
+    """A time in format_ts's layout, or None (another layout, or no such date)."""
+    if text is None or not _LAYOUT.fullmatch(text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:  # Feb 30 in the right layout
+        return None
+
+
+def key_of_item(item: dict[str, Any]) -> dict[str, Any] | None:
+    """`s` and `k` of an item in eventlake's layout that lacks them (the backfill): from its
+    `ingest_shard` and `ingest_key`, which the old indexes sorted it by, and what it says of
+    timestamp, expires_at and content_hash (each marked unknown in `k` when it is not what
+    eventlake writes: a reader then fetches the item). None when the item has no place in
+    the index (no `ingest_shard`, or an `ingest_key` that is not `<ingested_at>#<its id>`)."""
+    event_id, shard, ingest_key = (_text(item, "event_id"), _text(item, "ingest_shard"),
+                                   _text(item, "ingest_key"))
+    if event_id is None or shard is None or ingest_key is None:
+        return None
+    stamp, sep, rest = ingest_key.partition("#")
+    ingested = _layout_time(stamp)
+    if ingested is None or ingested < _EPOCH or not sep or rest != event_id:
+        return None
+    timestamp = _layout_time(_text(item, "timestamp"))
+    expires = item.get("expires_at")
+    number = expires.get("N") if isinstance(expires, dict) else None
+    try:
+        whole = int(number) if isinstance(number, str) and number.isdigit() else -1
+    except ValueError:
+        whole = -1
+    key = item_keys(ingested, timestamp, whole, _text(item, "content_hash"))
+    return {SHARD: {"S": shard}, KEY: {"B": key}}
+
+
+def binary(value: object) -> bytes | None:
+    """The bytes of a B attribute as boto3 gives them (bytes) or as Lambda's JSON carries
+    them (base64 text); None for anything else."""
+    body = value.get("B") if isinstance(value, dict) else None
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+def adds_only_keys(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Whether an item image `new` is `old` plus exactly the `s` and `k` the backfill gives
+    it (`key_of_item(old)`): an item given the index keys, its event unchanged."""
+    if old is None or new is None or KEY in old or SHARD in old:
+        return False
+    keys = key_of_item(old)
+    return (keys is not None and new.get(SHARD) == keys[SHARD]
+            and binary(new.get(KEY)) == keys[KEY]["B"]
+            and {n: v for n, v in new.items() if n not in (SHARD, KEY)} == old)
+
+
+def decode_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of this index as the attributes readers use (the module docstring): event_id,
+    ingest_shard, ingest_key, and timestamp, expires_at and content_hash where `k` knows them.
+    StorageError naming the event when `k` is not this layout's."""
+    event_id = entry["event_id"]["S"]
+    key = entry.get(KEY, {}).get("B")
+    if not isinstance(key, bytes | bytearray) or len(key) != KEY_BYTES:
+        raise StorageError(f"index {INDEX_NAME} lists event `{event_id}` with a key `k` of "
+                           f"{len(key) if isinstance(key, bytes | bytearray) else 'no'} bytes;"
+                           f" eventlake writes {KEY_BYTES} (hot/index.py): the item was written"
+                           " by something else; delete or rewrite it")
+    ingested, stamp = struct.unpack_from(">QQ", key)
+    try:
+        at = _EPOCH + ingested * _MICROSECOND
+    except OverflowError:
+        raise StorageError(f"index {INDEX_NAME} lists event `{event_id}` with a key `k` whose "
+                           "ingestion time is past year 9999: the item was written by "
+                           "something else; delete or rewrite it") from None
+    out: dict[str, Any] = {
+        "event_id": entry["event_id"], "ingest_shard": entry[SHARD],
+        "ingest_key": {"S": f"{format_ts(at)}#{event_id}"}}
+    if key[8:16] != _NO_TS:
+        with suppress(OverflowError):  # not a time eventlake wrote: the item is fetched
+            out["timestamp"] = {"S": format_ts(_EPOCH + (stamp - _TS_OFFSET) * _MICROSECOND)}
+    if key[16:21] != _NO_EXPIRY:
+        out["expires_at"] = {"N": str(int.from_bytes(key[16:21], "big"))}
+    if key[21:] != _NO_HASH:
+        out["content_hash"] = {"S": key[21:].hex()}
+    return out
 
 
 def is_whole(entry: dict[str, Any]) -> bool:
@@ -113,31 +302,33 @@ def _queryable(index: dict[str, Any] | None) -> bool:
 
 
 def choose(desc: dict[str, Any], table: str) -> str:
-    """The index a reader queries: the new one once ACTIVE (or UPDATING: `_queryable`), else
-    the old one (during a migration); StorageError when neither is, or when the only queryable
-    one has the new name but not its keys or projection (`init` refuses such an index too: a
-    reader would fail on its keys, or fetch every entry whole)."""
+    """The index a reader queries: an old one while one is queryable (ACTIVE, or UPDATING:
+    `_queryable`), since the new one is complete only once `migrate` has backfilled it, and
+    `migrate` deletes the old ones only after that; else the new one. StorageError when none
+    is, or when the one to read has eventlake's name but not its keys or projection (`init`
+    refuses such an index too: a reader would fail on its keys, or decide from attributes
+    it lacks)."""
     indexes = _indexes(desc)
+    for name in OLD_INDEX_NAMES:
+        old = indexes.get(name)
+        if not _queryable(old):
+            continue
+        assert old is not None
+        if name == PREVIOUS_INDEX_NAME and not _is_previous(old):
+            _log.warning("table `%s`: index %s is not the one eventlake made; not reading it "
+                         "(run `eventlake init` for what to do)", table, name)
+            continue
+        return name
     current = indexes.get(INDEX_NAME)
     if _queryable(current):
         assert current is not None
-        try:
-            _check_index(current, table)
-            return INDEX_NAME
-        except StorageError:
-            if not _queryable(indexes.get(LEGACY_INDEX_NAME)):
-                raise
-            _log.warning("table `%s`: index %s is not the one eventlake makes; reading %s "
-                         "(run `eventlake init` for what to do)", table, INDEX_NAME,
-                         LEGACY_INDEX_NAME)
-            return LEGACY_INDEX_NAME
-    if _queryable(indexes.get(LEGACY_INDEX_NAME)):
-        return LEGACY_INDEX_NAME
+        _check_index(current, table)
+        return INDEX_NAME
     states = ", ".join(f"{n} {i.get('IndexStatus', '?')}" for n, i in indexes.items()
-                       if n in (INDEX_NAME, LEGACY_INDEX_NAME)) or "neither exists"
-    raise StorageError(f"table `{table}` has no ACTIVE ingestion-time index ({INDEX_NAME} or "
-                       f"{LEGACY_INDEX_NAME}: {states}): run `eventlake init` (and let it "
-                       "finish), then retry")
+                       if n in (INDEX_NAME, *OLD_INDEX_NAMES)) or "none exists"
+    raise StorageError(f"table `{table}` has no ACTIVE ingestion-time index ({INDEX_NAME}, "
+                       f"{PREVIOUS_INDEX_NAME} or {LEGACY_INDEX_NAME}: {states}): run "
+                       "`eventlake init` (and let it finish), then retry")
 
 
 def missing_index(exc: BaseException) -> bool:
@@ -169,10 +360,107 @@ def wait_index_active(describe: Callable[[], dict[str, Any]], name: str, *,
         sleep(delay)
 
 
+def backfill(ddb: Any, table: str, *, workers: int = BACKFILL_WORKERS,
+             page_size: int | None = None) -> tuple[int, int, list[str]]:
+    """One pass giving every item that has the old indexes' keys (`ingest_shard`,
+    `ingest_key`) but no `k` its `s` and `k` (`key_of_item`): a strongly consistent Scan for
+    such items, one conditional UpdateItem each (the item unchanged since the Scan read it:
+    `ingest_key` the same, no `k` yet; an item deleted, re-put or given its keys meanwhile is
+    left to the next pass). Returns the items given keys, the placeable items the Scan found
+    (a pass finding none proves every item placed), and the ids of items the new index cannot
+    place (at most 20 named)."""
+    names = {"#k": KEY, "#ts": "timestamp"}
+    kwargs: dict[str, Any] = {
+        "TableName": table, "ExpressionAttributeNames": names, "ConsistentRead": True,
+        "FilterExpression": ("attribute_exists(ingest_shard) AND attribute_exists(ingest_key)"
+                             " AND attribute_not_exists(#k)"),
+        "ProjectionExpression": "event_id, ingest_shard, ingest_key, #ts, content_hash, "
+                                "expires_at",
+    }
+    if page_size is not None:
+        kwargs["Limit"] = page_size
+    written = seen = 0
+    unplaced: list[str] = []
+
+    def update(item: dict[str, Any]) -> int:
+        keys = key_of_item(item)
+        if keys is None:
+            return -1
+        try:
+            ddb.update_item(
+                TableName=table, Key={"event_id": item["event_id"]},
+                UpdateExpression="SET #s = :s, #k = :k",
+                ConditionExpression="attribute_not_exists(#k) AND ingest_key = :ik",
+                ExpressionAttributeNames={"#s": SHARD, "#k": KEY},
+                ExpressionAttributeValues={":s": keys[SHARD], ":k": keys[KEY],
+                                           ":ik": item["ingest_key"]})
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return 0
+        return 1
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-backfill") as pool:
+        for page in _scan(ddb, kwargs):
+            for item, done in zip(page, pool.map(update, page), strict=True):
+                if done < 0:
+                    unplaced.append(str(_text(item, "event_id")))
+                else:
+                    seen += 1
+                    written += done
+            if page:
+                _log.info("index %s: %d item(s) given its keys so far", INDEX_NAME, written)
+    return written, seen, unplaced[:20] + ([f"... {len(unplaced) - 20} more"]
+                                           if len(unplaced) > 20 else [])
+
+
+BACKFILL_PASSES = 5
+"""Passes `migrate` makes before it gives up on items that keep appearing without `k` (a
+writer older than this version is still storing events)."""
+
+
+def backfill_all(ddb: Any, table: str, old: list[str], *,
+                 workers: int = BACKFILL_WORKERS) -> list[str]:
+    """`backfill` passes until one finds no placeable item without `k`; returns what changed.
+    StorageError when items cannot be placed, or still appear after BACKFILL_PASSES passes
+    (the old index `old` is then kept: readers use it)."""
+    total = 0
+    for _ in range(BACKFILL_PASSES):
+        written, seen, unplaced = backfill(ddb, table, workers=workers)
+        total += written
+        if unplaced:
+            raise StorageError(
+                f"table `{table}`: index {INDEX_NAME} cannot place items whose `ingest_key` "
+                f"is not `<ingested_at>#<event_id>` in eventlake's layout: "
+                f"{', '.join(unplaced)}; {' and '.join(old) or 'nothing'} kept (readers use "
+                "it): rewrite or delete those items, then run `eventlake init` again")
+        if not seen:
+            return ([f"gave {total} existing item(s) the keys of index {INDEX_NAME} "
+                     "(attributes s and k; the stream path lets these MODIFYs pass)"]
+                    if total else [])
+    raise StorageError(
+        f"table `{table}`: items without the keys of index {INDEX_NAME} kept appearing over "
+        f"{BACKFILL_PASSES} passes ({total} given keys): a writer older than this version is "
+        f"still storing events; {' and '.join(old) or 'nothing'} kept (readers use it): "
+        "deploy this version to every writer, then run `eventlake init` again")
+
+
+def _scan(ddb: Any, kwargs: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    while True:
+        response = ddb.scan(**kwargs)
+        yield list(response.get("Items", []))
+        last_key = response.get("LastEvaluatedKey")
+        if not last_key:
+            return
+        kwargs = {**kwargs, "ExclusiveStartKey": last_key}
+
+
 def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[[], None],
-            sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """Give an existing table the index of `index_spec`, removing the old ALL-projecting one
-    once the new one is ACTIVE (the module docstring's steps); returns what changed."""
+            sleep: Callable[[float], None] = time.sleep, keep_old: str | None = None,
+            reindex: bool = False, workers: int = BACKFILL_WORKERS) -> list[str]:
+    """Give an existing table the index of `index_spec`: create it, backfill it, and remove
+    the old ones (the module docstring's steps); returns what changed. `keep_old`: why the
+    old index must stay (a CloudFormation template removes it: deleting it here would fail
+    the stack's next update); `reindex`: backfill even when no old index is left (items that
+    lost theirs: an old index dropped before a backfill finished)."""
     changes: list[str] = []
     indexes = _indexes(desc)
     current = indexes.get(INDEX_NAME)
@@ -185,11 +473,8 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
     created = current is None
     if created:
         try:
-            ddb.update_table(
-                TableName=table,
-                AttributeDefinitions=[{"AttributeName": "ingest_shard", "AttributeType": "S"},
-                                      {"AttributeName": "ingest_key", "AttributeType": "S"}],
-                GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
+            ddb.update_table(TableName=table, AttributeDefinitions=attribute_definitions(),
+                             GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
         except Exception:
             # Another `init` may have created it since `desc` was read (DynamoDB refuses a
             # second Create, or any update while the table is UPDATING): go on from its index.
@@ -199,43 +484,55 @@ def migrate(ddb: Any, table: str, desc: dict[str, Any], *, wait_table: Callable[
                 raise
             _check_index(current, table)
         else:
-            changes.append(f"added index {INDEX_NAME} (keys + {', '.join(PROJECTED)}: events "
-                           "are fetched whole only when the lake lacks them)")
+            changes.append(f"added index {INDEX_NAME} (keys only, {KEY_BYTES}-byte sort key: "
+                           "events are fetched whole only when the lake lacks them)")
             wait_table()  # DynamoDB takes one table update at a time
     if created or not _active(current):
         wait_index_active(describe, INDEX_NAME, sleep=sleep)
-    legacy = indexes.get(LEGACY_INDEX_NAME)
-    if legacy is not None:
-        changes.append(f"index {INDEX_NAME} is ACTIVE: readers use it from now on")
-        if legacy.get("IndexStatus") != "DELETING":  # a previous init's delete may be running
+    old = [name for name in OLD_INDEX_NAMES if name in indexes]
+    if not old and not reindex:
+        return changes
+    changes += backfill_all(ddb, table, old, workers=workers)
+    if old and keep_old is not None:
+        changes.append(f"kept index {' and '.join(old)} (readers use it until it is gone): "
+                       f"{keep_old}")
+        return changes
+    for name in old:
+        if indexes[name].get("IndexStatus") != "DELETING":  # a previous init's delete
             try:
                 ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
-                    {"Delete": {"IndexName": LEGACY_INDEX_NAME}}])
+                    {"Delete": {"IndexName": name}}])
             except Exception:
                 # another `init` deleted it (or is deleting it) since `desc` was read
                 wait_table()
-                left = _indexes(describe()).get(LEGACY_INDEX_NAME)
+                left = _indexes(describe()).get(name)
                 if left is not None and left.get("IndexStatus") != "DELETING":
                     raise
-        changes.append(f"deleted index {LEGACY_INDEX_NAME} (it projected ALL attributes: "
-                       "every event was stored twice)")
+        changes.append(f"deleted index {name} (index {INDEX_NAME} holds every item: readers "
+                       "use it from now on)")
         wait_table()
     return changes
 
 
+def _is_previous(index: dict[str, Any]) -> bool:
+    """Whether an index named PREVIOUS_INDEX_NAME is the one eventlake made (its keys, its
+    projection: the attributes readers decide by)."""
+    projection = dict(index.get("Projection") or {})
+    return (index.get("KeySchema", _OLD_KEYS) == _OLD_KEYS
+            and projection.get("ProjectionType") == "INCLUDE"
+            and sorted(projection.get("NonKeyAttributes") or []) == sorted(_OLD_PROJECTED))
+
+
 def _check_index(index: dict[str, Any], table: str) -> None:
     """Refuse an index named INDEX_NAME keyed or projecting otherwise than `index_spec`
-    (readers querying it, or deciding from its entries, would fail or find attributes
-    missing). The projected attributes are compared as a set: DynamoDB does not promise the
-    order it describes them in."""
+    (readers querying it, or decoding its entries, would fail)."""
     if index.get("KeySchema", _KEYS) != _KEYS:
         raise StorageError(
             f"table `{table}` has an index {INDEX_NAME} keyed {index.get('KeySchema')}; "
             f"eventlake needs {_KEYS}: delete that index and run `eventlake init` again")
     projection = dict(index.get("Projection") or {})
-    wanted = index_spec()["Projection"]
-    if (projection.get("ProjectionType") != wanted["ProjectionType"]
-            or sorted(projection.get("NonKeyAttributes") or []) != sorted(PROJECTED)):
+    if projection.get("ProjectionType") != "KEYS_ONLY":
         raise StorageError(
             f"table `{table}` has an index {INDEX_NAME} projecting {index.get('Projection')};"
-            f" eventlake needs {wanted}: delete that index and run `eventlake init` again")
+            f" eventlake needs {index_spec()['Projection']}: delete that index and run "
+            "`eventlake init` again")

@@ -2,16 +2,17 @@
 
     item   event_id (PK) · event_type · timestamp · event_payload (canonical JSON) · source ·
            subject · ingested_at · content_hash · expires_at (TTL, epoch s) · ingest_shard ·
-           ingest_key
-    index  by_ingested_at_v2
+           ingest_key · s · k
            ingest_shard = "<UTC day>#<shard>"  ·  ingest_key = "<ingested_at>#<id>"
-           projecting timestamp, content_hash, expires_at (index.py: why, and the migration)
+    index  by_ingested_at_v3, keys only: s = ingest_shard  ·  k = 53 bytes packing
+           ingested_at, timestamp, expires_at, content_hash (index.py: the layout, why, and
+           the migration from by_ingested_at_v2, which was keyed ingest_shard, ingest_key)
 
 Writes are conditional (`attribute_not_exists(event_id)`): an identical retry is a `duplicate`,
 different content under a stored id is a `conflict`, and the stored item is never touched. The
 index spreads each day over `index_shards` partitions so no partition runs hot (writes at any
 moment go to the current day's shards, so the shard count sets the write headroom); a window
-read queries every (day, shard) pair in parallel with a range condition on `ingest_key`, and
+read queries every (day, shard) pair in parallel with a range condition on `k`, and
 never scans. `read_index_pages` gives the index's entries, `fetch` whole items by event_id
 (BatchGetItem), `read_ingested_pages` both: readers that have the lake fetch only what it lacks.
 Day buckets keep a 15-minute sweep at `index_shards` queries and a 10-day backfill
@@ -45,10 +46,17 @@ from eventlake.events.times import as_utc, format_ts
 from eventlake.hot.fetch import Fetched, fetch_items
 from eventlake.hot.index import (
     INDEX_NAME,
+    KEY,
     LEGACY_INDEX_NAME,
+    OLD_INDEX_NAMES,
+    SHARD,
+    attribute_definitions,
     choose,
+    decode_entry,
     index_spec,
     is_whole,
+    item_keys,
+    key_bound,
     migrate,
     missing_index,
 )
@@ -95,16 +103,20 @@ def item_of(event: Event, ingested_at: datetime, *, retention_seconds: int,
     what `HotStore.put` writes, and what replay's `stream` shape re-creates."""
     ingested = format_ts(ingested_at)
     expires = int(ingested_at.timestamp()) + retention_seconds
+    shard = f"{day_key(ingested_at)}#{shard_of(event.event_id, index_shards)}"
+    digest = event.content_hash
     item: Item = {
         "event_id": {"S": event.event_id},
         "event_type": {"S": event.event_type},
         "timestamp": {"S": event.timestamp_iso},
         "event_payload": {"S": event.payload},
         "ingested_at": {"S": ingested},
-        "content_hash": {"S": event.content_hash},
+        "content_hash": {"S": digest},
         TTL_ATTRIBUTE: {"N": str(expires)},
-        "ingest_shard": {"S": f"{day_key(ingested_at)}#{shard_of(event.event_id, index_shards)}"},
+        "ingest_shard": {"S": shard},
         "ingest_key": {"S": f"{ingested}#{event.event_id}"},
+        SHARD: {"S": shard},
+        KEY: {"B": item_keys(as_utc(ingested_at), as_utc(event.timestamp), expires, digest)},
     }
     if event.source is not None:
         item["source"] = {"S": event.source}
@@ -185,8 +197,11 @@ class HotStore:
 
     # --- provisioning ----------------------------------------------------------------------
 
-    def provision(self) -> list[str]:
-        """Create or complete the table; returns what changed (empty when nothing did)."""
+    def provision(self, *, keep_old_index: bool = False, reindex: bool = False) -> list[str]:
+        """Create or complete the table; returns what changed (empty when nothing did).
+        `keep_old_index`: migrate an old table's index but leave the old index for its
+        CloudFormation template to drop; `reindex`: give every item lacking the index keys
+        its keys even when no old index is left (index.migrate)."""
         ddb = self.clients.dynamodb
         changes: list[str] = []
         try:
@@ -213,8 +228,16 @@ class HotStore:
                     "a table keyed by `event_id` alone: choose another EVENTLAKE_TABLE")
             # First: a process configured against the table must change nothing.
             changes += self._record_settings(desc["TableArn"])
-            # the index of index_spec; an old ALL-projecting one is replaced (index.py)
-            changes += migrate(ddb, self.table, dict(desc), wait_table=self._wait_active)
+            # the index of index_spec; the ones before it are replaced (index.py)
+            stack = read_tags(self._call, ddb, desc["TableArn"]).get(
+                "aws:cloudformation:stack-name")
+            keep = ("asked to (`eventlake init --keep-old-index`): update the stack with "
+                    "PreviousIndex=drop to remove it" if keep_old_index else
+                    f"table `{self.table}` belongs to CloudFormation stack `{stack}`; update "
+                    "it with PreviousIndex=drop to remove it" if stack is not None else None)
+            changes += migrate(ddb, self.table, dict(desc), wait_table=self._wait_active,
+                               keep_old=keep, reindex=reindex,
+                               workers=self.settings.put_concurrency)
             self._index = None  # choose again
             stream: Any = desc.get("StreamSpecification") or {}
             if not stream.get("StreamEnabled"):
@@ -277,11 +300,8 @@ class HotStore:
         self.clients.dynamodb.create_table(
             TableName=self.table,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "event_id", "AttributeType": "S"},
-                {"AttributeName": "ingest_shard", "AttributeType": "S"},
-                {"AttributeName": "ingest_key", "AttributeType": "S"},
-            ],
+            AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"},
+                                  *cast(Any, attribute_definitions())],
             KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[cast(Any, index_spec())],
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -309,9 +329,10 @@ class HotStore:
             "index": next((i.get("IndexStatus", "ACTIVE")
                            for i in desc.get("GlobalSecondaryIndexes", [])
                            if i["IndexName"] == INDEX_NAME), "missing"),
-            **({"legacy_index": LEGACY_INDEX_NAME + " (run `eventlake init` to replace it)"}
-               if any(i["IndexName"] == LEGACY_INDEX_NAME
-                      for i in desc.get("GlobalSecondaryIndexes", [])) else {}),
+            **({"legacy_index": " and ".join(old) + " (run `eventlake init` to replace it)"}
+               if (old := [n for n in OLD_INDEX_NAMES
+                           if any(i["IndexName"] == n
+                                  for i in desc.get("GlobalSecondaryIndexes", []))]) else {}),
         }
 
     def require_table(self) -> None:
@@ -536,8 +557,8 @@ class HotStore:
         return max(self.table_settings().index_shards, self._read_floor or 0)
 
     def index_name(self) -> str:
-        """The index readers query: the current one once ACTIVE, the old one during a
-        migration (index.choose; one DescribeTable, remembered)."""
+        """The index readers query: an old one while one is queryable (a migration has not
+        finished), else the current one (index.choose; one DescribeTable, remembered)."""
         if self._index is None:
             with self._table_errors():
                 desc = self.clients.dynamodb.describe_table(TableName=self.table)["Table"]
@@ -546,8 +567,10 @@ class HotStore:
 
     def read_index_pages(self, since: datetime, until: datetime) -> Iterator[list[Item]]:
         """The index entries of the items ingested in [since, until), through parallel
-        Queries per (day, shard) (no Scan), a partition at a time: event_id, the index keys,
-        and index.PROJECTED (the whole item while the old index is still in use: `is_whole`).
+        Queries per (day, shard) (no Scan), a partition at a time: event_id, ingest_shard,
+        ingest_key, and timestamp, content_hash, expires_at where the index knows them
+        (index.decode_entry; the whole item while the oldest index is still in use:
+        `is_whole`).
 
         Entries come grouped by (day, shard), not globally sorted. The index is eventually
         consistent: callers that need completeness leave a settle lag before `until`, and an
@@ -560,7 +583,7 @@ class HotStore:
             raise ValueError("read_ingested needs timezone-aware datetimes (UTC)")
         if until <= since:
             return
-        lo, hi = format_ts(since), format_ts(until)
+        lo, hi = as_utc(since), as_utc(until)
         shards = self.shards_to_read()
         day = as_utc(since).replace(hour=0, minute=0, second=0, microsecond=0)
         keys: list[str] = []
@@ -584,7 +607,7 @@ class HotStore:
                 if page:
                     yield page
 
-    def _query_partition(self, shard_key: str, lo: str, hi: str) -> list[Item]:
+    def _query_partition(self, shard_key: str, lo: datetime, hi: datetime) -> list[Item]:
         index = self.index_name()
         try:
             return self._query_index(index, shard_key, lo, hi)
@@ -597,19 +620,32 @@ class HotStore:
                 self._index = None
         return self._query_index(self.index_name(), shard_key, lo, hi)
 
-    def _query_index(self, index: str, shard_key: str, lo: str, hi: str) -> list[Item]:
+    def _query_index(self, index: str, shard_key: str, lo: datetime, hi: datetime
+                     ) -> list[Item]:
+        """The entries of one (day, shard) ingested in [lo, hi): the current index's decoded
+        (index.decode_entry), an old one's as they are."""
         ddb = self.clients.dynamodb
         items: list[Item] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "IndexName": index,
-            # `<ingested_at>#<id>` sorts after `<ingested_at>`, so BETWEEN lo AND hi is [lo, hi).
-            "KeyConditionExpression": "ingest_shard = :s AND ingest_key BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {":s": {"S": shard_key}, ":lo": {"S": lo},
-                                          ":hi": {"S": hi}},
-        }
+        current = index == INDEX_NAME
+        kwargs: dict[str, Any] = {"TableName": self.table, "IndexName": index}
+        if current:
+            # every `k` is longer than an 8-byte bound, so sorts after the bound it starts
+            # with: BETWEEN lo AND hi is [lo, hi)
+            kwargs.update(KeyConditionExpression="#s = :s AND #k BETWEEN :lo AND :hi",
+                          ExpressionAttributeNames={"#s": SHARD, "#k": KEY},
+                          ExpressionAttributeValues={":s": {"S": shard_key},
+                                                     ":lo": {"B": key_bound(lo)},
+                                                     ":hi": {"B": key_bound(hi)}})
+        else:
+            # `<ingested_at>#<id>` sorts after `<ingested_at>`, so BETWEEN lo AND hi is [lo, hi)
+            kwargs.update(
+                KeyConditionExpression="ingest_shard = :s AND ingest_key BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={":s": {"S": shard_key}, ":lo": {"S": format_ts(lo)},
+                                           ":hi": {"S": format_ts(hi)}})
         while True:
             response = self._call(lambda: ddb.query(**kwargs))
-            items.extend(response.get("Items", []))
+            page = response.get("Items", [])
+            items.extend([decode_entry(e) for e in page] if current else page)
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return items

@@ -14,7 +14,8 @@ table's settings when the event was stored; the record assumes the defaults:
 
     NewImage.ingested_at, ApproximateCreationDateTime   the stored ingested_at
     NewImage.expires_at                                  ingested_at + retention (default 30 days)
-    NewImage.ingest_shard / ingest_key                   from ingested_at and `index_shards` (8)
+    NewImage.ingest_shard / ingest_key / s / k           from ingested_at and `index_shards` (8);
+                                                         `k` in base64, as Lambda sends binary
     SequenceNumber                                       from (timestamp, event_id), see below:
                                                          it grows with the timestamp (not
                                                          between events stamped alike, and
@@ -29,6 +30,7 @@ archiver fed these records (handlers/stream.py) writes the same events, hashes i
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +40,7 @@ from eventlake.errors import ConfigError
 from eventlake.events.canonical import canonical_json, digest
 from eventlake.events.model import Event as StoredEvent
 from eventlake.events.times import parse_timestamp
+from eventlake.hot.capacity import item_size
 from eventlake.hot.store import item_of
 
 Event = dict[str, Any]
@@ -115,7 +118,7 @@ def stream_record(event: Event, *, region: str = Settings.region,
         "dynamodb": {
             "ApproximateCreationDateTime": int(ingested_at.timestamp()),
             "Keys": {"event_id": item["event_id"]},
-            "NewImage": item,
+            "NewImage": {**item, "k": {"B": base64.b64encode(item["k"]["B"]).decode("ascii")}},
             "SequenceNumber": sequence,
             "SizeBytes": item_size(item),
             "StreamViewType": "NEW_AND_OLD_IMAGES",  # what `eventlake init` sets on the table
@@ -133,19 +136,6 @@ def stored_event(event: Event) -> StoredEvent:
                        timestamp=parse_timestamp(event["timestamp"]),
                        payload=canonical_json(event["event_payload"]),
                        source=event.get("source"), subject=event.get("subject"))
-
-
-def item_size(item: dict[str, Any]) -> int:
-    """About DynamoDB's size of an item of S and N attributes: names and UTF-8 values (a
-    number counts one byte per two digits, plus one)."""
-    size = 0
-    for name, value in item.items():
-        size += len(name.encode("utf-8"))
-        if "S" in value:
-            size += len(value["S"].encode("utf-8"))
-        else:
-            size += (len(value["N"].lstrip("-")) + 1) // 2 + 1
-    return size
 
 
 stream_record.stored_fields = ("ingested_at",)  # type: ignore[attr-defined]

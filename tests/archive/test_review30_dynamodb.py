@@ -46,7 +46,7 @@ class DynamoQuery:
                 raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
                                              "Message": "throttled (injected by the test)"},
                                    "ResponseMetadata": {"HTTPStatusCode": 400}}, "Query")
-            marker = json.dumps(start, sort_keys=True)
+            marker = json.dumps(start, sort_keys=True, default=repr)
             if marker not in self._answered_empty:
                 self._answered_empty.add(marker)
                 self.empty_pages += 1

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_support import new_lake, removal
+from stream_support import new_lake, removal, wire_image
 
 from eventlake.archive.stream import archive_event
 from eventlake.lake.shards import read_shard_record
@@ -49,12 +49,62 @@ def test_a_remove_whose_index_keys_no_sweep_query_reads_is_checked_against_the_l
     # given another producer's event, its INSERT lost, whose index keys no expiry check's
     # Query of the band (shards 0-7 of each day, ingest_key BETWEEN fixed-width times) lists
     stored: dict[str, Any] = {**item("evt-odd"), "ingest_shard": {"S": shard},
-                              "ingest_key": {"S": key}}
+                              "s": {"S": shard}, "ingest_key": {"S": key}}
     # when TTL deletes it
     report = archive_event(lake, {"Records": [removal(stored, 900)]})
     # then the lake is checked, and the event archived from the old image
     assert ids(lake) == ["evt-odd"]
     assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
+def without(image: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: v for n, v in image.items() if n not in names}
+
+
+@pytest.mark.parametrize("change", [
+    "no s and k",            # an older writer's item: in no index once the old one is gone
+    "no k",
+    "s another shard",       # the new index lists it elsewhere than the old one
+    "k another time",        # ... or at another time
+    "k too short",
+    "k not base64",
+])
+def test_a_remove_of_an_item_the_new_index_does_not_list_alike_is_checked(
+        lake: Lake, change: str) -> None:
+    # given an event whose INSERT was lost, and whose index keys s and k do not agree with
+    # ingest_shard and ingest_key (or are missing)
+    good = item("evt-odd")
+    stored = {"no s and k": without(good, "s", "k"), "no k": without(good, "k"),
+              "s another shard": {**good, "s": {"S": "2026-11-01#7"}},
+              "k another time": {**good, "k": {"B": bytes(8) + good["k"]["B"][8:]}},
+              "k too short": {**good, "k": {"B": good["k"]["B"][:7]}},
+              "k not base64": {**good, "k": {"B": "not base64!"}}}[change]
+    assert good["s"] != {"S": "2026-11-01#7"}
+    # when TTL deletes it, then the lake is checked, and the event archived from the old image
+    report = archive_event(lake, {"Records": [removal(stored, 900)]})
+    assert ids(lake) == ["evt-odd"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
+def test_a_remove_of_an_item_ingested_before_1970_is_checked(lake: Lake) -> None:
+    # given an item stamped before 1970 (only a replayed stream record carries one): `k`
+    # cannot say its time (held as 1970), so no Query of its day's band lists it
+    from datetime import UTC, datetime
+
+    from eventlake.hot.store import item_of
+    from tests.archive.test_stream_removed import event_of
+
+    stored = item_of(event_of("evt-old"), datetime(1969, 12, 31, 23, 0, tzinfo=UTC),
+                     retention_seconds=86400, index_shards=8)
+    report = archive_event(lake, {"Records": [removal(stored, 900)]})
+    assert ids(lake) == ["evt-old"]
+    assert (report.removed_checked, report.removed_archived) == (1, 1)
+
+
+def test_a_remove_with_k_in_base64_as_lambda_sends_it_is_vouched_for(lake: Lake) -> None:
+    report = archive_event(lake, {"Records": [removal(wire_image(item("evt-ok")), 900)]})
+    assert (report.ttl_removals, report.removed_checked, report.removed_archived) == (1, 0, 0)
+    assert ids(lake) == []
 
 
 def test_a_remove_of_an_item_a_sweep_read_is_still_only_counted(
@@ -108,7 +158,8 @@ def test_a_warm_process_reads_the_shard_record_once_and_again_for_a_raised_count
     assert record is not None
     lake.write_state(INDEX_KEY, json.dumps({"index_shards_max": 12}).encode(),
                      expected=record.version)
-    raised = {**item("evt-raised"), "ingest_shard": {"S": "2026-11-01#10"}}
+    raised = {**item("evt-raised"), "ingest_shard": {"S": "2026-11-01#10"},
+              "s": {"S": "2026-11-01#10"}}  # both indexes' shard keys
     report = archive_event(lake, {"Records": [removal(raised, 950)]})
 
     # then the record is read again, and the item vouched for by it

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from conftest import FIXTURES, load_event
+from stream_support import wire_image
 
 from eventlake.codec import (
     CodecError,
@@ -729,7 +730,8 @@ def test_stream_batch_end_to_end_fast_path() -> None:
         {"eventID": str(i), "eventName": "INSERT", "eventSource": "aws:dynamodb",
          "dynamodb": {"ApproximateCreationDateTime": 1793491200,
                       "Keys": {"event_id": item["event_id"]},
-                      "NewImage": item, "SequenceNumber": str(100 + i), "SizeBytes": 300,
+                      "NewImage": wire_image(item), "SequenceNumber": str(100 + i),
+                      "SizeBytes": 300,
                       "StreamViewType": "NEW_AND_OLD_IMAGES"}}
         for i, item in enumerate(items)]}
     builder = RowBuilder()

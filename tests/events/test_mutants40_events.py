@@ -15,7 +15,7 @@ from clock_support import nine_hours_east_of_utc
 
 from eventlake.errors import InvalidEventError
 from eventlake.events.canonical import DuplicateKeyError, loads_exact
-from eventlake.events.model import parse_event
+from eventlake.events.model import ITEM_OVERHEAD_BYTES, parse_event
 from eventlake.events.times import format_ts, parse_timestamp
 from tests.events.test_events import CLOUDEVENT, EVENTBRIDGE  # the specs' example events
 
@@ -141,8 +141,8 @@ def test_the_largest_accepted_event_counts_every_attribute_and_the_id_twice() ->
     """Mutants `estimated_item_bytes`: an attribute name misspelt (4 bytes more) refused this
     event; the id subtracted instead of added accepted one 2 x 11 bytes larger."""
     # given the DeleteEvent's attributes: their names and UTF-8 values, the id twice (the
-    # index key repeats it) and 256 bytes for what the store adds
-    fixed = (256 + len("17244207336")
+    # index key repeats it) and ITEM_OVERHEAD_BYTES for what the store adds
+    fixed = (ITEM_OVERHEAD_BYTES + len("17244207336")
              + len("event_id") + len("17244207336")
              + len("event_type") + len("DeleteEvent")
              + len("source") + len("github/bullet-dev-team/python-pyramid-public")

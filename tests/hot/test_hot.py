@@ -56,11 +56,15 @@ def store_with(lake: EventLake, **changes: Any) -> HotStore:
 
 
 def dynamodb_item_bytes(item: Item) -> int:
-    """DynamoDB's item size: names plus UTF-8 strings plus numbers (at most 1 byte a digit)."""
+    """DynamoDB's item size: names plus UTF-8 strings, bytes, and numbers (at most 1 byte a
+    digit)."""
     total = 0
     for name, value in item.items():
         total += len(name.encode("utf-8"))
-        total += len(value["S"].encode("utf-8")) if "S" in value else len(value["N"])
+        if "S" in value:
+            total += len(value["S"].encode("utf-8"))
+        else:
+            total += len(value["B"]) if "B" in value else len(value["N"])
     return total
 
 
@@ -87,10 +91,9 @@ def test_the_table_is_keyed_by_event_id_with_index_stream_and_ttl(lake: EventLak
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     [index] = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == INDEX_NAME
-    assert index["KeySchema"] == [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
-                                  {"AttributeName": "ingest_key", "KeyType": "RANGE"}]
-    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": [
-        "timestamp", "content_hash", "expires_at"]}
+    assert index["KeySchema"] == [{"AttributeName": "s", "KeyType": "HASH"},
+                                  {"AttributeName": "k", "KeyType": "RANGE"}]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert table["StreamSpecification"] == {"StreamEnabled": True,
                                             "StreamViewType": "NEW_AND_OLD_IMAGES"}
     ttl = ddb.describe_time_to_live(TableName="events-test")["TimeToLiveDescription"]
@@ -117,7 +120,7 @@ def test_provisioning_completes_a_bare_table_made_by_someone_else(mocked_aws: No
         "`eventlake:clock_skew_seconds`; it had none: every process now uses it)",
         "recorded an archive settle of 60 s on table `bare-table` (tag "
         "`eventlake:archive_settle_seconds`; it had none: every process now uses it)",
-        f"added index {INDEX_NAME} (keys + timestamp, content_hash, expires_at: events are "
+        f"added index {INDEX_NAME} (keys only, 53-byte sort key: events are "
         "fetched whole only when the lake lacks them)", "enabled stream NEW_AND_OLD_IMAGES",
         "enabled TTL on `expires_at`"]
     assert store.describe()["index"] == "ACTIVE"
@@ -227,6 +230,13 @@ def test_a_new_event_is_created_with_every_stored_attribute(lake: EventLake) -> 
         "expires_at": {"N": str(int(ingested.timestamp()) + 30 * 86400)},
         "ingest_shard": {"S": f"2024-05-01#{shard}"},
         "ingest_key": {"S": "2024-05-01T12:34:56.789000Z#cart-77-item-1"},
+        # the index's keys: the same shard, and ingested_at, timestamp, expires_at and the
+        # hash packed (hot/index.py), microseconds and seconds big-endian
+        "s": {"S": f"2024-05-01#{shard}"},
+        "k": {"B": (1714566896789000).to_bytes(8, "big")
+              + (1714555800000000 + 2**63).to_bytes(8, "big")
+              + (int(ingested.timestamp()) + 30 * 86400).to_bytes(5, "big")
+              + bytes.fromhex(cart.content_hash)},
     }
 
 

@@ -1,5 +1,6 @@
-"""The projected ingestion-time index: the migration from the ALL-projecting index of tables
-created before issue 12, readers during it, and the BatchGetItem reader."""
+"""The ingestion-time index by_ingested_at_v3 (keys only, a packed binary sort key): its
+layout, readers during a migration from the indexes of earlier `eventlake init`s (the backfill,
+crashes and races), and the BatchGetItem reader."""
 
 from __future__ import annotations
 
@@ -9,50 +10,91 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stream_support import wire_image
 
 from eventlake import EventLake, Settings
+from eventlake.archive.stream import archive_event, is_reindexing
 from eventlake.archive.writer import archive_items
 from eventlake.errors import StorageError, TransientError
+from eventlake.events.model import parse_event
 from eventlake.hot.capacity import batch_get_units, item_size, query_units
 from eventlake.hot.fetch import UNPROCESSED_ATTEMPTS, fetch_items
 from eventlake.hot.index import (
     INDEX_NAME,
+    KEY_BYTES,
     LEGACY_INDEX_NAME,
-    PROJECTED,
+    PREVIOUS_INDEX_NAME,
+    attribute_definitions,
     choose,
+    decode_entry,
+    entry_key,
     index_spec,
+    key_of_item,
     wait_index_active,
 )
+from eventlake.hot.store import item_of
 from eventlake.hot.tablesettings import tags_for
 from eventlake.lake.shards import remember_shards
 
 NOW = datetime.now(UTC)
+OLD_PROJECTIONS = {
+    PREVIOUS_INDEX_NAME: {"ProjectionType": "INCLUDE",
+                          "NonKeyAttributes": ["timestamp", "content_hash", "expires_at"]},
+    LEGACY_INDEX_NAME: {"ProjectionType": "ALL"},
+}
+"""The index of each earlier `eventlake init`: by_ingested_at_v2 between issue 12's two steps,
+by_ingested_at before it; both keyed (ingest_shard, ingest_key)."""
+ENTRY = ("event_id", "ingest_shard", "ingest_key", "timestamp", "content_hash", "expires_at")
+"""What readers read of an entry (an old index's, or this one's decoded)."""
 
 
-def legacy_lake(tmp_path: Any, table: str = "legacy-events") -> EventLake:
-    """A table exactly as `eventlake init` created it before issue 12 (index by_ingested_at,
-    projection ALL), with events in it."""
+def old_spec(name: str) -> dict[str, Any]:
+    return {"IndexName": name,
+            "KeySchema": [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
+                          {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
+            "Projection": OLD_PROJECTIONS[name]}
+
+
+def old_lake(tmp_path: Any, index: str = PREVIOUS_INDEX_NAME, table: str = "old-events",
+             count: int = 6) -> EventLake:
+    """A table exactly as an earlier `eventlake init` created it (`index`), holding `count`
+    events stored by a writer of that time (`write_old`)."""
     lake = EventLake(Settings.from_env(table=table, lake_uri=str(tmp_path / "lake")))
     lake.clients.dynamodb.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"}
                               for a in ("event_id", "ingest_shard", "ingest_key")],
         KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": LEGACY_INDEX_NAME,
-            "KeySchema": [{"AttributeName": "ingest_shard", "KeyType": "HASH"},
-                          {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"}}],
+        GlobalSecondaryIndexes=[old_spec(index)],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         Tags=[{"Key": "app", "Value": "eventlake"}, *tags_for(lake.settings)])
     lake.clients.dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "expires_at"})
     lake.cold.create_marker(table=table)
     remember_shards(lake.cold, lake.hot)
-    results = lake.put_many([{"event_id": f"e-{i}", "event_type": "order_placed",
-                              "event_payload": {"n": i}} for i in range(6)])
-    assert all(r.ok for r in results)
+    write_old(lake, [f"e-{i}" for i in range(count)])
     return lake
+
+
+def write_old(lake: EventLake, ids: list[str]) -> None:
+    """Store events as a writer before by_ingested_at_v3 did: today's item without s and k."""
+    results = lake.put_many([{"event_id": i, "event_type": "order_placed",
+                              "event_payload": {"id": i}} for i in ids])
+    assert all(r.outcome.value == "created" for r in results), results
+    for event_id in ids:
+        lake.clients.dynamodb.update_item(TableName=lake.settings.table,
+                                          Key={"event_id": {"S": event_id}},
+                                          UpdateExpression="REMOVE s, k")
+
+
+def create_new_index(lake: EventLake) -> None:
+    """What step 1 of the migration does (or a crashed `init` left behind)."""
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
+                                       AttributeDefinitions=attribute_definitions(),
+                                       GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
 
 
 def indexes(lake: EventLake) -> dict[str, Any]:
@@ -60,37 +102,412 @@ def indexes(lake: EventLake) -> dict[str, Any]:
     return {i["IndexName"]: i["Projection"] for i in desc.get("GlobalSecondaryIndexes", [])}
 
 
+def stored(lake: EventLake) -> dict[str, dict[str, Any]]:
+    items = lake.clients.dynamodb.scan(TableName=lake.settings.table)["Items"]
+    return {i["event_id"]["S"]: i for i in items}
+
+
 def hot_ids(lake: EventLake) -> list[str]:
     return sorted(i["event_id"]["S"] for i in lake.hot.read_ingested(NOW - timedelta(hours=1),
                                                                      NOW + timedelta(hours=1)))
 
 
+def event_ids(lake: EventLake) -> list[str]:
+    return [r["event_id"] for r in lake.sql("select event_id from events order by event_id"
+                                            ).to_pylist()]
+
+
+def short(changes: list[str]) -> list[str]:
+    return [c.split(" (")[0] for c in changes]
+
+
+# --- the layout ----------------------------------------------------------------------------
+
+def test_an_entry_is_the_id_and_two_keys_and_decodes_to_what_readers_use(
+        lake: EventLake) -> None:
+    # given an event stored by today's writer
+    assert lake.put_many([{"event_id": "p-1", "event_type": "t", "event_payload": {"x": 1},
+                           "timestamp": "2026-11-30T23:59:59.999999Z"}])[0].ok
+    [item] = stored(lake).values()
+    # then the index entry DynamoDB returns is the id, s and k alone (keys only) ...
+    [raw] = lake.clients.dynamodb.query(
+        TableName=lake.settings.table, IndexName=INDEX_NAME,
+        KeyConditionExpression="s = :s", ExpressionAttributeValues={
+            ":s": item["ingest_shard"]})["Items"]
+    assert set(raw) == {"event_id", "s", "k"} and len(raw["k"]["B"]) == KEY_BYTES
+    assert item_size(raw) == len("event_id") + 3 + 1 + len(item["s"]["S"]) + 1 + KEY_BYTES
+    # ... which reads as the old index's entry did: the attributes the sweep decides by
+    [entry] = [e for page in lake.hot.read_index_pages(NOW - timedelta(hours=1),
+                                                       NOW + timedelta(hours=1)) for e in page]
+    assert entry == {name: item[name] for name in ENTRY}
+    assert entry_key(entry) == ("p-1", "2026-11-30", item["content_hash"]["S"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(event_id=st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S")),
+                        min_size=1, max_size=40),
+       timestamp=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                              timezones=st.just(UTC)),
+       ingested=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 1, 1),
+                             timezones=st.just(UTC)),
+       retention=st.integers(min_value=1, max_value=10 * 365 * 86400))
+def test_the_key_of_every_item_decodes_to_its_own_attributes(
+        event_id: str, timestamp: datetime, ingested: datetime, retention: int) -> None:
+    event = parse_event({"event_id": event_id, "event_type": "t", "event_payload": {},
+                         "timestamp": timestamp.isoformat()}, now=timestamp)
+    item = item_of(event, ingested, retention_seconds=retention, index_shards=4)
+    entry = decode_entry({"event_id": item["event_id"], "s": item["s"], "k": item["k"]})
+    assert entry == {name: item[name] for name in ENTRY}
+    # and the backfill would give an old writer's item the same keys
+    old = {name: value for name, value in item.items() if name not in ("s", "k")}
+    assert key_of_item(old) == {"s": item["s"], "k": item["k"]}
+
+
+def test_what_k_cannot_hold_is_left_out_so_the_reader_fetches_the_item() -> None:
+    # given an old item of another writer's layout: a timestamp, hash and expiry eventlake
+    # does not write
+    old = {"event_id": {"S": "x-1"}, "ingest_shard": {"S": "2026-11-01#0"},
+           "ingest_key": {"S": "2026-11-01T10:00:00.000000Z#x-1"},
+           "timestamp": {"S": "2026-11-01 09:00:00"}, "content_hash": {"S": "AB" * 32},
+           "expires_at": {"N": "1793530000.5"}}
+    keys = key_of_item(old)
+    assert keys is not None
+    entry = decode_entry({"event_id": old["event_id"], **keys})
+    # then its entry holds only what is certain, and the entry alone decides nothing
+    assert entry == {name: old[name] for name in ("event_id", "ingest_shard", "ingest_key")}
+    assert entry_key(entry) is None
+    # an impossible date in the right layout is not a timestamp either
+    feb30 = {**old, "timestamp": {"S": "2026-02-30T00:00:00.000000Z"}}
+    assert "timestamp" not in decode_entry({"event_id": old["event_id"], **key_of_item(feb30)})
+
+
+def test_an_item_whose_ingest_key_is_not_eventlakes_has_no_place() -> None:
+    base = {"event_id": {"S": "x-1"}, "ingest_shard": {"S": "2026-11-01#0"}}
+    for key in ("2026-11-01T10:00:00.000000Z#x-2", "2026-11-01T10:00:00Z#x-1", "x-1",
+                "1969-12-31T23:59:59.000000Z#x-1"):
+        assert key_of_item({**base, "ingest_key": {"S": key}}) is None, key
+    assert key_of_item({"event_id": {"S": "x-1"}, "ingest_key": {
+        "S": "2026-11-01T10:00:00.000000Z#x-1"}}) is None  # no shard
+
+
+def test_a_key_not_of_this_layout_is_refused_naming_the_event() -> None:
+    with pytest.raises(StorageError, match=r"event `odd-1` with a key `k` of 3 bytes"):
+        decode_entry({"event_id": {"S": "odd-1"}, "s": {"S": "2026-11-01#0"},
+                      "k": {"B": b"abc"}})
+    with pytest.raises(StorageError, match=r"event `odd-2` .* past year 9999"):
+        decode_entry({"event_id": {"S": "odd-2"}, "s": {"S": "2026-11-01#0"},
+                      "k": {"B": b"\xff" * KEY_BYTES}})
+
+
+def test_a_window_read_is_half_open_to_the_microsecond(lake: EventLake) -> None:
+    # given events ingested one microsecond around both ends of a window
+    start = NOW.replace(microsecond=0) - timedelta(minutes=5)
+    end = start + timedelta(minutes=1)
+    at = {"before": start - timedelta(microseconds=1), "first": start,
+          "last": end - timedelta(microseconds=1), "after": end}
+    agreed = lake.hot.table_settings()
+    for name, ingested in at.items():
+        event = parse_event({"event_id": name, "event_type": "t", "event_payload": {}},
+                            now=ingested)
+        lake.clients.dynamodb.put_item(TableName=lake.settings.table, Item=item_of(
+            event, ingested, retention_seconds=agreed.retention_seconds,
+            index_shards=agreed.index_shards))
+    # then [start, end) holds exactly the two inside
+    read = [e["event_id"]["S"] for page in lake.hot.read_index_pages(start, end) for e in page]
+    assert sorted(read) == ["first", "last"]
+
+
 # --- the migration -------------------------------------------------------------------------
 
-def test_init_on_a_table_of_the_old_init_replaces_its_index_and_says_so(
-        mocked_aws: None, tmp_path: Any) -> None:
-    lake = legacy_lake(tmp_path)
-    before = lake.sql("select event_id from events order by event_id").to_pylist()
+@pytest.mark.parametrize("old", [PREVIOUS_INDEX_NAME, LEGACY_INDEX_NAME])
+def test_init_on_a_table_of_an_earlier_init_backfills_the_new_index_then_drops_the_old(
+        mocked_aws: None, tmp_path: Any, old: str) -> None:
+    # given a table an earlier init made, with events an earlier writer stored
+    lake = old_lake(tmp_path, old)
+    before = stored(lake)
+    assert event_ids(lake) == [f"e-{i}" for i in range(6)]
+    assert not any("k" in item for item in before.values())
 
     changes = EventLake(lake.settings).init()
 
-    assert changes == [
-        f"added index {INDEX_NAME} (keys + timestamp, content_hash, expires_at: events are "
-        "fetched whole only when the lake lacks them)",
-        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
-        f"deleted index {LEGACY_INDEX_NAME} (it projected ALL attributes: every event was "
-        "stored twice)"]
+    # then init says what it did, in order
+    assert short(changes) == [f"added index {INDEX_NAME}",
+                              f"gave 6 existing item(s) the keys of index {INDEX_NAME}",
+                              f"deleted index {old}"]
     assert list(indexes(lake)) == [INDEX_NAME]
     assert EventLake(lake.settings).init() == []  # nothing left to do
-    after = EventLake(lake.settings)
-    assert after.sql("select event_id from events order by event_id").to_pylist() == before
-    assert len(before) == 6
+    # and each item gained s and k only: the keys today's writer gives the same event
+    after = stored(lake)
+    for event_id, item in after.items():
+        assert {n: v for n, v in item.items() if n not in ("s", "k")} == before[event_id]
+        assert decode_entry({"event_id": item["event_id"], "s": item["s"], "k": item["k"]}
+                            ) == {name: item[name] for name in ENTRY}
+    # and every reader finds every event through the new index
+    again = EventLake(lake.settings)
+    assert event_ids(again) == [f"e-{i}" for i in range(6)]
+    assert again.hot.index_name() == INDEX_NAME and hot_ids(again) == sorted(after)
+
+
+def test_the_backfills_modifies_pass_the_stream_path_but_other_modifies_do_not(
+        mocked_aws: None, tmp_path: Any) -> None:
+    lake = old_lake(tmp_path, count=1)
+    old = stored(lake)["e-0"]
+    EventLake(lake.settings).init()
+    new = stored(lake)["e-0"]
+    assert is_reindexing(old, new)
+    # and as Lambda's JSON carries it (base64)
+    assert is_reindexing(old, wire_image(new))
+    # anything else changed, keys other than the backfill computes from the item, or keys
+    # there before, is an immutable event modified
+    assert not is_reindexing(old, {**new, "event_payload": {"S": "{}"}})
+    assert not is_reindexing(old, {**new, "k": {"B": new["k"]["B"][:21] + bytes(32)}})
+    assert not is_reindexing(old, {**new, "s": {"S": "2026-01-01#0"}})
+    assert not is_reindexing(new, {**new, "k": {"B": bytes(KEY_BYTES)}})
+    assert not is_reindexing({**old, "s": new["s"]}, new)
+    assert not is_reindexing(old, {**old, "s": new["s"]})
+    assert not is_reindexing(old, old)
+    assert not is_reindexing(None, new) and not is_reindexing(old, None)
+
+
+def stream_records(lake: EventLake) -> list[dict[str, Any]]:
+    """Every record on the table's stream so far (moto's shape: boto3 decodes binary)."""
+    streams = lake.clients.dynamodbstreams
+    arn = lake.clients.dynamodb.describe_table(TableName=lake.settings.table)["Table"][
+        "LatestStreamArn"]
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            records += page["Records"]
+            iterator = page.get("NextShardIterator")
+    return records
+
+
+def test_the_stream_path_archives_the_old_events_and_passes_the_backfills_modifies(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given an old table migrated by init: its stream holds the INSERTs, then a MODIFY each
+    lake = old_lake(tmp_path)
+    EventLake(lake.settings).init()
+    records = stream_records(lake)
+    names = [r["eventName"] for r in records]
+    assert names.count("INSERT") == 6 and names.count("MODIFY") == 12  # REMOVE s, k; then SET
+    # when the stream path archives the backfill's MODIFYs (those after the old writer's own)
+    backfill = [r for r in records if r["eventName"] == "MODIFY"
+                and "k" in r["dynamodb"]["NewImage"]]
+    assert len(backfill) == 6
+    inserts = [r for r in records if r["eventName"] == "INSERT"]
+    report = archive_event(lake.cold, {"Records": inserts + backfill})
+    # then the events are archived once and nothing is quarantined
+    assert (report.archived, report.reindexed, report.modified, report.quarantined) == (
+        6, 6, 0, 0)
+    assert lake.cold.read_quarantine() == []
+
+
+def test_readers_use_the_old_index_while_the_new_one_is_not_yet_backfilled(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given the new index created (ACTIVE) but holding none of the old items yet
+    lake = old_lake(tmp_path)
+    create_new_index(lake)
+    # then readers query the old index, which holds the old items and today's writer's
+    assert lake.put_many([{"event_id": "new-1", "event_type": "t", "event_payload": {}}]
+                         )[0].ok
+    assert lake.hot.index_name() == PREVIOUS_INDEX_NAME
+    assert hot_ids(lake) == [*(f"e-{i}" for i in range(6)), "new-1"]
+    assert event_ids(lake) == [*(f"e-{i}" for i in range(6)), "new-1"]
+
+
+def fail_updates_after(monkeypatch: pytest.MonkeyPatch, ddb: Any, allowed: int) -> list[str]:
+    """Make UpdateItem fail (not retried: an injected 500) once `allowed` calls succeeded."""
+    real = ddb.update_item
+    done: list[str] = []
+    lock = threading.Lock()
+
+    def update_item(**kwargs: Any) -> Any:
+        with lock:
+            if len(done) >= allowed:
+                raise ClientError({"Error": {"Code": "InternalServerError",
+                                             "Message": "injected by the test"}}, "UpdateItem")
+            done.append(kwargs["Key"]["event_id"]["S"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "update_item", update_item)
+    return done
+
+
+def test_an_init_that_fails_mid_backfill_keeps_the_old_index_and_the_next_one_finishes(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an init whose backfill fails after 3 of 6 items
+    lake = old_lake(tmp_path)
+    first = EventLake(lake.settings)
+    with monkeypatch.context() as m:
+        done = fail_updates_after(m, first.clients.dynamodb, 3)
+        with pytest.raises(ClientError, match="injected by the test"):
+            first.init()
+    assert len(done) == 3
+    # then both indexes are there, and readers still find every event through the old one
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    reader = EventLake(lake.settings)
+    assert reader.hot.index_name() == PREVIOUS_INDEX_NAME
+    assert hot_ids(reader) == [f"e-{i}" for i in range(6)]
+    # and the next init gives the other 3 their keys and finishes
+    assert short(EventLake(lake.settings).init()) == [
+        f"gave 3 existing item(s) the keys of index {INDEX_NAME}",
+        f"deleted index {PREVIOUS_INDEX_NAME}"]
+    assert all("k" in item for item in stored(lake).values())
+    assert hot_ids(reader) == [f"e-{i}" for i in range(6)]  # re-chose the new index
+    assert reader.hot.index_name() == INDEX_NAME
+
+
+def test_an_item_the_new_index_cannot_place_keeps_the_old_index_and_is_named(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given an item in the old index whose ingest_key is not eventlake's
+    lake = old_lake(tmp_path)
+    lake.clients.dynamodb.put_item(TableName=lake.settings.table, Item={
+        "event_id": {"S": "odd-1"}, "ingest_shard": {"S": "2026-11-01#0"},
+        "ingest_key": {"S": "yesterday#odd-1"}, "event_type": {"S": "t"}})
+    # then init places the rest, refuses to drop the old index, and names the item
+    with pytest.raises(StorageError, match=r"cannot place .*: odd-1; by_ingested_at_v2 kept"):
+        EventLake(lake.settings).init()
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    assert sum("k" in item for item in stored(lake).values()) == 6
+    assert EventLake(lake.settings).hot.index_name() == PREVIOUS_INDEX_NAME
+
+
+def test_init_asked_to_keep_the_old_index_backfills_and_leaves_it(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given an old table whose stack template still holds the old index (PreviousIndex=keep)
+    lake = old_lake(tmp_path)
+    # when init runs with --keep-old-index
+    changes = EventLake(lake.settings).init(keep_old_index=True)
+    # then it backfills, keeps the old index and says how it goes away
+    assert short(changes)[:2] == [f"added index {INDEX_NAME}",
+                                  f"gave 6 existing item(s) the keys of index {INDEX_NAME}"]
+    assert changes[2].startswith(f"kept index {PREVIOUS_INDEX_NAME}")
+    assert "--keep-old-index" in changes[2] and "PreviousIndex=drop" in changes[2]
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    assert all("k" in item for item in stored(lake).values())
+    # and a later init with the flag has nothing to give keys to
+    assert short(EventLake(lake.settings).init(keep_old_index=True)) == [
+        f"kept index {PREVIOUS_INDEX_NAME}"]
+
+
+def test_the_cli_passes_keep_old_index_and_reindex_to_init(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from eventlake.cli.main import main
+
+    lake = old_lake(tmp_path)
+    monkeypatch.setenv("EVENTLAKE_TABLE", lake.settings.table)
+    monkeypatch.setenv("EVENTLAKE_LAKE_URI", lake.settings.lake_uri)
+    assert main(["init", "--keep-old-index"]) == 0
+    out = capsys.readouterr().out
+    assert f"gave 6 existing item(s) the keys of index {INDEX_NAME}" in out
+    assert f"kept index {PREVIOUS_INDEX_NAME}" in out
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    assert main(["init", "--reindex"]) == 0
+    assert f"deleted index {PREVIOUS_INDEX_NAME}" in capsys.readouterr().out
+    assert list(indexes(lake)) == [INDEX_NAME]
+
+
+def test_reindex_gives_keys_to_items_left_without_them_when_the_old_index_is_gone(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given the old index dropped before any init had backfilled (a stack updated keep ->
+    # drop too soon): the old items are in no index
+    lake = old_lake(tmp_path)
+    create_new_index(lake)
+    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
+                                       GlobalSecondaryIndexUpdates=[
+                                           {"Delete": {"IndexName": PREVIOUS_INDEX_NAME}}])
+    assert hot_ids(EventLake(lake.settings)) == []
+    # when init runs without --reindex nothing is found to do; with it, they are indexed
+    assert EventLake(lake.settings).init() == []
+    assert short(EventLake(lake.settings).init(reindex=True)) == [
+        f"gave 6 existing item(s) the keys of index {INDEX_NAME}"]
+    assert hot_ids(EventLake(lake.settings)) == [f"e-{i}" for i in range(6)]
+
+
+def test_items_an_old_writer_stores_during_the_backfill_are_given_keys_by_the_next_pass(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an old writer storing one event without s and k while the first pass runs
+    lake = old_lake(tmp_path)
+    first = EventLake(lake.settings)
+    real = first.clients.dynamodb.scan
+    passes: list[int] = []
+
+    def scan(**kwargs: Any) -> Any:
+        response = real(**kwargs)
+        if kwargs.get("ConsistentRead") and "ExclusiveStartKey" not in kwargs:
+            passes.append(1)
+            if len(passes) == 1:
+                write_old(lake, ["late-1"])
+        return response
+
+    monkeypatch.setattr(first.clients.dynamodb, "scan", scan)
+    # when init migrates, then a second pass finds it, a third finds none, and the old index
+    # goes only then
+    assert short(first.init()) == [f"added index {INDEX_NAME}",
+                                   f"gave 7 existing item(s) the keys of index {INDEX_NAME}",
+                                   f"deleted index {PREVIOUS_INDEX_NAME}"]
+    assert len(passes) == 3
+    assert hot_ids(EventLake(lake.settings)) == sorted([*(f"e-{i}" for i in range(6)), "late-1"])
+
+
+def test_an_old_writer_still_storing_keeps_the_old_index_and_is_named(
+        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an old writer storing an event without s and k during every pass
+    lake = old_lake(tmp_path)
+    first = EventLake(lake.settings)
+    real = first.clients.dynamodb.scan
+    late = iter(range(100))
+
+    def scan(**kwargs: Any) -> Any:
+        response = real(**kwargs)
+        if kwargs.get("ConsistentRead") and "ExclusiveStartKey" not in kwargs:
+            write_old(lake, [f"late-{next(late)}"])
+        return response
+
+    monkeypatch.setattr(first.clients.dynamodb, "scan", scan)
+    # then init gives up, saying why, and readers keep the old index, which lists them all
+    with pytest.raises(StorageError, match="a writer older than this version is still"):
+        first.init()
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    reader = EventLake(lake.settings)
+    assert reader.hot.index_name() == PREVIOUS_INDEX_NAME
+    assert len(hot_ids(reader)) == 6 + 5
+
+
+def test_a_table_of_a_cloudformation_stack_keeps_its_old_index_for_the_template_to_drop(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given an old table CloudFormation made (its stack tag)
+    lake = old_lake(tmp_path)
+    ddb = lake.clients.dynamodb
+    arn = ddb.describe_table(TableName=lake.settings.table)["Table"]["TableArn"]
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "aws:cloudformation:stack-name",
+                                             "Value": "events-prod"}])
+    # when init migrates it, then it backfills but leaves the old index to the template
+    changes = EventLake(lake.settings).init()
+    assert short(changes)[:2] == [f"added index {INDEX_NAME}",
+                                  f"gave 6 existing item(s) the keys of index {INDEX_NAME}"]
+    assert changes[2].startswith(f"kept index {PREVIOUS_INDEX_NAME}")
+    assert "stack `events-prod`" in changes[2] and "PreviousIndex=drop" in changes[2]
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    reader = EventLake(lake.settings)
+    assert reader.hot.index_name() == PREVIOUS_INDEX_NAME
+    # and once the template drops it, readers read the new index, every event there
+    ddb.update_table(TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[
+        {"Delete": {"IndexName": PREVIOUS_INDEX_NAME}}])
+    assert hot_ids(reader) == [f"e-{i}" for i in range(6)]
+    assert reader.hot.index_name() == INDEX_NAME
 
 
 def test_a_reader_that_chose_the_old_index_keeps_reading_after_it_is_deleted(
         mocked_aws: None, tmp_path: Any) -> None:
     # given a reader that read through the old index before the migration
-    lake = legacy_lake(tmp_path)
+    lake = old_lake(tmp_path, LEGACY_INDEX_NAME)
     assert lake.hot.index_name() == LEGACY_INDEX_NAME
     assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
     # when init migrates meanwhile (another process)
@@ -100,61 +517,25 @@ def test_a_reader_that_chose_the_old_index_keeps_reading_after_it_is_deleted(
     assert lake.hot.index_name() == INDEX_NAME
 
 
-def test_readers_use_the_old_index_while_the_new_one_is_being_built(
-        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    lake = legacy_lake(tmp_path)
-    ddb = lake.clients.dynamodb
-    ddb.update_table(TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[
-        {"Create": {"IndexName": INDEX_NAME, "KeySchema": [
-            {"AttributeName": "ingest_shard", "KeyType": "HASH"},
-            {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "KEYS_ONLY"}}}])
-    real = ddb.describe_table
-
-    def building(**kwargs: Any) -> Any:
-        desc = real(**kwargs)
-        for index in desc["Table"]["GlobalSecondaryIndexes"]:
-            if index["IndexName"] == INDEX_NAME:
-                index["IndexStatus"] = "CREATING"
-        return desc
-
-    monkeypatch.setattr(ddb, "describe_table", building)
-    assert lake.hot.index_name() == LEGACY_INDEX_NAME
-    assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
-
-
-def test_an_index_of_the_new_name_with_another_projection_is_refused(
+def test_an_index_of_the_new_name_with_another_projection_or_keys_is_refused(
         mocked_aws: None, tmp_path: Any) -> None:
-    lake = legacy_lake(tmp_path)
-    lake.clients.dynamodb.update_table(TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[
-        {"Create": {"IndexName": INDEX_NAME, "KeySchema": [
-            {"AttributeName": "ingest_shard", "KeyType": "HASH"},
-            {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "KEYS_ONLY"}}}])
-
-    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*KEYS_ONLY"):
-        EventLake(lake.settings).init()
-    assert LEGACY_INDEX_NAME in indexes(lake)  # the old one is left for readers
-
-
-def test_an_init_interrupted_after_the_new_index_deletes_only_the_old_one(
-        mocked_aws: None, tmp_path: Any) -> None:
-    lake = legacy_lake(tmp_path)
-    spec = {"IndexName": INDEX_NAME, "KeySchema": [
-        {"AttributeName": "ingest_shard", "KeyType": "HASH"},
-        {"AttributeName": "ingest_key", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "INCLUDE",
-                       "NonKeyAttributes": ["timestamp", "content_hash", "expires_at"]}}
+    lake = old_lake(tmp_path)
+    included = {**index_spec(), "Projection": {"ProjectionType": "INCLUDE",
+                                               "NonKeyAttributes": ["timestamp"]}}
     lake.clients.dynamodb.update_table(TableName=lake.settings.table,
-                                       GlobalSecondaryIndexUpdates=[{"Create": spec}])
+                                       AttributeDefinitions=attribute_definitions(),
+                                       GlobalSecondaryIndexUpdates=[{"Create": included}])
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*INCLUDE"):
+        EventLake(lake.settings).init()
+    assert PREVIOUS_INDEX_NAME in indexes(lake)  # the old one is left for readers
 
-    changes = EventLake(lake.settings).init()
-
-    assert [c.split(" (")[0] for c in changes] == [
-        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
-        f"deleted index {LEGACY_INDEX_NAME}"]
-    assert list(indexes(lake)) == [INDEX_NAME]
-
+    other = old_lake(tmp_path / "other", table="other-events")
+    other.clients.dynamodb.update_table(
+        TableName="other-events", GlobalSecondaryIndexUpdates=[{"Create": {
+            **index_spec(), "KeySchema": [{"AttributeName": "ingest_key", "KeyType": "HASH"}]}}])
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} keyed .*ingest_key"):
+        EventLake(other.settings).init()
+    assert PREVIOUS_INDEX_NAME in indexes(other)
 
 
 def race_after_describe(monkeypatch: pytest.MonkeyPatch, ddb: Any,
@@ -178,48 +559,47 @@ def race_after_describe(monkeypatch: pytest.MonkeyPatch, ddb: Any,
 def test_two_inits_migrating_at_once_both_succeed_when_the_other_created_the_index_first(
         mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # given init A described the table (old index only) and init B then migrated it all
-    lake = legacy_lake(tmp_path)
+    lake = old_lake(tmp_path)
     first = EventLake(lake.settings)
     raced = race_after_describe(monkeypatch, first.clients.dynamodb,
                                 lambda: EventLake(lake.settings).init())
     # when A goes on from what it saw
     first.init()
-    # then it succeeds, and the table has the new index only
+    # then it succeeds, and the table has the new index only, every event in it
     assert raced
     assert list(indexes(lake)) == [INDEX_NAME]
     assert hot_ids(lake) == [f"e-{i}" for i in range(6)]
+    assert all("k" in item for item in stored(lake).values())
 
 
 def test_an_init_finding_the_old_index_already_deleted_by_another_still_succeeds(
         mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # given an init interrupted after creating the new index (both indexes there) ...
-    lake = legacy_lake(tmp_path)
-    lake.clients.dynamodb.update_table(TableName=lake.settings.table,
-                                       GlobalSecondaryIndexUpdates=[{"Create": index_spec()}])
+    lake = old_lake(tmp_path)
+    create_new_index(lake)
     first = EventLake(lake.settings)
-    # ... init A saw both, then init B deleted the old one
+    # ... init A saw both, then init B backfilled and deleted the old one
     race_after_describe(monkeypatch, first.clients.dynamodb,
                         lambda: EventLake(lake.settings).init())
-    # when A goes on to delete the old index, then it finds it gone and succeeds
-    assert [c.split(" (")[0] for c in first.init()] == [
-        f"index {INDEX_NAME} is ACTIVE: readers use it from now on",
-        f"deleted index {LEGACY_INDEX_NAME}"]
+    # when A goes on, then it finds nothing to backfill and the old index gone, and succeeds
+    assert short(first.init()) == [f"deleted index {PREVIOUS_INDEX_NAME}"]
     assert list(indexes(lake)) == [INDEX_NAME]
 
 
 def test_an_index_of_the_new_name_created_meanwhile_with_another_projection_is_refused(
         mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given init A saw the old index only, and someone then made the new name KEYS_ONLY
-    lake = legacy_lake(tmp_path)
+    # given init A saw the old index only, and someone then made the new name project ALL
+    lake = old_lake(tmp_path)
     first = EventLake(lake.settings)
     ddb = first.clients.dynamodb
-    spec = {**index_spec(), "Projection": {"ProjectionType": "KEYS_ONLY"}}
+    spec = {**index_spec(), "Projection": {"ProjectionType": "ALL"}}
     race_after_describe(monkeypatch, ddb, lambda: ddb.update_table(
-        TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[{"Create": spec}]))
+        TableName=lake.settings.table, AttributeDefinitions=attribute_definitions(),
+        GlobalSecondaryIndexUpdates=[{"Create": spec}]))
     # when A tries to create it, then it refuses clearly and leaves the old index for readers
-    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*KEYS_ONLY"):
+    with pytest.raises(StorageError, match=f"index {INDEX_NAME} projecting .*ALL"):
         first.init()
-    assert LEGACY_INDEX_NAME in indexes(lake)
+    assert PREVIOUS_INDEX_NAME in indexes(lake)
 
 
 def test_waiting_for_an_index_polls_until_it_is_active_and_fails_if_it_vanishes() -> None:
@@ -235,33 +615,52 @@ def test_waiting_for_an_index_polls_until_it_is_active_and_fails_if_it_vanishes(
         wait_index_active(describe, "y", sleep=pauses.append)
 
 
-def test_readers_refuse_an_index_of_the_new_name_keyed_otherwise_unless_the_old_one_serves(
+# --- which index a reader reads --------------------------------------------------------------
+
+def described(*indexes: dict[str, Any], status: str = "ACTIVE") -> dict[str, Any]:
+    return {"GlobalSecondaryIndexes": [{"IndexStatus": status, **i} for i in indexes]}
+
+
+def test_readers_prefer_an_old_index_while_one_is_queryable() -> None:
+    new, previous, legacy = index_spec(), old_spec(PREVIOUS_INDEX_NAME), old_spec(
+        LEGACY_INDEX_NAME)
+    assert choose(described(new, previous, legacy), "t") == PREVIOUS_INDEX_NAME
+    assert choose(described(new, legacy), "t") == LEGACY_INDEX_NAME
+    assert choose(described(new), "t") == INDEX_NAME
+    # an old index being deleted (or one being built) is not read
+    deleting = {**previous, "IndexStatus": "DELETING"}
+    assert choose({"GlobalSecondaryIndexes": [{**new, "IndexStatus": "ACTIVE"}, deleting]},
+                  "t") == INDEX_NAME
+    # an old index described with its attributes in another order is still eventlake's
+    reordered = {**previous, "Projection": {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": sorted(OLD_PROJECTIONS[PREVIOUS_INDEX_NAME]["NonKeyAttributes"],
+                                   reverse=True)}}
+    assert choose(described(new, reordered), "t") == PREVIOUS_INDEX_NAME
+
+
+def test_readers_skip_an_old_name_that_is_not_eventlakes_index(
         caplog: pytest.LogCaptureFixture) -> None:
-    wrong_keys = {**index_spec(), "IndexStatus": "ACTIVE",
-                  "KeySchema": [{"AttributeName": "event_type", "KeyType": "HASH"}]}
-    keys_only = {**index_spec(), "IndexStatus": "ACTIVE",
-                 "Projection": {"ProjectionType": "KEYS_ONLY"}}
-    legacy = {"IndexName": LEGACY_INDEX_NAME, "IndexStatus": "ACTIVE",
-              "Projection": {"ProjectionType": "ALL"}}
-    for wrong in (wrong_keys, keys_only):
-        # alone: a clear refusal naming the index, not a Query failing on its keys or every
-        # entry fetched whole
+    foreign = {**old_spec(PREVIOUS_INDEX_NAME), "Projection": {"ProjectionType": "KEYS_ONLY"}}
+    assert choose(described(index_spec(), foreign), "t") == INDEX_NAME
+    assert choose(described(foreign, old_spec(LEGACY_INDEX_NAME)), "t") == LEGACY_INDEX_NAME
+    assert "is not the one eventlake made" in caplog.text
+
+
+def test_readers_refuse_an_index_of_the_new_name_keyed_or_projecting_otherwise() -> None:
+    wrong_keys = {**index_spec(), "KeySchema": [{"AttributeName": "event_type",
+                                                  "KeyType": "HASH"}]}
+    projecting = {**index_spec(), "Projection": {"ProjectionType": "ALL"}}
+    for wrong in (wrong_keys, projecting):
         with pytest.raises(StorageError, match=f"index {INDEX_NAME} (keyed|projecting)"):
-            choose({"GlobalSecondaryIndexes": [wrong]}, "t")
-        # beside the old index (a migration someone got wrong): readers keep the old one
-        assert choose({"GlobalSecondaryIndexes": [wrong, legacy]}, "t") == LEGACY_INDEX_NAME
-    assert "is not the one eventlake makes" in caplog.text
-    # eventlake's own index, its attributes in any order, is chosen over the old one
-    ours = {**index_spec(), "IndexStatus": "ACTIVE",
-            "Projection": {"ProjectionType": "INCLUDE",
-                           "NonKeyAttributes": sorted(PROJECTED, reverse=True)}}
-    assert choose({"GlobalSecondaryIndexes": [legacy, ours]}, "t") == INDEX_NAME
+            choose(described(wrong), "t")
 
 
 def test_a_table_with_no_active_index_is_refused_with_what_to_do() -> None:
-    desc = {"GlobalSecondaryIndexes": [{"IndexName": INDEX_NAME, "IndexStatus": "CREATING"}]}
     with pytest.raises(StorageError, match="run `eventlake init`"):
-        choose(desc, "t")
+        choose(described(index_spec(), status="CREATING"), "t")
+    with pytest.raises(StorageError, match="none exists"):
+        choose({}, "t")
 
 
 # --- BatchGetItem ------------------------------------------------------------------------
@@ -321,15 +720,6 @@ def test_fetch_retries_unprocessed_keys_backing_off_then_gives_up_naming_them() 
         fetch_items(stuck, "t", ["a"], sleep=pauses.append)
 
 
-def test_a_sweep_reads_index_entries_not_whole_items(lake: EventLake) -> None:
-    results = lake.put_many([{"event_id": "p-1", "event_type": "t", "event_payload": {"x": 1}}])
-    assert results[0].ok
-    [entry] = [e for page in lake.hot.read_index_pages(NOW - timedelta(hours=1),
-                                                       NOW + timedelta(hours=1)) for e in page]
-    assert set(entry) == {"event_id", "ingest_shard", "ingest_key", "timestamp",
-                          "content_hash", "expires_at"}
-
-
 # --- read units by DynamoDB's sizing rules -------------------------------------------------
 
 def test_item_sizes_follow_dynamodbs_rules() -> None:
@@ -374,10 +764,7 @@ def test_reading_whole_items_says_which_ones_vanished_between_index_and_fetch(
 def test_a_reader_whose_old_index_is_deleted_between_two_pages_reads_each_event_once(
         mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a reader paging through the old index, one entry a page
-    lake = legacy_lake(tmp_path)
-    assert all(r.ok for r in lake.put_many([
-        {"event_id": f"e-{i}", "event_type": "order_placed", "event_payload": {"n": i}}
-        for i in range(6, 30)]))
+    lake = old_lake(tmp_path, LEGACY_INDEX_NAME, count=30)
     ddb = lake.clients.dynamodb
     real = ddb.query
     calls: list[tuple[str, bool]] = []
@@ -401,7 +788,7 @@ def test_a_reader_whose_old_index_is_deleted_between_two_pages_reads_each_event_
 def test_events_hot_read_through_the_old_index_holds_only_what_the_lake_lacks(
         mocked_aws: None, tmp_path: Any) -> None:
     # given a table not yet migrated, and half its events archived
-    lake = legacy_lake(tmp_path)
+    lake = old_lake(tmp_path, LEGACY_INDEX_NAME)
     assert lake.hot.index_name() == LEGACY_INDEX_NAME
     items = sorted(lake.hot.read_ingested(NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
                    key=lambda i: i["event_id"]["S"])
@@ -411,35 +798,3 @@ def test_events_hot_read_through_the_old_index_holds_only_what_the_lake_lacks(
     assert [r["event_id"] for r in hot] == ["e-3", "e-4", "e-5"]
     assert lake.sql("select count(*) as n, count(distinct event_id) as ids from events"
                     ).to_pylist() == [{"n": 6, "ids": 6}]
-
-
-def test_the_new_index_described_with_its_attributes_in_another_order_is_accepted(
-        mocked_aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given a migrated table whose description lists the projected attributes otherwise
-    lake = legacy_lake(tmp_path)
-    EventLake(lake.settings).init()
-    again = EventLake(lake.settings)
-    ddb = again.clients.dynamodb
-    real = ddb.describe_table
-
-    def reordered(**kwargs: Any) -> Any:
-        desc = real(**kwargs)
-        for index in desc["Table"].get("GlobalSecondaryIndexes", []):
-            index["Projection"]["NonKeyAttributes"].reverse()
-        return desc
-
-    monkeypatch.setattr(ddb, "describe_table", reordered)
-    # then init finds nothing to do (DynamoDB does not promise the order it lists them in)
-    assert again.init() == []
-
-
-def test_an_index_of_the_new_name_with_other_keys_is_refused_naming_them(
-        mocked_aws: None, tmp_path: Any) -> None:
-    lake = legacy_lake(tmp_path)
-    lake.clients.dynamodb.update_table(
-        TableName=lake.settings.table, GlobalSecondaryIndexUpdates=[{"Create": {
-            **index_spec(), "KeySchema": [{"AttributeName": "ingest_key", "KeyType": "HASH"}]}}])
-
-    with pytest.raises(StorageError, match=f"index {INDEX_NAME} keyed .*ingest_key"):
-        EventLake(lake.settings).init()
-    assert LEGACY_INDEX_NAME in indexes(lake)
