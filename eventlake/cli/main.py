@@ -159,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
         p.fill = fill
 
     add("init", _command("status", "cmd_init"),
-        "create the table (and the lake's bucket); safe to run again", _init_arguments)
+        "create the table (and the lake's bucket), or migrate the index of a table of an "
+        "earlier version; safe to run again", _init_arguments)
     add("put", _command("put", "cmd_put"), "store events from JSON / JSONL files or stdin",
         _put_arguments)
     add("archive", _command("archive", "cmd_archive"), "sweep: archive what the stream path "
@@ -229,8 +230,9 @@ def _init_arguments(p: argparse.ArgumentParser) -> None:
                         "index's keys but leave the old index (a CloudFormation stack drops it "
                         "with PreviousIndex=drop; README, Upgrading a table's index)")
     p.add_argument("--reindex", action="store_true",
-                   help="give every item without the index keys its keys, even when no old "
-                        "index is left (an old index dropped before `init` had backfilled)")
+                   help="give every item in eventlake's layout (with ingest_shard and "
+                        "ingest_key) that lacks the index keys its keys, even when no old index "
+                        "is left (an old index dropped before `init` had backfilled)")
 
 
 def _backfill_arguments(p: argparse.ArgumentParser) -> None:

@@ -360,32 +360,43 @@ def wait_index_active(describe: Callable[[], dict[str, Any]], name: str, *,
         sleep(delay)
 
 
+NO_PLACE = "its ingest_key is not `<ingested_at>#<event_id>` in eventlake's layout"
+FOREIGN_KEYS = "it has an `s` or `k` the index cannot use (another writer's)"
+TOO_LARGE = "the 68 bytes of s and k would take it past DynamoDB's 400 KB item limit"
+
+
 def backfill(ddb: Any, table: str, *, workers: int = BACKFILL_WORKERS,
              page_size: int | None = None) -> tuple[int, int, list[str]]:
     """One pass giving every item that has the old indexes' keys (`ingest_shard`,
-    `ingest_key`) but no `k` its `s` and `k` (`key_of_item`): a strongly consistent Scan for
-    such items, one conditional UpdateItem each (the item unchanged since the Scan read it:
-    `ingest_key` the same, no `k` yet; an item deleted, re-put or given its keys meanwhile is
-    left to the next pass). Returns the items given keys, the placeable items the Scan found
-    (a pass finding none proves every item placed), and the ids of items the new index cannot
-    place (at most 20 named)."""
-    names = {"#k": KEY, "#ts": "timestamp"}
+    `ingest_key`) but not the new index's (`s` a string and `k` binary) its `s` and `k`
+    (`key_of_item`): a strongly consistent Scan for such items, one conditional UpdateItem
+    each (the item unchanged since the Scan read it: `ingest_key` the same, no `k` yet; an
+    item deleted, re-put or given its keys meanwhile is left to the next pass). Returns the
+    items given keys, the placeable items the Scan found (a pass finding none proves every
+    item stored before it began placed), and the items the new index cannot place, each
+    `<id> (<why>)` (at most 20 named)."""
+    names = {"#k": KEY, "#s": SHARD, "#ts": "timestamp"}
     kwargs: dict[str, Any] = {
         "TableName": table, "ExpressionAttributeNames": names, "ConsistentRead": True,
         "FilterExpression": ("attribute_exists(ingest_shard) AND attribute_exists(ingest_key)"
-                             " AND attribute_not_exists(#k)"),
+                             " AND (attribute_not_exists(#k) OR attribute_not_exists(#s)"
+                             " OR NOT attribute_type(#k, :b) OR NOT attribute_type(#s, :s))"),
+        "ExpressionAttributeValues": {":b": {"S": "B"}, ":s": {"S": "S"}},
         "ProjectionExpression": "event_id, ingest_shard, ingest_key, #ts, content_hash, "
-                                "expires_at",
+                                "expires_at, #s, #k",
     }
     if page_size is not None:
         kwargs["Limit"] = page_size
     written = seen = 0
     unplaced: list[str] = []
 
-    def update(item: dict[str, Any]) -> int:
+    def update(item: dict[str, Any]) -> int | str:
+        """1 given keys, 0 changed meanwhile (the next pass sees it), or why it has no place."""
+        if KEY in item or SHARD in item:
+            return FOREIGN_KEYS
         keys = key_of_item(item)
         if keys is None:
-            return -1
+            return NO_PLACE
         try:
             ddb.update_item(
                 TableName=table, Key={"event_id": item["event_id"]},
@@ -396,13 +407,18 @@ def backfill(ddb: Any, table: str, *, workers: int = BACKFILL_WORKERS,
                                            ":ik": item["ingest_key"]})
         except ddb.exceptions.ConditionalCheckFailedException:
             return 0
+        except ddb.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ValidationException" and (
+                    "size" in str(exc).lower()):
+                return TOO_LARGE
+            raise
         return 1
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventlake-backfill") as pool:
         for page in _scan(ddb, kwargs):
             for item, done in zip(page, pool.map(update, page), strict=True):
-                if done < 0:
-                    unplaced.append(str(_text(item, "event_id")))
+                if isinstance(done, str):
+                    unplaced.append(f"{_text(item, 'event_id')} ({done})")
                 else:
                     seen += 1
                     written += done
@@ -427,11 +443,12 @@ def backfill_all(ddb: Any, table: str, old: list[str], *,
         written, seen, unplaced = backfill(ddb, table, workers=workers)
         total += written
         if unplaced:
+            kept = f"{' and '.join(old)} kept (readers use it)" if old else "no old index left"
             raise StorageError(
-                f"table `{table}`: index {INDEX_NAME} cannot place items whose `ingest_key` "
-                f"is not `<ingested_at>#<event_id>` in eventlake's layout: "
-                f"{', '.join(unplaced)}; {' and '.join(old) or 'nothing'} kept (readers use "
-                "it): rewrite or delete those items, then run `eventlake init` again")
+                f"table `{table}`: index {INDEX_NAME} cannot place these items: "
+                f"{', '.join(unplaced)}; {kept}: rewrite or delete them, then run `eventlake "
+                "init` again (one too large for the keys may instead be left to expire: "
+                "TTL removes it, then `init` can go on)")
         if not seen:
             return ([f"gave {total} existing item(s) the keys of index {INDEX_NAME} "
                      "(attributes s and k; the stream path lets these MODIFYs pass)"]
@@ -439,7 +456,8 @@ def backfill_all(ddb: Any, table: str, old: list[str], *,
     raise StorageError(
         f"table `{table}`: items without the keys of index {INDEX_NAME} kept appearing over "
         f"{BACKFILL_PASSES} passes ({total} given keys): a writer older than this version is "
-        f"still storing events; {' and '.join(old) or 'nothing'} kept (readers use it): "
+        f"still storing events; "
+        f"{(' and '.join(old) + ' kept (readers use it)') if old else 'no old index left'}: "
         "deploy this version to every writer, then run `eventlake init` again")
 
 

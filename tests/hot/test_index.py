@@ -370,7 +370,8 @@ def test_an_item_the_new_index_cannot_place_keeps_the_old_index_and_is_named(
         "event_id": {"S": "odd-1"}, "ingest_shard": {"S": "2026-11-01#0"},
         "ingest_key": {"S": "yesterday#odd-1"}, "event_type": {"S": "t"}})
     # then init places the rest, refuses to drop the old index, and names the item
-    with pytest.raises(StorageError, match=r"cannot place .*: odd-1; by_ingested_at_v2 kept"):
+    with pytest.raises(StorageError, match=r"cannot place these items: odd-1 \(its ingest_key "
+                                           r"is not .*\); by_ingested_at_v2 kept"):
         EventLake(lake.settings).init()
     assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
     assert sum("k" in item for item in stored(lake).values()) == 6
@@ -478,6 +479,32 @@ def test_an_old_writer_still_storing_keeps_the_old_index_and_is_named(
     reader = EventLake(lake.settings)
     assert reader.hot.index_name() == PREVIOUS_INDEX_NAME
     assert len(hot_ids(reader)) == 6 + 5
+
+
+def test_items_too_large_for_the_keys_or_with_foreign_keys_keep_the_old_index_and_are_named(
+        mocked_aws: None, tmp_path: Any) -> None:
+    # given, in an old table, an item within 68 bytes of the item limit (moto's: 405,000
+    # bytes) and one with an attribute `k` of another writer (a string)
+    lake = old_lake(tmp_path)
+    ddb, table = lake.clients.dynamodb, lake.settings.table
+    [small] = [i for i in stored(lake).values() if i["event_id"]["S"] == "e-0"]
+    big = {**small, "event_id": {"S": "big-1"},
+           "ingest_key": {"S": small["ingest_key"]["S"].replace("#e-0", "#big-1")}}
+    big["event_payload"] = {"S": "x" * (404_990 - item_size(big) + len(
+        small["event_payload"]["S"]))}
+    ddb.put_item(TableName=table, Item=big)
+    foreign = {**small, "event_id": {"S": "odd-k"}, "k": {"S": "theirs"},
+               "ingest_key": {"S": small["ingest_key"]["S"].replace("#e-0", "#odd-k")}}
+    ddb.put_item(TableName=table, Item=foreign)
+    # then init names both, with why, and keeps the old index (readers list both there)
+    with pytest.raises(StorageError) as refused:
+        EventLake(lake.settings).init()
+    assert "big-1 (the 68 bytes of s and k would take it past DynamoDB's 400 KB" in str(
+        refused.value)
+    assert "odd-k (it has an `s` or `k` the index cannot use" in str(refused.value)
+    assert f"{PREVIOUS_INDEX_NAME} kept (readers use it)" in str(refused.value)
+    assert set(indexes(lake)) == {INDEX_NAME, PREVIOUS_INDEX_NAME}
+    assert {"big-1", "odd-k"} <= set(hot_ids(EventLake(lake.settings)))
 
 
 def test_a_table_of_a_cloudformation_stack_keeps_its_old_index_for_the_template_to_drop(
