@@ -1,8 +1,11 @@
 """The ingestion-time index by_ingested_at_v3, the cases mutation testing (mutants41) found no
-test checking: an index entry without `k` is refused naming its event (not a crash), a `k` in
-Lambda's JSON that is not strict base64 is no key (so a MODIFY carrying it is an event
-modified, not the backfill's), and an index with the previous index's name but other keys is
-not read.
+test checking: an index entry without `k` is refused naming its event (not a crash), and a
+timestamp in `k` that is no time is left out; every expiry `k` can hold is kept (0, and the
+largest below all ones) and one it cannot (too large, a fraction, none) is marked unknown,
+not a crash of the backfill; an item ingested at 1970's first microsecond has a place, one
+before it sorts there; a `k` in Lambda's JSON that is not strict base64 is no key (so a
+MODIFY carrying it is an event modified, not the backfill's); and an index with the previous
+index's name but other keys is not read.
 
 Items are what today's writer stores (`item_of`), an old writer's item that item without
 `s` and `k`."""
@@ -26,6 +29,8 @@ from eventlake.hot.index import (
     choose,
     decode_entry,
     index_spec,
+    item_keys,
+    key_bound,
     key_of_item,
 )
 from eventlake.hot.store import item_of
@@ -68,6 +73,51 @@ def test_a_timestamp_in_k_that_is_no_time_is_left_out_so_the_reader_fetches_the_
         entry = decode_entry({"event_id": item["event_id"], "s": item["s"], "k": {"B": k}})
         assert entry == {name: item[name] for name in (
             "event_id", "ingest_shard", "ingest_key", "content_hash", "expires_at")}
+
+
+# --- item_keys / key_of_item ----------------------------------------------------------------
+
+def expiry_of(old: dict[str, Any], expires_at: dict[str, str] | None) -> dict[str, Any]:
+    """The entry the backfill's k gives an old writer's item with this `expires_at`."""
+    item = {n: v for n, v in old.items() if n != "expires_at"}
+    if expires_at is not None:
+        item["expires_at"] = expires_at
+    keys = key_of_item(item)
+    assert keys is not None
+    return decode_entry({"event_id": item["event_id"], **keys})
+
+
+def test_every_expiry_k_can_hold_is_kept_and_one_it_cannot_is_marked_unknown() -> None:
+    old = old_writers(stored_item())
+    # given old items whose expires_at is 0, or the largest 5 bytes hold below all ones
+    for seconds in (0, (1 << 40) - 2):
+        # then k holds it and the entry says it
+        assert expiry_of(old, {"N": str(seconds)})["expires_at"] == {"N": str(seconds)}
+    # given one past what 5 bytes hold, a fraction, a number DynamoDB's digits alone do not
+    # make (a superscript: str.isdigit, but not int), or none at all (an item without TTL)
+    for odd in ({"N": str(1 << 40)}, {"N": str((1 << 40) + 5)}, {"N": "1793530000.5"},
+                {"N": "\u00b2"}, {"S": "1793530000"}, None):
+        # then the backfill places it, the expiry marked unknown (the reader fetches it)
+        assert "expires_at" not in expiry_of(old, odd), odd
+
+
+def test_an_item_ingested_at_the_epoch_itself_has_a_place() -> None:
+    # given an old item whose ingest_key is the first microsecond of 1970
+    old = {**old_writers(stored_item("evt-epoch")),
+           "ingest_key": {"S": "1970-01-01T00:00:00.000000Z#evt-epoch"}}
+    # then the backfill gives it keys, sorting first in the index
+    keys = key_of_item(old)
+    assert keys is not None and keys["k"]["B"][:8] == bytes(8)
+    assert decode_entry({"event_id": old["event_id"], **keys})["ingest_key"] == old[
+        "ingest_key"]
+
+
+def test_an_ingestion_time_before_1970_is_held_as_1970_itself() -> None:
+    # given replay's `stream` shape stamping an ingestion time before 1970
+    before = datetime(1969, 7, 20, 20, 17, tzinfo=UTC)
+    k = item_keys(before, NOW, 1_800_000_000, "ab" * 32)
+    # then k sorts as 1970's first microsecond: where a read from 1970 starts
+    assert k[:8] == key_bound(datetime(1970, 1, 1, tzinfo=UTC)) == bytes(8)
 
 
 # --- binary: k as Lambda's JSON carries it --------------------------------------------------
